@@ -1,0 +1,1 @@
+//! keyway-auth (being built).

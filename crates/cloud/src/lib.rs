@@ -1,0 +1,15 @@
+//! keyway's local cloud: an offline stand-in for the parts of Google Cloud (and,
+//! later, AWS) that workloads use to get secrets and identities, with the same
+//! wire formats and the same IAM decisions, 403s included.
+//!
+//! Layout: [`world`] parses the declarative world file; [`store`] is the only
+//! place with SQL; [`iam`] decides; [`google`] serves the REST APIs and
+//! [`metadata`] one metadata server per VM; [`server`] wires them to loopback
+//! sockets. This crate never depends on keyway's client crates, so the cloud
+//! cannot share a client's bugs.
+
+pub mod crypto;
+pub mod iam;
+pub mod store;
+pub mod time;
+pub mod world;

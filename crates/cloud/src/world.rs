@@ -1,0 +1,430 @@
+//! The world file: a declarative TOML description of the cloud a developer wants
+//! to reproduce (projects, users, service accounts, VMs, IAM bindings, secrets).
+//! It seeds an empty store once; after that the store is the truth and the
+//! world file is not re-read (`keyway cloud up --reset` starts over).
+//!
+//! Every error names the file, the line and the key, because a world file is
+//! written by hand.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct WorldError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    settings: Option<Spanned<Settings>>,
+    #[serde(default)]
+    project: Vec<Spanned<ProjectDecl>>,
+    #[serde(default)]
+    user: Vec<Spanned<UserDecl>>,
+    #[serde(default)]
+    service_account: Vec<Spanned<ServiceAccountDecl>>,
+    #[serde(default)]
+    instance: Vec<Spanned<InstanceDecl>>,
+    #[serde(default)]
+    binding: Vec<Spanned<BindingDecl>>,
+    #[serde(default)]
+    secret: Vec<Spanned<SecretDecl>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Lifetime of access and ID tokens the cloud mints, in seconds (Google: 3599).
+    #[serde(default)]
+    pub token_lifetime_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectDecl {
+    pub id: String,
+    pub number: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDecl {
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountDecl {
+    pub project: String,
+    /// The account id: the part before `@PROJECT.iam.gserviceaccount.com`.
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// JSON keys to mint at seed time, written to `DATA/keys/NAME.json`.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceDecl {
+    pub project: String,
+    pub zone: String,
+    pub name: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `"default"` (the Compute Engine default service account, the default),
+    /// an email, or `"none"`.
+    #[serde(default)]
+    pub service_account: Option<String>,
+    /// Access scopes: URLs or gcloud aliases (`default`, `cloud-platform`, ...).
+    /// Absent means `["default"]`, GCE's "Allow default access".
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub machine_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingDecl {
+    /// `projects/ID` or `projects/ID/secrets/NAME`.
+    pub resource: String,
+    pub role: String,
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    pub project: String,
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub versions: Vec<VersionDecl>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionDecl {
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub data_base64: Option<String>,
+    /// `enabled` (default), `disabled` or `destroyed`.
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// A validated world. Scopes are expanded to URLs; service-account references
+/// are resolved to emails.
+#[derive(Debug, Clone, Default)]
+pub struct World {
+    pub settings: Settings,
+    pub projects: Vec<ProjectDecl>,
+    pub users: Vec<UserDecl>,
+    pub service_accounts: Vec<ServiceAccountDecl>,
+    pub instances: Vec<InstanceDecl>,
+    pub bindings: Vec<BindingDecl>,
+    pub secrets: Vec<(SecretDecl, Vec<(Vec<u8>, String)>)>,
+}
+
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "https://www.googleapis.com/auth/devstorage.read_only",
+    "https://www.googleapis.com/auth/logging.write",
+    "https://www.googleapis.com/auth/monitoring.write",
+    "https://www.googleapis.com/auth/servicecontrol",
+    "https://www.googleapis.com/auth/service.management.readonly",
+    "https://www.googleapis.com/auth/trace.append",
+];
+
+pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// Expands gcloud's scope aliases (`gcloud compute instances create --scopes`) to URLs.
+pub fn expand_scopes(input: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in input {
+        let s = s.trim();
+        let add: Vec<String> = match s {
+            "default" => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+            "" => return Err("an empty scope".into()),
+            _ if s.starts_with("https://") => vec![s.to_owned()],
+            _ if s.contains('/') || s.contains(':') || s.contains(' ') => return Err(format!("'{s}' is not a scope URL or alias")),
+            alias => vec![format!(
+                "https://www.googleapis.com/auth/{}",
+                match alias {
+                    "compute-ro" => "compute.readonly",
+                    "compute-rw" => "compute",
+                    "storage-ro" => "devstorage.read_only",
+                    "storage-rw" => "devstorage.read_write",
+                    "storage-full" => "devstorage.full_control",
+                    "logging-write" => "logging.write",
+                    "monitoring-write" => "monitoring.write",
+                    "service-control" => "servicecontrol",
+                    "service-management" => "service.management.readonly",
+                    "sql-admin" => "sqlservice.admin",
+                    "userinfo-email" => "userinfo.email",
+                    "trace" => "trace.append",
+                    other => other,
+                }
+            )],
+        };
+        for a in add {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src.as_bytes()[..offset.min(src.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+pub fn load(path: &Path) -> Result<World, WorldError> {
+    let file = path.display().to_string();
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| WorldError { file: file.clone(), line: 0, message: format!("cannot read the world file: {e}") })?;
+    parse(&file, &src)
+}
+
+pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
+    let raw: Raw = toml::from_str(src).map_err(|e| WorldError {
+        file: file.to_owned(),
+        line: e.span().map(|s| line_of(src, s.start)).unwrap_or(0),
+        message: e.message().to_owned(),
+    })?;
+    let err = |span: std::ops::Range<usize>, message: String| WorldError { file: file.to_owned(), line: line_of(src, span.start), message };
+
+    let mut w = World { settings: raw.settings.map(|s| s.into_inner()).unwrap_or_default(), ..World::default() };
+    if let Some(l) = w.settings.token_lifetime_secs {
+        if !(1..=43200).contains(&l) {
+            return Err(err(0..0, format!("[settings] key `token_lifetime_secs`: {l} is outside 1..=43200")));
+        }
+    }
+    for p in raw.project {
+        let span = p.span();
+        let p = p.into_inner();
+        if !valid_project_id(&p.id) {
+            return Err(err(span, format!("[[project]] key `id`: '{}' is not a valid project id (6-30 characters: lowercase letters, digits, hyphens; starts with a letter)", p.id)));
+        }
+        if p.number == 0 || p.number > 999_999_999_999_999 {
+            return Err(err(span, format!("[[project]] '{}' key `number`: must be a positive number of at most 15 digits", p.id)));
+        }
+        if w.projects.iter().any(|q: &ProjectDecl| q.id == p.id || q.number == p.number) {
+            return Err(err(span, format!("[[project]] '{}': a project with this id or number is declared twice", p.id)));
+        }
+        w.projects.push(p);
+    }
+    let has_project = |w: &World, id: &str| w.projects.iter().any(|p| p.id == id);
+    for u in raw.user {
+        let span = u.span();
+        let u = u.into_inner();
+        if !valid_email(&u.email) {
+            return Err(err(span, format!("[[user]] key `email`: '{}' is not an email address", u.email)));
+        }
+        w.users.push(u);
+    }
+    for s in raw.service_account {
+        let span = s.span();
+        let s = s.into_inner();
+        if !has_project(&w, &s.project) {
+            return Err(err(span, format!("[[service_account]] '{}' key `project`: no [[project]] has id '{}'", s.name, s.project)));
+        }
+        if !(6..=30).contains(&s.name.len()) || !s.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(err(span, format!("[[service_account]] key `name`: '{}' must be 6-30 lowercase letters, digits or hyphens", s.name)));
+        }
+        for k in &s.keys {
+            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(err(span.clone(), format!("[[service_account]] '{}' key `keys`: '{k}' is not a usable file name (letters, digits, - and _)", s.name)));
+            }
+        }
+        w.service_accounts.push(s);
+    }
+    for i in raw.instance {
+        let span = i.span();
+        let mut i = i.into_inner();
+        if !has_project(&w, &i.project) {
+            return Err(err(span, format!("[[instance]] '{}' key `project`: no [[project]] has id '{}'", i.name, i.project)));
+        }
+        if i.name.is_empty() || !i.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(err(span, format!("[[instance]] key `name`: '{}' must be lowercase letters, digits and hyphens", i.name)));
+        }
+        match i.status.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("RUNNING") => i.status = Some("RUNNING".into()),
+            Some("TERMINATED") | Some("STOPPED") => i.status = Some("TERMINATED".into()),
+            Some(other) => return Err(err(span, format!("[[instance]] '{}' key `status`: '{other}' is not RUNNING or TERMINATED", i.name))),
+        }
+        let scopes = i.scopes.clone().unwrap_or_else(|| vec!["default".into()]);
+        i.scopes = Some(expand_scopes(&scopes).map_err(|e| err(span.clone(), format!("[[instance]] '{}' key `scopes`: {e}", i.name)))?);
+        if w.instances.iter().any(|o: &InstanceDecl| o.project == i.project && o.zone == i.zone && o.name == i.name) {
+            return Err(err(span, format!("[[instance]] '{}': declared twice in the same zone", i.name)));
+        }
+        w.instances.push(i);
+    }
+    for s in raw.secret {
+        let span = s.span();
+        let s = s.into_inner();
+        if !has_project(&w, &s.project) {
+            return Err(err(span, format!("[[secret]] '{}' key `project`: no [[project]] has id '{}'", s.name, s.project)));
+        }
+        if !valid_secret_id(&s.name) {
+            return Err(err(span, format!("[[secret]] key `name`: '{}' must be 1-255 letters, digits, - or _", s.name)));
+        }
+        let mut versions = Vec::new();
+        for (n, v) in s.versions.iter().enumerate() {
+            let data = match (&v.data, &v.data_base64) {
+                (Some(d), None) => d.as_bytes().to_vec(),
+                (None, Some(b)) => {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.decode(b.trim()).map_err(|e| {
+                        err(span.clone(), format!("[[secret]] '{}' versions[{n}] key `data_base64`: not base64 ({e})", s.name))
+                    })?
+                }
+                _ => return Err(err(span.clone(), format!("[[secret]] '{}' versions[{n}]: set exactly one of `data` or `data_base64`", s.name))),
+            };
+            if data.len() > 65536 {
+                return Err(err(span.clone(), format!("[[secret]] '{}' versions[{n}]: payload is {} bytes; Secret Manager's limit is 65536", s.name, data.len())));
+            }
+            let state = match v.state.as_deref().unwrap_or("enabled").to_ascii_uppercase().as_str() {
+                s @ ("ENABLED" | "DISABLED" | "DESTROYED") => s.to_owned(),
+                other => return Err(err(span.clone(), format!("[[secret]] '{}' versions[{n}] key `state`: '{other}' is not enabled, disabled or destroyed", s.name))),
+            };
+            versions.push((data, state));
+        }
+        if w.secrets.iter().any(|(o, _)| o.project == s.project && o.name == s.name) {
+            return Err(err(span, format!("[[secret]] '{}': declared twice in project '{}'", s.name, s.project)));
+        }
+        w.secrets.push((s, versions));
+    }
+    for b in raw.binding {
+        let span = b.span();
+        let b = b.into_inner();
+        let parts: Vec<&str> = b.resource.split('/').collect();
+        match parts.as_slice() {
+            ["projects", p] if has_project(&w, p) => {}
+            ["projects", p, "secrets", s] if w.secrets.iter().any(|(d, _)| d.project == *p && d.name == *s) => {}
+            _ => {
+                return Err(err(span, format!("[[binding]] key `resource`: '{}' is not a declared project (projects/ID) or secret (projects/ID/secrets/NAME)", b.resource)));
+            }
+        }
+        if crate::iam::role_permissions(&b.role).is_none() {
+            return Err(err(span, format!("[[binding]] key `role`: '{}' is not a role the local cloud knows", b.role)));
+        }
+        for m in &b.members {
+            if !crate::iam::valid_member(m) {
+                return Err(err(span.clone(), format!("[[binding]] key `members`: '{m}' is not an IAM member (user:EMAIL, serviceAccount:EMAIL, group:EMAIL, domain:DOMAIN, allUsers, allAuthenticatedUsers, principal://..., principalSet://...)")));
+            }
+        }
+        w.bindings.push(b);
+    }
+    for i in &w.instances {
+        match i.service_account.as_deref() {
+            None | Some("default") | Some("none") => {}
+            Some(email) if w.service_accounts.iter().any(|s| sa_email(s) == email) => {}
+            Some(other) => {
+                return Err(WorldError { file: file.to_owned(), line: 0, message: format!("[[instance]] '{}' key `service_account`: '{other}' is not 'default', 'none' or the email of a declared [[service_account]]", i.name) });
+            }
+        }
+    }
+    Ok(w)
+}
+
+pub fn sa_email(s: &ServiceAccountDecl) -> String {
+    format!("{}@{}.iam.gserviceaccount.com", s.name, s.project)
+}
+
+pub fn compute_default_sa(project_number: u64) -> String {
+    format!("{project_number}-compute@developer.gserviceaccount.com")
+}
+
+pub fn valid_project_id(id: &str) -> bool {
+    (6..=30).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+pub fn valid_secret_id(id: &str) -> bool {
+    (1..=255).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn valid_email(e: &str) -> bool {
+    matches!(e.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !e.contains(char::is_whitespace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+[[project]]
+id = "kaggle-gpu"
+number = 123456789012
+
+[[user]]
+email = "owner@example.com"
+
+[[instance]]
+project = "kaggle-gpu"
+zone = "asia-northeast1-a"
+name = "kaggle-vm"
+
+[[secret]]
+project = "kaggle-gpu"
+name = "wandb-api-key"
+versions = [{ data = "abc" }]
+
+[[binding]]
+resource = "projects/kaggle-gpu"
+role = "roles/owner"
+members = ["user:owner@example.com"]
+"#;
+
+    #[test]
+    fn parses_and_expands_default_scopes() {
+        let w = parse("w.toml", OK).unwrap();
+        assert_eq!(w.instances[0].scopes.as_deref().unwrap(), DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(!w.instances[0].scopes.as_ref().unwrap().iter().any(|s| s == CLOUD_PLATFORM));
+        assert_eq!(w.secrets[0].1[0].0, b"abc");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let bad = OK.replace("number = 123456789012", "numbr = 1");
+        let e = parse("w.toml", &bad).unwrap_err();
+        assert_eq!(e.file, "w.toml");
+        assert!(e.line >= 2 && e.line <= 4, "line {}", e.line);
+        assert!(e.to_string().contains("numbr"), "{e}");
+
+        let bad = OK.replace("project = \"kaggle-gpu\"\nzone", "project = \"nope-project\"\nzone");
+        let e = parse("w.toml", &bad).unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.to_string().contains("key `project`") && e.to_string().contains("nope-project"), "{e}");
+
+        let bad = OK.replace("roles/owner", "roles/wizard");
+        let e = parse("w.toml", &bad).unwrap_err();
+        assert!(e.to_string().contains("roles/wizard") && e.to_string().contains("`role`"), "{e}");
+
+        let e = parse("w.toml", "[[project]\nid=").unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn scope_aliases() {
+        let s = expand_scopes(&["cloud-platform".into(), "compute-ro".into()]).unwrap();
+        assert_eq!(s, vec![CLOUD_PLATFORM.to_string(), "https://www.googleapis.com/auth/compute.readonly".to_string()]);
+        assert!(expand_scopes(&["a b".into()]).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! keyway-core holds what every other keyway crate agrees on and that needs no IO:
+//! the [`Secret`] wrapper that keeps values out of logs, the environment seam
+//! ([`env::Env`]) so libraries never read the process environment themselves,
+//! the clock seam ([`clock::Clock`]), and the loopback-only address type used by
+//! every server keyway starts.
+
+pub mod clock;
+pub mod env;
+pub mod loopback;
+pub mod secret;
+
+pub use clock::{Clock, SystemClock};
+pub use env::Env;
+pub use loopback::LoopbackAddr;
+pub use secret::Secret;

@@ -1,0 +1,1 @@
+//! keyway-secrets (being built).

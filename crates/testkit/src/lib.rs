@@ -1,0 +1,1 @@
+//! keyway-testkit (being built).
