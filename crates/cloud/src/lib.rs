@@ -13,3 +13,7 @@ pub mod iam;
 pub mod store;
 pub mod time;
 pub mod world;
+pub mod cloud;
+pub mod google;
+pub mod metadata;
+pub mod server;

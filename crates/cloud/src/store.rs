@@ -383,6 +383,14 @@ impl Store {
         conn.query_row("SELECT v FROM meta WHERE k=?1", params![k], |r| r.get(0)).optional().map_err(|e| self.err(e))
     }
 
+    /// Keys of the meta table that start with `prefix`.
+    pub fn meta_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = conn.prepare("SELECT k FROM meta WHERE substr(k, 1, length(?1)) = ?1 ORDER BY k").map_err(|e| self.err(e))?;
+        let rows = q.query_map(params![prefix], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     pub fn meta_put(&self, k: &str, v: &[u8]) -> Result<(), StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)", params![k, v]).map(|_| ()).map_err(|e| self.err(e))

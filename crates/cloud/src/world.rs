@@ -268,8 +268,10 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         }
         let scopes = i.scopes.clone().unwrap_or_else(|| vec!["default".into()]);
         i.scopes = Some(expand_scopes(&scopes).map_err(|e| err(span.clone(), format!("[[instance]] '{}' key `scopes`: {e}", i.name)))?);
-        if w.instances.iter().any(|o: &InstanceDecl| o.project == i.project && o.zone == i.zone && o.name == i.name) {
-            return Err(err(span, format!("[[instance]] '{}': declared twice in the same zone", i.name)));
+        // Names are unique across the world (not only per zone, as on GCE) so
+        // `keyway cloud env --instance NAME` is never ambiguous.
+        if w.instances.iter().any(|o: &InstanceDecl| o.name == i.name) {
+            return Err(err(span, format!("[[instance]] '{}': an instance with this name is already declared (names are unique in a world)", i.name)));
         }
         w.instances.push(i);
     }

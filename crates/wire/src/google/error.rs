@@ -19,6 +19,16 @@ pub struct ErrorBody {
     pub status: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<ErrorDetail>,
+    /// Compute Engine (and other older APIs) also send this legacy list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<LegacyError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LegacyError {
+    pub message: String,
+    pub domain: String,
+    pub reason: String,
 }
 
 /// One entry of `details`. keyway emits and reads `google.rpc.ErrorInfo` and
@@ -51,7 +61,7 @@ pub struct FieldViolation {
 impl GoogleError {
     pub fn new(code: u16, status: &str, message: impl Into<String>) -> Self {
         GoogleError {
-            error: ErrorBody { code, message: message.into(), status: status.to_owned(), details: Vec::new() },
+            error: ErrorBody { code, message: message.into(), status: status.to_owned(), details: Vec::new(), errors: Vec::new() },
         }
     }
 

@@ -1,0 +1,403 @@
+//! [`Cloud`]: the running local cloud's shared context. It owns the store, the
+//! keys, the clock and the settings; seeds the store from a world file the first
+//! time; mints and verifies tokens; and (re)writes the credential files a
+//! developer points clients at (gcloud-style ADC files for users, JSON keys for
+//! service accounts declared in the world), since those embed the live endpoint.
+
+use crate::crypto::{self, JwtSigner, MintedKey, TokenClaims, TokenKey};
+use crate::iam;
+use crate::store::{Change, Instance, Project, SecretMeta, ServiceAccount, ServiceAccountKey, Store, StoreError, User, Version};
+use crate::world::{self, World};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use keyway_core::Clock;
+use keyway_wire::google::compute::Operation;
+use keyway_wire::google::iam::Policy;
+use keyway_wire::google::oauth2::{AuthorizedUserFile, ServiceAccountKeyFile};
+use keyway_wire::google::secretmanager::VersionState;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub const DEFAULT_TOKEN_LIFETIME: i64 = 3599;
+
+/// Scopes `gcloud auth application-default login` asks for.
+pub const USER_SCOPES: &[&str] = &[
+    "openid",
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/cloud-platform",
+    "https://www.googleapis.com/auth/sqlservice.login",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+    #[error("writing {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Settings {
+    token_lifetime_secs: i64,
+    oauth_client_id: String,
+    oauth_client_secret: String,
+}
+
+/// Who is calling, from a verified bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `user:EMAIL` or `serviceAccount:EMAIL`.
+    pub member: String,
+    pub scopes: Vec<String>,
+    pub expires_at: i64,
+}
+
+impl Caller {
+    pub fn email(&self) -> &str {
+        self.member.split_once(':').map(|(_, e)| e).unwrap_or(&self.member)
+    }
+}
+
+pub struct Cloud {
+    pub store: Store,
+    pub tokens: TokenKey,
+    pub signer: JwtSigner,
+    pub clock: Arc<dyn Clock>,
+    pub data_dir: PathBuf,
+    settings: Settings,
+    /// Compute operations, kept in memory (they are all DONE when returned).
+    pub operations: Mutex<HashMap<String, Operation>>,
+}
+
+impl Cloud {
+    /// Opens the store in `data_dir`, creating keys on first use, and seeds it
+    /// from `world` if the store is empty. Returns whether it seeded.
+    pub fn open(data_dir: &Path, key_file: &Path, world: Option<&World>, clock: Arc<dyn Clock>) -> Result<(Cloud, bool), CloudError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| CloudError::Io { path: data_dir.display().to_string(), source })?;
+        let store = Store::open(data_dir, key_file)?;
+        let tokens = match store.meta_get("token_key")? {
+            Some(s) => TokenKey::from_bytes(&store.master.open(b"token_key", &s)?),
+            None => {
+                let k = crypto::random_bytes::<32>()?;
+                store.meta_put("token_key", &store.master.seal(b"token_key", &k)?)?;
+                TokenKey::from_bytes(&k)
+            }
+        };
+        let signer = match store.meta_get("jwt_key")? {
+            Some(s) => JwtSigner::from_pkcs8(&store.master.open(b"jwt_key", &s)?)?,
+            None => {
+                let (signer, pkcs8) = JwtSigner::generate()?;
+                store.meta_put("jwt_key", &store.master.seal(b"jwt_key", &pkcs8)?)?;
+                signer
+            }
+        };
+        let seeded_before = store.meta_get("seeded")?.is_some();
+        let settings = match store.meta_get("settings")? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
+                path: data_dir.display().to_string(),
+                kind: "meta".into(),
+                key: "settings".into(),
+                reason: e.to_string(),
+            })?,
+            None => {
+                let s = Settings {
+                    token_lifetime_secs: world.and_then(|w| w.settings.token_lifetime_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME),
+                    oauth_client_id: format!("{}-keyway-local.apps.googleusercontent.com", &crypto::random_hex(6)?),
+                    oauth_client_secret: format!("GOCSPX-{}", crypto::random_hex(14)?),
+                };
+                store.meta_put("settings", &serde_json::to_vec(&s).unwrap_or_default())?;
+                s
+            }
+        };
+        let cloud = Cloud {
+            store,
+            tokens,
+            signer,
+            clock,
+            data_dir: data_dir.to_path_buf(),
+            settings,
+            operations: Mutex::new(HashMap::new()),
+        };
+        let mut seeded = false;
+        if !seeded_before {
+            if let Some(w) = world {
+                cloud.seed(w)?;
+                seeded = true;
+            }
+            cloud.store.meta_put("seeded", b"1")?;
+        }
+        Ok((cloud, seeded))
+    }
+
+    pub fn token_lifetime(&self) -> i64 {
+        self.settings.token_lifetime_secs
+    }
+
+    pub fn oauth_client_id(&self) -> &str {
+        &self.settings.oauth_client_id
+    }
+
+    pub fn oauth_client_secret_matches(&self, s: &str) -> bool {
+        // Not a secret worth a constant-time compare in a local cloud, but cheap to do right.
+        let a = crypto::sha256(s.as_bytes());
+        let b = crypto::sha256(self.settings.oauth_client_secret.as_bytes());
+        aws_lc_rs::constant_time::verify_slices_are_equal(&a, &b).is_ok()
+    }
+
+    fn seed(&self, w: &World) -> Result<(), CloudError> {
+        let now = self.clock.now_millis();
+        let mut changes = Vec::new();
+        let mut projects: BTreeMap<String, Project> = BTreeMap::new();
+        for p in &w.projects {
+            projects.insert(p.id.clone(), Project { id: p.id.clone(), number: p.number, create_ms: now, iam: Policy::default(), secrets: BTreeMap::new() });
+            // Compute Engine creates this account when the API is enabled.
+            let email = world::compute_default_sa(p.number);
+            changes.push(Change::PutServiceAccount(ServiceAccount {
+                email,
+                project: p.id.clone(),
+                unique_id: unique_id()?,
+                display_name: "Compute Engine default service account".into(),
+                keys: Vec::new(),
+                iam: Policy::default(),
+            }));
+        }
+        for u in &w.users {
+            let refresh = format!("1//{}", crypto::random_hex(40)?);
+            changes.push(Change::PutUser(User {
+                email: u.email.clone(),
+                client_id: self.settings.oauth_client_id.clone(),
+                refresh_token_sha256: crypto::hex(&crypto::sha256(refresh.as_bytes())),
+            }));
+            self.store.meta_put(&format!("refresh:{}", u.email), &self.store.master.seal(u.email.as_bytes(), refresh.as_bytes())?)?;
+        }
+        for s in &w.service_accounts {
+            let email = world::sa_email(s);
+            let mut keys = Vec::new();
+            for name in &s.keys {
+                let k = crypto::mint_service_account_key()?;
+                keys.push(ServiceAccountKey { id: k.key_id.clone(), public_der_b64: STANDARD.encode(&k.public_der), create_ms: now, disabled: false });
+                // World-declared keys keep their private half (sealed) so their
+                // files can be rewritten with the live token endpoint at every start.
+                let blob = serde_json::to_vec(&(name, &k.key_id, k.private_pem.as_str())).unwrap_or_default();
+                self.store.meta_put(&format!("sakey:{email}:{name}"), &self.store.master.seal(email.as_bytes(), &blob)?)?;
+            }
+            changes.push(Change::PutServiceAccount(ServiceAccount {
+                email,
+                project: s.project.clone(),
+                unique_id: unique_id()?,
+                display_name: s.display_name.clone().unwrap_or_default(),
+                keys,
+                iam: Policy::default(),
+            }));
+        }
+        for i in &w.instances {
+            let number = projects.get(&i.project).map(|p| p.number).unwrap_or_default();
+            let sa = match i.service_account.as_deref() {
+                None | Some("default") => Some(world::compute_default_sa(number)),
+                Some("none") => None,
+                Some(e) => Some(e.to_owned()),
+            };
+            changes.push(Change::PutInstance(Instance {
+                project: i.project.clone(),
+                zone: i.zone.clone(),
+                name: i.name.clone(),
+                id: u64::from_be_bytes(crypto::random_bytes::<8>()?) >> 1,
+                create_ms: now,
+                status: i.status.clone().unwrap_or_else(|| "RUNNING".into()),
+                machine_type: i.machine_type.clone().unwrap_or_else(|| "e2-medium".into()),
+                scopes: if sa.is_some() { i.scopes.clone().unwrap_or_default() } else { Vec::new() },
+                service_account: sa,
+                attributes: i.attributes.clone(),
+                fingerprint: crypto::random_hex(8)?,
+            }));
+        }
+        let mut secret_meta: BTreeMap<(String, String), SecretMeta> = BTreeMap::new();
+        for (s, _) in &w.secrets {
+            let meta = SecretMeta {
+                id: s.name.clone(),
+                create_ms: now,
+                labels: s.labels.clone(),
+                annotations: BTreeMap::new(),
+                version_aliases: BTreeMap::new(),
+                replication: serde_json::json!({"automatic": {}}),
+                revision: 1,
+                iam: Policy::default(),
+            };
+            secret_meta.insert((s.project.clone(), s.name.clone()), meta);
+        }
+        for b in &w.bindings {
+            let parts: Vec<&str> = b.resource.split('/').collect();
+            let policy = match parts.as_slice() {
+                ["projects", p] => projects.get_mut(*p).map(|p| &mut p.iam),
+                ["projects", p, "secrets", s] => secret_meta.get_mut(&(p.to_string(), s.to_string())).map(|m| &mut m.iam),
+                _ => None,
+            };
+            if let Some(policy) = policy {
+                for m in &b.members {
+                    iam::add_binding(policy, &b.role, m);
+                }
+            }
+        }
+        for p in projects.into_values() {
+            changes.insert(0, Change::PutProject(p));
+        }
+        for ((project, secret), meta) in secret_meta {
+            changes.push(Change::PutSecret { project: project.clone(), meta });
+            let versions = w.secrets.iter().find(|(d, _)| d.project == project && d.name == secret).map(|(_, v)| v.clone()).unwrap_or_default();
+            for (n, (data, state)) in versions.iter().enumerate() {
+                let number = n as u64 + 1;
+                let state = VersionState::parse(state).unwrap_or(VersionState::Enabled);
+                let destroyed = state == VersionState::Destroyed;
+                changes.push(Change::PutVersion {
+                    project: project.clone(),
+                    secret: secret.clone(),
+                    version: Version {
+                        number,
+                        create_ms: now,
+                        state,
+                        destroy_ms: destroyed.then_some(now),
+                        crc32c: crc32c::crc32c(data),
+                        client_checksum: false,
+                        sealed: if destroyed { Vec::new() } else { self.store.seal_payload(&project, &secret, number, data)? },
+                    },
+                });
+            }
+        }
+        self.store.write(|_| Ok::<_, StoreError>((changes, ())))?;
+        Ok(())
+    }
+
+    /// Writes the files a developer hands to clients, embedding `token_uri`:
+    /// `DATA/users/EMAIL/gcloud/application_default_credentials.json` per user
+    /// (the directory is a CLOUDSDK_CONFIG) and `DATA/keys/NAME.json` per
+    /// world-declared service-account key.
+    pub fn write_credential_files(&self, token_uri: &str) -> Result<(), CloudError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| CloudError::Io { path, source }
+        };
+        let users: Vec<User> = self.store.read().users.values().cloned().collect();
+        for u in users {
+            let Some(sealed) = self.store.meta_get(&format!("refresh:{}", u.email))? else { continue };
+            let refresh = self.store.master.open(u.email.as_bytes(), &sealed)?;
+            let file = AuthorizedUserFile {
+                type_: "authorized_user".into(),
+                client_id: self.settings.oauth_client_id.clone(),
+                client_secret: self.settings.oauth_client_secret.clone(),
+                refresh_token: String::from_utf8_lossy(&refresh).into_owned(),
+                quota_project_id: None,
+                token_uri: Some(token_uri.to_owned()),
+                universe_domain: Some("googleapis.com".into()),
+                account: Some(u.email.clone()),
+            };
+            let dir = self.user_config_dir(&u.email);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let path = dir.join("application_default_credentials.json");
+            let body = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
+            crypto::write_private(&path, &body).map_err(io(&path))?;
+        }
+        let sas: Vec<ServiceAccount> = self.store.read().service_accounts.values().cloned().collect();
+        let keys_dir = self.data_dir.join("keys");
+        for sa in sas {
+            let names = self.world_key_names(&sa.email)?;
+            for (name, key_id, pem) in names {
+                std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
+                let file = self.key_file(&sa, &key_id, &pem, token_uri);
+                let path = keys_dir.join(format!("{name}.json"));
+                let body = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
+                crypto::write_private(&path, &body).map_err(io(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn world_key_names(&self, email: &str) -> Result<Vec<(String, String, zeroize::Zeroizing<String>)>, CloudError> {
+        let mut out = Vec::new();
+        // Key names are not indexed; the world is small, so scan the meta prefix.
+        for name in self.store.meta_keys_with_prefix(&format!("sakey:{email}:"))? {
+            if let Some(sealed) = self.store.meta_get(&name)? {
+                let blob = self.store.master.open(email.as_bytes(), &sealed)?;
+                if let Ok((n, id, pem)) = serde_json::from_slice::<(String, String, String)>(&blob) {
+                    out.push((n, id, zeroize::Zeroizing::new(pem)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn key_file(&self, sa: &ServiceAccount, key_id: &str, pem: &str, token_uri: &str) -> ServiceAccountKeyFile {
+        ServiceAccountKeyFile {
+            type_: "service_account".into(),
+            project_id: sa.project.clone(),
+            private_key_id: key_id.to_owned(),
+            private_key: pem.to_owned(),
+            client_email: sa.email.clone(),
+            client_id: sa.unique_id.clone(),
+            auth_uri: "https://accounts.google.com/o/oauth2/auth".into(),
+            token_uri: token_uri.to_owned(),
+            auth_provider_x509_cert_url: "https://www.googleapis.com/oauth2/v1/certs".into(),
+            client_x509_cert_url: format!(
+                "https://www.googleapis.com/robot/v1/metadata/x509/{}",
+                percent_encoding::utf8_percent_encode(&sa.email, percent_encoding::NON_ALPHANUMERIC)
+            ),
+            universe_domain: "googleapis.com".into(),
+        }
+    }
+
+    /// The CLOUDSDK_CONFIG directory holding a user's ADC file.
+    pub fn user_config_dir(&self, email: &str) -> PathBuf {
+        self.data_dir.join("users").join(email).join("gcloud")
+    }
+
+    /// Mints an access token for `member` with `scopes`.
+    pub fn mint_access_token(&self, member: &str, scopes: &[String], azp: &str) -> (String, i64) {
+        let now = self.clock.now_secs();
+        let life = self.settings.token_lifetime_secs;
+        let claims = TokenClaims { sub: member.to_owned(), scp: scopes.to_vec(), iat: now, exp: now + life, azp: azp.to_owned() };
+        (self.tokens.mint(&claims), life)
+    }
+
+    /// Verifies a bearer token.
+    pub fn verify_access_token(&self, token: &str) -> Result<Caller, TokenProblem> {
+        let c = self.tokens.verify(token).ok_or(TokenProblem::Invalid)?;
+        if c.exp <= self.clock.now_secs() {
+            return Err(TokenProblem::Expired);
+        }
+        Ok(Caller { member: c.sub, scopes: c.scp, expires_at: c.exp })
+    }
+
+    /// Signs an ID token.
+    pub fn sign_id_token(&self, claims: serde_json::Value) -> Result<String, crypto::CryptoError> {
+        self.signer.sign_jwt(&claims)
+    }
+
+    /// Mints a new key for a service account (the IAM API's keys.create): the
+    /// cloud keeps only the public half.
+    pub fn mint_key(&self, email: &str) -> Result<Option<(ServiceAccount, MintedKey)>, CloudError> {
+        let k = crypto::mint_service_account_key()?;
+        let now = self.clock.now_millis();
+        let out = self.store.write(|st| {
+            let Some(sa) = st.service_accounts.get(email) else { return Ok::<_, StoreError>((vec![], None)) };
+            let mut sa = sa.clone();
+            sa.keys.push(ServiceAccountKey { id: k.key_id.clone(), public_der_b64: STANDARD.encode(&k.public_der), create_ms: now, disabled: false });
+            Ok((vec![Change::PutServiceAccount(sa.clone())], Some(sa)))
+        })?;
+        Ok(out.map(|sa| (sa, k)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    Invalid,
+    Expired,
+}
+
+/// A 21-digit numeric id, as Google gives service accounts and users.
+pub fn unique_id() -> Result<String, crypto::CryptoError> {
+    let n = u64::from_be_bytes(crypto::random_bytes::<8>()?) % 10_000_000_000_000_000_000;
+    Ok(format!("1{n:020}"))
+}

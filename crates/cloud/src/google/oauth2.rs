@@ -1,0 +1,238 @@
+//! OAuth 2.0: the token endpoint (refresh_token grant for users, jwt-bearer grant
+//! for service-account keys), tokeninfo, and the ID-token signing keys (JWKS).
+//! Errors use RFC 6749's body (`{"error": "invalid_grant", ...}`), not the
+//! `google.rpc.Status` envelope, as Google's token endpoint does.
+
+use super::{Reply, Req, ok_json};
+use crate::cloud::{Cloud, USER_SCOPES};
+use crate::crypto;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use keyway_wire::google::oauth2::{JwkSet, OAuthError, TokenInfo, TokenResponse};
+
+pub const GOOGLE_TOKEN_AUDIENCE: &str = "https://oauth2.googleapis.com/token";
+pub const ISSUER: &str = "https://accounts.google.com";
+
+fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    let body = OAuthError { error: error.into(), error_description: Some(description.into()) };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], serde_json::to_vec(&body).unwrap_or_default()).into_response()
+}
+
+/// Form fields (or a JSON object) of a token request.
+fn fields(req: &Req) -> Vec<(String, String)> {
+    let ct = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.starts_with("application/json") {
+        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        return v
+            .as_object()
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+            .unwrap_or_default();
+    }
+    let mut f: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    f.extend(req.query.iter().cloned());
+    f
+}
+
+fn field<'a>(f: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+pub fn token(cloud: &Cloud, req: &Req) -> Reply {
+    if req.method != axum::http::Method::POST {
+        return Ok(oauth_error(405, "invalid_request", "The token endpoint takes POST."));
+    }
+    let f = fields(req);
+    Ok(match field(&f, "grant_type") {
+        Some("refresh_token") => refresh_grant(cloud, &f),
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => jwt_bearer_grant(cloud, &f),
+        Some(other) => oauth_error(400, "unsupported_grant_type", &format!("Invalid grant_type: {other}")),
+        None => oauth_error(400, "invalid_request", "Missing required parameter: grant_type"),
+    })
+}
+
+fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
+    let (Some(client_id), Some(refresh)) = (field(f, "client_id"), field(f, "refresh_token")) else {
+        return oauth_error(400, "invalid_request", "Missing required parameter: refresh_token or client_id");
+    };
+    if client_id != cloud.oauth_client_id() {
+        return oauth_error(401, "invalid_client", "The OAuth client was not found.");
+    }
+    if !cloud.oauth_client_secret_matches(field(f, "client_secret").unwrap_or("")) {
+        return oauth_error(401, "invalid_client", "Unauthorized");
+    }
+    let hash = crypto::hex(&crypto::sha256(refresh.as_bytes()));
+    let user = cloud.store.read().users.values().find(|u| u.refresh_token_sha256 == hash && u.client_id == client_id).cloned();
+    let Some(user) = user else {
+        return oauth_error(400, "invalid_grant", "Token has been expired or revoked.");
+    };
+    let granted: Vec<String> = USER_SCOPES.iter().map(|s| s.to_string()).collect();
+    let scopes = match field(f, "scope") {
+        Some(s) if !s.trim().is_empty() => {
+            let asked: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+            if let Some(extra) = asked.iter().find(|a| !granted.contains(a)) {
+                return oauth_error(400, "invalid_scope", &format!("The scope {extra} was not granted to this refresh token."));
+            }
+            asked
+        }
+        _ => granted,
+    };
+    let (access, life) = cloud.mint_access_token(&format!("user:{}", user.email), &scopes, client_id);
+    let id_token = if scopes.iter().any(|s| s == "openid") {
+        let now = cloud.clock.now_secs();
+        cloud
+            .sign_id_token(serde_json::json!({
+                "iss": ISSUER, "azp": client_id, "aud": client_id, "sub": user_sub(&user.email),
+                "email": user.email, "email_verified": true, "iat": now, "exp": now + life,
+            }))
+            .ok()
+    } else {
+        None
+    };
+    ok_json(&TokenResponse { access_token: access, expires_in: life, token_type: "Bearer".into(), scope: Some(scopes.join(" ")), id_token, refresh_token: None }, false)
+}
+
+/// A stable numeric subject for a user.
+pub fn user_sub(email: &str) -> String {
+    let h = crypto::sha256(email.as_bytes());
+    format!("1{:020}", u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) % 10_000_000_000_000_000_000)
+}
+
+/// The jwt-bearer grant: a service account signs a JWT with its key; the
+/// signature, issuer, audience and times are checked against the key the cloud minted.
+fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
+    let Some(assertion) = field(f, "assertion") else {
+        return oauth_error(400, "invalid_request", "Missing required parameter: assertion");
+    };
+    let claims = match verify_service_account_jwt(cloud, assertion) {
+        Ok(c) => c,
+        Err(e) => return oauth_error(400, "invalid_grant", &e),
+    };
+    let now = cloud.clock.now_secs();
+    let email = claims.iss.clone();
+    let sa = cloud.store.read().service_accounts.get(&email).cloned();
+    let Some(sa) = sa else { return oauth_error(400, "invalid_grant", "Invalid JWT Signature.") };
+    if let Some(aud) = claims.target_audience.as_deref() {
+        let life = cloud.token_lifetime();
+        let id = cloud.sign_id_token(serde_json::json!({
+            "iss": ISSUER, "aud": aud, "azp": sa.unique_id, "sub": sa.unique_id, "email": sa.email,
+            "email_verified": true, "iat": now, "exp": now + life,
+        }));
+        return match id {
+            Ok(id) => ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], serde_json::to_vec(&serde_json::json!({"id_token": id})).unwrap_or_default()).into_response(),
+            Err(_) => oauth_error(500, "internal_failure", "Signing failed."),
+        };
+    }
+    let Some(scope) = claims.scope.filter(|s| !s.trim().is_empty()) else {
+        return oauth_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.");
+    };
+    let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+    let (access, life) = cloud.mint_access_token(&format!("serviceAccount:{}", sa.email), &scopes, &sa.unique_id);
+    ok_json(&TokenResponse { access_token: access, expires_in: life, token_type: "Bearer".into(), scope: None, id_token: None, refresh_token: None }, false)
+}
+
+#[derive(serde::Deserialize)]
+pub struct SaJwtClaims {
+    pub iss: String,
+    #[serde(default)]
+    pub sub: Option<String>,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub target_audience: Option<String>,
+}
+
+/// Verifies a JWT signed by a service account's key: header kid names a key of
+/// the account in `iss`, RS256 signature, at most one hour of validity, not
+/// expired, not issued in the future (5 minutes of skew allowed).
+pub fn verify_service_account_jwt(cloud: &Cloud, jwt: &str) -> Result<SaJwtClaims, String> {
+    let mut parts = jwt.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.".into());
+    };
+    let header: serde_json::Value = URL_SAFE_NO_PAD.decode(h).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or("Invalid JWT: the header is not base64url JSON.")?;
+    let claims: SaJwtClaims = URL_SAFE_NO_PAD.decode(c).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or("Invalid JWT: the claims are not base64url JSON with iss, aud, iat and exp.")?;
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| "Invalid JWT Signature.")?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some("RS256") {
+        return Err("Invalid JWT: alg must be RS256.".into());
+    }
+    let kid = header.get("kid").and_then(|k| k.as_str()).unwrap_or("");
+    let st = cloud.store.read();
+    let sa = st.service_accounts.get(&claims.iss).ok_or("Invalid JWT Signature.")?;
+    let signed = &jwt[..h.len() + 1 + c.len()];
+    let ok = sa.keys.iter().filter(|k| !k.disabled && (kid.is_empty() || k.id == kid)).any(|k| {
+        STANDARD.decode(&k.public_der_b64).is_ok_and(|der| crypto::verify_rs256(&der, signed.as_bytes(), &sig))
+    });
+    if !ok {
+        return Err("Invalid JWT Signature.".into());
+    }
+    let now = cloud.clock.now_secs();
+    if claims.exp <= now || claims.iat > now + 300 || claims.exp - claims.iat > 3600 {
+        return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.".into());
+    }
+    if claims.aud != GOOGLE_TOKEN_AUDIENCE {
+        return Err(format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}."));
+    }
+    Ok(claims)
+}
+
+pub fn tokeninfo(cloud: &Cloud, req: &Req) -> Reply {
+    let f = fields(req);
+    let bad = || oauth_error(400, "invalid_token", "Invalid Value");
+    if let Some(t) = field(&f, "access_token") {
+        let Ok(c) = cloud.verify_access_token(t) else { return Ok(bad()) };
+        let now = cloud.clock.now_secs();
+        let (kind, email) = c.member.split_once(':').unwrap_or(("", ""));
+        let azp = cloud.tokens.verify(t).map(|c| c.azp).unwrap_or_default();
+        let sub = if kind == "user" { user_sub(email) } else { azp.clone() };
+        let info = TokenInfo {
+            azp: azp.clone(),
+            aud: azp,
+            sub: Some(sub),
+            scope: c.scopes.join(" "),
+            exp: c.expires_at.to_string(),
+            expires_in: (c.expires_at - now).max(0).to_string(),
+            email: Some(email.to_owned()),
+            email_verified: Some("true".into()),
+            access_type: Some("online".into()),
+        };
+        return Ok(ok_json(&info, false));
+    }
+    if let Some(t) = field(&f, "id_token") {
+        let Some(claims) = verify_id_token(cloud, t) else { return Ok(bad()) };
+        let mut out = serde_json::Map::new();
+        if let Some(m) = claims.as_object() {
+            for (k, v) in m {
+                out.insert(k.clone(), match v {
+                    serde_json::Value::String(s) => serde_json::Value::String(s.clone()),
+                    other => serde_json::Value::String(other.to_string()),
+                });
+            }
+        }
+        out.insert("alg".into(), "RS256".into());
+        out.insert("kid".into(), cloud.signer.kid.clone().into());
+        return Ok(ok_json(&out, false));
+    }
+    Ok(oauth_error(400, "invalid_request", "Either access_token or id_token is required."))
+}
+
+/// The claims of an ID token this cloud signed and that has not expired.
+pub fn verify_id_token(cloud: &Cloud, jwt: &str) -> Option<serde_json::Value> {
+    let (signed, sig) = jwt.rsplit_once('.')?;
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    if !crypto::verify_rs256(&cloud.signer.public_key_der(), signed.as_bytes(), &sig) {
+        return None;
+    }
+    let (_, c) = signed.split_once('.')?;
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+    (claims.get("exp")?.as_i64()? > cloud.clock.now_secs()).then_some(claims)
+}
+
+pub fn certs(cloud: &Cloud) -> Reply {
+    Ok(ok_json(&JwkSet { keys: vec![cloud.signer.jwk()] }, false))
+}
