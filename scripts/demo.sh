@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The main job on the embedded local cloud: seed 000 (a GCE VM reading its
+# Weights & Biases key from Secret Manager), told step by step. Builds keyway,
+# starts `keyway cloud` from examples/seed-000.toml, and runs every step inside
+# a loopback-only network namespace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" != "--inside" ]; then
+  command -v curl >/dev/null || { echo "error: the demo needs curl" >&2; exit 1; }
+  cargo build --locked --quiet -p keyway
+  exec bash scripts/netns.sh bash scripts/demo.sh --inside
+fi
+
+KW="$PWD/target/debug/keyway"
+DATA=$(mktemp -d)
+"$KW" cloud up --world examples/seed-000.toml --data "$DATA" > "$DATA/up.json" &
+CLOUD=$!
+trap 'kill $CLOUD 2>/dev/null; wait $CLOUD 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 100); do [ -s "$DATA/endpoints.json" ] && break; sleep 0.05; done
+[ -s "$DATA/endpoints.json" ] || { echo "the local cloud did not start" >&2; exit 1; }
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"json": json}, {"d": d}))' "$1"; }
+SECRET=projects/kaggle-gpu-lab/secrets/wandb-api-key/versions/latest
+
+vm_read() {  # what code on the VM does: token from the metadata server, then :access
+  ( eval "$("$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm)"
+    tok=$(curl -s -H 'Metadata-Flavor: Google' "http://$GCE_METADATA_HOST/computeMetadata/v1/instance/service-accounts/default/token" | field 'd["access_token"]')
+    curl -s -H "Authorization: Bearer $tok" "${CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER}v1/$SECRET:access" )
+}
+owner() {  # what the project owner does with their gcloud login: METHOD PATH [JSON]
+  ( eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"
+    adc="$CLOUDSDK_CONFIG/application_default_credentials.json"
+    tok=$(python3 - "$adc" <<'PY'
+import json, sys, urllib.parse, urllib.request
+a = json.load(open(sys.argv[1]))
+body = urllib.parse.urlencode({"grant_type": "refresh_token", "client_id": a["client_id"], "client_secret": a["client_secret"], "refresh_token": a["refresh_token"]}).encode()
+print(json.load(urllib.request.urlopen(a["token_uri"], body))["access_token"])
+PY
+)
+    curl -s -X "$1" -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' ${3:+-d "$3"} "${CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER%/}$2" )
+}
+INSTANCE=/compute/v1/projects/kaggle-gpu-lab/zones/asia-northeast1-a/instances/kaggle-gpu-vm
+SA=482915736104-compute@developer.gserviceaccount.com
+
+say "The local cloud is up (every port on 127.0.0.1):"
+cat "$DATA/up.json"
+say "On the VM, what 'keyway cloud env --instance kaggle-gpu-vm' sets:"
+"$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm | grep -E 'GCE_METADATA_HOST|SECRETMANAGER|PROJECT='
+
+say "1. The VM reads the secret with its default access scopes:"
+vm_read | field 'd["error"]["message"] + "  [" + d["error"]["details"][0]["reason"] + "]"'
+say "   The VM's token scopes (GCE 'default access' has no cloud-platform):"
+( eval "$("$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm)"; curl -s -H 'Metadata-Flavor: Google' "http://$GCE_METADATA_HOST/computeMetadata/v1/instance/service-accounts/default/scopes" )
+
+say "2. The owner widens the scopes: stop the VM, set cloud-platform, start it"
+owner POST "$INSTANCE/setServiceAccount" "{\"email\":\"$SA\",\"scopes\":[\"cloud-platform\"]}" | field '"while running: " + d["error"]["message"]'
+owner POST "$INSTANCE/stop" | field '"stop: " + d["status"]'
+owner POST "$INSTANCE/setServiceAccount" "{\"email\":\"$SA\",\"scopes\":[\"cloud-platform\"]}" | field '"setServiceAccount: " + d["status"]'
+owner POST "$INSTANCE/start" | field '"start: " + d["status"]'
+
+say "3. The VM tries again: the scope is right, but the service account has no role"
+vm_read | field 'd["error"]["message"]'
+
+say "4. The owner grants roles/secretmanager.secretAccessor to the VM's service account (on the secret)"
+policy=$(owner GET /v1/projects/kaggle-gpu-lab/secrets/wandb-api-key:getIamPolicy)
+etag=$(echo "$policy" | field 'd["etag"]')
+owner POST /v1/projects/kaggle-gpu-lab/secrets/wandb-api-key:setIamPolicy \
+  "{\"policy\":{\"etag\":\"$etag\",\"bindings\":[{\"role\":\"roles/secretmanager.secretAccessor\",\"members\":[\"serviceAccount:$SA\"]}]}}" \
+  | field '"bindings: " + json.dumps(d["bindings"])' 2>/dev/null || true
+
+say "5. The VM reads the secret (sha256 of the value shown, never the value):"
+vm_read | python3 -c 'import json,sys,base64,hashlib; d=json.load(sys.stdin); v=base64.b64decode(d["payload"]["data"]); print(d["name"], "sha256:", hashlib.sha256(v).hexdigest()[:16], len(v), "bytes")'
+say "Done: the denial moved from scopes (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT) to IAM (403 Permission denied) to success."

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what keyway's tests need on a fresh machine (needs the package
+# registries; everything after this runs offline):
+#   - the Rust dependencies, built (cargo build --workspace --all-targets --locked)
+#   - a Python virtual environment in .venv with the pinned official Google and
+#     AWS client libraries the tests run against keyway's local cloud
+#   - iproute2 (for `ip` inside the loopback-only namespace) if missing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v ip >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+  else
+    echo "error: the 'ip' command (iproute2) is required" >&2; exit 1
+  fi
+fi
+
+echo "==> building (cargo build --workspace --all-targets --locked)"
+cargo build --workspace --all-targets --locked --quiet
+
+echo "==> python environment (.venv, tests/python/requirements.txt)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  echo "$want" > "$stamp"
+fi
