@@ -6,10 +6,15 @@
 
 pub mod clock;
 pub mod env;
+pub mod fs;
 pub mod loopback;
+pub mod reference;
 pub mod secret;
+pub mod vars;
 
 pub use clock::{Clock, SystemClock};
 pub use env::Env;
+pub use fs::{Fs, MemFs, RealFs};
 pub use loopback::LoopbackAddr;
+pub use reference::{Delivery, RefError, Reference, SecretRef};
 pub use secret::Secret;

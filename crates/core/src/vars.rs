@@ -1,0 +1,36 @@
+//! Every environment variable keyway reads, in one place, with what it means.
+//! Names follow the clouds' own conventions wherever one exists, so a variable a
+//! user already sets for gcloud or an SDK means the same to keyway.
+
+/// Path of a credentials file (any type Google defines): the first ADC source.
+pub const GOOGLE_APPLICATION_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+/// gcloud's configuration directory; holds application_default_credentials.json.
+pub const CLOUDSDK_CONFIG: &str = "CLOUDSDK_CONFIG";
+/// host[:port] of the GCE metadata server (skips detection when set).
+pub const GCE_METADATA_HOST: &str = "GCE_METADATA_HOST";
+/// Older name of GCE_METADATA_HOST.
+pub const GCE_METADATA_ROOT: &str = "GCE_METADATA_ROOT";
+/// ip[:port] of the metadata server used for the detection probe.
+pub const GCE_METADATA_IP: &str = "GCE_METADATA_IP";
+/// When true, never probe for a metadata server.
+pub const NO_GCE_CHECK: &str = "NO_GCE_CHECK";
+/// Default project.
+pub const GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
+pub const GCLOUD_PROJECT: &str = "GCLOUD_PROJECT";
+pub const CLOUDSDK_CORE_PROJECT: &str = "CLOUDSDK_CORE_PROJECT";
+/// Base URL of Secret Manager (gcloud's override convention, with a trailing slash).
+pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER";
+/// Base URL of IAM Credentials.
+pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS";
+/// Base URL of Google STS.
+pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_STS: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_STS";
+/// Base URL of the OAuth2 token endpoint host (used when a credentials file has no token_uri).
+pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2";
+/// HOME, for ~/.config/gcloud.
+pub const HOME: &str = "HOME";
+/// Runtime directory preferred for tmpfs secret files.
+pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+/// keyway's log filter (tracing env-filter syntax).
+pub const KEYWAY_LOG: &str = "KEYWAY_LOG";
+/// The local cloud's data directory.
+pub const KEYWAY_CLOUD_DATA: &str = "KEYWAY_CLOUD_DATA";
