@@ -22,6 +22,9 @@ use std::sync::{Arc, Mutex};
 
 pub const DEFAULT_TOKEN_LIFETIME: i64 = 3599;
 
+/// Lifetime of the token cached in users' ADC files (see `write_credential_files`).
+pub const ADC_TOKEN_LIFETIME: i64 = 12 * 3600;
+
 /// Scopes `gcloud auth application-default login` asks for.
 pub const USER_SCOPES: &[&str] = &[
     "openid",
@@ -284,6 +287,13 @@ impl Cloud {
         for u in users {
             let Some(sealed) = self.store.meta_get(&format!("refresh:{}", u.email))? else { continue };
             let refresh = self.store.master.open(u.email.as_bytes(), &sealed)?;
+            // google-auth ignores an authorized_user file's token_uri and always
+            // refreshes at oauth2.googleapis.com. A cached token (valid 12 hours)
+            // in the file lets unmodified clients work against this cloud without
+            // refreshing; keyway's own client honours token_uri.
+            let scopes: Vec<String> = USER_SCOPES.iter().map(|s| s.to_string()).collect();
+            let (token, life) = self.mint_access_token_with_lifetime(&format!("user:{}", u.email), &scopes, &u.client_id, ADC_TOKEN_LIFETIME);
+            let expiry = crate::time::rfc3339_seconds((self.clock.now_secs() + life) * 1000);
             let file = AuthorizedUserFile {
                 type_: "authorized_user".into(),
                 client_id: self.settings.oauth_client_id.clone(),
@@ -293,6 +303,8 @@ impl Cloud {
                 token_uri: Some(token_uri.to_owned()),
                 universe_domain: Some("googleapis.com".into()),
                 account: Some(u.email.clone()),
+                token: Some(token),
+                expiry: Some(expiry),
             };
             let dir = self.user_config_dir(&u.email);
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -355,8 +367,11 @@ impl Cloud {
 
     /// Mints an access token for `member` with `scopes`.
     pub fn mint_access_token(&self, member: &str, scopes: &[String], azp: &str) -> (String, i64) {
+        self.mint_access_token_with_lifetime(member, scopes, azp, self.settings.token_lifetime_secs)
+    }
+
+    pub fn mint_access_token_with_lifetime(&self, member: &str, scopes: &[String], azp: &str, life: i64) -> (String, i64) {
         let now = self.clock.now_secs();
-        let life = self.settings.token_lifetime_secs;
         let claims = TokenClaims { sub: member.to_owned(), scp: scopes.to_vec(), iat: now, exp: now + life, azp: azp.to_owned() };
         (self.tokens.mint(&claims), life)
     }

@@ -77,6 +77,13 @@ impl Metadata {
             return error(StatusCode::FORBIDDEN, "Request denied: X-Forwarded-For header present; the metadata server refuses proxied requests.");
         }
         let path = uri.path();
+        let st = self.cloud.store.read();
+        let Some(inst) = st.instances.get(&self.key) else {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "This instance no longer exists in the local cloud.");
+        };
+        if inst.status != "RUNNING" {
+            return error(StatusCode::SERVICE_UNAVAILABLE, &format!("Instance {} is {}: nothing runs on a stopped VM.", inst.name, inst.status));
+        }
         if path == "/" {
             return text("computeMetadata/\n");
         }
@@ -85,13 +92,6 @@ impl Metadata {
             return error(StatusCode::FORBIDDEN, "Missing required header: Metadata-Flavor: Google");
         }
         let q = query(uri);
-        let st = self.cloud.store.read();
-        let Some(inst) = st.instances.get(&self.key) else {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "This instance no longer exists in the local cloud.");
-        };
-        if inst.status != "RUNNING" {
-            return error(StatusCode::SERVICE_UNAVAILABLE, &format!("Instance {} is {}: nothing runs on a stopped VM.", inst.name, inst.status));
-        }
         let recursive = q.get("recursive").is_some_and(|v| v == "true" || v == "True" || v == "1");
         let alt_json = q.get("alt").is_some_and(|v| v == "json");
         let rest = rest.strip_prefix('/').unwrap_or(rest);

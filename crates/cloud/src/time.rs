@@ -9,6 +9,14 @@ pub fn rfc3339_millis(ms: i64) -> String {
     }
 }
 
+/// RFC 3339 in UTC to the second ("2026-11-23T19:28:37Z").
+pub fn rfc3339_seconds(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => "1970-01-01T00:00:00Z".to_owned(),
+    }
+}
+
 /// Compute Engine's `creationTimestamp` style: RFC 3339 with an offset.
 pub fn rfc3339_offset(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {

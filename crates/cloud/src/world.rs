@@ -200,10 +200,18 @@ pub fn load(path: &Path) -> Result<World, WorldError> {
 }
 
 pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
-    let raw: Raw = toml::from_str(src).map_err(|e| WorldError {
-        file: file.to_owned(),
-        line: e.span().map(|s| line_of(src, s.start)).unwrap_or(0),
-        message: e.message().to_owned(),
+    let raw: Raw = toml::from_str(src).map_err(|e| {
+        let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
+        let mut message = e.message().to_owned();
+        // serde's type errors do not say which key; the offending line does.
+        if !message.contains('`') {
+            if let Some(key) = src.lines().nth(line.saturating_sub(1)).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim()) {
+                if !key.is_empty() && !key.starts_with('[') {
+                    message = format!("key `{key}`: {message}");
+                }
+            }
+        }
+        WorldError { file: file.to_owned(), line, message }
     })?;
     let err = |span: std::ops::Range<usize>, message: String| WorldError { file: file.to_owned(), line: line_of(src, span.start), message };
 
@@ -418,6 +426,11 @@ members = ["user:owner@example.com"]
         let bad = OK.replace("roles/owner", "roles/wizard");
         let e = parse("w.toml", &bad).unwrap_err();
         assert!(e.to_string().contains("roles/wizard") && e.to_string().contains("`role`"), "{e}");
+
+        let bad = OK.replace("number = 123456789012", "number = \"123456789012\"");
+        let e = parse("w.toml", &bad).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.to_string().contains("key `number`"), "{e}");
 
         let e = parse("w.toml", "[[project]\nid=").unwrap_err();
         assert_eq!(e.line, 1, "{e}");

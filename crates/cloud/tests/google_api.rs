@@ -408,3 +408,29 @@ async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
     let (s, _) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(&nobody), Some(json!({}))).await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
+    let e = env().await;
+    let owner = e.token("user:owner@example.com", &[CP]);
+    let sa = "1111111111-compute@developer.gserviceaccount.com";
+    let (_, b) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(&owner), Some(json!({}))).await;
+    use base64::Engine;
+    let key: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b["privateKeyData"].as_str().unwrap()).unwrap()).unwrap();
+    let pem = key["private_key"].as_str().unwrap();
+    let der = base64::engine::general_purpose::STANDARD.decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let jwt = |aud: &str| {
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]});
+        keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "aud": aud, "iat": now, "exp": now + 3600})).unwrap()
+    };
+    let path = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
+    // Authenticated as the account: IAM, not authentication, now decides.
+    let (s, b) = e.call("GET", path, Some(&jwt("https://secretmanager.googleapis.com/")), None).await;
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(reason(&b), "IAM_PERMISSION_DENIED");
+    // Addressed to another API: not a credential here.
+    let (s, _) = e.call("GET", path, Some(&jwt("https://compute.googleapis.com/")), None).await;
+    assert_eq!(s, 401);
+}

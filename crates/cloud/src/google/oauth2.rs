@@ -106,7 +106,7 @@ fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     let Some(assertion) = field(f, "assertion") else {
         return oauth_error(400, "invalid_request", "Missing required parameter: assertion");
     };
-    let claims = match verify_service_account_jwt(cloud, assertion) {
+    let claims = match verify_service_account_jwt(cloud, assertion, Audience::TokenEndpoint) {
         Ok(c) => c,
         Err(e) => return oauth_error(400, "invalid_grant", &e),
     };
@@ -147,10 +147,19 @@ pub struct SaJwtClaims {
     pub target_audience: Option<String>,
 }
 
+/// What a service-account JWT must be addressed to.
+pub enum Audience<'a> {
+    /// An assertion for the jwt-bearer grant: `aud` is Google's token endpoint.
+    TokenEndpoint,
+    /// A self-signed JWT used directly as a bearer token for an API: `aud` is
+    /// `https://SERVICE/`, or the JWT carries a `scope` claim instead.
+    Service(&'a str),
+}
+
 /// Verifies a JWT signed by a service account's key: header kid names a key of
 /// the account in `iss`, RS256 signature, at most one hour of validity, not
 /// expired, not issued in the future (5 minutes of skew allowed).
-pub fn verify_service_account_jwt(cloud: &Cloud, jwt: &str) -> Result<SaJwtClaims, String> {
+pub fn verify_service_account_jwt(cloud: &Cloud, jwt: &str, audience: Audience<'_>) -> Result<SaJwtClaims, String> {
     let mut parts = jwt.split('.');
     let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.".into());
@@ -175,10 +184,16 @@ pub fn verify_service_account_jwt(cloud: &Cloud, jwt: &str) -> Result<SaJwtClaim
     if claims.exp <= now || claims.iat > now + 300 || claims.exp - claims.iat > 3600 {
         return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.".into());
     }
-    if claims.aud != GOOGLE_TOKEN_AUDIENCE {
-        return Err(format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}."));
+    if claims.sub.as_deref().is_some_and(|s| s != claims.iss) {
+        return Err("Invalid JWT: sub must equal iss.".into());
     }
-    Ok(claims)
+    match audience {
+        Audience::TokenEndpoint if claims.aud != GOOGLE_TOKEN_AUDIENCE => Err(format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}.")),
+        Audience::Service(svc) if claims.scope.is_none() && claims.aud.trim_end_matches('/') != format!("https://{svc}") => {
+            Err(format!("Invalid JWT: aud must be https://{svc}/ or the JWT must carry a scope claim."))
+        }
+        _ => Ok(claims),
+    }
 }
 
 pub fn tokeninfo(cloud: &Cloud, req: &Req) -> Reply {

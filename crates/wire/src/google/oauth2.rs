@@ -79,6 +79,11 @@ pub struct AuthorizedUserFile {
     pub universe_domain: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// A cached access token and its expiry (RFC 3339), which google-auth reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
 }
 
 /// The content of a `service_account` JSON key file.
