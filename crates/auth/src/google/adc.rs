@@ -1,0 +1,246 @@
+//! Application Default Credentials in Google's order, keeping a record of every
+//! source tried: GOOGLE_APPLICATION_CREDENTIALS, then gcloud's well-known file,
+//! then the metadata server. A source that is not configured moves the chain on;
+//! a configured source that is broken stops it (a bad file named by the user
+//! must not be silently replaced by whatever comes next).
+
+use super::file::{self, CredentialsFile, FileError};
+use super::metadata::{self, Detection, Metadata};
+use super::{
+    AccessToken, Attempt, CredentialKind, GoogleCredentials, Outcome, Provider, Source, SourceKind,
+};
+use super::{authorized_user::AuthorizedUser, service_account::ServiceAccount};
+use crate::cache::TokenCache;
+use crate::context::{AuthContext, RetryPolicy};
+use crate::error::AuthError;
+use keyway_core::{Secret, vars};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Longest wait for the metadata server to name its service account during detection.
+const EMAIL_LOOKUP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Finds Google credentials the way Google's client libraries do, and says
+/// which source answered ([`GoogleCredentials::source`]) and why the earlier
+/// ones did not ([`GoogleCredentials::attempts`]). `scopes` are requested for
+/// service account and metadata-server tokens (user credentials carry the
+/// scopes granted at login).
+pub async fn google_default(
+    ctx: &AuthContext,
+    scopes: &[String],
+) -> Result<GoogleCredentials, AuthError> {
+    let mut attempts = Vec::new();
+
+    // 1. The file the user named.
+    let gac = vars::GOOGLE_APPLICATION_CREDENTIALS;
+    match ctx.env.get(gac) {
+        Some(p) if !p.is_empty() => {
+            let path = PathBuf::from(p);
+            let bytes = read(ctx, &path, SourceKind::EnvFile)?
+                .map_err(|reason| invalid(&path, SourceKind::EnvFile, None, reason))?;
+            attempts.push(Attempt {
+                source: SourceKind::EnvFile,
+                outcome: Outcome::Answered,
+            });
+            return from_file(ctx, path, SourceKind::EnvFile, &bytes, attempts, scopes);
+        }
+        Some(_) => attempts.push(not_configured(
+            SourceKind::EnvFile,
+            format!("{gac} is set but empty"),
+        )),
+        None => attempts.push(not_configured(
+            SourceKind::EnvFile,
+            format!("{gac} is not set"),
+        )),
+    }
+
+    // 2. gcloud's file.
+    match gcloud_file(ctx) {
+        None => attempts.push(not_configured(
+            SourceKind::GcloudFile,
+            format!(
+                "neither {} nor {} is set, so there is no gcloud configuration directory",
+                vars::CLOUDSDK_CONFIG,
+                vars::HOME
+            ),
+        )),
+        Some(path) => match read(ctx, &path, SourceKind::GcloudFile)? {
+            Err(_) => attempts.push(not_configured(
+                SourceKind::GcloudFile,
+                format!("no file at {}", path.display()),
+            )),
+            Ok(bytes) => {
+                attempts.push(Attempt {
+                    source: SourceKind::GcloudFile,
+                    outcome: Outcome::Answered,
+                });
+                return from_file(ctx, path, SourceKind::GcloudFile, &bytes, attempts, scopes);
+            }
+        },
+    }
+
+    // 3. The metadata server.
+    match metadata::detect(ctx).await? {
+        Detection::Found { host } => {
+            let m = Metadata::new(host.clone());
+            // The email is provenance only: a server that answered the check but
+            // stalls here must not hold up finding credentials for long.
+            let policy = RetryPolicy {
+                deadline: ctx.retry.deadline.min(EMAIL_LOOKUP_DEADLINE),
+                ..ctx.retry.clone()
+            };
+            let email = match m.email(ctx, &policy).await {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the metadata server answered but did not name its service account");
+                    None
+                }
+            };
+            attempts.push(Attempt {
+                source: SourceKind::MetadataServer,
+                outcome: Outcome::Answered,
+            });
+            let source = Source::MetadataServer { host, email };
+            tracing::info!(source = %source, "using google credentials");
+            let cache = TokenCache::new(ctx.refresh_ahead);
+            Ok(GoogleCredentials::new(
+                ctx,
+                source,
+                attempts,
+                scopes,
+                Provider::Metadata(m),
+                cache,
+            ))
+        }
+        Detection::NotConfigured(why) => {
+            attempts.push(not_configured(SourceKind::MetadataServer, why));
+            Err(nothing(attempts))
+        }
+        Detection::Failed(why) => {
+            attempts.push(Attempt {
+                source: SourceKind::MetadataServer,
+                outcome: Outcome::Failed(why),
+            });
+            Err(nothing(attempts))
+        }
+    }
+}
+
+fn nothing(attempts: Vec<Attempt>) -> AuthError {
+    tracing::debug!(?attempts, "no google credentials found");
+    AuthError::NotConfigured { attempts }
+}
+
+fn not_configured(source: SourceKind, why: String) -> Attempt {
+    tracing::debug!(%source, why, "credentials source not configured");
+    Attempt {
+        source,
+        outcome: Outcome::NotConfigured(why),
+    }
+}
+
+fn invalid(
+    path: &Path,
+    origin: SourceKind,
+    field: Option<&'static str>,
+    reason: String,
+) -> AuthError {
+    AuthError::InvalidConfig {
+        path: path.to_owned(),
+        origin,
+        field,
+        reason,
+    }
+}
+
+/// `$CLOUDSDK_CONFIG/application_default_credentials.json`, else
+/// `$HOME/.config/gcloud/application_default_credentials.json`.
+fn gcloud_file(ctx: &AuthContext) -> Option<PathBuf> {
+    let dir = match ctx.env.non_empty(vars::CLOUDSDK_CONFIG) {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(ctx.env.non_empty(vars::HOME)?)
+            .join(".config")
+            .join("gcloud"),
+    };
+    Some(dir.join("application_default_credentials.json"))
+}
+
+/// The file's bytes; `Ok(Err(reason))` when it does not exist, `Err` when it
+/// exists but cannot be read.
+fn read(
+    ctx: &AuthContext,
+    path: &Path,
+    origin: SourceKind,
+) -> Result<Result<Secret<Vec<u8>>, String>, AuthError> {
+    match ctx.fs.read(path) {
+        Ok(bytes) => Ok(Ok(Secret::new(bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Err("the file does not exist".into())),
+        Err(e) => Err(invalid(
+            path,
+            origin,
+            None,
+            format!("cannot read the file ({e})"),
+        )),
+    }
+}
+
+fn from_file(
+    ctx: &AuthContext,
+    path: PathBuf,
+    origin: SourceKind,
+    bytes: &Secret<Vec<u8>>,
+    attempts: Vec<Attempt>,
+    scopes: &[String],
+) -> Result<GoogleCredentials, AuthError> {
+    let parsed = file::parse(bytes, &ctx.env).map_err(|e| match e {
+        FileError::Invalid { field, reason } => invalid(&path, origin, field, reason),
+        FileError::Unsupported { kind, detail } => AuthError::Unsupported {
+            path: path.clone(),
+            origin,
+            kind,
+            detail,
+        },
+    })?;
+    let source_for = |kind| match origin {
+        SourceKind::GcloudFile => Source::GcloudFile {
+            path: path.clone(),
+            kind,
+        },
+        _ => Source::EnvFile {
+            path: path.clone(),
+            kind,
+        },
+    };
+    let (source, provider, cache) = match parsed {
+        CredentialsFile::AuthorizedUser(mut cfg) => {
+            let now = ctx.clock.now_secs();
+            let cache = match cfg.cached.take() {
+                Some((token, expires_at)) if expires_at > now => TokenCache::seeded(
+                    ctx.refresh_ahead,
+                    AccessToken {
+                        token,
+                        expires_at,
+                        scopes: None,
+                    },
+                    now,
+                ),
+                _ => TokenCache::new(ctx.refresh_ahead),
+            };
+            (
+                source_for(CredentialKind::AuthorizedUser),
+                Provider::AuthorizedUser(AuthorizedUser::new(cfg)),
+                cache,
+            )
+        }
+        CredentialsFile::ServiceAccount(cfg) => (
+            source_for(CredentialKind::ServiceAccount),
+            Provider::ServiceAccount(ServiceAccount::new(cfg)),
+            TokenCache::new(ctx.refresh_ahead),
+        ),
+    };
+    tracing::info!(source = %source, "using google credentials");
+    Ok(GoogleCredentials::new(
+        ctx, source, attempts, scopes, provider, cache,
+    ))
+}

@@ -1,0 +1,444 @@
+//! Google credentials files (the JSON a user points GOOGLE_APPLICATION_CREDENTIALS
+//! at, or gcloud writes as its ADC file), read into typed configurations.
+//!
+//! Fields are taken out of the parsed JSON one by one so every error names the
+//! field at fault, and secret fields (client secret, refresh token, private key,
+//! cached token) move straight into [`Secret`]s. Whatever is left of the JSON is
+//! wiped when dropped. Types keyway knows but does not handle yet are named with
+//! enough detail for the user to recognise their file; unknown types are errors.
+//! The `wire` crate's file structs are not used here: they require fields Google's
+//! libraries treat as optional, and their plain `String`s would hold secrets.
+
+use super::jwt;
+use aws_lc_rs::signature::RsaKeyPair;
+use keyway_core::{Env, Secret, vars};
+use serde_json::{Map, Value};
+use zeroize::Zeroize;
+
+/// Google's token endpoint, and the audience of every JWT-bearer assertion.
+pub(crate) const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// What a credentials file holds, ready to use.
+pub(crate) enum CredentialsFile {
+    AuthorizedUser(AuthorizedUserConfig),
+    ServiceAccount(ServiceAccountConfig),
+}
+
+pub(crate) struct AuthorizedUserConfig {
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    pub refresh_token: Secret<String>,
+    pub token_uri: String,
+    /// The user's email, which gcloud records in the files it writes.
+    pub account: Option<String>,
+    pub quota_project_id: Option<String>,
+    /// An access token cached in the file (`token` and RFC 3339 `expiry`), as
+    /// google-auth reads it.
+    pub cached: Option<(Secret<String>, i64)>,
+}
+
+pub(crate) struct ServiceAccountConfig {
+    pub client_email: String,
+    pub private_key_id: Option<String>,
+    pub key: RsaKeyPair,
+    pub token_uri: String,
+    pub project_id: Option<String>,
+}
+
+/// Why a file could not be used.
+#[derive(Debug)]
+pub(crate) enum FileError {
+    Invalid {
+        field: Option<&'static str>,
+        reason: String,
+    },
+    Unsupported {
+        kind: String,
+        detail: String,
+    },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> FileError {
+    FileError::Invalid {
+        field: Some(field),
+        reason: reason.into(),
+    }
+}
+
+/// A parsed JSON object whose string values are wiped when it is dropped.
+struct Doc(Map<String, Value>);
+
+impl Drop for Doc {
+    fn drop(&mut self) {
+        self.0.values_mut().for_each(wipe);
+    }
+}
+
+/// Overwrites every string inside `v`.
+fn wipe(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe),
+        Value::Object(o) => o.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
+impl Doc {
+    /// A string field; absent, null and empty all count as missing.
+    fn string(&mut self, field: &'static str) -> Result<Option<String>, FileError> {
+        match self.0.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(mut other) => {
+                wipe(&mut other);
+                Err(invalid(
+                    field,
+                    format!("field \"{field}\" must be a string"),
+                ))
+            }
+        }
+    }
+
+    fn required(&mut self, field: &'static str) -> Result<String, FileError> {
+        self.string(field)?
+            .ok_or_else(|| invalid(field, format!("missing field \"{field}\"")))
+    }
+
+    fn secret(&mut self, field: &'static str) -> Result<Option<Secret<String>>, FileError> {
+        Ok(self.string(field)?.map(Secret::new))
+    }
+
+    fn required_secret(&mut self, field: &'static str) -> Result<Secret<String>, FileError> {
+        self.required(field).map(Secret::new)
+    }
+
+    fn object(&self, field: &str) -> Option<&Map<String, Value>> {
+        self.0.get(field).and_then(Value::as_object)
+    }
+
+    fn peek(&self, field: &str) -> Option<&str> {
+        self.0.get(field).and_then(Value::as_str)
+    }
+}
+
+/// Parses a credentials file. `env` supplies the token endpoint override for
+/// files without a `token_uri`.
+pub(crate) fn parse(bytes: &Secret<Vec<u8>>, env: &Env) -> Result<CredentialsFile, FileError> {
+    let value: Value = serde_json::from_slice(bytes.expose()).map_err(|e| FileError::Invalid {
+        field: None,
+        // Syntax errors carry a position, not content.
+        reason: format!("not valid JSON ({e})"),
+    })?;
+    let mut doc = match value {
+        Value::Object(m) => Doc(m),
+        mut other => {
+            wipe(&mut other);
+            return Err(FileError::Invalid {
+                field: None,
+                reason: "expected a JSON object".into(),
+            });
+        }
+    };
+    let kind = doc.required("type")?;
+    match kind.as_str() {
+        "authorized_user" => authorized_user(&mut doc, env).map(CredentialsFile::AuthorizedUser),
+        "service_account" => service_account(&mut doc, env).map(CredentialsFile::ServiceAccount),
+        "external_account" => Err(unsupported(kind.clone(), external_account_detail(&doc))),
+        "external_account_authorized_user" => {
+            let audience = doc
+                .peek("audience")
+                .map(|a| format!("workforce pool audience {a}, "));
+            Err(unsupported(
+                kind.clone(),
+                format!(
+                    "{}coming with workload identity federation",
+                    audience.unwrap_or_default()
+                ),
+            ))
+        }
+        "impersonated_service_account" => {
+            Err(unsupported(kind.clone(), impersonation_detail(&doc)))
+        }
+        "gdch_service_account" => Err(unsupported(
+            kind.clone(),
+            "Google Distributed Cloud Hosted; not planned".into(),
+        )),
+        other => Err(invalid(
+            "type",
+            format!(
+                "unknown credentials type \"{other}\" (expected authorized_user, service_account, external_account, external_account_authorized_user or impersonated_service_account)"
+            ),
+        )),
+    }
+}
+
+fn unsupported(kind: String, detail: String) -> FileError {
+    FileError::Unsupported { kind, detail }
+}
+
+/// "audience …, subject token from AWS; coming with …"
+fn external_account_detail(doc: &Doc) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = doc.peek("audience") {
+        parts.push(format!("audience {a}"));
+    }
+    if let Some(src) = doc.object("credential_source") {
+        let from = if src
+            .get("environment_id")
+            .and_then(Value::as_str)
+            .is_some_and(|e| e.starts_with("aws"))
+        {
+            "AWS".to_owned()
+        } else if let Some(f) = src.get("file").and_then(Value::as_str) {
+            format!("the file {f}")
+        } else if let Some(u) = src.get("url").and_then(Value::as_str) {
+            crate::http::redact_url(u)
+        } else if src.contains_key("executable") {
+            "an executable".to_owned()
+        } else if src.contains_key("certificate") {
+            "an X.509 certificate".to_owned()
+        } else {
+            "an unrecognised source".to_owned()
+        };
+        parts.push(format!("subject token from {from}"));
+    }
+    if doc.peek("service_account_impersonation_url").is_some() {
+        parts.push("with service account impersonation".into());
+    }
+    parts.push("coming with workload identity federation".into());
+    parts.join(", ")
+}
+
+/// "impersonating x@y via authorized_user credentials; coming with …"
+fn impersonation_detail(doc: &Doc) -> String {
+    let target = doc
+        .peek("service_account_impersonation_url")
+        .and_then(|u| u.rsplit("/serviceAccounts/").next())
+        .and_then(|s| s.split(':').next())
+        .map(str::to_owned);
+    let source_kind = doc
+        .object("source_credentials")
+        .and_then(|s| s.get("type"))
+        .and_then(Value::as_str);
+    let mut d = String::new();
+    if let Some(t) = target {
+        d.push_str(&format!("impersonating {t}"));
+    }
+    if let Some(k) = source_kind {
+        d.push_str(&format!(
+            "{}from {k} credentials",
+            if d.is_empty() { "" } else { " " }
+        ));
+    }
+    if !d.is_empty() {
+        d.push_str(", ");
+    }
+    d.push_str("coming with workload identity federation");
+    d
+}
+
+/// The token endpoint: the file's `token_uri`, else gcloud's OAuth2 endpoint
+/// override + `token`, else Google's.
+fn token_uri(doc: &mut Doc, env: &Env) -> Result<String, FileError> {
+    let uri = match doc.string("token_uri")? {
+        Some(u) => u,
+        None => match env.non_empty(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2) {
+            Some(base) => format!("{}/token", base.trim_end_matches('/')),
+            None => GOOGLE_TOKEN_URI.to_owned(),
+        },
+    };
+    match url::Url::parse(&uri) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(uri),
+        _ => Err(invalid(
+            "token_uri",
+            format!(
+                "token endpoint \"{}\" is not an http(s) URL",
+                crate::http::redact_url(&uri)
+            ),
+        )),
+    }
+}
+
+fn authorized_user(doc: &mut Doc, env: &Env) -> Result<AuthorizedUserConfig, FileError> {
+    let client_id = doc.required("client_id")?;
+    let client_secret = doc.required_secret("client_secret")?;
+    let refresh_token = doc.required_secret("refresh_token")?;
+    let token_uri = token_uri(doc, env)?;
+    let account = doc.string("account")?;
+    let quota_project_id = doc.string("quota_project_id")?;
+    let token = doc.secret("token")?;
+    let expiry = doc.string("expiry")?;
+    let cached = match (token, expiry) {
+        (Some(t), Some(e)) => match e.parse::<jiff::Timestamp>() {
+            Ok(ts) => Some((t, ts.as_second())),
+            Err(_) => {
+                return Err(invalid(
+                    "expiry",
+                    format!("field \"expiry\" is not an RFC 3339 time: {e:?}"),
+                ));
+            }
+        },
+        _ => None,
+    };
+    Ok(AuthorizedUserConfig {
+        client_id,
+        client_secret,
+        refresh_token,
+        token_uri,
+        account,
+        quota_project_id,
+        cached,
+    })
+}
+
+fn service_account(doc: &mut Doc, env: &Env) -> Result<ServiceAccountConfig, FileError> {
+    let client_email = doc.required("client_email")?;
+    let private_key = doc.required_secret("private_key")?;
+    let key = jwt::rsa_key_from_pem(&private_key)
+        .map_err(|r| invalid("private_key", format!("field \"private_key\": {r}")))?;
+    let private_key_id = doc.string("private_key_id")?;
+    let token_uri = token_uri(doc, env)?;
+    let project_id = doc.string("project_id")?;
+    Ok(ServiceAccountConfig {
+        client_email,
+        private_key_id,
+        key,
+        token_uri,
+        project_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str, env: &Env) -> Result<CredentialsFile, FileError> {
+        parse(&Secret::new(s.as_bytes().to_vec()), env)
+    }
+
+    fn invalid_field(r: Result<CredentialsFile, FileError>) -> (Option<&'static str>, String) {
+        match r {
+            Err(FileError::Invalid { field, reason }) => (field, reason),
+            Err(e) => panic!("unexpected {e:?}"),
+            Ok(_) => panic!("parsed"),
+        }
+    }
+
+    #[test]
+    fn authorized_user_fixture_gets_the_default_or_overridden_endpoint() {
+        let f = include_str!("../../tests/data/authorized_user.json");
+        let CredentialsFile::AuthorizedUser(c) = parse_str(f, &Env::new()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.token_uri, GOOGLE_TOKEN_URI);
+        assert_eq!(c.client_id, "123");
+        assert_eq!(c.refresh_token.expose(), "alabalaportocala");
+        let env = Env::new().with(
+            vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2,
+            "http://127.0.0.1:9/",
+        );
+        let CredentialsFile::AuthorizedUser(c) = parse_str(f, &env).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.token_uri, "http://127.0.0.1:9/token");
+    }
+
+    #[test]
+    fn service_account_fixture_parses_its_pkcs1_key() {
+        let f = include_str!("../../tests/data/service_account.json");
+        let CredentialsFile::ServiceAccount(c) = parse_str(f, &Env::new()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.client_email, "service-account@example.com");
+        assert_eq!(c.private_key_id.as_deref(), Some("1"));
+        assert_eq!(c.token_uri, "https://accounts.google.com/o/oauth2/token");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let env = Env::new();
+        assert_eq!(invalid_field(parse_str("{", &env)).0, None);
+        assert_eq!(
+            invalid_field(parse_str("[]", &env)).1,
+            "expected a JSON object"
+        );
+        assert_eq!(
+            invalid_field(parse_str("{}", &env)),
+            (Some("type"), "missing field \"type\"".into())
+        );
+        let (f, r) = invalid_field(parse_str(
+            r#"{"type":"authorized_user","client_id":"x","client_secret":"s"}"#,
+            &env,
+        ));
+        assert_eq!(
+            (f, r.as_str()),
+            (Some("refresh_token"), "missing field \"refresh_token\"")
+        );
+        let (f, r) = invalid_field(parse_str(
+            r#"{"type":"service_account","client_email":"e","private_key":7}"#,
+            &env,
+        ));
+        assert_eq!(
+            (f, r.as_str()),
+            (
+                Some("private_key"),
+                "field \"private_key\" must be a string"
+            )
+        );
+        let (f, r) = invalid_field(parse_str(r#"{"type":"nope"}"#, &env));
+        assert_eq!(f, Some("type"));
+        assert!(r.contains("unknown credentials type \"nope\""), "{r}");
+        let (f, _) = invalid_field(parse_str(
+            r#"{"type":"authorized_user","client_id":"x","client_secret":"s","refresh_token":"r","token_uri":"file:///x"}"#,
+            &env,
+        ));
+        assert_eq!(f, Some("token_uri"));
+    }
+
+    #[test]
+    fn unsupported_types_are_described() {
+        let env = Env::new();
+        let cases = [
+            (
+                include_str!(
+                    "../../tests/data/impersonated_service_account_authorized_user_source.json"
+                ),
+                "impersonating service-account-target@example.com from authorized_user credentials",
+            ),
+            (
+                include_str!("../../tests/data/external_account_authorized_user.json"),
+                "workforce pool audience //iam.googleapis.com/locations/global/workforcePools/",
+            ),
+            (
+                r#"{"type":"external_account","audience":"//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/aws","credential_source":{"environment_id":"aws1"}}"#,
+                "subject token from AWS",
+            ),
+        ];
+        for (json, want) in cases {
+            match parse_str(json, &env) {
+                Err(FileError::Unsupported { detail, .. }) => {
+                    assert!(detail.contains(want), "{detail}");
+                    assert!(
+                        detail.ends_with("coming with workload identity federation"),
+                        "{detail}"
+                    );
+                }
+                Err(e) => panic!("{e:?}"),
+                Ok(_) => panic!("parsed"),
+            }
+        }
+    }
+
+    #[test]
+    fn cached_token_and_expiry_are_read() {
+        let f = r#"{"type":"authorized_user","client_id":"x","client_secret":"s","refresh_token":"r","token":"ya29.t","expiry":"2030-01-01T00:00:00Z","account":"u@example.com"}"#;
+        let CredentialsFile::AuthorizedUser(c) = parse_str(f, &Env::new()).unwrap() else {
+            panic!()
+        };
+        let (t, exp) = c.cached.unwrap();
+        assert_eq!((t.expose().as_str(), exp), ("ya29.t", 1_893_456_000));
+        assert_eq!(c.account.as_deref(), Some("u@example.com"));
+    }
+}

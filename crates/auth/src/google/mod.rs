@@ -1,0 +1,437 @@
+//! Google credentials: what Application Default Credentials found, where it
+//! found it, and what it tried first. [`GoogleCredentials`] is the handle the
+//! rest of keyway uses to get access tokens, ID tokens and "who am I"; it hides
+//! which flow runs underneath (refresh token, JWT bearer, metadata server) but
+//! never hides where the credentials came from ([`Source`], [`Attempt`]).
+
+mod adc;
+mod authorized_user;
+mod file;
+mod jwt;
+mod metadata;
+mod service_account;
+
+pub use adc::google_default;
+
+use crate::cache::TokenCache;
+use crate::context::AuthContext;
+use crate::error::AuthError;
+use crate::http::{self, Reply};
+use keyway_core::Secret;
+use keyway_wire::google::oauth2::TokenResponse;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The three places Application Default Credentials look, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// The file named by GOOGLE_APPLICATION_CREDENTIALS.
+    EnvFile,
+    /// gcloud's `application_default_credentials.json`.
+    GcloudFile,
+    /// The GCE metadata server.
+    MetadataServer,
+}
+
+impl SourceKind {
+    /// A stable machine name: `env_file`, `gcloud_file`, `metadata_server`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::EnvFile => "env_file",
+            SourceKind::GcloudFile => "gcloud_file",
+            SourceKind::MetadataServer => "metadata_server",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::EnvFile => "GOOGLE_APPLICATION_CREDENTIALS",
+            SourceKind::GcloudFile => "gcloud's well-known file",
+            SourceKind::MetadataServer => "metadata server",
+        })
+    }
+}
+
+/// What happened when one source was tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The source does not apply here (variable unset, no file, no metadata server).
+    NotConfigured(String),
+    /// The source was configured but could not be used.
+    Failed(String),
+    /// This source provided the credentials.
+    Answered,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::NotConfigured(why) => write!(f, "not configured: {why}"),
+            Outcome::Failed(why) => write!(f, "failed: {why}"),
+            Outcome::Answered => f.write_str("answered"),
+        }
+    }
+}
+
+/// One source tried, and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub source: SourceKind,
+    pub outcome: Outcome,
+}
+
+/// The type of a credentials file keyway can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialKind {
+    AuthorizedUser,
+    ServiceAccount,
+}
+
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CredentialKind::AuthorizedUser => "authorized_user",
+            CredentialKind::ServiceAccount => "service_account",
+        })
+    }
+}
+
+/// Exactly where the credentials came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// The file named by GOOGLE_APPLICATION_CREDENTIALS.
+    EnvFile { path: PathBuf, kind: CredentialKind },
+    /// gcloud's well-known ADC file.
+    GcloudFile { path: PathBuf, kind: CredentialKind },
+    /// A metadata server at `host` (host[:port]), serving the default service account.
+    MetadataServer { host: String, email: Option<String> },
+}
+
+impl Source {
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            Source::EnvFile { .. } => SourceKind::EnvFile,
+            Source::GcloudFile { .. } => SourceKind::GcloudFile,
+            Source::MetadataServer { .. } => SourceKind::MetadataServer,
+        }
+    }
+
+    /// The credentials file's type, for file sources.
+    pub fn credential_kind(&self) -> Option<CredentialKind> {
+        match self {
+            Source::EnvFile { kind, .. } | Source::GcloudFile { kind, .. } => Some(*kind),
+            Source::MetadataServer { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::EnvFile { path, kind } => {
+                write!(
+                    f,
+                    "{kind} credentials from {} (GOOGLE_APPLICATION_CREDENTIALS)",
+                    path.display()
+                )
+            }
+            Source::GcloudFile { path, kind } => {
+                write!(
+                    f,
+                    "{kind} credentials from {} (gcloud's well-known file)",
+                    path.display()
+                )
+            }
+            Source::MetadataServer {
+                host,
+                email: Some(email),
+            } => {
+                write!(f, "metadata server at {host}, service account {email}")
+            }
+            Source::MetadataServer { host, email: None } => {
+                write!(f, "metadata server at {host}, default service account")
+            }
+        }
+    }
+}
+
+/// An OAuth2 access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: Secret<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The scopes the token carries, when the issuer says (or, for a service
+    /// account key, the scopes it was minted for).
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Who the credentials are, as far as can be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub email: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    /// Expiry of the current access token, unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+/// Credentials found by [`google_default`]. Cheap to clone; clones share one
+/// token cache.
+#[derive(Clone)]
+pub struct GoogleCredentials {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: AuthContext,
+    source: Source,
+    attempts: Vec<Attempt>,
+    scopes: Vec<String>,
+    provider: Provider,
+    cache: TokenCache,
+    /// An email learned from an ID token that came with a refresh.
+    learned_email: Mutex<Option<String>>,
+}
+
+enum Provider {
+    AuthorizedUser(authorized_user::AuthorizedUser),
+    ServiceAccount(service_account::ServiceAccount),
+    Metadata(metadata::Metadata),
+}
+
+/// A token endpoint's answer.
+pub(crate) struct Minted {
+    pub token: AccessToken,
+    /// The `email` claim of an ID token sent along, if any.
+    pub email: Option<String>,
+}
+
+impl fmt::Debug for GoogleCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleCredentials")
+            .field("source", &self.inner.source)
+            .field("scopes", &self.inner.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GoogleCredentials {
+    fn new(
+        ctx: &AuthContext,
+        source: Source,
+        attempts: Vec<Attempt>,
+        scopes: &[String],
+        provider: Provider,
+        cache: TokenCache,
+    ) -> Self {
+        GoogleCredentials {
+            inner: Arc::new(Inner {
+                ctx: ctx.clone(),
+                source,
+                attempts,
+                scopes: scopes.to_vec(),
+                provider,
+                cache,
+                learned_email: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Where these credentials came from.
+    pub fn source(&self) -> &Source {
+        &self.inner.source
+    }
+
+    /// Every source tried, in order, ending with the one that answered.
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.inner.attempts
+    }
+
+    /// The scopes requested for access tokens.
+    pub fn requested_scopes(&self) -> &[String] {
+        &self.inner.scopes
+    }
+
+    /// The `quota_project_id` of an authorized_user file, or the `project_id` of a
+    /// service account key.
+    pub fn project_hint(&self) -> Option<&str> {
+        match &self.inner.provider {
+            Provider::AuthorizedUser(u) => u.quota_project_id(),
+            Provider::ServiceAccount(s) => s.project_id(),
+            Provider::Metadata(_) => None,
+        }
+    }
+
+    /// An access token: the cached one while fresh, else one refresh shared by
+    /// all concurrent callers.
+    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
+        let inner = &self.inner;
+        let clock = || inner.ctx.clock.now_secs();
+        inner
+            .cache
+            .get(clock, || async {
+                let minted = match &inner.provider {
+                    Provider::AuthorizedUser(u) => u.fetch_token(&inner.ctx).await?,
+                    Provider::ServiceAccount(s) => s.fetch_token(&inner.ctx, &inner.scopes).await?,
+                    Provider::Metadata(m) => m.fetch_token(&inner.ctx, &inner.scopes).await?,
+                };
+                if let Some(email) = minted.email {
+                    *inner.learned_email.lock().unwrap_or_else(|p| p.into_inner()) = Some(email);
+                }
+                tracing::debug!(source = %inner.source, expires_at = minted.token.expires_at, "obtained an access token");
+                Ok(minted.token)
+            })
+            .await
+    }
+
+    /// Who these credentials are: the email, the scopes of the current token and
+    /// its expiry. Gets (or reuses) an access token.
+    pub async fn identity(&self) -> Result<Identity, AuthError> {
+        let token = self.access_token().await?;
+        let inner = &self.inner;
+        let (email, scopes) = match &inner.provider {
+            Provider::AuthorizedUser(u) => {
+                let learned = inner
+                    .learned_email
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                (
+                    u.account().map(str::to_owned).or(learned),
+                    token.scopes.clone(),
+                )
+            }
+            Provider::ServiceAccount(s) => (Some(s.email().to_owned()), token.scopes.clone()),
+            Provider::Metadata(m) => {
+                let email = match &inner.source {
+                    Source::MetadataServer { email: Some(e), .. } => Some(e.clone()),
+                    _ => Some(m.email(&inner.ctx, &inner.ctx.retry).await?),
+                };
+                (email, Some(m.scopes(&inner.ctx).await?))
+            }
+        };
+        Ok(Identity {
+            email,
+            scopes,
+            expires_at: Some(token.expires_at),
+        })
+    }
+
+    /// A Google-signed ID token for `audience` (not cached).
+    pub async fn id_token(&self, audience: &str) -> Result<Secret<String>, AuthError> {
+        let inner = &self.inner;
+        match &inner.provider {
+            Provider::Metadata(m) => m.id_token(&inner.ctx, audience).await,
+            Provider::ServiceAccount(s) => s.id_token(&inner.ctx, audience).await,
+            Provider::AuthorizedUser(_) => Err(AuthError::OperationUnsupported {
+                doing: "getting an id token",
+                kind: CredentialKind::AuthorizedUser.to_string(),
+                detail: "Google issues ID tokens for arbitrary audiences only to service accounts; use a service account key, \
+                         or run where a metadata server is available"
+                    .into(),
+            }),
+        }
+    }
+}
+
+/// Reads a token endpoint's (or metadata server's) token response.
+/// `default_scopes` fills in when the response names none.
+pub(crate) fn token_from_reply(
+    reply: &Reply,
+    doing: &'static str,
+    url: &str,
+    now: i64,
+    default_scopes: Option<&[String]>,
+) -> Result<Minted, AuthError> {
+    let TokenResponse {
+        access_token,
+        expires_in,
+        token_type: _,
+        scope,
+        id_token,
+        refresh_token,
+    } = http::parse_json(
+        reply,
+        doing,
+        url,
+        "a token response with access_token and expires_in",
+    )?;
+    let token = Secret::new(access_token);
+    drop(refresh_token.map(Secret::new));
+    let id_token = id_token.map(Secret::new);
+    let invalid = |reason: &str| AuthError::InvalidResponse {
+        doing,
+        url: http::redact_url(url),
+        reason: reason.into(),
+    };
+    if token.expose().is_empty() {
+        return Err(invalid("the access_token is empty"));
+    }
+    if expires_in <= 0 {
+        return Err(invalid(&format!(
+            "expires_in is {expires_in}; a token must live a positive number of seconds"
+        )));
+    }
+    let scopes = match scope {
+        Some(s) => Some(s.split_whitespace().map(str::to_owned).collect()),
+        None => default_scopes
+            .filter(|s| !s.is_empty())
+            .map(<[String]>::to_vec),
+    };
+    let email = id_token
+        .as_ref()
+        .and_then(jwt::claims_unverified)
+        .and_then(|c| c.get("email").and_then(|e| e.as_str()).map(str::to_owned));
+    Ok(Minted {
+        token: AccessToken {
+            token,
+            expires_at: now.saturating_add(expires_in),
+            scopes,
+        },
+        email,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_read_well() {
+        let s = Source::GcloudFile {
+            path: "/x/application_default_credentials.json".into(),
+            kind: CredentialKind::AuthorizedUser,
+        };
+        assert_eq!(
+            s.to_string(),
+            "authorized_user credentials from /x/application_default_credentials.json (gcloud's well-known file)"
+        );
+        let s = Source::MetadataServer {
+            host: "127.0.0.1:1234".into(),
+            email: Some("x@y".into()),
+        };
+        assert_eq!(
+            s.to_string(),
+            "metadata server at 127.0.0.1:1234, service account x@y"
+        );
+        assert_eq!(s.kind().as_str(), "metadata_server");
+        assert_eq!(serde_json::to_value(s.kind()).unwrap(), "metadata_server");
+    }
+
+    #[test]
+    fn access_token_debug_is_redacted() {
+        let t = AccessToken {
+            token: Secret::new("ya29.sekrit".into()),
+            expires_at: 1,
+            scopes: None,
+        };
+        assert!(!format!("{t:?}").contains("sekrit"));
+    }
+}
