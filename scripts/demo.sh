@@ -2,7 +2,8 @@
 # The main job on the embedded local cloud: seed 000 (a GCE VM reading its
 # Weights & Biases key from Secret Manager), told step by step. Builds keyway,
 # starts `keyway cloud` from examples/seed-000.toml, and runs every step inside
-# a loopback-only network namespace.
+# a loopback-only network namespace. The VM side is keyway (whoami, exec); the
+# owner's side is what gcloud would send, made with curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" != "--inside" ]; then
@@ -21,13 +22,13 @@ for _ in $(seq 100); do [ -s "$DATA/endpoints.json" ] && break; sleep 0.05; done
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"json": json}, {"d": d}))' "$1"; }
-SECRET=projects/kaggle-gpu-lab/secrets/wandb-api-key/versions/latest
 
-vm_read() {  # what code on the VM does: token from the metadata server, then :access
-  ( eval "$("$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm)"
-    tok=$(curl -s -H 'Metadata-Flavor: Google' "http://$GCE_METADATA_HOST/computeMetadata/v1/instance/service-accounts/default/token" | field 'd["access_token"]')
-    curl -s -H "Authorization: Bearer $tok" "${CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER}v1/$SECRET:access" )
+vm() {  # run a keyway command as a process on the VM would
+  ( eval "$("$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm)"; "$KW" "$@" )
 }
+# The workload: a child that needs WANDB_API_KEY, shown by a hash, never the value.
+WORKLOAD=(sh -c 'printf "workload started; WANDB_API_KEY sha256: "; printf %s "$WANDB_API_KEY" | sha256sum | cut -c1-16')
+run_workload() { vm exec --env WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key -- "${WORKLOAD[@]}" && echo "(exit 0)" || echo "(keyway exit $?)"; }
 owner() {  # what the project owner does with their gcloud login: METHOD PATH [JSON]
   ( eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"
     adc="$CLOUDSDK_CONFIG/application_default_credentials.json"
@@ -48,10 +49,10 @@ cat "$DATA/up.json"
 say "On the VM, what 'keyway cloud env --instance kaggle-gpu-vm' sets:"
 "$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm | grep -E 'GCE_METADATA_HOST|SECRETMANAGER|PROJECT='
 
-say "1. The VM reads the secret with its default access scopes:"
-vm_read | field 'd["error"]["message"] + "  [" + d["error"]["details"][0]["reason"] + "]"'
-say "   The VM's token scopes (GCE 'default access' has no cloud-platform):"
-( eval "$("$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm)"; curl -s -H 'Metadata-Flavor: Google' "http://$GCE_METADATA_HOST/computeMetadata/v1/instance/service-accounts/default/scopes" )
+say "1. On the VM: who am I? (keyway whoami)"
+vm whoami
+say "   keyway exec --env WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key -- <workload>"
+run_workload
 
 say "2. The owner widens the scopes: stop the VM, set cloud-platform, start it"
 owner POST "$INSTANCE/setServiceAccount" "{\"email\":\"$SA\",\"scopes\":[\"cloud-platform\"]}" | field '"while running: " + d["error"]["message"]'
@@ -59,8 +60,8 @@ owner POST "$INSTANCE/stop" | field '"stop: " + d["status"]'
 owner POST "$INSTANCE/setServiceAccount" "{\"email\":\"$SA\",\"scopes\":[\"cloud-platform\"]}" | field '"setServiceAccount: " + d["status"]'
 owner POST "$INSTANCE/start" | field '"start: " + d["status"]'
 
-say "3. The VM tries again: the scope is right, but the service account has no role"
-vm_read | field 'd["error"]["message"]'
+say "3. The VM tries again: the scope is right now, but the service account has no role"
+run_workload
 
 say "4. The owner grants roles/secretmanager.secretAccessor to the VM's service account (on the secret)"
 policy=$(owner GET /v1/projects/kaggle-gpu-lab/secrets/wandb-api-key:getIamPolicy)
@@ -69,6 +70,11 @@ owner POST /v1/projects/kaggle-gpu-lab/secrets/wandb-api-key:setIamPolicy \
   "{\"policy\":{\"etag\":\"$etag\",\"bindings\":[{\"role\":\"roles/secretmanager.secretAccessor\",\"members\":[\"serviceAccount:$SA\"]}]}}" \
   | field '"bindings: " + json.dumps(d["bindings"])' 2>/dev/null || true
 
-say "5. The VM reads the secret (sha256 of the value shown, never the value):"
-vm_read | python3 -c 'import json,sys,base64,hashlib; d=json.load(sys.stdin); v=base64.b64decode(d["payload"]["data"]); print(d["name"], "sha256:", hashlib.sha256(v).hexdigest()[:16], len(v), "bytes")'
-say "Done: the denial moved from scopes (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT) to IAM (403 Permission denied) to success."
+say "5. The VM runs the workload again: it starts, with the key in its environment"
+run_workload
+say "6. The same secret as a private file (0400, on tmpfs, gone when the workload exits)"
+vm exec --env WANDB_KEY_FILE='sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key' -- sh -c 'ls -l "$WANDB_KEY_FILE"; echo "$WANDB_KEY_FILE" > '"$DATA"'/path'
+[ -e "$(cat "$DATA/path")" ] && echo "file still there (bug)" || echo "after exit: $(cat "$DATA/path") no longer exists"
+say "7. The owner, with gcloud user credentials (the 'it just worked in Colab' case): keyway whoami"
+( eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"; "$KW" whoami | head -3 )
+say "Done: the denial moved from scopes (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT) to IAM (403 PERMISSION_DENIED) to success, and keyway named the fix each time."

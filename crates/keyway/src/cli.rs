@@ -18,9 +18,68 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a command with secrets resolved into its environment or into private files.
+    ///
+    /// Every reference (from --env, and inherited variables whose value is an
+    /// sm:// or gcp:secretmanager: reference) is resolved concurrently before the
+    /// command starts. If any fails, the command never starts: keyway names each
+    /// failed reference and why, and exits 125. Values delivered as files
+    /// (?destination=tempfile or ?filename=NAME) live in a private 0700 directory
+    /// on tmpfs, each file 0400, and are removed when the command exits, however
+    /// it exits. Signals are forwarded; keyway exits with the command's status
+    /// (128+N if it died of signal N), 127 if it was not found, 126 if it could not run.
+    ///
+    /// Reference forms: sm://PROJECT/SECRET[#VERSION],
+    /// gcp:secretmanager:projects/P/secrets/S[/versions/V], projects/P/secrets/S[/versions/V];
+    /// options ?version=V, ?field=a.b (a JSON field), ?destination=tempfile, ?filename=NAME.
+    Exec(ExecArgs),
+    /// Print a secret's value on stdout, byte for byte.
+    Get(GetArgs),
+    /// Show the identity keyway would use, where it came from, its scopes and expiry.
+    Whoami(WhoamiArgs),
     /// The local, offline cloud: Google APIs with real IAM decisions on an embedded store.
     #[command(subcommand)]
     Cloud(CloudCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Set NAME to the value of REF (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "NAME=REF")]
+    pub env: Vec<String>,
+    /// Do not resolve references found in inherited environment variables.
+    #[arg(long)]
+    pub no_inherited: bool,
+    /// How many references are fetched at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Give up on resolving after this many seconds (retries included).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The secret reference (see `keyway exec --help` for the forms).
+    pub reference: String,
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

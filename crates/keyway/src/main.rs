@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod google;
 mod logging;
 
 use clap::Parser;

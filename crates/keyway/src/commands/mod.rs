@@ -1,12 +1,22 @@
 //! One module per command; `run` maps the parsed command line to them.
 
 mod cloud;
+mod exec;
+mod get;
+mod resolve;
+mod whoami;
 
 use crate::cli::{Cli, CloudCommand, Command};
+use keyway_core::Env;
 use std::process::ExitCode;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The one place the process environment is read; everything below gets it as a value.
+    let env = Env::from_process();
     match cli.command {
+        Command::Exec(a) => exec::run(a, env),
+        Command::Get(a) => get::run(a, env),
+        Command::Whoami(a) => whoami::run(a, env),
         Command::Cloud(CloudCommand::Up(a)) => cloud::up(a),
         Command::Cloud(CloudCommand::Env(a)) => cloud::env(a),
     }

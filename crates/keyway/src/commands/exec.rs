@@ -1,0 +1,74 @@
+//! `keyway exec`: resolve, fail closed, then hand over to keyway-exec.
+
+use super::resolve::{self, Wanted};
+use crate::cli::ExecArgs;
+use anyhow::Context;
+use keyway_core::{Delivery, Env, SecretRef};
+use keyway_exec::{Plan, TmpfsPolicy};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// keyway's own failure before the command could start (the convention of env(1) and docker).
+pub const EXIT_KEYWAY_FAILED: u8 = 125;
+
+pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut bad = Vec::new();
+    for spec in &a.env {
+        let Some((name, reference)) = spec.split_once('=') else {
+            bad.push(format!("--env {spec}: expected NAME=REFERENCE"));
+            continue;
+        };
+        match SecretRef::parse(reference) {
+            Ok(r) => wanted.push(Wanted { name: name.to_owned(), reference: r }),
+            Err(e) => bad.push(format!("--env {name}: {e}")),
+        }
+    }
+    if !a.no_inherited {
+        for (name, value) in env.iter() {
+            if wanted.iter().any(|w| w.name == name) {
+                continue;
+            }
+            match SecretRef::parse_implicit(value) {
+                Ok(Some(r)) => wanted.push(Wanted { name: name.to_owned(), reference: r }),
+                Ok(None) => {}
+                Err(e) => bad.push(format!("inherited variable {name}: {e}")),
+            }
+        }
+    }
+    if !bad.is_empty() {
+        eprintln!("error: invalid secret references; nothing was run");
+        for b in &bad {
+            eprintln!("  {b}");
+        }
+        return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let values = match resolve::resolve(&env, &wanted, a.concurrency as usize, Duration::from_secs(a.timeout)).await {
+            Ok(v) => v,
+            Err(failures) => {
+                resolve::report(&failures);
+                return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
+            }
+        };
+        tracing::info!(references = wanted.len(), "all references resolved");
+        let mut args = a.command.into_iter();
+        let program = args.next().context("no command given")?;
+        let mut plan = Plan::new(program, env).args(args);
+        plan.tmp = TmpfsPolicy::Require;
+        for (w, v) in wanted.iter().zip(values) {
+            plan = match &w.reference.delivery {
+                Delivery::Value => plan.var(w.name.clone(), v),
+                Delivery::File { .. } => plan.file(w.name.clone(), w.reference.file_name(&w.name), v),
+            };
+        }
+        match keyway_exec::run(plan).await {
+            Ok(exit) => Ok(exit.into()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(e.exit_code()))
+            }
+        }
+    })
+}

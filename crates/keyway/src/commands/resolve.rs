@@ -1,0 +1,108 @@
+//! Resolving references for `exec` and `get`: get Google credentials once (only if
+//! a Google reference is present), fetch everything concurrently, and turn each
+//! failure into a message that says which reference failed, why, and, when the
+//! fix is known, the one command that fixes it.
+
+use crate::google::{self, Who};
+use keyway_core::{Env, Reference, Secret, SecretRef};
+use keyway_secrets::{FetchError, Fetcher};
+use std::time::Duration;
+
+/// One reference to resolve, and what it is for (an env var name, or "argument").
+pub struct Wanted {
+    pub name: String,
+    pub reference: SecretRef,
+}
+
+pub struct Failure {
+    pub name: String,
+    /// What went wrong, naming the reference.
+    pub error: String,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.error)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n    hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Values in the order of `wanted`, or every failure.
+pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: Duration) -> Result<Vec<Secret<Vec<u8>>>, Vec<Failure>> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let http = google::http_client();
+    let needs_google = wanted.iter().any(|w| matches!(w.reference.source, Reference::GcpSecretManager { .. }));
+    let mut who: Option<Who> = None;
+    let mut token: Option<Secret<String>> = None;
+    if needs_google {
+        match tokio::time::timeout(timeout, google::token(env, &http)).await {
+            Ok(Ok((t, w))) => {
+                token = Some(t);
+                who = Some(w);
+            }
+            Ok(Err(e)) => return Err(all_fail(wanted, &format!("no Google credentials: {e:#}"), google::credentials_hint(env))),
+            Err(_) => return Err(all_fail(wanted, &format!("getting Google credentials took longer than {}s", timeout.as_secs()), None)),
+        }
+    }
+    let mut fetcher = Fetcher::new(http, env);
+    fetcher.concurrency = concurrency;
+    fetcher.deadline = timeout;
+    let refs: Vec<SecretRef> = wanted.iter().map(|w| w.reference.clone()).collect();
+    let results = fetcher.fetch_all(&refs, token.as_ref()).await;
+    let mut values = Vec::with_capacity(results.len());
+    let mut failures = Vec::new();
+    for (w, r) in wanted.iter().zip(results) {
+        match r {
+            Ok(v) => values.push(v),
+            Err(e) => failures.push(Failure { name: w.name.clone(), hint: hint(&e, &w.reference, who.as_ref()), error: e.to_string() }),
+        }
+    }
+    if failures.is_empty() { Ok(values) } else { Err(failures) }
+}
+
+fn all_fail(wanted: &[Wanted], error: &str, hint: Option<String>) -> Vec<Failure> {
+    wanted.iter().map(|w| Failure { name: w.name.clone(), error: format!("reading {}: {error}", w.reference), hint: hint.clone() }).collect()
+}
+
+/// The command that fixes a failure, when keyway can tell.
+fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
+    let Reference::GcpSecretManager { project, secret, version } = &r.source;
+    match e {
+        FetchError::InsufficientScopes { .. } => Some(match who.and_then(|w| w.vm.as_ref()) {
+            Some(vm) => format!(
+                "the VM's access scopes do not include cloud-platform (IAM roles cannot make up for a missing scope). As the project owner: \
+                 gcloud compute instances stop {n} --zone={z} && gcloud compute instances set-service-account {n} --zone={z} --service-account={sa} --scopes=cloud-platform && gcloud compute instances start {n} --zone={z}",
+                n = vm.name,
+                z = vm.zone,
+                sa = who.map(|w| w.email.as_str()).unwrap_or("SERVICE_ACCOUNT")
+            ),
+            None => "request a token with the https://www.googleapis.com/auth/cloud-platform scope".to_owned(),
+        }),
+        FetchError::PermissionDenied { permission, .. } => {
+            let member = who.map(|w| w.member()).unwrap_or_else(|| "PRINCIPAL".into());
+            let role = if permission == "secretmanager.versions.access" { "roles/secretmanager.secretAccessor" } else { "roles/secretmanager.viewer" };
+            Some(format!(
+                "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner: \
+                 gcloud secrets add-iam-policy-binding {secret} --project={project} --member={member} --role={role}"
+            ))
+        }
+        FetchError::NotFound { .. } => Some(format!("list what exists: gcloud secrets versions list {secret} --project={project}")),
+        FetchError::NotEnabled { .. } => Some(format!("gcloud secrets versions enable {version} --secret={secret} --project={project} (a destroyed version cannot come back)")),
+        FetchError::Unreachable { .. } => Some("check the network, or CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER if you point keyway at another endpoint".into()),
+        _ => None,
+    }
+}
+
+/// Prints failures (one block each) to stderr.
+pub fn report(failures: &[Failure]) {
+    eprintln!("error: {} of the secret references could not be resolved; nothing was run", failures.len());
+    for f in failures {
+        eprintln!("  {f}");
+    }
+}

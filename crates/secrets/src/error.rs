@@ -1,0 +1,51 @@
+//! Why a reference could not be resolved. Each variant is a different fix for
+//! the user, so the classification follows Google's own signals: the HTTP
+//! status, the `google.rpc.Status` code and the `ErrorInfo.reason`.
+//! No variant ever carries a secret value.
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The token's OAuth scopes do not cover Secret Manager (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT).
+    #[error("reading {reference}: the access token's scopes do not cover Secret Manager (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT)")]
+    InsufficientScopes { reference: String },
+    /// IAM denied the permission, or the secret does not exist and the caller may not know (403).
+    #[error("reading {reference}: permission '{permission}' denied (403 PERMISSION_DENIED; the secret may also not exist)")]
+    PermissionDenied { reference: String, permission: String, message: String },
+    /// The secret or version does not exist (404: the caller may see that it does not).
+    #[error("reading {reference}: {message} (404 NOT_FOUND)")]
+    NotFound { reference: String, message: String },
+    /// The version exists but is disabled or destroyed.
+    #[error("reading {reference}: {message} (400 FAILED_PRECONDITION)")]
+    NotEnabled { reference: String, message: String },
+    /// The credentials were refused (401).
+    #[error("reading {reference}: the credentials were refused (401 UNAUTHENTICATED): {message}")]
+    Unauthenticated { reference: String, message: String },
+    /// Any other answer from the API.
+    #[error("reading {reference}: {url} answered {status}: {message}")]
+    Rejected { reference: String, url: String, status: u16, message: String },
+    /// The endpoint could not be reached or did not answer in time.
+    #[error("reading {reference}: {url} is unreachable: {reason}")]
+    Unreachable { reference: String, url: String, reason: String },
+    /// The payload arrived damaged (CRC32C mismatch) or in an unexpected shape.
+    #[error("reading {reference}: {reason}")]
+    Corrupt { reference: String, reason: String },
+    /// The JSON field the reference names could not be taken from the payload.
+    #[error("reading {reference}: {reason}")]
+    Field { reference: String, reason: String },
+    #[error("reading {reference}: no Google credentials were found")]
+    NoCredentials { reference: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl FetchError {
+    /// Worth retrying: the same request may succeed later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Unreachable { .. } => true,
+            FetchError::Rejected { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
