@@ -270,6 +270,7 @@ impl Cloud {
                 });
             }
         }
+        changes.extend(crate::aws::seed::changes(self, &w.aws)?);
         self.store.write(|_| Ok::<_, StoreError>((changes, ())))?;
         Ok(())
     }
@@ -324,7 +325,24 @@ impl Cloud {
                 crypto::write_private(&path, &body).map_err(io(&path))?;
             }
         }
+        // AWS secrets holding a world-declared key, and IAM users' credentials files.
+        crate::aws::seed::refresh(self, token_uri)?;
         Ok(())
+    }
+
+    /// The JSON key file of the world-declared key `name` (as written to
+    /// `DATA/keys/NAME.json`), embedding `token_uri`.
+    pub fn world_key_json(&self, name: &str, token_uri: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, CloudError> {
+        let sas: Vec<ServiceAccount> = self.store.read().service_accounts.values().cloned().collect();
+        for sa in sas {
+            for (n, key_id, pem) in self.world_key_names(&sa.email)? {
+                if n == name {
+                    let file = self.key_file(&sa, &key_id, &pem, token_uri);
+                    return Ok(Some(zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default())));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn world_key_names(&self, email: &str) -> Result<Vec<(String, String, zeroize::Zeroizing<String>)>, CloudError> {

@@ -1,10 +1,11 @@
-//! keyway's local cloud: an offline stand-in for the parts of Google Cloud (and,
-//! later, AWS) that workloads use to get secrets and identities, with the same
+//! keyway's local cloud: an offline stand-in for the parts of Google Cloud and
+//! AWS that workloads use to get secrets and identities, with the same
 //! wire formats and the same IAM decisions, 403s included.
 //!
 //! Layout: [`world`] parses the declarative world file; [`store`] is the only
 //! place with SQL; [`iam`] decides; [`google`] serves the REST APIs and
-//! [`metadata`] one metadata server per VM; [`server`] wires them to loopback
+//! [`metadata`] one metadata server per VM; [`aws`] serves STS and Secrets
+//! Manager, IMDSv2 per EC2 instance and ECS credentials per task; [`server`] wires them to loopback
 //! sockets. This crate never depends on keyway's client crates, so the cloud
 //! cannot share a client's bugs.
 
@@ -15,5 +16,6 @@ pub mod time;
 pub mod world;
 pub mod cloud;
 pub mod google;
+pub mod aws;
 pub mod metadata;
 pub mod server;

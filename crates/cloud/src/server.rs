@@ -1,5 +1,6 @@
-//! Starts the local cloud's listeners on loopback and describes them in
-//! `DATA/endpoints.json`, which `keyway cloud env` reads to print the variables
+//! Starts the local cloud's listeners on loopback (the Google API port, one
+//! metadata server per GCE VM, the AWS API port, one IMDS per EC2 instance and
+//! one ECS agent endpoint per task) and describes them in `DATA/endpoints.json`, which `keyway cloud env` reads to print the variables
 //! that point a process at this cloud.
 
 use crate::cloud::Cloud;
@@ -22,6 +23,51 @@ pub struct Endpoints {
     /// User email → what a developer logged in as that user has.
     #[serde(default)]
     pub users: BTreeMap<String, UserEndpoint>,
+    /// Base URL of the AWS APIs (STS, Secrets Manager): the value of AWS_ENDPOINT_URL.
+    #[serde(default)]
+    pub aws: String,
+    /// EC2 instance name → its IMDS.
+    #[serde(default)]
+    pub ec2: BTreeMap<String, Ec2Endpoint>,
+    /// ECS task name → its agent endpoint (credentials and task metadata).
+    #[serde(default)]
+    pub tasks: BTreeMap<String, TaskEndpoint>,
+    /// IAM user (`ACCOUNT/NAME`) → its shared credentials file and a default region.
+    #[serde(default)]
+    pub aws_users: BTreeMap<String, AwsUserEndpoint>,
+    /// Guards the AWS port's `/_keyway/` control calls; kept in
+    /// `DATA/control.token` (0600), never printed.
+    #[serde(skip)]
+    pub control_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ec2Endpoint {
+    pub account: String,
+    pub region: String,
+    pub instance_id: String,
+    /// `http://127.0.0.1:PORT/`, the value of AWS_EC2_METADATA_SERVICE_ENDPOINT.
+    pub imds: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AwsUserEndpoint {
+    /// `DATA/aws/users/ACCOUNT/NAME/credentials` (profile `default`).
+    pub credentials_file: String,
+    /// The region of the account's first secret, task or instance (else us-east-1).
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskEndpoint {
+    pub account: String,
+    pub region: String,
+    /// `http://127.0.0.1:PORT`.
+    pub agent: String,
+    /// The credentials path (`/v2/credentials/ID`), only if the task has a task role.
+    pub credentials_path: Option<String>,
+    /// The task metadata path (`/v4/TASK_ID`).
+    pub metadata_path: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,18 +147,81 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
             users.insert(email.clone(), UserEndpoint { cloudsdk_config: cloud.user_config_dir(email).display().to_string(), project });
         }
     }
-    Ok(Running { endpoints: Endpoints { pid: std::process::id(), google: base, instances, users }, tasks })
+    let aws = crate::aws::Aws::new(cloud.clone()).map_err(std::io::Error::other)?;
+    let ip = google.get().ip();
+    let any = || LoopbackAddr::new(SocketAddr::new(ip, 0)).unwrap_or(LoopbackAddr::ephemeral());
+    let (l, a) = bind(any()).await?;
+    tasks.push(spawn(l, crate::aws::router(aws.clone())));
+    let aws_base = format!("http://{a}");
+    let (ec2_list, task_list) = {
+        let st = cloud.store.read();
+        (st.aws.ec2.values().cloned().collect::<Vec<_>>(), st.aws.tasks.values().cloned().collect::<Vec<_>>())
+    };
+    let mut ec2 = BTreeMap::new();
+    for i in ec2_list {
+        let (l, a) = bind(any()).await?;
+        tasks.push(spawn(l, crate::aws::compute::imds_router(aws.clone(), i.name.clone())));
+        ec2.insert(i.name.clone(), Ec2Endpoint { account: i.account, region: i.region, instance_id: i.instance_id, imds: format!("http://{a}/") });
+    }
+    let mut ecs = BTreeMap::new();
+    for t in task_list {
+        let (l, a) = bind(any()).await?;
+        tasks.push(spawn(l, crate::aws::compute::ecs_router(aws.clone(), t.name.clone())));
+        ecs.insert(
+            t.name.clone(),
+            TaskEndpoint {
+                account: t.account.clone(),
+                region: t.region.clone(),
+                agent: format!("http://{a}"),
+                credentials_path: t.task_role_arn.as_ref().map(|_| format!("/v2/credentials/{}", t.credentials_id)),
+                metadata_path: format!("/v4/{}", t.task_id),
+            },
+        );
+    }
+    let mut aws_users = BTreeMap::new();
+    {
+        let st = cloud.store.read();
+        for u in st.aws.users.values() {
+            let region = st
+                .aws
+                .secrets
+                .values()
+                .filter(|s| s.account == u.account)
+                .map(|s| s.region.clone())
+                .chain(st.aws.tasks.values().filter(|t| t.account == u.account).map(|t| t.region.clone()))
+                .chain(st.aws.ec2.values().filter(|i| i.account == u.account).map(|i| i.region.clone()))
+                .next()
+                .unwrap_or_else(|| "us-east-1".into());
+            let file = cloud.data_dir.join("aws").join("users").join(&u.account).join(&u.name).join("credentials");
+            aws_users.insert(format!("{}/{}", u.account, u.name), AwsUserEndpoint { credentials_file: file.display().to_string(), region });
+        }
+    }
+    let endpoints = Endpoints {
+        pid: std::process::id(),
+        google: base,
+        instances,
+        users,
+        aws: aws_base,
+        ec2,
+        tasks: ecs,
+        aws_users,
+        control_token: aws.control_token.clone(),
+    };
+    Ok(Running { endpoints, tasks })
 }
 
 impl Endpoints {
     pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
         let body = serde_json::to_vec_pretty(self).unwrap_or_default();
+        crate::crypto::write_private(&data_dir.join("control.token"), self.control_token.as_bytes())?;
         crate::crypto::write_private(&data_dir.join("endpoints.json"), &body)
     }
 
     pub fn read(data_dir: &Path) -> Result<Endpoints, String> {
         let path = data_dir.join("endpoints.json");
         let body = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e} (is `keyway cloud up` running with this --data directory?)", path.display()))?;
-        serde_json::from_slice(&body).map_err(|e| format!("{} is not a keyway endpoints file: {e}", path.display()))
+        let mut ep: Endpoints = serde_json::from_slice(&body).map_err(|e| format!("{} is not a keyway endpoints file: {e}", path.display()))?;
+        ep.control_token = std::fs::read_to_string(data_dir.join("control.token")).map(|s| s.trim().to_owned()).unwrap_or_default();
+        Ok(ep)
     }
 }

@@ -139,6 +139,8 @@ pub struct State {
     pub users: BTreeMap<String, User>,
     pub service_accounts: BTreeMap<String, ServiceAccount>,
     pub instances: BTreeMap<String, Instance>,
+    /// The AWS half (accounts, IAM, compute, Secrets Manager).
+    pub aws: crate::aws::model::AwsState,
 }
 
 impl State {
@@ -163,6 +165,10 @@ pub enum Change {
     PutSecret { project: String, meta: SecretMeta },
     DeleteSecret { project: String, secret: String },
     PutVersion { project: String, secret: String, version: Version },
+    /// Insert or replace an AWS document.
+    PutAws(crate::aws::model::AwsDoc),
+    /// Delete an AWS document (`kind` as [`crate::aws::model::AwsDoc::kind`]).
+    DeleteAws { kind: &'static str, key: String },
 }
 
 pub struct Store {
@@ -266,6 +272,11 @@ impl Store {
                         let m: SecretMeta = serde_json::from_str(&body).map_err(bad)?;
                         secrets.push((project.to_owned(), m));
                     }
+                    k if k.starts_with("aws_") => match crate::aws::model::AwsDoc::parse(k, &body) {
+                        Some(Ok(d)) => st.aws.apply(d),
+                        Some(Err(e)) => return Err(bad(e)),
+                        None => return Err(self.corrupt(&kind, &key, "unknown kind")),
+                    },
                     _ => return Err(self.corrupt(&kind, &key, "unknown kind")),
                 }
             }
@@ -373,6 +384,10 @@ impl Store {
                     ],
                 )
                 .map(|_| ()),
+            Change::PutAws(d) => put(d.kind(), &d.key(), d.to_json()),
+            Change::DeleteAws { kind, key } => {
+                tx.execute("DELETE FROM docs WHERE kind=?1 AND key=?2", params![kind, key]).map(|_| ())
+            }
         }
         .map_err(|e| self.err(e))
     }
@@ -452,6 +467,8 @@ fn apply(st: &mut State, c: Change) {
                 }
             }
         }
+        Change::PutAws(d) => st.aws.apply(d),
+        Change::DeleteAws { kind, key } => st.aws.remove(kind, &key),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The world file: a declarative TOML description of the cloud a developer wants
-//! to reproduce (projects, users, service accounts, VMs, IAM bindings, secrets).
+//! to reproduce (projects, users, service accounts, VMs, IAM bindings, secrets;
+//! and, in [`crate::aws::world`], AWS accounts, IAM, EC2, ECS and Secrets Manager).
 //! It seeds an empty store once; after that the store is the truth and the
 //! world file is not re-read (`keyway cloud up --reset` starts over).
 //!
@@ -36,6 +37,18 @@ struct Raw {
     binding: Vec<Spanned<BindingDecl>>,
     #[serde(default)]
     secret: Vec<Spanned<SecretDecl>>,
+    #[serde(default)]
+    aws_account: Vec<Spanned<crate::aws::world::AccountDecl>>,
+    #[serde(default)]
+    aws_user: Vec<Spanned<crate::aws::world::UserDecl>>,
+    #[serde(default)]
+    aws_role: Vec<Spanned<crate::aws::world::RoleDecl>>,
+    #[serde(default)]
+    ec2_instance: Vec<Spanned<crate::aws::world::Ec2Decl>>,
+    #[serde(default)]
+    ecs_task: Vec<Spanned<crate::aws::world::TaskDecl>>,
+    #[serde(default)]
+    aws_secret: Vec<Spanned<crate::aws::world::SecretDecl>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -137,6 +150,8 @@ pub struct World {
     pub instances: Vec<InstanceDecl>,
     pub bindings: Vec<BindingDecl>,
     pub secrets: Vec<(SecretDecl, Vec<(Vec<u8>, String)>)>,
+    /// The AWS half (see [`crate::aws::world`]).
+    pub aws: crate::aws::world::AwsWorld,
 }
 
 pub const DEFAULT_SCOPES: &[&str] = &[
@@ -339,6 +354,16 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         }
         w.bindings.push(b);
     }
+    let key_names: Vec<String> = w.service_accounts.iter().flat_map(|s| s.keys.iter().cloned()).collect();
+    let aws_raw = crate::aws::world::Raw {
+        accounts: raw.aws_account,
+        users: raw.aws_user,
+        roles: raw.aws_role,
+        ec2: raw.ec2_instance,
+        tasks: raw.ecs_task,
+        secrets: raw.aws_secret,
+    };
+    w.aws = crate::aws::world::validate(aws_raw, &key_names, &err)?;
     for i in &w.instances {
         match i.service_account.as_deref() {
             None | Some("default") | Some("none") => {}

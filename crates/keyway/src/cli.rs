@@ -127,9 +127,18 @@ pub struct UpArgs {
 pub struct EnvArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Act as a process on this VM: its metadata server answers for it.
-    #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+    /// Act as a process on this VM (a GCE instance or an EC2 instance): its
+    /// metadata server answers for it.
+    #[arg(long, conflicts_with = "user", required_unless_present_any = ["user", "task", "aws_user"])]
     pub instance: Option<String>,
+    /// Act as a container of this ECS task: its task role's credentials endpoint
+    /// and its `secrets`, resolved now with the execution role (as ECS does at start).
+    #[arg(long, conflicts_with_all = ["user", "instance"])]
+    pub task: Option<String>,
+    /// Act as this AWS IAM user (NAME or ACCOUNT/NAME) on a developer machine:
+    /// its access key in a shared credentials file.
+    #[arg(long, conflicts_with_all = ["user", "instance", "task"])]
+    pub aws_user: Option<String>,
     /// Act as this user after `gcloud auth application-default login`.
     #[arg(long)]
     pub user: Option<String>,

@@ -2,5 +2,6 @@
 //! client or serves from its local cloud. Both sides use the same structs so field
 //! names are written once; neither side's logic lives here. No IO, no clock.
 
+pub mod aws;
 pub mod google;
 pub mod int64;

@@ -1,0 +1,434 @@
+//! The AWS half of the local cloud, on one loopback port: STS (query protocol,
+//! `Action=` in the form body or the query; XML answers) and Secrets Manager
+//! (JSON 1.1, `X-Amz-Target: secretsmanager.OP`), plus one IMDSv2 server per
+//! EC2 instance and one ECS container-credentials server per task
+//! ([`compute`]).
+//!
+//! Every API request is authenticated by its SigV4 signature ([`sigv4`]),
+//! checked against IAM user keys in the store or against temporary
+//! credentials this cloud issued. Temporary credentials are self-verifying,
+//! like the Google half's access tokens: the session token carries its claims
+//! (key id, role, session name, expiry) under an HMAC, and the secret key is
+//! derived from the key id with the same HMAC key, so validating them needs no
+//! lookup and they survive restarts. Decisions follow IAM ([`policy`]).
+
+pub mod compute;
+pub mod model;
+pub mod policy;
+pub mod secretsmanager;
+pub mod seed;
+pub mod sigv4;
+pub mod sts;
+pub mod world;
+
+use crate::cloud::{Cloud, CloudError};
+use crate::crypto;
+use aws_lc_rs::hmac;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use model::{IamUser, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A request may be this far from the cloud's clock (AWS: 15 minutes).
+pub const MAX_SKEW_SECS: i64 = 15 * 60;
+const SESSION_PREFIX: &str = "KWAYsts.";
+
+/// The AWS services' shared context.
+pub struct Aws {
+    pub cloud: Arc<Cloud>,
+    key: hmac::Key,
+    /// Guards `/_keyway/` control calls (`keyway cloud env --task`).
+    pub control_token: String,
+}
+
+/// What a session token says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionClaims {
+    /// The ASIA access key id.
+    pub k: String,
+    /// The role's ARN.
+    pub r: String,
+    /// The session name.
+    pub s: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Temporary credentials, as every issuer hands them out.
+#[derive(Debug, Clone)]
+pub struct TempCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: zeroize::Zeroizing<String>,
+    pub session_token: String,
+    pub expiration_secs: i64,
+    pub claims: SessionClaims,
+}
+
+impl TempCredentials {
+    pub fn expiration(&self) -> String {
+        crate::time::rfc3339_seconds(self.expiration_secs * 1000)
+    }
+}
+
+impl Aws {
+    pub fn new(cloud: Arc<Cloud>) -> Result<Arc<Aws>, CloudError> {
+        let store = &cloud.store;
+        let raw = match store.meta_get("aws_key")? {
+            Some(s) => store.master.open(b"aws_key", &s)?,
+            None => {
+                let k = crypto::random_bytes::<32>()?;
+                store.meta_put("aws_key", &store.master.seal(b"aws_key", &k)?)?;
+                zeroize::Zeroizing::new(k.to_vec())
+            }
+        };
+        let control_token = crypto::random_hex(24)?;
+        Ok(Arc::new(Aws { key: hmac::Key::new(hmac::HMAC_SHA256, &raw), cloud, control_token }))
+    }
+
+    pub(crate) fn mac(&self, label: &str, data: &str) -> Vec<u8> {
+        let mut m = hmac::Context::with_key(&self.key);
+        m.update(label.as_bytes());
+        m.update(&[0]);
+        m.update(data.as_bytes());
+        m.sign().as_ref().to_vec()
+    }
+
+    fn derived_secret(&self, access_key: &str) -> String {
+        let mut s = STANDARD.encode(self.mac("secret", access_key));
+        s.truncate(40);
+        s
+    }
+
+    /// Issues temporary credentials for a session of `role_arn`.
+    pub fn issue(&self, role_arn: &str, session: &str, lifetime_secs: i64) -> Result<TempCredentials, CloudError> {
+        let now = self.cloud.clock.now_secs();
+        let k = format!("ASIA{}", random_upper(16)?);
+        let claims = SessionClaims { k: k.clone(), r: role_arn.to_owned(), s: session.to_owned(), iat: now, exp: now + lifetime_secs };
+        let json = serde_json::to_vec(&claims).unwrap_or_default();
+        let mut token = String::from(SESSION_PREFIX);
+        URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+        let tag = self.mac("session", &token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag, &mut token);
+        Ok(TempCredentials {
+            secret_access_key: zeroize::Zeroizing::new(self.derived_secret(&k)),
+            access_key_id: k,
+            session_token: token,
+            expiration_secs: now + lifetime_secs,
+            claims,
+        })
+    }
+
+    /// The claims of a session token this cloud issued (expiry is the caller's check).
+    pub fn verify_session(&self, token: &str) -> Option<SessionClaims> {
+        let rest = token.strip_prefix(SESSION_PREFIX)?;
+        let dot = rest.rfind('.')?;
+        let signed = &token[..SESSION_PREFIX.len() + dot];
+        let tag = URL_SAFE_NO_PAD.decode(&rest[dot + 1..]).ok()?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.mac("session", signed), &tag).ok()?;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&rest[..dot]).ok()?).ok()
+    }
+
+    /// A short-lived token for an EC2 instance's IMDS, or an ECS task's auth token.
+    pub fn opaque_token(&self, label: &str, subject: &str, exp: i64) -> String {
+        let body = format!("{subject}|{exp}");
+        let mut t = URL_SAFE_NO_PAD.encode(body.as_bytes());
+        t.push('.');
+        URL_SAFE_NO_PAD.encode_string(self.mac(label, &body), &mut t);
+        t
+    }
+
+    /// The subject of a valid, unexpired [`Self::opaque_token`].
+    pub fn check_opaque_token(&self, label: &str, token: &str) -> Option<String> {
+        let (body, tag) = token.split_once('.')?;
+        let body = String::from_utf8(URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.mac(label, &body), &tag).ok()?;
+        let (subject, exp) = body.rsplit_once('|')?;
+        (exp.parse::<i64>().ok()? > self.cloud.clock.now_secs()).then(|| subject.to_owned())
+    }
+
+    /// The secret access key of an IAM user's key.
+    pub fn user_key_secret(&self, access_key: &str) -> Option<zeroize::Zeroizing<String>> {
+        let sealed = self.cloud.store.read().aws.keys.get(access_key).filter(|k| k.status == "Active")?.sealed_secret.clone();
+        let raw = STANDARD.decode(sealed).ok()?;
+        let plain = self.cloud.store.master.open(format!("aws-key:{access_key}").as_bytes(), &raw).ok()?;
+        Some(zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()))
+    }
+}
+
+/// `n` random characters from `A-Z2-7` (as AWS key ids look).
+pub fn random_upper(n: usize) -> Result<String, crypto::CryptoError> {
+    const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let b = crypto::random_bytes::<32>()?;
+    Ok(b.iter().take(n).map(|x| A[(*x & 31) as usize] as char).collect())
+}
+
+/// `n` random alphanumerics (a secret ARN's suffix).
+pub fn random_alnum(n: usize) -> Result<String, crypto::CryptoError> {
+    const A: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let b = crypto::random_bytes::<32>()?;
+    Ok(b.iter().take(n).map(|x| A[(*x as usize) % 62] as char).collect())
+}
+
+pub fn uuid4() -> Result<String, crypto::CryptoError> {
+    let mut b = crypto::random_bytes::<16>()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crypto::hex(&b);
+    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+}
+
+/// The wire protocol a request arrived in, which decides how errors look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// STS: XML `ErrorResponse`.
+    Query,
+    /// Secrets Manager: `{"__type", "Message"}`.
+    Json,
+}
+
+/// An error in AWS's shape.
+#[derive(Debug, Clone)]
+pub struct AwsError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub proto: Proto,
+}
+
+impl AwsError {
+    pub fn new(proto: Proto, status: u16, code: &str, message: impl Into<String>) -> Self {
+        AwsError { status, code: code.to_owned(), message: message.into(), proto }
+    }
+
+    pub fn internal(proto: Proto, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error while serving an AWS request");
+        let code = if proto == Proto::Json { "InternalServiceError" } else { "InternalFailure" };
+        Self::new(proto, 500, code, "An internal error occurred.")
+    }
+}
+
+impl IntoResponse for AwsError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let request_id = uuid4().unwrap_or_default();
+        let (ctype, body) = match self.proto {
+            Proto::Json => (
+                "application/x-amz-json-1.1",
+                serde_json::to_string(&keyway_wire::aws::JsonError { type_: self.code.clone(), message: self.message }).unwrap_or_default(),
+            ),
+            Proto::Query => {
+                let kind = if self.status >= 500 { "Receiver" } else { "Sender" };
+                let mut x = sts::Xml::new();
+                x.open("ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"");
+                x.open("Error");
+                x.leaf("Type", kind);
+                x.leaf("Code", &self.code);
+                x.leaf("Message", &self.message);
+                x.close("Error");
+                x.leaf("RequestId", &request_id);
+                x.close("ErrorResponse");
+                ("text/xml", x.finish())
+            }
+        };
+        let mut r = (status, body).into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert("x-amzn-requestid", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.code) {
+            h.insert("x-amzn-errortype", v);
+        }
+        r
+    }
+}
+
+/// The authenticated caller of an API request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub who: policy::Who,
+    /// `AIDA…` for a user, `AROA…:SESSION` for a session.
+    pub user_id: String,
+    pub identity_policies: Vec<Value>,
+    pub access_key: String,
+    /// The region in the signature's credential scope: the region called.
+    pub region: String,
+    pub session: Option<SessionClaims>,
+}
+
+pub fn user_who(u: &IamUser) -> policy::Who {
+    policy::Who { arn: u.arn.clone(), account: u.account.clone(), principal_arns: vec![u.arn.clone()], service: None }
+}
+
+pub fn session_who(role: &Role, session: &str) -> policy::Who {
+    let arn = format!("arn:aws:sts::{}:assumed-role/{}/{session}", role.account, role.name);
+    policy::Who { principal_arns: vec![role.arn.clone(), arn.clone()], arn, account: role.account.clone(), service: None }
+}
+
+/// A caller acting as a session of `role` (compute identities, ECS's execution role).
+pub fn session_caller(role: &Role, session: &str, region: &str) -> Caller {
+    Caller {
+        who: session_who(role, session),
+        user_id: format!("{}:{session}", role.id),
+        identity_policies: role.policies.clone(),
+        access_key: String::new(),
+        region: region.to_owned(),
+        session: None,
+    }
+}
+
+pub struct Received {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Aws {
+    /// Verifies the request's SigV4 signature for `service` and returns the caller.
+    pub fn authenticate(&self, r: &Received, service: &str, proto: Proto) -> Result<Caller, AwsError> {
+        let req = sigv4::Request {
+            method: r.method.as_str(),
+            path: r.uri.path(),
+            query: r.uri.query().unwrap_or(""),
+            headers: &r.headers,
+            body: &r.body,
+        };
+        let (json, q) = (proto == Proto::Json, proto);
+        let c = match sigv4::parse(&req) {
+            Ok(c) => c,
+            Err(sigv4::SigError::Missing) => {
+                return Err(if json {
+                    AwsError::new(q, 400, "MissingAuthenticationTokenException", "Missing Authentication Token")
+                } else {
+                    AwsError::new(q, 403, "MissingAuthenticationToken", "Request is missing Authentication Token")
+                });
+            }
+            Err(sigv4::SigError::Incomplete(m)) => {
+                return Err(AwsError::new(q, 400, if json { "IncompleteSignatureException" } else { "IncompleteSignature" }, m));
+            }
+        };
+        let bad_sig = |m: String| AwsError::new(q, if json { 400 } else { 403 }, if json { "InvalidSignatureException" } else { "SignatureDoesNotMatch" }, m);
+        let invalid_token = || {
+            AwsError::new(q, if json { 400 } else { 403 }, if json { "UnrecognizedClientException" } else { "InvalidClientTokenId" }, "The security token included in the request is invalid.")
+        };
+        let now = self.cloud.clock.now_secs();
+        let Some(at) = sigv4::parse_amz_date(&c.amz_date) else {
+            return Err(AwsError::new(q, 400, if json { "IncompleteSignatureException" } else { "IncompleteSignature" }, format!("Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601", c.amz_date)));
+        };
+        let fmt = sigv4::format_amz_date;
+        match c.presigned_expires {
+            Some(exp) if now > at + exp => {
+                return Err(AwsError::new(q, 403, if json { "AccessDeniedException" } else { "AccessDenied" }, "Request has expired"));
+            }
+            Some(_) if at > now + MAX_SKEW_SECS => {
+                return Err(bad_sig(format!("Signature not yet current: {} is still later than {} ({} + 15 min.)", c.amz_date, fmt(now + MAX_SKEW_SECS), fmt(now))));
+            }
+            Some(_) => {}
+            None if at < now - MAX_SKEW_SECS => {
+                return Err(bad_sig(format!("Signature expired: {} is now earlier than {} ({} - 15 min.)", c.amz_date, fmt(now - MAX_SKEW_SECS), fmt(now))));
+            }
+            None if at > now + MAX_SKEW_SECS => {
+                return Err(bad_sig(format!("Signature not yet current: {} is still later than {} ({} + 15 min.)", c.amz_date, fmt(now + MAX_SKEW_SECS), fmt(now))));
+            }
+            None => {}
+        }
+        if c.service != service {
+            return Err(bad_sig(format!("Credential should be scoped to correct service: '{service}'. ")));
+        }
+        if !c.amz_date.starts_with(&c.scope_date) {
+            return Err(bad_sig(format!("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.", c.scope_date, c.amz_date.get(..8).unwrap_or(""), c.amz_date)));
+        }
+        let st = self.cloud.store.read();
+        let (secret, caller) = if c.access_key.starts_with("ASIA") {
+            let Some(claims) = c.security_token.as_deref().and_then(|t| self.verify_session(t)) else { return Err(invalid_token()) };
+            if claims.k != c.access_key {
+                return Err(invalid_token());
+            }
+            if claims.exp <= now {
+                return Err(AwsError::new(q, if json { 400 } else { 403 }, if json { "ExpiredTokenException" } else { "ExpiredToken" }, "The security token included in the request is expired"));
+            }
+            let Some(role) = st.aws.roles.get(&claims.r) else { return Err(invalid_token()) };
+            let mut caller = session_caller(role, &claims.s, &c.region);
+            caller.access_key = c.access_key.clone();
+            caller.session = Some(claims.clone());
+            (zeroize::Zeroizing::new(self.derived_secret(&c.access_key)), caller)
+        } else {
+            let Some(key) = st.aws.keys.get(&c.access_key) else { return Err(invalid_token()) };
+            let Some(user) = st.aws.users.get(&key.user_arn) else { return Err(invalid_token()) };
+            let caller = Caller {
+                who: user_who(user),
+                user_id: user.id.clone(),
+                identity_policies: user.policies.clone(),
+                access_key: c.access_key.clone(),
+                region: c.region.clone(),
+                session: None,
+            };
+            drop(st);
+            let Some(secret) = self.user_key_secret(&c.access_key) else { return Err(invalid_token()) };
+            (secret, caller)
+        };
+        if !sigv4::verify(&req, &c, &secret) {
+            return Err(bad_sig(
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
+            ));
+        }
+        Ok(caller)
+    }
+}
+
+/// The router for the AWS API port.
+pub fn router(aws: Arc<Aws>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(aws)
+}
+
+async fn handle(State(aws): State<Arc<Aws>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let hs: Vec<(String, String)> =
+        headers.iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let r = Received { method: method.clone(), uri: uri.clone(), headers: hs, body };
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    // Writes wait on fsync; keep them off the async workers. Reads (the hot
+    // GetSecretValue path, STS) are served inline from memory.
+    let writes = matches!(
+        target.as_deref(),
+        Some("secretsmanager.CreateSecret" | "secretsmanager.PutSecretValue" | "secretsmanager.DeleteSecret" | "secretsmanager.RestoreSecret")
+    );
+    let reply = if writes {
+        match tokio::task::spawn_blocking(move || dispatch(&aws, &r, target.as_deref())).await {
+            Ok(r) => r,
+            Err(e) => Err(AwsError::internal(Proto::Json, &e)),
+        }
+    } else {
+        dispatch(&aws, &r, target.as_deref())
+    };
+    let response = reply.unwrap_or_else(IntoResponse::into_response);
+    tracing::debug!(%method, path = %uri.path(), status = response.status().as_u16(), "aws api");
+    response
+}
+
+fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, AwsError> {
+    if r.uri.path().starts_with("/_keyway/") {
+        return compute::control(aws, r);
+    }
+    if let Some(t) = target {
+        return match t.split_once('.') {
+            Some(("secretsmanager", op)) => secretsmanager::dispatch(aws, r, op),
+            _ => Err(AwsError::new(Proto::Json, 400, "UnknownOperationException", format!("The operation {t} is not served by the local cloud."))),
+        };
+    }
+    sts::dispatch(aws, r)
+}
+
+/// A 200 with a JSON 1.1 body.
+pub fn ok_json<T: Serialize>(v: &T) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/x-amz-json-1.1")], body).into_response()
+}

@@ -1,0 +1,309 @@
+//! The AWS half of the store's state: accounts, IAM users and their access keys,
+//! roles, EC2 instances, ECS tasks and Secrets Manager secrets. Each is a JSON
+//! document in the store's `docs` table (kinds `aws_*`); secret payloads and
+//! access-key secrets are sealed with the master key before they are stored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    #[serde(default)]
+    pub alias: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IamUser {
+    pub account: String,
+    pub name: String,
+    pub arn: String,
+    /// `AIDA…`
+    pub id: String,
+    /// Inline identity policies (JSON policy documents).
+    #[serde(default)]
+    pub policies: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// `AKIA…`
+    pub id: String,
+    pub user_arn: String,
+    /// The secret access key, sealed with the master key (base64).
+    pub sealed_secret: String,
+    pub create_ms: i64,
+    #[serde(default = "active")]
+    pub status: String,
+}
+
+fn active() -> String {
+    "Active".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Role {
+    pub account: String,
+    pub name: String,
+    pub arn: String,
+    /// `AROA…`
+    pub id: String,
+    /// The trust policy (who may assume the role).
+    pub trust: Value,
+    #[serde(default)]
+    pub policies: Vec<Value>,
+    pub max_session_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ec2Instance {
+    pub name: String,
+    pub account: String,
+    pub region: String,
+    pub availability_zone: String,
+    /// `i-…` (17 hex digits).
+    pub instance_id: String,
+    pub instance_type: String,
+    /// The instance profile's role (its ARN), if any.
+    pub role_arn: Option<String>,
+    pub create_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskSecret {
+    pub name: String,
+    pub value_from: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EcsTask {
+    pub name: String,
+    pub account: String,
+    pub region: String,
+    pub cluster: String,
+    pub family: String,
+    pub revision: u32,
+    /// 32 hex digits, as Fargate task ids are.
+    pub task_id: String,
+    /// The id in `/v2/credentials/ID` (a UUID).
+    pub credentials_id: String,
+    pub task_role_arn: Option<String>,
+    pub execution_role_arn: Option<String>,
+    #[serde(default)]
+    pub secrets: Vec<TaskSecret>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    pub create_ms: i64,
+}
+
+impl EcsTask {
+    pub fn task_arn(&self) -> String {
+        format!("arn:aws:ecs:{}:{}:task/{}/{}", self.region, self.account, self.cluster, self.task_id)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tag {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretVersion {
+    pub id: String,
+    pub stages: Vec<String>,
+    pub create_ms: i64,
+    /// `SecretBinary` rather than `SecretString`.
+    pub binary: bool,
+    /// The payload sealed with the master key (base64), bound to ARN and version id.
+    pub sealed: String,
+    /// A world-declared Google service-account key whose JSON this version holds;
+    /// re-rendered at each start (the key file embeds the live token endpoint).
+    #[serde(default)]
+    pub key_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AwsSecret {
+    pub arn: String,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    pub create_ms: i64,
+    pub changed_ms: i64,
+    /// Set while scheduled for deletion: when it will be deleted.
+    #[serde(default)]
+    pub deletion_ms: Option<i64>,
+    /// When DeleteSecret was called.
+    #[serde(default)]
+    pub deleted_ms: Option<i64>,
+    #[serde(default)]
+    pub policy: Option<Value>,
+    /// Oldest first.
+    pub versions: Vec<SecretVersion>,
+}
+
+impl AwsSecret {
+    pub fn version_with_stage(&self, stage: &str) -> Option<&SecretVersion> {
+        self.versions.iter().find(|v| v.stages.iter().any(|s| s == stage))
+    }
+}
+
+/// One AWS document, as stored.
+#[derive(Debug, Clone)]
+pub enum AwsDoc {
+    Account(Account),
+    User(IamUser),
+    Key(AccessKey),
+    Role(Role),
+    Ec2(Ec2Instance),
+    Task(EcsTask),
+    Secret(AwsSecret),
+}
+
+impl AwsDoc {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AwsDoc::Account(_) => "aws_account",
+            AwsDoc::User(_) => "aws_user",
+            AwsDoc::Key(_) => "aws_key",
+            AwsDoc::Role(_) => "aws_role",
+            AwsDoc::Ec2(_) => "aws_ec2",
+            AwsDoc::Task(_) => "aws_task",
+            AwsDoc::Secret(_) => "aws_secret",
+        }
+    }
+
+    pub fn key(&self) -> String {
+        match self {
+            AwsDoc::Account(a) => a.id.clone(),
+            AwsDoc::User(u) => u.arn.clone(),
+            AwsDoc::Key(k) => k.id.clone(),
+            AwsDoc::Role(r) => r.arn.clone(),
+            AwsDoc::Ec2(i) => i.name.clone(),
+            AwsDoc::Task(t) => t.name.clone(),
+            AwsDoc::Secret(s) => s.arn.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let r = match self {
+            AwsDoc::Account(x) => serde_json::to_string(x),
+            AwsDoc::User(x) => serde_json::to_string(x),
+            AwsDoc::Key(x) => serde_json::to_string(x),
+            AwsDoc::Role(x) => serde_json::to_string(x),
+            AwsDoc::Ec2(x) => serde_json::to_string(x),
+            AwsDoc::Task(x) => serde_json::to_string(x),
+            AwsDoc::Secret(x) => serde_json::to_string(x),
+        };
+        // Plain structs of strings, numbers and JSON values: serialisation cannot fail.
+        r.unwrap_or_default()
+    }
+
+    /// Parses a stored document; `None` if `kind` is not an AWS kind.
+    pub fn parse(kind: &str, body: &str) -> Option<Result<AwsDoc, serde_json::Error>> {
+        Some(match kind {
+            "aws_account" => serde_json::from_str(body).map(AwsDoc::Account),
+            "aws_user" => serde_json::from_str(body).map(AwsDoc::User),
+            "aws_key" => serde_json::from_str(body).map(AwsDoc::Key),
+            "aws_role" => serde_json::from_str(body).map(AwsDoc::Role),
+            "aws_ec2" => serde_json::from_str(body).map(AwsDoc::Ec2),
+            "aws_task" => serde_json::from_str(body).map(AwsDoc::Task),
+            "aws_secret" => serde_json::from_str(body).map(AwsDoc::Secret),
+            _ => return None,
+        })
+    }
+}
+
+/// Everything the cloud knows about its AWS half, in memory.
+#[derive(Debug, Default)]
+pub struct AwsState {
+    pub accounts: BTreeMap<String, Account>,
+    /// By ARN.
+    pub users: BTreeMap<String, IamUser>,
+    /// By access key id.
+    pub keys: BTreeMap<String, AccessKey>,
+    /// By ARN.
+    pub roles: BTreeMap<String, Role>,
+    /// By world name.
+    pub ec2: BTreeMap<String, Ec2Instance>,
+    /// By world name.
+    pub tasks: BTreeMap<String, EcsTask>,
+    /// By ARN.
+    pub secrets: BTreeMap<String, AwsSecret>,
+    /// (account, region, name) → ARN.
+    pub secret_names: BTreeMap<(String, String, String), String>,
+}
+
+impl AwsState {
+    pub fn apply(&mut self, d: AwsDoc) {
+        match d {
+            AwsDoc::Account(a) => {
+                self.accounts.insert(a.id.clone(), a);
+            }
+            AwsDoc::User(u) => {
+                self.users.insert(u.arn.clone(), u);
+            }
+            AwsDoc::Key(k) => {
+                self.keys.insert(k.id.clone(), k);
+            }
+            AwsDoc::Role(r) => {
+                self.roles.insert(r.arn.clone(), r);
+            }
+            AwsDoc::Ec2(i) => {
+                self.ec2.insert(i.name.clone(), i);
+            }
+            AwsDoc::Task(t) => {
+                self.tasks.insert(t.name.clone(), t);
+            }
+            AwsDoc::Secret(s) => {
+                self.secret_names.insert((s.account.clone(), s.region.clone(), s.name.clone()), s.arn.clone());
+                self.secrets.insert(s.arn.clone(), s);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, kind: &str, key: &str) {
+        match kind {
+            "aws_secret" => {
+                if let Some(s) = self.secrets.remove(key) {
+                    self.secret_names.remove(&(s.account, s.region, s.name));
+                }
+            }
+            "aws_key" => {
+                self.keys.remove(key);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn role_by_name(&self, account: &str, name: &str) -> Option<&Role> {
+        self.roles.get(&role_arn(account, name))
+    }
+}
+
+pub fn role_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{name}")
+}
+
+pub fn user_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:user/{name}")
+}
+
+pub fn secret_arn(region: &str, account: &str, name: &str, suffix: &str) -> String {
+    format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-{suffix}")
+}
+
+/// The role name of a role ARN (`arn:aws:iam::ACCT:role/path/NAME` → `NAME`).
+pub fn role_name_of(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}

@@ -1,0 +1,328 @@
+//! AWS Signature Version 4, as a server verifies it: parse the `Authorization`
+//! header (or the presigned `X-Amz-*` query parameters), rebuild the canonical
+//! request from what was received using the headers the client listed as
+//! signed, derive the signing key from the secret access key, and compare the
+//! signatures in constant time.
+//!
+//! The canonicalisation is written here rather than borrowed from a client
+//! crate, so the cloud does not share a client's bugs; it is proven against
+//! AWS's own signing suite (`tests/aws_sigv4_suite.rs`). Paths are normalised
+//! (dot segments removed, repeated slashes merged) and each character outside
+//! the unreserved set is percent-encoded, as for every service but S3; query
+//! keys and values are decoded and re-encoded strictly, then sorted.
+
+use aws_lc_rs::hmac;
+
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+
+/// A request as received.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path as sent on the wire (not decoded).
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    /// Header names and values in the order received (names in any case).
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+/// What the signature claims.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub access_key: String,
+    /// `YYYYMMDD` from the credential scope.
+    pub scope_date: String,
+    pub region: String,
+    pub service: String,
+    pub signed_headers: Vec<String>,
+    pub signature: String,
+    /// `YYYYMMDDTHHMMSSZ`.
+    pub amz_date: String,
+    pub security_token: Option<String>,
+    /// Presigned URL: its `X-Amz-Expires`.
+    pub presigned_expires: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigError {
+    /// No signature at all.
+    Missing,
+    /// A signature that cannot be parsed (AWS: IncompleteSignature).
+    Incomplete(String),
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (pct_decode(k), pct_decode(v))
+        })
+        .collect()
+}
+
+fn pct_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// Parses the claimed signature from the headers or the query.
+pub fn parse(req: &Request<'_>) -> Result<Claimed, SigError> {
+    let token = header(req.headers, "x-amz-security-token").map(str::to_owned);
+    if let Some(auth) = header(req.headers, "authorization") {
+        let rest = auth.trim().strip_prefix(ALGORITHM).ok_or_else(|| {
+            SigError::Incomplete(format!("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={}", auth.split_whitespace().next().unwrap_or("")))
+        })?;
+        let mut cred = None;
+        let mut signed = None;
+        let mut sig = None;
+        for part in rest.split(',') {
+            let part = part.trim();
+            if let Some(v) = part.strip_prefix("Credential=") {
+                cred = Some(v);
+            } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+                signed = Some(v);
+            } else if let Some(v) = part.strip_prefix("Signature=") {
+                sig = Some(v);
+            }
+        }
+        let missing: Vec<&str> = [("Credential", cred.is_none()), ("Signature", sig.is_none()), ("SignedHeaders", signed.is_none())]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(n, _)| *n)
+            .collect();
+        if !missing.is_empty() {
+            return Err(SigError::Incomplete(format!(
+                "Authorization header requires '{}' parameter. Authorization={auth}",
+                missing.join("' parameter. Authorization header requires '")
+            )));
+        }
+        let amz_date = header(req.headers, "x-amz-date").or_else(|| header(req.headers, "date")).ok_or_else(|| {
+            SigError::Incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into())
+        })?;
+        return claimed(cred.unwrap_or(""), signed.unwrap_or(""), sig.unwrap_or(""), amz_date, token, None);
+    }
+    let q = query_pairs(req.query);
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("X-Amz-Algorithm").is_none() && get("X-Amz-Signature").is_none() {
+        return Err(SigError::Missing);
+    }
+    if get("X-Amz-Algorithm") != Some(ALGORITHM) {
+        return Err(SigError::Incomplete("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"".into()));
+    }
+    let need = |k: &str| get(k).ok_or_else(|| SigError::Incomplete(format!("AWS query-string parameters must include '{k}'.")));
+    let expires = need("X-Amz-Expires")?.parse::<i64>().map_err(|_| SigError::Incomplete("X-Amz-Expires must be a number of seconds".into()))?;
+    let token = get("X-Amz-Security-Token").map(str::to_owned).or(token);
+    claimed(need("X-Amz-Credential")?, need("X-Amz-SignedHeaders")?, need("X-Amz-Signature")?, need("X-Amz-Date")?, token, Some(expires))
+}
+
+fn claimed(cred: &str, signed: &str, sig: &str, amz_date: &str, token: Option<String>, presigned_expires: Option<i64>) -> Result<Claimed, SigError> {
+    let parts: Vec<&str> = cred.split('/').collect();
+    let [key, date, region, service, term] = parts.as_slice() else {
+        return Err(SigError::Incomplete(format!("Credential should be scoped to a valid region, not '{cred}'. ")));
+    };
+    if *term != "aws4_request" {
+        return Err(SigError::Incomplete(format!("Credential should be scoped with a valid terminator: 'aws4_request', not '{term}'. ")));
+    }
+    if key.is_empty() || region.is_empty() || service.is_empty() || date.len() != 8 {
+        return Err(SigError::Incomplete(format!("Credential should be scoped to a valid region, not '{cred}'. ")));
+    }
+    Ok(Claimed {
+        access_key: (*key).to_owned(),
+        scope_date: (*date).to_owned(),
+        region: (*region).to_owned(),
+        service: (*service).to_owned(),
+        signed_headers: signed.split(';').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
+        signature: sig.trim().to_ascii_lowercase(),
+        amz_date: amz_date.trim().to_owned(),
+        security_token: token,
+        presigned_expires,
+    })
+}
+
+/// Seconds since the epoch of an `X-Amz-Date` (`20150830T123600Z`).
+pub fn parse_amz_date(s: &str) -> Option<i64> {
+    let t = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", s).ok()?;
+    Some(t.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_second())
+}
+
+pub fn format_amz_date(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs).map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string()).unwrap_or_default()
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+}
+
+/// AWS's URI encoding: every byte outside the unreserved set as `%XX`.
+pub fn uri_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if is_unreserved(b) || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Removes `.`/`..` segments and merges repeated slashes (RFC 3986 §5.2.4).
+fn normalize_path(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut p = String::from("/");
+    p.push_str(&out.join("/"));
+    if path.ends_with('/') && !out.is_empty() {
+        p.push('/');
+    }
+    p
+}
+
+fn canonical_query(query: &str, presigned: bool) -> String {
+    let mut pairs: Vec<(String, String)> = query_pairs(query)
+        .into_iter()
+        .filter(|(k, _)| !(presigned && k == "X-Amz-Signature"))
+        .map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false)))
+        .collect();
+    pairs.sort();
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+}
+
+fn canonical_header_value(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub fn hex(b: &[u8]) -> String {
+    crate::crypto::hex(b)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex(&crate::crypto::sha256(b))
+}
+
+/// The canonical request for `req` as `c` describes its signature.
+pub fn canonical_request(req: &Request<'_>, c: &Claimed) -> String {
+    let mut s = String::new();
+    s.push_str(req.method);
+    s.push('\n');
+    s.push_str(&uri_encode(&normalize_path(req.path), true));
+    s.push('\n');
+    s.push_str(&canonical_query(req.query, c.presigned_expires.is_some()));
+    s.push('\n');
+    for name in &c.signed_headers {
+        let values: Vec<String> =
+            req.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| canonical_header_value(v)).collect();
+        s.push_str(name);
+        s.push(':');
+        s.push_str(&values.join(","));
+        s.push('\n');
+    }
+    s.push('\n');
+    s.push_str(&c.signed_headers.join(";"));
+    s.push('\n');
+    s.push_str(&sha256_hex(req.body));
+    s
+}
+
+pub fn string_to_sign(canonical: &str, c: &Claimed) -> String {
+    format!("{ALGORITHM}\n{}\n{}/{}/{}/aws4_request\n{}", c.amz_date, c.scope_date, c.region, c.service, sha256_hex(canonical.as_bytes()))
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref().to_vec()
+}
+
+/// The hex signature of `string_to_sign` with the key derived from `secret`.
+pub fn signature(secret: &str, date: &str, region: &str, service: &str, string_to_sign: &str) -> String {
+    let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k = hmac(&k, region.as_bytes());
+    let k = hmac(&k, service.as_bytes());
+    let k = hmac(&k, b"aws4_request");
+    hex(&hmac(&k, string_to_sign.as_bytes()))
+}
+
+/// Does the request's signature verify with `secret`? (Constant-time compare.)
+pub fn verify(req: &Request<'_>, c: &Claimed, secret: &str) -> bool {
+    let sts = string_to_sign(&canonical_request(req, c), c);
+    let expected = signature(secret, &c.scope_date, &c.region, &c.service, &sts);
+    aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), c.signature.as_bytes()).is_ok()
+}
+
+/// Signs a request (for tests and for the cloud's own calls): returns the
+/// headers to add (`x-amz-date`, optionally `x-amz-security-token`, `authorization`).
+/// Every header in `req.headers` plus those added is signed.
+pub fn sign(req: &Request<'_>, access_key: &str, secret: &str, token: Option<&str>, region: &str, service: &str, now_secs: i64) -> Vec<(String, String)> {
+    let amz_date = format_amz_date(now_secs);
+    let mut headers: Vec<(String, String)> = req.headers.to_vec();
+    headers.push(("x-amz-date".into(), amz_date.clone()));
+    if let Some(t) = token {
+        headers.push(("x-amz-security-token".into(), t.to_owned()));
+    }
+    let mut names: Vec<String> = headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    names.sort();
+    names.dedup();
+    let c = Claimed {
+        access_key: access_key.to_owned(),
+        scope_date: amz_date[..8].to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
+        signed_headers: names,
+        signature: String::new(),
+        amz_date: amz_date.clone(),
+        security_token: None,
+        presigned_expires: None,
+    };
+    let r = Request { method: req.method, path: req.path, query: req.query, headers: &headers, body: req.body };
+    let sts = string_to_sign(&canonical_request(&r, &c), &c);
+    let sig = signature(secret, &c.scope_date, region, service, &sts);
+    let mut out = vec![("x-amz-date".to_owned(), amz_date)];
+    if let Some(t) = token {
+        out.push(("x-amz-security-token".into(), t.to_owned()));
+    }
+    out.push((
+        "authorization".into(),
+        format!("{ALGORITHM} Credential={access_key}/{}/{region}/{service}/aws4_request, SignedHeaders={}, Signature={sig}", c.scope_date, c.signed_headers.join(";")),
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalise() {
+        assert_eq!(normalize_path("/"), "/");
+        assert_eq!(normalize_path("//example//"), "/example/");
+        assert_eq!(normalize_path("/example/.."), "/");
+        assert_eq!(normalize_path("/./example"), "/example");
+        assert_eq!(uri_encode("/example space/", true), "/example%20space/");
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let headers = vec![("host".to_owned(), "127.0.0.1:1".to_owned())];
+        let r = Request { method: "POST", path: "/", query: "", headers: &headers, body: b"Action=GetCallerIdentity" };
+        let add = sign(&r, "AKIDEXAMPLE", "secret", None, "us-east-1", "sts", 1_700_000_000);
+        let mut all = headers.clone();
+        all.extend(add);
+        let r = Request { headers: &all, ..r };
+        let c = parse(&r).unwrap();
+        assert!(verify(&r, &c, "secret"));
+        assert!(!verify(&r, &c, "secreT"));
+        assert_eq!(parse_amz_date(&c.amz_date), Some(1_700_000_000));
+    }
+}

@@ -1,0 +1,338 @@
+//! The world file's AWS tables: `[[aws_account]]`, `[[aws_user]]`,
+//! `[[aws_role]]`, `[[ec2_instance]]`, `[[ecs_task]]` and `[[aws_secret]]`.
+//! Policies may be written as JSON strings or as TOML tables. Validation
+//! names the table, the entry and the key, and checks what AWS would refuse
+//! when the resources were created (a task role that does not trust
+//! `ecs-tasks.amazonaws.com`, an instance profile role that does not trust
+//! `ec2.amazonaws.com`).
+
+use super::policy;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDecl {
+    pub id: String,
+    #[serde(default)]
+    pub alias: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDecl {
+    pub account: String,
+    pub name: String,
+    /// Inline identity policies (JSON strings or tables).
+    #[serde(default)]
+    pub policies: Vec<Value>,
+    /// How many access keys to mint (0-2, default 1), written to
+    /// `DATA/aws/users/ACCOUNT/NAME/credentials` at each start.
+    #[serde(default)]
+    pub access_keys: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDecl {
+    pub account: String,
+    pub name: String,
+    /// The trust policy; absent means nobody may assume the role.
+    #[serde(default)]
+    pub trust: Option<Value>,
+    #[serde(default)]
+    pub policies: Vec<Value>,
+    /// MaxSessionDuration, 3600-43200 (default 3600).
+    #[serde(default)]
+    pub max_session_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Decl {
+    pub account: String,
+    pub name: String,
+    pub region: String,
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    /// The instance profile's role (name in the instance's account).
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSecretDecl {
+    pub name: String,
+    pub value_from: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDecl {
+    pub account: String,
+    pub name: String,
+    pub region: String,
+    #[serde(default)]
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub family: Option<String>,
+    /// The task role: what the containers' SDKs get. Absent: no credentials.
+    #[serde(default)]
+    pub task_role: Option<String>,
+    /// The execution role: what ECS uses to pull `secrets` at start.
+    #[serde(default)]
+    pub execution_role: Option<String>,
+    #[serde(default)]
+    pub secrets: Vec<TaskSecretDecl>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretVersionDecl {
+    #[serde(default)]
+    pub string: Option<String>,
+    #[serde(default)]
+    pub binary_base64: Option<String>,
+    /// The JSON of a world-declared Google service-account key (a name from
+    /// some `[[service_account]]`'s `keys`), rendered with the live token endpoint.
+    #[serde(default)]
+    pub value_from_key: Option<String>,
+    /// Default: the last version AWSCURRENT, the one before AWSPREVIOUS.
+    #[serde(default)]
+    pub stages: Option<Vec<String>>,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub policy: Option<Value>,
+    #[serde(default)]
+    pub versions: Vec<SecretVersionDecl>,
+}
+
+/// The raw AWS tables, as `world.rs` reads them.
+#[derive(Debug, Default)]
+pub struct Raw {
+    pub accounts: Vec<Spanned<AccountDecl>>,
+    pub users: Vec<Spanned<UserDecl>>,
+    pub roles: Vec<Spanned<RoleDecl>>,
+    pub ec2: Vec<Spanned<Ec2Decl>>,
+    pub tasks: Vec<Spanned<TaskDecl>>,
+    pub secrets: Vec<Spanned<SecretDecl>>,
+}
+
+/// A validated AWS world: policies are parsed JSON values.
+#[derive(Debug, Clone, Default)]
+pub struct AwsWorld {
+    pub accounts: Vec<AccountDecl>,
+    pub users: Vec<UserDecl>,
+    pub roles: Vec<RoleDecl>,
+    pub ec2: Vec<Ec2Decl>,
+    pub tasks: Vec<TaskDecl>,
+    pub secrets: Vec<SecretDecl>,
+}
+
+type Err<'a> = &'a dyn Fn(std::ops::Range<usize>, String) -> crate::world::WorldError;
+
+/// A policy written as a JSON string or a TOML table → a JSON value, validated.
+fn policy_value(v: &Value, resource_policy: bool) -> Result<Value, String> {
+    let v = match v {
+        Value::String(s) => serde_json::from_str(s).map_err(|e| format!("not a JSON policy document: {e}"))?,
+        other => other.clone(),
+    };
+    policy::validate(&v, resource_policy)?;
+    Ok(v)
+}
+
+pub fn valid_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn valid_iam_name(n: &str) -> bool {
+    (1..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+/// Does the trust policy let `service` assume the role?
+pub fn trusts_service(trust: &Value, account: &str, service: &str) -> bool {
+    let who = policy::Who { arn: service.to_owned(), account: account.to_owned(), principal_arns: vec![], service: Some(service.to_owned()) };
+    policy::decide_trust(&who, &[], trust, account, &super::model::role_arn(account, "x"), &BTreeMap::new()) == policy::Decision::Allow
+}
+
+pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld, crate::world::WorldError> {
+    let mut w = AwsWorld::default();
+    for a in raw.accounts {
+        let span = a.span();
+        let a = a.into_inner();
+        if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err(span, format!("[[aws_account]] key `id`: '{}' is not a 12-digit account id", a.id)));
+        }
+        if w.accounts.iter().any(|o: &AccountDecl| o.id == a.id) {
+            return Err(err(span, format!("[[aws_account]] '{}': declared twice", a.id)));
+        }
+        w.accounts.push(a);
+    }
+    let has = |w: &AwsWorld, id: &str| w.accounts.iter().any(|a| a.id == id);
+    for u in raw.users {
+        let span = u.span();
+        let mut u = u.into_inner();
+        if !has(&w, &u.account) {
+            return Err(err(span, format!("[[aws_user]] '{}' key `account`: no [[aws_account]] has id '{}'", u.name, u.account)));
+        }
+        if !valid_iam_name(&u.name) {
+            return Err(err(span, format!("[[aws_user]] key `name`: '{}' must be 1-64 letters, digits or +=,.@_-", u.name)));
+        }
+        if u.access_keys.is_some_and(|n| n > 2) {
+            return Err(err(span, format!("[[aws_user]] '{}' key `access_keys`: IAM allows at most 2 access keys per user", u.name)));
+        }
+        for (i, p) in u.policies.iter_mut().enumerate() {
+            *p = policy_value(p, false).map_err(|m| err(span.clone(), format!("[[aws_user]] '{}' key `policies[{i}]`: {m}", u.name)))?;
+        }
+        if w.users.iter().any(|o: &UserDecl| o.account == u.account && o.name == u.name) {
+            return Err(err(span, format!("[[aws_user]] '{}': declared twice in account {}", u.name, u.account)));
+        }
+        w.users.push(u);
+    }
+    for r in raw.roles {
+        let span = r.span();
+        let mut r = r.into_inner();
+        if !has(&w, &r.account) {
+            return Err(err(span, format!("[[aws_role]] '{}' key `account`: no [[aws_account]] has id '{}'", r.name, r.account)));
+        }
+        if !valid_iam_name(&r.name) {
+            return Err(err(span, format!("[[aws_role]] key `name`: '{}' must be 1-64 letters, digits or +=,.@_-", r.name)));
+        }
+        if let Some(t) = &r.trust {
+            r.trust = Some(policy_value(t, true).map_err(|m| err(span.clone(), format!("[[aws_role]] '{}' key `trust`: {m}", r.name)))?);
+        }
+        for (i, p) in r.policies.iter_mut().enumerate() {
+            *p = policy_value(p, false).map_err(|m| err(span.clone(), format!("[[aws_role]] '{}' key `policies[{i}]`: {m}", r.name)))?;
+        }
+        if let Some(m) = r.max_session_secs.filter(|m| !(3600..=43200).contains(m)) {
+            return Err(err(span, format!("[[aws_role]] '{}' key `max_session_secs`: {m} is outside 3600..=43200", r.name)));
+        }
+        if w.roles.iter().any(|o: &RoleDecl| o.account == r.account && o.name == r.name) {
+            return Err(err(span, format!("[[aws_role]] '{}': declared twice in account {}", r.name, r.account)));
+        }
+        w.roles.push(r);
+    }
+    let role = |w: &AwsWorld, account: &str, name: &str| w.roles.iter().find(|r| r.account == account && r.name == name).cloned();
+    for i in raw.ec2 {
+        let span = i.span();
+        let i = i.into_inner();
+        if !has(&w, &i.account) {
+            return Err(err(span, format!("[[ec2_instance]] '{}' key `account`: no [[aws_account]] has id '{}'", i.name, i.account)));
+        }
+        if !valid_region(&i.region) {
+            return Err(err(span, format!("[[ec2_instance]] '{}' key `region`: '{}' is not a region (like us-east-1)", i.name, i.region)));
+        }
+        if let Some(rn) = &i.role {
+            let Some(r) = role(&w, &i.account, rn) else {
+                return Err(err(span, format!("[[ec2_instance]] '{}' key `role`: no [[aws_role]] '{rn}' in account {}", i.name, i.account)));
+            };
+            if !r.trust.as_ref().is_some_and(|t| trusts_service(t, &r.account, "ec2.amazonaws.com")) {
+                return Err(err(span, format!("[[ec2_instance]] '{}' key `role`: role '{rn}' does not trust ec2.amazonaws.com (its `trust` must allow sts:AssumeRole to Principal {{ Service = \"ec2.amazonaws.com\" }})", i.name)));
+            }
+        }
+        if w.ec2.iter().any(|o: &Ec2Decl| o.name == i.name) {
+            return Err(err(span, format!("[[ec2_instance]] '{}': declared twice (names are unique in a world)", i.name)));
+        }
+        w.ec2.push(i);
+    }
+    for t in raw.tasks {
+        let span = t.span();
+        let t = t.into_inner();
+        if !has(&w, &t.account) {
+            return Err(err(span, format!("[[ecs_task]] '{}' key `account`: no [[aws_account]] has id '{}'", t.name, t.account)));
+        }
+        if !valid_region(&t.region) {
+            return Err(err(span, format!("[[ecs_task]] '{}' key `region`: '{}' is not a region (like us-east-1)", t.name, t.region)));
+        }
+        for (k, rn) in [("task_role", &t.task_role), ("execution_role", &t.execution_role)] {
+            let Some(rn) = rn else { continue };
+            let Some(r) = role(&w, &t.account, rn) else {
+                return Err(err(span, format!("[[ecs_task]] '{}' key `{k}`: no [[aws_role]] '{rn}' in account {}", t.name, t.account)));
+            };
+            if !r.trust.as_ref().is_some_and(|tr| trusts_service(tr, &r.account, "ecs-tasks.amazonaws.com")) {
+                return Err(err(span, format!("[[ecs_task]] '{}' key `{k}`: ECS was unable to assume the role '{}' that was provided for this task: its `trust` must allow sts:AssumeRole to Principal {{ Service = \"ecs-tasks.amazonaws.com\" }}", t.name, r.name)));
+            }
+        }
+        for s in &t.secrets {
+            if s.name.is_empty() || (!s.value_from.starts_with("arn:aws:secretsmanager:") && s.value_from.starts_with("arn:")) {
+                return Err(err(span, format!("[[ecs_task]] '{}' key `secrets`: '{}' is not a Secrets Manager secret ARN or name (SSM parameters are not served)", t.name, s.value_from)));
+            }
+        }
+        if w.tasks.iter().any(|o: &TaskDecl| o.name == t.name) {
+            return Err(err(span, format!("[[ecs_task]] '{}': declared twice (names are unique in a world)", t.name)));
+        }
+        w.tasks.push(t);
+    }
+    for s in raw.secrets {
+        let span = s.span();
+        let mut s = s.into_inner();
+        if !has(&w, &s.account) {
+            return Err(err(span, format!("[[aws_secret]] '{}' key `account`: no [[aws_account]] has id '{}'", s.name, s.account)));
+        }
+        if !valid_region(&s.region) {
+            return Err(err(span, format!("[[aws_secret]] '{}' key `region`: '{}' is not a region (like us-east-1)", s.name, s.region)));
+        }
+        if s.name.is_empty() || s.name.len() > 512 || !s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b)) {
+            return Err(err(span, format!("[[aws_secret]] key `name`: '{}' must be 1-512 letters, digits or /_+=.@-", s.name)));
+        }
+        if let Some(p) = &s.policy {
+            s.policy = Some(policy_value(p, true).map_err(|m| err(span.clone(), format!("[[aws_secret]] '{}' key `policy`: {m}", s.name)))?);
+        }
+        for (n, v) in s.versions.iter().enumerate() {
+            let set = [v.string.is_some(), v.binary_base64.is_some(), v.value_from_key.is_some()].iter().filter(|x| **x).count();
+            if set != 1 {
+                return Err(err(span, format!("[[aws_secret]] '{}' versions[{n}]: set exactly one of `string`, `binary_base64` or `value_from_key`", s.name)));
+            }
+            if let Some(k) = v.value_from_key.as_ref().filter(|k| !key_names.contains(k)) {
+                return Err(err(span, format!("[[aws_secret]] '{}' versions[{n}] key `value_from_key`: no [[service_account]] declares a key named '{k}'", s.name)));
+            }
+            if let Some(b) = &v.binary_base64 {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .map_err(|e| err(span.clone(), format!("[[aws_secret]] '{}' versions[{n}] key `binary_base64`: not base64 ({e})", s.name)))?;
+            }
+            if v.id.as_ref().is_some_and(|id| !(32..=64).contains(&id.len())) {
+                return Err(err(span, format!("[[aws_secret]] '{}' versions[{n}] key `id`: a version id is 32-64 characters", s.name)));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for v in &s.versions {
+            for st in v.stages.iter().flatten() {
+                if !seen.insert(st.clone()) {
+                    return Err(err(span, format!("[[aws_secret]] '{}': staging label '{st}' is on more than one version", s.name)));
+                }
+            }
+        }
+        if w.secrets.iter().any(|o: &SecretDecl| o.account == s.account && o.region == s.region && o.name == s.name) {
+            return Err(err(span, format!("[[aws_secret]] '{}': declared twice in {} {}", s.name, s.account, s.region)));
+        }
+        w.secrets.push(s);
+    }
+    Ok(w)
+}
