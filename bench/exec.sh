@@ -93,7 +93,7 @@ rows = {l.split()[0]: l.split()[1:] for l in open(sys.argv[1]) if l.strip()}
 print(f"\nkeyway exec -- true, Secret Manager references on an emulated VM (metadata credentials), {sys.argv[2]} runs each")
 print(f"{'':16}{'median ms':>11}{'p90 ms':>9}{'peak RSS MiB (median/max)':>28}")
 for k, (med, p90, rss_med, rss_max) in rows.items():
-    print(f"{k:16}{float(med):>11.2f}{float(p90):>9.2f}{int(rss_med)/1024:>18.1f} / {int(rss_max)/1024:.1f}")
+    print(f"{k:16}{float(med):>11.2f}{float(p90):>9.2f}{float(rss_med)/1024:>18.1f} / {float(rss_max)/1024:.1f}")
 k, p = float(rows["keyway-20"][0]), float(rows["python-20"][0])
 print(f"20 references: keyway {k:.2f} ms vs official Python client {p:.2f} ms: {p/k:.1f}x faster (target: keyway <= 15 ms median, < 15 MiB peak)")
 PY

@@ -52,12 +52,12 @@ pub async fn credentials(env: &Env, http: &reqwest::Client) -> anyhow::Result<Go
     Ok(keyway_auth::google_default(&ctx, &[CLOUD_PLATFORM.to_owned()]).await?)
 }
 
-/// An access token for the default credentials, and who they are.
-pub async fn token(env: &Env, http: &reqwest::Client) -> anyhow::Result<(Secret<String>, Who)> {
+/// An access token for the default credentials, and the credentials (to ask
+/// who they are only if a hint needs it).
+pub async fn token(env: &Env, http: &reqwest::Client) -> anyhow::Result<(Secret<String>, GoogleCredentials)> {
     let creds = credentials(env, http).await?;
     let tok = creds.access_token().await.with_context(|| format!("getting an access token from {}", creds.source()))?;
-    let who = who(&creds, http).await;
-    Ok((tok.token, who))
+    Ok((tok.token, creds))
 }
 
 pub async fn who(creds: &GoogleCredentials, http: &reqwest::Client) -> Who {

@@ -38,23 +38,28 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
     }
     let http = google::http_client();
     let needs_google = wanted.iter().any(|w| matches!(w.reference.source, Reference::GcpSecretManager { .. }));
-    let mut who: Option<Who> = None;
+    let mut creds = None;
     let mut token: Option<Secret<String>> = None;
     if needs_google {
         match tokio::time::timeout(timeout, google::token(env, &http)).await {
-            Ok(Ok((t, w))) => {
+            Ok(Ok((t, c))) => {
                 token = Some(t);
-                who = Some(w);
+                creds = Some(c);
             }
             Ok(Err(e)) => return Err(all_fail(wanted, &format!("no Google credentials: {e:#}"), google::credentials_hint(env))),
             Err(_) => return Err(all_fail(wanted, &format!("getting Google credentials took longer than {}s", timeout.as_secs()), None)),
         }
     }
-    let mut fetcher = Fetcher::new(http, env);
+    let mut fetcher = Fetcher::new(http.clone(), env);
     fetcher.concurrency = concurrency;
     fetcher.deadline = timeout;
     let refs: Vec<SecretRef> = wanted.iter().map(|w| w.reference.clone()).collect();
     let results = fetcher.fetch_all(&refs, token.as_ref()).await;
+    // Who the credentials are matters only for hints: ask only when something failed.
+    let who: Option<Who> = match &creds {
+        Some(c) if results.iter().any(Result::is_err) => Some(google::who(c, &http).await),
+        _ => None,
+    };
     let mut values = Vec::with_capacity(results.len());
     let mut failures = Vec::new();
     for (w, r) in wanted.iter().zip(results) {
