@@ -141,3 +141,61 @@ fn fail_closed_names_every_failed_reference() {
     assert_eq!(out.status.code(), Some(125));
     assert!(text(&out.stderr).contains("'sm://Bad/x'"));
 }
+
+#[test]
+fn binary_payloads_come_out_byte_for_byte_and_json_fields_resolve() {
+    use base64::Engine;
+    let all_bytes: Vec<u8> = (0..=255u8).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("world.toml");
+    std::fs::write(
+        &world,
+        format!(
+            r#"
+[[project]]
+id = "bytes-proj"
+number = 7777777777
+[[user]]
+email = "dev@example.com"
+[[binding]]
+resource = "projects/bytes-proj"
+role = "roles/secretmanager.admin"
+members = ["user:dev@example.com"]
+[[secret]]
+project = "bytes-proj"
+name = "blob"
+versions = [{{ data_base64 = "{}" }}]
+[[secret]]
+project = "bytes-proj"
+name = "db"
+versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }}]
+"#,
+            base64::engine::general_purpose::STANDARD.encode(&all_bytes)
+        ),
+    )
+    .unwrap();
+    let cloud = Cloud::start(&world);
+    let user = cloud.env(&["--user", "dev@example.com"]);
+    let out = keyway(&user, &["get", "sm://bytes-proj/blob"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, all_bytes);
+    let out = keyway(&user, &["get", "projects/bytes-proj/secrets/db/versions/1?field=password"]);
+    assert_eq!(out.stdout, b"pw-Zx81");
+    let out = keyway(&user, &["get", "sm://bytes-proj/db?field=port"]);
+    assert_eq!(out.stdout, b"5432");
+    // A field of a binary payload is refused, and the error shows no payload.
+    let out = keyway(&user, &["get", "sm://bytes-proj/blob?field=x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("binary"), "{}", text(&out.stderr));
+    let out = keyway(&user, &["get", "sm://bytes-proj/db?field=pasword"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("no field 'pasword'") && !err.contains("pw-Zx81"), "{err}");
+    // A binary value with NUL bytes cannot be an environment variable: fail closed, naming it.
+    let out = keyway(&user, &["exec", "--env", "BLOB=sm://bytes-proj/blob", "--", "true"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("BLOB"), "{}", text(&out.stderr));
+    // As a file it is delivered intact.
+    let out = keyway(&user, &["exec", "--env", "BLOB=sm://bytes-proj/blob?destination=tempfile", "--", "sh", "-c", "cat \"$BLOB\""]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, all_bytes);
+}
