@@ -344,7 +344,7 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
                 return Err(err(span, format!("[[binding]] key `resource`: '{}' is not a declared project (projects/ID) or secret (projects/ID/secrets/NAME)", b.resource)));
             }
         }
-        if crate::iam::role_permissions(&b.role).is_none() {
+        if !crate::iam::known_role(&b.role) {
             return Err(err(span, format!("[[binding]] key `role`: '{}' is not a role the local cloud knows", b.role)));
         }
         for m in &b.members {
