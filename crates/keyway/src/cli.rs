@@ -37,7 +37,7 @@ pub enum Command {
     Get(GetArgs),
     /// Show the identity keyway would use, where it came from, its scopes and expiry.
     Whoami(WhoamiArgs),
-    /// The local, offline cloud: Google APIs with real IAM decisions on an embedded store.
+    /// The local, offline cloud: Google and AWS APIs with real IAM decisions on an embedded store.
     #[command(subcommand)]
     Cloud(CloudCommand),
 }
