@@ -7,11 +7,15 @@
 //! refreshes ahead of expiry, sends one upstream request however many callers
 //! wait, and retries transient failures within a deadline.
 //!
+//! AWS credentials come from the SDKs' chain ([`aws_default`]), with the
+//! same provenance: which source answered, and why the others did not.
+//!
 //! Nothing here reads the process environment, the real filesystem or the clock
 //! directly: all of it comes in an [`AuthContext`]. Tokens, refresh tokens,
 //! client secrets and private keys are [`keyway_core::Secret`]s from the moment
 //! they are read, so they cannot reach a log line, an error or a `Debug` print.
 
+pub mod aws;
 mod cache;
 mod context;
 mod error;
@@ -20,6 +24,10 @@ mod http;
 
 pub use context::{
     AuthContext, DEFAULT_METADATA_PROBE_TIMEOUT, DEFAULT_REFRESH_AHEAD, RetryPolicy,
+};
+pub use aws::{
+    AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsCredentialsProvider, AwsOutcome, AwsSource,
+    AwsSourceKind, aws_default,
 };
 pub use error::AuthError;
 pub use google::{

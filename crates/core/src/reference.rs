@@ -17,7 +17,23 @@
 //! it defaults to `latest`. A reference names a secret; it never contains one, so
 //! its [`Display`](std::fmt::Display) form is safe to print in errors and logs.
 //!
-//! Only the prefixed forms (`sm://`, `gcp:secretmanager:`) are recognised in the
+//! AWS Secrets Manager has two spellings:
+//!
+//! ```text
+//! AWS         = "arn:" PARTITION ":secretsmanager:" REGION ":" ACCOUNT ":secret:" NAME
+//!                   [ ":" [JSON-KEY] ":" [VERSION-STAGE] ":" [VERSION-ID] ]   (ECS valueFrom)
+//!             | "aws-sm://" ( NAME | ARN ) [ "?" OPTION ... ] [ "#" ( VERSION-ID | VERSION-STAGE ) ]
+//! ```
+//!
+//! After `#`, a UUID-shaped value (8-4-4-4-12 hex digits, what Secrets Manager
+//! mints) is a version id and anything else a staging label (`AWSPREVIOUS`);
+//! the options `version-stage=` and `version-id=` say it explicitly. The ECS
+//! `json-key` is the top-level JSON field (the `field=` option does the same
+//! and may not be given as well). The region and account of an `aws-sm://NAME`
+//! come from the environment (AWS_REGION) and the credentials.
+//!
+//! Only the prefixed forms (`sm://`, `gcp:secretmanager:`, `aws-sm://`,
+//! `arn:aws…:secretsmanager:`) are recognised in the
 //! values of inherited environment variables ([`SecretRef::parse_implicit`]);
 //! a bare resource name is a reference only where one is expected.
 
@@ -27,6 +43,18 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {
     GcpSecretManager { project: String, secret: String, version: String },
+    AwsSecretsManager {
+        /// From the ARN; `None` means "the region keyway is configured for".
+        region: Option<String>,
+        /// From the ARN.
+        account: Option<String>,
+        /// What GetSecretValue gets as SecretId: a name, or the ARN (partial or full) without the ECS suffix.
+        secret_id: String,
+        /// The ECS `json-key`: a top-level field of a JSON SecretString.
+        json_key: Option<String>,
+        version_stage: Option<String>,
+        version_id: Option<String>,
+    },
 }
 
 /// How the value reaches the workload.
@@ -85,6 +113,9 @@ impl SecretRef {
             (Some((v, q)), None) => (Some(v), Some(q)),
             _ => (fragment, query),
         };
+        if base.starts_with("aws-sm://") || is_aws_arn(base) {
+            return parse_aws(s, base, query, fragment);
+        }
         let (project, secret, mut version) = if let Some(p) = base.strip_prefix("sm://") {
             let (project, secret) = p.split_once('/').ok_or_else(|| err("expected sm://PROJECT/SECRET".into()))?;
             (project.to_owned(), secret.to_owned(), None)
@@ -123,37 +154,19 @@ impl SecretRef {
         if let Some(v) = fragment {
             set_version(v, "after '#'")?;
         }
-        let mut field = None;
-        let mut delivery = Delivery::Value;
-        let mut file_name: Option<String> = None;
+        let mut common = Common::default();
         for opt in query.unwrap_or("").split('&').filter(|o| !o.is_empty()) {
             let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
             match k {
                 "version" => set_version(v, "in ?version=")?,
-                "field" => {
-                    let path: Vec<String> = v.split('.').map(str::to_owned).collect();
-                    if path.iter().any(String::is_empty) {
-                        return Err(err(format!("field '{v}' has an empty part; write field=a.b.c")));
+                _ => {
+                    if !common.option(k, v).map_err(err)? {
+                        return Err(err(format!("unknown option '{k}' (known: version, field, destination, filename)")));
                     }
-                    field = Some(path);
                 }
-                "destination" => match v {
-                    "env" | "value" => delivery = Delivery::Value,
-                    "tempfile" | "file" => delivery = Delivery::File { name: None },
-                    _ => return Err(err(format!("destination '{v}' is not 'env' or 'tempfile'"))),
-                },
-                "filename" => {
-                    if v.is_empty() || v == "." || v == ".." || v.contains('/') || v.contains('\0') {
-                        return Err(err(format!("filename '{v}' must be a plain file name")));
-                    }
-                    file_name = Some(v.to_owned());
-                }
-                _ => return Err(err(format!("unknown option '{k}' (known: version, field, destination, filename)"))),
             }
         }
-        if let Some(n) = file_name {
-            delivery = Delivery::File { name: Some(n) };
-        }
+        let (field, delivery) = common.finish();
         Ok(SecretRef {
             source: Reference::GcpSecretManager { project, secret, version: version.unwrap_or_else(|| "latest".into()) },
             field,
@@ -164,7 +177,7 @@ impl SecretRef {
     /// A reference in an inherited environment variable's value: only the
     /// prefixed forms count. `Ok(None)` means "an ordinary value".
     pub fn parse_implicit(value: &str) -> Result<Option<SecretRef>, RefError> {
-        if value.starts_with("sm://") || value.starts_with("gcp:secretmanager:") {
+        if value.starts_with("sm://") || value.starts_with("gcp:secretmanager:") || value.starts_with("aws-sm://") || is_aws_arn(value) {
             SecretRef::parse(value).map(Some)
         } else {
             Ok(None)
@@ -184,6 +197,24 @@ impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reference::GcpSecretManager { project, secret, version } => write!(f, "projects/{project}/secrets/{secret}/versions/{version}"),
+            Reference::AwsSecretsManager { secret_id, json_key, version_stage, version_id, .. } => {
+                if secret_id.starts_with("arn:") {
+                    f.write_str(secret_id)?;
+                    if json_key.is_some() || version_stage.is_some() || version_id.is_some() {
+                        let o = |x: &Option<String>| x.clone().unwrap_or_default();
+                        write!(f, ":{}:{}:{}", o(json_key), o(version_stage), o(version_id))?;
+                    }
+                    Ok(())
+                } else {
+                    write!(f, "aws-sm://{secret_id}")?;
+                    // parse_aws refuses a stage and an id together, and an id that is not UUID-shaped after '#'.
+                    match (version_stage, version_id) {
+                        (_, Some(id)) => write!(f, "#{id}"),
+                        (Some(stage), None) => write!(f, "#{stage}"),
+                        (None, None) => Ok(()),
+                    }
+                }
+            }
         }
     }
 }
@@ -205,12 +236,58 @@ impl fmt::Display for SecretRef {
     }
 }
 
+/// The options every reference takes: `field=`, `destination=`, `filename=`.
+#[derive(Default)]
+struct Common {
+    field: Option<Vec<String>>,
+    delivery: Delivery,
+    file_name: Option<String>,
+}
+
+impl Common {
+    /// `Ok(false)`: not one of the common options.
+    fn option(&mut self, k: &str, v: &str) -> Result<bool, String> {
+        match k {
+            "field" => {
+                let path: Vec<String> = v.split('.').map(str::to_owned).collect();
+                if path.iter().any(String::is_empty) {
+                    return Err(format!("field '{v}' has an empty part; write field=a.b.c"));
+                }
+                self.field = Some(path);
+            }
+            "destination" => match v {
+                "env" | "value" => self.delivery = Delivery::Value,
+                "tempfile" | "file" => self.delivery = Delivery::File { name: None },
+                _ => return Err(format!("destination '{v}' is not 'env' or 'tempfile'")),
+            },
+            "filename" => {
+                if v.is_empty() || v == "." || v == ".." || v.contains('/') || v.contains('\0') {
+                    return Err(format!("filename '{v}' must be a plain file name"));
+                }
+                self.file_name = Some(v.to_owned());
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn finish(self) -> (Option<Vec<String>>, Delivery) {
+        match self.file_name {
+            Some(n) => (self.field, Delivery::File { name: Some(n) }),
+            None => (self.field, self.delivery),
+        }
+    }
+}
+
+mod aws;
+use aws::{is_aws_arn, parse_aws};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn gcp(r: &SecretRef) -> (&str, &str, &str) {
-        let Reference::GcpSecretManager { project, secret, version } = &r.source;
+        let Reference::GcpSecretManager { project, secret, version } = &r.source else { panic!("not a Google reference: {r}") };
         (project, secret, version)
     }
 

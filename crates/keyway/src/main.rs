@@ -1,6 +1,7 @@
 //! The `keyway` binary: parse the command line, run the command, print an error
 //! once (with its causes and, when the fix is known, a hint) and exit.
 
+mod aws;
 mod cli;
 mod commands;
 mod google;

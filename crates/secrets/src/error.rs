@@ -35,6 +35,22 @@ pub enum FetchError {
     Field { reference: String, reason: String },
     #[error("reading {reference}: no Google credentials were found")]
     NoCredentials { reference: String },
+    /// AWS IAM refused (AccessDeniedException); who, what and on what, as AWS said.
+    #[error("reading {reference}: access denied (AccessDeniedException): {message}")]
+    AwsAccessDenied { reference: String, principal: Option<String>, action: Option<String>, resource: Option<String>, message: String },
+    /// KMS could not decrypt the secret with the caller's permissions.
+    #[error("reading {reference}: the secret could not be decrypted (DecryptionFailure): {message}")]
+    AwsDecryption { reference: String, message: String },
+    /// The secret cannot be read now (e.g. it is marked for deletion).
+    #[error("reading {reference}: {message} (InvalidRequestException)")]
+    AwsInvalidRequest { reference: String, message: String },
+    /// The AWS credentials were refused, expired, or could not be had.
+    #[error("reading {reference}: the AWS credentials are not usable: {message}")]
+    AwsCredentials { reference: String, message: String },
+    #[error("reading {reference}: no AWS region (set AWS_REGION, a profile region, or use the secret's ARN)")]
+    AwsNoRegion { reference: String },
+    #[error("reading {reference}: no AWS credentials were found")]
+    NoAwsCredentials { reference: String },
     #[error("internal error: {0}")]
     Internal(String),
 }

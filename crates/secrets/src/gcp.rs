@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroize;
 
 pub async fn access(f: &Fetcher, r: &Reference, token: &Secret<String>) -> Result<Secret<Vec<u8>>, FetchError> {
-    let Reference::GcpSecretManager { project, secret, version } = r;
+    let Reference::GcpSecretManager { project, secret, version } = r else {
+        return Err(FetchError::Internal("not a Google reference".into()));
+    };
     let url = format!("{}v1/projects/{project}/secrets/{secret}/versions/{version}:access", f.secretmanager);
     let reference = r.to_string();
     let start = Instant::now();

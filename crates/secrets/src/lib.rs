@@ -1,9 +1,10 @@
 //! Fetching secret references. The caller brings credentials (a bearer token for
-//! Google); this crate turns references into values: concurrently, with a bound,
+//! Google, an AWS credentials provider for Secrets Manager); this crate turns references into values: concurrently, with a bound,
 //! with retries for transient failures inside a deadline, verifying checksums,
 //! extracting JSON fields, and classifying every failure so the user learns
 //! whether the scopes, the IAM role, the secret itself or the network is at fault.
 
+pub mod aws;
 pub mod error;
 pub mod field;
 pub mod gcp;
@@ -24,6 +25,10 @@ pub struct Fetcher {
     pub concurrency: usize,
     /// Overall time allowed for one reference, retries included.
     pub deadline: Duration,
+    /// AWS credentials, for Secrets Manager references.
+    pub aws: Option<keyway_auth::AwsCredentialsProvider>,
+    /// The environment endpoints are read from (AWS_ENDPOINT_URL...).
+    pub env: keyway_core::Env,
 }
 
 pub const SECRETMANAGER_DEFAULT: &str = "https://secretmanager.googleapis.com/";
@@ -37,7 +42,7 @@ impl Fetcher {
         if !base.ends_with('/') {
             base.push('/');
         }
-        Fetcher { http, secretmanager: base, concurrency: 16, deadline: Duration::from_secs(30) }
+        Fetcher { http, secretmanager: base, concurrency: 16, deadline: Duration::from_secs(30), aws: None, env: env.clone() }
     }
 
     /// Fetches one reference: the payload (or the JSON field it names).
@@ -47,10 +52,17 @@ impl Fetcher {
                 let token = google_token.ok_or(FetchError::NoCredentials { reference: r.source.to_string() })?;
                 gcp::access(self, &r.source, token).await?
             }
+            keyway_core::Reference::AwsSecretsManager { .. } => aws::get_secret_value(self, &r.source).await?,
         };
-        match &r.field {
+        // The ECS json-key is a top-level field.
+        let path = match (&r.field, &r.source) {
+            (Some(p), _) => Some(p.clone()),
+            (None, keyway_core::Reference::AwsSecretsManager { json_key: Some(k), .. }) => Some(vec![k.clone()]),
+            _ => None,
+        };
+        match path {
             None => Ok(payload),
-            Some(path) => field::extract(&payload, path).map_err(|reason| FetchError::Field { reference: r.to_string(), reason }),
+            Some(path) => field::extract(&payload, &path).map_err(|reason| FetchError::Field { reference: r.to_string(), reason }),
         }
     }
 

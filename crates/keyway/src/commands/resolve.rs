@@ -1,8 +1,10 @@
 //! Resolving references for `exec` and `get`: get Google credentials once (only if
-//! a Google reference is present), fetch everything concurrently, and turn each
+//! a Google reference is present) and AWS credentials once (only if an AWS
+//! reference is present), fetch everything concurrently, and turn each
 //! failure into a message that says which reference failed, why, and, when the
 //! fix is known, the one command that fixes it.
 
+use crate::aws;
 use crate::google::{self, Who};
 use keyway_core::{Env, Reference, Secret, SecretRef};
 use keyway_secrets::{FetchError, Fetcher};
@@ -50,14 +52,31 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
             Err(_) => return Err(all_fail(wanted, &format!("getting Google credentials took longer than {}s", timeout.as_secs()), None)),
         }
     }
+    let needs_aws = wanted.iter().any(|w| matches!(w.reference.source, Reference::AwsSecretsManager { .. }));
+    // AWS credentials failing fails the AWS references only (nothing runs anyway: fail closed).
+    let mut aws_failure: Option<(String, Option<String>)> = None;
+    let mut aws_provider = None;
+    if needs_aws {
+        match tokio::time::timeout(timeout, aws::provider(env, &http, true)).await {
+            Ok(Ok(p)) => {
+                tracing::info!(source = %p.source(), region = ?p.region(), "aws credentials");
+                aws_provider = Some(p);
+            }
+            Ok(Err(e)) => aws_failure = Some((format!("no AWS credentials: {e}"), aws::credentials_hint(env, &e))),
+            Err(_) => aws_failure = Some((format!("getting AWS credentials took longer than {}s", timeout.as_secs()), None)),
+        }
+    }
     let mut fetcher = Fetcher::new(http.clone(), env);
     fetcher.concurrency = concurrency;
     fetcher.deadline = timeout;
+    fetcher.aws = aws_provider.clone();
     let refs: Vec<SecretRef> = wanted.iter().map(|w| w.reference.clone()).collect();
     let results = fetcher.fetch_all(&refs, token.as_ref()).await;
     // Who the credentials are matters only for hints: ask only when something failed.
     let who: Option<Who> = match &creds {
-        Some(c) if results.iter().any(Result::is_err) => Some(google::who(c, &http).await),
+        Some(c) if results.iter().zip(wanted).any(|(r, w)| r.is_err() && matches!(w.reference.source, Reference::GcpSecretManager { .. })) => {
+            Some(google::who(c, &http).await)
+        }
         _ => None,
     };
     let mut values = Vec::with_capacity(results.len());
@@ -65,6 +84,13 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
     for (w, r) in wanted.iter().zip(results) {
         match r {
             Ok(v) => values.push(v),
+            Err(FetchError::NoAwsCredentials { .. }) if aws_failure.is_some() => {
+                let (error, hint) = aws_failure.clone().unwrap_or_default();
+                failures.push(Failure { name: w.name.clone(), error: format!("reading {}: {error}", w.reference), hint });
+            }
+            Err(e) if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => {
+                failures.push(Failure { name: w.name.clone(), hint: aws::hint(&e, aws_provider.as_ref(), env), error: e.to_string() })
+            }
             Err(e) => failures.push(Failure { name: w.name.clone(), hint: hint(&e, &w.reference, who.as_ref()), error: e.to_string() }),
         }
     }
@@ -77,7 +103,9 @@ fn all_fail(wanted: &[Wanted], error: &str, hint: Option<String>) -> Vec<Failure
 
 /// The command that fixes a failure, when keyway can tell.
 fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
-    let Reference::GcpSecretManager { project, secret, version } = &r.source;
+    let Reference::GcpSecretManager { project, secret, version } = &r.source else {
+        return None;
+    };
     match e {
         FetchError::InsufficientScopes { .. } => Some(match who.and_then(|w| w.vm.as_ref()) {
             Some(vm) => format!(

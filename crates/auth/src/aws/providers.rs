@@ -1,0 +1,344 @@
+//! The chain's sources, one function each, and region resolution.
+
+use super::{AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsOutcome, AwsSource, AwsSourceKind};
+use crate::AuthContext;
+use crate::http::{redact_url, send};
+use keyway_core::Secret;
+use keyway_wire::aws::{ContainerCredentials, ImdsCredentials};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use zeroize::Zeroize;
+
+const ECS_HOST: &str = "http://169.254.170.2";
+const IMDS_DEFAULT: &str = "http://169.254.169.254";
+
+/// How to get fresh credentials from the source that answered.
+#[derive(Debug, Clone)]
+pub(super) enum Refetch {
+    Static,
+    Ecs { url: String },
+    Imds { endpoint: String },
+}
+
+pub(super) struct Found {
+    pub source: AwsSource,
+    pub creds: AwsCredentials,
+    pub fetch: Refetch,
+    pub profile_region: Option<(String, &'static str)>,
+}
+
+fn failed(source: AwsSourceKind, reason: impl Into<String>) -> AwsAuthError {
+    AwsAuthError::Failed { kind: source, reason: reason.into() }
+}
+
+fn record(attempts: &mut Vec<AwsAttempt>, source: AwsSourceKind, outcome: AwsOutcome) {
+    tracing::debug!(%source, %outcome, "aws credential source");
+    attempts.push(AwsAttempt { source, outcome });
+}
+
+/// Runs each source in order; records every attempt.
+pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &mut Vec<AwsAttempt>) -> Result<Found, AwsAuthError> {
+    let env = &ctx.env;
+    let profile_name = env.non_empty("AWS_PROFILE").or(env.non_empty("AWS_DEFAULT_PROFILE")).unwrap_or("default").to_owned();
+    let profile = read_profile(ctx, &profile_name);
+    let profile_region = profile.as_ref().ok().and_then(|p| p.get("region").cloned()).map(|r| (r, "profile region"));
+    let stop = |attempts: &mut Vec<AwsAttempt>, e: AwsAuthError, kind| {
+        record(attempts, kind, AwsOutcome::Failed(e.to_string()));
+        e
+    };
+
+    // 1. Environment.
+    let kind = AwsSourceKind::Environment;
+    match (env.non_empty("AWS_ACCESS_KEY_ID"), env.non_empty("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => {
+            record(attempts, kind, AwsOutcome::Answered);
+            let creds = AwsCredentials {
+                access_key_id: id.to_owned(),
+                secret_access_key: Secret::new(secret.to_owned()),
+                session_token: env.non_empty("AWS_SESSION_TOKEN").map(|t| Secret::new(t.to_owned())),
+                expires_at: None,
+            };
+            let source = AwsSource { kind, detail: "AWS_ACCESS_KEY_ID".into() };
+            return Ok(Found { source, creds, fetch: Refetch::Static, profile_region });
+        }
+        (Some(_), None) => return Err(stop(attempts, failed(kind, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"), kind)),
+        (None, Some(_)) => return Err(stop(attempts, failed(kind, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"), kind)),
+        (None, None) => record(attempts, kind, AwsOutcome::NotConfigured("AWS_ACCESS_KEY_ID is not set".into())),
+    }
+
+    // 2. Shared files.
+    let kind = AwsSourceKind::Profile;
+    let explicit = env.non_empty("AWS_PROFILE").is_some() || env.non_empty("AWS_DEFAULT_PROFILE").is_some();
+    match profile {
+        Err(e) => return Err(stop(attempts, failed(kind, e), kind)),
+        Ok(p) if p.is_empty() => {
+            let why = format!("no profile '{profile_name}' in {} or {}", files(ctx).0.display(), files(ctx).1.display());
+            if explicit {
+                return Err(stop(attempts, failed(kind, why), kind));
+            }
+            record(attempts, kind, AwsOutcome::NotConfigured(why));
+        }
+        Ok(p) => match (p.get("aws_access_key_id"), p.get("aws_secret_access_key")) {
+            (Some(id), Some(secret)) => {
+                record(attempts, kind, AwsOutcome::Answered);
+                let creds = AwsCredentials {
+                    access_key_id: id.clone(),
+                    secret_access_key: Secret::new(secret.clone()),
+                    session_token: p.get("aws_session_token").map(|t| Secret::new(t.clone())),
+                    expires_at: None,
+                };
+                let source = AwsSource { kind, detail: format!("profile {profile_name}") };
+                return Ok(Found { source, creds, fetch: Refetch::Static, profile_region });
+            }
+            _ => {
+                let other = ["role_arn", "credential_process", "sso_session", "sso_start_url", "web_identity_token_file", "credential_source"]
+                    .into_iter()
+                    .find(|k| p.contains_key(*k));
+                match other {
+                    Some(k) => {
+                        let e = AwsAuthError::Unsupported { kind, detail: format!("profile '{profile_name}' with {k}") };
+                        return Err(stop(attempts, e, kind));
+                    }
+                    None if explicit => return Err(stop(attempts, failed(kind, format!("profile '{profile_name}' has no aws_access_key_id/aws_secret_access_key")), kind)),
+                    None => record(attempts, kind, AwsOutcome::NotConfigured(format!("profile '{profile_name}' holds no keys"))),
+                }
+            }
+        },
+    }
+
+    // 3. Web identity.
+    let kind = AwsSourceKind::WebIdentity;
+    if env.non_empty("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env.non_empty("AWS_ROLE_ARN").is_some() {
+        let e = AwsAuthError::Unsupported { kind, detail: "AssumeRoleWithWebIdentity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN)".into() };
+        return Err(stop(attempts, e, kind));
+    }
+    record(attempts, kind, AwsOutcome::NotConfigured("AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN are not set".into()));
+
+    // 4. ECS container endpoint.
+    let kind = AwsSourceKind::EcsContainer;
+    if let Some(url) = ecs_url(ctx).map_err(|e| stop(attempts, failed(kind, e), kind))? {
+        let fetch = Refetch::Ecs { url: url.clone() };
+        let creds = refetch(ctx, opts, &fetch).await.map_err(|e| stop(attempts, e, kind))?;
+        record(attempts, kind, AwsOutcome::Answered);
+        return Ok(Found { source: AwsSource { kind, detail: redact_url(&url) }, creds, fetch, profile_region });
+    }
+    record(attempts, kind, AwsOutcome::NotConfigured("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI are not set".into()));
+
+    // 5. IMDSv2.
+    let kind = AwsSourceKind::Imds;
+    if env.non_empty("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        record(attempts, kind, AwsOutcome::NotConfigured("AWS_EC2_METADATA_DISABLED=true".into()));
+        return Err(AwsAuthError::NotConfigured { attempts: attempts.clone() });
+    }
+    let endpoint = match env.non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
+        Some(e) => e.trim_end_matches('/').to_owned(),
+        None if opts.probe_default_imds => IMDS_DEFAULT.to_owned(),
+        None => {
+            record(attempts, kind, AwsOutcome::NotConfigured("not probed (no AWS_EC2_METADATA_SERVICE_ENDPOINT, and this does not look like EC2)".into()));
+            return Err(AwsAuthError::NotConfigured { attempts: attempts.clone() });
+        }
+    };
+    let fetch = Refetch::Imds { endpoint: endpoint.clone() };
+    match refetch(ctx, opts, &fetch).await {
+        Ok(creds) => {
+            record(attempts, kind, AwsOutcome::Answered);
+            Ok(Found { source: AwsSource { kind, detail: redact_url(&endpoint) }, creds, fetch, profile_region })
+        }
+        // At the default address, no answer means "not on EC2".
+        Err(e) if endpoint == IMDS_DEFAULT => {
+            record(attempts, kind, AwsOutcome::NotConfigured(format!("no instance metadata service ({e})")));
+            Err(AwsAuthError::NotConfigured { attempts: attempts.clone() })
+        }
+        Err(e) => Err(stop(attempts, e, kind)),
+    }
+}
+
+/// The credentials and config files.
+fn files(ctx: &AuthContext) -> (PathBuf, PathBuf) {
+    let home = PathBuf::from(ctx.env.non_empty("HOME").unwrap_or("/"));
+    let creds = ctx.env.non_empty("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from).unwrap_or_else(|| home.join(".aws/credentials"));
+    let config = ctx.env.non_empty("AWS_CONFIG_FILE").map(PathBuf::from).unwrap_or_else(|| home.join(".aws/config"));
+    (creds, config)
+}
+
+/// The profile's keys from both files (the credentials file wins). Empty: no such profile.
+fn read_profile(ctx: &AuthContext, name: &str) -> Result<BTreeMap<String, String>, String> {
+    let (creds_path, config_path) = files(ctx);
+    let mut out = BTreeMap::new();
+    for (path, section) in [(config_path, if name == "default" { "default".to_owned() } else { format!("profile {name}") }), (creds_path, name.to_owned())] {
+        let text = match ctx.fs.read(&path) {
+            Ok(b) => String::from_utf8(b).map_err(|_| format!("{} is not UTF-8", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        let mut ini = parse_ini(&text);
+        if let Some(s) = ini.remove(&section) {
+            out.extend(s);
+        }
+    }
+    Ok(out)
+}
+
+/// A minimal INI reader for the AWS files: `[section]`, `key = value`, `#`/`;` comments.
+/// Keys are lower-cased; values are trimmed.
+pub fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            out.entry(name.clone()).or_default();
+            current = Some(name);
+        } else if let (Some(sec), Some((k, v))) = (&current, line.split_once('=')) {
+            out.entry(sec.clone()).or_default().insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    out
+}
+
+/// The container credentials URL, if one is configured and allowed.
+pub(super) fn ecs_url(ctx: &AuthContext) -> Result<Option<String>, String> {
+    if let Some(rel) = ctx.env.non_empty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+        if !rel.starts_with('/') {
+            return Err("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must start with '/'".into());
+        }
+        return Ok(Some(format!("{ECS_HOST}{rel}")));
+    }
+    let Some(full) = ctx.env.non_empty("AWS_CONTAINER_CREDENTIALS_FULL_URI") else { return Ok(None) };
+    let u = url::Url::parse(full).map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI is not a URL ({e})"))?;
+    let allowed = match (u.scheme(), u.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback() || ip == std::net::Ipv4Addr::new(169, 254, 170, 2) || ip == std::net::Ipv4Addr::new(169, 254, 170, 23),
+        ("http", Some(url::Host::Ipv6(ip))) => IpAddr::V6(ip).is_loopback(),
+        ("http", Some(url::Host::Domain(d))) => d == "localhost",
+        _ => false,
+    };
+    if !allowed {
+        return Err(format!(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI {} is refused: plain http is allowed only to loopback or the ECS/EKS link-local agents, as in the AWS SDKs",
+            redact_url(full)
+        ));
+    }
+    Ok(Some(full.to_owned()))
+}
+
+fn ecs_token(ctx: &AuthContext) -> Result<Option<Secret<String>>, String> {
+    if let Some(path) = ctx.env.non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
+        let mut b = ctx.fs.read(std::path::Path::new(path)).map_err(|e| format!("reading AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {path}: {e}"))?;
+        let t = String::from_utf8_lossy(&b).trim().to_owned();
+        b.zeroize();
+        return Ok(Some(Secret::new(t)));
+    }
+    Ok(ctx.env.non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(|t| Secret::new(t.to_owned())))
+}
+
+/// A header value marked sensitive (kept out of HTTP-level debug output).
+fn sensitive(v: &str) -> Option<reqwest::header::HeaderValue> {
+    let mut h = reqwest::header::HeaderValue::from_str(v).ok()?;
+    h.set_sensitive(true);
+    Some(h)
+}
+
+fn expiry(kind: AwsSourceKind, s: &str) -> Result<i64, AwsAuthError> {
+    s.parse::<jiff::Timestamp>().map(|t| t.as_second()).map_err(|_| failed(kind, format!("Expiration '{s}' is not an RFC 3339 time")))
+}
+
+/// Fresh credentials from the ECS endpoint or IMDS (static ones never need it).
+pub(super) async fn refetch(ctx: &AuthContext, opts: &AwsChainOptions, fetch: &Refetch) -> Result<AwsCredentials, AwsAuthError> {
+    match fetch {
+        Refetch::Static => Err(failed(AwsSourceKind::Environment, "static credentials cannot be refreshed")),
+        Refetch::Ecs { url } => {
+            let kind = AwsSourceKind::EcsContainer;
+            let token = ecs_token(ctx).map_err(|e| failed(kind, e))?;
+            let reply = send(&ctx.retry, "getting aws container credentials", url, false, || {
+                let r = ctx.http.get(url.as_str()).header("Accept", "application/json");
+                match token.as_ref().and_then(|t| sensitive(t.expose())) {
+                    Some(v) => r.header("Authorization", v),
+                    None => r,
+                }
+            })
+            .await
+            .map_err(|e| failed(kind, e.to_string()))?;
+            let mut c: ContainerCredentials =
+                serde_json::from_slice(reply.body.expose()).map_err(|_| failed(kind, format!("{} did not send a credentials document", redact_url(url))))?;
+            let creds = AwsCredentials {
+                access_key_id: c.access_key_id.clone(),
+                secret_access_key: Secret::new(std::mem::take(&mut c.secret_access_key)),
+                session_token: Some(Secret::new(std::mem::take(&mut c.token))),
+                expires_at: Some(expiry(kind, &c.expiration)?),
+            };
+            Ok(creds)
+        }
+        Refetch::Imds { endpoint } => {
+            let kind = AwsSourceKind::Imds;
+            let mut policy = ctx.retry.clone();
+            policy.attempt_timeout = opts.imds_timeout;
+            if endpoint == IMDS_DEFAULT {
+                // Probing: one quick try.
+                policy.max_attempts = 1;
+            }
+            let token = imds_token(ctx, &policy, endpoint).await.map_err(|e| failed(kind, e))?;
+            let base = format!("{endpoint}/latest/meta-data/iam/security-credentials/");
+            let role = imds_get(ctx, &policy, &base, &token).await.map_err(|e| failed(kind, e))?;
+            let role = role.expose().lines().next().unwrap_or("").trim().to_owned();
+            if role.is_empty() {
+                return Err(failed(kind, "the instance has no instance profile (no IAM role)"));
+            }
+            let doc = imds_get(ctx, &policy, &format!("{base}{role}"), &token).await.map_err(|e| failed(kind, e))?;
+            let mut c: ImdsCredentials = serde_json::from_str(doc.expose()).map_err(|_| failed(kind, "IMDS did not send a credentials document"))?;
+            if c.code != "Success" {
+                return Err(failed(kind, format!("IMDS answered Code={}", c.code)));
+            }
+            Ok(AwsCredentials {
+                access_key_id: c.access_key_id.clone(),
+                secret_access_key: Secret::new(std::mem::take(&mut c.secret_access_key)),
+                session_token: Some(Secret::new(std::mem::take(&mut c.token))),
+                expires_at: Some(expiry(kind, &c.expiration)?),
+            })
+        }
+    }
+}
+
+async fn imds_token(ctx: &AuthContext, policy: &crate::RetryPolicy, endpoint: &str) -> Result<Secret<String>, String> {
+    let url = format!("{endpoint}/latest/api/token");
+    let reply = send(policy, "getting an IMDSv2 session token", &url, false, || {
+        ctx.http.put(url.as_str()).header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Secret::new(String::from_utf8_lossy(reply.body.expose()).trim().to_owned()))
+}
+
+async fn imds_get(ctx: &AuthContext, policy: &crate::RetryPolicy, url: &str, token: &Secret<String>) -> Result<Secret<String>, String> {
+    let value = sensitive(token.expose()).ok_or("the IMDS session token is not a valid header value")?;
+    let reply = send(policy, "reading instance metadata", url, false, || ctx.http.get(url).header("X-aws-ec2-metadata-token", value.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Secret::new(String::from_utf8_lossy(reply.body.expose()).into_owned()))
+}
+
+/// AWS_REGION, AWS_DEFAULT_REGION, the profile's region, then IMDS placement
+/// (asked only when IMDS is where the credentials came from).
+pub(super) async fn region(ctx: &AuthContext, opts: &AwsChainOptions, profile: Option<(String, &'static str)>, fetch: &Refetch) -> Option<(String, &'static str)> {
+    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        if let Some(r) = ctx.env.non_empty(var) {
+            return Some((r.to_owned(), if var == "AWS_REGION" { "AWS_REGION" } else { "AWS_DEFAULT_REGION" }));
+        }
+    }
+    if profile.is_some() {
+        return profile;
+    }
+    if let Refetch::Imds { endpoint } = fetch {
+        let mut policy = ctx.retry.clone();
+        policy.attempt_timeout = opts.imds_timeout;
+        let token = imds_token(ctx, &policy, endpoint).await.ok()?;
+        let r = imds_get(ctx, &policy, &format!("{endpoint}/latest/meta-data/placement/region"), &token).await.ok()?;
+        return Some((r.expose().trim().to_owned(), "IMDS placement/region"));
+    }
+    None
+}
