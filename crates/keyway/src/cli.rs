@@ -20,8 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a command with secrets resolved into its environment or into private files.
     ///
-    /// Every reference (from --env, and inherited variables whose value is an
-    /// sm:// or gcp:secretmanager: reference) is resolved concurrently before the
+    /// Every reference (from --env, and inherited variables whose value starts with
+    /// sm://, gcp:secretmanager:, aws-sm:// or arn:aws:secretsmanager:) is resolved concurrently before the
     /// command starts. If any fails, the command never starts: keyway names each
     /// failed reference and why, and exits 125. Values delivered as files
     /// (?destination=tempfile or ?filename=NAME) live in a private 0700 directory
@@ -29,9 +29,13 @@ pub enum Command {
     /// it exits. Signals are forwarded; keyway exits with the command's status
     /// (128+N if it died of signal N), 127 if it was not found, 126 if it could not run.
     ///
-    /// Reference forms: sm://PROJECT/SECRET[#VERSION],
-    /// gcp:secretmanager:projects/P/secrets/S[/versions/V], projects/P/secrets/S[/versions/V];
-    /// options ?version=V, ?field=a.b (a JSON field), ?destination=tempfile, ?filename=NAME.
+    /// Google Secret Manager: sm://PROJECT/SECRET[#VERSION],
+    /// gcp:secretmanager:projects/P/secrets/S[/versions/V], projects/P/secrets/S[/versions/V].
+    /// AWS Secrets Manager: the ECS valueFrom ARN
+    /// arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:json-key:version-stage:version-id],
+    /// or aws-sm://NAME-or-ARN[#STAGE-or-VERSION-ID].
+    /// Options: ?version=V (Google), ?version-stage=S / ?version-id=ID (AWS), ?field=a.b (a JSON
+    /// field), ?destination=tempfile, ?filename=NAME.
     Exec(ExecArgs),
     /// Print a secret's value on stdout, byte for byte.
     Get(GetArgs),
