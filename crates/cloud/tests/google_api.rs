@@ -434,3 +434,28 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
     let (s, _) = e.call("GET", path, Some(&jwt("https://compute.googleapis.com/")), None).await;
     assert_eq!(s, 401);
 }
+
+#[tokio::test]
+async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
+    // google-auth signs {iss, sub, scope, iat, exp} without `aud` for a
+    // service-account key used with scopes; Google accepts it.
+    let e = env().await;
+    let owner = e.token("user:owner@example.com", &[CP]);
+    let sa = "1111111111-compute@developer.gserviceaccount.com";
+    let (_, b) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(&owner), Some(json!({}))).await;
+    use base64::Engine;
+    let key: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b["privateKeyData"].as_str().unwrap()).unwrap()).unwrap();
+    let pem = key["private_key"].as_str().unwrap();
+    let der = base64::engine::general_purpose::STANDARD.decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]});
+    let scoped = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "scope": CP, "iat": now, "exp": now + 3600})).unwrap();
+    let (s, b) = e.call("GET", "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access", Some(&scoped), None).await;
+    assert_eq!((s, reason(&b)), (403, "IAM_PERMISSION_DENIED"), "{b}");
+    let narrow = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "scope": "https://www.googleapis.com/auth/devstorage.read_only", "iat": now, "exp": now + 3600})).unwrap();
+    let (s, b) = e.call("GET", "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access", Some(&narrow), None).await;
+    assert_eq!((s, reason(&b)), (403, "ACCESS_TOKEN_SCOPE_INSUFFICIENT"), "{b}");
+    let neither = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "iat": now, "exp": now + 3600})).unwrap();
+    assert_eq!(e.call("GET", "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access", Some(&neither), None).await.0, 401);
+}

@@ -138,7 +138,10 @@ pub struct SaJwtClaims {
     pub iss: String,
     #[serde(default)]
     pub sub: Option<String>,
-    pub aud: String,
+    /// Absent in self-signed JWTs that carry a `scope` claim instead (google-auth
+    /// sends those for service-account keys with scopes).
+    #[serde(default)]
+    pub aud: Option<String>,
     pub iat: i64,
     pub exp: i64,
     #[serde(default)]
@@ -187,9 +190,10 @@ pub fn verify_service_account_jwt(cloud: &Cloud, jwt: &str, audience: Audience<'
     if claims.sub.as_deref().is_some_and(|s| s != claims.iss) {
         return Err("Invalid JWT: sub must equal iss.".into());
     }
+    let aud = claims.aud.as_deref().unwrap_or("");
     match audience {
-        Audience::TokenEndpoint if claims.aud != GOOGLE_TOKEN_AUDIENCE => Err(format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}.")),
-        Audience::Service(svc) if claims.scope.is_none() && claims.aud.trim_end_matches('/') != format!("https://{svc}") => {
+        Audience::TokenEndpoint if aud != GOOGLE_TOKEN_AUDIENCE => Err(format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}.")),
+        Audience::Service(svc) if claims.scope.is_none() && aud.trim_end_matches('/') != format!("https://{svc}") => {
             Err(format!("Invalid JWT: aud must be https://{svc}/ or the JWT must carry a scope claim."))
         }
         _ => Ok(claims),
