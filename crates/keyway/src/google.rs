@@ -11,13 +11,7 @@ use std::time::Duration;
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        // Building a client fails only if TLS cannot initialise, which is fatal anyway;
-        // the default client reports the same problem on first use.
-        .unwrap_or_default()
+    crate::http::client()
 }
 
 pub fn context(env: &Env, http: &reqwest::Client) -> AuthContext {

@@ -5,6 +5,7 @@ mod aws;
 mod cli;
 mod commands;
 mod google;
+mod http;
 mod logging;
 
 use clap::Parser;
