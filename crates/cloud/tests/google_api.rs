@@ -72,6 +72,19 @@ async fn env() -> Env {
     Env { cloud, base, http: reqwest::Client::new(), _dir: dir, running: Some(running) }
 }
 
+/// Mints a service-account key through the IAM API, as the owner: the key file
+/// and its private key, ready to sign.
+async fn mint_key(e: &Env, owner: &str, sa: &str) -> (Value, aws_lc_rs::signature::RsaKeyPair) {
+    use base64::Engine;
+    let (s, b) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(owner), Some(json!({}))).await;
+    assert_eq!(s, 200, "{b}");
+    let key: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b["privateKeyData"].as_str().unwrap()).unwrap()).unwrap();
+    let pem = key["private_key"].as_str().unwrap();
+    let der = base64::engine::general_purpose::STANDARD.decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    (key, pair)
+}
+
 impl Env {
     fn token(&self, member: &str, scopes: &[&str]) -> String {
         let s: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
@@ -371,16 +384,10 @@ async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
     let e = env().await;
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
-    let (s, b) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(&owner), Some(json!({}))).await;
-    assert_eq!(s, 200, "{b}");
-    use base64::Engine;
-    let key: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b["privateKeyData"].as_str().unwrap()).unwrap()).unwrap();
+    let (key, pair) = mint_key(&e, &owner, sa).await;
     assert_eq!(key["type"], "service_account");
     assert_eq!(key["client_email"], sa);
     // Sign a JWT-bearer assertion with the private key, as google-auth would.
-    let pem = key["private_key"].as_str().unwrap();
-    let der = base64::engine::general_purpose::STANDARD.decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
-    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
     let now = jiff::Timestamp::now().as_second();
     let sign = |aud: &str, exp: i64| {
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]});
@@ -414,12 +421,7 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
     let e = env().await;
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
-    let (_, b) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(&owner), Some(json!({}))).await;
-    use base64::Engine;
-    let key: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b["privateKeyData"].as_str().unwrap()).unwrap()).unwrap();
-    let pem = key["private_key"].as_str().unwrap();
-    let der = base64::engine::general_purpose::STANDARD.decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
-    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let (key, pair) = mint_key(&e, &owner, sa).await;
     let now = jiff::Timestamp::now().as_second();
     let jwt = |aud: &str| {
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]});
@@ -442,12 +444,7 @@ async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     let e = env().await;
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
-    let (_, b) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(&owner), Some(json!({}))).await;
-    use base64::Engine;
-    let key: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b["privateKeyData"].as_str().unwrap()).unwrap()).unwrap();
-    let pem = key["private_key"].as_str().unwrap();
-    let der = base64::engine::general_purpose::STANDARD.decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
-    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let (key, pair) = mint_key(&e, &owner, sa).await;
     let now = jiff::Timestamp::now().as_second();
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]});
     let scoped = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "scope": CP, "iat": now, "exp": now + 3600})).unwrap();
