@@ -190,7 +190,7 @@ pub fn classify(reference: &str, url: &str, status: u16, body: &[u8]) -> FetchEr
             let (principal, action, resource) = parse_denial(&message);
             FetchError::AwsAccessDenied { reference, principal, action, resource, message }
         }
-        "ResourceNotFoundException" => FetchError::NotFound { reference, message },
+        "ResourceNotFoundException" => FetchError::NotFound { reference, message, code: "ResourceNotFoundException" },
         "DecryptionFailure" => FetchError::AwsDecryption { reference, message },
         "InvalidRequestException" => FetchError::AwsInvalidRequest { reference, message },
         "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" => {

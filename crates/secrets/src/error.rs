@@ -12,9 +12,10 @@ pub enum FetchError {
     /// IAM denied the permission, or the secret does not exist and the caller may not know (403).
     #[error("reading {reference}: permission '{permission}' denied (403 PERMISSION_DENIED; the secret may also not exist)")]
     PermissionDenied { reference: String, permission: String, message: String },
-    /// The secret or version does not exist (404: the caller may see that it does not).
-    #[error("reading {reference}: {message} (404 NOT_FOUND)")]
-    NotFound { reference: String, message: String },
+    /// The secret or version does not exist (and the caller may see that it does not).
+    /// `code` is the cloud's own name for it: `404 NOT_FOUND`, `ResourceNotFoundException`.
+    #[error("reading {reference}: {message} ({code})")]
+    NotFound { reference: String, message: String, code: &'static str },
     /// The version exists but is disabled or destroyed.
     #[error("reading {reference}: {message} (400 FAILED_PRECONDITION)")]
     NotEnabled { reference: String, message: String },

@@ -116,7 +116,7 @@ fn classify(reference: &str, url: &str, status: u16, body: &[u8]) -> FetchError 
             FetchError::PermissionDenied { reference, permission, message }
         }
         (401, _) => FetchError::Unauthenticated { reference, message },
-        (404, _) => FetchError::NotFound { reference, message },
+        (404, _) => FetchError::NotFound { reference, message, code: "404 NOT_FOUND" },
         (400, _) if rpc_status == "FAILED_PRECONDITION" => FetchError::NotEnabled { reference, message },
         _ => FetchError::Rejected { reference, url: url.to_owned(), status, message },
     }

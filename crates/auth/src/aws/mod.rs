@@ -94,7 +94,9 @@ pub struct AwsSource {
 
 impl fmt::Display for AwsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.kind, self.detail)
+        let kind = self.kind.to_string();
+        // The environment source's name already says which variable it is.
+        if kind.contains(&self.detail) { f.write_str(&kind) } else { write!(f, "{kind} ({})", self.detail) }
     }
 }
 
