@@ -26,6 +26,7 @@ if [ -z "${INSIDE:-}" ]; then
 fi
 
 KW="$PWD/target/release/keyway"
+source bench/lib.sh
 WORK=$(mktemp -d)
 trap 'kill $CLOUD 2>/dev/null; wait $CLOUD 2>/dev/null; rm -rf "$WORK"' EXIT
 python3 - "$WORK/world.toml" <<'PY'
@@ -61,23 +62,6 @@ with ThreadPoolExecutor(16) as ex:
 sys.exit(subprocess.run(["true"], env=env).returncode)
 PY
 
-measure() { # label runs cmd... -> "label median_ms p90_ms max_rss_kib"
-  local label=$1 runs=$2; shift 2
-  "$@" >/dev/null 2>&1 || { echo "$label: the command failed:" >&2; "$@" >&2; exit 1; }
-  python3 - "$label" "$runs" "$@" <<'PY'
-import statistics, subprocess, sys, time, re
-label, runs, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-walls, rss = [], []
-for _ in range(runs):
-    t = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    walls.append((time.perf_counter() - t) * 1000)
-    if p.returncode != 0: sys.exit(f"{label}: exit {p.returncode}: {p.stderr[-500:]}")
-    rss.append(int(p.stderr.strip().splitlines()[-1]))
-walls.sort()
-print(f"{label} {statistics.median(walls):.2f} {walls[int(len(walls)*0.9)-1]:.2f} {statistics.median(rss)} {max(rss)}")
-PY
-}
 
 refs() { local n=$1 a=(); for i in $(seq 0 $((n-1))); do a+=(--env "$(printf 'S%03d=sm://bench-vm-proj/s%03d' "$i" "$i")"); done; echo "${a[@]}"; }
 : > "$WORK/results.txt"

@@ -28,6 +28,7 @@ if [ -z "${INSIDE:-}" ]; then
 fi
 
 KW="$PWD/target/release/keyway"
+source bench/lib.sh
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -83,20 +84,6 @@ assert c.get_secret_value(SecretId="bench-secret")["SecretString"] == "a-32-byte
 PY
 
 # --- rounds, alternating ------------------------------------------------------------------------------
-parse() { # wrk output -> "rps p50_ms p99_ms"
-  python3 -c '
-import re, sys
-t = sys.stdin.read()
-def ms(label):
-    m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
-    v, u = float(m.group(1)), m.group(2)
-    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-errs = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
-if errs: sys.exit("non-2xx responses: " + errs.group(1))
-p50, p99 = ms("50%"), ms("99%")
-print(f"{rps:.0f} {p50:.3f} {p99:.3f}")'
-}
 : > "$WORK/kw.txt"; : > "$WORK/moto.txt"
 for r in $(seq "$ROUNDS"); do
   wrk -t1 -c"$CONNS" -d"${SECONDS_PER}s" --latency -H "Authorization: Bearer $TOKEN" "$KW_URL" | parse >> "$WORK/kw.txt"
