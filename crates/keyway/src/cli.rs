@@ -41,6 +41,17 @@ pub enum Command {
     Get(GetArgs),
     /// Show the identity keyway would use, where it came from, its scopes and expiry.
     Whoami(WhoamiArgs),
+    /// Print a credential on stdout for scripts and other tools: a Google access
+    /// token (default), a Google ID token (--audience), or AWS credentials (--aws).
+    ///
+    /// The credential comes from the same sources as every other command (Google
+    /// Application Default Credentials; the AWS credential chain), so
+    /// `curl -H "Authorization: Bearer $(keyway token)" …` works wherever keyway does.
+    /// With --aws the output is the JSON an AWS `credential_process` prints
+    /// (Version, AccessKeyId, SecretAccessKey, SessionToken, Expiration), so a
+    /// profile with `credential_process = keyway token --aws` hands keyway's
+    /// credentials to any AWS SDK or the AWS CLI.
+    Token(TokenArgs),
     /// The local, offline cloud: Google and AWS APIs with real IAM decisions on an embedded store.
     #[command(subcommand)]
     Cloud(CloudCommand),
@@ -71,6 +82,24 @@ pub struct GetArgs {
     pub reference: String,
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// OAuth scopes for the access token, comma-separated; NAME is short for
+    /// https://www.googleapis.com/auth/NAME. Default: cloud-platform.
+    #[arg(long, value_name = "SCOPES", conflicts_with_all = ["audience", "aws"])]
+    pub scopes: Vec<String>,
+    /// Print a Google-signed ID token for this audience instead of an access token.
+    #[arg(long, value_name = "AUDIENCE", conflicts_with = "aws")]
+    pub audience: Option<String>,
+    /// Print AWS credentials in the credential_process JSON shape.
+    #[arg(long)]
+    pub aws: bool,
+    /// Output format for Google tokens: the bare token (text) or a JSON object
+    /// with its expiry, scopes and source.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

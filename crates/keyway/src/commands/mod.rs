@@ -4,6 +4,7 @@ mod cloud;
 mod exec;
 mod get;
 mod resolve;
+mod token;
 mod whoami;
 
 use crate::cli::{Cli, CloudCommand, Command};
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(a) => exec::run(a, env),
         Command::Get(a) => get::run(a, env),
         Command::Whoami(a) => whoami::run(a, env),
+        Command::Token(a) => token::run(a, env),
         Command::Cloud(CloudCommand::Up(a)) => cloud::up(a),
         Command::Cloud(CloudCommand::Env(a)) => cloud::env(a),
     }
