@@ -72,6 +72,7 @@ const MAX_STRING: usize = 64 * 1024;
 const MAX_LIST: usize = 4096;
 /// Evaluation steps (nodes visited, comprehension iterations) per expression.
 const MAX_STEPS: u64 = 200_000;
+const WORK_LIMIT: &str = "evaluation exceeds the work limit";
 /// Compiled-regex size bound for `matches`.
 const MAX_REGEX_NFA: usize = 1 << 20;
 
@@ -1311,6 +1312,47 @@ struct Env<'a> {
     roots: &'a [(&'static str, Value)],
     locals: Vec<(String, Value)>,
     steps: u64,
+    /// Regexes compiled so far in this evaluation, by pattern.
+    regexes: Vec<(Rc<str>, Rc<regex_automata::meta::Regex>)>,
+}
+
+impl Env<'_> {
+    /// Counts `n` units of work; fails once the budget is spent.
+    fn charge(&mut self, n: u64, pos: usize) -> Result<(), Fail> {
+        self.steps = self.steps.saturating_add(n);
+        if self.steps > MAX_STEPS {
+            return fail(pos, WORK_LIMIT);
+        }
+        Ok(())
+    }
+
+    fn regex(
+        &mut self,
+        pattern: &Rc<str>,
+        pos: usize,
+    ) -> Result<Rc<regex_automata::meta::Regex>, Fail> {
+        if let Some((_, re)) = self.regexes.iter().find(|(p, _)| p == pattern) {
+            return Ok(re.clone());
+        }
+        // Compiling costs far more than a step; so does keeping many.
+        self.charge(1000 + pattern.len() as u64, pos)?;
+        let re = Rc::new(regex(pattern).map_err(|m| Fail { pos, msg: m })?);
+        if self.regexes.len() < 16 {
+            self.regexes.push((pattern.clone(), re.clone()));
+        }
+        Ok(re)
+    }
+}
+
+/// The work an operation over `v` does, in steps: strings are scanned
+/// (a step per 64 bytes), lists and maps walked (a step per element).
+fn cost(v: &Value) -> u64 {
+    match v {
+        Value::Str(s) => s.len() as u64 / 64,
+        Value::List(l) => l.len() as u64,
+        Value::Map(m) => m.len() as u64,
+        _ => 0,
+    }
 }
 
 impl Program<'_> {
@@ -1319,6 +1361,7 @@ impl Program<'_> {
             roots,
             locals: Vec::new(),
             steps: 0,
+            regexes: Vec::new(),
         };
         eval(&self.root, &mut env).map_err(|f| {
             err(
@@ -1330,10 +1373,7 @@ impl Program<'_> {
 }
 
 fn eval(node: &Node, env: &mut Env) -> Result<Value, Fail> {
-    env.steps += 1;
-    if env.steps > MAX_STEPS {
-        return fail(node.pos, "evaluation exceeds the work limit");
-    }
+    env.charge(1, node.pos)?;
     let pos = node.pos;
     match &node.kind {
         Kind::Lit(v) => Ok(v.clone()),
@@ -1435,6 +1475,7 @@ fn eval(node: &Node, env: &mut Env) -> Result<Value, Fail> {
         Kind::Binary(op, a, b) => {
             let x = eval(a, env)?;
             let y = eval(b, env)?;
+            env.charge(cost(&x) + cost(&y), pos)?;
             binary(*op, x, y, pos)
         }
         Kind::List(items) => {
@@ -1471,7 +1512,8 @@ fn eval(node: &Node, env: &mut Env) -> Result<Value, Fail> {
             for a in args {
                 vals.push(eval(a, env)?);
             }
-            call(name, target.is_some(), vals, pos)
+            env.charge(vals.iter().map(cost).sum(), pos)?;
+            call(name, target.is_some(), vals, pos, env)
         }
         Kind::Comprehension {
             kind,
@@ -1493,7 +1535,7 @@ fn logic(a: &Node, b: &Node, env: &mut Env, is_or: bool) -> Result<Value, Fail> 
             pos: a.pos,
             msg: format!("no such overload: {} {op} …", other.type_name()),
         }),
-        Err(e) if e.msg.contains("work limit") => return Err(e),
+        Err(e) if e.msg == WORK_LIMIT => return Err(e),
         Err(e) => Err(e),
     };
     match eval(b, env) {
@@ -1655,10 +1697,7 @@ fn comprehension(
         Macro::Map => "map",
     };
     let run = |env: &mut Env, item: Value, node: &Node| -> Result<Value, Fail> {
-        env.steps += 1;
-        if env.steps > MAX_STEPS {
-            return fail(pos, "evaluation exceeds the work limit");
-        }
+        env.charge(1, pos)?;
         env.locals.push((var.to_string(), item));
         let r = eval(node, env);
         env.locals.pop();
@@ -1685,7 +1724,7 @@ fn comprehension(
                 match as_bool(run(env, item, body), body) {
                     Ok(b) if b == decisive => return Ok(Value::Bool(decisive)),
                     Ok(_) => {}
-                    Err(e) if e.msg.contains("work limit") => return Err(e),
+                    Err(e) if e.msg == WORK_LIMIT => return Err(e),
                     Err(e) => {
                         first_err.get_or_insert(e);
                     }
@@ -1729,7 +1768,13 @@ fn comprehension(
     }
 }
 
-fn call(name: &str, method: bool, mut vals: Vec<Value>, pos: usize) -> Result<Value, Fail> {
+fn call(
+    name: &str,
+    method: bool,
+    mut vals: Vec<Value>,
+    pos: usize,
+    env: &mut Env,
+) -> Result<Value, Fail> {
     let types = || vals_types(&vals);
     let no_overload = |t: String| -> Result<Value, Fail> {
         let shape = if method {
@@ -1750,7 +1795,7 @@ fn call(name: &str, method: bool, mut vals: Vec<Value>, pos: usize) -> Result<Va
         ("endsWith", [Value::Str(s), Value::Str(p)]) => Ok(Value::Bool(s.ends_with(&**p))),
         ("contains", [Value::Str(s), Value::Str(p)]) => Ok(Value::Bool(s.contains(&**p))),
         ("matches", [Value::Str(s), Value::Str(re)]) => {
-            let re = regex(re).map_err(|m| Fail { pos, msg: m })?;
+            let re = env.regex(re, pos)?;
             Ok(Value::Bool(re.is_match(s.as_bytes())))
         }
         ("lowerAscii", [Value::Str(s)]) => bounded(s.to_ascii_lowercase(), pos),
