@@ -10,6 +10,7 @@
 //! 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT; a principal without the IAM permission
 //! is 403 PERMISSION_DENIED, the same answer whether or not the resource exists.
 
+pub mod attributes;
 pub mod compute;
 pub mod iamapi;
 pub mod oauth2;
