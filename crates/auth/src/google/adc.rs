@@ -218,7 +218,7 @@ async fn from_file(
                 source_of(&path, origin, CredentialKind::ImpersonatedServiceAccount, Some(chain)),
                 attempts,
                 scopes,
-                Provider::Impersonated(provider),
+                Provider::Impersonated(Box::new(provider)),
                 TokenCache::new(ctx.refresh_ahead),
             )
         }
@@ -284,7 +284,7 @@ async fn build(
             let e = External::new(ctx, cfg).await?;
             (
                 source_of(path, origin, CredentialKind::ExternalAccount, Some(e.chain())),
-                Provider::External(e),
+                Provider::External(Box::new(e)),
                 TokenCache::new(ctx.refresh_ahead),
             )
         }

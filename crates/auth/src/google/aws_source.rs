@@ -249,7 +249,6 @@ pub(crate) fn subject_token(
     }
     json.push_str(&format!("],\"method\":\"POST\",\"url\":{}}}", q(&url)));
     let token = Secret::new(quote(&json));
-    let mut json = json;
     zeroize::Zeroize::zeroize(&mut json);
     Ok(token)
 }

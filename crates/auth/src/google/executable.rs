@@ -68,20 +68,20 @@ pub(crate) async fn subject_token(
         ));
     }
     let now = ctx.clock.now_secs();
-    if let Some(path) = &cfg.output_file {
-        if let Ok(mut bytes) = ctx.fs.read(path) {
-            let parsed = parse_response(&bytes, now, true);
-            bytes.zeroize();
-            match parsed {
-                Ok(Some(token)) => {
-                    tracing::debug!(file = %path.display(), "using the executable's cached response");
-                    return Ok(token);
-                }
-                // Expired: run the command again.
-                Ok(None) => {}
-                Err(why) => {
-                    return Err(fail(cfg, format!("the output file {}: {why}", path.display())));
-                }
+    if let Some(path) = &cfg.output_file
+        && let Ok(mut bytes) = ctx.fs.read(path)
+    {
+        let parsed = parse_response(&bytes, now, true);
+        bytes.zeroize();
+        match parsed {
+            Ok(Some(token)) => {
+                tracing::debug!(file = %path.display(), "using the executable's cached response");
+                return Ok(token);
+            }
+            // Expired: run the command again.
+            Ok(None) => {}
+            Err(why) => {
+                return Err(fail(cfg, format!("the output file {}: {why}", path.display())));
             }
         }
     }

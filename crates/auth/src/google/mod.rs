@@ -247,8 +247,8 @@ enum Provider {
     AuthorizedUser(authorized_user::AuthorizedUser),
     ServiceAccount(service_account::ServiceAccount),
     Metadata(metadata::Metadata),
-    External(external::External),
-    Impersonated(impersonated::Impersonated),
+    External(Box<external::External>),
+    Impersonated(Box<impersonated::Impersonated>),
 }
 
 /// A token endpoint's answer.

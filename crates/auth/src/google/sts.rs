@@ -101,12 +101,12 @@ fn origin(u: &url::Url) -> (String, Option<String>, Option<u16>) {
 pub(crate) fn check_url(service: Service, raw: &str, env: &Env) -> Result<(), String> {
     let shown = http::redact_url(raw);
     let name = service.name();
-    if let Some(base) = env.non_empty(service.override_var()) {
-        if let (Ok(o), Ok(u)) = (url::Url::parse(base), url::Url::parse(raw)) {
-            if origin(&o) == origin(&u) && matches!(u.scheme(), "http" | "https") {
-                return Ok(());
-            }
-        }
+    if let Some(base) = env.non_empty(service.override_var())
+        && let (Ok(o), Ok(u)) = (url::Url::parse(base), url::Url::parse(raw))
+        && origin(&o) == origin(&u)
+        && matches!(u.scheme(), "http" | "https")
+    {
+        return Ok(());
     }
     let allowed = !raw.chars().any(char::is_whitespace)
         && raw.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))

@@ -8,7 +8,7 @@ use crate::support::*;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use keyway_auth::{AuthError, CredentialKind, google_default};
 use keyway_core::clock::ManualClock;
@@ -27,7 +27,6 @@ const AWS_SESSION: &str = "aws-session-MARKER";
 
 #[derive(Debug, Clone)]
 struct Seen {
-    method: String,
     path: String,
     headers: BTreeMap<String, String>,
     body: String,
@@ -50,12 +49,12 @@ fn form(body: &str) -> BTreeMap<String, String> {
     form_urlencoded::parse(body.as_bytes()).into_owned().collect()
 }
 
-async fn handle(State(st): State<Arc<FedState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(State(st): State<Arc<FedState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body = String::from_utf8_lossy(&body).into_owned();
     let hs: BTreeMap<String, String> =
         headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
     let path = uri.path().to_owned();
-    st.seen.lock().unwrap().push(Seen { method: method.to_string(), path: path.clone(), headers: hs.clone(), body: body.clone() });
+    st.seen.lock().unwrap().push(Seen { path: path.clone(), headers: hs.clone(), body: body.clone() });
     let n = st.seen.lock().unwrap().len();
     let bearer = hs.get("authorization").cloned().unwrap_or_default();
     if path == "/v1/token" {
@@ -463,7 +462,7 @@ echo '{{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-typ
     let bad = script(dir.path(), "bad.sh", &format!(r#"echo '{{"version":2,"success":true,"id_token":"{SUBJECT}"}}'"#));
     let e = run(fake.file(exe(&bad, json!({})), None, json!({})), true).await.unwrap_err().to_string();
     assert!(e.contains("\"version\" is 2; only version 1 is supported") && !e.contains("MARKER"), "{e}");
-    let slow = script(dir.path(), "slow.sh", "sleep 30");
+    let slow = script(dir.path(), "slow.sh", "exec sleep 30");
     let started = std::time::Instant::now();
     let e = run(fake.file(exe(&slow, json!({})), None, json!({})), true).await.unwrap_err().to_string();
     assert!(e.contains("did not finish within 5s"), "{e}");
