@@ -100,6 +100,11 @@ pub enum AuthError {
         reason: String,
     },
 
+    /// The subject token of `external_account` credentials could not be had:
+    /// `from` names the source (the file, the URL, the executable, aws1).
+    #[error("getting the subject token from {from}: {reason}")]
+    SubjectToken { from: String, reason: String },
+
     /// Signing a JWT with a service account key failed.
     #[error("signing a jwt as {email}: {reason}")]
     Signing { email: String, reason: String },

@@ -9,6 +9,8 @@ use super::metadata::{self, Detection, Metadata};
 use super::{
     AccessToken, Attempt, CredentialKind, GoogleCredentials, Outcome, Provider, Source, SourceKind,
 };
+use super::external::External;
+use super::impersonated::Impersonated;
 use super::{authorized_user::AuthorizedUser, service_account::ServiceAccount};
 use crate::cache::TokenCache;
 use crate::context::{AuthContext, RetryPolicy};
@@ -43,7 +45,7 @@ pub async fn google_default(
                 source: SourceKind::EnvFile,
                 outcome: Outcome::Answered,
             });
-            return from_file(ctx, path, SourceKind::EnvFile, &bytes, attempts, scopes);
+            return from_file(ctx, path, SourceKind::EnvFile, &bytes, attempts, scopes).await;
         }
         Some(_) => attempts.push(not_configured(
             SourceKind::EnvFile,
@@ -75,7 +77,7 @@ pub async fn google_default(
                     source: SourceKind::GcloudFile,
                     outcome: Outcome::Answered,
                 });
-                return from_file(ctx, path, SourceKind::GcloudFile, &bytes, attempts, scopes);
+                return from_file(ctx, path, SourceKind::GcloudFile, &bytes, attempts, scopes).await;
             }
         },
     }
@@ -185,7 +187,7 @@ fn read(
     }
 }
 
-fn from_file(
+async fn from_file(
     ctx: &AuthContext,
     path: PathBuf,
     origin: SourceKind,
@@ -202,16 +204,56 @@ fn from_file(
             detail,
         },
     })?;
-    let source_for = |kind| match origin {
+    let creds = match parsed {
+        CredentialsFile::Impersonated(mut cfg) => {
+            // The source credentials need a cloud-platform token to call IAM Credentials.
+            let inner = cfg.source.take().ok_or_else(|| {
+                invalid(&path, origin, Some("source_credentials"), "missing field \"source_credentials\"".into())
+            })?;
+            let source = build(ctx, &path, origin, *inner, Vec::new(), &[CLOUD_PLATFORM.to_owned()]).await?;
+            let provider = Impersonated::new(cfg, source);
+            let chain = provider.chain();
+            GoogleCredentials::new(
+                ctx,
+                source_of(&path, origin, CredentialKind::ImpersonatedServiceAccount, Some(chain)),
+                attempts,
+                scopes,
+                Provider::Impersonated(Box::new(provider)),
+                TokenCache::new(ctx.refresh_ahead),
+            )
+        }
+        other => build(ctx, &path, origin, other, attempts, scopes).await?,
+    };
+    tracing::info!(source = %creds.source(), "using google credentials");
+    Ok(creds)
+}
+
+const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+fn source_of(path: &Path, origin: SourceKind, kind: CredentialKind, chain: Option<String>) -> Source {
+    match origin {
         SourceKind::GcloudFile => Source::GcloudFile {
-            path: path.clone(),
+            path: path.to_owned(),
             kind,
+            chain,
         },
         _ => Source::EnvFile {
-            path: path.clone(),
+            path: path.to_owned(),
             kind,
+            chain,
         },
-    };
+    }
+}
+
+/// Credentials of a non-impersonated type.
+async fn build(
+    ctx: &AuthContext,
+    path: &Path,
+    origin: SourceKind,
+    parsed: CredentialsFile,
+    attempts: Vec<Attempt>,
+    scopes: &[String],
+) -> Result<GoogleCredentials, AuthError> {
     let (source, provider, cache) = match parsed {
         CredentialsFile::AuthorizedUser(mut cfg) => {
             let now = ctx.clock.now_secs();
@@ -228,18 +270,33 @@ fn from_file(
                 _ => TokenCache::new(ctx.refresh_ahead),
             };
             (
-                source_for(CredentialKind::AuthorizedUser),
+                source_of(path, origin, CredentialKind::AuthorizedUser, None),
                 Provider::AuthorizedUser(AuthorizedUser::new(cfg)),
                 cache,
             )
         }
         CredentialsFile::ServiceAccount(cfg) => (
-            source_for(CredentialKind::ServiceAccount),
+            source_of(path, origin, CredentialKind::ServiceAccount, None),
             Provider::ServiceAccount(ServiceAccount::new(cfg)),
             TokenCache::new(ctx.refresh_ahead),
         ),
+        CredentialsFile::ExternalAccount(cfg) => {
+            let e = External::new(ctx, cfg).await?;
+            (
+                source_of(path, origin, CredentialKind::ExternalAccount, Some(e.chain())),
+                Provider::External(Box::new(e)),
+                TokenCache::new(ctx.refresh_ahead),
+            )
+        }
+        CredentialsFile::Impersonated(_) => {
+            return Err(invalid(
+                path,
+                origin,
+                Some("source_credentials"),
+                "impersonated_service_account credentials cannot be the source of other impersonated credentials".into(),
+            ));
+        }
     };
-    tracing::info!(source = %source, "using google credentials");
     Ok(GoogleCredentials::new(
         ctx, source, attempts, scopes, provider, cache,
     ))

@@ -6,10 +6,15 @@
 
 mod adc;
 mod authorized_user;
+mod aws_source;
+mod executable;
+mod external;
 mod file;
+mod impersonated;
 mod jwt;
 mod metadata;
 mod service_account;
+mod sts;
 
 pub use adc::google_default;
 
@@ -91,6 +96,9 @@ pub struct Attempt {
 pub enum CredentialKind {
     AuthorizedUser,
     ServiceAccount,
+    /// Workload Identity Federation (AIP-4117).
+    ExternalAccount,
+    ImpersonatedServiceAccount,
 }
 
 impl fmt::Display for CredentialKind {
@@ -98,6 +106,8 @@ impl fmt::Display for CredentialKind {
         f.write_str(match self {
             CredentialKind::AuthorizedUser => "authorized_user",
             CredentialKind::ServiceAccount => "service_account",
+            CredentialKind::ExternalAccount => "external_account",
+            CredentialKind::ImpersonatedServiceAccount => "impersonated_service_account",
         })
     }
 }
@@ -106,10 +116,19 @@ impl fmt::Display for CredentialKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Source {
-    /// The file named by GOOGLE_APPLICATION_CREDENTIALS.
-    EnvFile { path: PathBuf, kind: CredentialKind },
+    /// The file named by GOOGLE_APPLICATION_CREDENTIALS. `chain` says how federated
+    /// or impersonated credentials get their token (see [`Source::chain`]).
+    EnvFile {
+        path: PathBuf,
+        kind: CredentialKind,
+        chain: Option<String>,
+    },
     /// gcloud's well-known ADC file.
-    GcloudFile { path: PathBuf, kind: CredentialKind },
+    GcloudFile {
+        path: PathBuf,
+        kind: CredentialKind,
+        chain: Option<String>,
+    },
     /// A metadata server at `host` (host[:port]), serving the default service account.
     MetadataServer { host: String, email: Option<String> },
 }
@@ -130,24 +149,37 @@ impl Source {
             Source::MetadataServer { .. } => None,
         }
     }
+
+    /// For `external_account` and `impersonated_service_account` files, where the
+    /// token comes from, e.g. "aws1 via ECS container credentials endpoint (…),
+    /// region us-east-2 (AWS_REGION) → STS https://sts.googleapis.com/v1/token →
+    /// impersonating sa@p.iam.gserviceaccount.com".
+    pub fn chain(&self) -> Option<&str> {
+        match self {
+            Source::EnvFile { chain, .. } | Source::GcloudFile { chain, .. } => chain.as_deref(),
+            Source::MetadataServer { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::EnvFile { path, kind } => {
+            Source::EnvFile { path, kind, chain } => {
                 write!(
                     f,
                     "{kind} credentials from {} (GOOGLE_APPLICATION_CREDENTIALS)",
                     path.display()
-                )
+                )?;
+                Chain(chain.as_deref()).fmt(f)
             }
-            Source::GcloudFile { path, kind } => {
+            Source::GcloudFile { path, kind, chain } => {
                 write!(
                     f,
                     "{kind} credentials from {} (gcloud's well-known file)",
                     path.display()
-                )
+                )?;
+                Chain(chain.as_deref()).fmt(f)
             }
             Source::MetadataServer {
                 host,
@@ -158,6 +190,17 @@ impl fmt::Display for Source {
             Source::MetadataServer { host, email: None } => {
                 write!(f, "metadata server at {host}, default service account")
             }
+        }
+    }
+}
+
+struct Chain<'a>(Option<&'a str>);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(c) => write!(f, ": {c}"),
+            None => Ok(()),
         }
     }
 }
@@ -204,6 +247,8 @@ enum Provider {
     AuthorizedUser(authorized_user::AuthorizedUser),
     ServiceAccount(service_account::ServiceAccount),
     Metadata(metadata::Metadata),
+    External(Box<external::External>),
+    Impersonated(Box<impersonated::Impersonated>),
 }
 
 /// A token endpoint's answer.
@@ -266,6 +311,8 @@ impl GoogleCredentials {
             Provider::AuthorizedUser(u) => u.quota_project_id(),
             Provider::ServiceAccount(s) => s.project_id(),
             Provider::Metadata(_) => None,
+            Provider::External(e) => e.quota_project_id(),
+            Provider::Impersonated(i) => i.quota_project_id(),
         }
     }
 
@@ -281,6 +328,8 @@ impl GoogleCredentials {
                     Provider::AuthorizedUser(u) => u.fetch_token(&inner.ctx).await?,
                     Provider::ServiceAccount(s) => s.fetch_token(&inner.ctx, &inner.scopes).await?,
                     Provider::Metadata(m) => m.fetch_token(&inner.ctx, &inner.scopes).await?,
+                    Provider::External(e) => e.fetch_token(&inner.ctx, &inner.scopes).await?,
+                    Provider::Impersonated(i) => i.fetch_token(&inner.ctx, &inner.scopes).await?,
                 };
                 if let Some(email) = minted.email {
                     *inner.learned_email.lock().unwrap_or_else(|p| p.into_inner()) = Some(email);
@@ -316,6 +365,8 @@ impl GoogleCredentials {
                 };
                 (email, Some(m.scopes(&inner.ctx).await?))
             }
+            Provider::External(e) => (e.email().map(str::to_owned), token.scopes.clone()),
+            Provider::Impersonated(i) => (Some(i.email().to_owned()), token.scopes.clone()),
         };
         Ok(Identity {
             email,
@@ -324,12 +375,16 @@ impl GoogleCredentials {
         })
     }
 
-    /// A Google-signed ID token for `audience` (not cached).
+    /// A Google-signed ID token for `audience` (not cached). Service account keys
+    /// and metadata servers sign their own; impersonated and federated credentials
+    /// (with impersonation) ask IAM Credentials `generateIdToken`.
     pub async fn id_token(&self, audience: &str) -> Result<Secret<String>, AuthError> {
         let inner = &self.inner;
         match &inner.provider {
             Provider::Metadata(m) => m.id_token(&inner.ctx, audience).await,
             Provider::ServiceAccount(s) => s.id_token(&inner.ctx, audience).await,
+            Provider::External(e) => e.id_token(&inner.ctx, audience).await,
+            Provider::Impersonated(i) => i.id_token(&inner.ctx, audience).await,
             Provider::AuthorizedUser(_) => Err(AuthError::OperationUnsupported {
                 doing: "getting an id token",
                 kind: CredentialKind::AuthorizedUser.to_string(),
@@ -408,6 +463,7 @@ mod tests {
         let s = Source::GcloudFile {
             path: "/x/application_default_credentials.json".into(),
             kind: CredentialKind::AuthorizedUser,
+            chain: None,
         };
         assert_eq!(
             s.to_string(),

@@ -5,6 +5,7 @@
 //! The secret-redaction scenario is its own binary (`tests/redaction.rs`).
 
 mod adc;
+mod federation;
 mod flows;
 mod resilience;
 mod support;
