@@ -431,13 +431,7 @@ async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> R
             let mut reason = format!("STS AssumeRoleWithWebIdentity for {} at {} answered {status} {code}: {message}", wi.role_arn, redact_url(&url));
             let who = token_identity(token.expose());
             match code.as_str() {
-                "AccessDenied" => {
-                    reason.push_str(&format!(
-                        "; the role's trust policy does not allow this token ({who}). It needs a statement allowing sts:AssumeRoleWithWebIdentity to the token's issuer \
-                         (Principal {{\"Federated\": \"accounts.google.com\"}} for Google, else the IAM OIDC provider's ARN) whose conditions match it \
-                         (for Google, accounts.google.com:aud is the service account's unique id, the token's azp)"
-                    ));
-                }
+                "AccessDenied" => reason.push_str(&format!("; the role's trust policy does not allow this token ({who})")),
                 "InvalidIdentityToken" | "ExpiredTokenException" if !who.is_empty() => reason.push_str(&format!(" (token: {who})")),
                 _ => {}
             }
