@@ -282,10 +282,8 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         if let Some(u) = s.unique_id.as_ref().filter(|u| !(u.len() == 21 && u.bytes().all(|b| b.is_ascii_digit()))) {
             return Err(err(span, format!("[[service_account]] '{}' key `unique_id`: '{u}' is not a 21-digit number (Google's form)", s.name)));
         }
-        if let Some(u) = &s.unique_id {
-            if w.service_accounts.iter().any(|o: &ServiceAccountDecl| o.unique_id.as_ref() == Some(u)) {
-                return Err(err(span, format!("[[service_account]] '{}' key `unique_id`: '{u}' is already another account's", s.name)));
-            }
+        if let Some(u) = s.unique_id.as_ref().filter(|u| w.service_accounts.iter().any(|o: &ServiceAccountDecl| o.unique_id.as_ref() == Some(*u))) {
+            return Err(err(span, format!("[[service_account]] '{}' key `unique_id`: '{u}' is already another account's", s.name)));
         }
         w.service_accounts.push(s);
     }

@@ -248,8 +248,8 @@ async fn an_issuer_without_an_oidc_provider_is_refused() {
     let (s, x) = t.exchange(&role("gcp-reader"), &token).await;
     assert_error(s, &x, 400, "InvalidIdentityToken", "No OpenIDConnect provider found in your account for https://token.actions.githubusercontent.com");
     // The provider is declared in another account than the role's.
-    let other = format!("arn:aws:iam::444455556666:role/k8s-reader");
-    let (s, x) = t.exchange(&other, &t.k8s_token(t.k8s_claims())).await;
+    let other = "arn:aws:iam::444455556666:role/k8s-reader";
+    let (s, x) = t.exchange(other, &t.k8s_token(t.k8s_claims())).await;
     assert_error(s, &x, 400, "InvalidIdentityToken", "No OpenIDConnect provider found");
 }
 
