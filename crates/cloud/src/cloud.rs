@@ -191,7 +191,10 @@ impl Cloud {
             changes.push(Change::PutServiceAccount(ServiceAccount {
                 email,
                 project: s.project.clone(),
-                unique_id: unique_id()?,
+                unique_id: match &s.unique_id {
+                    Some(u) => u.clone(),
+                    None => unique_id()?,
+                },
                 display_name: s.display_name.clone().unwrap_or_default(),
                 keys,
                 iam: Policy::default(),

@@ -212,11 +212,15 @@ impl Metadata {
             return error(StatusCode::BAD_REQUEST, "non-empty audience parameter required");
         };
         let now = self.cloud.clock.now_secs();
+        // As GCE: `azp` and `sub` are the account's unique id; the standard
+        // format stops there, `format=full` adds the email and the instance.
         let mut claims = serde_json::json!({
             "iss": crate::google::oauth2::ISSUER, "aud": aud, "azp": unique, "sub": unique,
-            "email": email, "email_verified": true, "iat": now, "exp": now + 3600,
+            "iat": now, "exp": now + 3600,
         });
         if q.get("format").is_some_and(|f| f == "full") {
+            claims["email"] = serde_json::json!(email);
+            claims["email_verified"] = serde_json::json!(true);
             claims["google"] = serde_json::json!({"compute_engine": {
                 "instance_creation_timestamp": inst.create_ms / 1000,
                 "instance_id": inst.id.to_string(),

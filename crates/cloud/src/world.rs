@@ -44,6 +44,8 @@ struct Raw {
     #[serde(default)]
     aws_role: Vec<Spanned<crate::aws::world::RoleDecl>>,
     #[serde(default)]
+    aws_oidc_provider: Vec<Spanned<crate::aws::world::OidcProviderDecl>>,
+    #[serde(default)]
     ec2_instance: Vec<Spanned<crate::aws::world::Ec2Decl>>,
     #[serde(default)]
     ecs_task: Vec<Spanned<crate::aws::world::TaskDecl>>,
@@ -83,6 +85,10 @@ pub struct ServiceAccountDecl {
     /// JSON keys to mint at seed time, written to `DATA/keys/NAME.json`.
     #[serde(default)]
     pub keys: Vec<String>,
+    /// The numeric unique id (`sub`/`azp` of its ID tokens); random when absent.
+    /// Declare it to write an AWS trust condition on `accounts.google.com:aud`.
+    #[serde(default)]
+    pub unique_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -273,6 +279,12 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
                 return Err(err(span.clone(), format!("[[service_account]] '{}' key `keys`: '{k}' is not a usable file name (letters, digits, - and _)", s.name)));
             }
         }
+        if let Some(u) = s.unique_id.as_ref().filter(|u| !(u.len() == 21 && u.bytes().all(|b| b.is_ascii_digit()))) {
+            return Err(err(span, format!("[[service_account]] '{}' key `unique_id`: '{u}' is not a 21-digit number (Google's form)", s.name)));
+        }
+        if let Some(u) = s.unique_id.as_ref().filter(|u| w.service_accounts.iter().any(|o: &ServiceAccountDecl| o.unique_id.as_ref() == Some(*u))) {
+            return Err(err(span, format!("[[service_account]] '{}' key `unique_id`: '{u}' is already another account's", s.name)));
+        }
         w.service_accounts.push(s);
     }
     for i in raw.instance {
@@ -359,6 +371,7 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         accounts: raw.aws_account,
         users: raw.aws_user,
         roles: raw.aws_role,
+        oidc_providers: raw.aws_oidc_provider,
         ec2: raw.ec2_instance,
         tasks: raw.ecs_task,
         secrets: raw.aws_secret,

@@ -37,3 +37,20 @@ pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 pub const KEYWAY_LOG: &str = "KEYWAY_LOG";
 /// The local cloud's data directory.
 pub const KEYWAY_CLOUD_DATA: &str = "KEYWAY_CLOUD_DATA";
+
+// AWS web identity (AssumeRoleWithWebIdentity), with the SDKs' meanings.
+/// A file holding an OpenID Connect ID token (re-read at each refresh).
+pub const AWS_WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+/// The role AssumeRoleWithWebIdentity assumes.
+pub const AWS_ROLE_ARN: &str = "AWS_ROLE_ARN";
+/// The role session's name (default: `keyway-UNIXTIME`).
+pub const AWS_ROLE_SESSION_NAME: &str = "AWS_ROLE_SESSION_NAME";
+/// Base URL of every AWS service (overridden per service below).
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+/// Base URL of STS.
+pub const AWS_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
+/// `google`: the web identity token is a Google ID token of keyway's Google
+/// credentials (Google → AWS federation without a token file). Needs AWS_ROLE_ARN.
+pub const KEYWAY_AWS_WEB_IDENTITY: &str = "KEYWAY_AWS_WEB_IDENTITY";
+/// The audience of that Google ID token (default `sts.amazonaws.com`).
+pub const KEYWAY_AWS_WEB_IDENTITY_AUDIENCE: &str = "KEYWAY_AWS_WEB_IDENTITY_AUDIENCE";

@@ -44,6 +44,12 @@ pub fn credentials_hint(env: &Env, e: &AwsAuthError) -> Option<String> {
              Set taskRoleArn in the task definition to a role that may call secretsmanager:GetSecretValue on the secret."
                 .into(),
         ),
+        AwsAuthError::Failed { kind: AwsSourceKind::WebIdentity, reason } if reason.contains("AccessDenied") => Some(
+            "the role's trust policy must allow sts:AssumeRoleWithWebIdentity for this token: Principal {\"Federated\": \"accounts.google.com\"} \
+             with a condition accounts.google.com:aud = the service account's unique id (the token's azp, shown above) for Google, \
+             or the IAM OIDC provider's ARN with HOST:aud/HOST:sub conditions"
+                .into(),
+        ),
         AwsAuthError::NotConfigured { .. } => {
             Some("set AWS_PROFILE (with keys in ~/.aws/credentials) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on EC2/ECS with a role".into())
         }
@@ -73,10 +79,31 @@ pub fn hint(e: &FetchError, p: Option<&AwsCredentialsProvider>, env: &Env) -> Op
         FetchError::NotFound { .. } => Some("list what exists: aws secretsmanager list-secrets (the name is case-sensitive; check the region)".into()),
         FetchError::AwsInvalidRequest { .. } => Some("if the secret is scheduled for deletion: aws secretsmanager restore-secret --secret-id NAME".into()),
         FetchError::AwsDecryption { .. } => Some("the caller also needs kms:Decrypt on the secret's KMS key".into()),
-        FetchError::AwsCredentials { .. } => Some("check the credentials' source (keyway whoami) and the clock; temporary credentials may have expired".into()),
+        FetchError::AwsCredentials { message, .. } => Some(credentials_refused_hint(message, p)),
         FetchError::Unreachable { .. } => Some("check the network, or AWS_ENDPOINT_URL_SECRETSMANAGER if you point keyway at another endpoint".into()),
         _ => None,
     }
+}
+
+/// Why AWS refused the credentials, naming where they came from.
+fn credentials_refused_hint(message: &str, p: Option<&AwsCredentialsProvider>) -> String {
+    let source = p.map(|p| p.source().to_string()).unwrap_or_else(|| "the credential chain".into());
+    if message.contains("Signature expired") || message.contains("Signature not yet current") {
+        return format!(
+            "this machine's clock is more than 15 minutes away from AWS's, so AWS rejects every signed request (the message compares the request's time with AWS's); \
+             fix the clock (NTP, e.g. timedatectl set-ntp true). The credentials came from the {source}"
+        );
+    }
+    if message.contains("ExpiredToken") || message.contains("is expired") {
+        return match p.map(|p| p.source().kind) {
+            Some(AwsSourceKind::Environment | AwsSourceKind::Profile) => format!(
+                "the temporary credentials (session token) from the {source} have expired; nothing refreshes them there: \
+                 export fresh ones (aws sts assume-role, aws configure export-credentials) or use a source that refreshes (web identity, ECS, EC2)"
+            ),
+            _ => format!("the temporary credentials from the {source} have expired; check the machine's clock, then retry (keyway refreshes them before their Expiration)"),
+        };
+    }
+    format!("AWS does not accept the credentials from the {source}; check them with keyway whoami (the key may be deleted, inactive, or of another partition)")
 }
 
 /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION` → ROLE.

@@ -36,6 +36,12 @@ pub enum Command {
     /// or aws-sm://NAME-or-ARN[#STAGE-or-VERSION-ID].
     /// Options: ?version=V (Google), ?version-stage=S / ?version-id=ID (AWS), ?field=a.b (a JSON
     /// field), ?destination=tempfile, ?filename=NAME.
+    ///
+    /// AWS credentials come from the SDKs' chain: AWS_ACCESS_KEY_ID, the shared files (AWS_PROFILE),
+    /// web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), ECS, then IMDSv2. From Google to AWS
+    /// without a token file: KEYWAY_AWS_WEB_IDENTITY=google and AWS_ROLE_ARN exchange a Google ID token
+    /// of keyway's Google credentials (audience KEYWAY_AWS_WEB_IDENTITY_AUDIENCE, default
+    /// sts.amazonaws.com) with STS AssumeRoleWithWebIdentity.
     Exec(ExecArgs),
     /// Print a secret's value on stdout, byte for byte.
     Get(GetArgs),

@@ -1,6 +1,8 @@
 //! The AWS credential chain, in the SDKs' order, with provenance: environment
-//! variables, the shared credentials/config files (static keys of a profile),
-//! web identity (recognised, not supported yet), the ECS container endpoint
+//! variables, the shared credentials/config files (static keys of a profile,
+//! or its `web_identity_token_file`), web identity (AssumeRoleWithWebIdentity
+//! with AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, or, keyway's own, a Google
+//! ID token when KEYWAY_AWS_WEB_IDENTITY=google), the ECS container endpoint
 //! (RELATIVE or FULL URI, with the authorization token or token file), then
 //! IMDSv2. Each source is tried in turn and recorded as an [`AwsAttempt`]; the
 //! first that is configured answers, and one that is configured but fails
@@ -22,7 +24,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use providers::parse_ini;
+pub use providers::{DEFAULT_GOOGLE_AUDIENCE, parse_ini};
 
 /// Replaced this long before their Expiration (as the SDKs do).
 const REFRESH_AHEAD_SECS: i64 = 300;
@@ -77,7 +79,7 @@ impl fmt::Display for AwsSourceKind {
         f.write_str(match self {
             AwsSourceKind::Environment => "environment (AWS_ACCESS_KEY_ID)",
             AwsSourceKind::Profile => "shared config/credentials files",
-            AwsSourceKind::WebIdentity => "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)",
+            AwsSourceKind::WebIdentity => "web identity (AssumeRoleWithWebIdentity)",
             AwsSourceKind::EcsContainer => "ECS container credentials endpoint",
             AwsSourceKind::Imds => "EC2 instance metadata (IMDSv2)",
         })

@@ -2,8 +2,8 @@
 
 use super::{AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsOutcome, AwsSource, AwsSourceKind};
 use crate::AuthContext;
-use crate::http::{redact_url, send};
-use keyway_core::Secret;
+use crate::http::{Failure, exchange, redact_url, send, with_retries};
+use keyway_core::{Secret, vars};
 use keyway_wire::aws::{ContainerCredentials, ImdsCredentials};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -13,12 +13,40 @@ use zeroize::Zeroize;
 const ECS_HOST: &str = "http://169.254.170.2";
 const IMDS_DEFAULT: &str = "http://169.254.169.254";
 
+/// The audience of the Google ID token when KEYWAY_AWS_WEB_IDENTITY=google and
+/// KEYWAY_AWS_WEB_IDENTITY_AUDIENCE is unset: the audience AWS documents for
+/// tokens meant for STS (EKS service-account tokens, GitHub Actions), so one
+/// trust condition (`accounts.google.com:oaud`) reads the same for all of them.
+pub const DEFAULT_GOOGLE_AUDIENCE: &str = "sts.amazonaws.com";
+const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+
 /// How to get fresh credentials from the source that answered.
 #[derive(Debug, Clone)]
 pub(super) enum Refetch {
     Static,
     Ecs { url: String },
     Imds { endpoint: String },
+    WebIdentity(Box<WebIdentity>),
+}
+
+/// AssumeRoleWithWebIdentity: where the token comes from and what to assume.
+#[derive(Debug, Clone)]
+pub(super) struct WebIdentity {
+    /// The source errors are attributed to (a profile, or the environment).
+    pub kind: AwsSourceKind,
+    pub token: TokenSource,
+    pub role_arn: String,
+    pub session_name: String,
+    /// STS base URL, no trailing '/'.
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum TokenSource {
+    /// Read at every refresh (Kubernetes rotates projected tokens).
+    File(PathBuf),
+    /// A Google ID token of keyway's Google credentials.
+    Google { credentials: crate::GoogleCredentials, audience: String },
 }
 
 pub(super) struct Found {
@@ -91,8 +119,23 @@ pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &
                 let source = AwsSource { kind, detail: format!("profile {profile_name}") };
                 return Ok(Found { source, creds, fetch: Refetch::Static, profile_region });
             }
+            _ if p.contains_key("web_identity_token_file") => {
+                let file = p.get("web_identity_token_file").cloned().unwrap_or_default();
+                let Some(role_arn) = p.get("role_arn").cloned() else {
+                    let e = failed(kind, format!("profile '{profile_name}' has web_identity_token_file but no role_arn"));
+                    return Err(stop(attempts, e, kind));
+                };
+                let session_name = p.get("role_session_name").cloned().unwrap_or_else(|| generated_session(ctx));
+                let region = env.non_empty("AWS_REGION").or(env.non_empty("AWS_DEFAULT_REGION")).or(p.get("region").map(String::as_str));
+                let wi = WebIdentity { kind, token: TokenSource::File(PathBuf::from(&file)), role_arn: role_arn.clone(), session_name, endpoint: sts_endpoint(ctx, region) };
+                let fetch = Refetch::WebIdentity(Box::new(wi));
+                let creds = refetch(ctx, opts, &fetch).await.map_err(|e| stop(attempts, e, kind))?;
+                record(attempts, kind, AwsOutcome::Answered);
+                let source = AwsSource { kind, detail: format!("profile {profile_name}: web_identity_token_file {file}, role {role_arn}") };
+                return Ok(Found { source, creds, fetch, profile_region });
+            }
             _ => {
-                let other = ["role_arn", "credential_process", "sso_session", "sso_start_url", "web_identity_token_file", "credential_source"]
+                let other = ["role_arn", "credential_process", "sso_session", "sso_start_url", "credential_source"]
                     .into_iter()
                     .find(|k| p.contains_key(*k));
                 match other {
@@ -107,13 +150,44 @@ pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &
         },
     }
 
-    // 3. Web identity.
+    // 3. Web identity: keyway's Google → AWS source when asked for, else the SDKs' token file.
     let kind = AwsSourceKind::WebIdentity;
-    if env.non_empty("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env.non_empty("AWS_ROLE_ARN").is_some() {
-        let e = AwsAuthError::Unsupported { kind, detail: "AssumeRoleWithWebIdentity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN)".into() };
-        return Err(stop(attempts, e, kind));
+    let region = env.non_empty("AWS_REGION").or(env.non_empty("AWS_DEFAULT_REGION")).or(profile_region.as_ref().map(|(r, _)| r.as_str()));
+    let role_arn = env.non_empty(vars::AWS_ROLE_ARN);
+    let session_name = || env.non_empty(vars::AWS_ROLE_SESSION_NAME).map(str::to_owned).unwrap_or_else(|| generated_session(ctx));
+    let configured = match (env.non_empty(vars::KEYWAY_AWS_WEB_IDENTITY), env.non_empty(vars::AWS_WEB_IDENTITY_TOKEN_FILE)) {
+        (Some(v), _) if v.eq_ignore_ascii_case("google") => {
+            let Some(role_arn) = role_arn else {
+                return Err(stop(attempts, failed(kind, "KEYWAY_AWS_WEB_IDENTITY=google is set but AWS_ROLE_ARN is not (the role to assume)"), kind));
+            };
+            let audience = env.non_empty(vars::KEYWAY_AWS_WEB_IDENTITY_AUDIENCE).unwrap_or(DEFAULT_GOOGLE_AUDIENCE).to_owned();
+            let credentials = crate::google_default(ctx, &[CLOUD_PLATFORM.to_owned()])
+                .await
+                .map_err(|e| stop(attempts, failed(kind, format!("KEYWAY_AWS_WEB_IDENTITY=google needs Google credentials for the ID token: {e}")), kind))?;
+            let detail = format!("KEYWAY_AWS_WEB_IDENTITY=google: a Google ID token (audience {audience}) from {}, role {role_arn}", credentials.source());
+            Some((TokenSource::Google { credentials, audience }, role_arn.to_owned(), detail))
+        }
+        (Some(v), _) => {
+            return Err(stop(attempts, failed(kind, format!("KEYWAY_AWS_WEB_IDENTITY='{v}' is not understood (the only value is 'google')")), kind));
+        }
+        (None, Some(file)) => {
+            let Some(role_arn) = role_arn else {
+                return Err(stop(attempts, failed(kind, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not (the role to assume)"), kind));
+            };
+            Some((TokenSource::File(PathBuf::from(file)), role_arn.to_owned(), format!("AWS_WEB_IDENTITY_TOKEN_FILE {file}, role {role_arn}")))
+        }
+        (None, None) => None,
+    };
+    match configured {
+        Some((token, role_arn, detail)) => {
+            let wi = WebIdentity { kind, token, role_arn, session_name: session_name(), endpoint: sts_endpoint(ctx, region) };
+            let fetch = Refetch::WebIdentity(Box::new(wi));
+            let creds = refetch(ctx, opts, &fetch).await.map_err(|e| stop(attempts, e, kind))?;
+            record(attempts, kind, AwsOutcome::Answered);
+            return Ok(Found { source: AwsSource { kind, detail }, creds, fetch, profile_region });
+        }
+        None => record(attempts, kind, AwsOutcome::NotConfigured("AWS_WEB_IDENTITY_TOKEN_FILE (or KEYWAY_AWS_WEB_IDENTITY) is not set".into())),
     }
-    record(attempts, kind, AwsOutcome::NotConfigured("AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN are not set".into()));
 
     // 4. ECS container endpoint.
     let kind = AwsSourceKind::EcsContainer;
@@ -248,10 +322,144 @@ fn expiry(kind: AwsSourceKind, s: &str) -> Result<i64, AwsAuthError> {
     s.parse::<jiff::Timestamp>().map(|t| t.as_second()).map_err(|_| failed(kind, format!("Expiration '{s}' is not an RFC 3339 time")))
 }
 
+/// `keyway-UNIXTIME`, when no session name is configured (the SDKs generate one too).
+fn generated_session(ctx: &AuthContext) -> String {
+    format!("keyway-{}", ctx.clock.now_secs())
+}
+
+/// STS's base URL as the SDKs find it: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL,
+/// the regional endpoint, else the global one.
+pub(super) fn sts_endpoint(ctx: &AuthContext, region: Option<&str>) -> String {
+    if let Some(u) = ctx.env.non_empty(vars::AWS_ENDPOINT_URL_STS).or(ctx.env.non_empty(vars::AWS_ENDPOINT_URL)) {
+        return u.trim_end_matches('/').to_owned();
+    }
+    match region {
+        Some(r) => format!("https://sts.{r}.amazonaws.com"),
+        None => "https://sts.amazonaws.com".to_owned(),
+    }
+}
+
+/// The text of the first `<tag>` element, unescaped.
+fn xml_text(x: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = x.find(&open)? + open.len();
+    let end = start + x[start..].find(&format!("</{tag}>"))?;
+    Some(x[start..end].trim().replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&"))
+}
+
+/// Identifying claims of a JWT (unverified, for explanations): never the token itself.
+fn token_identity(token: &str) -> String {
+    use base64::Engine;
+    let claims: Option<serde_json::Value> = token
+        .split('.')
+        .nth(1)
+        .and_then(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(c) = claims else { return String::new() };
+    let mut parts = Vec::new();
+    for k in ["iss", "sub", "azp", "aud", "email"] {
+        match c.get(k) {
+            Some(serde_json::Value::String(v)) => parts.push(format!("{k}={v}")),
+            Some(v @ serde_json::Value::Array(_)) => parts.push(format!("{k}={v}")),
+            _ => {}
+        }
+    }
+    parts.join(", ")
+}
+
+/// Reads the token and calls STS AssumeRoleWithWebIdentity (unsigned).
+async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> Result<AwsCredentials, AwsAuthError> {
+    let kind = wi.kind;
+    let token: Secret<String> = match &wi.token {
+        TokenSource::File(path) => {
+            let mut b = ctx.fs.read(path).map_err(|e| failed(kind, format!("reading the web identity token file {}: {e}", path.display())))?;
+            let t = Secret::new(String::from_utf8_lossy(&b).trim().to_owned());
+            b.zeroize();
+            if t.expose().is_empty() {
+                return Err(failed(kind, format!("the web identity token file {} is empty", path.display())));
+            }
+            t
+        }
+        TokenSource::Google { credentials, audience } => credentials
+            .id_token(audience)
+            .await
+            .map_err(|e| failed(kind, format!("getting a Google ID token (audience {audience}) from {}: {e}", credentials.source())))?,
+    };
+    let url = format!("{}/", wi.endpoint);
+    let body = Secret::new(
+        form_urlencoded_pairs(&[
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", &wi.role_arn),
+            ("RoleSessionName", &wi.session_name),
+            ("WebIdentityToken", token.expose()),
+        ])
+        .into_bytes(),
+    );
+    let doing = "calling STS AssumeRoleWithWebIdentity";
+    let reply = with_retries(&ctx.retry, doing, &url, |_, timeout| {
+        let req = ctx
+            .http
+            .post(url.as_str())
+            .header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header("Accept", "text/xml")
+            .body(body.expose().clone());
+        let url = url.as_str();
+        async move {
+            let reply = exchange(req, timeout, doing, url).await?;
+            if (200..300).contains(&reply.status) {
+                return Ok(Ok(reply));
+            }
+            let text = String::from_utf8_lossy(reply.body.expose()).into_owned();
+            let code = xml_text(&text, "Code").unwrap_or_default();
+            let message = xml_text(&text, "Message").unwrap_or_default();
+            let retry = crate::error::is_transient_status(reply.status) || code == "IDPCommunicationError" || code == "Throttling";
+            if retry {
+                return Err(Failure {
+                    error: crate::AuthError::Rejected { doing, url: redact_url(url), status: reply.status, summary: Some(format!("{code}: {message}")) },
+                    retry: true,
+                });
+            }
+            Ok(Err((reply.status, code, message)))
+        }
+    })
+    .await
+    .map_err(|e| failed(kind, e.to_string()))?;
+    let reply = match reply {
+        Ok(r) => r,
+        Err((status, code, message)) => {
+            let mut reason = format!("STS AssumeRoleWithWebIdentity for {} at {} answered {status} {code}: {message}", wi.role_arn, redact_url(&url));
+            let who = token_identity(token.expose());
+            match code.as_str() {
+                "AccessDenied" => reason.push_str(&format!("; the role's trust policy does not allow this token ({who})")),
+                "InvalidIdentityToken" | "ExpiredTokenException" if !who.is_empty() => reason.push_str(&format!(" (token: {who})")),
+                _ => {}
+            }
+            return Err(failed(kind, reason));
+        }
+    };
+    // The answer holds the secret key: kept in a Secret (zeroised when dropped).
+    let text = Secret::new(String::from_utf8_lossy(reply.body.expose()).into_owned());
+    let field = |t: &str| xml_text(text.expose(), t).ok_or_else(|| failed(kind, format!("{} sent an AssumeRoleWithWebIdentity response without {t}", redact_url(&url))));
+    Ok(AwsCredentials {
+        access_key_id: field("AccessKeyId")?,
+        secret_access_key: Secret::new(field("SecretAccessKey")?),
+        session_token: Some(Secret::new(field("SessionToken")?)),
+        expires_at: Some(expiry(kind, &field("Expiration")?)?),
+    })
+}
+
+/// `k=v&…`, form-encoded.
+fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
 /// Fresh credentials from the ECS endpoint or IMDS (static ones never need it).
 pub(super) async fn refetch(ctx: &AuthContext, opts: &AwsChainOptions, fetch: &Refetch) -> Result<AwsCredentials, AwsAuthError> {
     match fetch {
         Refetch::Static => Err(failed(AwsSourceKind::Environment, "static credentials cannot be refreshed")),
+        Refetch::WebIdentity(wi) => assume_role_with_web_identity(ctx, wi).await,
         Refetch::Ecs { url } => {
             let kind = AwsSourceKind::EcsContainer;
             let token = ecs_token(ctx).map_err(|e| failed(kind, e))?;

@@ -51,10 +51,19 @@ async fn nothing_configured_lists_every_source() {
 }
 
 #[tokio::test]
-async fn web_identity_and_bad_env() {
-    let env = Env::new().with("AWS_WEB_IDENTITY_TOKEN_FILE", "/t").with("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r");
+async fn web_identity_misconfigured_and_bad_env() {
+    // A token file without a role (as botocore: a configuration error, not "not configured").
+    let e = aws_default(&ctx(Env::new().with("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), MemFs::new()), no_imds()).await.unwrap_err();
+    assert!(matches!(e, AwsAuthError::Failed { kind: AwsSourceKind::WebIdentity, .. }), "{e}");
+    assert!(e.to_string().contains("AWS_ROLE_ARN is not"), "{e}");
+    // The file named but missing.
+    let env = Env::new().with("AWS_WEB_IDENTITY_TOKEN_FILE", "/t").with("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r").with("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9");
     let e = aws_default(&ctx(env, MemFs::new()), no_imds()).await.unwrap_err();
-    assert!(matches!(e, AwsAuthError::Unsupported { kind: AwsSourceKind::WebIdentity, .. }), "{e}");
+    assert!(e.to_string().contains("reading the web identity token file /t"), "{e}");
+    let e = aws_default(&ctx(Env::new().with("KEYWAY_AWS_WEB_IDENTITY", "google"), MemFs::new()), no_imds()).await.unwrap_err();
+    assert!(e.to_string().contains("KEYWAY_AWS_WEB_IDENTITY=google is set but AWS_ROLE_ARN is not"), "{e}");
+    let e = aws_default(&ctx(Env::new().with("KEYWAY_AWS_WEB_IDENTITY", "azure").with("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"), MemFs::new()), no_imds()).await.unwrap_err();
+    assert!(e.to_string().contains("'azure' is not understood"), "{e}");
     let e = aws_default(&ctx(Env::new().with("AWS_ACCESS_KEY_ID", "A"), MemFs::new()), no_imds()).await.unwrap_err();
     assert!(e.to_string().contains("AWS_SECRET_ACCESS_KEY is not"), "{e}");
 }
@@ -190,5 +199,162 @@ fn relative_uri_goes_to_the_ecs_agent_and_wins_over_full() {
     for ok in ["https://creds.example.com/x", "http://127.0.0.1:8080/x", "http://[::1]:8080/x", "http://localhost/x", "http://169.254.170.23/v1/credentials"] {
         let env = Env::new().with("AWS_CONTAINER_CREDENTIALS_FULL_URI", ok);
         assert!(providers::ecs_url(&ctx(env, MemFs::new())).unwrap().is_some(), "{ok}");
+    }
+}
+
+mod web_identity {
+    //! AssumeRoleWithWebIdentity against a fake STS on 127.0.0.1: the request
+    //! keyway sends (unsigned, the token read from the file at each refresh),
+    //! the cache, the endpoint overrides, and refusals explained.
+
+    use super::*;
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    use keyway_core::RealFs;
+    use keyway_core::clock::ManualClock;
+    use std::sync::Mutex;
+
+    const T0: i64 = 1_700_000_000;
+    const ROLE: &str = "arn:aws:iam::123456789012:role/web";
+
+    /// The form fields of each request, and whether it carried an Authorization header.
+    type Seen = Arc<Mutex<Vec<(BTreeMap<String, String>, bool)>>>;
+    use std::collections::BTreeMap;
+
+    fn answer(exp: i64) -> String {
+        let e = jiff::Timestamp::from_second(exp).unwrap().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        format!(
+            "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult>\
+             <SubjectFromWebIdentityToken>sys:sa</SubjectFromWebIdentityToken><Audience>sts.amazonaws.com</Audience>\
+             <AssumedRoleUser><AssumedRoleId>AROAX:s</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/web/s</Arn></AssumedRoleUser>\
+             <Credentials><AccessKeyId>ASIAWEBID</AccessKeyId><SecretAccessKey>WEBSECRET+/&amp;KEY</SecretAccessKey><SessionToken>WEBSESSIONTOKEN</SessionToken>\
+             <Expiration>{e}</Expiration></Credentials><Provider>https://k8s.example</Provider></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+        )
+    }
+
+    async fn fake_sts(seen: Seen, deny: bool, exp: i64) -> String {
+        let app = Router::new().route(
+            "/",
+            post(move |h: HeaderMap, body: String| {
+                let seen = seen.clone();
+                async move {
+                    let form: BTreeMap<String, String> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                    seen.lock().unwrap().push((form, h.contains_key("authorization")));
+                    if deny {
+                        let x = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error></ErrorResponse>";
+                        return (StatusCode::FORBIDDEN, x.to_owned());
+                    }
+                    (StatusCode::OK, answer(exp))
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}")
+    }
+
+    fn ctx_at(env: Env, clock: &ManualClock) -> AuthContext {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        AuthContext::new(env, Arc::new(RealFs), Arc::new(clock.clone()), http)
+    }
+
+    #[tokio::test]
+    async fn token_file_is_exchanged_unsigned_cached_and_reread_at_refresh() {
+        let seen: Seen = Arc::default();
+        let base = fake_sts(seen.clone(), false, T0 + 3600).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "eyJ.first-token.sig\n").unwrap();
+        let clock = ManualClock::at_secs(T0);
+        let env = Env::new()
+            .with("AWS_WEB_IDENTITY_TOKEN_FILE", file.to_str().unwrap())
+            .with("AWS_ROLE_ARN", ROLE)
+            .with("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .with("AWS_ENDPOINT_URL_STS", &base)
+            .with("AWS_REGION", "eu-west-1")
+            .with("HOME", "/nonexistent");
+        let p = aws_default(&ctx_at(env, &clock), no_imds()).await.unwrap();
+        assert_eq!(p.source().kind, AwsSourceKind::WebIdentity);
+        assert!(p.source().to_string().contains(ROLE), "{}", p.source());
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id, "ASIAWEBID");
+        assert_eq!(c.secret_access_key.expose(), "WEBSECRET+/&KEY", "XML entities are decoded");
+        assert_eq!(c.expires_at, Some(T0 + 3600));
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1, "the chain's answer is cached");
+            let (f, signed) = &seen[0];
+            assert!(!signed, "AssumeRoleWithWebIdentity is sent unsigned");
+            assert_eq!(f["Action"], "AssumeRoleWithWebIdentity");
+            assert_eq!(f["Version"], "2011-06-15");
+            assert_eq!(f["RoleArn"], ROLE);
+            assert_eq!(f["WebIdentityToken"], "eyJ.first-token.sig");
+            assert!(f["RoleSessionName"].starts_with("keyway-"), "{f:?}");
+        }
+        // Kubernetes rotates the file; the next refresh sends the new token.
+        std::fs::write(&file, "eyJ.second-token.sig").unwrap();
+        p.credentials().await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 1, "cached until near expiry");
+        clock.set_secs(T0 + 3600 - 100);
+        p.credentials().await.unwrap();
+        assert_eq!(seen.lock().unwrap()[1].0["WebIdentityToken"], "eyJ.second-token.sig");
+        let shown = format!("{p:?} {:?}", p.credentials().await.unwrap());
+        for s in ["WEBSECRET", "WEBSESSIONTOKEN", "second-token"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_profile_with_web_identity_token_file_and_a_session_name() {
+        let seen: Seen = Arc::default();
+        let base = fake_sts(seen.clone(), false, T0 + 3600).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "eyJ.profile-token.sig").unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(&config, format!("[profile ci]\nweb_identity_token_file = {}\nrole_arn = {ROLE}\nrole_session_name = ci-run-7\n", file.display())).unwrap();
+        let env = Env::new()
+            .with("AWS_PROFILE", "ci")
+            .with("AWS_CONFIG_FILE", config.to_str().unwrap())
+            .with("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none").to_str().unwrap())
+            .with("AWS_ENDPOINT_URL", &base);
+        let p = aws_default(&ctx_at(env, &ManualClock::at_secs(T0)), no_imds()).await.unwrap();
+        assert_eq!(p.source().kind, AwsSourceKind::Profile);
+        assert!(p.source().to_string().contains("profile ci: web_identity_token_file"), "{}", p.source());
+        let f = &seen.lock().unwrap()[0].0;
+        assert_eq!(f["RoleSessionName"], "ci-run-7");
+        assert_eq!(f["WebIdentityToken"], "eyJ.profile-token.sig");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_says_who_the_token_names_and_never_shows_it() {
+        use base64::Engine;
+        let seen: Seen = Arc::default();
+        let base = fake_sts(seen.clone(), true, T0).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"iss":"https://accounts.google.com","sub":"104857600000000000077","azp":"104857600000000000077","aud":"sts.amazonaws.com"}"#);
+        let token = format!("eyJhbGciOiJSUzI1NiJ9.{claims}.SIGNATUREPART");
+        std::fs::write(&file, &token).unwrap();
+        let env = Env::new().with("AWS_WEB_IDENTITY_TOKEN_FILE", file.to_str().unwrap()).with("AWS_ROLE_ARN", ROLE).with("AWS_ENDPOINT_URL_STS", &base);
+        let e = aws_default(&ctx_at(env, &ManualClock::at_secs(T0)), no_imds()).await.unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, AwsAuthError::Failed { kind: AwsSourceKind::WebIdentity, .. }), "{m}");
+        assert!(m.contains("403 AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity"), "{m}");
+        assert!(m.contains("azp=104857600000000000077") && m.contains("trust policy"), "{m}");
+        assert!(!m.contains("SIGNATUREPART") && !format!("{e:?}").contains("SIGNATUREPART"), "{m}");
+        assert_eq!(seen.lock().unwrap().len(), 1, "a denial is not retried");
+    }
+
+    #[test]
+    fn sts_endpoint_follows_the_sdks() {
+        let c = |env: Env| AuthContext::new(env, Arc::new(MemFs::new()), Arc::new(SystemClock), reqwest::Client::new());
+        assert_eq!(super::super::providers::sts_endpoint(&c(Env::new()), None), "https://sts.amazonaws.com");
+        assert_eq!(super::super::providers::sts_endpoint(&c(Env::new()), Some("ap-northeast-1")), "https://sts.ap-northeast-1.amazonaws.com");
+        let env = Env::new().with("AWS_ENDPOINT_URL", "http://127.0.0.1:1/");
+        assert_eq!(super::super::providers::sts_endpoint(&c(env.clone()), Some("x")), "http://127.0.0.1:1");
+        assert_eq!(super::super::providers::sts_endpoint(&c(env.with("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:2")), None), "http://127.0.0.1:2");
     }
 }

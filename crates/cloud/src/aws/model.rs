@@ -158,6 +158,24 @@ impl AwsSecret {
     }
 }
 
+/// An IAM OpenID Connect identity provider (`CreateOpenIDConnectProvider`):
+/// tokens whose `iss` is `https://{url}` may be exchanged by
+/// AssumeRoleWithWebIdentity when one of their audiences is in `client_ids`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OidcProvider {
+    pub account: String,
+    /// `arn:aws:iam::ACCOUNT:oidc-provider/HOST[/PATH]`.
+    pub arn: String,
+    /// The issuer without its scheme (`oidc.example.com/id/ABC`), as IAM keeps it.
+    pub url: String,
+    pub client_ids: Vec<String>,
+    /// The signing keys (a JWKS document) given inline, or the file to read them from at each use.
+    #[serde(default)]
+    pub jwks: Option<Value>,
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+}
+
 /// One AWS document, as stored.
 #[derive(Debug, Clone)]
 pub enum AwsDoc {
@@ -168,6 +186,7 @@ pub enum AwsDoc {
     Ec2(Ec2Instance),
     Task(EcsTask),
     Secret(AwsSecret),
+    OidcProvider(OidcProvider),
 }
 
 impl AwsDoc {
@@ -180,6 +199,7 @@ impl AwsDoc {
             AwsDoc::Ec2(_) => "aws_ec2",
             AwsDoc::Task(_) => "aws_task",
             AwsDoc::Secret(_) => "aws_secret",
+            AwsDoc::OidcProvider(_) => "aws_oidc_provider",
         }
     }
 
@@ -192,6 +212,7 @@ impl AwsDoc {
             AwsDoc::Ec2(i) => i.name.clone(),
             AwsDoc::Task(t) => t.name.clone(),
             AwsDoc::Secret(s) => s.arn.clone(),
+            AwsDoc::OidcProvider(p) => p.arn.clone(),
         }
     }
 
@@ -204,6 +225,7 @@ impl AwsDoc {
             AwsDoc::Ec2(x) => serde_json::to_string(x),
             AwsDoc::Task(x) => serde_json::to_string(x),
             AwsDoc::Secret(x) => serde_json::to_string(x),
+            AwsDoc::OidcProvider(x) => serde_json::to_string(x),
         };
         // Plain structs of strings, numbers and JSON values: serialisation cannot fail.
         r.unwrap_or_default()
@@ -219,6 +241,7 @@ impl AwsDoc {
             "aws_ec2" => serde_json::from_str(body).map(AwsDoc::Ec2),
             "aws_task" => serde_json::from_str(body).map(AwsDoc::Task),
             "aws_secret" => serde_json::from_str(body).map(AwsDoc::Secret),
+            "aws_oidc_provider" => serde_json::from_str(body).map(AwsDoc::OidcProvider),
             _ => return None,
         })
     }
@@ -242,6 +265,8 @@ pub struct AwsState {
     pub secrets: BTreeMap<String, AwsSecret>,
     /// (account, region, name) → ARN.
     pub secret_names: BTreeMap<(String, String, String), String>,
+    /// IAM OIDC providers, by ARN.
+    pub oidc_providers: BTreeMap<String, OidcProvider>,
 }
 
 impl AwsState {
@@ -269,6 +294,9 @@ impl AwsState {
                 self.secret_names.insert((s.account.clone(), s.region.clone(), s.name.clone()), s.arn.clone());
                 self.secrets.insert(s.arn.clone(), s);
             }
+            AwsDoc::OidcProvider(p) => {
+                self.oidc_providers.insert(p.arn.clone(), p);
+            }
         }
     }
 
@@ -289,6 +317,10 @@ impl AwsState {
     pub fn role_by_name(&self, account: &str, name: &str) -> Option<&Role> {
         self.roles.get(&role_arn(account, name))
     }
+}
+
+pub fn oidc_provider_arn(account: &str, url: &str) -> String {
+    format!("arn:aws:iam::{account}:oidc-provider/{url}")
 }
 
 pub fn role_arn(account: &str, name: &str) -> String {

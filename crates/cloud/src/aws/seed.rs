@@ -9,7 +9,7 @@
 //! the versions declared with `value_from_key` are re-sealed with the current
 //! key file (same version id and stages; only the `token_uri` differs).
 
-use super::model::{AccessKey, Account, AwsDoc, AwsSecret, Ec2Instance, EcsTask, IamUser, Role, SecretVersion, TaskSecret, Tag};
+use super::model::{AccessKey, Account, AwsDoc, AwsSecret, Ec2Instance, EcsTask, IamUser, OidcProvider, Role, SecretVersion, TaskSecret, Tag};
 use super::secretsmanager::{CURRENT, PREVIOUS, seal};
 use super::world::AwsWorld;
 use super::{random_alnum, random_upper, uuid4};
@@ -53,6 +53,17 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
             trust: r.trust.clone().unwrap_or_else(|| serde_json::json!({"Version": "2012-10-17", "Statement": []})),
             policies: r.policies.clone(),
             max_session_secs: r.max_session_secs.unwrap_or(3600),
+        })));
+    }
+    for p in &w.oidc_providers {
+        let url = super::world::oidc_host(&p.url).unwrap_or_default();
+        out.push(Change::PutAws(AwsDoc::OidcProvider(OidcProvider {
+            account: p.account.clone(),
+            arn: super::model::oidc_provider_arn(&p.account, &url),
+            url,
+            client_ids: p.client_id_list.clone(),
+            jwks: p.jwks.clone(),
+            jwks_file: p.jwks_file.clone(),
         })));
     }
     for i in &w.ec2 {

@@ -1,7 +1,9 @@
 //! STS over the query protocol (`Action=…&Version=2011-06-15`, form body or
 //! query string; XML answers): GetCallerIdentity and AssumeRole, with the
-//! role's trust policy and the caller's identity policies decided as IAM does.
-//! AssumeRoleWithWebIdentity answers a clear refusal until federation exists.
+//! role's trust policy and the caller's identity policies decided as IAM does;
+//! and AssumeRoleWithWebIdentity, unsigned, for OpenID Connect ID tokens of
+//! Google (`accounts.google.com`, signed by this cloud's ID-token key) and of
+//! the IAM OIDC providers the world declares (see [`web_identity`]).
 
 use super::{AwsError, Aws, Caller, Proto, Received, policy};
 use axum::http::{HeaderValue, header};
@@ -94,8 +96,8 @@ pub fn dispatch(aws: &Aws, r: &Received) -> Result<Response, AwsError> {
         return Err(err(400, "InvalidAction", format!("Could not find operation {action} for version {v}")));
     }
     if action == "AssumeRoleWithWebIdentity" {
-        // Unsigned by design; federation (OIDC providers) is not in the local cloud yet.
-        return Err(err(400, "InvalidIdentityToken", "AssumeRoleWithWebIdentity is not supported by the keyway local cloud yet: no OpenID Connect provider is configured."));
+        // Unsigned by design: the token is the credential.
+        return web_identity::assume_role_with_web_identity(aws, &get);
     }
     let caller = aws.authenticate(r, "sts", Proto::Query)?;
     match action {
@@ -113,7 +115,8 @@ fn validation(field: &str, value: &str, constraint: &str) -> AwsError {
     err(400, "ValidationError", format!("1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"))
 }
 
-fn assume_role<'a>(aws: &Aws, caller: &Caller, get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Response, AwsError> {
+/// The parameters AssumeRole and AssumeRoleWithWebIdentity share: (role ARN, session name).
+fn role_and_session<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<(&'a str, &'a str), AwsError> {
     let role_arn = get("RoleArn").ok_or_else(|| err(400, "MissingParameter", "The request must contain the parameter RoleArn"))?;
     let session = get("RoleSessionName").ok_or_else(|| err(400, "MissingParameter", "The request must contain the parameter RoleSessionName"))?;
     if !(2..=64).contains(&session.len()) {
@@ -129,6 +132,46 @@ fn assume_role<'a>(aws: &Aws, caller: &Caller, get: &dyn Fn(&str) -> Option<&'a 
         // Fail closed: a session policy only narrows, and ignoring it would grant more than AWS does.
         return Err(err(400, "ValidationError", "Session policies (Policy, PolicyArns) are not supported by the keyway local cloud."));
     }
+    Ok((role_arn, session))
+}
+
+/// `DurationSeconds`: 900 up to `max` (default 3600, capped at `max`).
+fn duration<'a>(get: &dyn Fn(&str) -> Option<&'a str>, max: i64) -> Result<i64, AwsError> {
+    match get("DurationSeconds") {
+        None => Ok(3600.min(max)),
+        Some(s) => {
+            let d: i64 = s.parse().map_err(|_| validation("durationSeconds", s, "Member must be a number"))?;
+            if d < 900 {
+                return Err(validation("durationSeconds", s, "Member must have value greater than or equal to 900"));
+            }
+            if d > max {
+                return Err(validation(
+                    "durationSeconds",
+                    s,
+                    &format!("The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({max} seconds)."),
+                ));
+            }
+            Ok(d)
+        }
+    }
+}
+
+/// The `AssumedRoleUser` and `Credentials` elements.
+fn write_session(x: &mut Xml, role: &super::model::Role, session: &str, creds: &super::TempCredentials) {
+    x.open("AssumedRoleUser");
+    x.leaf("AssumedRoleId", &format!("{}:{session}", role.id));
+    x.leaf("Arn", &format!("arn:aws:sts::{}:assumed-role/{}/{session}", role.account, role.name));
+    x.close("AssumedRoleUser");
+    x.open("Credentials");
+    x.leaf("AccessKeyId", &creds.access_key_id);
+    x.leaf("SecretAccessKey", &creds.secret_access_key);
+    x.leaf("SessionToken", &creds.session_token);
+    x.leaf("Expiration", &creds.expiration());
+    x.close("Credentials");
+}
+
+fn assume_role<'a>(aws: &Aws, caller: &Caller, get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Response, AwsError> {
+    let (role_arn, session) = role_and_session(get)?;
     let mut ctx = BTreeMap::new();
     if let Some(e) = get("ExternalId") {
         ctx.insert("sts:ExternalId".to_owned(), e.to_owned());
@@ -147,35 +190,260 @@ fn assume_role<'a>(aws: &Aws, caller: &Caller, get: &dyn Fn(&str) -> Option<&'a 
         return Err(err(403, "AccessDenied", m));
     }
     let max = if caller.session.is_some() { 3600 } else { role.max_session_secs };
-    let duration = match get("DurationSeconds") {
-        None => 3600.min(max),
-        Some(s) => {
-            let d: i64 = s.parse().map_err(|_| validation("durationSeconds", s, "Member must be a number"))?;
-            if d < 900 {
-                return Err(validation("durationSeconds", s, "Member must have value greater than or equal to 900"));
-            }
-            if d > max {
-                return Err(validation(
-                    "durationSeconds",
-                    s,
-                    &format!("The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({max} seconds)."),
-                ));
-            }
-            d
-        }
-    };
+    let duration = duration(get, max)?;
     let creds = aws.issue(&role.arn, session, duration).map_err(|e| AwsError::internal(Proto::Query, &e))?;
-    let assumed = format!("arn:aws:sts::{}:assumed-role/{}/{session}", role.account, role.name);
-    Ok(ok("AssumeRole", |x| {
-        x.open("AssumedRoleUser");
-        x.leaf("AssumedRoleId", &format!("{}:{session}", role.id));
-        x.leaf("Arn", &assumed);
-        x.close("AssumedRoleUser");
-        x.open("Credentials");
-        x.leaf("AccessKeyId", &creds.access_key_id);
-        x.leaf("SecretAccessKey", &creds.secret_access_key);
-        x.leaf("SessionToken", &creds.session_token);
-        x.leaf("Expiration", &creds.expiration());
-        x.close("Credentials");
-    }))
+    Ok(ok("AssumeRole", |x| write_session(x, &role, session, &creds)))
 }
+
+pub mod web_identity {
+    //! AssumeRoleWithWebIdentity. The token is an RS256 JWT whose signature is
+    //! checked against its issuer's keys: `https://accounts.google.com` is this
+    //! cloud's own ID-token key (the one the metadata servers and
+    //! `generateIdToken` sign with); any other issuer must be an IAM OIDC
+    //! provider of the role's account, with one of the token's audiences in its
+    //! client id list. Then `exp`/`nbf`/`iat` (a minute of leeway), then the
+    //! role's trust policy: a statement allowing `sts:AssumeRoleWithWebIdentity`
+    //! to `Principal: {Federated: "accounts.google.com"}` or to the provider's
+    //! ARN, with conditions on the keys AWS defines (`accounts.google.com:aud`
+    //! is the token's `azp` when present, else `aud`; `:oaud` is `aud`; `:sub`;
+    //! `HOST:aud` and `HOST:sub` for OIDC providers).
+    //!
+    //! The trust policy is decided by [`policy::decide_trust`], which knows
+    //! `AWS` and `Service` principals and the action `sts:AssumeRole`: each
+    //! statement is restated in those terms first ([`restate_trust`]).
+
+    use super::{Aws, AwsError, Proto, err, ok, policy, role_and_session, write_session};
+    use axum::response::Response;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+    use std::collections::BTreeMap;
+
+    const ACTION: &str = "sts:AssumeRoleWithWebIdentity";
+    const GOOGLE: &str = "accounts.google.com";
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub const LEEWAY_SECS: i64 = 60;
+
+    fn invalid(msg: impl Into<String>) -> AwsError {
+        err(400, "InvalidIdentityToken", msg)
+    }
+
+    fn not_a_jwt() -> AwsError {
+        invalid("The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)")
+    }
+
+    /// An RSA key of a JWKS: (kid, modulus, exponent).
+    pub type Jwk = (Option<String>, Vec<u8>, Vec<u8>);
+
+    /// The RSA signing keys of a JWKS document (`{"keys": [...]}`).
+    pub fn jwks_keys(v: &Value) -> Result<Vec<Jwk>, String> {
+        let keys = v.get("keys").and_then(Value::as_array).ok_or("a JWKS document needs a `keys` list")?;
+        let mut out = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if k.get("kty").and_then(Value::as_str) != Some("RSA") {
+                continue;
+            }
+            let part = |name: &str| {
+                k.get(name).and_then(Value::as_str).and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()).ok_or(format!("keys[{i}]: `{name}` is not base64url"))
+            };
+            out.push((k.get("kid").and_then(Value::as_str).map(str::to_owned), part("n")?, part("e")?));
+        }
+        if out.is_empty() {
+            return Err("no RSA key (kty RSA) in `keys`".into());
+        }
+        Ok(out)
+    }
+
+    /// A JWT split and decoded: (header, claims, signed part, signature).
+    fn parse_jwt(token: &str) -> Option<(Value, Value, &str, Vec<u8>)> {
+        let (signed, sig) = token.rsplit_once('.')?;
+        let (h, c) = signed.split_once('.')?;
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        (header.is_object() && claims.is_object()).then_some((header, claims, signed, sig))
+    }
+
+    /// Who issued the token, as far as AWS is concerned.
+    struct Issuer {
+        /// What the trust policy's `Federated` names: `accounts.google.com` or the provider ARN.
+        principal: String,
+        /// The condition keys' prefix: `accounts.google.com` or the provider's URL.
+        prefix: String,
+        keys: Vec<Jwk>,
+        /// The OIDC provider's client ids (Google: none, the trust policy decides).
+        client_ids: Option<Vec<String>>,
+    }
+
+    fn issuer(aws: &Aws, iss: &str, role_account: &str) -> Result<Issuer, AwsError> {
+        if iss == "https://accounts.google.com" || iss == GOOGLE {
+            let j = aws.cloud.signer.jwk();
+            let keys = jwks_keys(&json!({"keys": [j]})).map_err(|e| AwsError::internal(Proto::Query, &e))?;
+            return Ok(Issuer { principal: GOOGLE.into(), prefix: GOOGLE.into(), keys, client_ids: None });
+        }
+        let none = || invalid(format!("No OpenIDConnect provider found in your account for {iss}"));
+        let url = crate::aws::world::oidc_host(iss).ok_or_else(none)?;
+        let p = aws.cloud.store.read().aws.oidc_providers.values().find(|p| p.account == role_account && p.url == url).cloned().ok_or_else(none)?;
+        let doc = match (&p.jwks, &p.jwks_file) {
+            (Some(v), _) => v.clone(),
+            (None, Some(f)) => {
+                let unreachable = || invalid("Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements");
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    tracing::warn!(file = %f, %e, "reading an OIDC provider's JWKS");
+                    unreachable()
+                })?;
+                serde_json::from_str(&text).map_err(|_| unreachable())?
+            }
+            (None, None) => Value::Null,
+        };
+        let keys = jwks_keys(&doc).map_err(|m| invalid(format!("Couldn't retrieve verification key from your identity provider ({m})")))?;
+        Ok(Issuer { principal: p.arn.clone(), prefix: p.url.clone(), keys, client_ids: Some(p.client_ids.clone()) })
+    }
+
+    fn verify_signature(header: &Value, keys: &[Jwk], signed: &str, sig: &[u8]) -> Result<(), AwsError> {
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        if alg != "RS256" {
+            return Err(invalid(format!("The token is signed with '{alg}'; the keyway local cloud verifies RS256 only")));
+        }
+        let kid = header.get("kid").and_then(Value::as_str);
+        let candidates: Vec<&Jwk> = keys.iter().filter(|(k, _, _)| kid.is_none() || k.is_none() || k.as_deref() == kid).collect();
+        if candidates.is_empty() {
+            return Err(invalid(format!("The token's signing key (kid '{}') is not among the identity provider's keys", kid.unwrap_or(""))));
+        }
+        let ok = candidates.iter().any(|(_, n, e)| {
+            aws_lc_rs::signature::RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+                .verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), sig)
+                .is_ok()
+        });
+        if !ok {
+            return Err(invalid("The signature of the token does not verify with the identity provider's keys"));
+        }
+        Ok(())
+    }
+
+    /// `exp` (required), `nbf` and `iat`, each with [`LEEWAY_SECS`].
+    fn check_times(claims: &Value, now: i64) -> Result<(), AwsError> {
+        let num = |k: &str| claims.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
+        let Some(exp) = num("exp") else { return Err(invalid("The token has no expiration time (exp)")) };
+        if now > exp + LEEWAY_SECS {
+            return Err(err(400, "ExpiredTokenException", format!("Token expired: current date/time {now} must be before the expiration date/time {exp}")));
+        }
+        if let Some(nbf) = num("nbf").filter(|nbf| *nbf > now + LEEWAY_SECS) {
+            return Err(invalid(format!("Token is not valid yet: current date/time {now} is before the not-before date/time {nbf}")));
+        }
+        if let Some(iat) = num("iat").filter(|iat| *iat > now + LEEWAY_SECS) {
+            return Err(invalid(format!("Token used before issued: current date/time {now} is before the issue date/time {iat}")));
+        }
+        Ok(())
+    }
+
+    /// A trust policy restated for [`policy::decide_trust`]: statements whose
+    /// action covers `sts:AssumeRoleWithWebIdentity` keep their effect and
+    /// conditions, with the action written `sts:AssumeRole` and `Federated`
+    /// written as `Service`; `AWS` and `Service` principals (which name no
+    /// federated user) are dropped, and so are statements about other actions.
+    pub fn restate_trust(trust: &Value) -> Value {
+        let list: Vec<Value> = match trust.get("Statement") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(v @ Value::Object(_)) => vec![v.clone()],
+            _ => Vec::new(),
+        };
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            match v {
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let mut out = Vec::new();
+        for s in list {
+            let Some(o) = s.as_object() else { continue };
+            let covers = match o.get("Action") {
+                Some(a) => strings(Some(a)).iter().any(|p| policy::glob(p, ACTION, true)),
+                None => !strings(o.get("NotAction")).iter().any(|p| policy::glob(p, ACTION, true)),
+            };
+            if !covers {
+                continue;
+            }
+            let principal = match o.get("Principal") {
+                Some(Value::String(p)) if p == "*" => json!("*"),
+                Some(Value::Object(p)) if strings(p.get("AWS")).iter().any(|a| a == "*") => json!("*"),
+                Some(Value::Object(p)) => match p.get("Federated") {
+                    Some(f) => json!({ "Service": f }),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let mut n = o.clone();
+            n.remove("NotAction");
+            n.insert("Action".into(), json!("sts:AssumeRole"));
+            n.insert("Principal".into(), principal);
+            out.push(Value::Object(n));
+        }
+        json!({ "Version": "2012-10-17", "Statement": out })
+    }
+
+    pub fn assume_role_with_web_identity<'a>(aws: &Aws, get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Response, AwsError> {
+        let (role_arn, session) = role_and_session(get)?;
+        let Some(token) = get("WebIdentityToken") else {
+            return Err(err(400, "MissingParameter", "The request must contain the parameter WebIdentityToken"));
+        };
+        if !(4..=20000).contains(&token.len()) {
+            // The token is a credential: the message names the member, never its value.
+            return Err(err(400, "ValidationError", "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000"));
+        }
+        if get("ProviderId").is_some() {
+            return Err(err(400, "ValidationError", "ProviderId (OAuth 2.0 access tokens of www.amazon.com and graph.facebook.com) is not supported by the keyway local cloud; send an OpenID Connect ID token."));
+        }
+        let (header, claims, signed, sig) = parse_jwt(token).ok_or_else(not_a_jwt)?;
+        let iss = claims.get("iss").and_then(Value::as_str).ok_or_else(not_a_jwt)?;
+        // The providers consulted are the role's account's.
+        let role_account = role_arn.split(':').nth(4).unwrap_or("");
+        let who = issuer(aws, iss, role_account)?;
+        verify_signature(&header, &who.keys, signed, &sig)?;
+        let now = aws.cloud.clock.now_secs();
+        check_times(&claims, now)?;
+        let auds: Vec<String> = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        let sub = claims.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| invalid("The token has no subject (sub)"))?.to_owned();
+        let mut ctx = BTreeMap::new();
+        let audience = match &who.client_ids {
+            Some(ids) => {
+                let Some(a) = auds.iter().find(|a| ids.contains(a)) else { return Err(invalid("Incorrect token audience")) };
+                ctx.insert(format!("{}:aud", who.prefix), a.clone());
+                a.clone()
+            }
+            None => {
+                let oaud = auds.first().cloned().ok_or_else(|| invalid("Incorrect token audience"))?;
+                let aud = claims.get("azp").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| oaud.clone());
+                ctx.insert(format!("{GOOGLE}:oaud"), oaud);
+                ctx.insert(format!("{GOOGLE}:aud"), aud.clone());
+                aud
+            }
+        };
+        ctx.insert(format!("{}:sub", who.prefix), sub.clone());
+        ctx.insert("aws:FederatedProvider".into(), who.principal.clone());
+        let denied = || err(403, "AccessDenied", format!("Not authorized to perform {ACTION}"));
+        let Some(role) = aws.cloud.store.read().aws.roles.get(role_arn).cloned() else { return Err(denied()) };
+        let federated = policy::Who { arn: who.principal.clone(), account: role.account.clone(), principal_arns: Vec::new(), service: Some(who.principal.clone()) };
+        let d = policy::decide_trust(&federated, &[], &restate_trust(&role.trust), &role.account, &role.arn, &ctx);
+        if d != policy::Decision::Allow {
+            tracing::info!(role = %role.arn, provider = %who.principal, %sub, "AssumeRoleWithWebIdentity refused by the trust policy");
+            return Err(denied());
+        }
+        let duration = super::duration(get, role.max_session_secs)?;
+        let creds = aws.issue(&role.arn, session, duration).map_err(|e| AwsError::internal(Proto::Query, &e))?;
+        let provider = if who.client_ids.is_some() { iss.to_owned() } else { GOOGLE.to_owned() };
+        Ok(ok("AssumeRoleWithWebIdentity", |x| {
+            x.leaf("SubjectFromWebIdentityToken", &sub);
+            x.leaf("Audience", &audience);
+            write_session(x, &role, session, &creds);
+            x.leaf("Provider", &provider);
+        }))
+    }
+}
+
+pub use web_identity::jwks_keys;

@@ -1,5 +1,6 @@
 //! The world file's AWS tables: `[[aws_account]]`, `[[aws_user]]`,
-//! `[[aws_role]]`, `[[ec2_instance]]`, `[[ecs_task]]` and `[[aws_secret]]`.
+//! `[[aws_role]]`, `[[aws_oidc_provider]]`, `[[ec2_instance]]`, `[[ecs_task]]`
+//! and `[[aws_secret]]`.
 //! Policies may be written as JSON strings or as TOML tables. Validation
 //! names the table, the entry and the key, and checks what AWS would refuse
 //! when the resources were created (a task role that does not trust
@@ -47,6 +48,22 @@ pub struct RoleDecl {
     /// MaxSessionDuration, 3600-43200 (default 3600).
     #[serde(default)]
     pub max_session_secs: Option<i64>,
+}
+
+/// An IAM OpenID Connect provider. `url` is the issuer (`https://HOST[/PATH]`);
+/// the signing keys are a JWKS document given inline (`jwks`, a JSON string or
+/// a table) or read from `jwks_file` at each AssumeRoleWithWebIdentity (so a
+/// rotated key is picked up, as AWS refetches the issuer's keys).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderDecl {
+    pub account: String,
+    pub url: String,
+    pub client_id_list: Vec<String>,
+    #[serde(default)]
+    pub jwks: Option<Value>,
+    #[serde(default)]
+    pub jwks_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +152,7 @@ pub struct Raw {
     pub accounts: Vec<Spanned<AccountDecl>>,
     pub users: Vec<Spanned<UserDecl>>,
     pub roles: Vec<Spanned<RoleDecl>>,
+    pub oidc_providers: Vec<Spanned<OidcProviderDecl>>,
     pub ec2: Vec<Spanned<Ec2Decl>>,
     pub tasks: Vec<Spanned<TaskDecl>>,
     pub secrets: Vec<Spanned<SecretDecl>>,
@@ -146,6 +164,7 @@ pub struct AwsWorld {
     pub accounts: Vec<AccountDecl>,
     pub users: Vec<UserDecl>,
     pub roles: Vec<RoleDecl>,
+    pub oidc_providers: Vec<OidcProviderDecl>,
     pub ec2: Vec<Ec2Decl>,
     pub tasks: Vec<TaskDecl>,
     pub secrets: Vec<SecretDecl>,
@@ -161,6 +180,17 @@ fn policy_value(v: &Value, resource_policy: bool) -> Result<Value, String> {
     };
     policy::validate(&v, resource_policy)?;
     Ok(v)
+}
+
+/// An OIDC issuer URL as IAM keeps it: `https://HOST/PATH` → `HOST/PATH` (no trailing '/').
+pub fn oidc_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let rest = rest.trim_end_matches('/');
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || rest.contains(['?', '#', ' ']) || rest.len() > 255 {
+        return None;
+    }
+    Some(rest.to_owned())
 }
 
 pub fn valid_region(r: &str) -> bool {
@@ -236,6 +266,40 @@ pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld
             return Err(err(span, format!("[[aws_role]] '{}': declared twice in account {}", r.name, r.account)));
         }
         w.roles.push(r);
+    }
+    for p in raw.oidc_providers {
+        let span = p.span();
+        let mut p = p.into_inner();
+        if !has(&w, &p.account) {
+            return Err(err(span, format!("[[aws_oidc_provider]] '{}' key `account`: no [[aws_account]] has id '{}'", p.url, p.account)));
+        }
+        if oidc_host(&p.url).is_none() {
+            return Err(err(span, format!("[[aws_oidc_provider]] key `url`: '{}' must be an https:// URL without query or fragment (the tokens' `iss`)", p.url)));
+        }
+        if p.client_id_list.is_empty() || p.client_id_list.iter().any(|c| c.is_empty() || c.len() > 255) {
+            return Err(err(span, format!("[[aws_oidc_provider]] '{}' key `client_id_list`: list 1 or more audiences (1-255 characters each)", p.url)));
+        }
+        match (&p.jwks, &p.jwks_file) {
+            (Some(j), None) => {
+                let v = match j {
+                    Value::String(s) => serde_json::from_str(s).map_err(|e| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks`: not JSON ({e})", p.url)))?,
+                    other => other.clone(),
+                };
+                crate::aws::sts::jwks_keys(&v).map_err(|m| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks`: {m}", p.url)))?;
+                p.jwks = Some(v);
+            }
+            (None, Some(f)) => {
+                let text = std::fs::read_to_string(f).map_err(|e| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks_file`: reading {f}: {e}", p.url)))?;
+                let v: Value = serde_json::from_str(&text).map_err(|e| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks_file`: {f} is not JSON ({e})", p.url)))?;
+                crate::aws::sts::jwks_keys(&v).map_err(|m| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks_file`: {f}: {m}", p.url)))?;
+            }
+            _ => return Err(err(span, format!("[[aws_oidc_provider]] '{}': set exactly one of `jwks` or `jwks_file`", p.url))),
+        }
+        let host = oidc_host(&p.url).unwrap_or_default();
+        if w.oidc_providers.iter().any(|o: &OidcProviderDecl| o.account == p.account && oidc_host(&o.url) == Some(host.clone())) {
+            return Err(err(span, format!("[[aws_oidc_provider]] '{}': declared twice in account {}", p.url, p.account)));
+        }
+        w.oidc_providers.push(p);
     }
     let role = |w: &AwsWorld, account: &str, name: &str| w.roles.iter().find(|r| r.account == account && r.name == name).cloned();
     for i in raw.ec2 {

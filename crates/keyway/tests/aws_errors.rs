@@ -1,0 +1,244 @@
+//! AWS failures through the real keyway binary against the local cloud:
+//! expired temporary credentials and a clock far from AWS's are explained
+//! (with the credentials' source) and leak nothing; and the Google → AWS
+//! direction: on a GCE VM of the local cloud, KEYWAY_AWS_WEB_IDENTITY=google
+//! exchanges the VM's Google ID token for a role session with STS
+//! AssumeRoleWithWebIdentity, and a VM whose service account the role's trust
+//! policy does not name is refused with AccessDenied, explained.
+//!
+//! The first two run the cloud in-process with a hand-set clock (the cloud's
+//! `Clock` is its time override); the last runs `keyway cloud up`.
+
+mod support;
+
+use keyway_cloud::aws::Aws;
+use keyway_cloud::cloud::Cloud as LocalCloud;
+use keyway_cloud::server;
+use keyway_core::LoopbackAddr;
+use keyway_core::clock::ManualClock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use support::{Cloud, assert_no_leak, keyway, text};
+
+const ACCOUNT: &str = "210987654321";
+const SA_ID: &str = "110000000000000000042";
+const OTHER_SA_ID: &str = "110000000000000000099";
+const SECRET_VALUE: &str = "pg://reporting:Wq8-not-for-logs@db.internal/app";
+
+fn world() -> String {
+    format!(
+        r#"
+[[project]]
+id = "etl-prod"
+number = 123456789012
+
+[[service_account]]
+project = "etl-prod"
+name = "etl-runner"
+unique_id = "{SA_ID}"
+
+[[service_account]]
+project = "etl-prod"
+name = "etl-intruder"
+unique_id = "{OTHER_SA_ID}"
+
+[[instance]]
+project = "etl-prod"
+zone = "us-central1-a"
+name = "etl-vm"
+service_account = "etl-runner@etl-prod.iam.gserviceaccount.com"
+scopes = ["cloud-platform"]
+
+[[instance]]
+project = "etl-prod"
+zone = "us-central1-a"
+name = "intruder-vm"
+service_account = "etl-intruder@etl-prod.iam.gserviceaccount.com"
+scopes = ["cloud-platform"]
+
+[[aws_account]]
+id = "{ACCOUNT}"
+
+[[aws_user]]
+account = "{ACCOUNT}"
+name = "dev"
+policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}}]}}']
+
+[[aws_role]]
+account = "{ACCOUNT}"
+name = "gcp-etl"
+trust = '''{{"Version": "2012-10-17", "Statement": [
+  {{"Effect": "Allow", "Principal": {{"Federated": "accounts.google.com"}}, "Action": "sts:AssumeRoleWithWebIdentity",
+    "Condition": {{"StringEquals": {{"accounts.google.com:aud": "{SA_ID}"}}}}}},
+  {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{ACCOUNT}:root"}}, "Action": "sts:AssumeRole"}}]}}'''
+policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}}]}}']
+
+[[aws_secret]]
+account = "{ACCOUNT}"
+region = "eu-central-1"
+name = "reporting/db-url"
+versions = [{{ string = "{SECRET_VALUE}" }}]
+"#
+    )
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// The local cloud in this process, on a clock the test sets.
+struct InProcess {
+    // Serves the cloud for as long as the test holds it.
+    _rt: tokio::runtime::Runtime,
+    aws: Arc<Aws>,
+    clock: ManualClock,
+    endpoint: String,
+    _running: server::Running,
+    dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    fn start() -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let w = keyway_cloud::world::parse("aws_errors.toml", &world()).unwrap();
+        let clock = ManualClock::at_secs(now());
+        let (cloud, _) = LocalCloud::open(dir.path(), &dir.path().join("master.key"), Some(&w), Arc::new(clock.clone())).unwrap();
+        let cloud = Arc::new(cloud);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let running = rt.block_on(server::start(cloud.clone(), LoopbackAddr::ephemeral())).unwrap();
+        let endpoint = running.endpoints.aws.clone();
+        let aws = Aws::new(cloud).unwrap();
+        InProcess { _rt: rt, aws, clock, endpoint, _running: running, dir }
+    }
+
+    /// A machine with only these AWS variables, pointed at this cloud.
+    fn env(&self, vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", "eu-central-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("NO_GCE_CHECK", "True"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.insert("HOME".into(), self.dir.path().join("home").display().to_string());
+        for (k, v) in vars {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    }
+}
+
+#[test]
+fn expired_temporary_credentials_are_named_with_their_source() {
+    let c = InProcess::start();
+    // A role session issued two hours ago for 15 minutes: long expired.
+    let real = now();
+    c.clock.set_secs(real - 7200);
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/gcp-etl");
+    let creds = c.aws.issue(&role, "yesterday", 900).unwrap();
+    c.clock.set_secs(real);
+    let env = c.env(&[
+        ("AWS_ACCESS_KEY_ID", &creds.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key),
+        ("AWS_SESSION_TOKEN", &creds.session_token),
+    ]);
+    let out = keyway(&env, &["exec", "--env", "DB_URL=aws-sm://reporting/db-url", "--", "sh", "-c", "echo started"]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(!text(&out.stdout).contains("started"), "the workload must not start");
+    assert!(err.contains("DB_URL") && err.contains("aws-sm://reporting/db-url"), "{err}");
+    assert!(err.contains("ExpiredToken") && err.contains("expired"), "{err}");
+    assert!(err.contains("environment (AWS_ACCESS_KEY_ID)"), "the source is named: {err}");
+    for leak in [creds.secret_access_key.as_str(), creds.session_token.as_str(), SECRET_VALUE] {
+        assert_no_leak(&out, leak);
+    }
+    let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("ExpiredToken"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert_no_leak(&out, &creds.session_token);
+}
+
+#[test]
+fn a_clock_far_from_aws_is_reported_as_skew() {
+    let c = InProcess::start();
+    let key = c.aws.cloud.store.read().aws.keys.values().next().unwrap().id.clone();
+    let secret = c.aws.user_key_secret(&key).unwrap().to_string();
+    let env = c.env(&[("AWS_ACCESS_KEY_ID", &key), ("AWS_SECRET_ACCESS_KEY", &secret)]);
+    // Sanity: with the clocks together the key works.
+    let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), SECRET_VALUE);
+    // AWS's clock an hour ahead of this machine's: every signature is "expired".
+    c.clock.set_secs(now() + 3600);
+    let out = keyway(&env, &["exec", "--env", "DB_URL=aws-sm://reporting/db-url", "--", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("Signature expired") && err.contains("15 min"), "{err}");
+    assert!(err.contains("clock"), "the hint names the clock: {err}");
+    assert_no_leak(&out, &secret);
+    assert_no_leak(&out, SECRET_VALUE);
+    // And an hour behind: "not yet current".
+    c.clock.set_secs(now() - 3600);
+    let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("Signature not yet current") && err.contains("clock"), "{err}");
+}
+
+/// `keyway cloud env --instance VM` plus the AWS variables of Google → AWS.
+fn vm_env(cloud: &Cloud, vm: &str) -> BTreeMap<String, String> {
+    let mut env = cloud.env(&["--instance", vm]);
+    let aws = cloud.endpoints["aws"].as_str().unwrap().to_owned();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", aws.as_str()),
+        ("AWS_REGION", "eu-central-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("KEYWAY_AWS_WEB_IDENTITY", "google"),
+        ("AWS_ROLE_ARN", &format!("arn:aws:iam::{ACCOUNT}:role/gcp-etl")),
+    ] {
+        env.insert(k.into(), v.into());
+    }
+    env
+}
+
+#[test]
+fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("world.toml");
+    std::fs::write(&path, world()).unwrap();
+    let cloud = Cloud::start(&path);
+
+    let env = vm_env(&cloud, "etl-vm");
+    let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), SECRET_VALUE);
+    assert!(!text(&out.stderr).contains("eyJ"), "no JWT in the logs: {}", text(&out.stderr));
+    let mut with_expected = env.clone();
+    with_expected.insert("EXPECTED".into(), SECRET_VALUE.into());
+    let out = keyway(&with_expected, &["exec", "--env", "DB_URL=aws-sm://reporting/db-url", "--", "sh", "-c", "test \"$DB_URL\" = \"$EXPECTED\""]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = keyway(&env, &["whoami", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(who["aws"]["source"]["kind"], "web_identity", "{who}");
+    assert_eq!(who["aws"]["arn"].as_str().unwrap_or("").split('/').nth(1), Some("gcp-etl"), "{who}");
+
+    // Another VM of the same project: its service account is not the role's condition.
+    let env = vm_env(&cloud, "intruder-vm");
+    let out = keyway(&env, &["exec", "--env", "DB_URL=aws-sm://reporting/db-url", "--", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("AccessDenied") && err.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity"), "{err}");
+    assert!(err.contains(&format!("azp={OTHER_SA_ID}")), "the refused identity is named: {err}");
+    assert!(err.contains("accounts.google.com:aud"), "the fix is explained: {err}");
+    assert!(!err.contains("eyJ"), "no JWT in the error: {err}");
+    assert_no_leak(&out, SECRET_VALUE);
+}
