@@ -161,7 +161,10 @@ pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &
                 return Err(stop(attempts, failed(kind, "KEYWAY_AWS_WEB_IDENTITY=google is set but AWS_ROLE_ARN is not (the role to assume)"), kind));
             };
             let audience = env.non_empty(vars::KEYWAY_AWS_WEB_IDENTITY_AUDIENCE).unwrap_or(DEFAULT_GOOGLE_AUDIENCE).to_owned();
-            let credentials = crate::google_default(ctx, &[CLOUD_PLATFORM.to_owned()])
+            // Boxed: Google's default credentials may be federated from AWS (aws1),
+            // which makes this future recursive in type. At run time aws1 uses a chain
+            // without web identity, so the recursion stops there.
+            let credentials = Box::pin(crate::google_default(ctx, &[CLOUD_PLATFORM.to_owned()]))
                 .await
                 .map_err(|e| stop(attempts, failed(kind, format!("KEYWAY_AWS_WEB_IDENTITY=google needs Google credentials for the ID token: {e}")), kind))?;
             let detail = format!("KEYWAY_AWS_WEB_IDENTITY=google: a Google ID token (audience {audience}) from {}, role {role_arn}", credentials.source());
@@ -380,8 +383,9 @@ async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> R
             }
             t
         }
-        TokenSource::Google { credentials, audience } => credentials
-            .id_token(audience)
+        // Boxed: Google credentials may themselves be federated from AWS
+        // (external_account aws1), which makes this future recursive in type.
+        TokenSource::Google { credentials, audience } => Box::pin(credentials.id_token(audience))
             .await
             .map_err(|e| failed(kind, format!("getting a Google ID token (audience {audience}) from {}: {e}", credentials.source())))?,
     };
