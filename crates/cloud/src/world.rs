@@ -643,6 +643,41 @@ members = ["user:owner@example.com"]
     }
 
     #[test]
+    fn workload_identity_pools_and_providers() {
+        let base = format!(
+            "{OK}\n[[service_account]]\nproject = \"kaggle-gpu\"\nname = \"wif-runner\"\n\n[[workload_identity_pools]]\nproject = \"kaggle-gpu\"\nid = \"aws-pool\"\n"
+        );
+        let provider = "\n[[workload_identity_pool_providers]]\nproject = \"kaggle-gpu\"\npool = \"aws-pool\"\nid = \"aws-prov\"\n";
+        let w = parse("w.toml", &format!("{base}{provider}aws = {{ account_id = \"111122223333\" }}\n")).unwrap();
+        assert_eq!(w.wi_pools.len(), 1);
+        assert_eq!(w.wi_providers[0].attribute_mapping, crate::google::attributes::default_aws_mapping());
+        // A binding on a declared service account is accepted.
+        let sa_binding = "\n[[binding]]\nresource = \"projects/kaggle-gpu/serviceAccounts/wif-runner@kaggle-gpu.iam.gserviceaccount.com\"\nrole = \"roles/iam.workloadIdentityUser\"\nmembers = [\"principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/aws-pool/*\"]\n";
+        parse("w.toml", &format!("{base}{sa_binding}")).unwrap();
+        let e = parse("w.toml", &format!("{base}{}", sa_binding.replace("wif-runner@", "ghost-sa@"))).unwrap_err();
+        assert!(e.to_string().contains("ghost-sa@"), "{e}");
+        for (bad, needle) in [
+            ("aws = { account_id = \"12\" }\n", "aws.account_id"),
+            ("", "exactly one of `aws` or `oidc`"),
+            ("aws = { account_id = \"111122223333\" }\noidc = { issuer_uri = \"https://x\" }\n", "exactly one"),
+            ("oidc = { issuer_uri = \"http://x\" }\n", "https://"),
+            ("oidc = { issuer_uri = \"https://token.example.com\" }\n", "jwks_json"),
+            ("oidc = { issuer_uri = \"https://x\", jwks_json = \"[]\" }\n", "`keys` array"),
+            ("aws = { account_id = \"111122223333\" }\nattribute_mapping = { \"attribute.x\" = \"assertion.arn\" }\n", "google.subject"),
+            ("aws = { account_id = \"111122223333\" }\nattribute_condition = \"assertion.arn ==\"\n", "attribute_condition"),
+        ] {
+            let e = parse("w.toml", &format!("{base}{provider}{bad}")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+            assert!(e.to_string().contains("[[workload_identity_pool_providers]]"), "{e}");
+            assert!(e.line > 20, "{e}");
+        }
+        let e = parse("w.toml", &format!("{base}{}aws = {{ account_id = \"111122223333\" }}\n", provider.replace("aws-pool", "nope-pool"))).unwrap_err();
+        assert!(e.to_string().contains("key `pool`"), "{e}");
+        let e = parse("w.toml", &base.replace("id = \"aws-pool\"", "id = \"gcp-pool\"")).unwrap_err();
+        assert!(e.to_string().contains("key `id`"), "{e}");
+    }
+
+    #[test]
     fn scope_aliases() {
         let s = expand_scopes(&["cloud-platform".into(), "compute-ro".into()]).unwrap();
         assert_eq!(s, vec![CLOUD_PLATFORM.to_string(), "https://www.googleapis.com/auth/compute.readonly".to_string()]);

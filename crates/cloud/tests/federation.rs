@@ -74,7 +74,10 @@ members = ["serviceAccount:{SA}"]
 [[binding]]
 resource = "projects/fed-proj/secrets/direct-secret"
 role = "roles/secretmanager.secretAccessor"
-members = ["principalSet://iam.googleapis.com/{aws_pool}/attribute.account/111111111111"]
+members = [
+  "principalSet://iam.googleapis.com/{aws_pool}/attribute.account/111111111111",
+  "principalSet://iam.googleapis.com/{aws_pool}/attribute.aws_role/arn:aws:sts::111111111111:assumed-role/deployer",
+]
 
 [[binding]]
 resource = "projects/fed-proj/serviceAccounts/{SA}"
@@ -117,7 +120,13 @@ pool = "aws-pool"
 id = "aws-strict"
 aws = {{ account_id = "111111111111" }}
 attribute_mapping = {{ "google.subject" = "assertion.arn" }}
-attribute_condition = "assertion.arn == 'arn:aws:iam::111111111111:user/admin'"
+attribute_condition = "assertion.arn.startsWith('arn:aws:iam::111111111111:user/') && google.subject.endsWith('/admin')"
+
+[[workload_identity_pool_providers]]
+project = "fed-proj"
+pool = "aws-pool"
+id = "aws-dflt"
+aws = {{ account_id = "111111111111" }}
 
 [[workload_identity_pool_providers]]
 project = "fed-proj"
@@ -369,6 +378,14 @@ async fn role_session_credentials_in_the_go_shape_are_accepted() {
     assert!(caller.member.ends_with("/subject/arn:aws:sts::111111111111:assumed-role/deployer/test"), "{}", caller.member);
     let (s, b) = f.impersonate(fed, SA, json!({"scope": [CP], "lifetime": "600s"})).await;
     assert_eq!(s, 200, "{b}");
+    // Google's default AWS mapping: attribute.aws_role is the role ARN without the session.
+    let (s, t) = f.aws_token(&session, "aws-dflt", Style::Python, CP).await;
+    assert_eq!(s, 200, "{t}");
+    let fed = t["access_token"].as_str().unwrap();
+    let caller = f.e.cloud.verify_access_token(fed).unwrap();
+    assert_eq!(caller.federated.as_ref().unwrap().attributes["aws_role"], "arn:aws:sts::111111111111:assumed-role/deployer");
+    let (s, b) = f.access(fed, "direct-secret").await;
+    assert_eq!(s, 200, "{b}");
     // The global endpoint (sts.amazonaws.com, scoped to us-east-1) works too.
     let aud = audience("aws-pool", "aws-main");
     let tok = subject_token(&session, "us-east-1-global", &aud, NOW, Style::Python);
@@ -583,6 +600,13 @@ async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
     assert_eq!(b["name"], format!("{}/providers/aws-main", pool("aws-pool")));
     assert_eq!(b["aws"]["accountId"], "111111111111");
     assert_eq!(b["attributeCondition"], "assertion.account == '111111111111'");
+    let (s, b) = f.call("GET", "/v1/projects/fed-proj/locations/global/workloadIdentityPools/aws-pool/providers/aws-dflt", &token, None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["attributeMapping"]["google.subject"], "assertion.arn");
+    assert!(b["attributeMapping"]["attribute.aws_role"].as_str().unwrap().contains("assumed-role"));
+    // A principal without a role on the project sees nothing.
+    let (nobody, _) = f.e.cloud.mint_access_token("user:nobody@example.com", &[CP.to_owned()], "c");
+    assert_eq!(f.call("GET", "/v1/projects/fed-proj/locations/global/workloadIdentityPools/aws-pool", &nobody, None).await.0, 403);
     let (s, b) = f.call("GET", "/v1/projects/fed-proj/locations/global/workloadIdentityPools/off-pool", &token, None).await;
     assert_eq!((s, b["disabled"].as_bool()), (200, Some(true)));
 }
