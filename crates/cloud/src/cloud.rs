@@ -256,10 +256,10 @@ impl Cloud {
             }
         }
         for c in changes.iter_mut() {
-            if let Change::PutServiceAccount(sa) = c {
-                if let Some(p) = sa_policies.remove(&sa.email) {
-                    sa.iam = p;
-                }
+            if let Change::PutServiceAccount(sa) = c
+                && let Some(p) = sa_policies.remove(&sa.email)
+            {
+                sa.iam = p;
             }
         }
         for p in &w.wi_pools {
@@ -463,10 +463,10 @@ impl Cloud {
             return Err(format!("no workload identity pool '{pool}' in project '{}'", p.id));
         }
         let pr = st.wi_providers.get(&WiProvider::key(&p.id, pool, provider)).ok_or_else(|| format!("no provider '{provider}' in workload identity pool '{pool}'"))?;
-        if let Some(sa) = service_account {
-            if !st.service_accounts.contains_key(sa) {
-                return Err(format!("no service account '{sa}' in the local cloud"));
-            }
+        if let Some(sa) = service_account
+            && !st.service_accounts.contains_key(sa)
+        {
+            return Err(format!("no service account '{sa}' in the local cloud"));
         }
         let format = |field: &Option<String>| field.as_ref().map(|f| serde_json::json!({"type": "json", "subject_token_field_name": f}));
         let (subject_token_type, credential_source) = match (&pr.trust, source) {

@@ -266,12 +266,8 @@ pub fn member_matches(m: &str, who: &Principal<'_>) -> bool {
         return true;
     }
     if let Some(domain) = m.strip_prefix("domain:") {
-        if who.federated.is_none() {
-            if let Some((_, email)) = who.member.split_once(':') {
-                return email.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain));
-            }
-        }
-        return false;
+        return who.federated.is_none()
+            && who.member.split_once(':').is_some_and(|(_, email)| email.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)));
     }
     let (Some(set), Some(f)) = (m.strip_prefix("principalSet:"), who.federated) else { return false };
     let Some(rest) = set.strip_prefix(IAM_HOST).and_then(|r| r.strip_prefix(f.pool.as_str())).and_then(|r| r.strip_prefix('/')) else {

@@ -305,10 +305,10 @@ fn verify_aws(cloud: &Arc<Cloud>, target: &Target, account_id: &str, subject_tok
     }
     // AWS refuses a signature scoped to another region than the endpoint's.
     let auth = header("authorization").unwrap_or("");
-    if let Some(scope_region) = auth.split("Credential=").nth(1).and_then(|c| c.split('/').nth(2)) {
-        if scope_region != region {
-            return Err(aws_refusal("SignatureDoesNotMatch", &format!("Credential should be scoped to a valid region, not '{scope_region}'. ")));
-        }
+    if let Some(scope_region) = auth.split("Credential=").nth(1).and_then(|c| c.split('/').nth(2))
+        && scope_region != region
+    {
+        return Err(aws_refusal("SignatureDoesNotMatch", &format!("Credential should be scoped to a valid region, not '{scope_region}'. ")));
     }
     let headers: Vec<(String, String)> = t.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect();
     let pq = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
