@@ -326,6 +326,9 @@ async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
     let caller = f.e.cloud.verify_access_token(fed).unwrap();
     assert_eq!(caller.member, format!("principal://iam.googleapis.com/{}/subject/arn:aws:iam::111111111111:user/admin", pool("aws-pool")));
     assert_eq!(caller.federated.as_ref().unwrap().attributes["account"], "111111111111");
+    let info: Value = f.e.http.get(format!("{}/tokeninfo", f.base())).query(&[("access_token", fed)]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["sub"], caller.member.as_str());
+    assert!(info.get("email").is_none(), "{info}");
 
     // The federated token (scope iam, as google-auth asks when impersonating) cannot read secrets itself.
     let (s, b) = f.access(fed, "db-pass").await;
