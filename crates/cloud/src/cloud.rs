@@ -53,15 +53,23 @@ struct Settings {
 /// Who is calling, from a verified bearer token.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// `user:EMAIL` or `serviceAccount:EMAIL`.
+    /// `user:EMAIL`, `serviceAccount:EMAIL`, or for a federated workload
+    /// `principal://iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/POOL/subject/SUBJECT`.
     pub member: String,
     pub scopes: Vec<String>,
     pub expires_at: i64,
+    /// A federated workload's pool context (groups, attributes), for `principalSet://` bindings.
+    pub federated: Option<iam::Federated>,
 }
 
 impl Caller {
     pub fn email(&self) -> &str {
         self.member.split_once(':').map(|(_, e)| e).unwrap_or(&self.member)
+    }
+
+    /// The caller as IAM sees it.
+    pub fn principal(&self) -> iam::Principal<'_> {
+        iam::Principal { member: &self.member, federated: self.federated.as_ref() }
     }
 }
 
@@ -235,11 +243,13 @@ impl Cloud {
             };
             secret_meta.insert((s.project.clone(), s.name.clone()), meta);
         }
+        let mut sa_policies: BTreeMap<String, Policy> = BTreeMap::new();
         for b in &w.bindings {
             let parts: Vec<&str> = b.resource.split('/').collect();
             let policy = match parts.as_slice() {
                 ["projects", p] => projects.get_mut(*p).map(|p| &mut p.iam),
                 ["projects", p, "secrets", s] => secret_meta.get_mut(&(p.to_string(), s.to_string())).map(|m| &mut m.iam),
+                ["projects", _, "serviceAccounts", email] => Some(sa_policies.entry(email.to_string()).or_default()),
                 _ => None,
             };
             if let Some(policy) = policy {
@@ -247,6 +257,25 @@ impl Cloud {
                     iam::add_binding(policy, &b.role, m);
                 }
             }
+        }
+        for c in changes.iter_mut() {
+            if let Change::PutServiceAccount(sa) = c
+                && let Some(p) = sa_policies.remove(&sa.email)
+            {
+                sa.iam = p;
+            }
+        }
+        for p in &w.wi_pools {
+            changes.push(Change::PutWiPool(crate::store::WiPool {
+                project: p.project.clone(),
+                id: p.id.clone(),
+                display_name: p.display_name.clone().unwrap_or_default(),
+                disabled: p.disabled,
+                create_ms: now,
+            }));
+        }
+        for p in &w.wi_providers {
+            changes.push(Change::PutWiProvider(p.clone()));
         }
         for p in projects.into_values() {
             changes.insert(0, Change::PutProject(p));
@@ -393,8 +422,16 @@ impl Cloud {
 
     pub fn mint_access_token_with_lifetime(&self, member: &str, scopes: &[String], azp: &str, life: i64) -> (String, i64) {
         let now = self.clock.now_secs();
-        let claims = TokenClaims { sub: member.to_owned(), scp: scopes.to_vec(), iat: now, exp: now + life, azp: azp.to_owned() };
+        let claims = TokenClaims { sub: member.to_owned(), scp: scopes.to_vec(), iat: now, exp: now + life, azp: azp.to_owned(), fed: None };
         (self.tokens.mint(&claims), life)
+    }
+
+    /// Mints a federated access token (STS token exchange) for the workload
+    /// `fed`, valid `life` seconds.
+    pub fn mint_federated_token(&self, fed: &iam::Federated, scopes: &[String], life: i64) -> String {
+        let now = self.clock.now_secs();
+        let claims = TokenClaims { sub: fed.member(), scp: scopes.to_vec(), iat: now, exp: now + life, azp: String::new(), fed: Some(fed.clone()) };
+        self.tokens.mint(&claims)
     }
 
     /// Verifies a bearer token.
@@ -403,12 +440,84 @@ impl Cloud {
         if c.exp <= self.clock.now_secs() {
             return Err(TokenProblem::Expired);
         }
-        Ok(Caller { member: c.sub, scopes: c.scp, expires_at: c.exp })
+        Ok(Caller { member: c.sub, scopes: c.scp, expires_at: c.exp, federated: c.fed })
     }
 
     /// Signs an ID token.
     pub fn sign_id_token(&self, claims: serde_json::Value) -> Result<String, crypto::CryptoError> {
         self.signer.sign_jwt(&claims)
+    }
+
+    /// The `external_account` credential configuration that `gcloud iam
+    /// workload-identity-pools create-cred-config
+    /// projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER
+    /// [--service-account EMAIL] --aws|--credential-source-file|--credential-source-url`
+    /// writes, with `token_url` and the impersonation URL on this cloud's Google
+    /// API base (`google_base`, e.g. `http://127.0.0.1:PORT`). `project` is an id
+    /// or number; the audience always carries the number, as Google's does.
+    /// Fails when the pool or provider is not in the store, or the provider's
+    /// type does not take that source (an AWS provider needs [`CredSource::Aws`]).
+    pub fn cred_config(&self, google_base: &str, project: &str, pool: &str, provider: &str, service_account: Option<&str>, source: &CredSource) -> Result<serde_json::Value, String> {
+        use crate::store::{WiPool, WiProvider, WiTrust};
+        let base = google_base.trim_end_matches('/');
+        let st = self.store.read();
+        let p = st.project(project).ok_or_else(|| format!("no project '{project}' in the local cloud"))?;
+        if !st.wi_pools.contains_key(&WiPool::key(&p.id, pool)) {
+            return Err(format!("no workload identity pool '{pool}' in project '{}'", p.id));
+        }
+        let pr = st.wi_providers.get(&WiProvider::key(&p.id, pool, provider)).ok_or_else(|| format!("no provider '{provider}' in workload identity pool '{pool}'"))?;
+        if let Some(sa) = service_account
+            && !st.service_accounts.contains_key(sa)
+        {
+            return Err(format!("no service account '{sa}' in the local cloud"));
+        }
+        let format = |field: &Option<String>| field.as_ref().map(|f| serde_json::json!({"type": "json", "subject_token_field_name": f}));
+        let (subject_token_type, credential_source) = match (&pr.trust, source) {
+            (WiTrust::Aws { .. }, CredSource::Aws { imds, imdsv2 }) => {
+                let imds = imds.as_deref().unwrap_or("http://169.254.169.254").trim_end_matches('/');
+                let mut cs = serde_json::json!({
+                    "environment_id": "aws1",
+                    "region_url": format!("{imds}/latest/meta-data/placement/availability-zone"),
+                    "url": format!("{imds}/latest/meta-data/iam/security-credentials"),
+                    "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+                });
+                if *imdsv2 {
+                    cs["imdsv2_session_token_url"] = format!("{imds}/latest/api/token").into();
+                }
+                (keyway_wire::google::sts::TOKEN_TYPE_AWS4, cs)
+            }
+            (WiTrust::Oidc { .. }, CredSource::File { path, json_field }) => {
+                let mut cs = serde_json::json!({ "file": path });
+                if let Some(f) = format(json_field) {
+                    cs["format"] = f;
+                }
+                (keyway_wire::google::sts::TOKEN_TYPE_JWT, cs)
+            }
+            (WiTrust::Oidc { .. }, CredSource::Url { url, headers, json_field }) => {
+                let mut cs = serde_json::json!({ "url": url });
+                if !headers.is_empty() {
+                    cs["headers"] = serde_json::json!(headers);
+                }
+                if let Some(f) = format(json_field) {
+                    cs["format"] = f;
+                }
+                (keyway_wire::google::sts::TOKEN_TYPE_JWT, cs)
+            }
+            (WiTrust::Aws { .. }, _) => return Err(format!("provider '{provider}' is an AWS provider: use the aws credential source")),
+            (WiTrust::Oidc { .. }, _) => return Err(format!("provider '{provider}' is an OIDC provider: use a file or url credential source")),
+        };
+        let mut out = serde_json::json!({
+            "universe_domain": "googleapis.com",
+            "type": "external_account",
+            "audience": format!("//iam.googleapis.com/projects/{}/locations/global/workloadIdentityPools/{pool}/providers/{provider}", p.number),
+            "subject_token_type": subject_token_type,
+            "token_url": format!("{base}/v1/token"),
+            "credential_source": credential_source,
+        });
+        if let Some(sa) = service_account {
+            out["service_account_impersonation_url"] = format!("{base}/v1/projects/-/serviceAccounts/{sa}:generateAccessToken").into();
+        }
+        Ok(out)
     }
 
     /// Mints a new key for a service account (the IAM API's keys.create): the
@@ -424,6 +533,23 @@ impl Cloud {
         })?;
         Ok(out.map(|sa| (sa, k)))
     }
+}
+
+/// Where an `external_account` credential file tells the client to find its
+/// subject token (the `credential_source` of `gcloud iam workload-identity-pools
+/// create-cred-config`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CredSource {
+    /// `--aws`: AWS credentials from the environment, else the EC2 metadata
+    /// service at `imds` (`http://HOST:PORT`, an emulated EC2 instance's
+    /// IMDS; `None` writes AWS's real `http://169.254.169.254`, as gcloud
+    /// does). `imdsv2` adds `imdsv2_session_token_url` (`--enable-imdsv2`).
+    Aws { imds: Option<String>, imdsv2: bool },
+    /// `--credential-source-file`: an OIDC token in a file (plain text, or a
+    /// JSON object whose `json_field` holds it).
+    File { path: String, json_field: Option<String> },
+    /// `--credential-source-url` (+ `--credential-source-headers`).
+    Url { url: String, headers: BTreeMap<String, String>, json_field: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -152,6 +152,11 @@ pub struct TokenClaims {
     pub exp: i64,
     /// The OAuth client (user tokens) or service account unique id.
     pub azp: String,
+    /// A federated workload's pool, subject, groups and attributes (then `sub`
+    /// is its `principal://` member). Absent in every other token, and in
+    /// tokens minted before federation existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fed: Option<crate::iam::Federated>,
 }
 
 pub struct TokenKey {
@@ -300,7 +305,7 @@ mod tests {
     #[test]
     fn tokens_verify_and_reject_tampering() {
         let k = TokenKey::from_bytes(b"k1");
-        let c = TokenClaims { sub: "user:a@b".into(), scp: vec!["s".into()], iat: 1, exp: 2, azp: "c".into() };
+        let c = TokenClaims { sub: "user:a@b".into(), scp: vec!["s".into()], iat: 1, exp: 2, azp: "c".into(), fed: None };
         let t = k.mint(&c);
         assert!(t.starts_with("ya29."));
         assert_eq!(k.verify(&t), Some(c));
@@ -311,6 +316,25 @@ mod tests {
         assert_eq!(TokenKey::from_bytes(b"k2").verify(&t), None);
         assert_eq!(k.verify("ya29.garbage"), None);
         assert_eq!(k.verify(""), None);
+    }
+
+    #[test]
+    fn tokens_minted_before_federation_still_verify() {
+        // The claims layout of tokens minted by earlier builds (no `fed`).
+        let k = TokenKey::from_bytes(b"k1");
+        let json = br#"{"sub":"user:a@b","scp":["s"],"iat":1,"exp":2,"azp":"c"}"#;
+        let mut token = String::from(TOKEN_PREFIX);
+        URL_SAFE_NO_PAD.encode_string(json, &mut token);
+        let tag = hmac::sign(&k.key, token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut token);
+        let c = k.verify(&token).unwrap();
+        assert_eq!(c.sub, "user:a@b");
+        assert_eq!(c.fed, None);
+        // And a federated token carries its pool context through.
+        let fed = crate::iam::Federated { pool: "projects/1/locations/global/workloadIdentityPools/p".into(), subject: "s".into(), groups: vec!["g".into()], attributes: Default::default() };
+        let c = TokenClaims { sub: fed.member(), scp: vec![], iat: 1, exp: 2, azp: String::new(), fed: Some(fed.clone()) };
+        assert_eq!(k.verify(&k.mint(&c)).unwrap().fed, Some(fed));
     }
 
     #[test]

@@ -5,8 +5,56 @@
 //! the permission and a member matching the principal. Conditional bindings are
 //! stored and returned, but grant nothing: the local cloud does not evaluate CEL,
 //! so it fails closed rather than grant by mistake.
+//!
+//! A federated workload (Workload Identity Federation) is a [`Principal`]
+//! whose member is `principal://iam.googleapis.com/POOL/subject/SUBJECT`
+//! and which carries its pool's groups and attributes, so bindings naming
+//! `principalSet://iam.googleapis.com/POOL/group/G`, `…/attribute.NAME/VALUE`
+//! or `…/*` match it.
 
 use keyway_wire::google::iam::{Binding, Policy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The identity an STS token exchange gave a federated workload, as its
+/// access token carries it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Federated {
+    /// `projects/NUMBER/locations/global/workloadIdentityPools/POOL`.
+    pub pool: String,
+    /// The mapped `google.subject`.
+    pub subject: String,
+    /// The mapped `google.groups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The mapped `attribute.NAME` values, by NAME.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+pub const IAM_HOST: &str = "//iam.googleapis.com/";
+
+impl Federated {
+    /// `principal://iam.googleapis.com/POOL/subject/SUBJECT`, the member that names exactly this workload.
+    pub fn member(&self) -> String {
+        format!("principal:{IAM_HOST}{}/subject/{}", self.pool, self.subject)
+    }
+}
+
+/// Who asks, for an IAM decision: the member (`user:…`, `serviceAccount:…`,
+/// `principal://…`) and, for a federated workload, its pool context.
+#[derive(Debug, Clone, Copy)]
+pub struct Principal<'a> {
+    pub member: &'a str,
+    pub federated: Option<&'a Federated>,
+}
+
+impl<'a> Principal<'a> {
+    /// A principal that is not federated.
+    pub fn member(member: &'a str) -> Self {
+        Principal { member, federated: None }
+    }
+}
 
 /// Does `role` contain `permission`? Unknown roles contain nothing.
 pub fn role_has(role: &str, permission: &str) -> bool {
@@ -56,7 +104,12 @@ fn role_permissions(role: &str) -> Option<&'static [&'static str]> {
             "resourcemanager.projects.get",
         ],
         "roles/iam.serviceAccountTokenCreator" => TOKEN_CREATOR,
-        "roles/iam.workloadIdentityUser" => TOKEN_CREATOR,
+        "roles/iam.workloadIdentityUser" => &[
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.getAccessToken",
+            "iam.serviceAccounts.getOpenIdToken",
+            "iam.serviceAccounts.list",
+        ],
         "roles/iam.serviceAccountKeyAdmin" => &[
             "iam.serviceAccountKeys.create",
             "iam.serviceAccountKeys.delete",
@@ -73,6 +126,12 @@ fn role_permissions(role: &str) -> Option<&'static [&'static str]> {
             "compute.instances.setServiceAccount",
             "compute.zoneOperations.get",
         ],
+        "roles/iam.workloadIdentityPoolViewer" => &[
+            "iam.workloadIdentityPools.get",
+            "iam.workloadIdentityPools.list",
+            "iam.workloadIdentityPoolProviders.get",
+            "iam.workloadIdentityPoolProviders.list",
+        ],
         "roles/compute.viewer" => &["compute.instances.get", "compute.instances.list", "compute.zoneOperations.get"],
         _ => return None,
     })
@@ -83,8 +142,10 @@ const TOKEN_CREATOR: &[&str] = &[
     "iam.serviceAccounts.getAccessToken",
     "iam.serviceAccounts.getOpenIdToken",
     "iam.serviceAccounts.implicitDelegation",
+    "iam.serviceAccounts.list",
     "iam.serviceAccounts.signBlob",
     "iam.serviceAccounts.signJwt",
+    "resourcemanager.projects.get",
 ];
 
 const SM_ADMIN: &[&str] = &[
@@ -108,6 +169,10 @@ const SM_ADMIN: &[&str] = &[
 ];
 
 const VIEWER: &[&str] = &[
+    "iam.workloadIdentityPools.get",
+    "iam.workloadIdentityPools.list",
+    "iam.workloadIdentityPoolProviders.get",
+    "iam.workloadIdentityPoolProviders.list",
     "compute.instances.get",
     "compute.instances.list",
     "compute.zoneOperations.get",
@@ -126,6 +191,10 @@ const VIEWER: &[&str] = &[
 ];
 
 const EDITOR: &[&str] = &[
+    "iam.workloadIdentityPools.get",
+    "iam.workloadIdentityPools.list",
+    "iam.workloadIdentityPoolProviders.get",
+    "iam.workloadIdentityPoolProviders.list",
     "compute.instances.get",
     "compute.instances.list",
     "compute.instances.setServiceAccount",
@@ -188,26 +257,40 @@ pub fn valid_member(member: &str) -> bool {
     }
 }
 
-/// Does binding member `m` match the authenticated principal `who`
-/// (written `user:EMAIL` or `serviceAccount:EMAIL`)?
-pub fn member_matches(m: &str, who: &str) -> bool {
-    if m == who || m == "allUsers" || m == "allAuthenticatedUsers" {
+/// Does binding member `m` match the authenticated principal `who`?
+/// `principalSet://` members match a federated principal of their pool: all
+/// of it (`/*`), a mapped group (`/group/G`) or a mapped attribute value
+/// (`/attribute.NAME/VALUE`).
+pub fn member_matches(m: &str, who: &Principal<'_>) -> bool {
+    if m == who.member || m == "allUsers" || m == "allAuthenticatedUsers" {
         return true;
     }
     if let Some(domain) = m.strip_prefix("domain:") {
-        if let Some((_, email)) = who.split_once(':') {
-            return email.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain));
-        }
+        return who.federated.is_none()
+            && who.member.split_once(':').is_some_and(|(_, email)| email.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)));
+    }
+    let (Some(set), Some(f)) = (m.strip_prefix("principalSet:"), who.federated) else { return false };
+    let Some(rest) = set.strip_prefix(IAM_HOST).and_then(|r| r.strip_prefix(f.pool.as_str())).and_then(|r| r.strip_prefix('/')) else {
+        return false;
+    };
+    if rest == "*" {
+        return true;
+    }
+    if let Some(g) = rest.strip_prefix("group/") {
+        return f.groups.iter().any(|x| x == g);
+    }
+    if let Some((name, value)) = rest.strip_prefix("attribute.").and_then(|r| r.split_once('/')) {
+        return f.attributes.get(name).is_some_and(|v| v == value);
     }
     false
 }
 
 /// Does `policy` grant `permission` to `who`? Conditional bindings grant nothing.
-pub fn grants(policy: &Policy, who: &str, permission: &str) -> bool {
+pub fn grants(policy: &Policy, who: &Principal<'_>, permission: &str) -> bool {
     policy.bindings.iter().any(|b| binding_grants(b, who, permission))
 }
 
-fn binding_grants(b: &Binding, who: &str, permission: &str) -> bool {
+fn binding_grants(b: &Binding, who: &Principal<'_>, permission: &str) -> bool {
     b.condition.is_none() && role_has(&b.role, permission) && b.members.iter().any(|m| member_matches(m, who))
 }
 
@@ -256,23 +339,23 @@ mod tests {
     #[test]
     fn accessor_grants_access_only() {
         let p = policy("roles/secretmanager.secretAccessor", "serviceAccount:vm@p.iam.gserviceaccount.com");
-        assert!(grants(&p, "serviceAccount:vm@p.iam.gserviceaccount.com", "secretmanager.versions.access"));
-        assert!(!grants(&p, "serviceAccount:vm@p.iam.gserviceaccount.com", "secretmanager.versions.add"));
-        assert!(!grants(&p, "user:vm@p.iam.gserviceaccount.com", "secretmanager.versions.access"));
+        assert!(grants(&p, &Principal::member("serviceAccount:vm@p.iam.gserviceaccount.com"), "secretmanager.versions.access"));
+        assert!(!grants(&p, &Principal::member("serviceAccount:vm@p.iam.gserviceaccount.com"), "secretmanager.versions.add"));
+        assert!(!grants(&p, &Principal::member("user:vm@p.iam.gserviceaccount.com"), "secretmanager.versions.access"));
     }
 
     #[test]
     fn owner_is_not_viewer_and_viewer_cannot_read_payloads() {
         let p = policy("roles/viewer", "user:a@example.com");
-        assert!(grants(&p, "user:a@example.com", "secretmanager.secrets.get"));
-        assert!(!grants(&p, "user:a@example.com", "secretmanager.versions.access"));
+        assert!(grants(&p, &Principal::member("user:a@example.com"), "secretmanager.secrets.get"));
+        assert!(!grants(&p, &Principal::member("user:a@example.com"), "secretmanager.versions.access"));
     }
 
     #[test]
     fn special_members() {
-        assert!(member_matches("allUsers", "user:x@y.z"));
-        assert!(member_matches("domain:example.com", "user:x@Example.com"));
-        assert!(!member_matches("domain:example.com", "user:x@example.org"));
+        assert!(member_matches("allUsers", &Principal::member("user:x@y.z")));
+        assert!(member_matches("domain:example.com", &Principal::member("user:x@Example.com")));
+        assert!(!member_matches("domain:example.com", &Principal::member("user:x@example.org")));
         assert!(valid_member("principalSet://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/*"));
         assert!(!valid_member("bob"));
         assert!(!valid_member("user:"));
@@ -286,7 +369,36 @@ mod tests {
             title: None,
             description: None,
         });
-        assert!(!grants(&p, "user:a@b.c", "secretmanager.versions.access"));
+        assert!(!grants(&p, &Principal::member("user:a@b.c"), "secretmanager.versions.access"));
+    }
+
+    #[test]
+    fn federated_principals_match_their_pool_sets_only() {
+        let pool = "projects/123/locations/global/workloadIdentityPools/ci";
+        let f = Federated {
+            pool: pool.into(),
+            subject: "arn:aws:sts::111122223333:assumed-role/build/s1".into(),
+            groups: vec!["deployers".into()],
+            attributes: BTreeMap::from([("aws_role".into(), "arn:aws:sts::111122223333:assumed-role/build".into())]),
+        };
+        let member = f.member();
+        let who = Principal { member: &member, federated: Some(&f) };
+        assert!(member_matches(&format!("principal://iam.googleapis.com/{pool}/subject/arn:aws:sts::111122223333:assumed-role/build/s1"), &who));
+        assert!(!member_matches(&format!("principal://iam.googleapis.com/{pool}/subject/other"), &who));
+        assert!(member_matches(&format!("principalSet://iam.googleapis.com/{pool}/*"), &who));
+        assert!(member_matches(&format!("principalSet://iam.googleapis.com/{pool}/group/deployers"), &who));
+        assert!(!member_matches(&format!("principalSet://iam.googleapis.com/{pool}/group/admins"), &who));
+        assert!(member_matches(&format!("principalSet://iam.googleapis.com/{pool}/attribute.aws_role/arn:aws:sts::111122223333:assumed-role/build"), &who));
+        assert!(!member_matches(&format!("principalSet://iam.googleapis.com/{pool}/attribute.aws_role/x"), &who));
+        // Another pool (even one whose name extends this one's) is another set.
+        assert!(!member_matches(&format!("principalSet://iam.googleapis.com/{pool}2/*"), &who));
+        assert!(!member_matches("principalSet://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/other/*", &who));
+        // A non-federated principal is in no pool.
+        assert!(!member_matches(&format!("principalSet://iam.googleapis.com/{pool}/*"), &Principal::member("user:a@b.c")));
+        assert!(!member_matches("domain:b.c", &who));
+        let mut p = Policy::default();
+        add_binding(&mut p, "roles/secretmanager.secretAccessor", &format!("principalSet://iam.googleapis.com/{pool}/group/deployers"));
+        assert!(grants(&p, &who, "secretmanager.versions.access"));
     }
 
     #[test]

@@ -90,6 +90,66 @@ pub struct Instance {
     pub fingerprint: String,
 }
 
+/// A workload identity pool (IAM v1 `WorkloadIdentityPool`), under a project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WiPool {
+    /// The project id.
+    pub project: String,
+    pub id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub create_ms: i64,
+}
+
+impl WiPool {
+    pub fn key(project: &str, pool: &str) -> String {
+        format!("{project}/{pool}")
+    }
+}
+
+/// What a provider trusts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum WiTrust {
+    /// AWS: callers of the account, proven by a signed GetCallerIdentity request.
+    Aws { account_id: String },
+    /// OpenID Connect: ID tokens of `issuer_uri`, checked with `jwks_json` (or,
+    /// when absent and the issuer is the local cloud's, its own signing key).
+    Oidc {
+        issuer_uri: String,
+        #[serde(default)]
+        allowed_audiences: Vec<String>,
+        #[serde(default)]
+        jwks_json: Option<String>,
+    },
+}
+
+/// A workload identity pool provider (IAM v1 `WorkloadIdentityPoolProvider`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WiProvider {
+    pub project: String,
+    pub pool: String,
+    pub id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub trust: WiTrust,
+    /// `google.subject`, `google.groups`, `attribute.NAME` → CEL expression.
+    #[serde(default)]
+    pub attribute_mapping: BTreeMap<String, String>,
+    #[serde(default)]
+    pub attribute_condition: Option<String>,
+}
+
+impl WiProvider {
+    pub fn key(project: &str, pool: &str, provider: &str) -> String {
+        format!("{project}/{pool}/{provider}")
+    }
+}
+
 impl Instance {
     pub fn key(project: &str, zone: &str, name: &str) -> String {
         format!("{project}/{zone}/{name}")
@@ -141,6 +201,10 @@ pub struct State {
     pub instances: BTreeMap<String, Instance>,
     /// The AWS half (accounts, IAM, compute, Secrets Manager).
     pub aws: crate::aws::model::AwsState,
+    /// Workload identity pools by `PROJECT/POOL`.
+    pub wi_pools: BTreeMap<String, WiPool>,
+    /// Their providers by `PROJECT/POOL/PROVIDER`.
+    pub wi_providers: BTreeMap<String, WiProvider>,
 }
 
 impl State {
@@ -161,6 +225,8 @@ pub enum Change {
     PutUser(User),
     PutServiceAccount(ServiceAccount),
     PutInstance(Instance),
+    PutWiPool(WiPool),
+    PutWiProvider(WiProvider),
     /// Insert or replace a secret's metadata (its versions are kept).
     PutSecret { project: String, meta: SecretMeta },
     DeleteSecret { project: String, secret: String },
@@ -267,6 +333,14 @@ impl Store {
                         let i: Instance = serde_json::from_str(&body).map_err(bad)?;
                         st.instances.insert(Instance::key(&i.project, &i.zone, &i.name), i);
                     }
+                    "wi_pool" => {
+                        let p: WiPool = serde_json::from_str(&body).map_err(bad)?;
+                        st.wi_pools.insert(WiPool::key(&p.project, &p.id), p);
+                    }
+                    "wi_provider" => {
+                        let p: WiProvider = serde_json::from_str(&body).map_err(bad)?;
+                        st.wi_providers.insert(WiProvider::key(&p.project, &p.pool, &p.id), p);
+                    }
                     "secret" => {
                         let (project, _) = key.split_once('/').ok_or_else(|| self.corrupt(&kind, &key, "key is not PROJECT/SECRET"))?;
                         let m: SecretMeta = serde_json::from_str(&body).map_err(bad)?;
@@ -362,6 +436,8 @@ impl Store {
             Change::PutUser(u) => put("user", &u.email, json(u)),
             Change::PutServiceAccount(s) => put("service_account", &s.email, json(s)),
             Change::PutInstance(i) => put("instance", &Instance::key(&i.project, &i.zone, &i.name), json(i)),
+            Change::PutWiPool(p) => put("wi_pool", &WiPool::key(&p.project, &p.id), json(p)),
+            Change::PutWiProvider(p) => put("wi_provider", &WiProvider::key(&p.project, &p.pool, &p.id), json(p)),
             Change::PutSecret { project, meta } => put("secret", &format!("{project}/{}", meta.id), json(meta)),
             Change::DeleteSecret { project, secret } => tx
                 .execute("DELETE FROM docs WHERE kind='secret' AND key=?1", params![format!("{project}/{secret}")])
@@ -441,6 +517,12 @@ fn apply(st: &mut State, c: Change) {
         }
         Change::PutInstance(i) => {
             st.instances.insert(Instance::key(&i.project, &i.zone, &i.name), i);
+        }
+        Change::PutWiPool(p) => {
+            st.wi_pools.insert(WiPool::key(&p.project, &p.id), p);
+        }
+        Change::PutWiProvider(p) => {
+            st.wi_providers.insert(WiProvider::key(&p.project, &p.pool, &p.id), p);
         }
         Change::PutSecret { project, meta } => {
             if let Some(p) = st.projects.get_mut(&project) {

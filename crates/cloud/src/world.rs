@@ -51,6 +51,10 @@ struct Raw {
     ecs_task: Vec<Spanned<crate::aws::world::TaskDecl>>,
     #[serde(default)]
     aws_secret: Vec<Spanned<crate::aws::world::SecretDecl>>,
+    #[serde(default, alias = "workload_identity_pool")]
+    workload_identity_pools: Vec<Spanned<WiPoolDecl>>,
+    #[serde(default, alias = "workload_identity_pool_provider")]
+    workload_identity_pool_providers: Vec<Spanned<WiProviderDecl>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -145,6 +149,68 @@ pub struct VersionDecl {
     pub state: Option<String>,
 }
 
+/// `[[workload_identity_pools]]`: a Workload Identity Federation pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WiPoolDecl {
+    pub project: String,
+    /// 4-32 lowercase letters, digits or hyphens (the `gcp-` prefix is Google's).
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// `[[workload_identity_pool_providers]]`: a provider of a pool; exactly one
+/// of `aws` or `oidc`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WiProviderDecl {
+    pub project: String,
+    pub pool: String,
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub aws: Option<AwsProviderDecl>,
+    #[serde(default)]
+    pub oidc: Option<OidcProviderDecl>,
+    /// `google.subject` / `google.groups` / `attribute.NAME` → CEL expression
+    /// over `assertion`. Absent: Google's default for the provider type.
+    #[serde(default)]
+    pub attribute_mapping: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub attribute_condition: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsProviderDecl {
+    /// The 12-digit AWS account whose callers the provider trusts.
+    pub account_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderDecl {
+    pub issuer_uri: String,
+    /// Accepted `aud` values; empty means the provider's full resource name
+    /// with an `https:` prefix, as Google does.
+    #[serde(default)]
+    pub allowed_audiences: Vec<String>,
+    /// The issuer's keys as a JWKS document. Without it (and without
+    /// `jwks_file`) the issuer must be the local cloud's own
+    /// (`https://accounts.google.com`), whose signing key is used.
+    #[serde(default)]
+    pub jwks_json: Option<String>,
+    /// A JWKS file, relative to the world file's directory.
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+}
+
 /// A validated world. Scopes are expanded to URLs; service-account references
 /// are resolved to emails.
 #[derive(Debug, Clone, Default)]
@@ -158,6 +224,9 @@ pub struct World {
     pub secrets: Vec<(SecretDecl, Vec<(Vec<u8>, String)>)>,
     /// The AWS half (see [`crate::aws::world`]).
     pub aws: crate::aws::world::AwsWorld,
+    pub wi_pools: Vec<WiPoolDecl>,
+    /// Providers with their mapping defaulted and their JWKS read.
+    pub wi_providers: Vec<crate::store::WiProvider>,
 }
 
 pub const DEFAULT_SCOPES: &[&str] = &[
@@ -345,6 +414,26 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         }
         w.secrets.push((s, versions));
     }
+    for p in raw.workload_identity_pools {
+        let span = p.span();
+        let p = p.into_inner();
+        if !has_project(&w, &p.project) {
+            return Err(err(span, format!("[[workload_identity_pools]] '{}' key `project`: no [[project]] has id '{}'", p.id, p.project)));
+        }
+        if !valid_wi_id(&p.id) {
+            return Err(err(span, format!("[[workload_identity_pools]] key `id`: '{}' must be 4-32 lowercase letters, digits or hyphens, start with a letter, and not start with 'gcp-'", p.id)));
+        }
+        if w.wi_pools.iter().any(|o| o.project == p.project && o.id == p.id) {
+            return Err(err(span, format!("[[workload_identity_pools]] '{}': declared twice in project '{}'", p.id, p.project)));
+        }
+        w.wi_pools.push(p);
+    }
+    let base_dir = Path::new(file).parent().map(Path::to_path_buf).unwrap_or_default();
+    for p in raw.workload_identity_pool_providers {
+        let span = p.span();
+        let p = p.into_inner();
+        w.wi_providers.push(validate_provider(&w, p, &base_dir).map_err(|m| err(span, format!("[[workload_identity_pool_providers]] {m}")))?);
+    }
     for b in raw.binding {
         let span = b.span();
         let b = b.into_inner();
@@ -352,8 +441,12 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         match parts.as_slice() {
             ["projects", p] if has_project(&w, p) => {}
             ["projects", p, "secrets", s] if w.secrets.iter().any(|(d, _)| d.project == *p && d.name == *s) => {}
+            ["projects", p, "serviceAccounts", email]
+                if has_project(&w, p)
+                    && (w.service_accounts.iter().any(|s| sa_email(s) == *email && s.project == *p)
+                        || w.projects.iter().any(|x| x.id == *p && compute_default_sa(x.number) == *email)) => {}
             _ => {
-                return Err(err(span, format!("[[binding]] key `resource`: '{}' is not a declared project (projects/ID) or secret (projects/ID/secrets/NAME)", b.resource)));
+                return Err(err(span, format!("[[binding]] key `resource`: '{}' is not a declared project (projects/ID), secret (projects/ID/secrets/NAME) or service account (projects/ID/serviceAccounts/EMAIL)", b.resource)));
             }
         }
         if !crate::iam::known_role(&b.role) {
@@ -387,6 +480,94 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         }
     }
     Ok(w)
+}
+
+/// Checks a provider declaration and turns it into what the store keeps.
+fn validate_provider(w: &World, p: WiProviderDecl, base_dir: &Path) -> Result<crate::store::WiProvider, String> {
+    use crate::google::attributes;
+    use crate::store::WiTrust;
+    let name = format!("'{}'", p.id);
+    if !w.wi_pools.iter().any(|x| x.project == p.project && x.id == p.pool) {
+        return Err(format!("{name} key `pool`: no [[workload_identity_pools]] has project '{}' and id '{}'", p.project, p.pool));
+    }
+    if !valid_wi_id(&p.id) {
+        return Err(format!("key `id`: '{}' must be 4-32 lowercase letters, digits or hyphens, start with a letter, and not start with 'gcp-'", p.id));
+    }
+    if w.wi_providers.iter().any(|o| o.project == p.project && o.pool == p.pool && o.id == p.id) {
+        return Err(format!("{name}: declared twice in pool '{}'", p.pool));
+    }
+    let trust = match (p.aws, p.oidc) {
+        (Some(a), None) => {
+            if a.account_id.len() != 12 || !a.account_id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{name} key `aws.account_id`: '{}' is not a 12-digit AWS account id", a.account_id));
+            }
+            WiTrust::Aws { account_id: a.account_id }
+        }
+        (None, Some(o)) => {
+            if !o.issuer_uri.starts_with("https://") {
+                return Err(format!("{name} key `oidc.issuer_uri`: '{}' must be an https:// URL", o.issuer_uri));
+            }
+            let jwks = match (o.jwks_json, o.jwks_file) {
+                (Some(j), None) => Some(j),
+                (None, Some(f)) => {
+                    let path = base_dir.join(&f);
+                    Some(std::fs::read_to_string(&path).map_err(|e| format!("{name} key `oidc.jwks_file`: cannot read {}: {e}", path.display()))?)
+                }
+                (None, None) => None,
+                (Some(_), Some(_)) => return Err(format!("{name}: set at most one of `oidc.jwks_json` and `oidc.jwks_file`")),
+            };
+            match &jwks {
+                Some(j) => {
+                    let v: serde_json::Value = serde_json::from_str(j).map_err(|e| format!("{name} key `oidc.jwks_json`: not JSON ({e})"))?;
+                    if !v.get("keys").is_some_and(|k| k.is_array()) {
+                        return Err(format!("{name} key `oidc.jwks_json`: a JWKS is an object with a `keys` array"));
+                    }
+                }
+                None if o.issuer_uri.trim_end_matches('/') == crate::google::oauth2::ISSUER => {}
+                None => {
+                    return Err(format!(
+                        "{name} key `oidc`: the local cloud cannot fetch {}'s keys; give `jwks_json` or `jwks_file` (only the local cloud's own issuer, {}, needs neither)",
+                        o.issuer_uri,
+                        crate::google::oauth2::ISSUER
+                    ));
+                }
+            }
+            WiTrust::Oidc { issuer_uri: o.issuer_uri, allowed_audiences: o.allowed_audiences, jwks_json: jwks }
+        }
+        _ => return Err(format!("{name}: set exactly one of `aws` or `oidc`")),
+    };
+    let mapping = match p.attribute_mapping {
+        Some(m) => m,
+        None if matches!(trust, WiTrust::Aws { .. }) => attributes::default_aws_mapping(),
+        None => attributes::default_oidc_mapping(),
+    };
+    if !mapping.contains_key("google.subject") {
+        return Err(format!("{name} key `attribute_mapping`: must map `google.subject`"));
+    }
+    attributes::validate_mapping(&mapping).map_err(|e| format!("{name} key `attribute_mapping`: {e}"))?;
+    let condition = p.attribute_condition.filter(|c| !c.trim().is_empty());
+    if let Some(c) = &condition {
+        attributes::validate_condition(c).map_err(|e| format!("{name} key `attribute_condition`: {e}"))?;
+    }
+    Ok(crate::store::WiProvider {
+        project: p.project,
+        pool: p.pool,
+        id: p.id,
+        display_name: p.display_name.unwrap_or_default(),
+        disabled: p.disabled,
+        trust,
+        attribute_mapping: mapping,
+        attribute_condition: condition,
+    })
+}
+
+/// A workload identity pool or provider id.
+pub fn valid_wi_id(id: &str) -> bool {
+    (4..=32).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && !id.starts_with("gcp-")
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 pub fn sa_email(s: &ServiceAccountDecl) -> String {
@@ -472,6 +653,41 @@ members = ["user:owner@example.com"]
 
         let e = parse("w.toml", "[[project]\nid=").unwrap_err();
         assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn workload_identity_pools_and_providers() {
+        let base = format!(
+            "{OK}\n[[service_account]]\nproject = \"kaggle-gpu\"\nname = \"wif-runner\"\n\n[[workload_identity_pools]]\nproject = \"kaggle-gpu\"\nid = \"aws-pool\"\n"
+        );
+        let provider = "\n[[workload_identity_pool_providers]]\nproject = \"kaggle-gpu\"\npool = \"aws-pool\"\nid = \"aws-prov\"\n";
+        let w = parse("w.toml", &format!("{base}{provider}aws = {{ account_id = \"111122223333\" }}\n")).unwrap();
+        assert_eq!(w.wi_pools.len(), 1);
+        assert_eq!(w.wi_providers[0].attribute_mapping, crate::google::attributes::default_aws_mapping());
+        // A binding on a declared service account is accepted.
+        let sa_binding = "\n[[binding]]\nresource = \"projects/kaggle-gpu/serviceAccounts/wif-runner@kaggle-gpu.iam.gserviceaccount.com\"\nrole = \"roles/iam.workloadIdentityUser\"\nmembers = [\"principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/aws-pool/*\"]\n";
+        parse("w.toml", &format!("{base}{sa_binding}")).unwrap();
+        let e = parse("w.toml", &format!("{base}{}", sa_binding.replace("wif-runner@", "ghost-sa@"))).unwrap_err();
+        assert!(e.to_string().contains("ghost-sa@"), "{e}");
+        for (bad, needle) in [
+            ("aws = { account_id = \"12\" }\n", "aws.account_id"),
+            ("", "exactly one of `aws` or `oidc`"),
+            ("aws = { account_id = \"111122223333\" }\noidc = { issuer_uri = \"https://x\" }\n", "exactly one"),
+            ("oidc = { issuer_uri = \"http://x\" }\n", "https://"),
+            ("oidc = { issuer_uri = \"https://token.example.com\" }\n", "jwks_json"),
+            ("oidc = { issuer_uri = \"https://x\", jwks_json = \"[]\" }\n", "`keys` array"),
+            ("aws = { account_id = \"111122223333\" }\nattribute_mapping = { \"attribute.x\" = \"assertion.arn\" }\n", "google.subject"),
+            ("aws = { account_id = \"111122223333\" }\nattribute_condition = \"assertion.arn ==\"\n", "attribute_condition"),
+        ] {
+            let e = parse("w.toml", &format!("{base}{provider}{bad}")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+            assert!(e.to_string().contains("[[workload_identity_pool_providers]]"), "{e}");
+            assert!(e.line > 20, "{e}");
+        }
+        let e = parse("w.toml", &format!("{base}{}aws = {{ account_id = \"111122223333\" }}\n", provider.replace("aws-pool", "nope-pool"))).unwrap_err();
+        assert!(e.to_string().contains("key `pool`"), "{e}");
+        let e = parse("w.toml", &base.replace("id = \"aws-pool\"", "id = \"gcp-pool\"")).unwrap_err();
+        assert!(e.to_string().contains("key `id`"), "{e}");
     }
 
     #[test]

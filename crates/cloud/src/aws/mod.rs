@@ -13,6 +13,7 @@
 //! lookup and they survive restarts. Decisions follow IAM ([`policy`]).
 
 pub mod compute;
+pub mod federation;
 pub mod model;
 pub mod policy;
 pub mod secretsmanager;

@@ -38,7 +38,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     let resource = format!("projects/{project}/zones/{zone}/{}/{name}", req.seg(6));
     {
         let st = cloud.store.read();
-        if !st.project(project).is_some_and(|p| iam::grants(&p.iam, &caller.member, perm)) {
+        if !st.project(project).is_some_and(|p| iam::grants(&p.iam, &caller.principal(), perm)) {
             return Err(denied(perm, &resource));
         }
     }
@@ -98,7 +98,7 @@ fn set_service_account(st: &State, caller: &Caller, key: &str, resource: &str, b
         };
         // Attaching an account lets the VM act as it: the caller needs actAs on it.
         let act_as = "iam.serviceAccounts.actAs";
-        let ok = iam::grants(&sa.iam, &caller.member, act_as) || st.projects.get(&sa.project).is_some_and(|p| iam::grants(&p.iam, &caller.member, act_as));
+        let ok = iam::grants(&sa.iam, &caller.principal(), act_as) || st.projects.get(&sa.project).is_some_and(|p| iam::grants(&p.iam, &caller.principal(), act_as));
         if !ok {
             return Err(denied(act_as, &format!("projects/{}/serviceAccounts/{e}", sa.project)));
         }

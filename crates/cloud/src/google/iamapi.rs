@@ -26,7 +26,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     let allowed = {
         let st = cloud.store.read();
         st.service_accounts.get(&email).is_some_and(|sa| {
-            iam::grants(&sa.iam, &caller.member, perm) || st.projects.get(&sa.project).is_some_and(|p| iam::grants(&p.iam, &caller.member, perm))
+            iam::grants(&sa.iam, &caller.principal(), perm) || st.projects.get(&sa.project).is_some_and(|p| iam::grants(&p.iam, &caller.principal(), perm))
         })
     };
     if !allowed {

@@ -1,7 +1,9 @@
 //! Google's REST APIs, served on one loopback port (their paths do not collide):
 //! OAuth2 (`/token`, `/tokeninfo`, `/oauth2/v3/certs`), Secret Manager v1,
-//! Cloud Resource Manager v1 (project IAM), IAM v1 (service-account keys) and
-//! Compute v1 (instances). Paths follow Google's `…/resource:verb` style, which
+//! Cloud Resource Manager v1 (project IAM), IAM v1 (service-account keys,
+//! workload identity pools), Compute v1 (instances), and Workload Identity
+//! Federation's STS (`/v1/token`) and IAM Credentials (`:generateAccessToken`,
+//! `:generateIdToken`). Paths follow Google's `…/resource:verb` style, which
 //! axum's router cannot express, so this module parses the path itself and
 //! dispatches on its segments.
 //!
@@ -13,9 +15,12 @@
 pub mod attributes;
 pub mod compute;
 pub mod iamapi;
+pub mod iamcredentials;
 pub mod oauth2;
 pub mod resourcemanager;
 pub mod secretmanager;
+pub mod sts;
+pub mod wip;
 
 use crate::cloud::{Caller, Cloud, TokenProblem};
 use axum::body::Bytes;
@@ -253,7 +258,7 @@ pub fn authenticate(cloud: &Cloud, req: &Req, service: &str, method: &str) -> Re
                 // Addressed to this API: full access to it, as cloud-platform gives.
                 None => vec![CLOUD_PLATFORM.to_owned()],
             };
-            return Ok(Caller { member: format!("serviceAccount:{}", c.iss), scopes, expires_at: c.exp });
+            return Ok(Caller { member: format!("serviceAccount:{}", c.iss), scopes, expires_at: c.exp, federated: None });
         }
     }
     match cloud.verify_access_token(token) {
@@ -298,9 +303,14 @@ async fn handle(State(cloud): State<Arc<Cloud>>, method: Method, uri: Uri, heade
     response
 }
 
-fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
+fn dispatch(cloud: &Arc<Cloud>, req: &Req) -> Reply {
     let s: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    if iamcredentials::handles(req) {
+        return iamcredentials::dispatch(cloud, req);
+    }
     match s.as_slice() {
+        ["v1", "token"] => sts::token(cloud, req),
+        ["v1", "projects", _, "locations", "global", "workloadIdentityPools", ..] => wip::dispatch(cloud, req),
         ["token"] | ["oauth2", "v4", "token"] => oauth2::token(cloud, req),
         ["tokeninfo"] | ["oauth2", "v3", "tokeninfo"] => oauth2::tokeninfo(cloud, req),
         ["oauth2", "v3", "certs"] => oauth2::certs(cloud),

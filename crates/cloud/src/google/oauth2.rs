@@ -208,7 +208,9 @@ pub fn tokeninfo(cloud: &Cloud, req: &Req) -> Reply {
         let now = cloud.clock.now_secs();
         let (kind, email) = c.member.split_once(':').unwrap_or(("", ""));
         let azp = cloud.tokens.verify(t).map(|c| c.azp).unwrap_or_default();
-        let sub = if kind == "user" { user_sub(email) } else { azp.clone() };
+        // A federated token names its principal, and has no email.
+        let federated = c.federated.is_some();
+        let sub = if federated { c.member.clone() } else if kind == "user" { user_sub(email) } else { azp.clone() };
         let info = TokenInfo {
             azp: azp.clone(),
             aud: azp,
@@ -216,8 +218,8 @@ pub fn tokeninfo(cloud: &Cloud, req: &Req) -> Reply {
             scope: c.scopes.join(" "),
             exp: c.expires_at.to_string(),
             expires_in: (c.expires_at - now).max(0).to_string(),
-            email: Some(email.to_owned()),
-            email_verified: Some("true".into()),
+            email: (!federated).then(|| email.to_owned()),
+            email_verified: (!federated).then(|| "true".into()),
             access_type: Some("online".into()),
         };
         return Ok(ok_json(&info, false));

@@ -30,14 +30,14 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         let st = cloud.store.read();
         let granted = st
             .project(pid)
-            .map(|p| body.permissions.iter().filter(|x| iam::grants(&p.iam, &caller.member, x)).cloned().collect())
+            .map(|p| body.permissions.iter().filter(|x| iam::grants(&p.iam, &caller.principal(), x)).cloned().collect())
             .unwrap_or_default();
         return Ok(ok_json(&TestIamPermissionsResponse { permissions: granted }, false));
     }
     if op == "SetIamPolicy" {
         let body: SetIamPolicyRequest = req.json()?;
         let policy = cloud.store.write(|st| {
-            let p = st.project(pid).filter(|p| iam::grants(&p.iam, &caller.member, perm)).ok_or_else(denied)?;
+            let p = st.project(pid).filter(|p| iam::grants(&p.iam, &caller.principal(), perm)).ok_or_else(denied)?;
             let new = checked_policy_update(&p.iam, body.policy.clone())?;
             let mut p = p.clone();
             p.iam = new.clone();
@@ -46,7 +46,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         return Ok(ok_json(&with_etag(&policy), false));
     }
     let st = cloud.store.read();
-    let p = st.project(pid).filter(|p| iam::grants(&p.iam, &caller.member, perm)).ok_or_else(denied)?;
+    let p = st.project(pid).filter(|p| iam::grants(&p.iam, &caller.principal(), perm)).ok_or_else(denied)?;
     if op == "GetIamPolicy" {
         return Ok(ok_json(&with_etag(&p.iam), false));
     }

@@ -75,7 +75,7 @@ struct Ctx<'a> {
 }
 
 /// Does the caller hold `perm` on the secret (or its project)?
-fn allowed(p: &Project, secret: Option<&SecretEntry>, who: &str, perm: &str) -> bool {
+fn allowed(p: &Project, secret: Option<&SecretEntry>, who: &iam::Principal<'_>, perm: &str) -> bool {
     iam::grants(&p.iam, who, perm) || secret.is_some_and(|s| iam::grants(&s.meta.iam, who, perm))
 }
 
@@ -179,8 +179,8 @@ fn page_start(req: &Req) -> Result<Option<String>, ApiError> {
 }
 
 impl Ctx<'_> {
-    fn who(&self) -> &str {
-        &self.caller.member
+    fn who(&self) -> iam::Principal<'_> {
+        self.caller.principal()
     }
 
     /// The project and (if it exists) the secret, after checking `perm`.
@@ -188,7 +188,7 @@ impl Ctx<'_> {
     fn secret<'s>(&self, st: &'s State, perm: &str, resource: &str) -> Result<(&'s Project, Option<&'s SecretEntry>), ApiError> {
         let p = st.project(self.project_ref).ok_or_else(|| ApiError::permission_denied(perm, resource))?;
         let s = p.secrets.get(self.req.seg(4));
-        if !allowed(p, s, self.who(), perm) {
+        if !allowed(p, s, &self.who(), perm) {
             return Err(ApiError::permission_denied(perm, resource));
         }
         Ok((p, s))
@@ -204,7 +204,7 @@ impl Ctx<'_> {
     fn project_with<'s>(&self, st: &'s State, perm: &str) -> Result<&'s Project, ApiError> {
         let resource = format!("projects/{}", self.project_ref);
         let p = st.project(self.project_ref).ok_or_else(|| ApiError::permission_denied(perm, &resource))?;
-        if !iam::grants(&p.iam, self.who(), perm) {
+        if !iam::grants(&p.iam, &self.who(), perm) {
             return Err(ApiError::permission_denied(perm, &resource));
         }
         Ok(p)
@@ -492,7 +492,7 @@ impl Ctx<'_> {
         let granted = match st.project(self.project_ref) {
             Some(p) => {
                 let s = p.secrets.get(self.req.seg(4));
-                body.permissions.iter().filter(|perm| allowed(p, s, self.who(), perm)).cloned().collect()
+                body.permissions.iter().filter(|perm| allowed(p, s, &self.who(), perm)).cloned().collect()
             }
             None => Vec::new(),
         };
