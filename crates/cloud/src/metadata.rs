@@ -197,10 +197,9 @@ impl Metadata {
         let now = self.cloud.clock.now_secs();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         // GCE hands out the same token until about five minutes before it expires.
-        if let Some(c) = cache.as_ref() {
-            if c.member == member && c.scopes == inst.scopes && c.exp - now > 300 {
-                return json(&TokenResponse { access_token: c.token.clone(), expires_in: c.exp - now, token_type: "Bearer".into(), scope: None, id_token: None, refresh_token: None });
-            }
+        if let Some(c) = cache.as_ref()
+            && c.member == member && c.scopes == inst.scopes && c.exp - now > 300 {
+            return json(&TokenResponse { access_token: c.token.clone(), expires_in: c.exp - now, token_type: "Bearer".into(), scope: None, id_token: None, refresh_token: None });
         }
         let (token, life) = self.cloud.mint_access_token(&member, &inst.scopes, email);
         *cache = Some(Cached { member, scopes: inst.scopes.clone(), token: token.clone(), exp: now + life });

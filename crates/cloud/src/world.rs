@@ -294,23 +294,20 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
         let mut message = e.message().to_owned();
         // serde's type errors do not say which key; the offending line does.
-        if !message.contains('`') {
-            if let Some(key) = src.lines().nth(line.saturating_sub(1)).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim()) {
-                if !key.is_empty() && !key.starts_with('[') {
-                    message = format!("key `{key}`: {message}");
-                }
+        if !message.contains('`')
+            && let Some(key) = src.lines().nth(line.saturating_sub(1)).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim())
+                && !key.is_empty() && !key.starts_with('[') {
+                message = format!("key `{key}`: {message}");
             }
-        }
         WorldError { file: file.to_owned(), line, message }
     })?;
     let err = |span: std::ops::Range<usize>, message: String| WorldError { file: file.to_owned(), line: line_of(src, span.start), message };
 
     let mut w = World { settings: raw.settings.map(|s| s.into_inner()).unwrap_or_default(), ..World::default() };
-    if let Some(l) = w.settings.token_lifetime_secs {
-        if !(1..=43200).contains(&l) {
+    if let Some(l) = w.settings.token_lifetime_secs
+        && !(1..=43200).contains(&l) {
             return Err(err(0..0, format!("[settings] key `token_lifetime_secs`: {l} is outside 1..=43200")));
         }
-    }
     for p in raw.project {
         let span = p.span();
         let p = p.into_inner();
@@ -345,8 +342,8 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         }
         for k in &s.keys {
             if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(err(span.clone(), format!("[[service_account]] '{}' key `keys`: '{k}' is not a usable file name (letters, digits, - and _)", s.name)));
-            }
+            return Err(err(span.clone(), format!("[[service_account]] '{}' key `keys`: '{k}' is not a usable file name (letters, digits, - and _)", s.name)));
+        }
         }
         if let Some(u) = s.unique_id.as_ref().filter(|u| !(u.len() == 21 && u.bytes().all(|b| b.is_ascii_digit()))) {
             return Err(err(span, format!("[[service_account]] '{}' key `unique_id`: '{u}' is not a 21-digit number (Google's form)", s.name)));

@@ -40,10 +40,9 @@ fn start(data: &Path, world: &Path) -> (Child, Value) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(b) = std::fs::read(data.join("endpoints.json")) {
-            if let Ok(v) = serde_json::from_slice::<Value>(&b) {
-                return (child, v);
-            }
+        if let Ok(b) = std::fs::read(data.join("endpoints.json"))
+            && let Ok(v) = serde_json::from_slice::<Value>(&b) {
+            return (child, v);
         }
         assert!(Instant::now() < deadline, "the local cloud did not start");
         std::thread::sleep(Duration::from_millis(20));

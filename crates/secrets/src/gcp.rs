@@ -89,10 +89,9 @@ fn decode(body: &[u8], reference: &str) -> Result<Secret<Vec<u8>>, FetchError> {
     let data = STANDARD.decode(resp.payload.data.trim()).map_err(|_| corrupt("payload.data is not base64"));
     resp.payload.data.zeroize();
     let data = Secret::new(data?);
-    if let Some(crc) = resp.payload.data_crc32c {
-        if crc32c::crc32c(data.expose()) as i64 != crc {
-            return Err(corrupt("the payload's CRC32C does not match payload.dataCrc32c: it was damaged in transit"));
-        }
+    if let Some(crc) = resp.payload.data_crc32c
+        && crc32c::crc32c(data.expose()) as i64 != crc {
+        return Err(corrupt("the payload's CRC32C does not match payload.dataCrc32c: it was damaged in transit"));
     }
     Ok(data)
 }

@@ -178,11 +178,10 @@ impl Req {
             segments.pop();
         }
         let mut verb = None;
-        if let Some(last) = segments.last_mut() {
-            if let Some(i) = last.find(':') {
-                verb = Some(last[i + 1..].to_owned());
-                last.truncate(i);
-            }
+        if let Some(last) = segments.last_mut()
+            && let Some(i) = last.find(':') {
+            verb = Some(last[i + 1..].to_owned());
+            last.truncate(i);
         }
         let query = uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         Req { method, path, segments, verb, query, headers, body }
@@ -224,11 +223,10 @@ fn ints(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, val) in m.iter_mut() {
-                if k == "state" {
-                    if let Some(s) = val.as_str().and_then(keyway_wire::google::secretmanager::VersionState::parse) {
-                        *val = serde_json::Value::from(s.number());
-                        continue;
-                    }
+                if k == "state"
+                    && let Some(s) = val.as_str().and_then(keyway_wire::google::secretmanager::VersionState::parse) {
+                    *val = serde_json::Value::from(s.number());
+                    continue;
                 }
                 ints(val);
             }
@@ -251,15 +249,14 @@ pub fn authenticate(cloud: &Cloud, req: &Req, service: &str, method: &str) -> Re
     let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).unwrap_or("").trim();
     // A JWT signed with a service-account key is accepted as that account, as
     // Google does for clients that skip the token exchange ("self-signed JWT").
-    if !token.starts_with(crate::crypto::TOKEN_PREFIX) && token.bytes().filter(|b| *b == b'.').count() == 2 {
-        if let Ok(c) = oauth2::verify_service_account_jwt(cloud, token, oauth2::Audience::Service(service)) {
-            let scopes = match &c.scope {
-                Some(s) => s.split_whitespace().map(str::to_owned).collect(),
-                // Addressed to this API: full access to it, as cloud-platform gives.
-                None => vec![CLOUD_PLATFORM.to_owned()],
-            };
-            return Ok(Caller { member: format!("serviceAccount:{}", c.iss), scopes, expires_at: c.exp, federated: None });
-        }
+    if !token.starts_with(crate::crypto::TOKEN_PREFIX) && token.bytes().filter(|b| *b == b'.').count() == 2
+        && let Ok(c) = oauth2::verify_service_account_jwt(cloud, token, oauth2::Audience::Service(service)) {
+        let scopes = match &c.scope {
+            Some(s) => s.split_whitespace().map(str::to_owned).collect(),
+            // Addressed to this API: full access to it, as cloud-platform gives.
+            None => vec![CLOUD_PLATFORM.to_owned()],
+        };
+        return Ok(Caller { member: format!("serviceAccount:{}", c.iss), scopes, expires_at: c.exp, federated: None });
     }
     match cloud.verify_access_token(token) {
         Ok(c) => Ok(c),

@@ -311,10 +311,9 @@ impl Ctx<'_> {
         let want = self.req.q("etag").map(str::to_owned);
         self.cloud.store.write(|st| -> Result<_, ApiError> {
             let (p, s) = self.existing(st, "secretmanager.secrets.delete")?;
-            if let Some(e) = want.as_deref().filter(|e| !e.is_empty()) {
-                if e != etag(s.meta.create_ms, s.meta.revision) {
-                    return Err(ApiError::aborted("The etag provided in the request does not match the secret's current etag."));
-                }
+            if let Some(e) = want.as_deref().filter(|e| !e.is_empty())
+                && e != etag(s.meta.create_ms, s.meta.revision) {
+                return Err(ApiError::aborted("The etag provided in the request does not match the secret's current etag."));
             }
             Ok((vec![Change::DeleteSecret { project: p.id.clone(), secret: s.meta.id.clone() }], ()))
         })?;
@@ -331,12 +330,11 @@ impl Ctx<'_> {
             return Err(ApiError::invalid_argument(format!("Secret Payload cannot be larger than 64KiB ({} bytes given).", data.len())));
         }
         let crc = crc32c::crc32c(&data);
-        if let Some(given) = payload.data_crc32c {
-            if given != crc as i64 {
-                return Err(ApiError::invalid_argument(
-                    "Checksum mismatch: payload.data_crc32c does not match the CRC32C of payload.data. The payload was not stored.",
-                ));
-            }
+        if let Some(given) = payload.data_crc32c
+            && given != crc as i64 {
+            return Err(ApiError::invalid_argument(
+                "Checksum mismatch: payload.data_crc32c does not match the CRC32C of payload.data. The payload was not stored.",
+            ));
         }
         let now = self.cloud.clock.now_millis();
         let (p, id, v) = self.cloud.store.write(|st| -> Result<_, ApiError> {
