@@ -134,6 +134,82 @@ pub enum CloudCommand {
     /// Print shell exports that make a process behave as if it ran on an
     /// instance of the local cloud, or as a logged-in user. Use: eval "$(keyway cloud env ...)"
     Env(EnvArgs),
+    /// Write the Workload Identity Federation credential configuration that
+    /// `gcloud iam workload-identity-pools create-cred-config` writes, for a pool
+    /// and provider of the running local cloud.
+    ///
+    /// The file is an `external_account` configuration: no key, only where to get a
+    /// subject token (the workload's AWS credentials with --aws; an OIDC token in a
+    /// file or at a URL otherwise), the STS token URL and, with --service-account,
+    /// the IAM Credentials URL of the account to impersonate. Both URLs point at the
+    /// running local cloud (DATA/endpoints.json), the origin that `keyway cloud env`
+    /// exports as CLOUDSDK_API_ENDPOINT_OVERRIDES_STS / _IAMCREDENTIALS; with those
+    /// set, keyway accepts them. Point GOOGLE_APPLICATION_CREDENTIALS at the file.
+    ///
+    /// With --aws the AWS credentials come, in keyway, from the environment, then the
+    /// ECS container credentials endpoint (a Fargate task's task role), then IMDSv2;
+    /// the official Google libraries read only the environment and IMDS.
+    ///
+    /// Example, inside an ECS task: keyway cloud cred-config
+    /// projects/111111111111/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider
+    /// --aws --service-account sa@proj.iam.gserviceaccount.com --output-file cred.json
+    CredConfig(CredConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CredConfigArgs {
+    /// The provider's resource name:
+    /// projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER
+    /// (the project id is accepted in place of its number; a leading
+    /// //iam.googleapis.com/ is allowed).
+    #[arg(value_name = "PROVIDER")]
+    pub provider: String,
+    /// The service account to impersonate (its email). Without it the federated
+    /// token is used directly: grant roles to the pool's principal:// or
+    /// principalSet:// members instead.
+    #[arg(long, value_name = "EMAIL")]
+    pub service_account: Option<String>,
+    /// Lifetime of the impersonated account's access tokens (600 to 43200; the
+    /// local cloud, like Google without the org policy, serves up to 3600).
+    #[arg(long, value_name = "SECONDS", requires = "service_account", value_parser = clap::value_parser!(u32).range(600..=43200))]
+    pub service_account_token_lifetime_seconds: Option<u32>,
+    /// The subject token is a signed AWS GetCallerIdentity request (an AWS provider).
+    #[arg(long, conflicts_with_all = ["credential_source_file", "credential_source_url"], required_unless_present_any = ["credential_source_file", "credential_source_url"])]
+    pub aws: bool,
+    /// With --aws: write imdsv2_session_token_url (IMDSv2 session tokens).
+    #[arg(long, requires = "aws")]
+    pub enable_imdsv2: bool,
+    /// An OIDC provider's subject token is read from this file.
+    #[arg(long, value_name = "PATH", conflicts_with = "credential_source_url")]
+    pub credential_source_file: Option<String>,
+    /// An OIDC provider's subject token is fetched from this URL.
+    #[arg(long, value_name = "URL")]
+    pub credential_source_url: Option<String>,
+    /// Headers sent to --credential-source-url, as KEY=VALUE,KEY=VALUE.
+    #[arg(long, value_name = "KEY=VALUE,...", requires = "credential_source_url")]
+    pub credential_source_headers: Option<String>,
+    /// How the file or URL holds the token: the whole text, or a JSON object
+    /// (then --credential-source-field-name names the field).
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub credential_source_type: Option<SourceType>,
+    /// The JSON field holding the token (with --credential-source-type json).
+    #[arg(long, value_name = "FIELD")]
+    pub credential_source_field_name: Option<String>,
+    /// Write the configuration to this file (mode 0600) instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The master key the local cloud was started with (as for `keyway cloud up`).
+    /// Default: DATA/master.key.
+    #[arg(long, env = "KEYWAY_CLOUD_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceType {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -1,9 +1,10 @@
-//! `keyway cloud up` and `keyway cloud env` (a Google user or VM; an EC2
-//! instance; an ECS task, whose start resolves its `secrets` in the cloud).
+//! `keyway cloud up`, `keyway cloud env` (a Google user or VM; an EC2
+//! instance; an ECS task, whose start resolves its `secrets` in the cloud) and
+//! `keyway cloud cred-config` (a Workload Identity Federation credential file).
 
-use crate::cli::{EnvArgs, UpArgs};
+use crate::cli::{CredConfigArgs, EnvArgs, SourceType, UpArgs};
 use anyhow::{Context, bail};
-use keyway_cloud::cloud::Cloud;
+use keyway_cloud::cloud::{Cloud, CredSource};
 use keyway_cloud::server::{self, Endpoints};
 use keyway_core::{LoopbackAddr, SystemClock};
 use std::process::ExitCode;
@@ -244,4 +245,128 @@ fn aws_env(data: &std::path::Path, ep: &Endpoints, target: AwsTarget<'_>) -> any
     }
     print!("# keyway local cloud ({}), pid {}, {header}\n{out}unset {}\n", data.display(), ep.pid, unset.join(" "));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `projects/P/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`
+/// (optionally after `//iam.googleapis.com/`) → (P, POOL, PROVIDER).
+fn parse_provider_name(name: &str) -> anyhow::Result<(&str, &str, &str)> {
+    let rest = name.strip_prefix("//iam.googleapis.com/").unwrap_or(name);
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        ["projects", p, "locations", "global", "workloadIdentityPools", pool, "providers", provider]
+            if !p.is_empty() && !pool.is_empty() && !provider.is_empty() =>
+        {
+            Ok((p, pool, provider))
+        }
+        _ => bail!(
+            "'{name}' is not a workload identity pool provider: expected projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER"
+        ),
+    }
+}
+
+/// `k=v,k2=v2` → headers.
+fn parse_headers(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for pair in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("--credential-source-headers: '{}' is not KEY=VALUE", pair.split_once(':').map(|(k, _)| k).unwrap_or(pair).trim());
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            bail!("--credential-source-headers: a header without a name");
+        }
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+fn json_field(a: &CredConfigArgs) -> anyhow::Result<Option<String>> {
+    match (a.credential_source_type, &a.credential_source_field_name) {
+        (Some(SourceType::Json), None) => bail!("--credential-source-type json needs --credential-source-field-name (the JSON field that holds the token)"),
+        (Some(SourceType::Text), Some(_)) => bail!("--credential-source-field-name applies to --credential-source-type json only"),
+        (_, f) => Ok(f.clone()),
+    }
+}
+
+pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
+    let (project, pool, provider) = parse_provider_name(&a.provider)?;
+    let source = if a.aws {
+        if a.credential_source_type.is_some() || a.credential_source_field_name.is_some() {
+            bail!("--credential-source-type and --credential-source-field-name apply to a file or URL source, not --aws");
+        }
+        // As gcloud writes it: AWS's own metadata addresses. keyway and the official
+        // libraries read the environment first (and keyway the ECS endpoint).
+        CredSource::Aws { imds: None, imdsv2: a.enable_imdsv2 }
+    } else if let Some(path) = &a.credential_source_file {
+        CredSource::File { path: path.clone(), json_field: json_field(&a)? }
+    } else if let Some(url) = &a.credential_source_url {
+        let headers = match &a.credential_source_headers {
+            Some(h) => parse_headers(h)?,
+            None => Default::default(),
+        };
+        CredSource::Url { url: url.clone(), headers, json_field: json_field(&a)? }
+    } else {
+        bail!("say where the subject token comes from: --aws, --credential-source-file PATH or --credential-source-url URL");
+    };
+    let data = a.data.data;
+    let ep = Endpoints::read(&data).map_err(anyhow::Error::msg)?;
+    if !data.join("cloud.db").exists() {
+        bail!("{} holds no local cloud (no cloud.db)", data.display());
+    }
+    let key_file = a.key_file.unwrap_or_else(|| data.join("master.key"));
+    // The running cloud commits every write before answering, so the store on
+    // disk is the truth; pools and providers are world declarations anyway.
+    let (cloud, _) = Cloud::open(&data, &key_file, None, Arc::new(SystemClock))
+        .with_context(|| format!("reading the local cloud in {}", data.display()))?;
+    let mut cfg = cloud
+        .cred_config(&ep.google, project, pool, provider, a.service_account.as_deref(), &source)
+        .map_err(|e| anyhow::anyhow!("{e} (the local cloud in {})", data.display()))?;
+    if let Some(n) = a.service_account_token_lifetime_seconds {
+        cfg["service_account_impersonation"] = serde_json::json!({ "token_lifetime_seconds": n });
+    }
+    let mut text = serde_json::to_string_pretty(&cfg)?;
+    text.push('\n');
+    match &a.output_file {
+        None => print!("{text}"),
+        Some(path) => {
+            write_private(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("Created credential configuration file [{}].", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to `path` with mode 0600 (also when the file existed).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_names() {
+        let n = "projects/111/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider";
+        assert_eq!(parse_provider_name(n).unwrap(), ("111", "bq-pool", "aws-provider"));
+        assert_eq!(parse_provider_name(&format!("//iam.googleapis.com/{n}")).unwrap(), ("111", "bq-pool", "aws-provider"));
+        for bad in ["bq-pool", "projects/1/locations/us/workloadIdentityPools/p/providers/x", "projects/1/locations/global/workloadIdentityPools/p", "projects//locations/global/workloadIdentityPools/p/providers/x"] {
+            let e = parse_provider_name(bad).unwrap_err().to_string();
+            assert!(e.contains("expected projects/PROJECT_NUMBER"), "{e}");
+        }
+    }
+
+    #[test]
+    fn headers() {
+        let h = parse_headers("Metadata=True, X-A=b=c").unwrap();
+        assert_eq!(h.get("Metadata").map(String::as_str), Some("True"));
+        assert_eq!(h.get("X-A").map(String::as_str), Some("b=c"));
+        // A malformed pair is named by its key, never echoing a value.
+        let e = parse_headers("Authorization: Bearer abc").unwrap_err().to_string();
+        assert!(e.contains("'Authorization'") && !e.contains("abc"), "{e}");
+    }
 }

@@ -21,5 +21,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(a) => token::run(a, env),
         Command::Cloud(CloudCommand::Up(a)) => cloud::up(a),
         Command::Cloud(CloudCommand::Env(a)) => cloud::env(a),
+        Command::Cloud(CloudCommand::CredConfig(a)) => cloud::cred_config(a),
     }
 }

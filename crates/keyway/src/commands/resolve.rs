@@ -48,7 +48,10 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
                 token = Some(t);
                 creds = Some(c);
             }
-            Ok(Err(e)) => return Err(all_fail(wanted, &format!("no Google credentials: {e:#}"), google::credentials_hint(env))),
+            Ok(Err(e)) => {
+                let hint = google::credentials_failure_hint(env, &http, &e).await;
+                return Err(all_fail(wanted, &format!("no Google credentials: {e:#}"), hint));
+            }
             Err(_) => return Err(all_fail(wanted, &format!("getting Google credentials took longer than {}s", timeout.as_secs()), None)),
         }
     }
@@ -75,7 +78,11 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
     // Who the credentials are matters only for hints: ask only when something failed.
     let who: Option<Who> = match &creds {
         Some(c) if results.iter().zip(wanted).any(|(r, w)| r.is_err() && matches!(w.reference.source, Reference::GcpSecretManager { .. })) => {
-            Some(google::who(c, &http).await)
+            let mut who = google::who(c, &http).await;
+            if who.email.is_empty() {
+                who.principal = google::federated_member(env, &http, c).await;
+            }
+            Some(who)
         }
         _ => None,
     };
