@@ -98,10 +98,10 @@ impl KeyCache {
             }
             scope.push_str(part);
         }
-        if let Some(e) = lock(&self.signing).get(&scope) {
-            if aws_lc_rs::constant_time::verify_slices_are_equal(e.secret.as_bytes(), secret.as_bytes()).is_ok() {
-                return Arc::clone(&e.key);
-            }
+        if let Some(e) = lock(&self.signing).get(&scope)
+            && aws_lc_rs::constant_time::verify_slices_are_equal(e.secret.as_bytes(), secret.as_bytes()).is_ok()
+        {
+            return Arc::clone(&e.key);
         }
         let key = Arc::new(sigv4::signing_key(secret, &c.scope_date, &c.region, &c.service));
         let mut m = lock(&self.signing);
