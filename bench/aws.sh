@@ -38,6 +38,8 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_
   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_WEB_IDENTITY_TOKEN_FILE
 
 KW="$PWD/target/release/keyway"
+# Other work on this small machine moves req/s a lot: record how busy it was.
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 source bench/lib.sh
 PY="$PWD/.venv/bin/python"
 WORK=$(mktemp -d)
@@ -63,7 +65,7 @@ with open(path, "w") as f:
                 f'versions = [{{ string = "value-{i:02d}-0123456789abcdef0123456789abcdef" }}]\n')
 PY
 "$KW" -q cloud up --world "$WORK/world.toml" --data "$WORK/kw" > /dev/null &
-PIDS+=($!)
+PIDS+=($!); KWPID=$!
 wait_file "$WORK/kw/endpoints.json"
 "$KW" cloud env --data "$WORK/kw" --aws-user bench > "$WORK/user.env"
 # shellcheck disable=SC1091
@@ -111,7 +113,12 @@ PY
 : > "$WORK/kw.txt"; : > "$WORK/moto.txt"
 for _ in $(seq "$ROUNDS"); do
   sign "$KW_URL" "$AWS_SHARED_CREDENTIALS_FILE" "$WORK/kw.req"
-  AWS_REPLAY_FILE="$WORK/kw.req" wrk -t1 -c"$CONNS" -d"${SECONDS_PER}s" --latency -s bench/aws_replay.lua "$KW_URL/" | parse >> "$WORK/kw.txt"
+  # The cloud's CPU time per request (user+system, from /proc) moves far less with other load
+  # on the machine than req/s does; it is printed beside the throughput.
+  c0=$(awk '{print $14+$15}' "/proc/$KWPID/stat")
+  AWS_REPLAY_FILE="$WORK/kw.req" wrk -t1 -c"$CONNS" -d"${SECONDS_PER}s" --latency -s bench/aws_replay.lua "$KW_URL/" | parse > "$WORK/round.txt"
+  c1=$(awk '{print $14+$15}' "/proc/$KWPID/stat")
+  echo "$(cat "$WORK/round.txt") $(python3 -c "import sys; r=float(open(sys.argv[1]).read().split()[0]); print(round(($c1-$c0)*1e6/$(getconf CLK_TCK)/(r*$SECONDS_PER), 2))" "$WORK/round.txt")" >> "$WORK/kw.txt"
   sign "$MOTO_URL" - "$WORK/moto.req"
   AWS_REPLAY_FILE="$WORK/moto.req" wrk -t1 -c"$CONNS" -d"${SECONDS_PER}s" --latency -s bench/aws_replay.lua "$MOTO_URL/" | parse >> "$WORK/moto.txt"
 done
@@ -138,8 +145,9 @@ for i in $(seq 0 19); do REFS+=(--env "$(printf 'S%02d=aws-sm://bench/s%02d' "$i
 measure keyway-20 "$RUNS" "$KW" -q exec "${REFS[@]}" -- true >> "$WORK/exec.txt"
 measure boto3-20 "$((RUNS < 10 ? RUNS : 10))" "$PY" "$WORK/peer.py" 20 >> "$WORK/exec.txt"
 
-python3 - "$WORK/kw.txt" "$WORK/moto.txt" "$WORK/exec.txt" "$CONNS" "$SECONDS_PER" "$RUNS" <<'PY'
+python3 - "$WORK/kw.txt" "$WORK/moto.txt" "$WORK/exec.txt" "$CONNS" "$SECONDS_PER" "$RUNS" "$LOAD" <<'PY'
 import statistics, sys
+LOAD = sys.argv[7]
 def load(p): return [tuple(map(float, l.split())) for l in open(p) if l.strip()]
 kw, moto = load(sys.argv[1]), load(sys.argv[2])
 conns, secs, runs = sys.argv[4], sys.argv[5], sys.argv[6]
@@ -150,6 +158,7 @@ print(f"{'keyway cloud':28}{med(kw,0):>10.0f}{med(kw,1):>10.3f}{med(kw,2):>10.3f
 print(f"{'moto_server':28}{med(moto,0):>10.0f}{med(moto,1):>10.3f}{med(moto,2):>10.3f}")
 print(f"throughput ratio keyway/moto: {med(kw,0)/med(moto,0):.1f}x   (target: keyway >= 30000 req/s)")
 print(f"per-round keyway req/s: {[int(r[0]) for r in kw]}   moto: {[int(r[0]) for r in moto]}")
+print(f"keyway cloud CPU per request (user+system): median {med(kw,3):.2f} us; load average at start: {LOAD}")
 rows = {l.split()[0]: l.split()[1:] for l in open(sys.argv[3]) if l.strip()}
 print(f"\nkeyway exec --env S00=aws-sm://… (20 refs) -- true, IAM user against the local cloud, {runs} runs (boto3: up to 10)")
 print(f"{'':16}{'median ms':>11}{'p90 ms':>9}{'peak RSS MiB (median/max)':>28}")

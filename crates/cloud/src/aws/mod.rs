@@ -46,6 +46,72 @@ pub struct Aws {
     key: hmac::Key,
     /// Guards `/_keyway/` control calls (`keyway cloud env --task`).
     pub control_token: String,
+    /// Derived SigV4 signing keys and opened IAM-user secrets (see [`KeyCache`]).
+    keys: KeyCache,
+}
+
+/// Most entries either cache holds; on reaching it the cache starts over.
+const KEY_CACHE_MAX: usize = 4096;
+
+/// What SigV4 verification may reuse between requests, so a request costs one
+/// HMAC of its string to sign instead of five plus an AES-GCM open.
+///
+/// - Signing keys, by credential scope (`AKID/DATE/REGION/SERVICE`). Each
+///   entry remembers the secret it was derived from and is used only when the
+///   secret found for the request (the store's, or the session's derived one)
+///   is that same secret, so a rotated or different secret never meets a stale
+///   key. The signature itself is computed and compared on every request.
+/// - IAM users' secret access keys, by key id, with the sealed form they were
+///   opened from: reused only while the store holds that same sealed form
+///   (and the key's status is checked on every request before the cache).
+///
+/// Neither holds more than [`KEY_CACHE_MAX`] entries; both are cleared when full.
+/// No `Debug`: the entries are secrets.
+#[derive(Default)]
+struct KeyCache {
+    signing: std::sync::Mutex<std::collections::HashMap<String, SigningEntry>>,
+    user_secrets: std::sync::Mutex<std::collections::HashMap<String, UserSecretEntry>>,
+}
+
+struct SigningEntry {
+    secret: zeroize::Zeroizing<String>,
+    key: Arc<hmac::Key>,
+}
+
+struct UserSecretEntry {
+    sealed: String,
+    secret: zeroize::Zeroizing<String>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps are replaced or cleared whole; a panic elsewhere cannot leave one half-written.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl KeyCache {
+    /// The signing key of `secret` for the scope of `c` (derived, or reused when
+    /// derived earlier from the same secret).
+    fn signing_key(&self, c: &sigv4::Claimed, secret: &str) -> Arc<hmac::Key> {
+        let mut scope = String::with_capacity(c.access_key.len() + c.scope_date.len() + c.region.len() + c.service.len() + 3);
+        for (i, part) in [&c.access_key, &c.scope_date, &c.region, &c.service].into_iter().enumerate() {
+            if i > 0 {
+                scope.push('/');
+            }
+            scope.push_str(part);
+        }
+        if let Some(e) = lock(&self.signing).get(&scope)
+            && aws_lc_rs::constant_time::verify_slices_are_equal(e.secret.as_bytes(), secret.as_bytes()).is_ok()
+        {
+            return Arc::clone(&e.key);
+        }
+        let key = Arc::new(sigv4::signing_key(secret, &c.scope_date, &c.region, &c.service));
+        let mut m = lock(&self.signing);
+        if m.len() >= KEY_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(scope, SigningEntry { secret: zeroize::Zeroizing::new(secret.to_owned()), key: Arc::clone(&key) });
+        key
+    }
 }
 
 /// What a session token says.
@@ -89,7 +155,7 @@ impl Aws {
             }
         };
         let control_token = crypto::random_hex(24)?;
-        Ok(Arc::new(Aws { key: hmac::Key::new(hmac::HMAC_SHA256, &raw), cloud, control_token }))
+        Ok(Arc::new(Aws { key: hmac::Key::new(hmac::HMAC_SHA256, &raw), cloud, control_token, keys: KeyCache::default() }))
     }
 
     pub(crate) fn mac(&self, label: &str, data: &str) -> Vec<u8> {
@@ -157,10 +223,22 @@ impl Aws {
 
     /// The secret access key of an IAM user's key.
     pub fn user_key_secret(&self, access_key: &str) -> Option<zeroize::Zeroizing<String>> {
-        let sealed = self.cloud.store.read().aws.keys.get(access_key).filter(|k| k.status == "Active")?.sealed_secret.clone();
-        let raw = STANDARD.decode(sealed).ok()?;
+        let st = self.cloud.store.read();
+        let sealed = &st.aws.keys.get(access_key).filter(|k| k.status == "Active")?.sealed_secret;
+        if let Some(e) = lock(&self.keys.user_secrets).get(access_key).filter(|e| e.sealed == *sealed) {
+            return Some(e.secret.clone());
+        }
+        let sealed = sealed.clone();
+        drop(st);
+        let raw = STANDARD.decode(&sealed).ok()?;
         let plain = self.cloud.store.master.open(format!("aws-key:{access_key}").as_bytes(), &raw).ok()?;
-        Some(zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()))
+        let secret = zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
+        let mut m = lock(&self.keys.user_secrets);
+        if m.len() >= KEY_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(access_key.to_owned(), UserSecretEntry { sealed, secret: secret.clone() });
+        Some(secret)
     }
 }
 
@@ -377,7 +455,7 @@ impl Aws {
             let Some(secret) = self.user_key_secret(&c.access_key) else { return Err(invalid_token()) };
             (secret, caller)
         };
-        if !sigv4::verify(&req, &c, &secret) {
+        if !sigv4::verify_with_key(&req, &c, &self.keys.signing_key(&c, &secret)) {
             return Err(bad_sig(
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
             ));
@@ -430,6 +508,83 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
 
 /// A 200 with a JSON 1.1 body.
 pub fn ok_json<T: Serialize>(v: &T) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    // Sized for a GetSecretValue answer, so serialising it does not regrow the buffer.
+    let mut body = Vec::with_capacity(512);
+    if serde_json::to_writer(&mut body, v).is_err() {
+        body.clear();
+    }
     ([(header::CONTENT_TYPE, "application/x-amz-json-1.1")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Change;
+    use keyway_core::clock::ManualClock;
+
+    fn signed(secret: &str) -> (Vec<(String, String)>, Vec<u8>) {
+        let mut headers = vec![("host".to_owned(), "127.0.0.1:1".to_owned()), ("x-amz-target".to_owned(), "secretsmanager.GetSecretValue".to_owned())];
+        let body = br#"{"SecretId":"s"}"#.to_vec();
+        let r = sigv4::Request { method: "POST", path: "/", query: "", headers: &headers, body: &body };
+        let add = sigv4::sign(&r, "AKIAEXAMPLE", secret, None, "us-east-1", "secretsmanager", 1_700_000_000);
+        headers.extend(add);
+        (headers, body)
+    }
+
+    #[test]
+    fn cached_signing_keys_still_verify_every_signature_and_follow_the_secret() {
+        let cache = KeyCache::default();
+        let (headers, body) = signed("right-secret");
+        let r = sigv4::Request { method: "POST", path: "/", query: "", headers: &headers, body: &body };
+        let c = sigv4::parse(&r).unwrap();
+        assert!(sigv4::verify_with_key(&r, &c, &cache.signing_key(&c, "right-secret")));
+        // The same scope again: the cached key, and still a real check of each request.
+        assert!(sigv4::verify_with_key(&r, &c, &cache.signing_key(&c, "right-secret")));
+        let tampered_body = br#"{"SecretId":"t"}"#;
+        let t = sigv4::Request { body: tampered_body, ..r };
+        assert!(!sigv4::verify_with_key(&t, &c, &cache.signing_key(&c, "right-secret")));
+        let mut bad = c.clone();
+        bad.signature.replace_range(..1, if bad.signature.starts_with('0') { "1" } else { "0" });
+        assert!(!sigv4::verify_with_key(&r, &bad, &cache.signing_key(&c, "right-secret")));
+        // Another secret for the same key id and scope never meets the cached key.
+        assert!(!sigv4::verify_with_key(&r, &c, &cache.signing_key(&c, "other-secret")));
+        assert!(sigv4::verify_with_key(&r, &c, &cache.signing_key(&c, "right-secret")));
+        assert_eq!(lock(&cache.signing).len(), 1);
+    }
+
+    #[test]
+    fn the_signing_key_cache_is_bounded() {
+        let cache = KeyCache::default();
+        let (headers, body) = signed("s");
+        let r = sigv4::Request { method: "POST", path: "/", query: "", headers: &headers, body: &body };
+        let mut c = sigv4::parse(&r).unwrap();
+        for i in 0..KEY_CACHE_MAX + 10 {
+            c.access_key = format!("AKIA{i:016}");
+            cache.signing_key(&c, "s");
+        }
+        assert!(lock(&cache.signing).len() <= KEY_CACHE_MAX);
+    }
+
+    #[test]
+    fn cached_user_secrets_follow_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let world = crate::world::parse(
+            "t.toml",
+            "[[aws_account]]\nid = \"111111111111\"\n[[aws_user]]\naccount = \"111111111111\"\nname = \"dev\"\n",
+        )
+        .unwrap();
+        let (cloud, _) = Cloud::open(dir.path(), &dir.path().join("master.key"), Some(&world), Arc::new(ManualClock::at_secs(1_700_000_000))).unwrap();
+        let aws = Aws::new(Arc::new(cloud)).unwrap();
+        let key = aws.cloud.store.read().aws.keys.values().next().cloned().unwrap();
+        let first = aws.user_key_secret(&key.id).unwrap();
+        assert_eq!(aws.user_key_secret(&key.id).unwrap(), first);
+        let put = |k: model::AccessKey| aws.cloud.store.write(|_| Ok::<_, crate::store::StoreError>((vec![Change::PutAws(model::AwsDoc::Key(k))], ()))).unwrap();
+        // Deactivated: refused although its secret is cached.
+        put(model::AccessKey { status: "Inactive".into(), ..key.clone() });
+        assert!(aws.user_key_secret(&key.id).is_none());
+        // A new secret under the same id: the new one, not the cached one.
+        let sealed = aws.cloud.store.master.seal(format!("aws-key:{}", key.id).as_bytes(), b"a-brand-new-secret").unwrap();
+        put(model::AccessKey { sealed_secret: STANDARD.encode(sealed), ..key.clone() });
+        assert_eq!(aws.user_key_secret(&key.id).unwrap().as_str(), "a-brand-new-secret");
+    }
 }

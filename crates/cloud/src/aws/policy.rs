@@ -84,27 +84,58 @@ fn statements(doc: &Value) -> Option<Vec<&Value>> {
     }
 }
 
-fn strings(v: Option<&Value>) -> Vec<&str> {
-    match v {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
+/// Does any statement of `doc` have a `Condition`? (Only those read the request context.)
+pub fn has_conditions(doc: &Value) -> bool {
+    match doc.get("Statement") {
+        Some(Value::Array(a)) => a.iter().any(|s| s.get("Condition").is_some()),
+        Some(s @ Value::Object(_)) => s.get("Condition").is_some(),
+        _ => false,
     }
+}
+
+/// The strings of a string-or-list element, without collecting them.
+fn strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
+    let (one, many) = match v {
+        Some(Value::String(s)) => (Some(s.as_str()), None),
+        Some(Value::Array(a)) => (None, Some(a.iter().filter_map(Value::as_str))),
+        _ => (None, None),
+    };
+    one.into_iter().chain(many.into_iter().flatten())
+}
+
+/// The statements of a policy document (an object or a list), without collecting them.
+fn stmts(doc: &Value) -> impl Iterator<Item = &Value> {
+    let (one, many) = match doc.get("Statement") {
+        Some(Value::Array(a)) => (None, Some(a.iter())),
+        Some(v @ Value::Object(_)) => (Some(v), None),
+        _ => (None, None),
+    };
+    one.into_iter().chain(many.into_iter().flatten())
 }
 
 /// `*` and `?` glob match.
 pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        // ASCII (every ARN and action): bytes, no allocation; lowercasing
+        // ASCII is what Unicode lowercasing does to it.
+        let eq = |a: u8, b: u8| if ignore_case { a.eq_ignore_ascii_case(&b) } else { a == b };
+        return glob_with(pattern.as_bytes(), text.as_bytes(), b'*', b'?', eq);
+    }
     let (p, t): (Vec<char>, Vec<char>) = if ignore_case {
         (pattern.to_lowercase().chars().collect(), text.to_lowercase().chars().collect())
     } else {
         (pattern.chars().collect(), text.chars().collect())
     };
+    glob_with(&p, &t, '*', '?', |a, b| a == b)
+}
+
+fn glob_with<T: Copy + PartialEq>(p: &[T], t: &[T], any: T, one: T, eq: impl Fn(T, T) -> bool) -> bool {
     let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == one || eq(p[pi], t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == any {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -116,7 +147,7 @@ pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == any {
         pi += 1;
     }
     pi == p.len()
@@ -200,7 +231,7 @@ fn principal_match(p: Option<&Value>, who: &Who) -> Option<bool> {
         Value::String(s) if s == "*" => Some(true),
         Value::Object(o) => {
             let mut best = None;
-            for s in strings(o.get("AWS")) {
+            for s in strs(o.get("AWS")) {
                 let m = if s == "*" || who.principal_arns.iter().any(|a| a == s) {
                     Some(true)
                 } else if s == who.account || s == format!("arn:aws:iam::{}:root", who.account) {
@@ -210,7 +241,7 @@ fn principal_match(p: Option<&Value>, who: &Who) -> Option<bool> {
                 };
                 best = best.max(m);
             }
-            if who.service.as_ref().is_some_and(|svc| strings(o.get("Service")).iter().any(|s| s == svc)) {
+            if who.service.as_ref().is_some_and(|svc| strs(o.get("Service")).any(|s| s == svc)) {
                 best = Some(true);
             }
             best
@@ -221,7 +252,7 @@ fn principal_match(p: Option<&Value>, who: &Who) -> Option<bool> {
 
 fn evaluate(doc: &Value, who: &Who, action: &str, resource: &str, ctx: &BTreeMap<String, String>, resource_policy: bool) -> Found {
     let mut found = Found::None;
-    for s in statements(doc).unwrap_or_default() {
+    for s in stmts(doc) {
         let specific = if resource_policy {
             match principal_match(s.get("Principal"), who) {
                 Some(sp) => sp,
@@ -231,12 +262,12 @@ fn evaluate(doc: &Value, who: &Who, action: &str, resource: &str, ctx: &BTreeMap
             true
         };
         let action_hit = match s.get("Action") {
-            Some(a) => strings(Some(a)).iter().any(|p| glob(p, action, true)),
-            None => !strings(s.get("NotAction")).iter().any(|p| glob(p, action, true)),
+            Some(a) => strs(Some(a)).any(|p| glob(p, action, true)),
+            None => !strs(s.get("NotAction")).any(|p| glob(p, action, true)),
         };
         let resource_hit = match (s.get("Resource"), s.get("NotResource")) {
-            (Some(r), _) => strings(Some(r)).iter().any(|p| glob(p, resource, false)),
-            (None, Some(n)) => !strings(Some(n)).iter().any(|p| glob(p, resource, false)),
+            (Some(r), _) => strs(Some(r)).any(|p| glob(p, resource, false)),
+            (None, Some(n)) => !strs(Some(n)).any(|p| glob(p, resource, false)),
             // A resource policy applies to the resource it is attached to.
             (None, None) => resource_policy,
         };
@@ -348,6 +379,12 @@ mod tests {
         assert!(glob("arn:aws:secretsmanager:*:*:secret:db-??????", "arn:aws:secretsmanager:us-east-1:1:secret:db-AbCdEf", false));
         assert!(!glob("arn:*:secret:db", "arn:x:secret:dbx", false));
         assert!(glob("*", "", false));
+        // ASCII compares bytes; anything else goes through Unicode lowercasing, as before.
+        assert!(glob("SecretsManager:get*", "secretsmanager:GetSecretValue", true));
+        assert!(!glob("SecretsManager:get*", "secretsmanager:GetSecretValue", false));
+        assert!(glob("tag-é?", "tag-éa", false));
+        assert!(glob("TAG-É*", "tag-éx", true));
+        assert!(!glob("tag-é", "tag-e", true));
     }
 
     #[test]

@@ -98,6 +98,22 @@ pub fn resolve<'s>(st: &'s super::model::AwsState, caller: &Caller, id: &str, no
 /// The IAM decision for `action` on a secret (or on the ARN a missing one would have).
 pub fn authorize(caller: &Caller, action: &str, s: Option<&AwsSecret>, resource: &str, extra: &[(&str, &str)]) -> Result<(), AwsError> {
     let mut ctx = BTreeMap::new();
+    // The context is read by conditions only: without any, leave it empty.
+    let conditions = caller.identity_policies.iter().any(policy::has_conditions) || s.and_then(|s| s.policy.as_ref()).is_some_and(policy::has_conditions);
+    if conditions {
+        context(&mut ctx, caller, s, extra);
+    }
+    let account = s.map(|s| s.account.as_str()).unwrap_or(&caller.who.account);
+    let d = policy::decide(&caller.who, &caller.identity_policies, s.and_then(|s| s.policy.as_ref()), account, action, resource, &ctx);
+    if d == policy::Decision::Allow {
+        Ok(())
+    } else {
+        Err(e("AccessDeniedException", policy::denial_message(&caller.who, action, resource, d)))
+    }
+}
+
+/// The condition keys of a Secrets Manager request.
+fn context(ctx: &mut BTreeMap<String, String>, caller: &Caller, s: Option<&AwsSecret>, extra: &[(&str, &str)]) {
     ctx.insert("aws:PrincipalArn".to_owned(), caller.who.principal_arns.first().cloned().unwrap_or_default());
     ctx.insert("aws:PrincipalAccount".to_owned(), caller.who.account.clone());
     ctx.insert("aws:RequestedRegion".to_owned(), caller.region.clone());
@@ -110,13 +126,6 @@ pub fn authorize(caller: &Caller, action: &str, s: Option<&AwsSecret>, resource:
     }
     for (k, v) in extra {
         ctx.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let account = s.map(|s| s.account.as_str()).unwrap_or(&caller.who.account);
-    let d = policy::decide(&caller.who, &caller.identity_policies, s.and_then(|s| s.policy.as_ref()), account, action, resource, &ctx);
-    if d == policy::Decision::Allow {
-        Ok(())
-    } else {
-        Err(e("AccessDeniedException", policy::denial_message(&caller.who, action, resource, d)))
     }
 }
 
@@ -197,6 +206,45 @@ fn value_response(aws: &Aws, s: &AwsSecret, v: &SecretVersion) -> Result<wire::G
         version_stages: v.stages.clone(),
         created_date: secs(v.create_ms),
     })
+}
+
+/// GetSecretValue's answer, borrowed from the store (the same JSON as
+/// [`wire::GetSecretValueResponse`], without copying the record).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ValueOut<'a> {
+    #[serde(rename = "ARN")]
+    arn: &'a str,
+    name: &'a str,
+    version_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_string: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_binary: Option<&'a str>,
+    version_stages: &'a [String],
+    created_date: f64,
+}
+
+fn value_json(aws: &Aws, s: &AwsSecret, v: &SecretVersion) -> Result<Response, AwsError> {
+    let data = open(&aws.cloud.store, &s.arn, v)?;
+    let text;
+    let (secret_string, secret_binary) = if v.binary {
+        text = zeroize::Zeroizing::new(STANDARD.encode(&*data));
+        (None, Some(text.as_str()))
+    } else {
+        text = zeroize::Zeroizing::new(String::from_utf8_lossy(&data).into_owned());
+        (Some(text.as_str()), None)
+    };
+    let out = ValueOut {
+        arn: &s.arn,
+        name: &s.name,
+        version_id: &v.id,
+        secret_string,
+        secret_binary,
+        version_stages: &v.stages,
+        created_date: secs(v.create_ms),
+    };
+    Ok(ok_json(&out))
 }
 
 /// Picks the version GetSecretValue answers with.
@@ -453,7 +501,7 @@ impl Sm<'_> {
             return Err(marked_for_deletion());
         }
         let v = pick(s, vid, stage)?;
-        Ok(ok_json(&value_response(self.aws, s, v)?))
+        value_json(self.aws, s, v)
     }
 
     fn describe(&self) -> Result<Response, AwsError> {

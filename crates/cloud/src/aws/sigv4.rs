@@ -121,21 +121,23 @@ pub fn parse(req: &Request<'_>) -> Result<Claimed, SigError> {
 }
 
 fn claimed(cred: &str, signed: &str, sig: &str, amz_date: &str, token: Option<String>, presigned_expires: Option<i64>) -> Result<Claimed, SigError> {
-    let parts: Vec<&str> = cred.split('/').collect();
-    let [key, date, region, service, term] = parts.as_slice() else {
+    let mut parts = cred.split('/');
+    let (Some(key), Some(date), Some(region), Some(service), Some(term), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(SigError::Incomplete(format!("Credential should be scoped to a valid region, not '{cred}'. ")));
     };
-    if *term != "aws4_request" {
+    if term != "aws4_request" {
         return Err(SigError::Incomplete(format!("Credential should be scoped with a valid terminator: 'aws4_request', not '{term}'. ")));
     }
     if key.is_empty() || region.is_empty() || service.is_empty() || date.len() != 8 {
         return Err(SigError::Incomplete(format!("Credential should be scoped to a valid region, not '{cred}'. ")));
     }
     Ok(Claimed {
-        access_key: (*key).to_owned(),
-        scope_date: (*date).to_owned(),
-        region: (*region).to_owned(),
-        service: (*service).to_owned(),
+        access_key: key.to_owned(),
+        scope_date: date.to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
         signed_headers: signed.split(';').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
         signature: sig.trim().to_ascii_lowercase(),
         amz_date: amz_date.trim().to_owned(),
@@ -161,18 +163,28 @@ fn is_unreserved(b: u8) -> bool {
 /// AWS's URI encoding: every byte outside the unreserved set as `%XX`.
 pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
+    uri_encode_into(&mut out, s, keep_slash);
+    out
+}
+
+fn uri_encode_into(out: &mut String, s: &str, keep_slash: bool) {
+    const H: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
         if is_unreserved(b) || (keep_slash && b == b'/') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(H[(b >> 4) as usize] as char);
+            out.push(H[(b & 15) as usize] as char);
         }
     }
-    out
 }
 
 /// Removes `.`/`..` segments and merges repeated slashes (RFC 3986 §5.2.4).
 fn normalize_path(path: &str) -> String {
+    if path == "/" {
+        return String::from("/");
+    }
     let mut out: Vec<&str> = Vec::new();
     for seg in path.split('/') {
         match seg {
@@ -192,6 +204,9 @@ fn normalize_path(path: &str) -> String {
 }
 
 fn canonical_query(query: &str, presigned: bool) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
     let mut pairs: Vec<(String, String)> = query_pairs(query)
         .into_iter()
         .filter(|(k, _)| !(presigned && k == "X-Amz-Signature"))
@@ -201,8 +216,14 @@ fn canonical_query(query: &str, presigned: bool) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
-fn canonical_header_value(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Appends a header value trimmed, its inner runs of whitespace as one space.
+fn push_canonical_header_value(out: &mut String, v: &str) {
+    for (i, w) in v.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -215,49 +236,84 @@ fn sha256_hex(b: &[u8]) -> String {
 
 /// The canonical request for `req` as `c` describes its signature.
 pub fn canonical_request(req: &Request<'_>, c: &Claimed) -> String {
-    let mut s = String::new();
+    // One buffer, sized for a typical request, written in place.
+    let mut s = String::with_capacity(256 + req.headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>());
     s.push_str(req.method);
     s.push('\n');
-    s.push_str(&uri_encode(&normalize_path(req.path), true));
+    uri_encode_into(&mut s, &normalize_path(req.path), true);
     s.push('\n');
     s.push_str(&canonical_query(req.query, c.presigned_expires.is_some()));
     s.push('\n');
     for name in &c.signed_headers {
-        let values: Vec<String> =
-            req.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| canonical_header_value(v)).collect();
         s.push_str(name);
         s.push(':');
-        s.push_str(&values.join(","));
+        for (i, (_, v)) in req.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            push_canonical_header_value(&mut s, v);
+        }
         s.push('\n');
     }
     s.push('\n');
-    s.push_str(&c.signed_headers.join(";"));
+    for (i, name) in c.signed_headers.iter().enumerate() {
+        if i > 0 {
+            s.push(';');
+        }
+        s.push_str(name);
+    }
     s.push('\n');
     s.push_str(&sha256_hex(req.body));
     s
 }
 
 pub fn string_to_sign(canonical: &str, c: &Claimed) -> String {
-    format!("{ALGORITHM}\n{}\n{}/{}/{}/aws4_request\n{}", c.amz_date, c.scope_date, c.region, c.service, sha256_hex(canonical.as_bytes()))
+    let mut s = String::with_capacity(ALGORITHM.len() + c.amz_date.len() + c.scope_date.len() + c.region.len() + c.service.len() + 86);
+    for part in [ALGORITHM, "\n", &c.amz_date, "\n", &c.scope_date, "/", &c.region, "/", &c.service, "/aws4_request\n"] {
+        s.push_str(part);
+    }
+    s.push_str(&sha256_hex(canonical.as_bytes()));
+    s
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref().to_vec()
+fn hmac(key: &[u8], data: &[u8]) -> hmac::Tag {
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
+}
+
+/// The signing key for a credential scope: `secret` through the four HMACs
+/// of SigV4's key derivation. It depends only on the secret and the scope
+/// (date, region, service), so a server may keep it for the day.
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
+    let mut k0 = zeroize::Zeroizing::new(String::with_capacity(4 + secret.len()));
+    k0.push_str("AWS4");
+    k0.push_str(secret);
+    let k = hmac(k0.as_bytes(), date.as_bytes());
+    let k = hmac(k.as_ref(), region.as_bytes());
+    let k = hmac(k.as_ref(), service.as_bytes());
+    let k = hmac(k.as_ref(), b"aws4_request");
+    hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
 }
 
 /// The hex signature of `string_to_sign` with the key derived from `secret`.
 pub fn signature(secret: &str, date: &str, region: &str, service: &str, string_to_sign: &str) -> String {
-    let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k = hmac(&k, region.as_bytes());
-    let k = hmac(&k, service.as_bytes());
-    let k = hmac(&k, b"aws4_request");
-    hex(&hmac(&k, string_to_sign.as_bytes()))
+    signature_with_key(&signing_key(secret, date, region, service), string_to_sign)
+}
+
+/// The hex signature of `string_to_sign` with a [`signing_key`].
+pub fn signature_with_key(key: &hmac::Key, string_to_sign: &str) -> String {
+    hex(hmac::sign(key, string_to_sign.as_bytes()).as_ref())
 }
 
 /// Does the request's signature verify with `secret`? (Constant-time compare.)
 pub fn verify(req: &Request<'_>, c: &Claimed, secret: &str) -> bool {
-    let sts = string_to_sign(&canonical_request(req, c), c);
-    let expected = signature(secret, &c.scope_date, &c.region, &c.service, &sts);
+    verify_with_key(req, c, &signing_key(secret, &c.scope_date, &c.region, &c.service))
+}
+
+/// Does the request's signature verify with `key`, the [`signing_key`] of the
+/// secret and of `c`'s scope? The canonical request is rebuilt and signed
+/// every time; only the key derivation is the caller's to reuse.
+pub fn verify_with_key(req: &Request<'_>, c: &Claimed, key: &hmac::Key) -> bool {
+    let expected = signature_with_key(key, &string_to_sign(&canonical_request(req, c), c));
     aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), c.signature.as_bytes()).is_ok()
 }
 
