@@ -344,12 +344,12 @@ pub struct Caller {
 }
 
 pub fn user_who(u: &IamUser) -> policy::Who {
-    policy::Who { arn: u.arn.clone(), account: u.account.clone(), principal_arns: vec![u.arn.clone()], service: None }
+    policy::Who { arn: u.arn.clone(), account: u.account.clone(), principal_arns: vec![u.arn.clone()], service: None, federated: None }
 }
 
 pub fn session_who(role: &Role, session: &str) -> policy::Who {
     let arn = format!("arn:aws:sts::{}:assumed-role/{}/{session}", role.account, role.name);
-    policy::Who { principal_arns: vec![role.arn.clone(), arn.clone()], arn, account: role.account.clone(), service: None }
+    policy::Who { principal_arns: vec![role.arn.clone(), arn.clone()], arn, account: role.account.clone(), service: None, federated: None }
 }
 
 /// A caller acting as a session of `role` (compute identities, ECS's execution role).

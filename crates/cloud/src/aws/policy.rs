@@ -25,6 +25,9 @@ pub struct Who {
     pub principal_arns: Vec<String>,
     /// `Service` principal (`ec2.amazonaws.com`), when a service assumes a role.
     pub service: Option<String>,
+    /// `Federated` principal (`accounts.google.com`, or an OIDC provider's ARN),
+    /// when a web identity assumes a role.
+    pub federated: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +247,9 @@ fn principal_match(p: Option<&Value>, who: &Who) -> Option<bool> {
             if who.service.as_ref().is_some_and(|svc| strs(o.get("Service")).any(|s| s == svc)) {
                 best = Some(true);
             }
+            if who.federated.as_ref().is_some_and(|f| strs(o.get("Federated")).any(|s| s == f)) {
+                best = Some(true);
+            }
             best
         }
         _ => None,
@@ -328,9 +334,9 @@ pub fn decide(
 /// Decides `sts:AssumeRole` on a role: unlike other resource policies, the
 /// trust policy must always allow the caller (a same-account identity policy
 /// alone does not suffice); naming only the caller's account defers to its
-/// identity policies as well.
-pub fn decide_trust(who: &Who, identity: &[Value], trust: &Value, role_account: &str, role_arn: &str, ctx: &BTreeMap<String, String>) -> Decision {
-    let action = "sts:AssumeRole";
+/// identity policies as well. `action` is `sts:AssumeRole` or
+/// `sts:AssumeRoleWithWebIdentity` (whose caller is a `Federated` principal).
+pub fn decide_trust(who: &Who, identity: &[Value], trust: &Value, role_account: &str, role_arn: &str, action: &str, ctx: &BTreeMap<String, String>) -> Decision {
     let mut id_allows = false;
     for p in identity {
         match evaluate(p, who, action, role_arn, ctx, false) {
@@ -370,6 +376,7 @@ mod tests {
             account: acct.into(),
             principal_arns: vec![format!("arn:aws:iam::{acct}:user/dev")],
             service: None,
+            federated: None,
         }
     }
 

@@ -183,7 +183,7 @@ fn assume_role<'a>(aws: &Aws, caller: &Caller, get: &dyn Fn(&str) -> Option<&'a 
     // AWS answers the same whether the role is missing or the caller may not assume it.
     let Some(role) = st.aws.roles.get(role_arn).cloned() else { return Err(denied()) };
     drop(st);
-    let d = policy::decide_trust(&caller.who, &caller.identity_policies, &role.trust, &role.account, &role.arn, &ctx);
+    let d = policy::decide_trust(&caller.who, &caller.identity_policies, &role.trust, &role.account, &role.arn, "sts:AssumeRole", &ctx);
     if d != policy::Decision::Allow {
         // The trust policy is the gate: a denial reads as AWS prints it for AssumeRole.
         let m = format!("User: {} is not authorized to perform: sts:AssumeRole on resource: {}", caller.who.arn, role.arn);
@@ -208,9 +208,8 @@ pub mod web_identity {
     //! is the token's `azp` when present, else `aud`; `:oaud` is `aud`; `:sub`;
     //! `HOST:aud` and `HOST:sub` for OIDC providers).
     //!
-    //! The trust policy is decided by [`policy::decide_trust`], which knows
-    //! `AWS` and `Service` principals and the action `sts:AssumeRole`: each
-    //! statement is restated in those terms first ([`restate_trust`]).
+    //! The trust policy is decided by [`policy::decide_trust`] for the action
+    //! `sts:AssumeRoleWithWebIdentity` and the `Federated` principal.
 
     use super::{Aws, AwsError, Proto, err, ok, policy, role_and_session, write_session};
     use axum::response::Response;
@@ -337,52 +336,6 @@ pub mod web_identity {
         Ok(())
     }
 
-    /// A trust policy restated for [`policy::decide_trust`]: statements whose
-    /// action covers `sts:AssumeRoleWithWebIdentity` keep their effect and
-    /// conditions, with the action written `sts:AssumeRole` and `Federated`
-    /// written as `Service`; `AWS` and `Service` principals (which name no
-    /// federated user) are dropped, and so are statements about other actions.
-    pub fn restate_trust(trust: &Value) -> Value {
-        let list: Vec<Value> = match trust.get("Statement") {
-            Some(Value::Array(a)) => a.clone(),
-            Some(v @ Value::Object(_)) => vec![v.clone()],
-            _ => Vec::new(),
-        };
-        let strings = |v: Option<&Value>| -> Vec<String> {
-            match v {
-                Some(Value::String(s)) => vec![s.clone()],
-                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-                _ => Vec::new(),
-            }
-        };
-        let mut out = Vec::new();
-        for s in list {
-            let Some(o) = s.as_object() else { continue };
-            let covers = match o.get("Action") {
-                Some(a) => strings(Some(a)).iter().any(|p| policy::glob(p, ACTION, true)),
-                None => !strings(o.get("NotAction")).iter().any(|p| policy::glob(p, ACTION, true)),
-            };
-            if !covers {
-                continue;
-            }
-            let principal = match o.get("Principal") {
-                Some(Value::String(p)) if p == "*" => json!("*"),
-                Some(Value::Object(p)) if strings(p.get("AWS")).iter().any(|a| a == "*") => json!("*"),
-                Some(Value::Object(p)) => match p.get("Federated") {
-                    Some(f) => json!({ "Service": f }),
-                    None => continue,
-                },
-                _ => continue,
-            };
-            let mut n = o.clone();
-            n.remove("NotAction");
-            n.insert("Action".into(), json!("sts:AssumeRole"));
-            n.insert("Principal".into(), principal);
-            out.push(Value::Object(n));
-        }
-        json!({ "Version": "2012-10-17", "Statement": out })
-    }
-
     pub fn assume_role_with_web_identity<'a>(aws: &Aws, get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Response, AwsError> {
         let (role_arn, session) = role_and_session(get)?;
         let Some(token) = get("WebIdentityToken") else {
@@ -428,8 +381,8 @@ pub mod web_identity {
         ctx.insert("aws:FederatedProvider".into(), who.principal.clone());
         let denied = || err(403, "AccessDenied", format!("Not authorized to perform {ACTION}"));
         let Some(role) = aws.cloud.store.read().aws.roles.get(role_arn).cloned() else { return Err(denied()) };
-        let federated = policy::Who { arn: who.principal.clone(), account: role.account.clone(), principal_arns: Vec::new(), service: Some(who.principal.clone()) };
-        let d = policy::decide_trust(&federated, &[], &restate_trust(&role.trust), &role.account, &role.arn, &ctx);
+        let federated = policy::Who { arn: who.principal.clone(), account: role.account.clone(), principal_arns: Vec::new(), service: None, federated: Some(who.principal.clone()) };
+        let d = policy::decide_trust(&federated, &[], &role.trust, &role.account, &role.arn, ACTION, &ctx);
         if d != policy::Decision::Allow {
             tracing::info!(role = %role.arn, provider = %who.principal, %sub, "AssumeRoleWithWebIdentity refused by the trust policy");
             return Err(denied());

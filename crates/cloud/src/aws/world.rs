@@ -206,8 +206,8 @@ fn valid_iam_name(n: &str) -> bool {
 
 /// Does the trust policy let `service` assume the role?
 pub fn trusts_service(trust: &Value, account: &str, service: &str) -> bool {
-    let who = policy::Who { arn: service.to_owned(), account: account.to_owned(), principal_arns: vec![], service: Some(service.to_owned()) };
-    policy::decide_trust(&who, &[], trust, account, &super::model::role_arn(account, "x"), &BTreeMap::new()) == policy::Decision::Allow
+    let who = policy::Who { arn: service.to_owned(), account: account.to_owned(), principal_arns: vec![], service: Some(service.to_owned()), federated: None };
+    policy::decide_trust(&who, &[], trust, account, &super::model::role_arn(account, "x"), "sts:AssumeRole", &BTreeMap::new()) == policy::Decision::Allow
 }
 
 pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld, crate::world::WorldError> {
