@@ -124,9 +124,19 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
         export(&format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"), &format!("{g}/"));
     }
     export("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", &format!("{g}/compute/v1/"));
+    // AWS, reached from Google compute or a developer's machine: the local AWS
+    // APIs (for AssumeRoleWithWebIdentity with a Google ID token, or a user's
+    // own AWS setup), no instance or container credentials, no shared files
+    // from the real home directory.
+    export("AWS_ENDPOINT_URL", &ep.aws);
+    export("AWS_ENDPOINT_URL_SECRETSMANAGER", &ep.aws);
+    export("AWS_ENDPOINT_URL_STS", &ep.aws);
+    export("AWS_EC2_METADATA_DISABLED", "true");
+    export("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    export("AWS_CONFIG_FILE", "/dev/null");
     let mut text = format!("# keyway local cloud ({}), pid {}\n", data.display(), ep.pid);
     text.push_str(&out);
-    text.push_str("unset GOOGLE_APPLICATION_CREDENTIALS\n");
+    text.push_str("unset GOOGLE_APPLICATION_CREDENTIALS AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_AUTHORIZATION_TOKEN AWS_WEB_IDENTITY_TOKEN_FILE AWS_EC2_METADATA_SERVICE_ENDPOINT\n");
     if a.instance.is_none() {
         text.push_str("unset GCE_METADATA_HOST GCE_METADATA_IP\n");
     } else {
