@@ -32,7 +32,7 @@ if [ -z "${INSIDE:-}" ]; then
   .venv/bin/python -c 'import google.auth, requests' 2>/dev/null \
     || .venv/bin/pip install --quiet --disable-pip-version-check 'google-auth[requests]==2.62.2'
   cargo build --release --locked --quiet -p keyway
-  BENCH_BIN=$(cargo bench --locked --no-run -p keyway-auth --bench federation --message-format=json 2>/dev/null \
+  BENCH_BIN=$(cargo bench --locked --quiet --no-run -p keyway-auth --bench federation --message-format=json \
     | python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
