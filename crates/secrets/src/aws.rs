@@ -7,12 +7,11 @@
 //! jittered backoff inside the fetcher's deadline.
 
 use crate::{FetchError, Fetcher};
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
+use aws_sigv4::http_request::SigningSettings;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_auth::AwsCredentials;
+pub use keyway_auth::aws::signature;
 use keyway_core::{Reference, Secret};
 use keyway_wire::aws::JsonError;
 use keyway_wire::aws::secretsmanager::{GetSecretValueRequest, GetSecretValueResponse};
@@ -36,44 +35,6 @@ pub fn sign_request(req: &mut http::Request<Vec<u8>>, creds: &AwsCredentials, re
         req.headers_mut().insert(name, value);
     }
     Ok(())
-}
-
-/// The headers SigV4 adds to a request given as parts, and the signature.
-/// [`sign_request`] uses it; the AWS suite runs against it.
-#[allow(clippy::too_many_arguments)]
-pub fn signature(
-    method: &str,
-    uri: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    creds: &AwsCredentials,
-    region: &str,
-    service: &str,
-    time: SystemTime,
-    settings: SigningSettings,
-) -> Result<(Vec<(String, String)>, String), String> {
-    let identity = Credentials::new(
-        creds.access_key_id.clone(),
-        creds.secret_access_key.expose().clone(),
-        creds.session_token.as_ref().map(|t| t.expose().clone()),
-        None,
-        "keyway",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| format!("signing parameters: {e}"))?
-        .into();
-    let signable = SignableRequest::new(method, uri, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), SignableBody::Bytes(body))
-        .map_err(|e| format!("the request cannot be signed: {e}"))?;
-    let (instructions, signature) = sign(signable, &params).map_err(|e| format!("signing: {e}"))?.into_parts();
-    let added = instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    Ok((added, signature))
 }
 
 /// `https://{service}.{region}.amazonaws.com`, or the endpoint the environment

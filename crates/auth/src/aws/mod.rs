@@ -17,6 +17,7 @@
 //! [`Secret`]s: no `Debug`, error or log line shows them.
 
 mod providers;
+mod sign;
 
 use crate::AuthContext;
 use keyway_core::Secret;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use providers::{DEFAULT_GOOGLE_AUDIENCE, parse_ini};
+pub use sign::signature;
 
 /// Replaced this long before their Expiration (as the SDKs do).
 const REFRESH_AHEAD_SECS: i64 = 300;

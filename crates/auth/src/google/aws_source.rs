@@ -21,8 +21,7 @@ use crate::context::AuthContext;
 use crate::error::AuthError;
 use crate::http;
 use crate::{AwsChainOptions, AwsCredentials, AwsCredentialsProvider, aws_default};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
+use aws_sigv4::http_request::SigningSettings;
 use keyway_core::Secret;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -173,34 +172,7 @@ pub(crate) fn sign_headers(
     service: &str,
     time: SystemTime,
 ) -> Result<Vec<(String, String)>, String> {
-    let identity = aws_credential_types::Credentials::new(
-        creds.access_key_id.clone(),
-        creds.secret_access_key.expose().clone(),
-        creds.session_token.as_ref().map(|t| t.expose().clone()),
-        None,
-        "keyway",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| format!("signing parameters: {e}"))?
-        .into();
-    let signable = SignableRequest::new(
-        method,
-        url,
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| format!("the request cannot be signed: {e}"))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|e| format!("signing: {e}"))?
-        .into_parts();
-    Ok(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    crate::aws::signature(method, url, headers, body, creds, region, service, time, SigningSettings::default()).map(|(added, _)| added)
 }
 
 /// The aws1 subject token: the signed `POST` of `verification_url` (with
