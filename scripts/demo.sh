@@ -4,23 +4,53 @@
 # starts `keyway cloud` from examples/seed-000.toml, and runs every step inside
 # a loopback-only network namespace. The VM side is keyway (whoami, exec); the
 # owner's side is what gcloud would send, made with curl.
+#
+# `scripts/demo.sh 002` tells seed 002 instead: a Fargate task reading Google
+# data keylessly (ECS task role → Google STS → service-account impersonation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" != "--inside" ]; then
+  case "${1:-000}" in 000|002) ;; *) echo "usage: scripts/demo.sh [000|002]" >&2; exit 2 ;; esac
   command -v curl >/dev/null || { echo "error: the demo needs curl" >&2; exit 1; }
   cargo build --locked --quiet -p keyway
-  exec bash scripts/netns.sh bash scripts/demo.sh --inside
+  exec bash scripts/netns.sh bash scripts/demo.sh --inside "${1:-000}"
 fi
+SEED="${2:-000}"
 
 KW="$PWD/target/debug/keyway"
 DATA=$(mktemp -d)
-"$KW" cloud up --world examples/seed-000.toml --data "$DATA" > "$DATA/up.json" &
+"$KW" cloud up --world "examples/seed-$SEED.toml" --data "$DATA" > "$DATA/up.json" &
 CLOUD=$!
 trap 'kill $CLOUD 2>/dev/null; wait $CLOUD 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do [ -s "$DATA/endpoints.json" ] && break; sleep 0.05; done
 [ -s "$DATA/endpoints.json" ] || { echo "the local cloud did not start" >&2; exit 1; }
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+if [ "$SEED" = 002 ]; then
+  PROVIDER=projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider
+  SA=rds-to-bigquery@curucuru-logs.iam.gserviceaccount.com
+  task() {  # run a keyway command as a container of ECS task $1 would, with the WIF config
+    local t=$1; shift
+    ( eval "$("$KW" cloud env --data "$DATA" --task "$t")"; export GOOGLE_APPLICATION_CREDENTIALS="$DATA/cred.json"; "$KW" "$@" )
+  }
+  say "The local cloud is up (every port on 127.0.0.1):"
+  cat "$DATA/up.json"
+  say "1. The credential configuration gcloud's create-cred-config writes (no key in it):"
+  "$KW" cloud cred-config --data "$DATA" "$PROVIDER" --aws --service-account "$SA" --output-file "$DATA/cred.json"
+  python3 -m json.tool "$DATA/cred.json"
+  say "2. Inside the Fargate task (task role rds-to-bigquery-task): no AWS_* keys, only the ECS endpoint"
+  "$KW" cloud env --data "$DATA" --task rds-to-bigquery | grep -E 'AWS_CONTAINER_CREDENTIALS_FULL_URI|AWS_EXECUTION_ENV'
+  say "3. keyway whoami: the chain, ECS credentials → STS → impersonation"
+  task rds-to-bigquery whoami
+  say "4. keyway exec reads the Google secret for the job (shown by a hash)"
+  task rds-to-bigquery exec --env CONFIG=sm://curucuru-logs/rds-to-bigquery-config -- \
+    sh -c 'printf "workload started; CONFIG sha256: "; printf %s "$CONFIG" | sha256sum | cut -c1-16'
+  say "5. The trap: the same job run with the execution role as its task role"
+  task rds-to-bigquery-exec-role get sm://curucuru-logs/rds-to-bigquery-config || echo "(keyway exit $?)"
+  say "Done: no Google key and no hand-exported AWS_* variables; the wrong role was named, with the fix."
+  exit 0
+fi
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"json": json}, {"d": d}))' "$1"; }
 
 vm() {  # run a keyway command as a process on the VM would

@@ -150,6 +150,8 @@ fn direct_federated_access_reads_the_secret_bound_to_the_principal_set() {
     let out = keyway(&env, &["whoami"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("→ federated token used directly"), "{}", text(&out.stdout));
+    // The identity line names the workload's principalSet, not an email it does not have.
+    assert!(text(&out.stdout).contains(&format!("google identity  {TASK_ROLE_SET}")), "{}", text(&out.stdout));
 
     // The pool's principalSet has no role on the service account's secret: the
     // hint grants the workload's own member (the one the world binds elsewhere).

@@ -52,14 +52,18 @@ async fn google_part(env: &Env, http: &reqwest::Client) -> anyhow::Result<(serde
     let creds = google::credentials(env, http).await?;
     let token = creds.access_token().await.with_context(|| format!("getting an access token from {}", creds.source()))?;
     let id = creds.identity().await.ok();
-    let who = google::who(&creds, http).await;
+    let mut who = google::who(&creds, http).await;
+    if who.email.is_empty() {
+        // A federated token used directly has no email: it acts as the pool's principal.
+        who.principal = google::federated_member(env, http, &creds).await;
+    }
     let scopes: Vec<String> = token.scopes.clone().or_else(|| id.as_ref().and_then(|i| i.scopes.clone())).unwrap_or_default();
     let expires = jiff::Timestamp::from_second(token.expires_at).map(|t| t.to_string()).unwrap_or_default();
     let attempts: Vec<serde_json::Value> = creds.attempts().iter().map(|a| json!({"source": a.source.to_string(), "outcome": a.outcome.to_string()})).collect();
     let source = creds.source();
     let v = json!({
         "email": who.email,
-        "principal": who.member(),
+        "principal": if who.email.is_empty() && who.principal.is_none() { None } else { Some(who.member()) },
         "source": {"kind": source.kind().as_str(), "description": source.to_string()},
         "vm": who.vm,
         "scopes": scopes,
@@ -71,7 +75,7 @@ async fn google_part(env: &Env, http: &reqwest::Client) -> anyhow::Result<(serde
         t.push_str(&s);
         t.push('\n');
     };
-    line(format!("google identity  {}", if who.email.is_empty() { "(unknown email)".to_owned() } else { who.member() }));
+    line(format!("google identity  {}", if who.email.is_empty() && who.principal.is_none() { "(unknown email)".to_owned() } else { who.member() }));
     line(format!("source           {source}"));
     if let Some(vm) = &who.vm {
         line(format!("vm               {} in {} (project {})", vm.name, vm.zone, vm.project));
