@@ -213,6 +213,9 @@ pub struct OidcProviderDecl {
 
 /// A validated world. Scopes are expanded to URLs; service-account references
 /// are resolved to emails.
+/// A declared secret version: its payload bytes and its state.
+pub type VersionPayload = (Vec<u8>, String);
+
 #[derive(Debug, Clone, Default)]
 pub struct World {
     pub settings: Settings,
@@ -221,7 +224,8 @@ pub struct World {
     pub service_accounts: Vec<ServiceAccountDecl>,
     pub instances: Vec<InstanceDecl>,
     pub bindings: Vec<BindingDecl>,
-    pub secrets: Vec<(SecretDecl, Vec<(Vec<u8>, String)>)>,
+    /// Each secret with its versions' payloads and states.
+    pub secrets: Vec<(SecretDecl, Vec<VersionPayload>)>,
     /// The AWS half (see [`crate::aws::world`]).
     pub aws: crate::aws::world::AwsWorld,
     pub wi_pools: Vec<WiPoolDecl>,

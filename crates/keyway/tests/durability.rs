@@ -27,9 +27,11 @@ project = "durable-proj"
 name = "counter"
 "#;
 
+// The child is returned to the caller, which stops and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start(data: &Path, world: &Path) -> (Child, Value) {
     let _ = std::fs::remove_file(data.join("endpoints.json"));
-    let child = Command::new(env!("CARGO_BIN_EXE_keyway"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
         .args(["cloud", "up", "--world"])
         .arg(world)
         .arg("--data")
@@ -41,10 +43,15 @@ fn start(data: &Path, world: &Path) -> (Child, Value) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(b) = std::fs::read(data.join("endpoints.json"))
-            && let Ok(v) = serde_json::from_slice::<Value>(&b) {
+            && let Ok(v) = serde_json::from_slice::<Value>(&b)
+        {
             return (child, v);
         }
-        assert!(Instant::now() < deadline, "the local cloud did not start");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the local cloud did not start");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -40,10 +40,10 @@ impl Cloud {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         let endpoints = loop {
-            if let Ok(b) = std::fs::read(data.join("endpoints.json")) {
-                if let Ok(v) = serde_json::from_slice::<Value>(&b) {
-                    break v;
-                }
+            if let Ok(b) = std::fs::read(data.join("endpoints.json"))
+                && let Ok(v) = serde_json::from_slice::<Value>(&b)
+            {
+                break v;
             }
             assert!(Instant::now() < deadline, "the local cloud did not start");
             std::thread::sleep(Duration::from_millis(20));
