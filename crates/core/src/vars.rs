@@ -54,3 +54,15 @@ pub const AWS_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
 pub const KEYWAY_AWS_WEB_IDENTITY: &str = "KEYWAY_AWS_WEB_IDENTITY";
 /// The audience of that Google ID token (default `sts.amazonaws.com`).
 pub const KEYWAY_AWS_WEB_IDENTITY_AUDIENCE: &str = "KEYWAY_AWS_WEB_IDENTITY_AUDIENCE";
+
+// Proxies, with curl's meanings (upper case first, then lower case).
+/// Proxy for http:// URLs.
+pub const HTTP_PROXY: &str = "HTTP_PROXY";
+/// Proxy for https:// URLs.
+pub const HTTPS_PROXY: &str = "HTTPS_PROXY";
+/// Proxy for both, when the specific one is not set.
+pub const ALL_PROXY: &str = "ALL_PROXY";
+/// Hosts, domains and CIDR blocks reached directly. keyway adds loopback,
+/// link-local (169.254.0.0/16, fe80::/10: EC2/ECS/GCE metadata and credential
+/// endpoints) and metadata.google.internal to it: credentials never go through a proxy.
+pub const NO_PROXY: &str = "NO_PROXY";

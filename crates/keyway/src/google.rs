@@ -12,8 +12,8 @@ use std::time::Duration;
 
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
-pub fn http_client() -> reqwest::Client {
-    crate::http::client()
+pub fn http_client(env: &Env) -> reqwest::Client {
+    crate::http::client(env)
 }
 
 pub fn context(env: &Env, http: &reqwest::Client) -> AuthContext {

@@ -38,7 +38,7 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let http = google::http_client();
+    let http = google::http_client(env);
     let needs_google = wanted.iter().any(|w| matches!(w.reference.source, Reference::GcpSecretManager { .. }));
     let mut creds = None;
     let mut token: Option<Secret<String>> = None;

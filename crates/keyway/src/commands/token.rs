@@ -44,7 +44,7 @@ pub fn parse_scopes(list: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 async fn produce(a: &TokenArgs, env: &Env) -> anyhow::Result<Secret<String>> {
-    let http = google::http_client();
+    let http = google::http_client(env);
     if a.aws {
         let p = aws::provider(env, &http, true).await.context("finding AWS credentials")?;
         let c = p.credentials().await.with_context(|| format!("getting AWS credentials from {}", p.source()))?;

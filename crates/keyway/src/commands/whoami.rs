@@ -14,7 +14,7 @@ use std::process::ExitCode;
 pub fn run(a: WhoamiArgs, env: Env) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async move {
-        let http = google::http_client();
+        let http = google::http_client(&env);
         let g = google_part(&env, &http).await;
         let w = aws_part(&env, &http).await;
         let (g_json, g_text) = match &g {
