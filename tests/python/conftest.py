@@ -158,6 +158,24 @@ def base_child_env(home: Path) -> dict[str, str]:
     return env
 
 
+def task_env(cloud, task: str) -> dict[str, str]:
+    """What a container of ECS `task` sees: `eval "$(keyway cloud env --task TASK)"`."""
+    r = subprocess.run(
+        [str(KEYWAY_BIN), "cloud", "env", "--data", str(cloud.data), "--task", task],
+        capture_output=True, text=True, timeout=20, env=base_child_env(cloud.home),
+    )
+    assert r.returncode == 0, r.stderr
+    # Values may span lines (the task definition's injected secrets): let a shell
+    # evaluate the exports exactly as `eval "$(keyway cloud env ...)"` would.
+    sh = subprocess.run(["sh", "-c", 'eval "$1" && env -0', "sh", r.stdout], capture_output=True, timeout=10, env=base_child_env(cloud.home))
+    assert sh.returncode == 0, sh.stderr
+    env = dict(item.split("=", 1) for item in sh.stdout.decode().split("\0") if "=" in item)
+    # Off GCE: anything probing for a metadata server finds a dead loopback port.
+    env.setdefault("GCE_METADATA_HOST", DEAD_METADATA)
+    env.setdefault("GCE_METADATA_IP", DEAD_METADATA)
+    return env
+
+
 # --------------------------------------------------------------------- cloud
 
 

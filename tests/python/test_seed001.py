@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import DEAD_METADATA, KEYWAY_BIN, REPO, base_child_env
+from conftest import KEYWAY_BIN, REPO
+from conftest import task_env as container_env
 
 WORLD = REPO / "examples" / "seed-001.toml"
 KEY_ARN = "arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:wevox/gcp-credentials"
@@ -50,19 +51,7 @@ print(json.dumps({
 
 
 def task_env(cloud, task: str) -> dict[str, str]:
-    r = subprocess.run(
-        [str(KEYWAY_BIN), "cloud", "env", "--data", str(cloud.data), "--task", task],
-        capture_output=True, text=True, timeout=20, env=base_child_env(cloud.home),
-    )
-    assert r.returncode == 0, r.stderr
-    # Values may span lines (the task definition's injected secrets): let a shell
-    # evaluate the exports exactly as `eval "$(keyway cloud env ...)"` would.
-    sh = subprocess.run(["sh", "-c", 'eval "$1" && env -0', "sh", r.stdout], capture_output=True, timeout=10, env=base_child_env(cloud.home))
-    assert sh.returncode == 0, sh.stderr
-    env = dict(item.split("=", 1) for item in sh.stdout.decode().split("\0") if "=" in item)
-    # Off GCE: anything probing for a metadata server finds a dead loopback port.
-    env.setdefault("GCE_METADATA_HOST", DEAD_METADATA)
-    env.setdefault("GCE_METADATA_IP", DEAD_METADATA)
+    env = container_env(cloud, task)
     env["KEYWAY_LOG"] = "trace"
     return env
 

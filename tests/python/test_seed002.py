@@ -26,7 +26,7 @@ import sys
 
 import requests
 
-from conftest import DEAD_METADATA, KEYWAY_BIN, REPO, base_child_env
+from conftest import DEAD_METADATA, KEYWAY_BIN, REPO, task_env
 
 WORLD = REPO / "examples" / "seed-002.toml"
 PROVIDER = "projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider"
@@ -70,21 +70,6 @@ for name in sys.argv[1:]:
         out[name] = "denied"
 print(json.dumps(out))
 """
-
-
-def task_env(cloud, task: str) -> dict[str, str]:
-    """What a container of `task` sees (`eval "$(keyway cloud env --task TASK)"`)."""
-    r = subprocess.run(
-        [str(KEYWAY_BIN), "cloud", "env", "--data", str(cloud.data), "--task", task],
-        capture_output=True, text=True, timeout=20, env=base_child_env(cloud.home),
-    )
-    assert r.returncode == 0, r.stderr
-    sh = subprocess.run(["sh", "-c", 'eval "$1" && env -0', "sh", r.stdout], capture_output=True, timeout=10, env=base_child_env(cloud.home))
-    assert sh.returncode == 0, sh.stderr
-    env = dict(item.split("=", 1) for item in sh.stdout.decode().split("\0") if "=" in item)
-    env.setdefault("GCE_METADATA_HOST", DEAD_METADATA)
-    env.setdefault("GCE_METADATA_IP", DEAD_METADATA)
-    return env
 
 
 def cred_config(cloud, env: dict[str, str], name: str, *args: str) -> str:
