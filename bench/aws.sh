@@ -42,11 +42,7 @@ KW="$PWD/target/release/keyway"
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 source bench/lib.sh
 PY="$PWD/.venv/bin/python"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_file() { for _ in $(seq 400); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; return 1; }
+scratch
 
 # --- a small world: one account, one IAM user, the bench secret and 20 more ----------------------
 REGION=us-west-2

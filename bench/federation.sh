@@ -49,11 +49,8 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_
 
 KW="$PWD/target/release/keyway"
 PY="$PWD/.venv/bin/python"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_file() { for _ in $(seq 400); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; return 1; }
+source bench/lib.sh
+scratch
 
 "$KW" -q cloud up --world bench/worlds/federation.toml --data "$WORK/kw" > /dev/null &
 PIDS+=($!)

@@ -36,3 +36,14 @@ walls.sort()
 print(f"{label} {statistics.median(walls):.2f} {walls[max(0, int(len(walls)*0.9)-1)]:.2f} {statistics.median(rss)} {max(rss)}")
 PY
 }
+
+# A scratch directory ($WORK) removed at exit, after every server whose PID is
+# in PIDS is stopped and waited for. Call once, after sourcing this file.
+scratch() {
+  WORK=$(mktemp -d)
+  PIDS=()
+  trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+}
+
+# Waits (up to 20 s) until file $1 exists and is not empty.
+wait_file() { for _ in $(seq 400); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; return 1; }

@@ -29,12 +29,8 @@ fi
 
 KW="$PWD/target/release/keyway"
 source bench/lib.sh
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
+scratch
 
-wait_file() { for _ in $(seq 400); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; return 1; }
 
 # --- keyway cloud with one secret and an owner -------------------------------------------------
 cat > "$WORK/world.toml" <<'TOML'
