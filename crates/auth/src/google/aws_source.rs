@@ -159,22 +159,6 @@ async fn region_from_url(ctx: &AuthContext, endpoint: &str, region_url: &str) ->
     Ok(region)
 }
 
-/// The headers SigV4 adds to a request (`x-amz-date`, `x-amz-security-token`
-/// with temporary credentials, `authorization`), as `aws-sigv4` computes them.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sign_headers(
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    creds: &AwsCredentials,
-    region: &str,
-    service: &str,
-    time: SystemTime,
-) -> Result<Vec<(String, String)>, String> {
-    crate::aws::signature(method, url, headers, body, creds, region, service, time, SigningSettings::default()).map(|(added, _)| added)
-}
-
 /// The aws1 subject token: the signed `POST` of `verification_url` (with
 /// `{region}` filled in), as JSON `{"headers":[{key,value}…],"method","url"}`
 /// with keys sorted, then percent-encoded as Python's `urllib.parse.quote`
@@ -200,7 +184,7 @@ pub(crate) fn subject_token(
         None => host,
     };
     let service = host.split('.').next().unwrap_or_default().to_owned();
-    let added = sign_headers("POST", &url, &[("host".into(), host.clone())], b"", creds, region, &service, time)?;
+    let (added, _) = crate::aws::signature("POST", &url, &[("host".into(), host.clone())], b"", creds, region, &service, time, SigningSettings::default())?;
     let find = |name: &str| added.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let mut headers: Vec<(&str, &str)> = vec![
         ("Authorization", find("authorization").ok_or("signing produced no authorization header")?),
@@ -288,7 +272,7 @@ mod tests {
             }
             let body = req["data"].as_str().unwrap_or("").as_bytes();
             let region = input["region"].as_str().unwrap();
-            let added = sign_headers(
+            let (added, _) = crate::aws::signature(
                 req["method"].as_str().unwrap(),
                 url,
                 &headers,
@@ -297,6 +281,7 @@ mod tests {
                 region,
                 &service,
                 at(input["timestamp_utc"].as_str().unwrap()),
+                SigningSettings::default(),
             )
             .unwrap();
             let got = |n: &str| added.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
