@@ -143,6 +143,20 @@ SHIM_DIR = Path(tempfile.mkdtemp(prefix="keyway-pytest-shims-"))
 (SHIM_DIR / "gcloud").write_text("#!/bin/sh\necho 'gcloud is not used by the keyway python suite' >&2\nexit 1\n")
 (SHIM_DIR / "gcloud").chmod(0o755)
 
+# Prepended to every Python child the tests start: name resolution (and so every
+# connection by host name) is refused for anything but loopback, so a forgotten
+# override fails loudly inside the child too, even outside the network namespace.
+CHILD_NETWORK_GUARD = """
+import socket as _socket
+_real_getaddrinfo = _socket.getaddrinfo
+def _loopback_only(host, *a, **k):
+    h = host.decode() if isinstance(host, bytes) else str(host)
+    if h not in ("127.0.0.1", "localhost", "::1"):
+        raise OSError("keyway test guard: blocked a connection to non-loopback host %r" % h)
+    return _real_getaddrinfo(host, *a, **k)
+_socket.getaddrinfo = _loopback_only
+"""
+
 
 def base_child_env(home: Path) -> dict[str, str]:
     """What every child starts from: nothing of this process's Google env."""
@@ -246,16 +260,8 @@ class Cloud:
             assert _h.startswith("127.0.0.1:"), "child without a loopback metadata host: %r" % _h
             def emit(obj):
                 print(json.dumps(obj))
-            import socket as _socket
-            _real_getaddrinfo = _socket.getaddrinfo
-            def _loopback_only(host, *a, **k):
-                h = host.decode() if isinstance(host, bytes) else str(host)
-                if h not in ("127.0.0.1", "localhost", "::1"):
-                    raise OSError("keyway test guard: blocked a connection to non-loopback host %r" % h)
-                return _real_getaddrinfo(host, *a, **k)
-            _socket.getaddrinfo = _loopback_only
             """
-        )
+        ) + CHILD_NETWORK_GUARD
         r = subprocess.run(
             [sys.executable, "-c", prelude + textwrap.dedent(script)],
             env=env,

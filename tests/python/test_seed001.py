@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import KEYWAY_BIN, REPO
+from conftest import CHILD_NETWORK_GUARD, KEYWAY_BIN, REPO
 from conftest import task_env as container_env
 
 WORLD = REPO / "examples" / "seed-001.toml"
@@ -22,15 +22,8 @@ KEY_ARN = "arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:wevox/gcp-c
 GOOGLE_SECRET = "projects/wevox-analytics/secrets/bigquery-export-config/versions/latest"
 GOOGLE_VALUE = b'{"dataset":"wevox_daily","table":"scores"}'
 
-WORKLOAD = r"""
+WORKLOAD = CHILD_NETWORK_GUARD + r"""
 import hashlib, json, os, socket, stat, sys
-_real = socket.getaddrinfo
-def _loopback_only(host, *a, **k):
-    h = host.decode() if isinstance(host, bytes) else str(host)
-    if h not in ("127.0.0.1", "localhost", "::1"):
-        raise OSError("test guard: blocked a connection to non-loopback host %r" % h)
-    return _real(host, *a, **k)
-socket.getaddrinfo = _loopback_only
 import google.auth
 from google.cloud import secretmanager
 path = os.environ["GOOGLE_APPLICATION_CREDENTIALS"]

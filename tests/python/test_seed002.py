@@ -26,7 +26,7 @@ import sys
 
 import requests
 
-from conftest import DEAD_METADATA, KEYWAY_BIN, REPO, task_env
+from conftest import CHILD_NETWORK_GUARD, DEAD_METADATA, KEYWAY_BIN, REPO, task_env
 
 WORLD = REPO / "examples" / "seed-002.toml"
 PROVIDER = "projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider"
@@ -37,15 +37,8 @@ DIRECT = "projects/curucuru-logs/secrets/bigquery-dataset/versions/latest"
 DIRECT_VALUE = '{"dataset":"curucuru_logs","writer":"federated-task-role"}'
 CP = "https://www.googleapis.com/auth/cloud-platform"
 
-WORKLOAD = r"""
+WORKLOAD = CHILD_NETWORK_GUARD + r"""
 import json, os, socket, sys
-_real = socket.getaddrinfo
-def _loopback_only(host, *a, **k):
-    h = host.decode() if isinstance(host, bytes) else str(host)
-    if h not in ("127.0.0.1", "localhost", "::1"):
-        raise OSError("test guard: blocked a connection to non-loopback host %r" % h)
-    return _real(host, *a, **k)
-socket.getaddrinfo = _loopback_only
 import google.auth, google.auth.transport.requests
 from google.api_core import exceptions as gexc
 from google.cloud import secretmanager
