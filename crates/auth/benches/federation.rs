@@ -83,9 +83,21 @@ fn args() -> Res<Args> {
             "--world" => a.world = value()?.into(),
             "--data" => a.data = Some(value()?.into()),
             "--task" => a.task = value()?,
-            "--cold" => a.cold = value()?.parse().map_err(|_| "--cold takes a count".to_owned())?,
-            "--cached" => a.cached = value()?.parse().map_err(|_| "--cached takes a count".to_owned())?,
-            other => return Err(format!("unknown option {other} (see the top of crates/auth/benches/federation.rs)")),
+            "--cold" => {
+                a.cold = value()?
+                    .parse()
+                    .map_err(|_| "--cold takes a count".to_owned())?
+            }
+            "--cached" => {
+                a.cached = value()?
+                    .parse()
+                    .map_err(|_| "--cached takes a count".to_owned())?
+            }
+            other => {
+                return Err(format!(
+                    "unknown option {other} (see the top of crates/auth/benches/federation.rs)"
+                ));
+            }
         }
     }
     if a.cold == 0 || a.cached == 0 {
@@ -118,10 +130,19 @@ fn start_cloud(a: &Args) -> Res<(Cloud, PathBuf)> {
         }
     };
     if data.join("endpoints.json").exists() {
-        return Ok((Cloud { child: None, _tmp: tmp }, data));
+        return Ok((
+            Cloud {
+                child: None,
+                _tmp: tmp,
+            },
+            data,
+        ));
     }
     if !a.keyway.exists() {
-        return Err(format!("{} does not exist: run `cargo build --release -p keyway` first", a.keyway.display()));
+        return Err(format!(
+            "{} does not exist: run `cargo build --release -p keyway` first",
+            a.keyway.display()
+        ));
     }
     let child = Command::new(&a.keyway)
         .args(["-q", "cloud", "up", "--world"])
@@ -131,11 +152,17 @@ fn start_cloud(a: &Args) -> Res<(Cloud, PathBuf)> {
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting {}: {e}", a.keyway.display()))?;
-    let cloud = Cloud { child: Some(child), _tmp: tmp };
+    let cloud = Cloud {
+        child: Some(child),
+        _tmp: tmp,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !data.join("endpoints.json").exists() {
         if Instant::now() > deadline {
-            return Err(format!("the local cloud did not write {}/endpoints.json within 30 s", data.display()));
+            return Err(format!(
+                "the local cloud did not write {}/endpoints.json within 30 s",
+                data.display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -148,7 +175,10 @@ fn loopback(url: &str) -> Res<()> {
     let u = url::Url::parse(url).map_err(|_| format!("{url:?} is not a URL"))?;
     match u.host_str() {
         Some("127.0.0.1" | "localhost" | "[::1]") => Ok(()),
-        _ => Err(format!("refusing: {} is not a loopback endpoint", u.origin().ascii_serialization())),
+        _ => Err(format!(
+            "refusing: {} is not a loopback endpoint",
+            u.origin().ascii_serialization()
+        )),
     }
 }
 
@@ -163,7 +193,11 @@ fn task_env(a: &Args, data: &Path) -> Res<Env> {
         .output()
         .map_err(|e| format!("running keyway cloud env: {e}"))?;
     if !out.status.success() {
-        return Err(format!("keyway cloud env --task {} failed: {}", a.task, String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "keyway cloud env --task {} failed: {}",
+            a.task,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     let mut sh = Command::new("/bin/sh")
         .args(["-c", "eval \"$(cat)\" && exec env -0"])
@@ -173,9 +207,17 @@ fn task_env(a: &Args, data: &Path) -> Res<Env> {
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("running sh: {e}"))?;
-    sh.stdin.take().ok_or("no stdin")?.write_all(&out.stdout).map_err(|e| format!("writing to sh: {e}"))?;
+    sh.stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(&out.stdout)
+        .map_err(|e| format!("writing to sh: {e}"))?;
     let mut printed = Vec::new();
-    sh.stdout.take().ok_or("no stdout")?.read_to_end(&mut printed).map_err(|e| format!("reading sh: {e}"))?;
+    sh.stdout
+        .take()
+        .ok_or("no stdout")?
+        .read_to_end(&mut printed)
+        .map_err(|e| format!("reading sh: {e}"))?;
     if !sh.wait().map_err(|e| e.to_string())?.success() {
         return Err("evaluating the task environment failed".into());
     }
@@ -188,7 +230,9 @@ fn task_env(a: &Args, data: &Path) -> Res<Env> {
             env.set(k, v);
         }
     }
-    let full = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").ok_or("the task has no AWS_CONTAINER_CREDENTIALS_FULL_URI (no task role?)")?;
+    let full = env
+        .get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .ok_or("the task has no AWS_CONTAINER_CREDENTIALS_FULL_URI (no task role?)")?;
     loopback(full)?;
     Ok(env)
 }
@@ -219,15 +263,23 @@ fn write_config(data: &Path, google: &str) -> Res<PathBuf> {
 }
 
 fn client(keep_idle: bool) -> Res<reqwest::Client> {
-    let mut b = reqwest::Client::builder().no_proxy().connect_timeout(Duration::from_secs(5));
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5));
     if !keep_idle {
         b = b.pool_max_idle_per_host(0);
     }
-    b.build().map_err(|e| format!("building the HTTP client: {e}"))
+    b.build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
 }
 
 fn context(env: &Env, http: &reqwest::Client) -> AuthContext {
-    AuthContext::new(env.clone(), Arc::new(RealFs), Arc::new(SystemClock), http.clone())
+    AuthContext::new(
+        env.clone(),
+        Arc::new(RealFs),
+        Arc::new(SystemClock),
+        http.clone(),
+    )
 }
 
 /// Time spent in each part of one cold acquisition.
@@ -239,22 +291,41 @@ struct Cold {
     token: Duration,
 }
 
-async fn cold_once(env: &Env, http: &reqwest::Client, scopes: &[String]) -> Res<(Cold, GoogleCredentials)> {
+async fn cold_once(
+    env: &Env,
+    http: &reqwest::Client,
+    scopes: &[String],
+) -> Res<(Cold, GoogleCredentials)> {
     let t0 = Instant::now();
-    let creds = google_default(&context(env, http), scopes).await.map_err(|e| format!("google_default: {e}"))?;
+    let creds = google_default(&context(env, http), scopes)
+        .await
+        .map_err(|e| format!("google_default: {e}"))?;
     let t1 = Instant::now();
-    let tok = creds.access_token().await.map_err(|e| format!("access_token: {e}"))?;
+    let tok = creds
+        .access_token()
+        .await
+        .map_err(|e| format!("access_token: {e}"))?;
     let t2 = Instant::now();
     if tok.token.expose().is_empty() {
         return Err("an empty access token".into());
     }
-    Ok((Cold { total: t2 - t0, resolve: t1 - t0, token: t2 - t1 }, creds))
+    Ok((
+        Cold {
+            total: t2 - t0,
+            resolve: t1 - t0,
+            token: t2 - t1,
+        },
+        creds,
+    ))
 }
 
 /// The token must read the secret the service account may read: proof the
 /// chain ran and the local cloud made real IAM decisions.
 async fn check_secret(http: &reqwest::Client, google: &str, creds: &GoogleCredentials) -> Res<()> {
-    let tok = creds.access_token().await.map_err(|e| format!("access_token: {e}"))?;
+    let tok = creds
+        .access_token()
+        .await
+        .map_err(|e| format!("access_token: {e}"))?;
     let url = format!("{google}/v1/projects/{PROJECT}/secrets/{SECRET}/versions/latest:access");
     let r = http
         .get(&url)
@@ -264,12 +335,20 @@ async fn check_secret(http: &reqwest::Client, google: &str, creds: &GoogleCreden
         .await
         .map_err(|e| format!("reading the secret: {e}"))?;
     let status = r.status();
-    let body: serde_json::Value = r.json().await.map_err(|e| format!("reading the secret's answer: {e}"))?;
+    let body: serde_json::Value = r
+        .json()
+        .await
+        .map_err(|e| format!("reading the secret's answer: {e}"))?;
     if !status.is_success() {
-        return Err(format!("reading the secret with the federated token: HTTP {status}: {}", body["error"]["message"]));
+        return Err(format!(
+            "reading the secret with the federated token: HTTP {status}: {}",
+            body["error"]["message"]
+        ));
     }
     let data = body["payload"]["data"].as_str().unwrap_or_default();
-    let got = base64::engine::general_purpose::STANDARD.decode(data).map_err(|_| "the payload is not base64".to_owned())?;
+    let got = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| "the payload is not base64".to_owned())?;
     if got != SECRET_VALUE {
         return Err("the secret read with the federated token has the wrong value".into());
     }
@@ -281,7 +360,11 @@ fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let n = v.len();
-    let median = if n % 2 == 1 { us(v[n / 2]) } else { (us(v[n / 2 - 1]) + us(v[n / 2])) / 2.0 };
+    let median = if n % 2 == 1 {
+        us(v[n / 2])
+    } else {
+        (us(v[n / 2 - 1]) + us(v[n / 2])) / 2.0
+    };
     let p99 = us(v[((n * 99).div_ceil(100)).max(1) - 1]);
     let mean = v.iter().map(|d| us(*d)).sum::<f64>() / n as f64;
     (median, p99, mean)
@@ -294,22 +377,35 @@ fn report(case: &str, samples: Vec<Duration>) {
         "RESULT {}",
         serde_json::json!({"impl": "keyway", "case": case, "n": n, "median_us": median, "p99_us": p99, "mean_us": mean})
     );
-    println!("  keyway {case:<22} n={n:<7} median {median:>10.2} µs   p99 {p99:>10.2} µs   mean {mean:>10.2} µs");
+    println!(
+        "  keyway {case:<22} n={n:<7} median {median:>10.2} µs   p99 {p99:>10.2} µs   mean {mean:>10.2} µs"
+    );
 }
 
 async fn run(a: &Args) -> Res<()> {
     let (_cloud, data) = start_cloud(a)?;
     let endpoints: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(data.join("endpoints.json")).map_err(|e| format!("reading {}/endpoints.json: {e}", data.display()))?,
+        &std::fs::read(data.join("endpoints.json"))
+            .map_err(|e| format!("reading {}/endpoints.json: {e}", data.display()))?,
     )
     .map_err(|e| format!("endpoints.json: {e}"))?;
-    let google = endpoints["google"].as_str().ok_or("endpoints.json has no \"google\" endpoint")?.trim_end_matches('/').to_owned();
+    let google = endpoints["google"]
+        .as_str()
+        .ok_or("endpoints.json has no \"google\" endpoint")?
+        .trim_end_matches('/')
+        .to_owned();
     loopback(&google)?;
     let mut env = task_env(a, &data)?;
     let config = write_config(&data, &google)?;
-    env.set("GOOGLE_APPLICATION_CREDENTIALS", &config.display().to_string());
+    env.set(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        &config.display().to_string(),
+    );
     env.set("CLOUDSDK_API_ENDPOINT_OVERRIDES_STS", &format!("{google}/"));
-    env.set("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS", &format!("{google}/"));
+    env.set(
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
+        &format!("{google}/"),
+    );
     let scopes = vec![CLOUD_PLATFORM.to_owned()];
 
     let pooled = client(true)?;
@@ -333,7 +429,9 @@ async fn run(a: &Args) -> Res<()> {
         report(case, total);
         let (r, _, _) = stats(resolve);
         let (t, _, _) = stats(token);
-        println!("    of which (medians): google_default (file, ECS credentials) {r:.1} µs, access_token (sign, STS, generateAccessToken) {t:.1} µs");
+        println!(
+            "    of which (medians): google_default (file, ECS credentials) {r:.1} µs, access_token (sign, STS, generateAccessToken) {t:.1} µs"
+        );
     }
 
     let (_, creds) = cold_once(&env, &pooled, &scopes).await?;
@@ -359,7 +457,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("federation bench: starting the runtime: {e}");

@@ -22,12 +22,12 @@ mod error;
 pub mod google;
 mod http;
 
+pub use aws::{
+    AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsCredentialsProvider, AwsOutcome,
+    AwsSource, AwsSourceKind, aws_default,
+};
 pub use context::{
     AuthContext, DEFAULT_METADATA_PROBE_TIMEOUT, DEFAULT_REFRESH_AHEAD, RetryPolicy,
-};
-pub use aws::{
-    AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsCredentialsProvider, AwsOutcome, AwsSource,
-    AwsSourceKind, aws_default,
 };
 pub use error::AuthError;
 pub use google::{

@@ -6,7 +6,10 @@
 
 use crate::crypto::{self, JwtSigner, MintedKey, TokenClaims, TokenKey};
 use crate::iam;
-use crate::store::{Change, Instance, Project, SecretMeta, ServiceAccount, ServiceAccountKey, Store, StoreError, User, Version};
+use crate::store::{
+    Change, Instance, Project, SecretMeta, ServiceAccount, ServiceAccountKey, Store, StoreError,
+    User, Version,
+};
 use crate::world::{self, World};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -40,7 +43,10 @@ pub enum CloudError {
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
     #[error("writing {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,12 +70,18 @@ pub struct Caller {
 
 impl Caller {
     pub fn email(&self) -> &str {
-        self.member.split_once(':').map(|(_, e)| e).unwrap_or(&self.member)
+        self.member
+            .split_once(':')
+            .map(|(_, e)| e)
+            .unwrap_or(&self.member)
     }
 
     /// The caller as IAM sees it.
     pub fn principal(&self) -> iam::Principal<'_> {
-        iam::Principal { member: &self.member, federated: self.federated.as_ref() }
+        iam::Principal {
+            member: &self.member,
+            federated: self.federated.as_ref(),
+        }
     }
 }
 
@@ -87,8 +99,16 @@ pub struct Cloud {
 impl Cloud {
     /// Opens the store in `data_dir`, creating keys on first use, and seeds it
     /// from `world` if the store is empty. Returns whether it seeded.
-    pub fn open(data_dir: &Path, key_file: &Path, world: Option<&World>, clock: Arc<dyn Clock>) -> Result<(Cloud, bool), CloudError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| CloudError::Io { path: data_dir.display().to_string(), source })?;
+    pub fn open(
+        data_dir: &Path,
+        key_file: &Path,
+        world: Option<&World>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Cloud, bool), CloudError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| CloudError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
         let store = Store::open(data_dir, key_file)?;
         let tokens = match store.meta_get("token_key")? {
             Some(s) => TokenKey::from_bytes(&store.master.open(b"token_key", &s)?),
@@ -116,8 +136,13 @@ impl Cloud {
             })?,
             None => {
                 let s = Settings {
-                    token_lifetime_secs: world.and_then(|w| w.settings.token_lifetime_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME),
-                    oauth_client_id: format!("{}-keyway-local.apps.googleusercontent.com", &crypto::random_hex(6)?),
+                    token_lifetime_secs: world
+                        .and_then(|w| w.settings.token_lifetime_secs)
+                        .unwrap_or(DEFAULT_TOKEN_LIFETIME),
+                    oauth_client_id: format!(
+                        "{}-keyway-local.apps.googleusercontent.com",
+                        &crypto::random_hex(6)?
+                    ),
                     oauth_client_secret: format!("GOCSPX-{}", crypto::random_hex(14)?),
                 };
                 store.meta_put("settings", &serde_json::to_vec(&s).unwrap_or_default())?;
@@ -164,7 +189,16 @@ impl Cloud {
         let mut changes = Vec::new();
         let mut projects: BTreeMap<String, Project> = BTreeMap::new();
         for p in &w.projects {
-            projects.insert(p.id.clone(), Project { id: p.id.clone(), number: p.number, create_ms: now, iam: Policy::default(), secrets: BTreeMap::new() });
+            projects.insert(
+                p.id.clone(),
+                Project {
+                    id: p.id.clone(),
+                    number: p.number,
+                    create_ms: now,
+                    iam: Policy::default(),
+                    secrets: BTreeMap::new(),
+                },
+            );
             // Compute Engine creates this account when the API is enabled.
             let email = world::compute_default_sa(p.number);
             changes.push(Change::PutServiceAccount(ServiceAccount {
@@ -183,18 +217,33 @@ impl Cloud {
                 client_id: self.settings.oauth_client_id.clone(),
                 refresh_token_sha256: crypto::hex(&crypto::sha256(refresh.as_bytes())),
             }));
-            self.store.meta_put(&format!("refresh:{}", u.email), &self.store.master.seal(u.email.as_bytes(), refresh.as_bytes())?)?;
+            self.store.meta_put(
+                &format!("refresh:{}", u.email),
+                &self
+                    .store
+                    .master
+                    .seal(u.email.as_bytes(), refresh.as_bytes())?,
+            )?;
         }
         for s in &w.service_accounts {
             let email = world::sa_email(s);
             let mut keys = Vec::new();
             for name in &s.keys {
                 let k = crypto::mint_service_account_key()?;
-                keys.push(ServiceAccountKey { id: k.key_id.clone(), public_der_b64: STANDARD.encode(&k.public_der), create_ms: now, disabled: false });
+                keys.push(ServiceAccountKey {
+                    id: k.key_id.clone(),
+                    public_der_b64: STANDARD.encode(&k.public_der),
+                    create_ms: now,
+                    disabled: false,
+                });
                 // World-declared keys keep their private half (sealed) so their
                 // files can be rewritten with the live token endpoint at every start.
-                let blob = serde_json::to_vec(&(name, &k.key_id, k.private_pem.as_str())).unwrap_or_default();
-                self.store.meta_put(&format!("sakey:{email}:{name}"), &self.store.master.seal(email.as_bytes(), &blob)?)?;
+                let blob = serde_json::to_vec(&(name, &k.key_id, k.private_pem.as_str()))
+                    .unwrap_or_default();
+                self.store.meta_put(
+                    &format!("sakey:{email}:{name}"),
+                    &self.store.master.seal(email.as_bytes(), &blob)?,
+                )?;
             }
             changes.push(Change::PutServiceAccount(ServiceAccount {
                 email,
@@ -209,7 +258,10 @@ impl Cloud {
             }));
         }
         for i in &w.instances {
-            let number = projects.get(&i.project).map(|p| p.number).unwrap_or_default();
+            let number = projects
+                .get(&i.project)
+                .map(|p| p.number)
+                .unwrap_or_default();
             let sa = match i.service_account.as_deref() {
                 None | Some("default") => Some(world::compute_default_sa(number)),
                 Some("none") => None,
@@ -223,7 +275,11 @@ impl Cloud {
                 create_ms: now,
                 status: i.status.clone().unwrap_or_else(|| "RUNNING".into()),
                 machine_type: i.machine_type.clone().unwrap_or_else(|| "e2-medium".into()),
-                scopes: if sa.is_some() { i.scopes.clone().unwrap_or_default() } else { Vec::new() },
+                scopes: if sa.is_some() {
+                    i.scopes.clone().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
                 service_account: sa,
                 attributes: i.attributes.clone(),
                 fingerprint: crypto::random_hex(8)?,
@@ -248,8 +304,12 @@ impl Cloud {
             let parts: Vec<&str> = b.resource.split('/').collect();
             let policy = match parts.as_slice() {
                 ["projects", p] => projects.get_mut(*p).map(|p| &mut p.iam),
-                ["projects", p, "secrets", s] => secret_meta.get_mut(&(p.to_string(), s.to_string())).map(|m| &mut m.iam),
-                ["projects", _, "serviceAccounts", email] => Some(sa_policies.entry(email.to_string()).or_default()),
+                ["projects", p, "secrets", s] => secret_meta
+                    .get_mut(&(p.to_string(), s.to_string()))
+                    .map(|m| &mut m.iam),
+                ["projects", _, "serviceAccounts", email] => {
+                    Some(sa_policies.entry(email.to_string()).or_default())
+                }
                 _ => None,
             };
             if let Some(policy) = policy {
@@ -281,8 +341,16 @@ impl Cloud {
             changes.insert(0, Change::PutProject(p));
         }
         for ((project, secret), meta) in secret_meta {
-            changes.push(Change::PutSecret { project: project.clone(), meta });
-            let versions = w.secrets.iter().find(|(d, _)| d.project == project && d.name == secret).map(|(_, v)| v.clone()).unwrap_or_default();
+            changes.push(Change::PutSecret {
+                project: project.clone(),
+                meta,
+            });
+            let versions = w
+                .secrets
+                .iter()
+                .find(|(d, _)| d.project == project && d.name == secret)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
             for (n, (data, state)) in versions.iter().enumerate() {
                 let number = n as u64 + 1;
                 let state = VersionState::parse(state).unwrap_or(VersionState::Enabled);
@@ -297,7 +365,11 @@ impl Cloud {
                         destroy_ms: destroyed.then_some(now),
                         crc32c: crc32c::crc32c(data),
                         client_checksum: false,
-                        sealed: if destroyed { Vec::new() } else { self.store.seal_payload(&project, &secret, number, data)? },
+                        sealed: if destroyed {
+                            Vec::new()
+                        } else {
+                            self.store.seal_payload(&project, &secret, number, data)?
+                        },
                     },
                 });
             }
@@ -318,14 +390,21 @@ impl Cloud {
         };
         let users: Vec<User> = self.store.read().users.values().cloned().collect();
         for u in users {
-            let Some(sealed) = self.store.meta_get(&format!("refresh:{}", u.email))? else { continue };
+            let Some(sealed) = self.store.meta_get(&format!("refresh:{}", u.email))? else {
+                continue;
+            };
             let refresh = self.store.master.open(u.email.as_bytes(), &sealed)?;
             // google-auth ignores an authorized_user file's token_uri and always
             // refreshes at oauth2.googleapis.com. A cached token (valid 12 hours)
             // in the file lets unmodified clients work against this cloud without
             // refreshing; keyway's own client honours token_uri.
             let scopes: Vec<String> = USER_SCOPES.iter().map(|s| s.to_string()).collect();
-            let (token, life) = self.mint_access_token_with_lifetime(&format!("user:{}", u.email), &scopes, &u.client_id, ADC_TOKEN_LIFETIME);
+            let (token, life) = self.mint_access_token_with_lifetime(
+                &format!("user:{}", u.email),
+                &scopes,
+                &u.client_id,
+                ADC_TOKEN_LIFETIME,
+            );
             let expiry = crate::time::rfc3339_seconds((self.clock.now_secs() + life) * 1000);
             let file = AuthorizedUserFile {
                 type_: "authorized_user".into(),
@@ -342,10 +421,17 @@ impl Cloud {
             let dir = self.user_config_dir(&u.email);
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             let path = dir.join("application_default_credentials.json");
-            let body = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
+            let body =
+                zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
             crypto::write_private(&path, &body).map_err(io(&path))?;
         }
-        let sas: Vec<ServiceAccount> = self.store.read().service_accounts.values().cloned().collect();
+        let sas: Vec<ServiceAccount> = self
+            .store
+            .read()
+            .service_accounts
+            .values()
+            .cloned()
+            .collect();
         let keys_dir = self.data_dir.join("keys");
         for sa in sas {
             let names = self.world_key_names(&sa.email)?;
@@ -353,7 +439,8 @@ impl Cloud {
                 std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
                 let file = self.key_file(&sa, &key_id, &pem, token_uri);
                 let path = keys_dir.join(format!("{name}.json"));
-                let body = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
+                let body =
+                    zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
                 crypto::write_private(&path, &body).map_err(io(&path))?;
             }
         }
@@ -364,26 +451,45 @@ impl Cloud {
 
     /// The JSON key file of the world-declared key `name` (as written to
     /// `DATA/keys/NAME.json`), embedding `token_uri`.
-    pub fn world_key_json(&self, name: &str, token_uri: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, CloudError> {
-        let sas: Vec<ServiceAccount> = self.store.read().service_accounts.values().cloned().collect();
+    pub fn world_key_json(
+        &self,
+        name: &str,
+        token_uri: &str,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, CloudError> {
+        let sas: Vec<ServiceAccount> = self
+            .store
+            .read()
+            .service_accounts
+            .values()
+            .cloned()
+            .collect();
         for sa in sas {
             for (n, key_id, pem) in self.world_key_names(&sa.email)? {
                 if n == name {
                     let file = self.key_file(&sa, &key_id, &pem, token_uri);
-                    return Ok(Some(zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default())));
+                    return Ok(Some(zeroize::Zeroizing::new(
+                        serde_json::to_vec_pretty(&file).unwrap_or_default(),
+                    )));
                 }
             }
         }
         Ok(None)
     }
 
-    fn world_key_names(&self, email: &str) -> Result<Vec<(String, String, zeroize::Zeroizing<String>)>, CloudError> {
+    fn world_key_names(
+        &self,
+        email: &str,
+    ) -> Result<Vec<(String, String, zeroize::Zeroizing<String>)>, CloudError> {
         let mut out = Vec::new();
         // Key names are not indexed; the world is small, so scan the meta prefix.
-        for name in self.store.meta_keys_with_prefix(&format!("sakey:{email}:"))? {
+        for name in self
+            .store
+            .meta_keys_with_prefix(&format!("sakey:{email}:"))?
+        {
             if let Some(sealed) = self.store.meta_get(&name)? {
                 let blob = self.store.master.open(email.as_bytes(), &sealed)?;
-                if let Ok((n, id, pem)) = serde_json::from_slice::<(String, String, String)>(&blob) {
+                if let Ok((n, id, pem)) = serde_json::from_slice::<(String, String, String)>(&blob)
+                {
                     out.push((n, id, zeroize::Zeroizing::new(pem)));
                 }
             }
@@ -391,7 +497,13 @@ impl Cloud {
         Ok(out)
     }
 
-    pub fn key_file(&self, sa: &ServiceAccount, key_id: &str, pem: &str, token_uri: &str) -> ServiceAccountKeyFile {
+    pub fn key_file(
+        &self,
+        sa: &ServiceAccount,
+        key_id: &str,
+        pem: &str,
+        token_uri: &str,
+    ) -> ServiceAccountKeyFile {
         ServiceAccountKeyFile {
             type_: "service_account".into(),
             project_id: sa.project.clone(),
@@ -404,7 +516,10 @@ impl Cloud {
             auth_provider_x509_cert_url: "https://www.googleapis.com/oauth2/v1/certs".into(),
             client_x509_cert_url: format!(
                 "https://www.googleapis.com/robot/v1/metadata/x509/{}",
-                percent_encoding::utf8_percent_encode(&sa.email, percent_encoding::NON_ALPHANUMERIC)
+                percent_encoding::utf8_percent_encode(
+                    &sa.email,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
             ),
             universe_domain: "googleapis.com".into(),
         }
@@ -420,17 +535,42 @@ impl Cloud {
         self.mint_access_token_with_lifetime(member, scopes, azp, self.settings.token_lifetime_secs)
     }
 
-    pub fn mint_access_token_with_lifetime(&self, member: &str, scopes: &[String], azp: &str, life: i64) -> (String, i64) {
+    pub fn mint_access_token_with_lifetime(
+        &self,
+        member: &str,
+        scopes: &[String],
+        azp: &str,
+        life: i64,
+    ) -> (String, i64) {
         let now = self.clock.now_secs();
-        let claims = TokenClaims { sub: member.to_owned(), scp: scopes.to_vec(), iat: now, exp: now + life, azp: azp.to_owned(), fed: None };
+        let claims = TokenClaims {
+            sub: member.to_owned(),
+            scp: scopes.to_vec(),
+            iat: now,
+            exp: now + life,
+            azp: azp.to_owned(),
+            fed: None,
+        };
         (self.tokens.mint(&claims), life)
     }
 
     /// Mints a federated access token (STS token exchange) for the workload
     /// `fed`, valid `life` seconds.
-    pub fn mint_federated_token(&self, fed: &iam::Federated, scopes: &[String], life: i64) -> String {
+    pub fn mint_federated_token(
+        &self,
+        fed: &iam::Federated,
+        scopes: &[String],
+        life: i64,
+    ) -> String {
         let now = self.clock.now_secs();
-        let claims = TokenClaims { sub: fed.member(), scp: scopes.to_vec(), iat: now, exp: now + life, azp: String::new(), fed: Some(fed.clone()) };
+        let claims = TokenClaims {
+            sub: fed.member(),
+            scp: scopes.to_vec(),
+            iat: now,
+            exp: now + life,
+            azp: String::new(),
+            fed: Some(fed.clone()),
+        };
         self.tokens.mint(&claims)
     }
 
@@ -440,7 +580,12 @@ impl Cloud {
         if c.exp <= self.clock.now_secs() {
             return Err(TokenProblem::Expired);
         }
-        Ok(Caller { member: c.sub, scopes: c.scp, expires_at: c.exp, federated: c.fed })
+        Ok(Caller {
+            member: c.sub,
+            scopes: c.scp,
+            expires_at: c.exp,
+            federated: c.fed,
+        })
     }
 
     /// Signs an ID token.
@@ -457,24 +602,49 @@ impl Cloud {
     /// or number; the audience always carries the number, as Google's does.
     /// Fails when the pool or provider is not in the store, or the provider's
     /// type does not take that source (an AWS provider needs [`CredSource::Aws`]).
-    pub fn cred_config(&self, google_base: &str, project: &str, pool: &str, provider: &str, service_account: Option<&str>, source: &CredSource) -> Result<serde_json::Value, String> {
+    pub fn cred_config(
+        &self,
+        google_base: &str,
+        project: &str,
+        pool: &str,
+        provider: &str,
+        service_account: Option<&str>,
+        source: &CredSource,
+    ) -> Result<serde_json::Value, String> {
         use crate::store::{WiPool, WiProvider, WiTrust};
         let base = google_base.trim_end_matches('/');
         let st = self.store.read();
-        let p = st.project(project).ok_or_else(|| format!("no project '{project}' in the local cloud"))?;
+        let p = st
+            .project(project)
+            .ok_or_else(|| format!("no project '{project}' in the local cloud"))?;
         if !st.wi_pools.contains_key(&WiPool::key(&p.id, pool)) {
-            return Err(format!("no workload identity pool '{pool}' in project '{}'", p.id));
+            return Err(format!(
+                "no workload identity pool '{pool}' in project '{}'",
+                p.id
+            ));
         }
-        let pr = st.wi_providers.get(&WiProvider::key(&p.id, pool, provider)).ok_or_else(|| format!("no provider '{provider}' in workload identity pool '{pool}'"))?;
+        let pr = st
+            .wi_providers
+            .get(&WiProvider::key(&p.id, pool, provider))
+            .ok_or_else(|| {
+                format!("no provider '{provider}' in workload identity pool '{pool}'")
+            })?;
         if let Some(sa) = service_account
             && !st.service_accounts.contains_key(sa)
         {
             return Err(format!("no service account '{sa}' in the local cloud"));
         }
-        let format = |field: &Option<String>| field.as_ref().map(|f| serde_json::json!({"type": "json", "subject_token_field_name": f}));
+        let format = |field: &Option<String>| {
+            field
+                .as_ref()
+                .map(|f| serde_json::json!({"type": "json", "subject_token_field_name": f}))
+        };
         let (subject_token_type, credential_source) = match (&pr.trust, source) {
             (WiTrust::Aws { .. }, CredSource::Aws { imds, imdsv2 }) => {
-                let imds = imds.as_deref().unwrap_or("http://169.254.169.254").trim_end_matches('/');
+                let imds = imds
+                    .as_deref()
+                    .unwrap_or("http://169.254.169.254")
+                    .trim_end_matches('/');
                 let mut cs = serde_json::json!({
                     "environment_id": "aws1",
                     "region_url": format!("{imds}/latest/meta-data/placement/availability-zone"),
@@ -493,7 +663,14 @@ impl Cloud {
                 }
                 (keyway_wire::google::sts::TOKEN_TYPE_JWT, cs)
             }
-            (WiTrust::Oidc { .. }, CredSource::Url { url, headers, json_field }) => {
+            (
+                WiTrust::Oidc { .. },
+                CredSource::Url {
+                    url,
+                    headers,
+                    json_field,
+                },
+            ) => {
                 let mut cs = serde_json::json!({ "url": url });
                 if !headers.is_empty() {
                     cs["headers"] = serde_json::json!(headers);
@@ -503,8 +680,16 @@ impl Cloud {
                 }
                 (keyway_wire::google::sts::TOKEN_TYPE_JWT, cs)
             }
-            (WiTrust::Aws { .. }, _) => return Err(format!("provider '{provider}' is an AWS provider: use the aws credential source")),
-            (WiTrust::Oidc { .. }, _) => return Err(format!("provider '{provider}' is an OIDC provider: use a file or url credential source")),
+            (WiTrust::Aws { .. }, _) => {
+                return Err(format!(
+                    "provider '{provider}' is an AWS provider: use the aws credential source"
+                ));
+            }
+            (WiTrust::Oidc { .. }, _) => {
+                return Err(format!(
+                    "provider '{provider}' is an OIDC provider: use a file or url credential source"
+                ));
+            }
         };
         let mut out = serde_json::json!({
             "universe_domain": "googleapis.com",
@@ -515,7 +700,8 @@ impl Cloud {
             "credential_source": credential_source,
         });
         if let Some(sa) = service_account {
-            out["service_account_impersonation_url"] = format!("{base}/v1/projects/-/serviceAccounts/{sa}:generateAccessToken").into();
+            out["service_account_impersonation_url"] =
+                format!("{base}/v1/projects/-/serviceAccounts/{sa}:generateAccessToken").into();
         }
         Ok(out)
     }
@@ -526,9 +712,16 @@ impl Cloud {
         let k = crypto::mint_service_account_key()?;
         let now = self.clock.now_millis();
         let out = self.store.write(|st| {
-            let Some(sa) = st.service_accounts.get(email) else { return Ok::<_, StoreError>((vec![], None)) };
+            let Some(sa) = st.service_accounts.get(email) else {
+                return Ok::<_, StoreError>((vec![], None));
+            };
             let mut sa = sa.clone();
-            sa.keys.push(ServiceAccountKey { id: k.key_id.clone(), public_der_b64: STANDARD.encode(&k.public_der), create_ms: now, disabled: false });
+            sa.keys.push(ServiceAccountKey {
+                id: k.key_id.clone(),
+                public_der_b64: STANDARD.encode(&k.public_der),
+                create_ms: now,
+                disabled: false,
+            });
             Ok((vec![Change::PutServiceAccount(sa.clone())], Some(sa)))
         })?;
         Ok(out.map(|sa| (sa, k)))
@@ -547,9 +740,16 @@ pub enum CredSource {
     Aws { imds: Option<String>, imdsv2: bool },
     /// `--credential-source-file`: an OIDC token in a file (plain text, or a
     /// JSON object whose `json_field` holds it).
-    File { path: String, json_field: Option<String> },
+    File {
+        path: String,
+        json_field: Option<String>,
+    },
     /// `--credential-source-url` (+ `--credential-source-headers`).
-    Url { url: String, headers: BTreeMap<String, String>, json_field: Option<String> },
+    Url {
+        url: String,
+        headers: BTreeMap<String, String>,
+        json_field: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

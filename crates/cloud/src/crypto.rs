@@ -21,7 +21,9 @@ use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    #[error("decrypting a stored value failed: the master key does not match the store, or the data was altered")]
+    #[error(
+        "decrypting a stored value failed: the master key does not match the store, or the data was altered"
+    )]
     Open,
     #[error("the random number generator failed")]
     Rng,
@@ -35,14 +37,18 @@ pub enum CryptoError {
 
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut b = [0u8; N];
-    SystemRandom::new().fill(&mut b).map_err(|_| CryptoError::Rng)?;
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| CryptoError::Rng)?;
     Ok(b)
 }
 
 /// Lowercase hex of `n` random bytes.
 pub fn random_hex(n: usize) -> Result<String, CryptoError> {
     let mut b = vec![0u8; n];
-    SystemRandom::new().fill(&mut b).map_err(|_| CryptoError::Rng)?;
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| CryptoError::Rng)?;
     Ok(hex(&b))
 }
 
@@ -71,27 +77,38 @@ pub struct MasterKey {
 impl MasterKey {
     /// Loads the key file, or creates it (0600) when `create` is true and it is absent.
     pub fn load_or_create(path: &Path, create: bool) -> Result<Self, CryptoError> {
-        let err = |reason: String| CryptoError::KeyFile { path: path.display().to_string(), reason };
+        let err = |reason: String| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
         let raw = match std::fs::read_to_string(path) {
             Ok(s) => Zeroizing::new(s),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let key = Zeroizing::new(random_bytes::<32>()?);
                 let text = Zeroizing::new(hex(key.as_ref()));
-                write_private(path, text.as_bytes()).map_err(|e| err(format!("cannot create it: {e}")))?;
+                write_private(path, text.as_bytes())
+                    .map_err(|e| err(format!("cannot create it: {e}")))?;
                 return Self::from_bytes(key.as_ref());
             }
             Err(e) => return Err(err(e.to_string())),
         };
-        let bytes = Zeroizing::new(unhex(raw.trim()).ok_or_else(|| err("expected 64 hex digits".into()))?);
+        let bytes =
+            Zeroizing::new(unhex(raw.trim()).ok_or_else(|| err("expected 64 hex digits".into()))?);
         if bytes.len() != 32 {
-            return Err(err(format!("expected 64 hex digits, found {}", raw.trim().len())));
+            return Err(err(format!(
+                "expected 64 hex digits, found {}",
+                raw.trim().len()
+            )));
         }
         Self::from_bytes(&bytes)
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Self, CryptoError> {
-        let unbound = UnboundKey::new(&AES_256_GCM, b).map_err(|_| CryptoError::BadKey("master key".into()))?;
-        Ok(MasterKey { key: LessSafeKey::new(unbound) })
+        let unbound = UnboundKey::new(&AES_256_GCM, b)
+            .map_err(|_| CryptoError::BadKey("master key".into()))?;
+        Ok(MasterKey {
+            key: LessSafeKey::new(unbound),
+        })
     }
 
     /// Encrypts `plain`, binding it to `aad` (the row it belongs to), so a
@@ -102,7 +119,11 @@ impl MasterKey {
         buf.extend_from_slice(&nonce_bytes);
         let mut body = plain.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(aad),
+                &mut body,
+            )
             .map_err(|_| CryptoError::Rng)?;
         buf.extend_from_slice(&body);
         body.fill(0);
@@ -116,7 +137,11 @@ impl MasterKey {
         let (n, body) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(n).map_err(|_| CryptoError::Open)?;
         let mut buf = Zeroizing::new(body.to_vec());
-        let plain_len = self.key.open_in_place(nonce, Aad::from(aad), buf.as_mut_slice()).map_err(|_| CryptoError::Open)?.len();
+        let plain_len = self
+            .key
+            .open_in_place(nonce, Aad::from(aad), buf.as_mut_slice())
+            .map_err(|_| CryptoError::Open)?
+            .len();
         buf.truncate(plain_len);
         Ok(buf)
     }
@@ -127,7 +152,12 @@ pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(content)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -137,7 +167,10 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// What an access token says about its bearer. Tokens are
@@ -167,7 +200,9 @@ pub const TOKEN_PREFIX: &str = "ya29.";
 
 impl TokenKey {
     pub fn from_bytes(b: &[u8]) -> Self {
-        TokenKey { key: hmac::Key::new(hmac::HMAC_SHA256, b) }
+        TokenKey {
+            key: hmac::Key::new(hmac::HMAC_SHA256, b),
+        }
     }
 
     pub fn mint(&self, claims: &TokenClaims) -> String {
@@ -204,7 +239,9 @@ pub struct JwtSigner {
 impl JwtSigner {
     pub fn generate() -> Result<(Self, Zeroizing<Vec<u8>>), CryptoError> {
         let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| CryptoError::Rng)?;
-        let der = pair.as_der().map_err(|_| CryptoError::BadKey("rsa export".into()))?;
+        let der = pair
+            .as_der()
+            .map_err(|_| CryptoError::BadKey("rsa export".into()))?;
         let pkcs8 = Zeroizing::new(der.as_ref().to_vec());
         Ok((Self::from_pkcs8(&pkcs8)?, pkcs8))
     }
@@ -231,13 +268,25 @@ impl JwtSigner {
     }
 }
 
-pub fn sign_rs256(pair: &RsaKeyPair, header: &serde_json::Value, claims: &serde_json::Value) -> Result<String, CryptoError> {
-    let mut out = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).map_err(|_| CryptoError::Sign)?);
+pub fn sign_rs256(
+    pair: &RsaKeyPair,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> Result<String, CryptoError> {
+    let mut out =
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).map_err(|_| CryptoError::Sign)?);
     out.push('.');
-    out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| CryptoError::Sign)?));
+    out.push_str(
+        &URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| CryptoError::Sign)?),
+    );
     let mut sig = vec![0u8; pair.public_modulus_len()];
-    pair.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), out.as_bytes(), &mut sig)
-        .map_err(|_| CryptoError::Sign)?;
+    pair.sign(
+        &signature::RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        out.as_bytes(),
+        &mut sig,
+    )
+    .map_err(|_| CryptoError::Sign)?;
     out.push('.');
     out.push_str(&URL_SAFE_NO_PAD.encode(&sig));
     Ok(out)
@@ -265,9 +314,15 @@ pub struct MintedKey {
 
 pub fn mint_service_account_key() -> Result<MintedKey, CryptoError> {
     let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| CryptoError::Rng)?;
-    let der = pair.as_der().map_err(|_| CryptoError::BadKey("rsa export".into()))?;
+    let der = pair
+        .as_der()
+        .map_err(|_| CryptoError::BadKey("rsa export".into()))?;
     let pem = Zeroizing::new(pem("PRIVATE KEY", der.as_ref()));
-    Ok(MintedKey { key_id: random_hex(20)?, private_pem: pem, public_der: pair.public_key().as_ref().to_vec() })
+    Ok(MintedKey {
+        key_id: random_hex(20)?,
+        private_pem: pem,
+        public_der: pair.public_key().as_ref().to_vec(),
+    })
 }
 
 pub fn pem(label: &str, der: &[u8]) -> String {
@@ -284,7 +339,9 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 
 /// Verifies an RS256 signature over `signed` with a PKCS#1 RSAPublicKey.
 pub fn verify_rs256(public_der: &[u8], signed: &[u8], sig: &[u8]) -> bool {
-    signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public_der).verify(signed, sig).is_ok()
+    signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public_der)
+        .verify(signed, sig)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -296,7 +353,10 @@ mod tests {
         let k = MasterKey::from_bytes(&[7u8; 32]).unwrap();
         let s = k.seal(b"row-1", b"payload").unwrap();
         assert_eq!(k.open(b"row-1", &s).unwrap().as_slice(), b"payload");
-        assert!(k.open(b"row-2", &s).is_err(), "ciphertext must be bound to its row");
+        assert!(
+            k.open(b"row-2", &s).is_err(),
+            "ciphertext must be bound to its row"
+        );
         let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
         assert!(other.open(b"row-1", &s).is_err());
         assert!(!s.windows(7).any(|w| w == b"payload"));
@@ -305,7 +365,14 @@ mod tests {
     #[test]
     fn tokens_verify_and_reject_tampering() {
         let k = TokenKey::from_bytes(b"k1");
-        let c = TokenClaims { sub: "user:a@b".into(), scp: vec!["s".into()], iat: 1, exp: 2, azp: "c".into(), fed: None };
+        let c = TokenClaims {
+            sub: "user:a@b".into(),
+            scp: vec!["s".into()],
+            iat: 1,
+            exp: 2,
+            azp: "c".into(),
+            fed: None,
+        };
         let t = k.mint(&c);
         assert!(t.starts_with("ya29."));
         assert_eq!(k.verify(&t), Some(c));
@@ -332,8 +399,20 @@ mod tests {
         assert_eq!(c.sub, "user:a@b");
         assert_eq!(c.fed, None);
         // And a federated token carries its pool context through.
-        let fed = crate::iam::Federated { pool: "projects/1/locations/global/workloadIdentityPools/p".into(), subject: "s".into(), groups: vec!["g".into()], attributes: Default::default() };
-        let c = TokenClaims { sub: fed.member(), scp: vec![], iat: 1, exp: 2, azp: String::new(), fed: Some(fed.clone()) };
+        let fed = crate::iam::Federated {
+            pool: "projects/1/locations/global/workloadIdentityPools/p".into(),
+            subject: "s".into(),
+            groups: vec!["g".into()],
+            attributes: Default::default(),
+        };
+        let c = TokenClaims {
+            sub: fed.member(),
+            scp: vec![],
+            iat: 1,
+            exp: 2,
+            azp: String::new(),
+            fed: Some(fed.clone()),
+        };
         assert_eq!(k.verify(&k.mint(&c)).unwrap().fed, Some(fed));
     }
 

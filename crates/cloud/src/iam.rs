@@ -52,7 +52,10 @@ pub struct Principal<'a> {
 impl<'a> Principal<'a> {
     /// A principal that is not federated.
     pub fn member(member: &'a str) -> Self {
-        Principal { member, federated: None }
+        Principal {
+            member,
+            federated: None,
+        }
     }
 }
 
@@ -132,7 +135,11 @@ fn role_permissions(role: &str) -> Option<&'static [&'static str]> {
             "iam.workloadIdentityPoolProviders.get",
             "iam.workloadIdentityPoolProviders.list",
         ],
-        "roles/compute.viewer" => &["compute.instances.get", "compute.instances.list", "compute.zoneOperations.get"],
+        "roles/compute.viewer" => &[
+            "compute.instances.get",
+            "compute.instances.list",
+            "compute.zoneOperations.get",
+        ],
         _ => return None,
     })
 }
@@ -267,10 +274,20 @@ pub fn member_matches(m: &str, who: &Principal<'_>) -> bool {
     }
     if let Some(domain) = m.strip_prefix("domain:") {
         return who.federated.is_none()
-            && who.member.split_once(':').is_some_and(|(_, email)| email.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)));
+            && who.member.split_once(':').is_some_and(|(_, email)| {
+                email
+                    .rsplit_once('@')
+                    .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain))
+            });
     }
-    let (Some(set), Some(f)) = (m.strip_prefix("principalSet:"), who.federated) else { return false };
-    let Some(rest) = set.strip_prefix(IAM_HOST).and_then(|r| r.strip_prefix(f.pool.as_str())).and_then(|r| r.strip_prefix('/')) else {
+    let (Some(set), Some(f)) = (m.strip_prefix("principalSet:"), who.federated) else {
+        return false;
+    };
+    let Some(rest) = set
+        .strip_prefix(IAM_HOST)
+        .and_then(|r| r.strip_prefix(f.pool.as_str()))
+        .and_then(|r| r.strip_prefix('/'))
+    else {
         return false;
     };
     if rest == "*" {
@@ -279,7 +296,10 @@ pub fn member_matches(m: &str, who: &Principal<'_>) -> bool {
     if let Some(g) = rest.strip_prefix("group/") {
         return f.groups.iter().any(|x| x == g);
     }
-    if let Some((name, value)) = rest.strip_prefix("attribute.").and_then(|r| r.split_once('/')) {
+    if let Some((name, value)) = rest
+        .strip_prefix("attribute.")
+        .and_then(|r| r.split_once('/'))
+    {
         return f.attributes.get(name).is_some_and(|v| v == value);
     }
     false
@@ -287,25 +307,36 @@ pub fn member_matches(m: &str, who: &Principal<'_>) -> bool {
 
 /// Does `policy` grant `permission` to `who`? Conditional bindings grant nothing.
 pub fn grants(policy: &Policy, who: &Principal<'_>, permission: &str) -> bool {
-    policy.bindings.iter().any(|b| binding_grants(b, who, permission))
+    policy
+        .bindings
+        .iter()
+        .any(|b| binding_grants(b, who, permission))
 }
 
 fn binding_grants(b: &Binding, who: &Principal<'_>, permission: &str) -> bool {
-    b.condition.is_none() && role_has(&b.role, permission) && b.members.iter().any(|m| member_matches(m, who))
+    b.condition.is_none()
+        && role_has(&b.role, permission)
+        && b.members.iter().any(|m| member_matches(m, who))
 }
 
 /// Checks a policy a caller wants to set. Returns a description of the first problem.
 pub fn validate_policy(p: &Policy) -> Result<(), String> {
     for (i, b) in p.bindings.iter().enumerate() {
         if !known_role(&b.role) {
-            return Err(format!("Role {} is not supported for this resource.", b.role));
+            return Err(format!(
+                "Role {} is not supported for this resource.",
+                b.role
+            ));
         }
         if b.members.is_empty() {
             return Err(format!("Binding {i} for role {} has no members.", b.role));
         }
         for m in &b.members {
             if !valid_member(m) {
-                return Err(format!("Invalid member '{m}' in binding for role {}.", b.role));
+                return Err(format!(
+                    "Invalid member '{m}' in binding for role {}.",
+                    b.role
+                ));
             }
         }
         if b.condition.is_some() && p.version < 3 {
@@ -317,12 +348,20 @@ pub fn validate_policy(p: &Policy) -> Result<(), String> {
 
 /// Adds `member` to `role` in `policy` (as `gcloud ... add-iam-policy-binding` does).
 pub fn add_binding(policy: &mut Policy, role: &str, member: &str) {
-    if let Some(b) = policy.bindings.iter_mut().find(|b| b.role == role && b.condition.is_none()) {
+    if let Some(b) = policy
+        .bindings
+        .iter_mut()
+        .find(|b| b.role == role && b.condition.is_none())
+    {
         if !b.members.iter().any(|m| m == member) {
             b.members.push(member.to_owned());
         }
     } else {
-        policy.bindings.push(Binding { role: role.to_owned(), members: vec![member.to_owned()], condition: None });
+        policy.bindings.push(Binding {
+            role: role.to_owned(),
+            members: vec![member.to_owned()],
+            condition: None,
+        });
     }
 }
 
@@ -338,25 +377,56 @@ mod tests {
 
     #[test]
     fn accessor_grants_access_only() {
-        let p = policy("roles/secretmanager.secretAccessor", "serviceAccount:vm@p.iam.gserviceaccount.com");
-        assert!(grants(&p, &Principal::member("serviceAccount:vm@p.iam.gserviceaccount.com"), "secretmanager.versions.access"));
-        assert!(!grants(&p, &Principal::member("serviceAccount:vm@p.iam.gserviceaccount.com"), "secretmanager.versions.add"));
-        assert!(!grants(&p, &Principal::member("user:vm@p.iam.gserviceaccount.com"), "secretmanager.versions.access"));
+        let p = policy(
+            "roles/secretmanager.secretAccessor",
+            "serviceAccount:vm@p.iam.gserviceaccount.com",
+        );
+        assert!(grants(
+            &p,
+            &Principal::member("serviceAccount:vm@p.iam.gserviceaccount.com"),
+            "secretmanager.versions.access"
+        ));
+        assert!(!grants(
+            &p,
+            &Principal::member("serviceAccount:vm@p.iam.gserviceaccount.com"),
+            "secretmanager.versions.add"
+        ));
+        assert!(!grants(
+            &p,
+            &Principal::member("user:vm@p.iam.gserviceaccount.com"),
+            "secretmanager.versions.access"
+        ));
     }
 
     #[test]
     fn owner_is_not_viewer_and_viewer_cannot_read_payloads() {
         let p = policy("roles/viewer", "user:a@example.com");
-        assert!(grants(&p, &Principal::member("user:a@example.com"), "secretmanager.secrets.get"));
-        assert!(!grants(&p, &Principal::member("user:a@example.com"), "secretmanager.versions.access"));
+        assert!(grants(
+            &p,
+            &Principal::member("user:a@example.com"),
+            "secretmanager.secrets.get"
+        ));
+        assert!(!grants(
+            &p,
+            &Principal::member("user:a@example.com"),
+            "secretmanager.versions.access"
+        ));
     }
 
     #[test]
     fn special_members() {
         assert!(member_matches("allUsers", &Principal::member("user:x@y.z")));
-        assert!(member_matches("domain:example.com", &Principal::member("user:x@Example.com")));
-        assert!(!member_matches("domain:example.com", &Principal::member("user:x@example.org")));
-        assert!(valid_member("principalSet://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/*"));
+        assert!(member_matches(
+            "domain:example.com",
+            &Principal::member("user:x@Example.com")
+        ));
+        assert!(!member_matches(
+            "domain:example.com",
+            &Principal::member("user:x@example.org")
+        ));
+        assert!(valid_member(
+            "principalSet://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/*"
+        ));
         assert!(!valid_member("bob"));
         assert!(!valid_member("user:"));
     }
@@ -369,7 +439,11 @@ mod tests {
             title: None,
             description: None,
         });
-        assert!(!grants(&p, &Principal::member("user:a@b.c"), "secretmanager.versions.access"));
+        assert!(!grants(
+            &p,
+            &Principal::member("user:a@b.c"),
+            "secretmanager.versions.access"
+        ));
     }
 
     #[test]
@@ -379,25 +453,69 @@ mod tests {
             pool: pool.into(),
             subject: "arn:aws:sts::111122223333:assumed-role/build/s1".into(),
             groups: vec!["deployers".into()],
-            attributes: BTreeMap::from([("aws_role".into(), "arn:aws:sts::111122223333:assumed-role/build".into())]),
+            attributes: BTreeMap::from([(
+                "aws_role".into(),
+                "arn:aws:sts::111122223333:assumed-role/build".into(),
+            )]),
         };
         let member = f.member();
-        let who = Principal { member: &member, federated: Some(&f) };
-        assert!(member_matches(&format!("principal://iam.googleapis.com/{pool}/subject/arn:aws:sts::111122223333:assumed-role/build/s1"), &who));
-        assert!(!member_matches(&format!("principal://iam.googleapis.com/{pool}/subject/other"), &who));
-        assert!(member_matches(&format!("principalSet://iam.googleapis.com/{pool}/*"), &who));
-        assert!(member_matches(&format!("principalSet://iam.googleapis.com/{pool}/group/deployers"), &who));
-        assert!(!member_matches(&format!("principalSet://iam.googleapis.com/{pool}/group/admins"), &who));
-        assert!(member_matches(&format!("principalSet://iam.googleapis.com/{pool}/attribute.aws_role/arn:aws:sts::111122223333:assumed-role/build"), &who));
-        assert!(!member_matches(&format!("principalSet://iam.googleapis.com/{pool}/attribute.aws_role/x"), &who));
+        let who = Principal {
+            member: &member,
+            federated: Some(&f),
+        };
+        assert!(member_matches(
+            &format!(
+                "principal://iam.googleapis.com/{pool}/subject/arn:aws:sts::111122223333:assumed-role/build/s1"
+            ),
+            &who
+        ));
+        assert!(!member_matches(
+            &format!("principal://iam.googleapis.com/{pool}/subject/other"),
+            &who
+        ));
+        assert!(member_matches(
+            &format!("principalSet://iam.googleapis.com/{pool}/*"),
+            &who
+        ));
+        assert!(member_matches(
+            &format!("principalSet://iam.googleapis.com/{pool}/group/deployers"),
+            &who
+        ));
+        assert!(!member_matches(
+            &format!("principalSet://iam.googleapis.com/{pool}/group/admins"),
+            &who
+        ));
+        assert!(member_matches(
+            &format!(
+                "principalSet://iam.googleapis.com/{pool}/attribute.aws_role/arn:aws:sts::111122223333:assumed-role/build"
+            ),
+            &who
+        ));
+        assert!(!member_matches(
+            &format!("principalSet://iam.googleapis.com/{pool}/attribute.aws_role/x"),
+            &who
+        ));
         // Another pool (even one whose name extends this one's) is another set.
-        assert!(!member_matches(&format!("principalSet://iam.googleapis.com/{pool}2/*"), &who));
-        assert!(!member_matches("principalSet://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/other/*", &who));
+        assert!(!member_matches(
+            &format!("principalSet://iam.googleapis.com/{pool}2/*"),
+            &who
+        ));
+        assert!(!member_matches(
+            "principalSet://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/other/*",
+            &who
+        ));
         // A non-federated principal is in no pool.
-        assert!(!member_matches(&format!("principalSet://iam.googleapis.com/{pool}/*"), &Principal::member("user:a@b.c")));
+        assert!(!member_matches(
+            &format!("principalSet://iam.googleapis.com/{pool}/*"),
+            &Principal::member("user:a@b.c")
+        ));
         assert!(!member_matches("domain:b.c", &who));
         let mut p = Policy::default();
-        add_binding(&mut p, "roles/secretmanager.secretAccessor", &format!("principalSet://iam.googleapis.com/{pool}/group/deployers"));
+        add_binding(
+            &mut p,
+            "roles/secretmanager.secretAccessor",
+            &format!("principalSet://iam.googleapis.com/{pool}/group/deployers"),
+        );
         assert!(grants(&p, &who, "secretmanager.versions.access"));
     }
 
@@ -410,8 +528,14 @@ mod tests {
             assert!(role_has("roles/owner", p), "{p} not in owner");
         }
         // Editors may not change IAM policies or read them on secrets; owners may.
-        assert!(!role_has("roles/editor", "secretmanager.secrets.setIamPolicy"));
-        assert!(role_has("roles/owner", "secretmanager.secrets.setIamPolicy"));
+        assert!(!role_has(
+            "roles/editor",
+            "secretmanager.secrets.setIamPolicy"
+        ));
+        assert!(role_has(
+            "roles/owner",
+            "secretmanager.secrets.setIamPolicy"
+        ));
         assert!(!role_has("roles/nonesuch", "secretmanager.versions.access"));
     }
 }

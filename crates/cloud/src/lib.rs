@@ -9,13 +9,13 @@
 //! sockets. This crate never depends on keyway's client crates, so the cloud
 //! cannot share a client's bugs.
 
+pub mod aws;
+pub mod cloud;
 pub mod crypto;
+pub mod google;
 pub mod iam;
+pub mod metadata;
+pub mod server;
 pub mod store;
 pub mod time;
 pub mod world;
-pub mod cloud;
-pub mod google;
-pub mod aws;
-pub mod metadata;
-pub mod server;

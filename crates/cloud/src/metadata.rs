@@ -32,7 +32,11 @@ struct Cached {
 }
 
 pub fn router(cloud: Arc<Cloud>, instance_key: String) -> axum::Router {
-    let m = Arc::new(Metadata { cloud, key: instance_key, cache: Mutex::new(None) });
+    let m = Arc::new(Metadata {
+        cloud,
+        key: instance_key,
+        cache: Mutex::new(None),
+    });
     axum::Router::new().fallback(handle).with_state(m)
 }
 
@@ -40,7 +44,10 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert("Metadata-Flavor", HeaderValue::from_static("Google"));
-    h.insert(header::SERVER, HeaderValue::from_static("Metadata Server for VM"));
+    h.insert(
+        header::SERVER,
+        HeaderValue::from_static("Metadata Server for VM"),
+    );
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
@@ -50,11 +57,19 @@ fn text(s: impl Into<String>) -> Response {
 }
 
 fn json(v: &impl serde::Serialize) -> Response {
-    reply(StatusCode::OK, "application/json", serde_json::to_string(v).unwrap_or_default())
+    reply(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_string(v).unwrap_or_default(),
+    )
 }
 
 fn not_found() -> Response {
-    reply(StatusCode::NOT_FOUND, "text/html; charset=UTF-8", "<!DOCTYPE html>\n<html><body><h1>404 Not Found</h1></body></html>\n".into())
+    reply(
+        StatusCode::NOT_FOUND,
+        "text/html; charset=UTF-8",
+        "<!DOCTYPE html>\n<html><body><h1>404 Not Found</h1></body></html>\n".into(),
+    )
 }
 
 fn error(status: StatusCode, msg: &str) -> Response {
@@ -68,38 +83,70 @@ async fn handle(AxState(m): AxState<Arc<Metadata>>, uri: Uri, headers: HeaderMap
 }
 
 fn query(uri: &Uri) -> BTreeMap<String, String> {
-    uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+    uri.query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 impl Metadata {
     fn serve(&self, uri: &Uri, headers: &HeaderMap) -> Response {
         if headers.contains_key("x-forwarded-for") {
-            return error(StatusCode::FORBIDDEN, "Request denied: X-Forwarded-For header present; the metadata server refuses proxied requests.");
+            return error(
+                StatusCode::FORBIDDEN,
+                "Request denied: X-Forwarded-For header present; the metadata server refuses proxied requests.",
+            );
         }
         let path = uri.path();
         let st = self.cloud.store.read();
         let Some(inst) = st.instances.get(&self.key) else {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "This instance no longer exists in the local cloud.");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This instance no longer exists in the local cloud.",
+            );
         };
         if inst.status != "RUNNING" {
-            return error(StatusCode::SERVICE_UNAVAILABLE, &format!("Instance {} is {}: nothing runs on a stopped VM.", inst.name, inst.status));
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "Instance {} is {}: nothing runs on a stopped VM.",
+                    inst.name, inst.status
+                ),
+            );
         }
         if path == "/" {
             return text("computeMetadata/\n");
         }
-        let Some(rest) = path.strip_prefix("/computeMetadata/v1") else { return not_found() };
+        let Some(rest) = path.strip_prefix("/computeMetadata/v1") else {
+            return not_found();
+        };
         if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
-            return error(StatusCode::FORBIDDEN, "Missing required header: Metadata-Flavor: Google");
+            return error(
+                StatusCode::FORBIDDEN,
+                "Missing required header: Metadata-Flavor: Google",
+            );
         }
         let q = query(uri);
-        let recursive = q.get("recursive").is_some_and(|v| v == "true" || v == "True" || v == "1");
+        let recursive = q
+            .get("recursive")
+            .is_some_and(|v| v == "true" || v == "True" || v == "1");
         let alt_json = q.get("alt").is_some_and(|v| v == "json");
         let rest = rest.strip_prefix('/').unwrap_or(rest);
         let is_dir = rest.is_empty() || rest.ends_with('/');
-        let segs: Vec<&str> = rest.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let segs: Vec<&str> = rest
+            .trim_end_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let project = st.project(&inst.project);
-        let (project_id, number) = project.map(|p| (p.id.clone(), p.number)).unwrap_or_default();
-        let sa_unique = inst.service_account.as_ref().and_then(|e| st.service_accounts.get(e)).map(|s| s.unique_id.clone()).unwrap_or_default();
+        let (project_id, number) = project
+            .map(|p| (p.id.clone(), p.number))
+            .unwrap_or_default();
+        let sa_unique = inst
+            .service_account
+            .as_ref()
+            .and_then(|e| st.service_accounts.get(e))
+            .map(|s| s.unique_id.clone())
+            .unwrap_or_default();
 
         // Leaves first; a directory asked for without its slash is redirected, as GCE does.
         let dir_listing = |entries: &[&str]| -> Response {
@@ -116,7 +163,9 @@ impl Metadata {
         match segs.as_slice() {
             [] => {
                 if recursive {
-                    return json(&serde_json::json!({"instance": instance_json(inst, number), "project": {"projectId": project_id, "numericProjectId": number}}));
+                    return json(
+                        &serde_json::json!({"instance": instance_json(inst, number), "project": {"projectId": project_id, "numericProjectId": number}}),
+                    );
                 }
                 dir_listing(&["instance/", "oslogin/", "project/", "universe/"])
             }
@@ -124,24 +173,46 @@ impl Metadata {
             ["universe", "universe-domain"] => leaf("googleapis.com".into()),
             ["project"] => {
                 if recursive {
-                    return json(&serde_json::json!({"projectId": project_id, "numericProjectId": number, "attributes": {}}));
+                    return json(
+                        &serde_json::json!({"projectId": project_id, "numericProjectId": number, "attributes": {}}),
+                    );
                 }
                 dir_listing(&["attributes/", "numeric-project-id", "project-id"])
             }
             ["project", "project-id"] => leaf(project_id),
             ["project", "numeric-project-id"] => leaf(number.to_string()),
-            ["project", "attributes"] => if recursive { json(&serde_json::json!({})) } else { dir_listing(&[]) },
+            ["project", "attributes"] => {
+                if recursive {
+                    json(&serde_json::json!({}))
+                } else {
+                    dir_listing(&[])
+                }
+            }
             ["instance"] => {
                 if recursive {
                     return json(&instance_json(inst, number));
                 }
-                dir_listing(&["attributes/", "hostname", "id", "machine-type", "name", "service-accounts/", "zone"])
+                dir_listing(&[
+                    "attributes/",
+                    "hostname",
+                    "id",
+                    "machine-type",
+                    "name",
+                    "service-accounts/",
+                    "zone",
+                ])
             }
             ["instance", "id"] => leaf(inst.id.to_string()),
             ["instance", "name"] => leaf(inst.name.clone()),
-            ["instance", "hostname"] => leaf(format!("{}.{}.c.{}.internal", inst.name, inst.zone, project_id)),
+            ["instance", "hostname"] => leaf(format!(
+                "{}.{}.c.{}.internal",
+                inst.name, inst.zone, project_id
+            )),
             ["instance", "zone"] => leaf(format!("projects/{number}/zones/{}", inst.zone)),
-            ["instance", "machine-type"] => leaf(format!("projects/{number}/machineTypes/{}", inst.machine_type)),
+            ["instance", "machine-type"] => leaf(format!(
+                "projects/{number}/machineTypes/{}",
+                inst.machine_type
+            )),
             ["instance", "attributes"] => {
                 if recursive {
                     return json(&inst.attributes);
@@ -155,7 +226,11 @@ impl Metadata {
             },
             ["instance", "service-accounts"] => {
                 let Some(email) = &inst.service_account else {
-                    return if recursive { json(&serde_json::json!({})) } else { dir_listing(&[]) };
+                    return if recursive {
+                        json(&serde_json::json!({}))
+                    } else {
+                        dir_listing(&[])
+                    };
                 };
                 if recursive {
                     let one = sa_json(inst);
@@ -165,7 +240,11 @@ impl Metadata {
                 dir_listing(&["default/", &e])
             }
             ["instance", "service-accounts", who, rest @ ..] => {
-                let Some(email) = inst.service_account.as_ref().filter(|e| *who == "default" || *who == e.as_str()) else {
+                let Some(email) = inst
+                    .service_account
+                    .as_ref()
+                    .filter(|e| *who == "default" || *who == e.as_str())
+                else {
                     return not_found();
                 };
                 match rest {
@@ -181,7 +260,12 @@ impl Metadata {
                         if alt_json {
                             return json(&inst.scopes);
                         }
-                        text(inst.scopes.iter().map(|s| format!("{s}\n")).collect::<String>())
+                        text(
+                            inst.scopes
+                                .iter()
+                                .map(|s| format!("{s}\n"))
+                                .collect::<String>(),
+                        )
                     }
                     ["token"] => self.token(inst, email),
                     ["identity"] => self.identity(inst, email, &sa_unique, &q, &project_id, number),
@@ -198,17 +282,50 @@ impl Metadata {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         // GCE hands out the same token until about five minutes before it expires.
         if let Some(c) = cache.as_ref()
-            && c.member == member && c.scopes == inst.scopes && c.exp - now > 300 {
-            return json(&TokenResponse { access_token: c.token.clone(), expires_in: c.exp - now, token_type: "Bearer".into(), scope: None, id_token: None, refresh_token: None });
+            && c.member == member
+            && c.scopes == inst.scopes
+            && c.exp - now > 300
+        {
+            return json(&TokenResponse {
+                access_token: c.token.clone(),
+                expires_in: c.exp - now,
+                token_type: "Bearer".into(),
+                scope: None,
+                id_token: None,
+                refresh_token: None,
+            });
         }
         let (token, life) = self.cloud.mint_access_token(&member, &inst.scopes, email);
-        *cache = Some(Cached { member, scopes: inst.scopes.clone(), token: token.clone(), exp: now + life });
-        json(&TokenResponse { access_token: token, expires_in: life, token_type: "Bearer".into(), scope: None, id_token: None, refresh_token: None })
+        *cache = Some(Cached {
+            member,
+            scopes: inst.scopes.clone(),
+            token: token.clone(),
+            exp: now + life,
+        });
+        json(&TokenResponse {
+            access_token: token,
+            expires_in: life,
+            token_type: "Bearer".into(),
+            scope: None,
+            id_token: None,
+            refresh_token: None,
+        })
     }
 
-    fn identity(&self, inst: &Instance, email: &str, unique: &str, q: &BTreeMap<String, String>, project_id: &str, number: u64) -> Response {
+    fn identity(
+        &self,
+        inst: &Instance,
+        email: &str,
+        unique: &str,
+        q: &BTreeMap<String, String>,
+        project_id: &str,
+        number: u64,
+    ) -> Response {
         let Some(aud) = q.get("audience").filter(|a| !a.is_empty()) else {
-            return error(StatusCode::BAD_REQUEST, "non-empty audience parameter required");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "non-empty audience parameter required",
+            );
         };
         let now = self.cloud.clock.now_secs();
         // As GCE: `azp` and `sub` are the account's unique id; the standard

@@ -129,9 +129,20 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
         .map(|(k, i)| (k.clone(), i.project.clone(), i.zone.clone(), i.name.clone()))
         .collect();
     for (key, project, zone, name) in list {
-        let (l, a) = bind(LoopbackAddr::new(SocketAddr::new(google.get().ip(), 0)).unwrap_or(LoopbackAddr::ephemeral())).await?;
+        let (l, a) = bind(
+            LoopbackAddr::new(SocketAddr::new(google.get().ip(), 0))
+                .unwrap_or(LoopbackAddr::ephemeral()),
+        )
+        .await?;
         tasks.push(spawn(l, crate::metadata::router(cloud.clone(), key)));
-        instances.insert(name, InstanceEndpoint { project, zone, metadata: a.to_string() });
+        instances.insert(
+            name,
+            InstanceEndpoint {
+                project,
+                zone,
+                metadata: a.to_string(),
+            },
+        );
     }
     let mut users = BTreeMap::new();
     {
@@ -144,7 +155,13 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
                 .find(|p| p.iam.bindings.iter().any(|b| b.members.contains(&member)))
                 .or_else(|| st.projects.values().next())
                 .map(|p| p.id.clone());
-            users.insert(email.clone(), UserEndpoint { cloudsdk_config: cloud.user_config_dir(email).display().to_string(), project });
+            users.insert(
+                email.clone(),
+                UserEndpoint {
+                    cloudsdk_config: cloud.user_config_dir(email).display().to_string(),
+                    project,
+                },
+            );
         }
     }
     let aws = crate::aws::Aws::new(cloud.clone()).map_err(std::io::Error::other)?;
@@ -155,25 +172,45 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
     let aws_base = format!("http://{a}");
     let (ec2_list, task_list) = {
         let st = cloud.store.read();
-        (st.aws.ec2.values().cloned().collect::<Vec<_>>(), st.aws.tasks.values().cloned().collect::<Vec<_>>())
+        (
+            st.aws.ec2.values().cloned().collect::<Vec<_>>(),
+            st.aws.tasks.values().cloned().collect::<Vec<_>>(),
+        )
     };
     let mut ec2 = BTreeMap::new();
     for i in ec2_list {
         let (l, a) = bind(any()).await?;
-        tasks.push(spawn(l, crate::aws::compute::imds_router(aws.clone(), i.name.clone())));
-        ec2.insert(i.name.clone(), Ec2Endpoint { account: i.account, region: i.region, instance_id: i.instance_id, imds: format!("http://{a}/") });
+        tasks.push(spawn(
+            l,
+            crate::aws::compute::imds_router(aws.clone(), i.name.clone()),
+        ));
+        ec2.insert(
+            i.name.clone(),
+            Ec2Endpoint {
+                account: i.account,
+                region: i.region,
+                instance_id: i.instance_id,
+                imds: format!("http://{a}/"),
+            },
+        );
     }
     let mut ecs = BTreeMap::new();
     for t in task_list {
         let (l, a) = bind(any()).await?;
-        tasks.push(spawn(l, crate::aws::compute::ecs_router(aws.clone(), t.name.clone())));
+        tasks.push(spawn(
+            l,
+            crate::aws::compute::ecs_router(aws.clone(), t.name.clone()),
+        ));
         ecs.insert(
             t.name.clone(),
             TaskEndpoint {
                 account: t.account.clone(),
                 region: t.region.clone(),
                 agent: format!("http://{a}"),
-                credentials_path: t.task_role_arn.as_ref().map(|_| format!("/v2/credentials/{}", t.credentials_id)),
+                credentials_path: t
+                    .task_role_arn
+                    .as_ref()
+                    .map(|_| format!("/v2/credentials/{}", t.credentials_id)),
                 metadata_path: format!("/v4/{}", t.task_id),
             },
         );
@@ -188,12 +225,36 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
                 .values()
                 .filter(|s| s.account == u.account)
                 .map(|s| s.region.clone())
-                .chain(st.aws.tasks.values().filter(|t| t.account == u.account).map(|t| t.region.clone()))
-                .chain(st.aws.ec2.values().filter(|i| i.account == u.account).map(|i| i.region.clone()))
+                .chain(
+                    st.aws
+                        .tasks
+                        .values()
+                        .filter(|t| t.account == u.account)
+                        .map(|t| t.region.clone()),
+                )
+                .chain(
+                    st.aws
+                        .ec2
+                        .values()
+                        .filter(|i| i.account == u.account)
+                        .map(|i| i.region.clone()),
+                )
                 .next()
                 .unwrap_or_else(|| "us-east-1".into());
-            let file = cloud.data_dir.join("aws").join("users").join(&u.account).join(&u.name).join("credentials");
-            aws_users.insert(format!("{}/{}", u.account, u.name), AwsUserEndpoint { credentials_file: file.display().to_string(), region });
+            let file = cloud
+                .data_dir
+                .join("aws")
+                .join("users")
+                .join(&u.account)
+                .join(&u.name)
+                .join("credentials");
+            aws_users.insert(
+                format!("{}/{}", u.account, u.name),
+                AwsUserEndpoint {
+                    credentials_file: file.display().to_string(),
+                    region,
+                },
+            );
         }
     }
     let endpoints = Endpoints {
@@ -213,15 +274,26 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
 impl Endpoints {
     pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
         let body = serde_json::to_vec_pretty(self).unwrap_or_default();
-        crate::crypto::write_private(&data_dir.join("control.token"), self.control_token.as_bytes())?;
+        crate::crypto::write_private(
+            &data_dir.join("control.token"),
+            self.control_token.as_bytes(),
+        )?;
         crate::crypto::write_private(&data_dir.join("endpoints.json"), &body)
     }
 
     pub fn read(data_dir: &Path) -> Result<Endpoints, String> {
         let path = data_dir.join("endpoints.json");
-        let body = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e} (is `keyway cloud up` running with this --data directory?)", path.display()))?;
-        let mut ep: Endpoints = serde_json::from_slice(&body).map_err(|e| format!("{} is not a keyway endpoints file: {e}", path.display()))?;
-        ep.control_token = std::fs::read_to_string(data_dir.join("control.token")).map(|s| s.trim().to_owned()).unwrap_or_default();
+        let body = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read {}: {e} (is `keyway cloud up` running with this --data directory?)",
+                path.display()
+            )
+        })?;
+        let mut ep: Endpoints = serde_json::from_slice(&body)
+            .map_err(|e| format!("{} is not a keyway endpoints file: {e}", path.display()))?;
+        ep.control_token = std::fs::read_to_string(data_dir.join("control.token"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
         Ok(ep)
     }
 }

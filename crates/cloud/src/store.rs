@@ -22,13 +22,27 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store at {path}: {source}")]
-    Sql { path: String, source: rusqlite::Error },
+    Sql {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("the store at {path} holds a document that does not parse ({kind} {key}): {reason}")]
-    Corrupt { path: String, kind: String, key: String, reason: String },
+    Corrupt {
+        path: String,
+        kind: String,
+        key: String,
+        reason: String,
+    },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
-    #[error("the store at {path} was created by a newer keyway (schema {found}, this build knows {known})")]
-    Schema { path: String, found: i64, known: i64 },
+    #[error(
+        "the store at {path} was created by a newer keyway (schema {found}, this build knows {known})"
+    )]
+    Schema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
 }
 
 const SCHEMA: i64 = 1;
@@ -228,13 +242,26 @@ pub enum Change {
     PutWiPool(WiPool),
     PutWiProvider(WiProvider),
     /// Insert or replace a secret's metadata (its versions are kept).
-    PutSecret { project: String, meta: SecretMeta },
-    DeleteSecret { project: String, secret: String },
-    PutVersion { project: String, secret: String, version: Version },
+    PutSecret {
+        project: String,
+        meta: SecretMeta,
+    },
+    DeleteSecret {
+        project: String,
+        secret: String,
+    },
+    PutVersion {
+        project: String,
+        secret: String,
+        version: Version,
+    },
     /// Insert or replace an AWS document.
     PutAws(crate::aws::model::AwsDoc),
     /// Delete an AWS document (`kind` as [`crate::aws::model::AwsDoc::kind`]).
-    DeleteAws { kind: &'static str, key: String },
+    DeleteAws {
+        kind: &'static str,
+        key: String,
+    },
 }
 
 pub struct Store {
@@ -253,7 +280,10 @@ impl Store {
     pub fn open(dir: &Path, key_path: &Path) -> Result<Store, StoreError> {
         let path = dir.join("cloud.db");
         let p = path.display().to_string();
-        let sql = |source| StoreError::Sql { path: p.clone(), source };
+        let sql = |source| StoreError::Sql {
+            path: p.clone(),
+            source,
+        };
         let existed = path.exists();
         let conn = Connection::open(&path).map_err(sql)?;
         conn.execute_batch(
@@ -269,39 +299,74 @@ impl Store {
                 PRIMARY KEY (project, secret, number));",
         )
         .map_err(sql)?;
-        let schema: Option<i64> =
-            conn.query_row("SELECT CAST(v AS INTEGER) FROM meta WHERE k='schema'", [], |r| r.get(0)).optional().map_err(sql)?;
+        let schema: Option<i64> = conn
+            .query_row(
+                "SELECT CAST(v AS INTEGER) FROM meta WHERE k='schema'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
         match schema {
-            Some(s) if s > SCHEMA => return Err(StoreError::Schema { path: p, found: s, known: SCHEMA }),
+            Some(s) if s > SCHEMA => {
+                return Err(StoreError::Schema {
+                    path: p,
+                    found: s,
+                    known: SCHEMA,
+                });
+            }
             Some(_) => {}
             None => {
-                conn.execute("INSERT INTO meta (k, v) VALUES ('schema', ?1)", params![SCHEMA]).map_err(sql)?;
+                conn.execute(
+                    "INSERT INTO meta (k, v) VALUES ('schema', ?1)",
+                    params![SCHEMA],
+                )
+                .map_err(sql)?;
             }
         }
         // A store that already holds sealed data must be opened with the key that sealed it.
         let master = MasterKey::load_or_create(key_path, !existed || schema.is_none())?;
-        let check: Option<Vec<u8>> =
-            conn.query_row("SELECT v FROM meta WHERE k='key_check'", [], |r| r.get(0)).optional().map_err(sql)?;
+        let check: Option<Vec<u8>> = conn
+            .query_row("SELECT v FROM meta WHERE k='key_check'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql)?;
         match check {
             Some(c) => {
                 master.open(b"key_check", &c)?;
             }
             None => {
                 let sealed = master.seal(b"key_check", b"keyway")?;
-                conn.execute("INSERT INTO meta (k, v) VALUES ('key_check', ?1)", params![sealed]).map_err(sql)?;
+                conn.execute(
+                    "INSERT INTO meta (k, v) VALUES ('key_check', ?1)",
+                    params![sealed],
+                )
+                .map_err(sql)?;
             }
         }
-        let store = Store { path, conn: Mutex::new(conn), state: RwLock::new(State::default()), master };
+        let store = Store {
+            path,
+            conn: Mutex::new(conn),
+            state: RwLock::new(State::default()),
+            master,
+        };
         store.load()?;
         Ok(store)
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sql { path: self.path.display().to_string(), source }
+        StoreError::Sql {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     fn corrupt(&self, kind: &str, key: &str, reason: impl ToString) -> StoreError {
-        StoreError::Corrupt { path: self.path.display().to_string(), kind: kind.into(), key: key.into(), reason: reason.to_string() }
+        StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            kind: kind.into(),
+            key: key.into(),
+            reason: reason.to_string(),
+        }
     }
 
     fn load(&self) -> Result<(), StoreError> {
@@ -309,9 +374,17 @@ impl Store {
         let mut st = State::default();
         let mut secrets: Vec<(String, SecretMeta)> = Vec::new();
         {
-            let mut q = conn.prepare("SELECT kind, key, body FROM docs").map_err(|e| self.err(e))?;
+            let mut q = conn
+                .prepare("SELECT kind, key, body FROM docs")
+                .map_err(|e| self.err(e))?;
             let rows = q
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
                 .map_err(|e| self.err(e))?;
             for row in rows {
                 let (kind, key, body) = row.map_err(|e| self.err(e))?;
@@ -331,7 +404,8 @@ impl Store {
                     }
                     "instance" => {
                         let i: Instance = serde_json::from_str(&body).map_err(bad)?;
-                        st.instances.insert(Instance::key(&i.project, &i.zone, &i.name), i);
+                        st.instances
+                            .insert(Instance::key(&i.project, &i.zone, &i.name), i);
                     }
                     "wi_pool" => {
                         let p: WiPool = serde_json::from_str(&body).map_err(bad)?;
@@ -339,25 +413,39 @@ impl Store {
                     }
                     "wi_provider" => {
                         let p: WiProvider = serde_json::from_str(&body).map_err(bad)?;
-                        st.wi_providers.insert(WiProvider::key(&p.project, &p.pool, &p.id), p);
+                        st.wi_providers
+                            .insert(WiProvider::key(&p.project, &p.pool, &p.id), p);
                     }
                     "secret" => {
-                        let (project, _) = key.split_once('/').ok_or_else(|| self.corrupt(&kind, &key, "key is not PROJECT/SECRET"))?;
+                        let (project, _) = key.split_once('/').ok_or_else(|| {
+                            self.corrupt(&kind, &key, "key is not PROJECT/SECRET")
+                        })?;
                         let m: SecretMeta = serde_json::from_str(&body).map_err(bad)?;
                         secrets.push((project.to_owned(), m));
                     }
-                    k if k.starts_with("aws_") => match crate::aws::model::AwsDoc::parse(k, &body) {
-                        Some(Ok(d)) => st.aws.apply(d),
-                        Some(Err(e)) => return Err(bad(e)),
-                        None => return Err(self.corrupt(&kind, &key, "unknown kind")),
-                    },
+                    k if k.starts_with("aws_") => {
+                        match crate::aws::model::AwsDoc::parse(k, &body) {
+                            Some(Ok(d)) => st.aws.apply(d),
+                            Some(Err(e)) => return Err(bad(e)),
+                            None => return Err(self.corrupt(&kind, &key, "unknown kind")),
+                        }
+                    }
                     _ => return Err(self.corrupt(&kind, &key, "unknown kind")),
                 }
             }
         }
         for (project, meta) in secrets {
-            let p = st.projects.get_mut(&project).ok_or_else(|| self.corrupt("secret", &meta.id, "its project is missing"))?;
-            p.secrets.insert(meta.id.clone(), SecretEntry { meta, versions: Vec::new() });
+            let p = st
+                .projects
+                .get_mut(&project)
+                .ok_or_else(|| self.corrupt("secret", &meta.id, "its project is missing"))?;
+            p.secrets.insert(
+                meta.id.clone(),
+                SecretEntry {
+                    meta,
+                    versions: Vec::new(),
+                },
+            );
         }
         let mut q = conn
             .prepare("SELECT project, secret, number, create_ms, state, destroy_ms, crc32c, client_checksum, sealed FROM versions ORDER BY project, secret, number")
@@ -370,7 +458,8 @@ impl Store {
                     Version {
                         number: r.get::<_, i64>(2)? as u64,
                         create_ms: r.get(3)?,
-                        state: VersionState::parse(&r.get::<_, String>(4)?).unwrap_or(VersionState::StateUnspecified),
+                        state: VersionState::parse(&r.get::<_, String>(4)?)
+                            .unwrap_or(VersionState::StateUnspecified),
                         destroy_ms: r.get(5)?,
                         crc32c: r.get::<_, i64>(6)? as u32,
                         client_checksum: r.get::<_, i64>(7)? != 0,
@@ -385,9 +474,19 @@ impl Store {
                 .projects
                 .get_mut(&project)
                 .and_then(|p| p.secrets.get_mut(&secret))
-                .ok_or_else(|| self.corrupt("version", &format!("{project}/{secret}/{}", v.number), "its secret is missing"))?;
+                .ok_or_else(|| {
+                    self.corrupt(
+                        "version",
+                        &format!("{project}/{secret}/{}", v.number),
+                        "its secret is missing",
+                    )
+                })?;
             if v.number != entry.versions.len() as u64 + 1 {
-                return Err(self.corrupt("version", &format!("{project}/{secret}/{}", v.number), "version numbers have a gap"));
+                return Err(self.corrupt(
+                    "version",
+                    &format!("{project}/{secret}/{}", v.number),
+                    "version numbers have a gap",
+                ));
             }
             entry.versions.push(v);
         }
@@ -405,7 +504,10 @@ impl Store {
 
     /// Runs `f` against the current state with writers excluded; commits the
     /// changes it returns durably, applies them to memory, and returns `f`'s value.
-    pub fn write<R, E: From<StoreError>>(&self, f: impl FnOnce(&State) -> Result<(Vec<Change>, R), E>) -> Result<R, E> {
+    pub fn write<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&State) -> Result<(Vec<Change>, R), E>,
+    ) -> Result<R, E> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let (changes, out) = {
             let st = self.read();
@@ -428,7 +530,11 @@ impl Store {
 
     fn persist(&self, tx: &rusqlite::Transaction<'_>, c: &Change) -> Result<(), StoreError> {
         let put = |kind: &str, key: &str, body: String| {
-            tx.execute("INSERT OR REPLACE INTO docs (kind, key, body) VALUES (?1, ?2, ?3)", params![kind, key, body]).map(|_| ())
+            tx.execute(
+                "INSERT OR REPLACE INTO docs (kind, key, body) VALUES (?1, ?2, ?3)",
+                params![kind, key, body],
+            )
+            .map(|_| ())
         };
         let json = |v: &dyn erased::Ser| v.to_json();
         match c {
@@ -471,29 +577,55 @@ impl Store {
     /// A value in the meta table (the cloud's own sealed keys and settings).
     pub fn meta_get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        conn.query_row("SELECT v FROM meta WHERE k=?1", params![k], |r| r.get(0)).optional().map_err(|e| self.err(e))
+        conn.query_row("SELECT v FROM meta WHERE k=?1", params![k], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// Keys of the meta table that start with `prefix`.
     pub fn meta_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let mut q = conn.prepare("SELECT k FROM meta WHERE substr(k, 1, length(?1)) = ?1 ORDER BY k").map_err(|e| self.err(e))?;
-        let rows = q.query_map(params![prefix], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let mut q = conn
+            .prepare("SELECT k FROM meta WHERE substr(k, 1, length(?1)) = ?1 ORDER BY k")
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map(params![prefix], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     pub fn meta_put(&self, k: &str, v: &[u8]) -> Result<(), StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)", params![k, v]).map(|_| ()).map_err(|e| self.err(e))
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)",
+            params![k, v],
+        )
+        .map(|_| ())
+        .map_err(|e| self.err(e))
     }
 
     /// Seals a secret payload for version `n` of `project/secret`.
-    pub fn seal_payload(&self, project: &str, secret: &str, n: u64, data: &[u8]) -> Result<Vec<u8>, StoreError> {
-        Ok(self.master.seal(payload_aad(project, secret, n).as_bytes(), data)?)
+    pub fn seal_payload(
+        &self,
+        project: &str,
+        secret: &str,
+        n: u64,
+        data: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        Ok(self
+            .master
+            .seal(payload_aad(project, secret, n).as_bytes(), data)?)
     }
 
-    pub fn open_payload(&self, project: &str, secret: &str, v: &Version) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
-        Ok(self.master.open(payload_aad(project, secret, v.number).as_bytes(), &v.sealed)?)
+    pub fn open_payload(
+        &self,
+        project: &str,
+        secret: &str,
+        v: &Version,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        Ok(self
+            .master
+            .open(payload_aad(project, secret, v.number).as_bytes(), &v.sealed)?)
     }
 }
 
@@ -516,20 +648,28 @@ fn apply(st: &mut State, c: Change) {
             st.service_accounts.insert(s.email.clone(), s);
         }
         Change::PutInstance(i) => {
-            st.instances.insert(Instance::key(&i.project, &i.zone, &i.name), i);
+            st.instances
+                .insert(Instance::key(&i.project, &i.zone, &i.name), i);
         }
         Change::PutWiPool(p) => {
             st.wi_pools.insert(WiPool::key(&p.project, &p.id), p);
         }
         Change::PutWiProvider(p) => {
-            st.wi_providers.insert(WiProvider::key(&p.project, &p.pool, &p.id), p);
+            st.wi_providers
+                .insert(WiProvider::key(&p.project, &p.pool, &p.id), p);
         }
         Change::PutSecret { project, meta } => {
             if let Some(p) = st.projects.get_mut(&project) {
                 match p.secrets.get_mut(&meta.id) {
                     Some(e) => e.meta = meta,
                     None => {
-                        p.secrets.insert(meta.id.clone(), SecretEntry { meta, versions: Vec::new() });
+                        p.secrets.insert(
+                            meta.id.clone(),
+                            SecretEntry {
+                                meta,
+                                versions: Vec::new(),
+                            },
+                        );
                     }
                 }
             }
@@ -539,8 +679,16 @@ fn apply(st: &mut State, c: Change) {
                 p.secrets.remove(&secret);
             }
         }
-        Change::PutVersion { project, secret, version } => {
-            if let Some(e) = st.projects.get_mut(&project).and_then(|p| p.secrets.get_mut(&secret)) {
+        Change::PutVersion {
+            project,
+            secret,
+            version,
+        } => {
+            if let Some(e) = st
+                .projects
+                .get_mut(&project)
+                .and_then(|p| p.secrets.get_mut(&secret))
+            {
                 let i = version.number as usize - 1;
                 if i < e.versions.len() {
                     e.versions[i] = version;
@@ -573,7 +721,13 @@ mod tests {
     use super::*;
 
     fn project(id: &str) -> Project {
-        Project { id: id.into(), number: 42, create_ms: 1, iam: Policy::default(), secrets: BTreeMap::new() }
+        Project {
+            id: id.into(),
+            number: 42,
+            create_ms: 1,
+            iam: Policy::default(),
+            secrets: BTreeMap::new(),
+        }
     }
 
     fn meta(id: &str) -> SecretMeta {
@@ -600,7 +754,10 @@ mod tests {
                 Ok::<_, StoreError>((
                     vec![
                         Change::PutProject(project("proj-one")),
-                        Change::PutSecret { project: "proj-one".into(), meta: meta("db") },
+                        Change::PutSecret {
+                            project: "proj-one".into(),
+                            meta: meta("db"),
+                        },
                         Change::PutVersion {
                             project: "proj-one".into(),
                             secret: "db".into(),
@@ -623,13 +780,21 @@ mod tests {
         let raw = std::fs::read(dir.path().join("cloud.db")).unwrap();
         let wal = std::fs::read(dir.path().join("cloud.db-wal")).unwrap_or_default();
         for bytes in [&raw, &wal] {
-            assert!(!bytes.windows(16).any(|w| w == b"PLAINTEXT-MARKER"), "plaintext reached the database file");
+            assert!(
+                !bytes.windows(16).any(|w| w == b"PLAINTEXT-MARKER"),
+                "plaintext reached the database file"
+            );
         }
         let s = Store::open(dir.path(), &key).unwrap();
         let st = s.read();
         let e = &st.project("42").unwrap().secrets["db"];
         assert_eq!(e.versions.len(), 1);
-        assert_eq!(s.open_payload("proj-one", "db", &e.versions[0]).unwrap().as_slice(), b"PLAINTEXT-MARKER");
+        assert_eq!(
+            s.open_payload("proj-one", "db", &e.versions[0])
+                .unwrap()
+                .as_slice(),
+            b"PLAINTEXT-MARKER"
+        );
     }
 
     #[test]
@@ -637,9 +802,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Store::open(dir.path(), &dir.path().join("k1")).unwrap();
         std::fs::write(dir.path().join("k2"), "11".repeat(32)).unwrap();
-        let e = Store::open(dir.path(), &dir.path().join("k2")).err().unwrap();
+        let e = Store::open(dir.path(), &dir.path().join("k2"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("master key"), "{e}");
-        let e = Store::open(dir.path(), &dir.path().join("missing")).err().unwrap();
+        let e = Store::open(dir.path(), &dir.path().join("missing"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("missing"), "{e}");
     }
 }

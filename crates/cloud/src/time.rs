@@ -29,7 +29,13 @@ pub fn rfc3339_offset(ms: i64) -> String {
 mod tests {
     #[test]
     fn formats() {
-        assert_eq!(super::rfc3339_millis(1_700_000_000_123), "2023-11-14T22:13:20.123000Z");
-        assert_eq!(super::rfc3339_offset(1_700_000_000_123), "2023-11-14T22:13:20.123-00:00");
+        assert_eq!(
+            super::rfc3339_millis(1_700_000_000_123),
+            "2023-11-14T22:13:20.123000Z"
+        );
+        assert_eq!(
+            super::rfc3339_offset(1_700_000_000_123),
+            "2023-11-14T22:13:20.123-00:00"
+        );
     }
 }

@@ -40,7 +40,13 @@ fn parse_request(text: &str) -> Raw {
             headers.push((k.to_owned(), v.to_owned()));
         }
     }
-    Raw { method: method.into(), path: path.into(), query: query.into(), headers, body }
+    Raw {
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+        headers,
+        body,
+    }
 }
 
 fn suite() -> PathBuf {
@@ -49,9 +55,19 @@ fn suite() -> PathBuf {
 }
 
 fn check(raw: &Raw, secret: &str) -> Result<(), String> {
-    let req = sigv4::Request { method: &raw.method, path: &raw.path, query: &raw.query, headers: &raw.headers, body: &raw.body };
+    let req = sigv4::Request {
+        method: &raw.method,
+        path: &raw.path,
+        query: &raw.query,
+        headers: &raw.headers,
+        body: &raw.body,
+    };
     let c = sigv4::parse(&req).map_err(|e| format!("{e:?}"))?;
-    if sigv4::verify(&req, &c, secret) { Ok(()) } else { Err("signature mismatch".into()) }
+    if sigv4::verify(&req, &c, secret) {
+        Ok(())
+    } else {
+        Err("signature mismatch".into())
+    }
 }
 
 #[test]
@@ -65,8 +81,12 @@ fn aws_signing_suite_verifies_and_tampering_fails() {
     for e in entries {
         let case = e.unwrap().path();
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let Ok(signed) = std::fs::read_to_string(case.join("header-signed-request.txt")) else { continue };
-        let ctx: Value = serde_json::from_str(&std::fs::read_to_string(case.join("context.json")).unwrap()).unwrap();
+        let Ok(signed) = std::fs::read_to_string(case.join("header-signed-request.txt")) else {
+            continue;
+        };
+        let ctx: Value =
+            serde_json::from_str(&std::fs::read_to_string(case.join("context.json")).unwrap())
+                .unwrap();
         if ctx["normalize"] == Value::Bool(false) {
             continue;
         }
@@ -74,48 +94,85 @@ fn aws_signing_suite_verifies_and_tampering_fails() {
         let raw = parse_request(&signed);
 
         // The canonical request the verifier rebuilds is AWS's.
-        let req = sigv4::Request { method: &raw.method, path: &raw.path, query: &raw.query, headers: &raw.headers, body: &raw.body };
+        let req = sigv4::Request {
+            method: &raw.method,
+            path: &raw.path,
+            query: &raw.query,
+            headers: &raw.headers,
+            body: &raw.body,
+        };
         let c = sigv4::parse(&req).unwrap();
         let expected = std::fs::read_to_string(case.join("header-canonical-request.txt")).unwrap();
-        assert_eq!(sigv4::canonical_request(&req, &c), expected, "{name}: canonical request");
+        assert_eq!(
+            sigv4::canonical_request(&req, &c),
+            expected,
+            "{name}: canonical request"
+        );
         let ts = std::fs::read_to_string(case.join("header-string-to-sign.txt")).unwrap();
-        assert_eq!(sigv4::string_to_sign(&expected, &c), ts, "{name}: string to sign");
+        assert_eq!(
+            sigv4::string_to_sign(&expected, &c),
+            ts,
+            "{name}: string to sign"
+        );
         // The case's clock: the signature's date is the case's timestamp.
         let when = ctx["timestamp"].as_str().unwrap().replace(['-', ':'], "");
         assert_eq!(c.amz_date, when, "{name}: date");
 
         check(&raw, secret).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(check(&raw, "wrong-secret").is_err(), "{name}: another secret verified");
+        assert!(
+            check(&raw, "wrong-secret").is_err(),
+            "{name}: another secret verified"
+        );
 
         // One byte of the signature flipped.
         let mut bad = parse_request(&signed);
-        let auth = bad.headers.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("authorization")).unwrap();
+        let auth = bad
+            .headers
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .unwrap();
         let last = auth.1.pop().unwrap();
         auth.1.push(if last == '0' { '1' } else { '0' });
-        assert!(check(&bad, secret).is_err(), "{name}: flipped signature verified");
+        assert!(
+            check(&bad, secret).is_err(),
+            "{name}: flipped signature verified"
+        );
 
         // One byte of the body (or, without a body, of a signed header) flipped.
         let mut bad = parse_request(&signed);
         if bad.body.is_empty() {
-            let h = bad.headers.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("x-amz-date")).unwrap();
+            let h = bad
+                .headers
+                .iter_mut()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-date"))
+                .unwrap();
             h.1 = h.1.replace("20150830", "20150831");
         } else {
             bad.body[0] ^= 1;
         }
-        assert!(check(&bad, secret).is_err(), "{name}: altered request verified");
+        assert!(
+            check(&bad, secret).is_err(),
+            "{name}: altered request verified"
+        );
         ran += 1;
 
         // The presigned (query) form. `omit_session_token` cases append the token to
         // the query after signing (a client-side quirk of some services); the
         // local cloud signs over every query parameter, as STS and Secrets Manager do.
         let omit = ctx["omit_session_token"] == Value::Bool(true);
-        if let (Ok(q), false) = (std::fs::read_to_string(case.join("query-signed-request.txt")), omit) {
+        if let (Ok(q), false) = (
+            std::fs::read_to_string(case.join("query-signed-request.txt")),
+            omit,
+        ) {
             let raw = parse_request(&q);
             check(&raw, secret).unwrap_or_else(|e| panic!("{name} (presigned): {e}"));
             let mut bad = parse_request(&q);
             bad.query = bad.query.replace("X-Amz-Signature=", "X-Amz-Signature=0");
             bad.query.truncate(bad.query.len() - 1);
-            assert!(check(&bad, secret).is_err(), "{name} (presigned): flipped signature verified");
+            assert!(
+                check(&bad, secret).is_err(),
+                "{name} (presigned): flipped signature verified"
+            );
             presigned += 1;
         }
     }

@@ -96,9 +96,17 @@ async fn setup() -> T {
     let dir = tempfile::tempdir().unwrap();
     let (k8s, _) = JwtSigner::generate().unwrap();
     let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, serde_json::to_vec(&json!({"keys": [k8s.jwk()]})).unwrap()).unwrap();
+    std::fs::write(
+        &jwks,
+        serde_json::to_vec(&json!({"keys": [k8s.jwk()]})).unwrap(),
+    )
+    .unwrap();
     let env = start(&world(&jwks.display().to_string())).await;
-    T { env, k8s, _dir: dir }
+    T {
+        env,
+        k8s,
+        _dir: dir,
+    }
 }
 
 impl T {
@@ -115,7 +123,10 @@ impl T {
             .env
             .http
             .post(format!("{}/", self.env.ep.aws))
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
             .body(body)
             .send()
             .await
@@ -126,8 +137,17 @@ impl T {
     /// An ID token from the VM's metadata server, as GCE serves it.
     async fn vm_token(&self, vm: &str, audience: &str) -> String {
         let md = &self.env.ep.instances[vm].metadata;
-        let url = format!("http://{md}/computeMetadata/v1/instance/service-accounts/default/identity?audience={audience}&format=full");
-        let r = self.env.http.get(url).header("Metadata-Flavor", "Google").send().await.unwrap();
+        let url = format!(
+            "http://{md}/computeMetadata/v1/instance/service-accounts/default/identity?audience={audience}&format=full"
+        );
+        let r = self
+            .env
+            .http
+            .get(url)
+            .header("Metadata-Flavor", "Google")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         r.text().await.unwrap()
     }
@@ -144,17 +164,29 @@ impl T {
 fn claims_of(jwt: &str) -> Value {
     use base64::Engine;
     let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn creds(x: &str) -> Creds {
-    Creds { akid: xml(x, "AccessKeyId"), secret: xml(x, "SecretAccessKey"), token: Some(xml(x, "SessionToken")) }
+    Creds {
+        akid: xml(x, "AccessKeyId"),
+        secret: xml(x, "SecretAccessKey"),
+        token: Some(xml(x, "SessionToken")),
+    }
 }
 
 fn assert_error(status: u16, x: &str, want_status: u16, code: &str, message: &str) {
     assert_eq!(status, want_status, "{x}");
     assert_eq!(xml(x, "Code"), code, "{x}");
-    assert!(xml(x, "Message").contains(message), "expected '{message}' in {x}");
+    assert!(
+        xml(x, "Message").contains(message),
+        "expected '{message}' in {x}"
+    );
 }
 
 #[tokio::test]
@@ -169,11 +201,26 @@ async fn metadata_id_tokens_carry_googles_claims() {
     assert_eq!(full["google"]["compute_engine"]["instance_name"], "etl-vm");
     // The standard format carries no email and no instance details.
     let md = &t.env.ep.instances["etl-vm"].metadata;
-    let url = format!("http://{md}/computeMetadata/v1/instance/service-accounts/default/identity?audience=x");
-    let std_token = t.env.http.get(url).header("Metadata-Flavor", "Google").send().await.unwrap().text().await.unwrap();
+    let url = format!(
+        "http://{md}/computeMetadata/v1/instance/service-accounts/default/identity?audience=x"
+    );
+    let std_token = t
+        .env
+        .http
+        .get(url)
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let std = claims_of(&std_token);
     assert_eq!(std["sub"], SA_ID);
-    assert!(std.get("email").is_none() && std.get("google").is_none(), "{std}");
+    assert!(
+        std.get("email").is_none() && std.get("google").is_none(),
+        "{std}"
+    );
 }
 
 #[tokio::test]
@@ -184,21 +231,36 @@ async fn a_google_vm_token_becomes_a_role_session() {
     assert_eq!(s, 200, "{x}");
     assert!(x.starts_with("<AssumeRoleWithWebIdentityResponse"), "{x}");
     assert_eq!(xml(&x, "SubjectFromWebIdentityToken"), SA_ID);
-    assert_eq!(xml(&x, "Audience"), SA_ID, "Google's aud key is the token's azp");
+    assert_eq!(
+        xml(&x, "Audience"),
+        SA_ID,
+        "Google's aud key is the token's azp"
+    );
     assert_eq!(xml(&x, "Provider"), "accounts.google.com");
-    assert_eq!(xml(&x, "Arn"), format!("arn:aws:sts::{ACCOUNT}:assumed-role/gcp-reader/wi-test"));
+    assert_eq!(
+        xml(&x, "Arn"),
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/gcp-reader/wi-test")
+    );
     assert!(xml(&x, "AccessKeyId").starts_with("ASIA"));
     assert!(!x.contains(&token), "the token is not echoed");
     // The credentials authenticate as the session.
-    let (s, who) = t.env.sts(&creds(&x), &[("Action", "GetCallerIdentity")]).await;
+    let (s, who) = t
+        .env
+        .sts(&creds(&x), &[("Action", "GetCallerIdentity")])
+        .await;
     assert_eq!(s, 200, "{who}");
-    assert_eq!(xml(&who, "Arn"), format!("arn:aws:sts::{ACCOUNT}:assumed-role/gcp-reader/wi-test"));
+    assert_eq!(
+        xml(&who, "Arn"),
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/gcp-reader/wi-test")
+    );
 }
 
 #[tokio::test]
 async fn a_kubernetes_token_of_a_declared_oidc_provider_becomes_a_role_session() {
     let t = setup().await;
-    let (s, x) = t.exchange(&role("k8s-reader"), &t.k8s_token(t.k8s_claims())).await;
+    let (s, x) = t
+        .exchange(&role("k8s-reader"), &t.k8s_token(t.k8s_claims()))
+        .await;
     assert_eq!(s, 200, "{x}");
     assert_eq!(xml(&x, "SubjectFromWebIdentityToken"), K8S_SUB);
     assert_eq!(xml(&x, "Audience"), "sts.amazonaws.com");
@@ -207,12 +269,24 @@ async fn a_kubernetes_token_of_a_declared_oidc_provider_becomes_a_role_session()
     let mut c = t.k8s_claims();
     c["sub"] = json!("system:serviceaccount:payments:batch");
     let (s, x) = t.exchange(&role("k8s-reader"), &t.k8s_token(c)).await;
-    assert_error(s, &x, 403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+    assert_error(
+        s,
+        &x,
+        403,
+        "AccessDenied",
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    );
     // An audience outside the provider's client id list.
     let mut c = t.k8s_claims();
     c["aud"] = json!("vault");
     let (s, x) = t.exchange(&role("k8s-reader"), &t.k8s_token(c)).await;
-    assert_error(s, &x, 400, "InvalidIdentityToken", "Incorrect token audience");
+    assert_error(
+        s,
+        &x,
+        400,
+        "InvalidIdentityToken",
+        "Incorrect token audience",
+    );
 }
 
 #[tokio::test]
@@ -222,18 +296,33 @@ async fn a_tampered_signature_is_refused() {
     let (head, sig) = token.rsplit_once('.').unwrap();
     let mut sig = sig.as_bytes().to_vec();
     sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
-    let (s, x) = t.exchange(&role("gcp-reader"), &format!("{head}.{}", String::from_utf8(sig).unwrap())).await;
+    let (s, x) = t
+        .exchange(
+            &role("gcp-reader"),
+            &format!("{head}.{}", String::from_utf8(sig).unwrap()),
+        )
+        .await;
     assert_error(s, &x, 400, "InvalidIdentityToken", "signature");
     // Claims changed under the original signature.
     let mut c = claims_of(&token);
     c["azp"] = json!(OTHER_SA_ID);
     use base64::Engine;
-    let forged = format!("{}.{}.{}", token.split('.').next().unwrap(), base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.to_string()), token.rsplit('.').next().unwrap());
+    let forged = format!(
+        "{}.{}.{}",
+        token.split('.').next().unwrap(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.to_string()),
+        token.rsplit('.').next().unwrap()
+    );
     let (s, x) = t.exchange(&role("gcp-reader"), &forged).await;
     assert_error(s, &x, 400, "InvalidIdentityToken", "signature");
     // A token of the OIDC provider signed with another key.
     let (stranger, _) = JwtSigner::generate().unwrap();
-    let (s, x) = t.exchange(&role("k8s-reader"), &stranger.sign_jwt(&t.k8s_claims()).unwrap()).await;
+    let (s, x) = t
+        .exchange(
+            &role("k8s-reader"),
+            &stranger.sign_jwt(&t.k8s_claims()).unwrap(),
+        )
+        .await;
     assert_error(s, &x, 400, "InvalidIdentityToken", "");
     let (s, x) = t.exchange(&role("gcp-reader"), "not-a-jwt").await;
     assert_error(s, &x, 400, "InvalidIdentityToken", "not a valid JWT");
@@ -246,11 +335,23 @@ async fn an_issuer_without_an_oidc_provider_is_refused() {
     let claims = json!({"iss": "https://token.actions.githubusercontent.com", "aud": "sts.amazonaws.com", "sub": "repo:x/y:ref:refs/heads/main", "iat": NOW, "exp": NOW + 600});
     let token = t.env.cloud.sign_id_token(claims).unwrap();
     let (s, x) = t.exchange(&role("gcp-reader"), &token).await;
-    assert_error(s, &x, 400, "InvalidIdentityToken", "No OpenIDConnect provider found in your account for https://token.actions.githubusercontent.com");
+    assert_error(
+        s,
+        &x,
+        400,
+        "InvalidIdentityToken",
+        "No OpenIDConnect provider found in your account for https://token.actions.githubusercontent.com",
+    );
     // The provider is declared in another account than the role's.
     let other = "arn:aws:iam::444455556666:role/k8s-reader";
     let (s, x) = t.exchange(other, &t.k8s_token(t.k8s_claims())).await;
-    assert_error(s, &x, 400, "InvalidIdentityToken", "No OpenIDConnect provider found");
+    assert_error(
+        s,
+        &x,
+        400,
+        "InvalidIdentityToken",
+        "No OpenIDConnect provider found",
+    );
 }
 
 #[tokio::test]
@@ -259,11 +360,23 @@ async fn a_service_account_outside_the_trust_condition_is_refused() {
     // A VM of the same project, whose service account is not the one the role names.
     let token = t.vm_token("other-vm", "sts.amazonaws.com").await;
     let (s, x) = t.exchange(&role("gcp-reader"), &token).await;
-    assert_error(s, &x, 403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+    assert_error(
+        s,
+        &x,
+        403,
+        "AccessDenied",
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    );
     // The right account with another audience fails the `oaud` condition.
     let token = t.vm_token("etl-vm", "https://example.com/app").await;
     let (s, x) = t.exchange(&role("gcp-reader"), &token).await;
-    assert_error(s, &x, 403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+    assert_error(
+        s,
+        &x,
+        403,
+        "AccessDenied",
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    );
 }
 
 #[tokio::test]
@@ -271,11 +384,29 @@ async fn an_expired_token_is_refused_with_aws_words() {
     let t = setup().await;
     let exp = NOW - 3600;
     let claims = json!({"iss": "https://accounts.google.com", "aud": "sts.amazonaws.com", "azp": SA_ID, "sub": SA_ID, "iat": exp - 3600, "exp": exp});
-    let (s, x) = t.exchange(&role("gcp-reader"), &t.env.cloud.sign_id_token(claims).unwrap()).await;
-    assert_error(s, &x, 400, "ExpiredTokenException", &format!("Token expired: current date/time {NOW} must be before the expiration date/time {exp}"));
+    let (s, x) = t
+        .exchange(
+            &role("gcp-reader"),
+            &t.env.cloud.sign_id_token(claims).unwrap(),
+        )
+        .await;
+    assert_error(
+        s,
+        &x,
+        400,
+        "ExpiredTokenException",
+        &format!(
+            "Token expired: current date/time {NOW} must be before the expiration date/time {exp}"
+        ),
+    );
     // Within the minute of leeway it is still accepted.
     let claims = json!({"iss": "https://accounts.google.com", "aud": "sts.amazonaws.com", "azp": SA_ID, "sub": SA_ID, "iat": NOW - 3600, "exp": NOW - 30});
-    let (s, x) = t.exchange(&role("gcp-reader"), &t.env.cloud.sign_id_token(claims).unwrap()).await;
+    let (s, x) = t
+        .exchange(
+            &role("gcp-reader"),
+            &t.env.cloud.sign_id_token(claims).unwrap(),
+        )
+        .await;
     assert_eq!(s, 200, "{x}");
     // Not valid before a time well in the future.
     let mut c = t.k8s_claims();
@@ -290,7 +421,13 @@ async fn a_trust_policy_without_the_federated_principal_is_refused() {
     let token = t.vm_token("etl-vm", "sts.amazonaws.com").await;
     for r in ["no-federation", "wrong-action", "missing-role"] {
         let (s, x) = t.exchange(&role(r), &token).await;
-        assert_error(s, &x, 403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+        assert_error(
+            s,
+            &x,
+            403,
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+        );
     }
 }
 
@@ -305,9 +442,23 @@ async fn parameters_are_validated_and_the_token_never_echoed() {
         .append_pair("WebIdentityToken", &token)
         .append_pair("DurationSeconds", "100")
         .finish();
-    let r = t.env.http.post(format!("{}/", t.env.ep.aws)).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+    let r = t
+        .env
+        .http
+        .post(format!("{}/", t.env.ep.aws))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let (s, x) = (r.status().as_u16(), r.text().await.unwrap());
-    assert_error(s, &x, 400, "ValidationError", "greater than or equal to 900");
+    assert_error(
+        s,
+        &x,
+        400,
+        "ValidationError",
+        "greater than or equal to 900",
+    );
     let long = "x".repeat(20001);
     let (s, x) = t.exchange(&role("gcp-reader"), &long).await;
     assert_error(s, &x, 400, "ValidationError", "webIdentityToken");

@@ -221,14 +221,29 @@ enum Style {
 
 /// A GetCallerIdentity request signed with `aws-sigv4` at `at` (seconds), serialized as a subject token.
 fn subject_token(c: &Creds, region: &str, target: &str, at: i64, style: Style) -> String {
-    let host = if region == "us-east-1-global" { "sts.amazonaws.com".to_owned() } else { format!("sts.{region}.amazonaws.com") };
-    let scope_region = if region == "us-east-1-global" { "us-east-1" } else { region };
+    let host = if region == "us-east-1-global" {
+        "sts.amazonaws.com".to_owned()
+    } else {
+        format!("sts.{region}.amazonaws.com")
+    };
+    let scope_region = if region == "us-east-1-global" {
+        "us-east-1"
+    } else {
+        region
+    };
     let url = format!("https://{host}?Action=GetCallerIdentity&Version=2011-06-15");
     let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
     if matches!(style, Style::Go) {
         headers.push(("x-goog-cloud-target-resource".into(), target.to_owned()));
     }
-    let identity = Credentials::new(c.akid.clone(), c.secret.clone(), c.token.clone(), None, "test").into();
+    let identity = Credentials::new(
+        c.akid.clone(),
+        c.secret.clone(),
+        c.token.clone(),
+        None,
+        "test",
+    )
+    .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(scope_region)
@@ -238,21 +253,43 @@ fn subject_token(c: &Creds, region: &str, target: &str, at: i64, style: Style) -
         .build()
         .unwrap()
         .into();
-    let signable = SignableRequest::new("POST", &url, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), SignableBody::Bytes(b"")).unwrap();
+    let signable = SignableRequest::new(
+        "POST",
+        &url,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(b""),
+    )
+    .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut all: Vec<(String, String)> = instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let mut all: Vec<(String, String)> = instructions
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     all.extend(headers);
     if matches!(style, Style::Python) {
         all.push(("x-goog-cloud-target-resource".into(), target.to_owned()));
     }
-    let canon = |k: &str| k.split('-').map(|w| { let mut c = w.chars(); c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default() }).collect::<Vec<_>>().join("-");
+    let canon = |k: &str| {
+        k.split('-')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("-")
+    };
     let headers: Vec<Value> = all
         .iter()
         .map(|(k, v)| json!({"key": if matches!(style, Style::Go) { canon(k) } else if k == "authorization" { "Authorization".to_owned() } else { k.clone() }, "value": v}))
         .collect();
     let body = json!({"url": url, "method": "POST", "headers": headers}).to_string();
     match style {
-        Style::Python => percent_encoding::utf8_percent_encode(&body, percent_encoding::NON_ALPHANUMERIC).to_string(),
+        Style::Python => {
+            percent_encoding::utf8_percent_encode(&body, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        }
         Style::Go => body,
     }
 }
@@ -262,28 +299,63 @@ impl Fed {
         &self.e.ep.google
     }
 
-    async fn exchange(&self, audience: &str, token: &str, token_type: &str, scope: &str) -> (u16, Value) {
+    async fn exchange(
+        &self,
+        audience: &str,
+        token: &str,
+        token_type: &str,
+        scope: &str,
+    ) -> (u16, Value) {
         let form = [
-            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
             ("audience", audience),
             ("scope", scope),
-            ("requested_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
             ("subject_token", token),
             ("subject_token_type", token_type),
         ];
-        let r = self.e.http.post(format!("{}/v1/token", self.base())).form(&form).send().await.unwrap();
+        let r = self
+            .e
+            .http
+            .post(format!("{}/v1/token", self.base()))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap())
     }
 
-    async fn aws_token(&self, c: &Creds, provider: &str, style: Style, scope: &str) -> (u16, Value) {
+    async fn aws_token(
+        &self,
+        c: &Creds,
+        provider: &str,
+        style: Style,
+        scope: &str,
+    ) -> (u16, Value) {
         let aud = audience("aws-pool", provider);
         let t = subject_token(c, "us-east-2", &aud, NOW, style);
         self.exchange(&aud, &t, AWS4, scope).await
     }
 
-    async fn call(&self, method: &str, path: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.e.http.request(method.parse().unwrap(), format!("{}{path}", self.base())).bearer_auth(bearer);
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .e
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base()))
+            .bearer_auth(bearer);
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -294,16 +366,33 @@ impl Fed {
     }
 
     async fn impersonate(&self, bearer: &str, sa: &str, body: Value) -> (u16, Value) {
-        self.call("POST", &format!("/v1/projects/-/serviceAccounts/{sa}:generateAccessToken"), bearer, Some(body)).await
+        self.call(
+            "POST",
+            &format!("/v1/projects/-/serviceAccounts/{sa}:generateAccessToken"),
+            bearer,
+            Some(body),
+        )
+        .await
     }
 
     async fn access(&self, bearer: &str, secret: &str) -> (u16, Value) {
-        self.call("GET", &format!("/v1/projects/fed-proj/secrets/{secret}/versions/latest:access"), bearer, None).await
+        self.call(
+            "GET",
+            &format!("/v1/projects/fed-proj/secrets/{secret}/versions/latest:access"),
+            bearer,
+            None,
+        )
+        .await
     }
 }
 
 fn payload(v: &Value) -> String {
-    String::from_utf8(STANDARD.decode(v["payload"]["data"].as_str().unwrap()).unwrap()).unwrap()
+    String::from_utf8(
+        STANDARD
+            .decode(v["payload"]["data"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn assert_refused(r: &(u16, Value), error: &str, needle: &str) {
@@ -319,14 +408,35 @@ async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
     let admin = f.e.user("111111111111", "admin");
     let (s, t) = f.aws_token(&admin, "aws-main", Style::Python, IAM).await;
     assert_eq!(s, 200, "{t}");
-    assert_eq!(t["issued_token_type"], "urn:ietf:params:oauth:token-type:access_token");
+    assert_eq!(
+        t["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
     assert_eq!(t["token_type"], "Bearer");
     assert!(t["expires_in"].as_i64().unwrap() > 0 && t["expires_in"].as_i64().unwrap() <= 3600);
     let fed = t["access_token"].as_str().unwrap();
     let caller = f.e.cloud.verify_access_token(fed).unwrap();
-    assert_eq!(caller.member, format!("principal://iam.googleapis.com/{}/subject/arn:aws:iam::111111111111:user/admin", pool("aws-pool")));
-    assert_eq!(caller.federated.as_ref().unwrap().attributes["account"], "111111111111");
-    let info: Value = f.e.http.get(format!("{}/tokeninfo", f.base())).query(&[("access_token", fed)]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        caller.member,
+        format!(
+            "principal://iam.googleapis.com/{}/subject/arn:aws:iam::111111111111:user/admin",
+            pool("aws-pool")
+        )
+    );
+    assert_eq!(
+        caller.federated.as_ref().unwrap().attributes["account"],
+        "111111111111"
+    );
+    let info: Value =
+        f.e.http
+            .get(format!("{}/tokeninfo", f.base()))
+            .query(&[("access_token", fed)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(info["sub"], caller.member.as_str());
     assert!(info.get("email").is_none(), "{info}");
 
@@ -334,11 +444,23 @@ async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
     let (s, b) = f.access(fed, "db-pass").await;
     assert_eq!(s, 403, "{b}");
 
-    let (s, b) = f.impersonate(fed, SA, json!({"delegates": null, "scope": [CP], "lifetime": "3600s"})).await;
+    let (s, b) = f
+        .impersonate(
+            fed,
+            SA,
+            json!({"delegates": null, "scope": [CP], "lifetime": "3600s"}),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     let sa_token = b["accessToken"].as_str().unwrap();
     let expire = b["expireTime"].as_str().unwrap();
-    assert_eq!(expire, jiff::Timestamp::from_second(NOW + 3600).unwrap().strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    assert_eq!(
+        expire,
+        jiff::Timestamp::from_second(NOW + 3600)
+            .unwrap()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    );
     let (s, b) = f.access(sa_token, "db-pass").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(payload(&b), "s3cr3t-db");
@@ -361,10 +483,19 @@ async fn a_federated_token_reads_a_secret_bound_to_its_principal_set() {
     let (s, b) = f.impersonate(fed, SA, json!({"scope": [CP]})).await;
     assert_eq!(s, 403, "{b}");
     assert_eq!(b["error"]["status"], "PERMISSION_DENIED");
-    assert_eq!(b["error"]["message"], "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).");
+    assert_eq!(
+        b["error"]["message"],
+        "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)."
+    );
     assert_eq!(b["error"]["details"][0]["reason"], "IAM_PERMISSION_DENIED");
     // A service account that does not exist gets the same answer.
-    let (s, b2) = f.impersonate(fed, "ghost-sa@fed-proj.iam.gserviceaccount.com", json!({"scope": [CP]})).await;
+    let (s, b2) = f
+        .impersonate(
+            fed,
+            "ghost-sa@fed-proj.iam.gserviceaccount.com",
+            json!({"scope": [CP]}),
+        )
+        .await;
     assert_eq!((s, &b2["error"]["message"]), (403, &b["error"]["message"]));
 }
 
@@ -372,21 +503,34 @@ async fn a_federated_token_reads_a_secret_bound_to_its_principal_set() {
 async fn role_session_credentials_in_the_go_shape_are_accepted() {
     let f = start().await;
     let admin = f.e.user("111111111111", "admin");
-    let session = f.e.assume(&admin, "arn:aws:iam::111111111111:role/deployer").await;
+    let session =
+        f.e.assume(&admin, "arn:aws:iam::111111111111:role/deployer")
+            .await;
     assert!(session.akid.starts_with("ASIA"));
     let (s, t) = f.aws_token(&session, "aws-main", Style::Go, IAM).await;
     assert_eq!(s, 200, "{t}");
     let fed = t["access_token"].as_str().unwrap();
     let caller = f.e.cloud.verify_access_token(fed).unwrap();
-    assert!(caller.member.ends_with("/subject/arn:aws:sts::111111111111:assumed-role/deployer/test"), "{}", caller.member);
-    let (s, b) = f.impersonate(fed, SA, json!({"scope": [CP], "lifetime": "600s"})).await;
+    assert!(
+        caller
+            .member
+            .ends_with("/subject/arn:aws:sts::111111111111:assumed-role/deployer/test"),
+        "{}",
+        caller.member
+    );
+    let (s, b) = f
+        .impersonate(fed, SA, json!({"scope": [CP], "lifetime": "600s"}))
+        .await;
     assert_eq!(s, 200, "{b}");
     // Google's default AWS mapping: attribute.aws_role is the role ARN without the session.
     let (s, t) = f.aws_token(&session, "aws-dflt", Style::Python, CP).await;
     assert_eq!(s, 200, "{t}");
     let fed = t["access_token"].as_str().unwrap();
     let caller = f.e.cloud.verify_access_token(fed).unwrap();
-    assert_eq!(caller.federated.as_ref().unwrap().attributes["aws_role"], "arn:aws:sts::111111111111:assumed-role/deployer");
+    assert_eq!(
+        caller.federated.as_ref().unwrap().attributes["aws_role"],
+        "arn:aws:sts::111111111111:assumed-role/deployer"
+    );
     let (s, b) = f.access(fed, "direct-secret").await;
     assert_eq!(s, 200, "{b}");
     // The global endpoint (sts.amazonaws.com, scoped to us-east-1) works too.
@@ -403,35 +547,75 @@ async fn aws_refusals() {
 
     // A tampered signature.
     let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Python);
-    let decoded = percent_encoding::percent_decode_str(&tok).decode_utf8().unwrap().into_owned();
+    let decoded = percent_encoding::percent_decode_str(&tok)
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
     let sig_at = decoded.find("Signature=").unwrap() + "Signature=".len();
     let mut bad = decoded.clone().into_bytes();
     bad[sig_at] = if bad[sig_at] == b'0' { b'1' } else { b'0' };
-    let r = f.exchange(&aud, &String::from_utf8(bad).unwrap(), AWS4, CP).await;
-    assert_refused(&r, "invalid_grant", "Received invalid AWS response of type SignatureDoesNotMatch");
+    let r = f
+        .exchange(&aud, &String::from_utf8(bad).unwrap(), AWS4, CP)
+        .await;
+    assert_refused(
+        &r,
+        "invalid_grant",
+        "Received invalid AWS response of type SignatureDoesNotMatch",
+    );
     assert!(!r.1.to_string().contains(&admin.secret));
 
     // A secret key that is not the user's.
-    let wrong = Creds { secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(), ..admin.clone() };
-    assert_refused(&f.aws_token(&wrong, "aws-main", Style::Python, CP).await, "invalid_grant", "SignatureDoesNotMatch");
+    let wrong = Creds {
+        secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+        ..admin.clone()
+    };
+    assert_refused(
+        &f.aws_token(&wrong, "aws-main", Style::Python, CP).await,
+        "invalid_grant",
+        "SignatureDoesNotMatch",
+    );
 
     // An access key the emulated AWS never issued.
-    let unknown = Creds { akid: "AKIAIOSFODNN7EXAMPLE".into(), ..admin.clone() };
-    assert_refused(&f.aws_token(&unknown, "aws-main", Style::Python, CP).await, "invalid_grant", "InvalidClientTokenId");
+    let unknown = Creds {
+        akid: "AKIAIOSFODNN7EXAMPLE".into(),
+        ..admin.clone()
+    };
+    assert_refused(
+        &f.aws_token(&unknown, "aws-main", Style::Python, CP).await,
+        "invalid_grant",
+        "InvalidClientTokenId",
+    );
 
     // The target-resource header names another provider than the audience.
     let other = audience("aws-pool", "aws-strict");
     let tok = subject_token(&admin, "us-east-2", &other, NOW, Style::Python);
-    assert_refused(&f.exchange(&aud, &tok, AWS4, CP).await, "invalid_grant", "x-goog-cloud-target-resource");
+    assert_refused(
+        &f.exchange(&aud, &tok, AWS4, CP).await,
+        "invalid_grant",
+        "x-goog-cloud-target-resource",
+    );
     // ...also when the header is signed (Go).
     let tok = subject_token(&admin, "us-east-2", &other, NOW, Style::Go);
-    assert_refused(&f.exchange(&aud, &tok, AWS4, CP).await, "invalid_grant", "x-goog-cloud-target-resource");
+    assert_refused(
+        &f.exchange(&aud, &tok, AWS4, CP).await,
+        "invalid_grant",
+        "x-goog-cloud-target-resource",
+    );
 
     // An audience that names no provider, a disabled provider, a provider of a disabled pool.
-    for a in [audience("aws-pool", "nope-provider"), audience("aws-pool", "aws-off"), audience("off-pool", "aws-in-off"), "//iam.googleapis.com/garbage".to_owned()] {
+    for a in [
+        audience("aws-pool", "nope-provider"),
+        audience("aws-pool", "aws-off"),
+        audience("off-pool", "aws-in-off"),
+        "//iam.googleapis.com/garbage".to_owned(),
+    ] {
         let tok = subject_token(&admin, "us-east-2", &a, NOW, Style::Python);
         let r = f.exchange(&a, &tok, AWS4, CP).await;
-        assert_refused(&r, "invalid_target", "The target service indicated by the \"audience\" parameters is invalid");
+        assert_refused(
+            &r,
+            "invalid_target",
+            "The target service indicated by the \"audience\" parameters is invalid",
+        );
     }
 
     // A provider that trusts another AWS account.
@@ -440,84 +624,199 @@ async fn aws_refusals() {
 
     // A request signed more than 15 minutes ago, or 15 minutes ahead.
     let tok = subject_token(&admin, "us-east-2", &aud, NOW - 16 * 60, Style::Python);
-    assert_refused(&f.exchange(&aud, &tok, AWS4, CP).await, "invalid_grant", "Signature expired");
+    assert_refused(
+        &f.exchange(&aud, &tok, AWS4, CP).await,
+        "invalid_grant",
+        "Signature expired",
+    );
     let tok = subject_token(&admin, "us-east-2", &aud, NOW + 16 * 60, Style::Python);
-    assert_refused(&f.exchange(&aud, &tok, AWS4, CP).await, "invalid_grant", "Signature not yet current");
+    assert_refused(
+        &f.exchange(&aud, &tok, AWS4, CP).await,
+        "invalid_grant",
+        "Signature not yet current",
+    );
     // 14 minutes old is still fine.
     let tok = subject_token(&admin, "us-east-2", &aud, NOW - 14 * 60, Style::Python);
     assert_eq!(f.exchange(&aud, &tok, AWS4, CP).await.0, 200);
 
     // The attribute condition does not hold for this caller.
     let nobody = f.e.user("111111111111", "nobody");
-    assert_refused(&f.aws_token(&nobody, "aws-strict", Style::Python, CP).await, "unauthorized_client", "The given credential is rejected by the attribute condition.");
-    assert_eq!(f.aws_token(&admin, "aws-strict", Style::Python, CP).await.0, 200);
+    assert_refused(
+        &f.aws_token(&nobody, "aws-strict", Style::Python, CP).await,
+        "unauthorized_client",
+        "The given credential is rejected by the attribute condition.",
+    );
+    assert_eq!(
+        f.aws_token(&admin, "aws-strict", Style::Python, CP).await.0,
+        200
+    );
 
     // Expired session credentials.
-    let session = f.e.assume(&admin, "arn:aws:iam::111111111111:role/deployer").await;
+    let session =
+        f.e.assume(&admin, "arn:aws:iam::111111111111:role/deployer")
+            .await;
     f.e.clock.advance_secs(2 * 3600);
     let tok = subject_token(&session, "us-east-2", &aud, NOW + 2 * 3600, Style::Python);
-    assert_refused(&f.exchange(&aud, &tok, AWS4, CP).await, "invalid_grant", "ExpiredToken");
+    assert_refused(
+        &f.exchange(&aud, &tok, AWS4, CP).await,
+        "invalid_grant",
+        "ExpiredToken",
+    );
     f.e.clock.set_secs(NOW);
 
     // Not a GetCallerIdentity request, a non-STS host, garbage, a wrong token type.
-    let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Go).replace("GetCallerIdentity", "AssumeRole");
-    assert_refused(&f.exchange(&aud, &tok, AWS4, CP).await, "invalid_request", "GetCallerIdentity");
-    let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Go).replace("sts.us-east-2.amazonaws.com", "evil.example.com");
-    assert_refused(&f.exchange(&aud, &tok, AWS4, CP).await, "invalid_request", "STS endpoint");
-    assert_refused(&f.exchange(&aud, "not-a-token", AWS4, CP).await, "invalid_request", "Invalid AWS subject token");
+    let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Go)
+        .replace("GetCallerIdentity", "AssumeRole");
+    assert_refused(
+        &f.exchange(&aud, &tok, AWS4, CP).await,
+        "invalid_request",
+        "GetCallerIdentity",
+    );
+    let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Go)
+        .replace("sts.us-east-2.amazonaws.com", "evil.example.com");
+    assert_refused(
+        &f.exchange(&aud, &tok, AWS4, CP).await,
+        "invalid_request",
+        "STS endpoint",
+    );
+    assert_refused(
+        &f.exchange(&aud, "not-a-token", AWS4, CP).await,
+        "invalid_request",
+        "Invalid AWS subject token",
+    );
     let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Python);
-    assert_refused(&f.exchange(&aud, &tok, JWT, CP).await, "invalid_request", "subject_token_type");
+    assert_refused(
+        &f.exchange(&aud, &tok, JWT, CP).await,
+        "invalid_request",
+        "subject_token_type",
+    );
     // Another grant type.
-    let r = f.e.http.post(format!("{}/v1/token", f.base())).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    let r =
+        f.e.http
+            .post(format!("{}/v1/token", f.base()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
 }
 
 #[tokio::test]
 async fn impersonation_rules() {
     let f = start().await;
     let admin = f.e.user("111111111111", "admin");
-    let fed = f.aws_token(&admin, "aws-main", Style::Python, IAM).await.1["access_token"].as_str().unwrap().to_owned();
+    let fed = f.aws_token(&admin, "aws-main", Style::Python, IAM).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Too long a lifetime, no scope.
-    let (s, b) = f.impersonate(&fed, SA, json!({"scope": [CP], "lifetime": "7200s"})).await;
-    assert_eq!((s, b["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "{b}");
+    let (s, b) = f
+        .impersonate(&fed, SA, json!({"scope": [CP], "lifetime": "7200s"}))
+        .await;
+    assert_eq!(
+        (s, b["error"]["status"].as_str()),
+        (400, Some("INVALID_ARGUMENT")),
+        "{b}"
+    );
     let (s, _) = f.impersonate(&fed, SA, json!({"scope": []})).await;
     assert_eq!(s, 400);
     // Delegation: the federated principal → wif-runner (workloadIdentityUser) → deep-runner (tokenCreator for wif-runner).
-    let (s, b) = f.impersonate(&fed, SA2, json!({"scope": [CP], "delegates": [format!("projects/-/serviceAccounts/{SA}")]})).await;
+    let (s, b) = f
+        .impersonate(
+            &fed,
+            SA2,
+            json!({"scope": [CP], "delegates": [format!("projects/-/serviceAccounts/{SA}")]}),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
-    let c = f.e.cloud.verify_access_token(b["accessToken"].as_str().unwrap()).unwrap();
+    let c =
+        f.e.cloud
+            .verify_access_token(b["accessToken"].as_str().unwrap())
+            .unwrap();
     assert_eq!(c.member, format!("serviceAccount:{SA2}"));
     // Without the middle hop the principal has nothing on deep-runner.
     let (s, _) = f.impersonate(&fed, SA2, json!({"scope": [CP]})).await;
     assert_eq!(s, 403);
     // A token without cloud-platform or iam scope is refused before IAM.
-    let narrow = f.aws_token(&admin, "aws-main", Style::Python, "https://www.googleapis.com/auth/devstorage.read_only").await.1["access_token"].as_str().unwrap().to_owned();
+    let narrow = f
+        .aws_token(
+            &admin,
+            "aws-main",
+            Style::Python,
+            "https://www.googleapis.com/auth/devstorage.read_only",
+        )
+        .await
+        .1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (s, b) = f.impersonate(&narrow, SA, json!({"scope": [CP]})).await;
     assert_eq!(s, 403, "{b}");
-    assert_eq!(b["error"]["details"][0]["reason"], "ACCESS_TOKEN_SCOPE_INSUFFICIENT");
+    assert_eq!(
+        b["error"]["details"][0]["reason"],
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+    );
 
     // ID tokens, with and without the email.
-    let (s, b) = f.call("POST", &format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"), &fed, Some(json!({"audience": "https://svc.example.com", "includeEmail": true}))).await;
+    let (s, b) = f
+        .call(
+            "POST",
+            &format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"),
+            &fed,
+            Some(json!({"audience": "https://svc.example.com", "includeEmail": true})),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     let jwt = b["token"].as_str().unwrap();
     let (signed, sig) = jwt.rsplit_once('.').unwrap();
-    assert!(keyway_cloud::crypto::verify_rs256(&f.e.cloud.signer.public_key_der(), signed.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap()));
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(signed.split('.').nth(1).unwrap()).unwrap()).unwrap();
-    let unique = f.e.cloud.store.read().service_accounts[SA].unique_id.clone();
+    assert!(keyway_cloud::crypto::verify_rs256(
+        &f.e.cloud.signer.public_key_der(),
+        signed.as_bytes(),
+        &URL_SAFE_NO_PAD.decode(sig).unwrap()
+    ));
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(signed.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let unique = f.e.cloud.store.read().service_accounts[SA]
+        .unique_id
+        .clone();
     assert_eq!(claims["iss"], "https://accounts.google.com");
     assert_eq!(claims["aud"], "https://svc.example.com");
     assert_eq!(claims["sub"], unique);
     assert_eq!(claims["azp"], unique);
     assert_eq!(claims["email"], SA);
     assert_eq!(claims["email_verified"], true);
-    let (_, b) = f.call("POST", &format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"), &fed, Some(json!({"audience": "x"}))).await;
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(b["token"].as_str().unwrap().split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let (_, b) = f
+        .call(
+            "POST",
+            &format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"),
+            &fed,
+            Some(json!({"audience": "x"})),
+        )
+        .await;
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(b["token"].as_str().unwrap().split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     assert!(claims.get("email").is_none());
 }
 
 fn ext_jwt(key: &aws_lc_rs::signature::RsaKeyPair, claims: Value) -> String {
-    keyway_cloud::crypto::sign_rs256(key, &json!({"alg": "RS256", "kid": "ext-1", "typ": "JWT"}), &claims).unwrap()
+    keyway_cloud::crypto::sign_rs256(
+        key,
+        &json!({"alg": "RS256", "kid": "ext-1", "typ": "JWT"}),
+        &claims,
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -526,10 +825,18 @@ async fn oidc_subject_tokens() {
     let local_aud = format!("https:{}", audience("oidc-pool", "local"));
     let good = json!({"iss": "https://accounts.google.com", "aud": local_aud, "sub": "workload-7", "iat": NOW, "exp": NOW + 600});
     let tok = f.e.cloud.sign_id_token(good.clone()).unwrap();
-    let (s, t) = f.exchange(&audience("oidc-pool", "local"), &tok, JWT, IAM).await;
+    let (s, t) = f
+        .exchange(&audience("oidc-pool", "local"), &tok, JWT, IAM)
+        .await;
     assert_eq!(s, 200, "{t}");
     let fed = t["access_token"].as_str().unwrap();
-    assert!(f.e.cloud.verify_access_token(fed).unwrap().member.ends_with("/oidc-pool/subject/workload-7"));
+    assert!(
+        f.e.cloud
+            .verify_access_token(fed)
+            .unwrap()
+            .member
+            .ends_with("/oidc-pool/subject/workload-7")
+    );
     // principalSet://…/oidc-pool/* holds workloadIdentityUser on the SA.
     let (s, b) = f.impersonate(fed, SA, json!({"scope": [CP]})).await;
     assert_eq!(s, 200, "{b}");
@@ -537,41 +844,99 @@ async fn oidc_subject_tokens() {
     let aud = audience("oidc-pool", "local");
     let mut wrong_aud = good.clone();
     wrong_aud["aud"] = "https://someone-else".into();
-    assert_refused(&f.exchange(&aud, &f.e.cloud.sign_id_token(wrong_aud).unwrap(), JWT, CP).await, "invalid_grant", "The audience in ID Token [https://someone-else] does not match the expected audience.");
+    assert_refused(
+        &f.exchange(&aud, &f.e.cloud.sign_id_token(wrong_aud).unwrap(), JWT, CP)
+            .await,
+        "invalid_grant",
+        "The audience in ID Token [https://someone-else] does not match the expected audience.",
+    );
     let mut expired = good.clone();
     expired["exp"] = (NOW - 1).into();
-    assert_refused(&f.exchange(&aud, &f.e.cloud.sign_id_token(expired).unwrap(), JWT, CP).await, "invalid_grant", "expired");
+    assert_refused(
+        &f.exchange(&aud, &f.e.cloud.sign_id_token(expired).unwrap(), JWT, CP)
+            .await,
+        "invalid_grant",
+        "expired",
+    );
     let mut wrong_iss = good.clone();
     wrong_iss["iss"] = "https://issuer.example.com".into();
-    assert_refused(&f.exchange(&aud, &f.e.cloud.sign_id_token(wrong_iss).unwrap(), JWT, CP).await, "invalid_grant", "issuer");
+    assert_refused(
+        &f.exchange(&aud, &f.e.cloud.sign_id_token(wrong_iss).unwrap(), JWT, CP)
+            .await,
+        "invalid_grant",
+        "issuer",
+    );
     // Signed by a key the provider does not trust.
-    assert_refused(&f.exchange(&aud, &ext_jwt(&f.ext_key, good.clone()), JWT, CP).await, "invalid_grant", "signature");
+    assert_refused(
+        &f.exchange(&aud, &ext_jwt(&f.ext_key, good.clone()), JWT, CP)
+            .await,
+        "invalid_grant",
+        "signature",
+    );
     // Altered claims.
     let (h, rest) = tok.split_once('.').unwrap();
     let (_, sig) = rest.split_once('.').unwrap();
     let mut more = good.clone();
     more["sub"] = "admin".into();
     let forged = format!("{h}.{}.{sig}", URL_SAFE_NO_PAD.encode(more.to_string()));
-    assert_refused(&f.exchange(&aud, &forged, JWT, CP).await, "invalid_grant", "signature");
+    assert_refused(
+        &f.exchange(&aud, &forged, JWT, CP).await,
+        "invalid_grant",
+        "signature",
+    );
 
     // The foreign issuer with its inline JWKS and an explicit allowed audience.
     let ext_aud = audience("oidc-pool", "ext-issuer");
     let claims = json!({"iss": "https://issuer.example.com", "aud": ["other", "my-aud"], "sub": "ci-job-1", "iat": NOW, "exp": NOW + 300});
-    let (s, t) = f.exchange(&ext_aud, &ext_jwt(&f.ext_key, claims.clone()), "urn:ietf:params:oauth:token-type:id_token", CP).await;
+    let (s, t) = f
+        .exchange(
+            &ext_aud,
+            &ext_jwt(&f.ext_key, claims.clone()),
+            "urn:ietf:params:oauth:token-type:id_token",
+            CP,
+        )
+        .await;
     assert_eq!(s, 200, "{t}");
     // The default audience is not accepted when allowed_audiences is set; the local key is not the issuer's.
     let mut c2 = claims.clone();
     c2["aud"] = format!("https:{ext_aud}").into();
-    assert_refused(&f.exchange(&ext_aud, &ext_jwt(&f.ext_key, c2), JWT, CP).await, "invalid_grant", "audience");
-    assert_refused(&f.exchange(&ext_aud, &f.e.cloud.sign_id_token(claims).unwrap(), JWT, CP).await, "invalid_grant", "signature");
+    assert_refused(
+        &f.exchange(&ext_aud, &ext_jwt(&f.ext_key, c2), JWT, CP)
+            .await,
+        "invalid_grant",
+        "audience",
+    );
+    assert_refused(
+        &f.exchange(&ext_aud, &f.e.cloud.sign_id_token(claims).unwrap(), JWT, CP)
+            .await,
+        "invalid_grant",
+        "signature",
+    );
     // An AWS token at an OIDC provider.
-    assert_refused(&f.exchange(&ext_aud, "x.y.z", AWS4, CP).await, "invalid_request", "subject_token_type");
+    assert_refused(
+        &f.exchange(&ext_aud, "x.y.z", AWS4, CP).await,
+        "invalid_request",
+        "subject_token_type",
+    );
 }
 
 #[tokio::test]
 async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
     let f = start().await;
-    let cfg = f.e.cloud.cred_config(f.base(), "fed-proj", "aws-pool", "aws-main", Some(SA), &CredSource::Aws { imds: None, imdsv2: false }).unwrap();
+    let cfg =
+        f.e.cloud
+            .cred_config(
+                f.base(),
+                "fed-proj",
+                "aws-pool",
+                "aws-main",
+                Some(SA),
+                &CredSource::Aws {
+                    imds: None,
+                    imdsv2: false,
+                },
+            )
+            .unwrap();
     assert_eq!(
         cfg,
         json!({
@@ -589,27 +954,100 @@ async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
             },
         })
     );
-    let cfg = f.e.cloud.cred_config(f.base(), &NUMBER.to_string(), "oidc-pool", "local", None, &CredSource::File { path: "/tmp/t".into(), json_field: None }).unwrap();
+    let cfg =
+        f.e.cloud
+            .cred_config(
+                f.base(),
+                &NUMBER.to_string(),
+                "oidc-pool",
+                "local",
+                None,
+                &CredSource::File {
+                    path: "/tmp/t".into(),
+                    json_field: None,
+                },
+            )
+            .unwrap();
     assert_eq!(cfg["credential_source"], json!({"file": "/tmp/t"}));
     assert_eq!(cfg["subject_token_type"], JWT);
     assert!(cfg.get("service_account_impersonation_url").is_none());
-    assert!(f.e.cloud.cred_config(f.base(), "fed-proj", "aws-pool", "aws-main", None, &CredSource::File { path: "/t".into(), json_field: None }).is_err());
-    assert!(f.e.cloud.cred_config(f.base(), "fed-proj", "aws-pool", "nope", None, &CredSource::Aws { imds: None, imdsv2: true }).is_err());
+    assert!(
+        f.e.cloud
+            .cred_config(
+                f.base(),
+                "fed-proj",
+                "aws-pool",
+                "aws-main",
+                None,
+                &CredSource::File {
+                    path: "/t".into(),
+                    json_field: None
+                }
+            )
+            .is_err()
+    );
+    assert!(
+        f.e.cloud
+            .cred_config(
+                f.base(),
+                "fed-proj",
+                "aws-pool",
+                "nope",
+                None,
+                &CredSource::Aws {
+                    imds: None,
+                    imdsv2: true
+                }
+            )
+            .is_err()
+    );
 
     // The IAM v1 read API, as the owner.
-    let (token, _) = f.e.cloud.mint_access_token("user:owner@example.com", &[CP.to_owned()], "c");
+    let (token, _) =
+        f.e.cloud
+            .mint_access_token("user:owner@example.com", &[CP.to_owned()], "c");
     let (s, b) = f.call("GET", "/v1/projects/fed-proj/locations/global/workloadIdentityPools/aws-pool/providers/aws-main", &token, None).await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["name"], format!("{}/providers/aws-main", pool("aws-pool")));
+    assert_eq!(
+        b["name"],
+        format!("{}/providers/aws-main", pool("aws-pool"))
+    );
     assert_eq!(b["aws"]["accountId"], "111111111111");
-    assert_eq!(b["attributeCondition"], "assertion.account == '111111111111'");
+    assert_eq!(
+        b["attributeCondition"],
+        "assertion.account == '111111111111'"
+    );
     let (s, b) = f.call("GET", "/v1/projects/fed-proj/locations/global/workloadIdentityPools/aws-pool/providers/aws-dflt", &token, None).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["attributeMapping"]["google.subject"], "assertion.arn");
-    assert!(b["attributeMapping"]["attribute.aws_role"].as_str().unwrap().contains("assumed-role"));
+    assert!(
+        b["attributeMapping"]["attribute.aws_role"]
+            .as_str()
+            .unwrap()
+            .contains("assumed-role")
+    );
     // A principal without a role on the project sees nothing.
-    let (nobody, _) = f.e.cloud.mint_access_token("user:nobody@example.com", &[CP.to_owned()], "c");
-    assert_eq!(f.call("GET", "/v1/projects/fed-proj/locations/global/workloadIdentityPools/aws-pool", &nobody, None).await.0, 403);
-    let (s, b) = f.call("GET", "/v1/projects/fed-proj/locations/global/workloadIdentityPools/off-pool", &token, None).await;
+    let (nobody, _) =
+        f.e.cloud
+            .mint_access_token("user:nobody@example.com", &[CP.to_owned()], "c");
+    assert_eq!(
+        f.call(
+            "GET",
+            "/v1/projects/fed-proj/locations/global/workloadIdentityPools/aws-pool",
+            &nobody,
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    let (s, b) = f
+        .call(
+            "GET",
+            "/v1/projects/fed-proj/locations/global/workloadIdentityPools/off-pool",
+            &token,
+            None,
+        )
+        .await;
     assert_eq!((s, b["disabled"].as_bool()), (200, Some(true)));
 }

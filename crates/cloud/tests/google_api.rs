@@ -64,23 +64,55 @@ impl Drop for Env {
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let world = keyway_cloud::world::parse("test.toml", WORLD).unwrap();
-    let (cloud, seeded) = Cloud::open(dir.path(), &dir.path().join("master.key"), Some(&world), Arc::new(SystemClock)).unwrap();
+    let (cloud, seeded) = Cloud::open(
+        dir.path(),
+        &dir.path().join("master.key"),
+        Some(&world),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
     assert!(seeded);
     let cloud = Arc::new(cloud);
-    let running = server::start(cloud.clone(), LoopbackAddr::ephemeral()).await.unwrap();
+    let running = server::start(cloud.clone(), LoopbackAddr::ephemeral())
+        .await
+        .unwrap();
     let base = running.endpoints.google.clone();
-    Env { cloud, base, http: reqwest::Client::new(), _dir: dir, running: Some(running) }
+    Env {
+        cloud,
+        base,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        running: Some(running),
+    }
 }
 
 /// Mints a service-account key through the IAM API, as the owner: the key file
 /// and its private key, ready to sign.
 async fn mint_key(e: &Env, owner: &str, sa: &str) -> (Value, aws_lc_rs::signature::RsaKeyPair) {
     use base64::Engine;
-    let (s, b) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(owner), Some(json!({}))).await;
+    let (s, b) = e
+        .call(
+            "POST",
+            &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"),
+            Some(owner),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
-    let key: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(b["privateKeyData"].as_str().unwrap()).unwrap()).unwrap();
+    let key: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(b["privateKeyData"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     let pem = key["private_key"].as_str().unwrap();
-    let der = base64::engine::general_purpose::STANDARD.decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .unwrap();
     let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
     (key, pair)
 }
@@ -91,8 +123,16 @@ impl Env {
         self.cloud.mint_access_token(member, &s, "test").0
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
@@ -102,7 +142,10 @@ impl Env {
         let resp = r.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 
@@ -115,7 +158,10 @@ async fn decisions_come_in_googles_order() {
     let e = env().await;
     let path = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
     let (s, b) = e.call("GET", path, None, None).await;
-    assert_eq!((s, b["error"]["status"].as_str()), (401, Some("UNAUTHENTICATED")));
+    assert_eq!(
+        (s, b["error"]["status"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     assert_eq!(reason(&b), "CREDENTIALS_MISSING");
 
     let (s, b) = e.call("GET", path, Some("ya29.not-a-token"), None).await;
@@ -123,11 +169,17 @@ async fn decisions_come_in_googles_order() {
     assert_eq!(reason(&b), "ACCESS_TOKEN_TYPE_UNSUPPORTED");
 
     // Scope is checked before IAM: even the owner is refused without cloud-platform.
-    let narrow = e.token("user:owner@example.com", &["https://www.googleapis.com/auth/devstorage.read_only"]);
+    let narrow = e.token(
+        "user:owner@example.com",
+        &["https://www.googleapis.com/auth/devstorage.read_only"],
+    );
     let (s, b) = e.call("GET", path, Some(&narrow), None).await;
     assert_eq!(s, 403);
     assert_eq!(reason(&b), "ACCESS_TOKEN_SCOPE_INSUFFICIENT");
-    assert_eq!(b["error"]["message"], "Request had insufficient authentication scopes.");
+    assert_eq!(
+        b["error"]["message"],
+        "Request had insufficient authentication scopes."
+    );
 
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let (s, b) = e.call("GET", path, Some(&nobody), None).await;
@@ -143,7 +195,10 @@ async fn decisions_come_in_googles_order() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["name"], "projects/1111111111/secrets/db-pass/versions/2");
     assert_eq!(b["payload"]["data"], "djItdmFsdWU="); // base64("v2-value")
-    assert_eq!(b["payload"]["dataCrc32c"], crc32c::crc32c(b"v2-value").to_string());
+    assert_eq!(
+        b["payload"]["dataCrc32c"],
+        crc32c::crc32c(b"v2-value").to_string()
+    );
 }
 
 #[tokio::test]
@@ -153,7 +208,14 @@ async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
     let owner = e.token("user:owner@example.com", &[CP]);
     let missing = "/v1/projects/proj-alpha/secrets/no-such/versions/1:access";
     let (s1, b1) = e.call("GET", missing, Some(&nobody), None).await;
-    let (s2, _) = e.call("GET", "/v1/projects/proj-alpha/secrets/db-pass/versions/1:access", Some(&nobody), None).await;
+    let (s2, _) = e
+        .call(
+            "GET",
+            "/v1/projects/proj-alpha/secrets/db-pass/versions/1:access",
+            Some(&nobody),
+            None,
+        )
+        .await;
     assert_eq!((s1, s2), (403, 403));
     assert_eq!(reason(&b1), "IAM_PERMISSION_DENIED");
     let (s, b) = e.call("GET", missing, Some(&owner), None).await;
@@ -163,7 +225,14 @@ async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
     let reader = e.token("user:reader@example.com", &[CP]);
     assert_eq!(e.call("GET", missing, Some(&reader), None).await.0, 403);
     // An unknown project is a denial, not a 404.
-    let (s, _) = e.call("GET", "/v1/projects/other-proj/secrets/db-pass/versions/1:access", Some(&owner), None).await;
+    let (s, _) = e
+        .call(
+            "GET",
+            "/v1/projects/other-proj/secrets/db-pass/versions/1:access",
+            Some(&owner),
+            None,
+        )
+        .await;
     assert_eq!(s, 403);
 }
 
@@ -173,30 +242,76 @@ async fn version_lifecycle_and_latest() {
     let owner = e.token("user:owner@example.com", &[CP]);
     let v = "/v1/projects/proj-alpha/secrets/db-pass/versions";
     // Disabling the latest version makes `latest` fail, not fall back.
-    let (s, b) = e.call("POST", &format!("{v}/2:disable"), Some(&owner), Some(json!({}))).await;
+    let (s, b) = e
+        .call(
+            "POST",
+            &format!("{v}/2:disable"),
+            Some(&owner),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!((s, b["state"].as_str()), (200, Some("DISABLED")), "{b}");
-    let (s, b) = e.call("GET", &format!("{v}/latest:access"), Some(&owner), None).await;
+    let (s, b) = e
+        .call("GET", &format!("{v}/latest:access"), Some(&owner), None)
+        .await;
     assert_eq!(s, 400);
     assert_eq!(b["error"]["status"], "FAILED_PRECONDITION");
     assert!(b["error"]["message"].as_str().unwrap().contains("DISABLED"));
     // A stale etag is refused.
-    let (s, _) = e.call("POST", &format!("{v}/2:enable"), Some(&owner), Some(json!({"etag": "\"stale\""}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{v}/2:enable"),
+            Some(&owner),
+            Some(json!({"etag": "\"stale\""})),
+        )
+        .await;
     assert_eq!(s, 409);
-    let (s, _) = e.call("POST", &format!("{v}/2:enable"), Some(&owner), Some(json!({}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{v}/2:enable"),
+            Some(&owner),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, b) = e.call("POST", &format!("{v}/1:destroy"), Some(&owner), Some(json!({}))).await;
+    let (s, b) = e
+        .call(
+            "POST",
+            &format!("{v}/1:destroy"),
+            Some(&owner),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!((s, b["state"].as_str()), (200, Some("DESTROYED")));
     assert!(b["destroyTime"].is_string());
-    let (s, _) = e.call("GET", &format!("{v}/1:access"), Some(&owner), None).await;
+    let (s, _) = e
+        .call("GET", &format!("{v}/1:access"), Some(&owner), None)
+        .await;
     assert_eq!(s, 400);
-    let (s, _) = e.call("POST", &format!("{v}/1:enable"), Some(&owner), Some(json!({}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{v}/1:enable"),
+            Some(&owner),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, 400, "a destroyed version cannot come back");
     let (s, _) = e.call("GET", &format!("{v}/7"), Some(&owner), None).await;
     assert_eq!(s, 404);
     let (s, _) = e.call("GET", &format!("{v}/0"), Some(&owner), None).await;
     assert_eq!(s, 400);
     // Enum encoding as Google's generated REST clients ask for it.
-    let (_, b) = e.call("GET", &format!("{v}/1?%24alt=json%3Benum-encoding%3Dint"), Some(&owner), None).await;
+    let (_, b) = e
+        .call(
+            "GET",
+            &format!("{v}/1?%24alt=json%3Benum-encoding%3Dint"),
+            Some(&owner),
+            None,
+        )
+        .await;
     assert_eq!(b["state"], 3);
 }
 
@@ -209,19 +324,53 @@ async fn add_version_checks_crc_size_and_base64() {
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let data = b"third";
     let (s, b) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": (crc32c::crc32c(data) ^ 1).to_string()}}))).await;
-    assert_eq!((s, b["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")));
+    assert_eq!(
+        (s, b["error"]["status"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
     let (s, b) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": crc32c::crc32c(data).to_string()}}))).await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["name"], "projects/1111111111/secrets/db-pass/versions/3", "the bad add stored nothing");
+    assert_eq!(
+        b["name"], "projects/1111111111/secrets/db-pass/versions/3",
+        "the bad add stored nothing"
+    );
     assert_eq!(b["clientSpecifiedPayloadChecksum"], true);
-    let (s, _) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(&vec![7u8; 65536])}}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            add,
+            Some(&owner),
+            Some(json!({"payload": {"data": b64(&vec![7u8; 65536])}})),
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, b) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(&vec![7u8; 65537])}}))).await;
+    let (s, b) = e
+        .call(
+            "POST",
+            add,
+            Some(&owner),
+            Some(json!({"payload": {"data": b64(&vec![7u8; 65537])}})),
+        )
+        .await;
     assert_eq!(s, 400);
     assert!(b["error"]["message"].as_str().unwrap().contains("64KiB"));
-    let (s, _) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": "***"}}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            add,
+            Some(&owner),
+            Some(json!({"payload": {"data": "***"}})),
+        )
+        .await;
     assert_eq!(s, 400);
-    let r = e.http.post(format!("{}{add}", e.base)).bearer_auth(&owner).body("{not json").send().await.unwrap();
+    let r = e
+        .http
+        .post(format!("{}{add}", e.base))
+        .bearer_auth(&owner)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["status"], "INVALID_ARGUMENT");
@@ -236,20 +385,56 @@ async fn secrets_create_list_page_patch_delete() {
         let (s, b) = e.call("POST", &format!("{base}?secretId=s-{i}"), Some(&owner), Some(json!({"replication": {"automatic": {}}, "labels": {"team": if i % 2 == 0 { "a" } else { "b" }}}))).await;
         assert_eq!(s, 200, "{b}");
     }
-    let (s, _) = e.call("POST", &format!("{base}?secretId=s-0"), Some(&owner), Some(json!({"replication": {"automatic": {}}}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{base}?secretId=s-0"),
+            Some(&owner),
+            Some(json!({"replication": {"automatic": {}}})),
+        )
+        .await;
     assert_eq!(s, 409);
-    let (s, _) = e.call("POST", &format!("{base}?secretId=bad%2Fid"), Some(&owner), Some(json!({"replication": {"automatic": {}}}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{base}?secretId=bad%2Fid"),
+            Some(&owner),
+            Some(json!({"replication": {"automatic": {}}})),
+        )
+        .await;
     assert_eq!(s, 400);
-    let (s, _) = e.call("POST", &format!("{base}?secretId=norepl"), Some(&owner), Some(json!({}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{base}?secretId=norepl"),
+            Some(&owner),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, 400);
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let (s, b) = e.call("GET", &format!("{base}?pageSize=3&pageToken={token}"), Some(&owner), None).await;
+        let (s, b) = e
+            .call(
+                "GET",
+                &format!("{base}?pageSize=3&pageToken={token}"),
+                Some(&owner),
+                None,
+            )
+            .await;
         assert_eq!(s, 200);
         assert_eq!(b["totalSize"], 8);
         for sec in b["secrets"].as_array().unwrap() {
-            seen.push(sec["name"].as_str().unwrap().rsplit('/').next().unwrap().to_owned());
+            seen.push(
+                sec["name"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            );
         }
         token = b["nextPageToken"].as_str().unwrap_or("").to_owned();
         if token.is_empty() {
@@ -260,15 +445,40 @@ async fn secrets_create_list_page_patch_delete() {
     want.push("db-pass".into());
     want.sort();
     assert_eq!(seen, want);
-    let (_, b) = e.call("GET", &format!("{base}?filter=labels.team%3Da"), Some(&owner), None).await;
+    let (_, b) = e
+        .call(
+            "GET",
+            &format!("{base}?filter=labels.team%3Da"),
+            Some(&owner),
+            None,
+        )
+        .await;
     assert_eq!(b["secrets"].as_array().unwrap().len(), 4);
-    let (s, b) = e.call("PATCH", &format!("{base}/s-1?updateMask=labels"), Some(&owner), Some(json!({"labels": {"team": "c"}}))).await;
+    let (s, b) = e
+        .call(
+            "PATCH",
+            &format!("{base}/s-1?updateMask=labels"),
+            Some(&owner),
+            Some(json!({"labels": {"team": "c"}})),
+        )
+        .await;
     assert_eq!((s, b["labels"]["team"].as_str()), (200, Some("c")));
-    let (s, _) = e.call("PATCH", &format!("{base}/s-1"), Some(&owner), Some(json!({"labels": {}}))).await;
+    let (s, _) = e
+        .call(
+            "PATCH",
+            &format!("{base}/s-1"),
+            Some(&owner),
+            Some(json!({"labels": {}})),
+        )
+        .await;
     assert_eq!(s, 400, "update mask is required");
-    let (s, _) = e.call("DELETE", &format!("{base}/s-1"), Some(&owner), None).await;
+    let (s, _) = e
+        .call("DELETE", &format!("{base}/s-1"), Some(&owner), None)
+        .await;
     assert_eq!(s, 200);
-    let (s, _) = e.call("GET", &format!("{base}/s-1"), Some(&owner), None).await;
+    let (s, _) = e
+        .call("GET", &format!("{base}/s-1"), Some(&owner), None)
+        .await;
     assert_eq!(s, 404);
 }
 
@@ -278,20 +488,50 @@ async fn iam_policies_with_etags_grant_and_test() {
     let owner = e.token("user:owner@example.com", &[CP]);
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let res = "/v1/projects/proj-alpha/secrets/db-pass";
-    let (s, p) = e.call("GET", &format!("{res}:getIamPolicy"), Some(&owner), None).await;
+    let (s, p) = e
+        .call("GET", &format!("{res}:getIamPolicy"), Some(&owner), None)
+        .await;
     assert_eq!(s, 200);
     let etag = p["etag"].as_str().unwrap().to_owned();
     let mut policy = p.clone();
     policy["bindings"].as_array_mut().unwrap().push(json!({"role": "roles/secretmanager.secretAccessor", "members": ["user:nobody@example.com"]}));
-    let (s, _) = e.call("POST", &format!("{res}:setIamPolicy"), Some(&nobody), Some(json!({"policy": policy}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{res}:setIamPolicy"),
+            Some(&nobody),
+            Some(json!({"policy": policy})),
+        )
+        .await;
     assert_eq!(s, 403, "nobody may not set the policy");
-    let (s, b) = e.call("POST", &format!("{res}:setIamPolicy"), Some(&owner), Some(json!({"policy": policy}))).await;
+    let (s, b) = e
+        .call(
+            "POST",
+            &format!("{res}:setIamPolicy"),
+            Some(&owner),
+            Some(json!({"policy": policy})),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_ne!(b["etag"].as_str().unwrap(), etag);
     // The old etag is now stale.
-    let (s, b) = e.call("POST", &format!("{res}:setIamPolicy"), Some(&owner), Some(json!({"policy": policy}))).await;
+    let (s, b) = e
+        .call(
+            "POST",
+            &format!("{res}:setIamPolicy"),
+            Some(&owner),
+            Some(json!({"policy": policy})),
+        )
+        .await;
     assert_eq!((s, b["error"]["status"].as_str()), (409, Some("ABORTED")));
-    let (s, _) = e.call("GET", &format!("{res}/versions/1:access"), Some(&nobody), None).await;
+    let (s, _) = e
+        .call(
+            "GET",
+            &format!("{res}/versions/1:access"),
+            Some(&nobody),
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "the grant took effect");
     let (s, b) = e
         .call("POST", &format!("{res}:testIamPermissions"), Some(&nobody), Some(json!({"permissions": ["secretmanager.versions.access", "secretmanager.versions.add"]})))
@@ -301,13 +541,34 @@ async fn iam_policies_with_etags_grant_and_test() {
     // Invalid policies are refused.
     let (s, _) = e.call("POST", &format!("{res}:setIamPolicy"), Some(&owner), Some(json!({"policy": {"bindings": [{"role": "roles/nope", "members": ["user:a@b.c"]}]}}))).await;
     assert_eq!(s, 400);
-    let (s, _) = e.call("POST", &format!("{res}:setIamPolicy"), Some(&owner), Some(json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["bob"]}]}}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{res}:setIamPolicy"),
+            Some(&owner),
+            Some(json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["bob"]}]}})),
+        )
+        .await;
     assert_eq!(s, 400);
     // Project level through Resource Manager.
-    let (s, p) = e.call("POST", "/v1/projects/proj-alpha:getIamPolicy", Some(&owner), Some(json!({}))).await;
+    let (s, p) = e
+        .call(
+            "POST",
+            "/v1/projects/proj-alpha:getIamPolicy",
+            Some(&owner),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(p["bindings"][0]["role"], "roles/owner");
-    let (s, _) = e.call("POST", "/v1/projects/proj-alpha:getIamPolicy", Some(&nobody), Some(json!({}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            "/v1/projects/proj-alpha:getIamPolicy",
+            Some(&nobody),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, 403);
 }
 
@@ -318,26 +579,65 @@ async fn compute_requires_stop_before_changing_scopes() {
     let inst = "/compute/v1/projects/proj-alpha/zones/us-central1-a/instances/vm-one";
     let (s, b) = e.call("GET", inst, Some(&owner), None).await;
     assert_eq!((s, b["status"].as_str()), (200, Some("RUNNING")));
-    let sa = b["serviceAccounts"][0]["email"].as_str().unwrap().to_owned();
+    let sa = b["serviceAccounts"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(sa, "1111111111-compute@developer.gserviceaccount.com");
-    assert!(!b["serviceAccounts"][0]["scopes"].as_array().unwrap().iter().any(|s| s == CP));
+    assert!(
+        !b["serviceAccounts"][0]["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == CP)
+    );
     let body = json!({"email": sa, "scopes": [CP]});
-    let (s, b) = e.call("POST", &format!("{inst}/setServiceAccount"), Some(&owner), Some(body.clone())).await;
+    let (s, b) = e
+        .call(
+            "POST",
+            &format!("{inst}/setServiceAccount"),
+            Some(&owner),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(s, 400, "{b}");
-    let (s, op) = e.call("POST", &format!("{inst}/stop"), Some(&owner), None).await;
+    let (s, op) = e
+        .call("POST", &format!("{inst}/stop"), Some(&owner), None)
+        .await;
     assert_eq!((s, op["status"].as_str()), (200, Some("DONE")));
-    let (s, got) = e.call("GET", &format!("/compute/v1/projects/proj-alpha/zones/us-central1-a/operations/{}", op["name"].as_str().unwrap()), Some(&owner), None).await;
+    let (s, got) = e
+        .call(
+            "GET",
+            &format!(
+                "/compute/v1/projects/proj-alpha/zones/us-central1-a/operations/{}",
+                op["name"].as_str().unwrap()
+            ),
+            Some(&owner),
+            None,
+        )
+        .await;
     assert_eq!((s, got["operationType"].as_str()), (200, Some("stop")));
-    let (s, _) = e.call("POST", &format!("{inst}/setServiceAccount"), Some(&owner), Some(body)).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("{inst}/setServiceAccount"),
+            Some(&owner),
+            Some(body),
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, _) = e.call("POST", &format!("{inst}/start"), Some(&owner), None).await;
+    let (s, _) = e
+        .call("POST", &format!("{inst}/start"), Some(&owner), None)
+        .await;
     assert_eq!(s, 200);
     let (_, b) = e.call("GET", inst, Some(&owner), None).await;
     assert_eq!(b["status"], "RUNNING");
     assert_eq!(b["serviceAccounts"][0]["scopes"], json!([CP]));
     // A reader with cloud-platform but no compute role is refused, Compute style.
     let reader = e.token("user:reader@example.com", &[CP]);
-    let (s, b) = e.call("POST", &format!("{inst}/stop"), Some(&reader), None).await;
+    let (s, b) = e
+        .call("POST", &format!("{inst}/stop"), Some(&reader), None)
+        .await;
     assert_eq!(s, 403);
     assert_eq!(b["error"]["errors"][0]["reason"], "forbidden");
 }
@@ -346,15 +646,31 @@ async fn compute_requires_stop_before_changing_scopes() {
 async fn oauth2_refresh_grant_and_tokeninfo() {
     let e = env().await;
     // The ADC file the cloud writes for a user is what a client would use.
-    e.cloud.write_credential_files(&format!("{}/token", e.base)).unwrap();
-    let adc: Value = serde_json::from_slice(&std::fs::read(e.cloud.user_config_dir("owner@example.com").join("application_default_credentials.json")).unwrap()).unwrap();
+    e.cloud
+        .write_credential_files(&format!("{}/token", e.base))
+        .unwrap();
+    let adc: Value = serde_json::from_slice(
+        &std::fs::read(
+            e.cloud
+                .user_config_dir("owner@example.com")
+                .join("application_default_credentials.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     assert_eq!(adc["type"], "authorized_user");
     let form = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
         let mut f = vec![
             ("grant_type", "refresh_token".to_owned()),
             ("client_id", adc["client_id"].as_str().unwrap().to_owned()),
-            ("client_secret", adc["client_secret"].as_str().unwrap().to_owned()),
-            ("refresh_token", adc["refresh_token"].as_str().unwrap().to_owned()),
+            (
+                "client_secret",
+                adc["client_secret"].as_str().unwrap().to_owned(),
+            ),
+            (
+                "refresh_token",
+                adc["refresh_token"].as_str().unwrap().to_owned(),
+            ),
         ];
         for (k, v) in extra {
             f.retain(|(n, _)| n != k);
@@ -362,20 +678,64 @@ async fn oauth2_refresh_grant_and_tokeninfo() {
         }
         f
     };
-    let r = e.http.post(adc["token_uri"].as_str().unwrap()).form(&form(&[])).send().await.unwrap();
+    let r = e
+        .http
+        .post(adc["token_uri"].as_str().unwrap())
+        .form(&form(&[]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let t: Value = r.json().await.unwrap();
     assert!(t["scope"].as_str().unwrap().contains(CP));
-    let info: Value = e.http.get(format!("{}/tokeninfo?access_token={}", e.base, t["access_token"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let info: Value = e
+        .http
+        .get(format!(
+            "{}/tokeninfo?access_token={}",
+            e.base,
+            t["access_token"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["email"], "owner@example.com");
-    let r = e.http.post(format!("{}/token", e.base)).form(&form(&[("refresh_token", "1//wrong")])).send().await.unwrap();
+    let r = e
+        .http
+        .post(format!("{}/token", e.base))
+        .form(&form(&[("refresh_token", "1//wrong")]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    let r = e.http.post(format!("{}/token", e.base)).form(&form(&[("client_secret", "wrong")])).send().await.unwrap();
+    let r = e
+        .http
+        .post(format!("{}/token", e.base))
+        .form(&form(&[("client_secret", "wrong")]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = e.http.post(format!("{}/token", e.base)).form(&form(&[("scope", "https://www.googleapis.com/auth/gmail.readonly")])).send().await.unwrap();
+    let r = e
+        .http
+        .post(format!("{}/token", e.base))
+        .form(&form(&[(
+            "scope",
+            "https://www.googleapis.com/auth/gmail.readonly",
+        )]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_scope");
-    let r = e.http.get(format!("{}/tokeninfo?access_token=ya29.bogus", e.base)).send().await.unwrap();
+    let r = e
+        .http
+        .get(format!("{}/tokeninfo?access_token=ya29.bogus", e.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 }
 
@@ -394,25 +754,61 @@ async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
         let claims = json!({"iss": sa, "scope": CP, "aud": aud, "iat": now, "exp": exp});
         keyway_cloud::crypto::sign_rs256(&pair, &header, &claims).unwrap()
     };
-    let grant = |a: String| e.http.post(format!("{}/token", e.base)).form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", a.as_str())]).send();
-    let r = grant(sign("https://oauth2.googleapis.com/token", now + 3600)).await.unwrap();
+    let grant = |a: String| {
+        e.http
+            .post(format!("{}/token", e.base))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", a.as_str()),
+            ])
+            .send()
+    };
+    let r = grant(sign("https://oauth2.googleapis.com/token", now + 3600))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let t: Value = r.json().await.unwrap();
-    let info: Value = e.http.get(format!("{}/tokeninfo?access_token={}", e.base, t["access_token"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let info: Value = e
+        .http
+        .get(format!(
+            "{}/tokeninfo?access_token={}",
+            e.base,
+            t["access_token"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["email"], sa);
-    let r = grant(sign("https://oauth2.googleapis.com/token", now + 7200)).await.unwrap();
+    let r = grant(sign("https://oauth2.googleapis.com/token", now + 7200))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "longer than an hour");
-    let r = grant(sign("https://example.com/", now + 600)).await.unwrap();
+    let r = grant(sign("https://example.com/", now + 600))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "wrong audience");
     let good = sign("https://oauth2.googleapis.com/token", now + 600);
     let i = good.rfind('.').unwrap() + 10;
     let mut tampered = good.into_bytes();
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     let r = grant(String::from_utf8(tampered).unwrap()).await.unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error_description"], "Invalid JWT Signature.");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error_description"],
+        "Invalid JWT Signature."
+    );
     // A principal without keys.create is refused.
     let nobody = e.token("user:nobody@example.com", &[CP]);
-    let (s, _) = e.call("POST", &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"), Some(&nobody), Some(json!({}))).await;
+    let (s, _) = e
+        .call(
+            "POST",
+            &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"),
+            Some(&nobody),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, 403);
 }
 
@@ -425,15 +821,34 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
     let now = jiff::Timestamp::now().as_second();
     let jwt = |aud: &str| {
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]});
-        keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "aud": aud, "iat": now, "exp": now + 3600})).unwrap()
+        keyway_cloud::crypto::sign_rs256(
+            &pair,
+            &header,
+            &json!({"iss": sa, "sub": sa, "aud": aud, "iat": now, "exp": now + 3600}),
+        )
+        .unwrap()
     };
     let path = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
     // Authenticated as the account: IAM, not authentication, now decides.
-    let (s, b) = e.call("GET", path, Some(&jwt("https://secretmanager.googleapis.com/")), None).await;
+    let (s, b) = e
+        .call(
+            "GET",
+            path,
+            Some(&jwt("https://secretmanager.googleapis.com/")),
+            None,
+        )
+        .await;
     assert_eq!(s, 403, "{b}");
     assert_eq!(reason(&b), "IAM_PERMISSION_DENIED");
     // Addressed to another API: not a credential here.
-    let (s, _) = e.call("GET", path, Some(&jwt("https://compute.googleapis.com/")), None).await;
+    let (s, _) = e
+        .call(
+            "GET",
+            path,
+            Some(&jwt("https://compute.googleapis.com/")),
+            None,
+        )
+        .await;
     assert_eq!(s, 401);
 }
 
@@ -447,12 +862,50 @@ async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     let (key, pair) = mint_key(&e, &owner, sa).await;
     let now = jiff::Timestamp::now().as_second();
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]});
-    let scoped = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "scope": CP, "iat": now, "exp": now + 3600})).unwrap();
-    let (s, b) = e.call("GET", "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access", Some(&scoped), None).await;
+    let scoped = keyway_cloud::crypto::sign_rs256(
+        &pair,
+        &header,
+        &json!({"iss": sa, "sub": sa, "scope": CP, "iat": now, "exp": now + 3600}),
+    )
+    .unwrap();
+    let (s, b) = e
+        .call(
+            "GET",
+            "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
+            Some(&scoped),
+            None,
+        )
+        .await;
     assert_eq!((s, reason(&b)), (403, "IAM_PERMISSION_DENIED"), "{b}");
     let narrow = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "scope": "https://www.googleapis.com/auth/devstorage.read_only", "iat": now, "exp": now + 3600})).unwrap();
-    let (s, b) = e.call("GET", "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access", Some(&narrow), None).await;
-    assert_eq!((s, reason(&b)), (403, "ACCESS_TOKEN_SCOPE_INSUFFICIENT"), "{b}");
-    let neither = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "iat": now, "exp": now + 3600})).unwrap();
-    assert_eq!(e.call("GET", "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access", Some(&neither), None).await.0, 401);
+    let (s, b) = e
+        .call(
+            "GET",
+            "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
+            Some(&narrow),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, reason(&b)),
+        (403, "ACCESS_TOKEN_SCOPE_INSUFFICIENT"),
+        "{b}"
+    );
+    let neither = keyway_cloud::crypto::sign_rs256(
+        &pair,
+        &header,
+        &json!({"iss": sa, "sub": sa, "iat": now, "exp": now + 3600}),
+    )
+    .unwrap();
+    assert_eq!(
+        e.call(
+            "GET",
+            "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
+            Some(&neither),
+            None
+        )
+        .await
+        .0,
+        401
+    );
 }

@@ -28,7 +28,9 @@ impl Env {
     /// UTF-8 are skipped (keyway reads none such).
     pub fn from_process() -> Self {
         let vars = std::env::vars_os()
-            .filter_map(|(k, v): (OsString, OsString)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter_map(|(k, v): (OsString, OsString)| {
+                Some((k.into_string().ok()?, v.into_string().ok()?))
+            })
             .collect();
         Env { vars }
     }
@@ -59,7 +61,9 @@ impl Env {
     /// A boolean switch: `1`, `true`, `yes`, `on` (any case) are true.
     pub fn flag(&self, name: &str) -> bool {
         matches!(
-            self.get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+            self.get(name)
+                .map(|v| v.trim().to_ascii_lowercase())
+                .as_deref(),
             Some("1" | "true" | "yes" | "on")
         )
     }

@@ -26,7 +26,9 @@ impl LoopbackAddr {
         if addr.ip().is_loopback() {
             Ok(LoopbackAddr(addr))
         } else {
-            Err(NotLoopback { addr: addr.to_string() })
+            Err(NotLoopback {
+                addr: addr.to_string(),
+            })
         }
     }
 

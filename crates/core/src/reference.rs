@@ -42,7 +42,11 @@ use std::fmt;
 /// Where the secret lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {
-    GcpSecretManager { project: String, secret: String, version: String },
+    GcpSecretManager {
+        project: String,
+        secret: String,
+        version: String,
+    },
     AwsSecretsManager {
         /// From the ARN; `None` means "the region keyway is configured for".
         region: Option<String>,
@@ -85,21 +89,33 @@ pub struct RefError {
 
 fn valid_project(p: &str) -> bool {
     // Project ids (6-30 chars) or numbers.
-    !p.is_empty() && p.len() <= 30 && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !p.is_empty()
+        && p.len() <= 30
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn valid_secret(s: &str) -> bool {
-    (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=255).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn valid_version(v: &str) -> bool {
-    v == "latest" || (!v.is_empty() && v.len() <= 63 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    v == "latest"
+        || (!v.is_empty()
+            && v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 impl SecretRef {
     /// A reference where one is expected (`--env NAME=REF`, `keyway get REF`).
     pub fn parse(s: &str) -> Result<SecretRef, RefError> {
-        let err = |reason: String| RefError { reference: s.to_owned(), reason };
+        let err = |reason: String| RefError {
+            reference: s.to_owned(),
+            reason,
+        };
         let (rest, fragment) = match s.split_once('#') {
             Some((a, b)) => (a, Some(b)),
             None => (s, None),
@@ -117,7 +133,9 @@ impl SecretRef {
             return parse_aws(s, base, query, fragment);
         }
         let (project, secret, mut version) = if let Some(p) = base.strip_prefix("sm://") {
-            let (project, secret) = p.split_once('/').ok_or_else(|| err("expected sm://PROJECT/SECRET".into()))?;
+            let (project, secret) = p
+                .split_once('/')
+                .ok_or_else(|| err("expected sm://PROJECT/SECRET".into()))?;
             (project.to_owned(), secret.to_owned(), None)
         } else {
             let resource = base
@@ -127,7 +145,9 @@ impl SecretRef {
             let parts: Vec<&str> = resource.split('/').collect();
             match parts.as_slice() {
                 ["projects", p, "secrets", s] => (p.to_string(), s.to_string(), None),
-                ["projects", p, "secrets", s, "versions", v] => (p.to_string(), s.to_string(), Some(v.to_string())),
+                ["projects", p, "secrets", s, "versions", v] => {
+                    (p.to_string(), s.to_string(), Some(v.to_string()))
+                }
                 _ => {
                     return Err(err(
                         "expected sm://PROJECT/SECRET, gcp:secretmanager:projects/PROJECT/secrets/SECRET[/versions/VERSION] or projects/PROJECT/secrets/SECRET[/versions/VERSION]".into(),
@@ -139,14 +159,20 @@ impl SecretRef {
             return Err(err(format!("'{project}' is not a project id or number")));
         }
         if !valid_secret(&secret) {
-            return Err(err(format!("'{secret}' is not a secret name (1-255 letters, digits, - and _)")));
+            return Err(err(format!(
+                "'{secret}' is not a secret name (1-255 letters, digits, - and _)"
+            )));
         }
         let mut set_version = |v: &str, how: &str| -> Result<(), RefError> {
             if let Some(old) = &version {
-                return Err(err(format!("the version is given twice ('{old}' and '{v}' {how})")));
+                return Err(err(format!(
+                    "the version is given twice ('{old}' and '{v}' {how})"
+                )));
             }
             if !valid_version(v) {
-                return Err(err(format!("'{v}' is not a version (a number, 'latest' or an alias)")));
+                return Err(err(format!(
+                    "'{v}' is not a version (a number, 'latest' or an alias)"
+                )));
             }
             version = Some(v.to_owned());
             Ok(())
@@ -161,14 +187,20 @@ impl SecretRef {
                 "version" => set_version(v, "in ?version=")?,
                 _ => {
                     if !common.option(k, v).map_err(err)? {
-                        return Err(err(format!("unknown option '{k}' (known: version, field, destination, filename)")));
+                        return Err(err(format!(
+                            "unknown option '{k}' (known: version, field, destination, filename)"
+                        )));
                     }
                 }
             }
         }
         let (field, delivery) = common.finish();
         Ok(SecretRef {
-            source: Reference::GcpSecretManager { project, secret, version: version.unwrap_or_else(|| "latest".into()) },
+            source: Reference::GcpSecretManager {
+                project,
+                secret,
+                version: version.unwrap_or_else(|| "latest".into()),
+            },
             field,
             delivery,
         })
@@ -177,7 +209,11 @@ impl SecretRef {
     /// A reference in an inherited environment variable's value: only the
     /// prefixed forms count. `Ok(None)` means "an ordinary value".
     pub fn parse_implicit(value: &str) -> Result<Option<SecretRef>, RefError> {
-        if value.starts_with("sm://") || value.starts_with("gcp:secretmanager:") || value.starts_with("aws-sm://") || is_aws_arn(value) {
+        if value.starts_with("sm://")
+            || value.starts_with("gcp:secretmanager:")
+            || value.starts_with("aws-sm://")
+            || is_aws_arn(value)
+        {
             SecretRef::parse(value).map(Some)
         } else {
             Ok(None)
@@ -196,8 +232,18 @@ impl SecretRef {
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reference::GcpSecretManager { project, secret, version } => write!(f, "projects/{project}/secrets/{secret}/versions/{version}"),
-            Reference::AwsSecretsManager { secret_id, json_key, version_stage, version_id, .. } => {
+            Reference::GcpSecretManager {
+                project,
+                secret,
+                version,
+            } => write!(f, "projects/{project}/secrets/{secret}/versions/{version}"),
+            Reference::AwsSecretsManager {
+                secret_id,
+                json_key,
+                version_stage,
+                version_id,
+                ..
+            } => {
                 if secret_id.starts_with("arn:") {
                     f.write_str(secret_id)?;
                     if json_key.is_some() || version_stage.is_some() || version_id.is_some() {
@@ -287,35 +333,61 @@ mod tests {
     use super::*;
 
     fn gcp(r: &SecretRef) -> (&str, &str, &str) {
-        let Reference::GcpSecretManager { project, secret, version } = &r.source else { panic!("not a Google reference: {r}") };
+        let Reference::GcpSecretManager {
+            project,
+            secret,
+            version,
+        } = &r.source
+        else {
+            panic!("not a Google reference: {r}")
+        };
         (project, secret, version)
     }
 
     #[test]
     fn the_three_spellings_agree() {
         let a = SecretRef::parse("sm://my-proj/db-pass#3").unwrap();
-        let b = SecretRef::parse("gcp:secretmanager:projects/my-proj/secrets/db-pass/versions/3").unwrap();
+        let b = SecretRef::parse("gcp:secretmanager:projects/my-proj/secrets/db-pass/versions/3")
+            .unwrap();
         let c = SecretRef::parse("projects/my-proj/secrets/db-pass/versions/3").unwrap();
-        let d = SecretRef::parse("//secretmanager.googleapis.com/projects/my-proj/secrets/db-pass?version=3").unwrap();
+        let d = SecretRef::parse(
+            "//secretmanager.googleapis.com/projects/my-proj/secrets/db-pass?version=3",
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(b, c);
         assert_eq!(c, d);
         assert_eq!(gcp(&a), ("my-proj", "db-pass", "3"));
-        assert_eq!(gcp(&SecretRef::parse("sm://my-proj/db-pass").unwrap()).2, "latest");
+        assert_eq!(
+            gcp(&SecretRef::parse("sm://my-proj/db-pass").unwrap()).2,
+            "latest"
+        );
         assert_eq!(a.to_string(), "projects/my-proj/secrets/db-pass/versions/3");
     }
 
     #[test]
     fn options() {
-        let r = SecretRef::parse("sm://p-123456/cfg?field=db.password&destination=tempfile#2").unwrap();
-        assert_eq!(r.field, Some(vec!["db".to_string(), "password".to_string()]));
+        let r =
+            SecretRef::parse("sm://p-123456/cfg?field=db.password&destination=tempfile#2").unwrap();
+        assert_eq!(
+            r.field,
+            Some(vec!["db".to_string(), "password".to_string()])
+        );
         assert_eq!(r.delivery, Delivery::File { name: None });
         assert_eq!(gcp(&r).2, "2");
         // berglas order: version then options.
         let r = SecretRef::parse("sm://p-123456/key#latest?filename=key.json").unwrap();
-        assert_eq!(r.delivery, Delivery::File { name: Some("key.json".into()) });
+        assert_eq!(
+            r.delivery,
+            Delivery::File {
+                name: Some("key.json".into())
+            }
+        );
         assert_eq!(r.file_name("x"), "key.json");
-        assert_eq!(r.to_string(), "projects/p-123456/secrets/key/versions/latest?filename=key.json");
+        assert_eq!(
+            r.to_string(),
+            "projects/p-123456/secrets/key/versions/latest?filename=key.json"
+        );
         let r = SecretRef::parse("projects/482915736104/secrets/k").unwrap();
         assert_eq!(gcp(&r).0, "482915736104");
     }
@@ -336,16 +408,27 @@ mod tests {
         ] {
             let e = SecretRef::parse(s).unwrap_err();
             assert!(e.to_string().contains(needle), "{s}: {e}");
-            assert!(e.to_string().contains(s), "the error names the reference: {e}");
+            assert!(
+                e.to_string().contains(s),
+                "the error names the reference: {e}"
+            );
         }
     }
 
     #[test]
     fn implicit_only_for_prefixed_forms() {
-        assert!(SecretRef::parse_implicit("projects/p-1/secrets/x").unwrap().is_none());
+        assert!(
+            SecretRef::parse_implicit("projects/p-1/secrets/x")
+                .unwrap()
+                .is_none()
+        );
         assert!(SecretRef::parse_implicit("hello").unwrap().is_none());
         assert!(SecretRef::parse_implicit("sm://p-1/x").unwrap().is_some());
-        assert!(SecretRef::parse_implicit("gcp:secretmanager:projects/p-1/secrets/x").unwrap().is_some());
+        assert!(
+            SecretRef::parse_implicit("gcp:secretmanager:projects/p-1/secrets/x")
+                .unwrap()
+                .is_some()
+        );
         assert!(SecretRef::parse_implicit("sm://nope").is_err());
     }
 }

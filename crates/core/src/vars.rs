@@ -19,16 +19,19 @@ pub const GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
 pub const GCLOUD_PROJECT: &str = "GCLOUD_PROJECT";
 pub const CLOUDSDK_CORE_PROJECT: &str = "CLOUDSDK_CORE_PROJECT";
 /// Base URL of Secret Manager (gcloud's override convention, with a trailing slash).
-pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER";
+pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER: &str =
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER";
 /// Base URL of IAM Credentials.
-pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS";
+pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: &str =
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS";
 /// Base URL of Google STS.
 pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_STS: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_STS";
 /// Base URL of the OAuth2 token endpoint host (used when a credentials file has no token_uri).
 pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2";
 /// `1` allows `external_account` credentials to run their `executable` subject-token source
 /// (Google's opt-in; without it such credentials are refused).
-pub const GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES: &str = "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES";
+pub const GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES: &str =
+    "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES";
 /// HOME, for ~/.config/gcloud.
 pub const HOME: &str = "HOME";
 /// Runtime directory preferred for tmpfs secret files.

@@ -9,9 +9,20 @@ use keyway_secrets::FetchError;
 
 /// The AWS credential chain. `probe_default_imds`: whether IMDS at its default
 /// address may be asked when nothing else answered.
-pub async fn provider(env: &Env, http: &reqwest::Client, probe_default_imds: bool) -> Result<AwsCredentialsProvider, AwsAuthError> {
+pub async fn provider(
+    env: &Env,
+    http: &reqwest::Client,
+    probe_default_imds: bool,
+) -> Result<AwsCredentialsProvider, AwsAuthError> {
     let ctx = google::context(env, http);
-    keyway_auth::aws_default(&ctx, AwsChainOptions { probe_default_imds, ..AwsChainOptions::default() }).await
+    keyway_auth::aws_default(
+        &ctx,
+        AwsChainOptions {
+            probe_default_imds,
+            ..AwsChainOptions::default()
+        },
+    )
+    .await
 }
 
 /// Whether this machine says it is an EC2 instance (DMI vendor, or the Xen
@@ -25,13 +36,23 @@ pub fn looks_like_ec2() -> bool {
 
 /// Whether the environment is an ECS task's.
 pub fn in_ecs(env: &Env) -> bool {
-    env.non_empty("ECS_CONTAINER_METADATA_URI_V4").is_some() || env.non_empty("AWS_EXECUTION_ENV").is_some_and(|v| v.starts_with("AWS_ECS"))
+    env.non_empty("ECS_CONTAINER_METADATA_URI_V4").is_some()
+        || env
+            .non_empty("AWS_EXECUTION_ENV")
+            .is_some_and(|v| v.starts_with("AWS_ECS"))
 }
 
 /// The caller's identity: (account, arn, user id).
-pub async fn caller_identity(env: &Env, http: &reqwest::Client, p: &AwsCredentialsProvider) -> Result<(String, String, String), String> {
+pub async fn caller_identity(
+    env: &Env,
+    http: &reqwest::Client,
+    p: &AwsCredentialsProvider,
+) -> Result<(String, String, String), String> {
     let creds = p.credentials().await.map_err(|e| e.to_string())?;
-    let region = p.region().map(|(r, _)| r.to_owned()).unwrap_or_else(|| "us-east-1".into());
+    let region = p
+        .region()
+        .map(|(r, _)| r.to_owned())
+        .unwrap_or_else(|| "us-east-1".into());
     keyway_secrets::aws::caller_identity(http, env, &creds, &region).await
 }
 
@@ -87,7 +108,9 @@ pub fn hint(e: &FetchError, p: Option<&AwsCredentialsProvider>, env: &Env) -> Op
 
 /// Why AWS refused the credentials, naming where they came from.
 fn credentials_refused_hint(message: &str, p: Option<&AwsCredentialsProvider>) -> String {
-    let source = p.map(|p| p.source().to_string()).unwrap_or_else(|| "the credential chain".into());
+    let source = p
+        .map(|p| p.source().to_string())
+        .unwrap_or_else(|| "the credential chain".into());
     if message.contains("Signature expired") || message.contains("Signature not yet current") {
         return format!(
             "this machine's clock is more than 15 minutes away from AWS's, so AWS rejects every signed request (the message compares the request's time with AWS's); \
@@ -100,13 +123,18 @@ fn credentials_refused_hint(message: &str, p: Option<&AwsCredentialsProvider>) -
                 "the temporary credentials (session token) from the {source} have expired; nothing refreshes them there: \
                  export fresh ones (aws sts assume-role, aws configure export-credentials) or use a source that refreshes (web identity, ECS, EC2)"
             ),
-            _ => format!("the temporary credentials from the {source} have expired; check the machine's clock, then retry (keyway refreshes them before their Expiration)"),
+            _ => format!(
+                "the temporary credentials from the {source} have expired; check the machine's clock, then retry (keyway refreshes them before their Expiration)"
+            ),
         };
     }
-    format!("AWS does not accept the credentials from the {source}; check them with keyway whoami (the key may be deleted, inactive, or of another partition)")
+    format!(
+        "AWS does not accept the credentials from the {source}; check them with keyway whoami (the key may be deleted, inactive, or of another partition)"
+    )
 }
 
 /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION` → ROLE.
 fn role_name(arn: &str) -> Option<&str> {
-    arn.split_once(":assumed-role/").and_then(|(_, r)| r.split('/').next())
+    arn.split_once(":assumed-role/")
+        .and_then(|(_, r)| r.split('/').next())
 }

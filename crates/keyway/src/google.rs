@@ -17,7 +17,12 @@ pub fn http_client(env: &Env) -> reqwest::Client {
 }
 
 pub fn context(env: &Env, http: &reqwest::Client) -> AuthContext {
-    AuthContext::new(env.clone(), Arc::new(RealFs), Arc::new(SystemClock), http.clone())
+    AuthContext::new(
+        env.clone(),
+        Arc::new(RealFs),
+        Arc::new(SystemClock),
+        http.clone(),
+    )
 }
 
 /// The VM a metadata-server identity runs on.
@@ -46,7 +51,15 @@ impl Who {
         if let Some(p) = &self.principal {
             return p.clone();
         }
-        format!("{}:{}", if self.service_account { "serviceAccount" } else { "user" }, self.email)
+        format!(
+            "{}:{}",
+            if self.service_account {
+                "serviceAccount"
+            } else {
+                "user"
+            },
+            self.email
+        )
     }
 }
 
@@ -57,20 +70,34 @@ pub async fn credentials(env: &Env, http: &reqwest::Client) -> anyhow::Result<Go
 
 /// An access token for the default credentials, and the credentials (to ask
 /// who they are only if a hint needs it).
-pub async fn token(env: &Env, http: &reqwest::Client) -> anyhow::Result<(Secret<String>, GoogleCredentials)> {
+pub async fn token(
+    env: &Env,
+    http: &reqwest::Client,
+) -> anyhow::Result<(Secret<String>, GoogleCredentials)> {
     let creds = credentials(env, http).await?;
-    let tok = creds.access_token().await.with_context(|| format!("getting an access token from {}", creds.source()))?;
+    let tok = creds
+        .access_token()
+        .await
+        .with_context(|| format!("getting an access token from {}", creds.source()))?;
     Ok((tok.token, creds))
 }
 
 pub async fn who(creds: &GoogleCredentials, http: &reqwest::Client) -> Who {
     let id = creds.identity().await.ok();
-    let email = id.as_ref().and_then(|i| i.email.clone()).unwrap_or_default();
+    let email = id
+        .as_ref()
+        .and_then(|i| i.email.clone())
+        .unwrap_or_default();
     let (service_account, vm) = match creds.source() {
         Source::MetadataServer { host, .. } => (true, vm_of(http, host).await),
         _ => (email.ends_with(".gserviceaccount.com"), None),
     };
-    Who { email, service_account, vm, principal: None }
+    Who {
+        email,
+        service_account,
+        vm,
+        principal: None,
+    }
 }
 
 /// Name, zone and project of the VM behind a metadata server (best effort: hints only).
@@ -78,7 +105,13 @@ pub async fn vm_of(http: &reqwest::Client, host: &str) -> Option<Vm> {
     let get = |path: &str| {
         let url = format!("http://{host}/computeMetadata/v1/{path}");
         async move {
-            let r = http.get(url).header("Metadata-Flavor", "Google").timeout(Duration::from_secs(2)).send().await.ok()?;
+            let r = http
+                .get(url)
+                .header("Metadata-Flavor", "Google")
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .ok()?;
             if !r.status().is_success() {
                 return None;
             }
@@ -88,7 +121,11 @@ pub async fn vm_of(http: &reqwest::Client, host: &str) -> Option<Vm> {
     let name = get("instance/name").await?;
     let zone = get("instance/zone").await?;
     let project = get("project/project-id").await?;
-    Some(Vm { name, zone: zone.rsplit('/').next().unwrap_or(&zone).to_owned(), project })
+    Some(Vm {
+        name,
+        zone: zone.rsplit('/').next().unwrap_or(&zone).to_owned(),
+        project,
+    })
 }
 
 /// Where to look when no Google credentials were found.
@@ -114,7 +151,10 @@ pub struct Federation {
 impl Federation {
     /// `principalSet://…/workloadIdentityPools/POOL/` + `rest`.
     fn pool_member(&self, rest: &str) -> String {
-        format!("principalSet://iam.googleapis.com/projects/{}/locations/global/workloadIdentityPools/{}/{rest}", self.project_number, self.pool)
+        format!(
+            "principalSet://iam.googleapis.com/projects/{}/locations/global/workloadIdentityPools/{}/{rest}",
+            self.project_number, self.pool
+        )
     }
 
     /// The member for an AWS role (`attribute.aws_role`, Google's default AWS
@@ -135,7 +175,15 @@ pub fn parse_federation(path: &std::path::Path, doc: &serde_json::Value) -> Opti
     let audience = doc.get("audience")?.as_str()?;
     let rest = audience.strip_prefix("//iam.googleapis.com/projects/")?;
     let parts: Vec<&str> = rest.split('/').collect();
-    let ["locations", "global", "workloadIdentityPools", pool, "providers", provider] = parts.get(1..)? else {
+    let [
+        "locations",
+        "global",
+        "workloadIdentityPools",
+        pool,
+        "providers",
+        provider,
+    ] = parts.get(1..)?
+    else {
         return None;
     };
     let service_account = doc
@@ -143,7 +191,10 @@ pub fn parse_federation(path: &std::path::Path, doc: &serde_json::Value) -> Opti
         .and_then(|u| u.as_str())
         .and_then(|u| u.rsplit_once("/serviceAccounts/"))
         .map(|(_, rest)| rest.split(':').next().unwrap_or(rest).to_owned());
-    let aws = doc.pointer("/credential_source/environment_id").and_then(|v| v.as_str()).is_some_and(|v| v.starts_with("aws"));
+    let aws = doc
+        .pointer("/credential_source/environment_id")
+        .and_then(|v| v.as_str())
+        .is_some_and(|v| v.starts_with("aws"));
     Some(Federation {
         path: path.to_path_buf(),
         project_number: parts[0].to_owned(),
@@ -181,36 +232,59 @@ pub async fn aws_presented(env: &Env, http: &reqwest::Client) -> Option<(String,
         let (_, arn, _) = crate::aws::caller_identity(env, http, &p).await.ok()?;
         Some(arn)
     };
-    let arn = tokio::time::timeout(Duration::from_secs(10), ask).await.ok()??;
+    let arn = tokio::time::timeout(Duration::from_secs(10), ask)
+        .await
+        .ok()??;
     Some((arn.clone(), aws_role_attribute(&arn)))
 }
 
 /// `arn:aws:sts::A:assumed-role/ROLE/SESSION` → `arn:aws:sts::A:assumed-role/ROLE`; other ARNs unchanged.
 pub fn aws_role_attribute(arn: &str) -> String {
     match arn.split_once(":assumed-role/") {
-        Some((head, rest)) => format!("{head}:assumed-role/{}", rest.split('/').next().unwrap_or(rest)),
+        Some((head, rest)) => format!(
+            "{head}:assumed-role/{}",
+            rest.split('/').next().unwrap_or(rest)
+        ),
         None => arn.to_owned(),
     }
 }
 
 /// For credentials that are a federated token used directly: the member that
 /// names this workload in IAM policies.
-pub async fn federated_member(env: &Env, http: &reqwest::Client, creds: &GoogleCredentials) -> Option<String> {
+pub async fn federated_member(
+    env: &Env,
+    http: &reqwest::Client,
+    creds: &GoogleCredentials,
+) -> Option<String> {
     if creds.source().credential_kind() != Some(CredentialKind::ExternalAccount) {
         return None;
     }
     let f = federation(env).filter(|f| f.service_account.is_none())?;
-    let role = if f.aws { aws_presented(env, http).await.map(|(_, r)| r) } else { None };
+    let role = if f.aws {
+        aws_presented(env, http).await.map(|(_, r)| r)
+    } else {
+        None
+    };
     Some(f.member_for(role.as_deref()))
 }
 
 /// The fix when Google credentials could not be had: for Workload Identity
 /// Federation, why STS or IAM Credentials refused; otherwise where to look.
-pub async fn credentials_failure_hint(env: &Env, http: &reqwest::Client, e: &anyhow::Error) -> Option<String> {
-    let auth = e.downcast_ref::<AuthError>().or_else(|| e.chain().find_map(|c| c.downcast_ref::<AuthError>()));
-    let Some(f) = federation(env) else { return credentials_hint(env) };
+pub async fn credentials_failure_hint(
+    env: &Env,
+    http: &reqwest::Client,
+    e: &anyhow::Error,
+) -> Option<String> {
+    let auth = e
+        .downcast_ref::<AuthError>()
+        .or_else(|| e.chain().find_map(|c| c.downcast_ref::<AuthError>()));
+    let Some(f) = federation(env) else {
+        return credentials_hint(env);
+    };
     match auth {
-        Some(AuthError::SubjectToken { from, reason }) if f.aws && from.starts_with("aws1") && reason.contains("no source answered") => {
+        Some(AuthError::SubjectToken { from, reason })
+            if f.aws && from.starts_with("aws1") && reason.contains("no source answered") =>
+        {
             Some(if crate::aws::in_ecs(env) {
                 format!(
                     "this ECS task has no task role, so its containers get no AWS credentials (no AWS_CONTAINER_CREDENTIALS_* variable) to sign the subject token with. \
@@ -222,8 +296,16 @@ pub async fn credentials_failure_hint(env: &Env, http: &reqwest::Client, e: &any
                 "aws1 signs the subject token with the workload's AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or run on ECS with a task role or on EC2 with an instance profile".into()
             })
         }
-        Some(AuthError::Rejected { status: 400, summary: Some(s), .. }) if s.contains("unauthorized_client") => {
-            let presented = if f.aws { aws_presented(env, http).await } else { None };
+        Some(AuthError::Rejected {
+            status: 400,
+            summary: Some(s),
+            ..
+        }) if s.contains("unauthorized_client") => {
+            let presented = if f.aws {
+                aws_presented(env, http).await
+            } else {
+                None
+            };
             let describe = format!(
                 "gcloud iam workload-identity-pools providers describe {} --workload-identity-pool={} --location=global --project={} --format='value(attributeCondition)'",
                 f.provider, f.pool, f.project_number
@@ -244,12 +326,26 @@ pub async fn credentials_failure_hint(env: &Env, http: &reqwest::Client, e: &any
                         f.provider, f.pool
                     )
                 }
-                None => format!("the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition: {describe}", f.provider, f.pool),
+                None => format!(
+                    "the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition: {describe}",
+                    f.provider, f.pool
+                ),
             })
         }
-        Some(AuthError::Rejected { status: 403, summary: Some(s), .. }) if s.contains("iam.serviceAccounts.getAccessToken") => {
-            let sa = f.service_account.clone().unwrap_or_else(|| "SERVICE_ACCOUNT".into());
-            let role = if f.aws { aws_presented(env, http).await.map(|(_, r)| r) } else { None };
+        Some(AuthError::Rejected {
+            status: 403,
+            summary: Some(s),
+            ..
+        }) if s.contains("iam.serviceAccounts.getAccessToken") => {
+            let sa = f
+                .service_account
+                .clone()
+                .unwrap_or_else(|| "SERVICE_ACCOUNT".into());
+            let role = if f.aws {
+                aws_presented(env, http).await.map(|(_, r)| r)
+            } else {
+                None
+            };
             let member = f.member_for(role.as_deref());
             Some(format!(
                 "the federated identity may not impersonate {sa} (or the account does not exist): it needs roles/iam.workloadIdentityUser on the service account. As the project owner: \
@@ -273,17 +369,48 @@ mod tests {
             "credential_source": {"environment_id": "aws1"},
         });
         let f = parse_federation(std::path::Path::new("/c.json"), &doc).unwrap();
-        assert_eq!((f.project_number.as_str(), f.pool.as_str(), f.provider.as_str()), ("402718395026", "bq-pool", "aws-provider"));
-        assert_eq!(f.service_account.as_deref(), Some("sa@p.iam.gserviceaccount.com"));
+        assert_eq!(
+            (
+                f.project_number.as_str(),
+                f.pool.as_str(),
+                f.provider.as_str()
+            ),
+            ("402718395026", "bq-pool", "aws-provider")
+        );
+        assert_eq!(
+            f.service_account.as_deref(),
+            Some("sa@p.iam.gserviceaccount.com")
+        );
         assert!(f.aws);
         assert_eq!(
             f.member_for(Some("arn:aws:sts::1:assumed-role/r")),
             "principalSet://iam.googleapis.com/projects/402718395026/locations/global/workloadIdentityPools/bq-pool/attribute.aws_role/arn:aws:sts::1:assumed-role/r"
         );
-        assert!(f.member_for(None).ends_with("/workloadIdentityPools/bq-pool/*"));
-        assert_eq!(aws_role_attribute("arn:aws:sts::1:assumed-role/r/sess"), "arn:aws:sts::1:assumed-role/r");
-        assert_eq!(aws_role_attribute("arn:aws:iam::1:user/u"), "arn:aws:iam::1:user/u");
-        assert!(parse_federation(std::path::Path::new("/c.json"), &serde_json::json!({"type": "service_account"})).is_none());
-        assert!(parse_federation(std::path::Path::new("/c.json"), &serde_json::json!({"type": "external_account", "audience": "x"})).is_none());
+        assert!(
+            f.member_for(None)
+                .ends_with("/workloadIdentityPools/bq-pool/*")
+        );
+        assert_eq!(
+            aws_role_attribute("arn:aws:sts::1:assumed-role/r/sess"),
+            "arn:aws:sts::1:assumed-role/r"
+        );
+        assert_eq!(
+            aws_role_attribute("arn:aws:iam::1:user/u"),
+            "arn:aws:iam::1:user/u"
+        );
+        assert!(
+            parse_federation(
+                std::path::Path::new("/c.json"),
+                &serde_json::json!({"type": "service_account"})
+            )
+            .is_none()
+        );
+        assert!(
+            parse_federation(
+                std::path::Path::new("/c.json"),
+                &serde_json::json!({"type": "external_account", "audience": "x"})
+            )
+            .is_none()
+        );
     }
 }

@@ -5,12 +5,12 @@
 //! loopback endpoints (the local cloud, a metadata server, an ECS agent) would
 //! otherwise pay on every start.
 
+use keyway_core::{Env, vars};
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use std::sync::{Arc, OnceLock};
-use keyway_core::{Env, vars};
 use std::time::Duration;
 
 /// The platform verifier, created on first use.
@@ -22,7 +22,10 @@ struct LazyPlatformVerifier {
 
 impl LazyPlatformVerifier {
     fn inner(&self) -> Result<&rustls_platform_verifier::Verifier, rustls::Error> {
-        self.inner.get_or_init(|| rustls_platform_verifier::Verifier::new(self.provider.clone())).as_ref().map_err(Clone::clone)
+        self.inner
+            .get_or_init(|| rustls_platform_verifier::Verifier::new(self.provider.clone()))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
@@ -35,25 +38,51 @@ impl ServerCertVerifier for LazyPlatformVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner()?.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        self.inner()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 fn tls_config() -> Option<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(LazyPlatformVerifier { provider: provider.clone(), inner: OnceLock::new() });
+    let verifier = Arc::new(LazyPlatformVerifier {
+        provider: provider.clone(),
+        inner: OnceLock::new(),
+    });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .ok()?
@@ -76,7 +105,10 @@ const ALWAYS_DIRECT: &str = "localhost,127.0.0.0/8,::1,169.254.0.0/16,fe80::/10,
 /// [`ALWAYS_DIRECT`]. A malformed proxy URL is skipped with a warning that names
 /// the variable (not its value, which may carry a password).
 pub fn proxies(env: &Env) -> Vec<reqwest::Proxy> {
-    let var = |name: &str| env.non_empty(name).or_else(|| env.non_empty(&name.to_ascii_lowercase()));
+    let var = |name: &str| {
+        env.non_empty(name)
+            .or_else(|| env.non_empty(&name.to_ascii_lowercase()))
+    };
     let direct = match var(vars::NO_PROXY) {
         Some(user) => format!("{ALWAYS_DIRECT},{user}"),
         None => ALWAYS_DIRECT.to_owned(),
@@ -101,7 +133,10 @@ pub fn proxies(env: &Env) -> Vec<reqwest::Proxy> {
 /// environment's proxies except for metadata and credential endpoints.
 pub fn client(env: &Env) -> reqwest::Client {
     let base = || {
-        let mut b = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).pool_idle_timeout(Duration::from_secs(30)).no_proxy();
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .no_proxy();
         for p in proxies(env) {
             b = b.proxy(p);
         }
@@ -139,15 +174,27 @@ mod tests {
                 let n = s.read(&mut buf).unwrap_or(0);
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                 let _ = tx.send(text.lines().next().unwrap_or_default().to_owned());
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
             }
         });
         (addr, rx)
     }
 
     fn get(env: &Env, url: &str) -> u16 {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async { super::client(env).get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) })
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            super::client(env)
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
     }
 
     #[test]
@@ -156,16 +203,34 @@ mod tests {
         let env = Env::new().with("HTTP_PROXY", &format!("http://{proxy}"));
         // An ordinary host goes through the proxy (which answers for it; no DNS lookup happens).
         assert_eq!(get(&env, "http://keyway-proxy-test.invalid/x"), 200);
-        assert_eq!(seen_by_proxy.recv_timeout(std::time::Duration::from_secs(5)).expect("the proxy got no request"), "GET http://keyway-proxy-test.invalid/x HTTP/1.1");
+        assert_eq!(
+            seen_by_proxy
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("the proxy got no request"),
+            "GET http://keyway-proxy-test.invalid/x HTTP/1.1"
+        );
 
         // A loopback endpoint (where the local cloud, and a metadata emulator, live) is reached
         // directly even though the proxy is set and NO_PROXY does not mention it.
         let (proxy, seen_by_proxy) = one_shot();
         let (server, seen_by_server) = one_shot();
-        let env = Env::new().with("http_proxy", &format!("http://{proxy}")).with("NO_PROXY", "example.com");
-        assert_eq!(get(&env, &format!("http://{server}/computeMetadata/v1/")), 200);
-        assert_eq!(seen_by_server.recv_timeout(std::time::Duration::from_secs(5)).expect("the loopback server got no request"), "GET /computeMetadata/v1/ HTTP/1.1");
-        assert!(seen_by_proxy.try_recv().is_err(), "the proxy saw a loopback request");
+        let env = Env::new()
+            .with("http_proxy", &format!("http://{proxy}"))
+            .with("NO_PROXY", "example.com");
+        assert_eq!(
+            get(&env, &format!("http://{server}/computeMetadata/v1/")),
+            200
+        );
+        assert_eq!(
+            seen_by_server
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("the loopback server got no request"),
+            "GET /computeMetadata/v1/ HTTP/1.1"
+        );
+        assert!(
+            seen_by_proxy.try_recv().is_err(),
+            "the proxy saw a loopback request"
+        );
     }
 
     #[test]
@@ -179,6 +244,9 @@ mod tests {
         // A version mismatch between our rustls and reqwest's would make reqwest
         // refuse the backend; catch that here rather than by a slow fallback.
         let tls = super::tls_config().expect("rustls config");
-        reqwest::Client::builder().tls_backend_preconfigured(tls).build().expect("reqwest accepts our rustls config");
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .expect("reqwest accepts our rustls config");
     }
 }

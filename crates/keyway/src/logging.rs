@@ -13,6 +13,13 @@ pub fn init(verbose: u8, quiet: bool) {
         (_, 2) => "debug",
         _ => "trace",
     };
-    let filter = std::env::var("KEYWAY_LOG").ok().and_then(|d| EnvFilter::try_new(d).ok()).unwrap_or_else(|| EnvFilter::new(format!("{level},hyper=warn,h2=warn,rustls=warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = std::env::var("KEYWAY_LOG")
+        .ok()
+        .and_then(|d| EnvFilter::try_new(d).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("{level},hyper=warn,h2=warn,rustls=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

@@ -83,7 +83,10 @@ versions = [{{ string = "{SECRET_VALUE}" }}]
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// The local cloud in this process, on a clock the test sets.
@@ -102,13 +105,32 @@ impl InProcess {
         let dir = tempfile::tempdir().unwrap();
         let w = keyway_cloud::world::parse("aws_errors.toml", &world()).unwrap();
         let clock = ManualClock::at_secs(now());
-        let (cloud, _) = LocalCloud::open(dir.path(), &dir.path().join("master.key"), Some(&w), Arc::new(clock.clone())).unwrap();
+        let (cloud, _) = LocalCloud::open(
+            dir.path(),
+            &dir.path().join("master.key"),
+            Some(&w),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
         let cloud = Arc::new(cloud);
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let running = rt.block_on(server::start(cloud.clone(), LoopbackAddr::ephemeral())).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = rt
+            .block_on(server::start(cloud.clone(), LoopbackAddr::ephemeral()))
+            .unwrap();
         let endpoint = running.endpoints.aws.clone();
         let aws = Aws::new(cloud).unwrap();
-        InProcess { _rt: rt, aws, clock, endpoint, _running: running, dir }
+        InProcess {
+            _rt: rt,
+            aws,
+            clock,
+            endpoint,
+            _running: running,
+            dir,
+        }
     }
 
     /// A machine with only these AWS variables, pointed at this cloud.
@@ -125,7 +147,10 @@ impl InProcess {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        env.insert("HOME".into(), self.dir.path().join("home").display().to_string());
+        env.insert(
+            "HOME".into(),
+            self.dir.path().join("home").display().to_string(),
+        );
         for (k, v) in vars {
             env.insert(k.to_string(), v.to_string());
         }
@@ -147,19 +172,50 @@ fn expired_temporary_credentials_are_named_with_their_source() {
         ("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key),
         ("AWS_SESSION_TOKEN", &creds.session_token),
     ]);
-    let out = keyway(&env, &["exec", "--env", "DB_URL=aws-sm://reporting/db-url", "--", "sh", "-c", "echo started"]);
+    let out = keyway(
+        &env,
+        &[
+            "exec",
+            "--env",
+            "DB_URL=aws-sm://reporting/db-url",
+            "--",
+            "sh",
+            "-c",
+            "echo started",
+        ],
+    );
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(!text(&out.stdout).contains("started"), "the workload must not start");
-    assert!(err.contains("DB_URL") && err.contains("aws-sm://reporting/db-url"), "{err}");
-    assert!(err.contains("ExpiredToken") && err.contains("expired"), "{err}");
-    assert!(err.contains("environment (AWS_ACCESS_KEY_ID)"), "the source is named: {err}");
-    for leak in [creds.secret_access_key.as_str(), creds.session_token.as_str(), SECRET_VALUE] {
+    assert!(
+        !text(&out.stdout).contains("started"),
+        "the workload must not start"
+    );
+    assert!(
+        err.contains("DB_URL") && err.contains("aws-sm://reporting/db-url"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ExpiredToken") && err.contains("expired"),
+        "{err}"
+    );
+    assert!(
+        err.contains("environment (AWS_ACCESS_KEY_ID)"),
+        "the source is named: {err}"
+    );
+    for leak in [
+        creds.secret_access_key.as_str(),
+        creds.session_token.as_str(),
+        SECRET_VALUE,
+    ] {
         assert_no_leak(&out, leak);
     }
     let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("ExpiredToken"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ExpiredToken"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
     assert_no_leak(&out, &creds.session_token);
 }
@@ -167,19 +223,45 @@ fn expired_temporary_credentials_are_named_with_their_source() {
 #[test]
 fn a_clock_far_from_aws_is_reported_as_skew() {
     let c = InProcess::start();
-    let key = c.aws.cloud.store.read().aws.keys.values().next().unwrap().id.clone();
+    let key = c
+        .aws
+        .cloud
+        .store
+        .read()
+        .aws
+        .keys
+        .values()
+        .next()
+        .unwrap()
+        .id
+        .clone();
     let secret = c.aws.user_key_secret(&key).unwrap().to_string();
-    let env = c.env(&[("AWS_ACCESS_KEY_ID", &key), ("AWS_SECRET_ACCESS_KEY", &secret)]);
+    let env = c.env(&[
+        ("AWS_ACCESS_KEY_ID", &key),
+        ("AWS_SECRET_ACCESS_KEY", &secret),
+    ]);
     // Sanity: with the clocks together the key works.
     let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), SECRET_VALUE);
     // AWS's clock an hour ahead of this machine's: every signature is "expired".
     c.clock.set_secs(now() + 3600);
-    let out = keyway(&env, &["exec", "--env", "DB_URL=aws-sm://reporting/db-url", "--", "true"]);
+    let out = keyway(
+        &env,
+        &[
+            "exec",
+            "--env",
+            "DB_URL=aws-sm://reporting/db-url",
+            "--",
+            "true",
+        ],
+    );
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("Signature expired") && err.contains("15 min"), "{err}");
+    assert!(
+        err.contains("Signature expired") && err.contains("15 min"),
+        "{err}"
+    );
     assert!(err.contains("clock"), "the hint names the clock: {err}");
     assert_no_leak(&out, &secret);
     assert_no_leak(&out, SECRET_VALUE);
@@ -188,7 +270,10 @@ fn a_clock_far_from_aws_is_reported_as_skew() {
     let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("Signature not yet current") && err.contains("clock"), "{err}");
+    assert!(
+        err.contains("Signature not yet current") && err.contains("clock"),
+        "{err}"
+    );
 }
 
 /// `keyway cloud env --instance VM` plus the AWS variables of Google → AWS.
@@ -202,7 +287,10 @@ fn vm_env(cloud: &Cloud, vm: &str) -> BTreeMap<String, String> {
         ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
         ("AWS_CONFIG_FILE", "/dev/null"),
         ("KEYWAY_AWS_WEB_IDENTITY", "google"),
-        ("AWS_ROLE_ARN", &format!("arn:aws:iam::{ACCOUNT}:role/gcp-etl")),
+        (
+            "AWS_ROLE_ARN",
+            &format!("arn:aws:iam::{ACCOUNT}:role/gcp-etl"),
+        ),
     ] {
         env.insert(k.into(), v.into());
     }
@@ -220,25 +308,63 @@ fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused()
     let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), SECRET_VALUE);
-    assert!(!text(&out.stderr).contains("eyJ"), "no JWT in the logs: {}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("eyJ"),
+        "no JWT in the logs: {}",
+        text(&out.stderr)
+    );
     let mut with_expected = env.clone();
     with_expected.insert("EXPECTED".into(), SECRET_VALUE.into());
-    let out = keyway(&with_expected, &["exec", "--env", "DB_URL=aws-sm://reporting/db-url", "--", "sh", "-c", "test \"$DB_URL\" = \"$EXPECTED\""]);
+    let out = keyway(
+        &with_expected,
+        &[
+            "exec",
+            "--env",
+            "DB_URL=aws-sm://reporting/db-url",
+            "--",
+            "sh",
+            "-c",
+            "test \"$DB_URL\" = \"$EXPECTED\"",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = keyway(&env, &["whoami", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(who["aws"]["source"]["kind"], "web_identity", "{who}");
-    assert_eq!(who["aws"]["arn"].as_str().unwrap_or("").split('/').nth(1), Some("gcp-etl"), "{who}");
+    assert_eq!(
+        who["aws"]["arn"].as_str().unwrap_or("").split('/').nth(1),
+        Some("gcp-etl"),
+        "{who}"
+    );
 
     // Another VM of the same project: its service account is not the role's condition.
     let env = vm_env(&cloud, "intruder-vm");
-    let out = keyway(&env, &["exec", "--env", "DB_URL=aws-sm://reporting/db-url", "--", "true"]);
+    let out = keyway(
+        &env,
+        &[
+            "exec",
+            "--env",
+            "DB_URL=aws-sm://reporting/db-url",
+            "--",
+            "true",
+        ],
+    );
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("AccessDenied") && err.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity"), "{err}");
-    assert!(err.contains(&format!("azp={OTHER_SA_ID}")), "the refused identity is named: {err}");
-    assert!(err.contains("accounts.google.com:aud"), "the fix is explained: {err}");
+    assert!(
+        err.contains("AccessDenied")
+            && err.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("azp={OTHER_SA_ID}")),
+        "the refused identity is named: {err}"
+    );
+    assert!(
+        err.contains("accounts.google.com:aud"),
+        "the fix is explained: {err}"
+    );
     assert!(!err.contains("eyJ"), "no JWT in the error: {err}");
     assert_no_leak(&out, SECRET_VALUE);
 }

@@ -57,14 +57,28 @@ fn start(data: &Path, world: &Path) -> (Child, Value) {
 }
 
 async fn owner_token(http: &reqwest::Client, data: &Path) -> String {
-    let adc: Value = serde_json::from_slice(&std::fs::read(data.join("users/owner@example.com/gcloud/application_default_credentials.json")).unwrap()).unwrap();
+    let adc: Value = serde_json::from_slice(
+        &std::fs::read(
+            data.join("users/owner@example.com/gcloud/application_default_credentials.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let form = [
         ("grant_type", "refresh_token"),
         ("client_id", adc["client_id"].as_str().unwrap()),
         ("client_secret", adc["client_secret"].as_str().unwrap()),
         ("refresh_token", adc["refresh_token"].as_str().unwrap()),
     ];
-    let t: Value = http.post(adc["token_uri"].as_str().unwrap()).form(&form).send().await.unwrap().json().await.unwrap();
+    let t: Value = http
+        .post(adc["token_uri"].as_str().unwrap())
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     t["access_token"].as_str().unwrap().to_owned()
 }
 
@@ -77,7 +91,10 @@ async fn kill_dash_nine_loses_no_acknowledged_version() {
     let (mut child, ep) = start(&data, &world);
     let http = reqwest::Client::new();
     let token = owner_token(&http, &data).await;
-    let add = format!("{}/v1/projects/durable-proj/secrets/counter:addVersion", ep["google"].as_str().unwrap());
+    let add = format!(
+        "{}/v1/projects/durable-proj/secrets/counter:addVersion",
+        ep["google"].as_str().unwrap()
+    );
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
     let mut tasks = Vec::new();
@@ -86,13 +103,27 @@ async fn kill_dash_nine_loses_no_acknowledged_version() {
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
                 let payload = format!("writer-{w}-item-{i}");
-                let r = http.post(&add).bearer_auth(&token).json(&json!({"payload": {"data": STANDARD.encode(&payload)}})).send().await;
+                let r = http
+                    .post(&add)
+                    .bearer_auth(&token)
+                    .json(&json!({"payload": {"data": STANDARD.encode(&payload)}}))
+                    .send()
+                    .await;
                 let Ok(r) = r else { return };
                 if r.status() != 200 {
                     return;
                 }
-                let Ok(v) = r.json::<Value>().await else { return };
-                let n: u64 = v["name"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+                let Ok(v) = r.json::<Value>().await else {
+                    return;
+                };
+                let n: u64 = v["name"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 let _ = tx.send((n, payload));
             }
         }));
@@ -109,21 +140,52 @@ async fn kill_dash_nine_loses_no_acknowledged_version() {
     while let Some(a) = rx.recv().await {
         acked.push(a);
     }
-    assert!(acked.len() >= 10, "only {} writes were acknowledged before the kill; the test proves little", acked.len());
+    assert!(
+        acked.len() >= 10,
+        "only {} writes were acknowledged before the kill; the test proves little",
+        acked.len()
+    );
 
     let (mut child, ep) = start(&data, &world);
     let base = ep["google"].as_str().unwrap().to_owned();
     let token = owner_token(&http, &data).await;
     for (n, payload) in &acked {
-        let r = http.get(format!("{base}/v1/projects/durable-proj/secrets/counter/versions/{n}:access")).bearer_auth(&token).send().await.unwrap();
-        assert_eq!(r.status(), 200, "acknowledged version {n} is missing after kill -9");
+        let r = http
+            .get(format!(
+                "{base}/v1/projects/durable-proj/secrets/counter/versions/{n}:access"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "acknowledged version {n} is missing after kill -9"
+        );
         let v: Value = r.json().await.unwrap();
-        let got = STANDARD.decode(v["payload"]["data"].as_str().unwrap()).unwrap();
-        assert_eq!(got, payload.as_bytes(), "version {n} came back with other content");
+        let got = STANDARD
+            .decode(v["payload"]["data"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            got,
+            payload.as_bytes(),
+            "version {n} came back with other content"
+        );
     }
     // Numbering has no gaps: every version up to the highest acknowledged one exists.
     let max = acked.iter().map(|(n, _)| *n).max().unwrap();
-    let list: Value = http.get(format!("{base}/v1/projects/durable-proj/secrets/counter/versions?pageSize=25000")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(format!(
+            "{base}/v1/projects/durable-proj/secrets/counter/versions?pageSize=25000"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(list["totalSize"].as_u64().unwrap() >= max);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait().unwrap();

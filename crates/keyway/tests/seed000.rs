@@ -16,7 +16,18 @@ const SA: &str = "482915736104-compute@developer.gserviceaccount.com";
 const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 fn exec_hash(env: &std::collections::BTreeMap<String, String>) -> std::process::Output {
-    keyway(env, &["exec", "--env", "WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key", "--", "sh", "-c", "printf %s \"$WANDB_API_KEY\" | sha256sum | cut -d' ' -f1"])
+    keyway(
+        env,
+        &[
+            "exec",
+            "--env",
+            "WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$WANDB_API_KEY\" | sha256sum | cut -d' ' -f1",
+        ],
+    )
 }
 
 #[test]
@@ -28,9 +39,17 @@ fn seed_000_on_the_vm_scopes_then_iam_then_success() {
     let out = exec_hash(&vm);
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    assert!(out.stdout.is_empty(), "the child must not run: {}", text(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "the child must not run: {}",
+        text(&out.stdout)
+    );
     let err = text(&out.stderr);
-    assert!(err.contains("WANDB_API_KEY") && err.contains("projects/kaggle-gpu-lab/secrets/wandb-api-key/versions/latest"), "{err}");
+    assert!(
+        err.contains("WANDB_API_KEY")
+            && err.contains("projects/kaggle-gpu-lab/secrets/wandb-api-key/versions/latest"),
+        "{err}"
+    );
     assert!(err.contains("ACCESS_TOKEN_SCOPE_INSUFFICIENT"), "{err}");
     assert!(err.contains(&format!("gcloud compute instances set-service-account {VM} --zone={ZONE} --service-account={SA} --scopes=cloud-platform")), "{err}");
 
@@ -40,12 +59,21 @@ fn seed_000_on_the_vm_scopes_then_iam_then_success() {
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(125));
     let err = text(&out.stderr);
-    assert!(err.contains("permission 'secretmanager.versions.access' denied"), "{err}");
+    assert!(
+        err.contains("permission 'secretmanager.versions.access' denied"),
+        "{err}"
+    );
     assert!(!err.contains("ACCESS_TOKEN_SCOPE_INSUFFICIENT"), "{err}");
     assert!(err.contains(&format!("gcloud secrets add-iam-policy-binding wandb-api-key --project={PROJECT} --member=serviceAccount:{SA} --role=roles/secretmanager.secretAccessor")), "{err}");
 
     // 3. The owner grants the role; the child sees the value.
-    cloud.grant_on_secret(OWNER, PROJECT, "wandb-api-key", "roles/secretmanager.secretAccessor", &format!("serviceAccount:{SA}"));
+    cloud.grant_on_secret(
+        OWNER,
+        PROJECT,
+        "wandb-api-key",
+        "roles/secretmanager.secretAccessor",
+        &format!("serviceAccount:{SA}"),
+    );
     let out = exec_hash(&vm);
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -87,7 +115,18 @@ fn files_are_private_on_tmpfs_and_gone_after_the_child() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let user = cloud.env(&["--user", OWNER]);
     let script = "d=$(dirname \"$KEYFILE\"); stat -f -c %T \"$d\"; stat -c %a \"$d\"; stat -c %a \"$KEYFILE\"; basename \"$KEYFILE\"; sha256sum < \"$KEYFILE\" | cut -d' ' -f1; echo \"$KEYFILE\"";
-    let out = keyway(&user, &["exec", "--env", "KEYFILE=sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key", "--", "sh", "-c", script]);
+    let out = keyway(
+        &user,
+        &[
+            "exec",
+            "--env",
+            "KEYFILE=sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
@@ -96,15 +135,30 @@ fn files_are_private_on_tmpfs_and_gone_after_the_child() {
     assert_eq!(lines[2], "400");
     assert_eq!(lines[3], "wandb.key");
     assert_eq!(lines[4], sha256_hex(SECRET.as_bytes()));
-    assert!(!std::path::Path::new(&lines[5]).exists(), "the file outlived the child");
+    assert!(
+        !std::path::Path::new(&lines[5]).exists(),
+        "the file outlived the child"
+    );
 }
 
 #[test]
 fn exit_codes_pass_through_and_inherited_references_resolve() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let mut user = cloud.env(&["--user", OWNER]);
-    user.insert("WANDB_API_KEY".into(), "sm://kaggle-gpu-lab/wandb-api-key".into());
-    let out = keyway(&user, &["exec", "--", "sh", "-c", "printf %s \"$WANDB_API_KEY\" | sha256sum | cut -d' ' -f1; exit 7"]);
+    user.insert(
+        "WANDB_API_KEY".into(),
+        "sm://kaggle-gpu-lab/wandb-api-key".into(),
+    );
+    let out = keyway(
+        &user,
+        &[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$WANDB_API_KEY\" | sha256sum | cut -d' ' -f1; exit 7",
+        ],
+    );
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(text(&out.stdout).trim(), sha256_hex(SECRET.as_bytes()));
@@ -119,21 +173,34 @@ fn exit_codes_pass_through_and_inherited_references_resolve() {
 fn fail_closed_names_every_failed_reference() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let user = cloud.env(&["--user", OWNER]);
-    let out = keyway(&user, &[
-        "exec",
-        "--env", "GOOD=sm://kaggle-gpu-lab/wandb-api-key",
-        "--env", "MISSING=sm://kaggle-gpu-lab/no-such-secret",
-        "--env", "BADVER=sm://kaggle-gpu-lab/wandb-api-key#9",
-        "--env", "FIELD=sm://kaggle-gpu-lab/wandb-api-key?field=token",
-        "--", "sh", "-c", "echo RAN",
-    ]);
+    let out = keyway(
+        &user,
+        &[
+            "exec",
+            "--env",
+            "GOOD=sm://kaggle-gpu-lab/wandb-api-key",
+            "--env",
+            "MISSING=sm://kaggle-gpu-lab/no-such-secret",
+            "--env",
+            "BADVER=sm://kaggle-gpu-lab/wandb-api-key#9",
+            "--env",
+            "FIELD=sm://kaggle-gpu-lab/wandb-api-key?field=token",
+            "--",
+            "sh",
+            "-c",
+            "echo RAN",
+        ],
+    );
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(125));
     assert!(!text(&out.stdout).contains("RAN"));
     let err = text(&out.stderr);
     assert!(err.contains("3 of the secret references"), "{err}");
     assert!(err.contains("MISSING") && err.contains("404"), "{err}");
-    assert!(err.contains("BADVER") && err.contains("versions/9"), "{err}");
+    assert!(
+        err.contains("BADVER") && err.contains("versions/9"),
+        "{err}"
+    );
     assert!(err.contains("FIELD") && err.contains("not JSON"), "{err}");
     assert!(!err.contains("GOOD ("), "{err}");
     // Malformed references are refused before anything is fetched.
@@ -179,23 +246,50 @@ versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }
     let out = keyway(&user, &["get", "sm://bytes-proj/blob"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(out.stdout, all_bytes);
-    let out = keyway(&user, &["get", "projects/bytes-proj/secrets/db/versions/1?field=password"]);
+    let out = keyway(
+        &user,
+        &[
+            "get",
+            "projects/bytes-proj/secrets/db/versions/1?field=password",
+        ],
+    );
     assert_eq!(out.stdout, b"pw-Zx81");
     let out = keyway(&user, &["get", "sm://bytes-proj/db?field=port"]);
     assert_eq!(out.stdout, b"5432");
     // A field of a binary payload is refused, and the error shows no payload.
     let out = keyway(&user, &["get", "sm://bytes-proj/blob?field=x"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("binary"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("binary"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = keyway(&user, &["get", "sm://bytes-proj/db?field=pasword"]);
     let err = text(&out.stderr);
-    assert!(err.contains("no field 'pasword'") && !err.contains("pw-Zx81"), "{err}");
+    assert!(
+        err.contains("no field 'pasword'") && !err.contains("pw-Zx81"),
+        "{err}"
+    );
     // A binary value with NUL bytes cannot be an environment variable: fail closed, naming it.
-    let out = keyway(&user, &["exec", "--env", "BLOB=sm://bytes-proj/blob", "--", "true"]);
+    let out = keyway(
+        &user,
+        &["exec", "--env", "BLOB=sm://bytes-proj/blob", "--", "true"],
+    );
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("BLOB"), "{}", text(&out.stderr));
     // As a file it is delivered intact.
-    let out = keyway(&user, &["exec", "--env", "BLOB=sm://bytes-proj/blob?destination=tempfile", "--", "sh", "-c", "cat \"$BLOB\""]);
+    let out = keyway(
+        &user,
+        &[
+            "exec",
+            "--env",
+            "BLOB=sm://bytes-proj/blob?destination=tempfile",
+            "--",
+            "sh",
+            "-c",
+            "cat \"$BLOB\"",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(out.stdout, all_bytes);
 }

@@ -20,19 +20,32 @@ use support::*;
 const TASK: &str = "rds-to-bigquery";
 const EXEC_ROLE_TASK: &str = "rds-to-bigquery-exec-role";
 const NO_ROLE_TASK: &str = "rds-to-bigquery-no-task-role";
-const PROVIDER: &str = "projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider";
+const PROVIDER: &str =
+    "projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider";
 const SA: &str = "rds-to-bigquery@curucuru-logs.iam.gserviceaccount.com";
 const OTHER_SA: &str = "bq-reporting@curucuru-logs.iam.gserviceaccount.com";
 const CONFIG_REF: &str = "sm://curucuru-logs/rds-to-bigquery-config";
-const CONFIG: &str = r#"{"dataset":"curucuru_logs","table":"rds_export","location":"asia-northeast1"}"#;
+const CONFIG: &str =
+    r#"{"dataset":"curucuru_logs","table":"rds_export","location":"asia-northeast1"}"#;
 const DIRECT_REF: &str = "sm://curucuru-logs/bigquery-dataset";
 const DIRECT: &str = r#"{"dataset":"curucuru_logs","writer":"federated-task-role"}"#;
 const TASK_ROLE_SET: &str = "principalSet://iam.googleapis.com/projects/402718395026/locations/global/workloadIdentityPools/bq-pool/attribute.aws_role/arn:aws:sts::538104962771:assumed-role/rds-to-bigquery-task";
 
 /// `keyway cloud cred-config PROVIDER ARGS --output-file DIR/NAME` run in `env`; the file's path.
-fn cred_config(cloud: &Cloud, env: &BTreeMap<String, String>, name: &str, args: &[&str]) -> PathBuf {
+fn cred_config(
+    cloud: &Cloud,
+    env: &BTreeMap<String, String>,
+    name: &str,
+    args: &[&str],
+) -> PathBuf {
     let path = cloud.dir.path().join(name);
-    let mut all = vec!["cloud", "cred-config", "--data", cloud.data.to_str().unwrap(), PROVIDER];
+    let mut all = vec![
+        "cloud",
+        "cred-config",
+        "--data",
+        cloud.data.to_str().unwrap(),
+        PROVIDER,
+    ];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--output-file", path.to_str().unwrap()]);
     let out = keyway(env, &all);
@@ -42,18 +55,37 @@ fn cred_config(cloud: &Cloud, env: &BTreeMap<String, String>, name: &str, args: 
 
 fn with_credentials(env: &BTreeMap<String, String>, file: &Path) -> BTreeMap<String, String> {
     let mut env = env.clone();
-    env.insert("GOOGLE_APPLICATION_CREDENTIALS".into(), file.display().to_string());
+    env.insert(
+        "GOOGLE_APPLICATION_CREDENTIALS".into(),
+        file.display().to_string(),
+    );
     env
 }
 
 /// What the task's credentials endpoint serves: the task role's secret key and session token.
 fn task_role_credentials(env: &BTreeMap<String, String>) -> (String, String) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let doc: Value = rt.block_on(async {
-        let r = reqwest::Client::builder().no_proxy().build().unwrap().get(&env["AWS_CONTAINER_CREDENTIALS_FULL_URI"]);
-        r.header("Authorization", &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]).send().await.unwrap().json().await.unwrap()
+        let r = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(&env["AWS_CONTAINER_CREDENTIALS_FULL_URI"]);
+        r.header("Authorization", &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     });
-    (doc["SecretAccessKey"].as_str().unwrap().to_owned(), doc["Token"].as_str().unwrap().to_owned())
+    (
+        doc["SecretAccessKey"].as_str().unwrap().to_owned(),
+        doc["Token"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// Every regular file under `dir` but the store and its master key (sealed bytes).
@@ -74,45 +106,100 @@ fn the_task_reads_its_google_secret_with_no_key_anywhere() {
     let cloud = Cloud::start(&world_path("examples/seed-002.toml"));
     let task = cloud.env(&["--task", TASK]);
     // The container has the ECS endpoint, not AWS keys (the post exported them by hand).
-    assert!(task.contains_key("AWS_CONTAINER_CREDENTIALS_FULL_URI"), "{task:?}");
-    assert!(!task.contains_key("AWS_ACCESS_KEY_ID") && !task.contains_key("GOOGLE_APPLICATION_CREDENTIALS"), "{task:?}");
+    assert!(
+        task.contains_key("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        "{task:?}"
+    );
+    assert!(
+        !task.contains_key("AWS_ACCESS_KEY_ID")
+            && !task.contains_key("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{task:?}"
+    );
 
-    let file = cred_config(&cloud, &task, "clientLibraryConfig-aws-provider.json", &["--aws", "--service-account", SA]);
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let file = cred_config(
+        &cloud,
+        &task,
+        "clientLibraryConfig-aws-provider.json",
+        &["--aws", "--service-account", SA],
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let cfg: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(cfg["type"], "external_account");
     assert_eq!(cfg["audience"], format!("//iam.googleapis.com/{PROVIDER}"));
-    assert_eq!(cfg["subject_token_type"], "urn:ietf:params:aws:token-type:aws4_request");
+    assert_eq!(
+        cfg["subject_token_type"],
+        "urn:ietf:params:aws:token-type:aws4_request"
+    );
     assert_eq!(cfg["credential_source"]["environment_id"], "aws1");
     assert_eq!(cfg["token_url"], format!("{}/v1/token", cloud.google()));
-    assert_eq!(cfg["service_account_impersonation_url"], format!("{}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken", cloud.google()));
+    assert_eq!(
+        cfg["service_account_impersonation_url"],
+        format!(
+            "{}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken",
+            cloud.google()
+        )
+    );
     // What `cloud env` exports is what makes keyway accept those URLs.
-    assert_eq!(task["CLOUDSDK_API_ENDPOINT_OVERRIDES_STS"], format!("{}/", cloud.google()));
+    assert_eq!(
+        task["CLOUDSDK_API_ENDPOINT_OVERRIDES_STS"],
+        format!("{}/", cloud.google())
+    );
 
     // No key anywhere: not in the configuration, not in any file of the cloud's data directory.
     let mut files = vec![file.clone()];
     files_under(&cloud.data, &mut files);
     for f in &files {
         let body = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
-        assert!(!body.contains("private_key") && !body.contains("BEGIN PRIVATE KEY"), "{} holds a key", f.display());
+        assert!(
+            !body.contains("private_key") && !body.contains("BEGIN PRIVATE KEY"),
+            "{} holds a key",
+            f.display()
+        );
     }
 
     let env = with_credentials(&task, &file);
     let script = r#"printf '%s\n' "$CONFIG"; env | grep -c '^AWS_ACCESS_KEY_ID=' || true"#;
-    let out = keyway(&env, &["exec", "--env", &format!("CONFIG={CONFIG_REF}"), "--", "sh", "-c", script]);
+    let out = keyway(
+        &env,
+        &[
+            "exec",
+            "--env",
+            &format!("CONFIG={CONFIG_REF}"),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{CONFIG}\n0\n"));
     // At trace level: neither the payload, the task role's secret key and session token, nor the endpoint's token.
     let (secret_key, session_token) = task_role_credentials(&task);
-    for leak in [CONFIG, "rds_export", secret_key.as_str(), session_token.as_str(), task["AWS_CONTAINER_AUTHORIZATION_TOKEN"].as_str()] {
-        assert!(!text(&out.stderr).contains(leak), "stderr leaked a secret:\n{}", text(&out.stderr));
+    for leak in [
+        CONFIG,
+        "rds_export",
+        secret_key.as_str(),
+        session_token.as_str(),
+        task["AWS_CONTAINER_AUTHORIZATION_TOKEN"].as_str(),
+    ] {
+        assert!(
+            !text(&out.stderr).contains(leak),
+            "stderr leaked a secret:\n{}",
+            text(&out.stderr)
+        );
     }
 
     // whoami shows the whole chain.
     let out = keyway(&env, &["whoami"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let who = text(&out.stdout);
-    assert!(who.contains(&format!("google identity  serviceAccount:{SA}")), "{who}");
+    assert!(
+        who.contains(&format!("google identity  serviceAccount:{SA}")),
+        "{who}"
+    );
     assert!(
         who.contains("external_account credentials from")
             && who.contains("aws1 via ECS container credentials endpoint")
@@ -126,7 +213,11 @@ fn the_task_reads_its_google_secret_with_no_key_anywhere() {
     // The service account has nothing on the secret bound to the principalSet: the hint says who to grant.
     let out = keyway(&env, &["get", DIRECT_REF]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains(&format!("--member=serviceAccount:{SA}")), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("--member=serviceAccount:{SA}")),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -134,24 +225,60 @@ fn direct_federated_access_reads_the_secret_bound_to_the_principal_set() {
     let cloud = Cloud::start(&world_path("examples/seed-002.toml"));
     let task = cloud.env(&["--task", TASK]);
     // To stdout, as `gcloud … create-cred-config` without --output-file.
-    let out = keyway(&task, &["cloud", "cred-config", "--data", cloud.data.to_str().unwrap(), PROVIDER, "--aws"]);
+    let out = keyway(
+        &task,
+        &[
+            "cloud",
+            "cred-config",
+            "--data",
+            cloud.data.to_str().unwrap(),
+            PROVIDER,
+            "--aws",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let cfg: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(cfg.get("service_account_impersonation_url").is_none(), "{cfg}");
+    assert!(
+        cfg.get("service_account_impersonation_url").is_none(),
+        "{cfg}"
+    );
     let file = cloud.dir.path().join("direct.json");
     std::fs::write(&file, &out.stdout).unwrap();
     let env = with_credentials(&task, &file);
 
-    let out = keyway(&env, &["exec", "--env", &format!("DATASET={DIRECT_REF}"), "--", "sh", "-c", r#"printf %s "$DATASET""#]);
+    let out = keyway(
+        &env,
+        &[
+            "exec",
+            "--env",
+            &format!("DATASET={DIRECT_REF}"),
+            "--",
+            "sh",
+            "-c",
+            r#"printf %s "$DATASET""#,
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), DIRECT);
-    assert!(!text(&out.stderr).contains("federated-task-role"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("federated-task-role"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = keyway(&env, &["whoami"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("→ federated token used directly"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("→ federated token used directly"),
+        "{}",
+        text(&out.stdout)
+    );
     // The identity line names the workload's principalSet, not an email it does not have.
-    assert!(text(&out.stdout).contains(&format!("google identity  {TASK_ROLE_SET}")), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!("google identity  {TASK_ROLE_SET}")),
+        "{}",
+        text(&out.stdout)
+    );
 
     // The pool's principalSet has no role on the service account's secret: the
     // hint grants the workload's own member (the one the world binds elsewhere).
@@ -171,52 +298,123 @@ fn direct_federated_access_reads_the_secret_bound_to_the_principal_set() {
 fn the_execution_role_as_task_role_is_refused_by_the_attribute_condition() {
     let cloud = Cloud::start(&world_path("examples/seed-002.toml"));
     let task = cloud.env(&["--task", EXEC_ROLE_TASK]);
-    let file = cred_config(&cloud, &task, "cred.json", &["--aws", "--service-account", SA]);
-    let out = keyway(&with_credentials(&task, &file), &["exec", "--env", &format!("CONFIG={CONFIG_REF}"), "--", "true"]);
+    let file = cred_config(
+        &cloud,
+        &task,
+        "cred.json",
+        &["--aws", "--service-account", SA],
+    );
+    let out = keyway(
+        &with_credentials(&task, &file),
+        &[
+            "exec",
+            "--env",
+            &format!("CONFIG={CONFIG_REF}"),
+            "--",
+            "true",
+        ],
+    );
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("unauthorized_client") && err.contains("attribute condition"), "{err}");
+    assert!(
+        err.contains("unauthorized_client") && err.contains("attribute condition"),
+        "{err}"
+    );
     // The hint names the role presented, that it is the task role, and how to see the condition.
-    assert!(err.contains("attribute.aws_role = arn:aws:sts::538104962771:assumed-role/ecsTaskExecutionRole)"), "{err}");
-    assert!(err.contains("task ROLE (here ecsTaskExecutionRole)") && err.contains("set taskRoleArn"), "{err}");
+    assert!(
+        err.contains(
+            "attribute.aws_role = arn:aws:sts::538104962771:assumed-role/ecsTaskExecutionRole)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("task ROLE (here ecsTaskExecutionRole)") && err.contains("set taskRoleArn"),
+        "{err}"
+    );
     assert!(
         err.contains("gcloud iam workload-identity-pools providers describe aws-provider --workload-identity-pool=bq-pool --location=global --project=402718395026"),
         "{err}"
     );
     let (secret_key, session_token) = task_role_credentials(&task);
-    assert!(!err.contains(&secret_key) && !err.contains(&session_token), "{err}");
+    assert!(
+        !err.contains(&secret_key) && !err.contains(&session_token),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_task_without_a_task_role_has_nothing_to_sign_with() {
     let cloud = Cloud::start(&world_path("examples/seed-002.toml"));
     let task = cloud.env(&["--task", NO_ROLE_TASK]);
-    assert!(!task.contains_key("AWS_CONTAINER_CREDENTIALS_FULL_URI"), "{task:?}");
-    let file = cred_config(&cloud, &task, "cred.json", &["--aws", "--service-account", SA]);
-    let out = keyway(&with_credentials(&task, &file), &["exec", "--env", &format!("CONFIG={CONFIG_REF}"), "--", "true"]);
+    assert!(
+        !task.contains_key("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        "{task:?}"
+    );
+    let file = cred_config(
+        &cloud,
+        &task,
+        "cred.json",
+        &["--aws", "--service-account", SA],
+    );
+    let out = keyway(
+        &with_credentials(&task, &file),
+        &[
+            "exec",
+            "--env",
+            &format!("CONFIG={CONFIG_REF}"),
+            "--",
+            "true",
+        ],
+    );
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("getting the subject token from aws1"), "{err}");
-    assert!(err.contains("no task role") && err.contains("execution role does not help") && err.contains("taskRoleArn"), "{err}");
+    assert!(
+        err.contains("no task role")
+            && err.contains("execution role does not help")
+            && err.contains("taskRoleArn"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_service_account_without_the_binding_names_the_one_command_that_fixes_it() {
     let cloud = Cloud::start(&world_path("examples/seed-002.toml"));
     let task = cloud.env(&["--task", TASK]);
-    let file = cred_config(&cloud, &task, "cred.json", &["--aws", "--service-account", OTHER_SA, "--service-account-token-lifetime-seconds", "900"]);
+    let file = cred_config(
+        &cloud,
+        &task,
+        "cred.json",
+        &[
+            "--aws",
+            "--service-account",
+            OTHER_SA,
+            "--service-account-token-lifetime-seconds",
+            "900",
+        ],
+    );
     let cfg: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(cfg["service_account_impersonation"]["token_lifetime_seconds"], 900);
+    assert_eq!(
+        cfg["service_account_impersonation"]["token_lifetime_seconds"],
+        900
+    );
     let out = keyway(&with_credentials(&task, &file), &["get", CONFIG_REF]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("Permission 'iam.serviceAccounts.getAccessToken' denied"), "{err}");
+    assert!(
+        err.contains("Permission 'iam.serviceAccounts.getAccessToken' denied"),
+        "{err}"
+    );
     // The member is exactly the one the world binds on rds-to-bigquery, which works.
     assert!(
         err.contains(&format!("gcloud iam service-accounts add-iam-policy-binding {OTHER_SA} --role=roles/iam.workloadIdentityUser --member={TASK_ROLE_SET}")),
         "{err}"
     );
-    assert!(std::fs::read_to_string(world_path("examples/seed-002.toml")).unwrap().contains(&format!("members = [\"{TASK_ROLE_SET}\"]")));
+    assert!(
+        std::fs::read_to_string(world_path("examples/seed-002.toml"))
+            .unwrap()
+            .contains(&format!("members = [\"{TASK_ROLE_SET}\"]"))
+    );
 }
 
 #[test]
@@ -228,28 +426,80 @@ fn cred_config_refuses_what_the_cloud_does_not_have() {
         let mut all = vec!["cloud", "cred-config", "--data", data.as_str()];
         all.extend_from_slice(args);
         let out = keyway(&env, &all);
-        assert_eq!(out.status.code(), Some(1), "{:?}: {}", args, text(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{:?}: {}",
+            args,
+            text(&out.stdout)
+        );
         text(&out.stderr)
     };
     let other_pool = PROVIDER.replace("bq-pool", "etl-pool");
-    assert!(run(&[&other_pool, "--aws"]).contains("no workload identity pool 'etl-pool' in project 'curucuru-logs'"));
+    assert!(
+        run(&[&other_pool, "--aws"])
+            .contains("no workload identity pool 'etl-pool' in project 'curucuru-logs'")
+    );
     let other_provider = PROVIDER.replace("aws-provider", "oidc");
-    assert!(run(&[&other_provider, "--aws"]).contains("no provider 'oidc' in workload identity pool 'bq-pool'"));
-    assert!(run(&[PROVIDER, "--aws", "--service-account", "nobody@curucuru-logs.iam.gserviceaccount.com"]).contains("no service account 'nobody@curucuru-logs.iam.gserviceaccount.com'"));
-    assert!(run(&[PROVIDER, "--credential-source-file", "/var/run/token"]).contains("is an AWS provider"));
+    assert!(
+        run(&[&other_provider, "--aws"])
+            .contains("no provider 'oidc' in workload identity pool 'bq-pool'")
+    );
+    assert!(
+        run(&[
+            PROVIDER,
+            "--aws",
+            "--service-account",
+            "nobody@curucuru-logs.iam.gserviceaccount.com"
+        ])
+        .contains("no service account 'nobody@curucuru-logs.iam.gserviceaccount.com'")
+    );
+    assert!(
+        run(&[PROVIDER, "--credential-source-file", "/var/run/token"])
+            .contains("is an AWS provider")
+    );
     assert!(run(&["bq-pool", "--aws"]).contains("expected projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER"));
     // The project id works in place of its number; an existing, readable file becomes 0600.
     let by_id = PROVIDER.replace("402718395026", "curucuru-logs");
     let path = cloud.dir.path().join("existing.json");
     std::fs::write(&path, "old").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = keyway(&env, &["cloud", "cred-config", "--data", &data, &by_id, "--aws", "--enable-imdsv2", "--output-file", path.to_str().unwrap()]);
+    let out = keyway(
+        &env,
+        &[
+            "cloud",
+            "cred-config",
+            "--data",
+            &data,
+            &by_id,
+            "--aws",
+            "--enable-imdsv2",
+            "--output-file",
+            path.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(cfg["audience"], format!("//iam.googleapis.com/{PROVIDER}"));
-    assert!(cfg["credential_source"]["imdsv2_session_token_url"].is_string(), "{cfg}");
+    assert!(
+        cfg["credential_source"]["imdsv2_session_token_url"].is_string(),
+        "{cfg}"
+    );
     // A cloud that is not running.
-    let out = keyway(&env, &["cloud", "cred-config", "--data", "/nonexistent/keyway-data", PROVIDER, "--aws"]);
+    let out = keyway(
+        &env,
+        &[
+            "cloud",
+            "cred-config",
+            "--data",
+            "/nonexistent/keyway-data",
+            PROVIDER,
+            "--aws",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
 }

@@ -48,7 +48,12 @@ impl Cloud {
             assert!(Instant::now() < deadline, "the local cloud did not start");
             std::thread::sleep(Duration::from_millis(20));
         };
-        Cloud { dir, data, child, endpoints }
+        Cloud {
+            dir,
+            data,
+            child,
+            endpoints,
+        }
     }
 
     pub fn google(&self) -> String {
@@ -57,8 +62,17 @@ impl Cloud {
 
     /// The variables `keyway cloud env ARGS` exports, plus a PATH, and nothing else.
     pub fn env(&self, args: &[&str]) -> BTreeMap<String, String> {
-        let out = Command::new(KEYWAY).args(["cloud", "env", "--data"]).arg(&self.data).args(args).output().unwrap();
-        assert!(out.status.success(), "cloud env failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(KEYWAY)
+            .args(["cloud", "env", "--data"])
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cloud env failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut env = BTreeMap::new();
         for line in String::from_utf8(out.stdout).unwrap().lines() {
             if let Some(rest) = line.strip_prefix("export ") {
@@ -67,21 +81,35 @@ impl Cloud {
             }
         }
         env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
-        env.insert("HOME".into(), self.dir.path().join("home").display().to_string());
+        env.insert(
+            "HOME".into(),
+            self.dir.path().join("home").display().to_string(),
+        );
         env
     }
 
     /// The project owner's access token (from the user's ADC file).
     pub fn user_token(&self, email: &str) -> String {
-        let adc: Value = serde_json::from_slice(&std::fs::read(self.data.join(format!("users/{email}/gcloud/application_default_credentials.json"))).unwrap()).unwrap();
+        let adc: Value = serde_json::from_slice(
+            &std::fs::read(self.data.join(format!(
+                "users/{email}/gcloud/application_default_credentials.json"
+            )))
+            .unwrap(),
+        )
+        .unwrap();
         adc["token"].as_str().unwrap().to_owned()
     }
 
     /// An authenticated Google API call as `email`.
     pub fn call(&self, email: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let mut r = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.google())).bearer_auth(self.user_token(email));
+            let mut r = reqwest::Client::new()
+                .request(method.parse().unwrap(), format!("{}{path}", self.google()))
+                .bearer_auth(self.user_token(email));
             if let Some(b) = body {
                 r = r.json(&b);
             }
@@ -92,29 +120,72 @@ impl Cloud {
     }
 
     /// Stops a VM, sets its scopes, starts it (what the owner does in seed 000).
-    pub fn set_scopes(&self, owner: &str, project: &str, zone: &str, vm: &str, email: &str, scopes: &[&str]) {
+    pub fn set_scopes(
+        &self,
+        owner: &str,
+        project: &str,
+        zone: &str,
+        vm: &str,
+        email: &str,
+        scopes: &[&str],
+    ) {
         let inst = format!("/compute/v1/projects/{project}/zones/{zone}/instances/{vm}");
-        assert_eq!(self.call(owner, "POST", &format!("{inst}/stop"), None).0, 200);
-        let (s, b) = self.call(owner, "POST", &format!("{inst}/setServiceAccount"), Some(json!({"email": email, "scopes": scopes})));
+        assert_eq!(
+            self.call(owner, "POST", &format!("{inst}/stop"), None).0,
+            200
+        );
+        let (s, b) = self.call(
+            owner,
+            "POST",
+            &format!("{inst}/setServiceAccount"),
+            Some(json!({"email": email, "scopes": scopes})),
+        );
         assert_eq!(s, 200, "{b}");
-        assert_eq!(self.call(owner, "POST", &format!("{inst}/start"), None).0, 200);
+        assert_eq!(
+            self.call(owner, "POST", &format!("{inst}/start"), None).0,
+            200
+        );
     }
 
     /// Adds a binding to a secret's IAM policy, as the owner.
-    pub fn grant_on_secret(&self, owner: &str, project: &str, secret: &str, role: &str, member: &str) {
+    pub fn grant_on_secret(
+        &self,
+        owner: &str,
+        project: &str,
+        secret: &str,
+        role: &str,
+        member: &str,
+    ) {
         let res = format!("/v1/projects/{project}/secrets/{secret}");
         let (s, mut p) = self.call(owner, "GET", &format!("{res}:getIamPolicy"), None);
         assert_eq!(s, 200);
-        let b = p.as_object_mut().unwrap().entry("bindings").or_insert(json!([]));
-        b.as_array_mut().unwrap().push(json!({"role": role, "members": [member]}));
-        let (s, b) = self.call(owner, "POST", &format!("{res}:setIamPolicy"), Some(json!({"policy": p})));
+        let b = p
+            .as_object_mut()
+            .unwrap()
+            .entry("bindings")
+            .or_insert(json!([]));
+        b.as_array_mut()
+            .unwrap()
+            .push(json!({"role": role, "members": [member]}));
+        let (s, b) = self.call(
+            owner,
+            "POST",
+            &format!("{res}:setIamPolicy"),
+            Some(json!({"policy": p})),
+        );
         assert_eq!(s, 200, "{b}");
     }
 }
 
 /// Runs `keyway ARGS` with exactly `env`, at the highest verbosity.
 pub fn keyway(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    Command::new(KEYWAY).env_clear().envs(env).env("KEYWAY_LOG", "trace").args(args).output().unwrap()
+    Command::new(KEYWAY)
+        .env_clear()
+        .envs(env)
+        .env("KEYWAY_LOG", "trace")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 pub fn text(b: &[u8]) -> String {
@@ -124,7 +195,11 @@ pub fn text(b: &[u8]) -> String {
 /// Asserts that no output of a run contains `secret`.
 pub fn assert_no_leak(out: &Output, secret: &str) {
     for (what, bytes) in [("stderr", &out.stderr), ("stdout", &out.stdout)] {
-        assert!(!text(bytes).contains(secret), "the secret value leaked into {what}:\n{}", text(bytes));
+        assert!(
+            !text(bytes).contains(secret),
+            "the secret value leaked into {what}:\n{}",
+            text(bytes)
+        );
     }
 }
 
@@ -134,5 +209,7 @@ pub fn sha256_hex(b: &[u8]) -> String {
 }
 
 pub fn world_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(name)
 }

@@ -11,11 +11,22 @@ use support::*;
 const VM: &str = "kaggle-gpu-vm";
 
 fn tokeninfo(cloud: &Cloud, field: &str, token: &str) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let r = reqwest::Client::builder().no_proxy().build().unwrap().post(format!("{}/tokeninfo", cloud.google())).form(&[(field, token)]);
+        let r = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{}/tokeninfo", cloud.google()))
+            .form(&[(field, token)]);
         let resp = r.send().await.unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
     })
 }
 
@@ -30,11 +41,23 @@ fn access_and_id_tokens_from_the_vm_are_accepted_by_the_cloud() {
     assert_eq!(text(&out.stdout).lines().count(), 1, "one line, the token");
     let (status, info) = tokeninfo(&cloud, "access_token", &token);
     assert_eq!(status, 200, "{info}");
-    assert!(info["email"].as_str().unwrap().ends_with("-compute@developer.gserviceaccount.com"), "{info}");
+    assert!(
+        info["email"]
+            .as_str()
+            .unwrap()
+            .ends_with("-compute@developer.gserviceaccount.com"),
+        "{info}"
+    );
     // The VM's scopes, not cloud-platform: the metadata server decides (as on GCE).
-    assert!(!info["scope"].as_str().unwrap().contains("cloud-platform"), "{info}");
+    assert!(
+        !info["scope"].as_str().unwrap().contains("cloud-platform"),
+        "{info}"
+    );
     // The token is on stdout only; stderr (at trace level) never shows it.
-    assert!(!text(&out.stderr).contains(&token), "the token leaked into stderr");
+    assert!(
+        !text(&out.stderr).contains(&token),
+        "the token leaked into stderr"
+    );
 
     let out = keyway(&env, &["token", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -42,7 +65,10 @@ fn access_and_id_tokens_from_the_vm_are_accepted_by_the_cloud() {
     assert_eq!(v["token_type"], "Bearer");
     assert!(v["source"].as_str().unwrap().contains("metadata"), "{v}");
     assert!(v["expires_at"].as_str().unwrap().ends_with('Z'), "{v}");
-    assert_eq!(tokeninfo(&cloud, "access_token", v["access_token"].as_str().unwrap()).0, 200);
+    assert_eq!(
+        tokeninfo(&cloud, "access_token", v["access_token"].as_str().unwrap()).0,
+        200
+    );
 
     let out = keyway(&env, &["token", "--audience", "https://example.test/api"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -61,13 +87,19 @@ fn aws_credentials_in_credential_process_shape() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Version"], 1);
-    assert!(v["AccessKeyId"].as_str().unwrap().starts_with("ASIA"), "{v}");
+    assert!(
+        v["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+        "{v}"
+    );
     let secret = v["SecretAccessKey"].as_str().unwrap();
     assert!(secret.len() >= 40);
     assert!(!v["SessionToken"].as_str().unwrap().is_empty());
     let exp: jiff::Timestamp = v["Expiration"].as_str().unwrap().parse().unwrap();
     assert!(exp > jiff::Timestamp::now());
-    assert!(!text(&out.stderr).contains(secret), "the secret key leaked into stderr");
+    assert!(
+        !text(&out.stderr).contains(secret),
+        "the secret key leaked into stderr"
+    );
 
     // A task with no task role has no credentials: an error on stderr, nothing on stdout.
     let env = cloud.env(&["--task", "wevox-batch-no-task-role"]);
@@ -76,7 +108,11 @@ fn aws_credentials_in_credential_process_shape() {
     let out = keyway(&env, &["token", "--aws"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("AWS credentials"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("AWS credentials"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -84,7 +120,11 @@ fn bad_arguments_are_refused_before_any_lookup() {
     let env = std::collections::BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]);
     let out = keyway(&env, &["token", "--scopes", "a/b"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("'a/b' is not a scope"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("'a/b' is not a scope"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = keyway(&env, &["token", "--aws", "--audience", "x"]);
     assert_eq!(out.status.code(), Some(2), "clap refuses conflicting flags");
 }

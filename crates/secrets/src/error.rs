@@ -7,15 +7,27 @@
 #[non_exhaustive]
 pub enum FetchError {
     /// The token's OAuth scopes do not cover Secret Manager (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT).
-    #[error("reading {reference}: the access token's scopes do not cover Secret Manager (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT)")]
+    #[error(
+        "reading {reference}: the access token's scopes do not cover Secret Manager (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT)"
+    )]
     InsufficientScopes { reference: String },
     /// IAM denied the permission, or the secret does not exist and the caller may not know (403).
-    #[error("reading {reference}: permission '{permission}' denied (403 PERMISSION_DENIED; the secret may also not exist)")]
-    PermissionDenied { reference: String, permission: String, message: String },
+    #[error(
+        "reading {reference}: permission '{permission}' denied (403 PERMISSION_DENIED; the secret may also not exist)"
+    )]
+    PermissionDenied {
+        reference: String,
+        permission: String,
+        message: String,
+    },
     /// The secret or version does not exist (and the caller may see that it does not).
     /// `code` is the cloud's own name for it: `404 NOT_FOUND`, `ResourceNotFoundException`.
     #[error("reading {reference}: {message} ({code})")]
-    NotFound { reference: String, message: String, code: &'static str },
+    NotFound {
+        reference: String,
+        message: String,
+        code: &'static str,
+    },
     /// The version exists but is disabled or destroyed.
     #[error("reading {reference}: {message} (400 FAILED_PRECONDITION)")]
     NotEnabled { reference: String, message: String },
@@ -24,10 +36,19 @@ pub enum FetchError {
     Unauthenticated { reference: String, message: String },
     /// Any other answer from the API.
     #[error("reading {reference}: {url} answered {status}: {message}")]
-    Rejected { reference: String, url: String, status: u16, message: String },
+    Rejected {
+        reference: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
     /// The endpoint could not be reached or did not answer in time.
     #[error("reading {reference}: {url} is unreachable: {reason}")]
-    Unreachable { reference: String, url: String, reason: String },
+    Unreachable {
+        reference: String,
+        url: String,
+        reason: String,
+    },
     /// The payload arrived damaged (CRC32C mismatch) or in an unexpected shape.
     #[error("reading {reference}: {reason}")]
     Corrupt { reference: String, reason: String },
@@ -38,9 +59,17 @@ pub enum FetchError {
     NoCredentials { reference: String },
     /// AWS IAM refused (AccessDeniedException); who, what and on what, as AWS said.
     #[error("reading {reference}: access denied (AccessDeniedException): {message}")]
-    AwsAccessDenied { reference: String, principal: Option<String>, action: Option<String>, resource: Option<String>, message: String },
+    AwsAccessDenied {
+        reference: String,
+        principal: Option<String>,
+        action: Option<String>,
+        resource: Option<String>,
+        message: String,
+    },
     /// KMS could not decrypt the secret with the caller's permissions.
-    #[error("reading {reference}: the secret could not be decrypted (DecryptionFailure): {message}")]
+    #[error(
+        "reading {reference}: the secret could not be decrypted (DecryptionFailure): {message}"
+    )]
     AwsDecryption { reference: String, message: String },
     /// The secret cannot be read now (e.g. it is marked for deletion).
     #[error("reading {reference}: {message} (InvalidRequestException)")]
@@ -48,7 +77,9 @@ pub enum FetchError {
     /// The AWS credentials were refused, expired, or could not be had.
     #[error("reading {reference}: the AWS credentials are not usable: {message}")]
     AwsCredentials { reference: String, message: String },
-    #[error("reading {reference}: no AWS region (set AWS_REGION, a profile region, or use the secret's ARN)")]
+    #[error(
+        "reading {reference}: no AWS region (set AWS_REGION, a profile region, or use the secret's ARN)"
+    )]
     AwsNoRegion { reference: String },
     #[error("reading {reference}: no AWS credentials were found")]
     NoAwsCredentials { reference: String },

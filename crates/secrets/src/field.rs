@@ -5,9 +5,19 @@
 use keyway_core::Secret;
 
 pub fn extract(payload: &Secret<Vec<u8>>, path: &[String]) -> Result<Secret<Vec<u8>>, String> {
-    let text = std::str::from_utf8(payload.expose()).map_err(|_| format!("field '{}' asked for, but the payload is binary, not JSON", path.join(".")))?;
+    let text = std::str::from_utf8(payload.expose()).map_err(|_| {
+        format!(
+            "field '{}' asked for, but the payload is binary, not JSON",
+            path.join(".")
+        )
+    })?;
     // serde_json's error messages quote no input, only positions.
-    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("field '{}' asked for, but the payload is not JSON ({e})", path.join(".")))?;
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "field '{}' asked for, but the payload is not JSON ({e})",
+            path.join(".")
+        )
+    })?;
     let out = lookup(&value, path);
     value.wipe();
     out
@@ -21,11 +31,17 @@ fn lookup(value: &serde_json::Value, path: &[String]) -> Result<Secret<Vec<u8>>,
             serde_json::Value::Object(m) => m.get(key).ok_or_else(|| {
                 let mut keys: Vec<&str> = m.keys().map(String::as_str).collect();
                 keys.sort_unstable();
-                format!("the JSON payload has no field '{here}' (fields there: {})", keys.join(", "))
+                format!(
+                    "the JSON payload has no field '{here}' (fields there: {})",
+                    keys.join(", ")
+                )
             })?,
             serde_json::Value::Array(a) => {
-                let idx: usize = key.parse().map_err(|_| format!("'{here}': the value there is an array; use a number"))?;
-                a.get(idx).ok_or_else(|| format!("'{here}': the array has {} elements", a.len()))?
+                let idx: usize = key
+                    .parse()
+                    .map_err(|_| format!("'{here}': the value there is an array; use a number"))?;
+                a.get(idx)
+                    .ok_or_else(|| format!("'{here}': the array has {} elements", a.len()))?
             }
             _ => return Err(format!("'{here}': the value above it is not an object")),
         };
@@ -66,19 +82,26 @@ mod tests {
 
     #[test]
     fn fields() {
-        let j = s(br#"{"db": {"password": "pw-1", "port": 5432, "hosts": ["a", "b"]}, "flag": true}"#);
+        let j =
+            s(br#"{"db": {"password": "pw-1", "port": 5432, "hosts": ["a", "b"]}, "flag": true}"#);
         assert_eq!(extract(&j, &p("db.password")).unwrap().expose(), b"pw-1");
         assert_eq!(extract(&j, &p("db.port")).unwrap().expose(), b"5432");
         assert_eq!(extract(&j, &p("db.hosts.1")).unwrap().expose(), b"b");
         assert_eq!(extract(&j, &p("flag")).unwrap().expose(), b"true");
-        assert_eq!(extract(&j, &p("db.hosts")).unwrap().expose(), br#"["a","b"]"#);
+        assert_eq!(
+            extract(&j, &p("db.hosts")).unwrap().expose(),
+            br#"["a","b"]"#
+        );
     }
 
     #[test]
     fn errors_name_the_field_not_the_value() {
         let j = s(br#"{"user": "admin", "password": "TOPSECRET"}"#);
         let e = extract(&j, &p("pasword")).unwrap_err();
-        assert!(e.contains("no field 'pasword'") && e.contains("password, user"), "{e}");
+        assert!(
+            e.contains("no field 'pasword'") && e.contains("password, user"),
+            "{e}"
+        );
         assert!(!e.contains("TOPSECRET"));
         let e = extract(&j, &p("user.name")).unwrap_err();
         assert!(e.contains("not an object"), "{e}");

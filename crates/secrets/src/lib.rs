@@ -42,40 +42,74 @@ impl Fetcher {
         if !base.ends_with('/') {
             base.push('/');
         }
-        Fetcher { http, secretmanager: base, concurrency: 16, deadline: Duration::from_secs(30), aws: None, env: env.clone() }
+        Fetcher {
+            http,
+            secretmanager: base,
+            concurrency: 16,
+            deadline: Duration::from_secs(30),
+            aws: None,
+            env: env.clone(),
+        }
     }
 
     /// Fetches one reference: the payload (or the JSON field it names).
-    pub async fn fetch(&self, r: &SecretRef, google_token: Option<&Secret<String>>) -> Result<Secret<Vec<u8>>, FetchError> {
+    pub async fn fetch(
+        &self,
+        r: &SecretRef,
+        google_token: Option<&Secret<String>>,
+    ) -> Result<Secret<Vec<u8>>, FetchError> {
         let payload = match &r.source {
             keyway_core::Reference::GcpSecretManager { .. } => {
-                let token = google_token.ok_or(FetchError::NoCredentials { reference: r.source.to_string() })?;
+                let token = google_token.ok_or(FetchError::NoCredentials {
+                    reference: r.source.to_string(),
+                })?;
                 gcp::access(self, &r.source, token).await?
             }
-            keyway_core::Reference::AwsSecretsManager { .. } => aws::get_secret_value(self, &r.source).await?,
+            keyway_core::Reference::AwsSecretsManager { .. } => {
+                aws::get_secret_value(self, &r.source).await?
+            }
         };
         // The ECS json-key is a top-level field.
         let path = match (&r.field, &r.source) {
             (Some(p), _) => Some(p.clone()),
-            (None, keyway_core::Reference::AwsSecretsManager { json_key: Some(k), .. }) => Some(vec![k.clone()]),
+            (
+                None,
+                keyway_core::Reference::AwsSecretsManager {
+                    json_key: Some(k), ..
+                },
+            ) => Some(vec![k.clone()]),
             _ => None,
         };
         match path {
             None => Ok(payload),
-            Some(path) => field::extract(&payload, &path).map_err(|reason| FetchError::Field { reference: r.to_string(), reason }),
+            Some(path) => field::extract(&payload, &path).map_err(|reason| FetchError::Field {
+                reference: r.to_string(),
+                reason,
+            }),
         }
     }
 
     /// Fetches every reference, at most `concurrency` at a time. Results come
     /// back in the order of `refs`.
-    pub async fn fetch_all(&self, refs: &[SecretRef], google_token: Option<&Secret<String>>) -> Vec<Result<Secret<Vec<u8>>, FetchError>> {
-        let mut out: Vec<Option<Result<Secret<Vec<u8>>, FetchError>>> = (0..refs.len()).map(|_| None).collect();
+    pub async fn fetch_all(
+        &self,
+        refs: &[SecretRef],
+        google_token: Option<&Secret<String>>,
+    ) -> Vec<Result<Secret<Vec<u8>>, FetchError>> {
+        let mut out: Vec<Option<Result<Secret<Vec<u8>>, FetchError>>> =
+            (0..refs.len()).map(|_| None).collect();
         let mut stream = futures::stream::iter(refs.iter().enumerate())
             .map(|(i, r)| async move { (i, self.fetch(r, google_token).await) })
             .buffer_unordered(self.concurrency.max(1));
         while let Some((i, res)) = stream.next().await {
             out[i] = Some(res);
         }
-        out.into_iter().map(|r| r.unwrap_or(Err(FetchError::Internal("a fetch produced no result".into())))).collect()
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or(Err(FetchError::Internal(
+                    "a fetch produced no result".into(),
+                )))
+            })
+            .collect()
     }
 }

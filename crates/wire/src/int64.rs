@@ -16,7 +16,10 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
     match Either::deserialize(d)? {
         Either::N(n) => Ok(n),
-        Either::S(s) => s.trim().parse().map_err(|_| de::Error::custom(format!("invalid int64 value {s:?}"))),
+        Either::S(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| de::Error::custom(format!("invalid int64 value {s:?}"))),
     }
 }
 
@@ -41,9 +44,11 @@ pub mod option {
         match Option::<Either>::deserialize(d)? {
             None => Ok(None),
             Some(Either::N(n)) => Ok(Some(n)),
-            Some(Either::S(s)) => {
-                s.trim().parse().map(Some).map_err(|_| de::Error::custom(format!("invalid int64 value {s:?}")))
-            }
+            Some(Either::S(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| de::Error::custom(format!("invalid int64 value {s:?}"))),
         }
     }
 }

@@ -48,7 +48,10 @@ impl fmt::Debug for AwsCredentials {
         f.debug_struct("AwsCredentials")
             .field("access_key_id", &format_args!("{id}…"))
             .field("secret_access_key", &"<redacted>")
-            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("expires_at", &self.expires_at)
             .finish()
     }
@@ -100,7 +103,11 @@ impl fmt::Display for AwsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = self.kind.to_string();
         // The environment source's name already says which variable it is.
-        if kind.contains(&self.detail) { f.write_str(&kind) } else { write!(f, "{kind} ({})", self.detail) }
+        if kind.contains(&self.detail) {
+            f.write_str(&kind)
+        } else {
+            write!(f, "{kind} ({})", self.detail)
+        }
     }
 }
 
@@ -142,7 +149,11 @@ pub enum AwsAuthError {
 }
 
 fn list(attempts: &[AwsAttempt]) -> String {
-    attempts.iter().map(|a| format!("{}: {}", a.source, a.outcome)).collect::<Vec<_>>().join("; ")
+    attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.source, a.outcome))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Options of the chain.
@@ -157,7 +168,10 @@ pub struct AwsChainOptions {
 
 impl Default for AwsChainOptions {
     fn default() -> Self {
-        AwsChainOptions { probe_default_imds: true, imds_timeout: Duration::from_secs(1) }
+        AwsChainOptions {
+            probe_default_imds: true,
+            imds_timeout: Duration::from_secs(1),
+        }
     }
 }
 
@@ -179,7 +193,10 @@ struct Inner {
 
 impl fmt::Debug for AwsCredentialsProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsCredentialsProvider").field("source", &self.inner.source).field("region", &self.inner.region).finish_non_exhaustive()
+        f.debug_struct("AwsCredentialsProvider")
+            .field("source", &self.inner.source)
+            .field("region", &self.inner.region)
+            .finish_non_exhaustive()
     }
 }
 
@@ -205,7 +222,9 @@ impl AwsCredentialsProvider {
             let now = self.inner.ctx.clock.now_secs();
             if exp - now <= REFRESH_AHEAD_SECS {
                 tracing::debug!(source = %self.inner.source, "aws credentials near expiry, refreshing");
-                *cached = providers::refetch(&self.inner.ctx, &self.inner.options, &self.inner.fetch).await?;
+                *cached =
+                    providers::refetch(&self.inner.ctx, &self.inner.options, &self.inner.fetch)
+                        .await?;
             }
         }
         Ok(cached.clone())
@@ -213,7 +232,10 @@ impl AwsCredentialsProvider {
 }
 
 /// Runs the chain.
-pub async fn aws_default(ctx: &AuthContext, options: AwsChainOptions) -> Result<AwsCredentialsProvider, AwsAuthError> {
+pub async fn aws_default(
+    ctx: &AuthContext,
+    options: AwsChainOptions,
+) -> Result<AwsCredentialsProvider, AwsAuthError> {
     let mut attempts = Vec::new();
     let found = providers::chain(ctx, &options, &mut attempts).await?;
     let region = providers::region(ctx, &options, found.profile_region.clone(), &found.fetch).await;

@@ -1,6 +1,8 @@
 //! The chain's sources, one function each, and region resolution.
 
-use super::{AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsOutcome, AwsSource, AwsSourceKind};
+use super::{
+    AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsOutcome, AwsSource, AwsSourceKind,
+};
 use crate::AuthContext;
 use crate::http::{Failure, exchange, redact_url, send, with_retries};
 use keyway_core::{Secret, vars};
@@ -46,7 +48,10 @@ pub(super) enum TokenSource {
     /// Read at every refresh (Kubernetes rotates projected tokens).
     File(PathBuf),
     /// A Google ID token of keyway's Google credentials.
-    Google { credentials: crate::GoogleCredentials, audience: String },
+    Google {
+        credentials: crate::GoogleCredentials,
+        audience: String,
+    },
 }
 
 pub(super) struct Found {
@@ -57,7 +62,10 @@ pub(super) struct Found {
 }
 
 fn failed(source: AwsSourceKind, reason: impl Into<String>) -> AwsAuthError {
-    AwsAuthError::Failed { kind: source, reason: reason.into() }
+    AwsAuthError::Failed {
+        kind: source,
+        reason: reason.into(),
+    }
 }
 
 fn record(attempts: &mut Vec<AwsAttempt>, source: AwsSourceKind, outcome: AwsOutcome) {
@@ -66,11 +74,23 @@ fn record(attempts: &mut Vec<AwsAttempt>, source: AwsSourceKind, outcome: AwsOut
 }
 
 /// Runs each source in order; records every attempt.
-pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &mut Vec<AwsAttempt>) -> Result<Found, AwsAuthError> {
+pub(super) async fn chain(
+    ctx: &AuthContext,
+    opts: &AwsChainOptions,
+    attempts: &mut Vec<AwsAttempt>,
+) -> Result<Found, AwsAuthError> {
     let env = &ctx.env;
-    let profile_name = env.non_empty("AWS_PROFILE").or(env.non_empty("AWS_DEFAULT_PROFILE")).unwrap_or("default").to_owned();
+    let profile_name = env
+        .non_empty("AWS_PROFILE")
+        .or(env.non_empty("AWS_DEFAULT_PROFILE"))
+        .unwrap_or("default")
+        .to_owned();
     let profile = read_profile(ctx, &profile_name);
-    let profile_region = profile.as_ref().ok().and_then(|p| p.get("region").cloned()).map(|r| (r, "profile region"));
+    let profile_region = profile
+        .as_ref()
+        .ok()
+        .and_then(|p| p.get("region").cloned())
+        .map(|r| (r, "profile region"));
     let stop = |attempts: &mut Vec<AwsAttempt>, e: AwsAuthError, kind| {
         record(attempts, kind, AwsOutcome::Failed(e.to_string()));
         e
@@ -78,30 +98,70 @@ pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &
 
     // 1. Environment.
     let kind = AwsSourceKind::Environment;
-    match (env.non_empty("AWS_ACCESS_KEY_ID"), env.non_empty("AWS_SECRET_ACCESS_KEY")) {
+    match (
+        env.non_empty("AWS_ACCESS_KEY_ID"),
+        env.non_empty("AWS_SECRET_ACCESS_KEY"),
+    ) {
         (Some(id), Some(secret)) => {
             record(attempts, kind, AwsOutcome::Answered);
             let creds = AwsCredentials {
                 access_key_id: id.to_owned(),
                 secret_access_key: Secret::new(secret.to_owned()),
-                session_token: env.non_empty("AWS_SESSION_TOKEN").map(|t| Secret::new(t.to_owned())),
+                session_token: env
+                    .non_empty("AWS_SESSION_TOKEN")
+                    .map(|t| Secret::new(t.to_owned())),
                 expires_at: None,
             };
-            let source = AwsSource { kind, detail: "AWS_ACCESS_KEY_ID".into() };
-            return Ok(Found { source, creds, fetch: Refetch::Static, profile_region });
+            let source = AwsSource {
+                kind,
+                detail: "AWS_ACCESS_KEY_ID".into(),
+            };
+            return Ok(Found {
+                source,
+                creds,
+                fetch: Refetch::Static,
+                profile_region,
+            });
         }
-        (Some(_), None) => return Err(stop(attempts, failed(kind, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"), kind)),
-        (None, Some(_)) => return Err(stop(attempts, failed(kind, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"), kind)),
-        (None, None) => record(attempts, kind, AwsOutcome::NotConfigured("AWS_ACCESS_KEY_ID is not set".into())),
+        (Some(_), None) => {
+            return Err(stop(
+                attempts,
+                failed(
+                    kind,
+                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+                ),
+                kind,
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(stop(
+                attempts,
+                failed(
+                    kind,
+                    "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not",
+                ),
+                kind,
+            ));
+        }
+        (None, None) => record(
+            attempts,
+            kind,
+            AwsOutcome::NotConfigured("AWS_ACCESS_KEY_ID is not set".into()),
+        ),
     }
 
     // 2. Shared files.
     let kind = AwsSourceKind::Profile;
-    let explicit = env.non_empty("AWS_PROFILE").is_some() || env.non_empty("AWS_DEFAULT_PROFILE").is_some();
+    let explicit =
+        env.non_empty("AWS_PROFILE").is_some() || env.non_empty("AWS_DEFAULT_PROFILE").is_some();
     match profile {
         Err(e) => return Err(stop(attempts, failed(kind, e), kind)),
         Ok(p) if p.is_empty() => {
-            let why = format!("no profile '{profile_name}' in {} or {}", files(ctx).0.display(), files(ctx).1.display());
+            let why = format!(
+                "no profile '{profile_name}' in {} or {}",
+                files(ctx).0.display(),
+                files(ctx).1.display()
+            );
             if explicit {
                 return Err(stop(attempts, failed(kind, why), kind));
             }
@@ -116,35 +176,101 @@ pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &
                     session_token: p.get("aws_session_token").map(|t| Secret::new(t.clone())),
                     expires_at: None,
                 };
-                let source = AwsSource { kind, detail: format!("profile {profile_name}") };
-                return Ok(Found { source, creds, fetch: Refetch::Static, profile_region });
+                let source = AwsSource {
+                    kind,
+                    detail: format!("profile {profile_name}"),
+                };
+                return Ok(Found {
+                    source,
+                    creds,
+                    fetch: Refetch::Static,
+                    profile_region,
+                });
             }
             _ if p.contains_key("web_identity_token_file") => {
-                let file = p.get("web_identity_token_file").cloned().unwrap_or_default();
+                let file = p
+                    .get("web_identity_token_file")
+                    .cloned()
+                    .unwrap_or_default();
                 let Some(role_arn) = p.get("role_arn").cloned() else {
-                    let e = failed(kind, format!("profile '{profile_name}' has web_identity_token_file but no role_arn"));
+                    let e = failed(
+                        kind,
+                        format!(
+                            "profile '{profile_name}' has web_identity_token_file but no role_arn"
+                        ),
+                    );
                     return Err(stop(attempts, e, kind));
                 };
-                let session_name = p.get("role_session_name").cloned().unwrap_or_else(|| generated_session(ctx));
-                let region = env.non_empty("AWS_REGION").or(env.non_empty("AWS_DEFAULT_REGION")).or(p.get("region").map(String::as_str));
-                let wi = WebIdentity { kind, token: TokenSource::File(PathBuf::from(&file)), role_arn: role_arn.clone(), session_name, endpoint: sts_endpoint(ctx, region) };
+                let session_name = p
+                    .get("role_session_name")
+                    .cloned()
+                    .unwrap_or_else(|| generated_session(ctx));
+                let region = env
+                    .non_empty("AWS_REGION")
+                    .or(env.non_empty("AWS_DEFAULT_REGION"))
+                    .or(p.get("region").map(String::as_str));
+                let wi = WebIdentity {
+                    kind,
+                    token: TokenSource::File(PathBuf::from(&file)),
+                    role_arn: role_arn.clone(),
+                    session_name,
+                    endpoint: sts_endpoint(ctx, region),
+                };
                 let fetch = Refetch::WebIdentity(Box::new(wi));
-                let creds = refetch(ctx, opts, &fetch).await.map_err(|e| stop(attempts, e, kind))?;
+                let creds = refetch(ctx, opts, &fetch)
+                    .await
+                    .map_err(|e| stop(attempts, e, kind))?;
                 record(attempts, kind, AwsOutcome::Answered);
-                let source = AwsSource { kind, detail: format!("profile {profile_name}: web_identity_token_file {file}, role {role_arn}") };
-                return Ok(Found { source, creds, fetch, profile_region });
+                let source = AwsSource {
+                    kind,
+                    detail: format!(
+                        "profile {profile_name}: web_identity_token_file {file}, role {role_arn}"
+                    ),
+                };
+                return Ok(Found {
+                    source,
+                    creds,
+                    fetch,
+                    profile_region,
+                });
             }
             _ => {
-                let other = ["role_arn", "credential_process", "sso_session", "sso_start_url", "credential_source"]
-                    .into_iter()
-                    .find(|k| p.contains_key(*k));
+                let other = [
+                    "role_arn",
+                    "credential_process",
+                    "sso_session",
+                    "sso_start_url",
+                    "credential_source",
+                ]
+                .into_iter()
+                .find(|k| p.contains_key(*k));
                 match other {
                     Some(k) => {
-                        let e = AwsAuthError::Unsupported { kind, detail: format!("profile '{profile_name}' with {k}") };
+                        let e = AwsAuthError::Unsupported {
+                            kind,
+                            detail: format!("profile '{profile_name}' with {k}"),
+                        };
                         return Err(stop(attempts, e, kind));
                     }
-                    None if explicit => return Err(stop(attempts, failed(kind, format!("profile '{profile_name}' has no aws_access_key_id/aws_secret_access_key")), kind)),
-                    None => record(attempts, kind, AwsOutcome::NotConfigured(format!("profile '{profile_name}' holds no keys"))),
+                    None if explicit => {
+                        return Err(stop(
+                            attempts,
+                            failed(
+                                kind,
+                                format!(
+                                    "profile '{profile_name}' has no aws_access_key_id/aws_secret_access_key"
+                                ),
+                            ),
+                            kind,
+                        ));
+                    }
+                    None => record(
+                        attempts,
+                        kind,
+                        AwsOutcome::NotConfigured(format!(
+                            "profile '{profile_name}' holds no keys"
+                        )),
+                    ),
                 }
             }
         },
@@ -152,80 +278,192 @@ pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &
 
     // 3. Web identity: keyway's Google → AWS source when asked for, else the SDKs' token file.
     let kind = AwsSourceKind::WebIdentity;
-    let region = env.non_empty("AWS_REGION").or(env.non_empty("AWS_DEFAULT_REGION")).or(profile_region.as_ref().map(|(r, _)| r.as_str()));
+    let region = env
+        .non_empty("AWS_REGION")
+        .or(env.non_empty("AWS_DEFAULT_REGION"))
+        .or(profile_region.as_ref().map(|(r, _)| r.as_str()));
     let role_arn = env.non_empty(vars::AWS_ROLE_ARN);
-    let session_name = || env.non_empty(vars::AWS_ROLE_SESSION_NAME).map(str::to_owned).unwrap_or_else(|| generated_session(ctx));
-    let configured = match (env.non_empty(vars::KEYWAY_AWS_WEB_IDENTITY), env.non_empty(vars::AWS_WEB_IDENTITY_TOKEN_FILE)) {
+    let session_name = || {
+        env.non_empty(vars::AWS_ROLE_SESSION_NAME)
+            .map(str::to_owned)
+            .unwrap_or_else(|| generated_session(ctx))
+    };
+    let configured = match (
+        env.non_empty(vars::KEYWAY_AWS_WEB_IDENTITY),
+        env.non_empty(vars::AWS_WEB_IDENTITY_TOKEN_FILE),
+    ) {
         (Some(v), _) if v.eq_ignore_ascii_case("google") => {
             let Some(role_arn) = role_arn else {
-                return Err(stop(attempts, failed(kind, "KEYWAY_AWS_WEB_IDENTITY=google is set but AWS_ROLE_ARN is not (the role to assume)"), kind));
+                return Err(stop(
+                    attempts,
+                    failed(
+                        kind,
+                        "KEYWAY_AWS_WEB_IDENTITY=google is set but AWS_ROLE_ARN is not (the role to assume)",
+                    ),
+                    kind,
+                ));
             };
-            let audience = env.non_empty(vars::KEYWAY_AWS_WEB_IDENTITY_AUDIENCE).unwrap_or(DEFAULT_GOOGLE_AUDIENCE).to_owned();
+            let audience = env
+                .non_empty(vars::KEYWAY_AWS_WEB_IDENTITY_AUDIENCE)
+                .unwrap_or(DEFAULT_GOOGLE_AUDIENCE)
+                .to_owned();
             // Boxed: Google's default credentials may be federated from AWS (aws1),
             // which makes this future recursive in type. At run time aws1 uses a chain
             // without web identity, so the recursion stops there.
             let credentials = Box::pin(crate::google_default(ctx, &[CLOUD_PLATFORM.to_owned()]))
                 .await
                 .map_err(|e| stop(attempts, failed(kind, format!("KEYWAY_AWS_WEB_IDENTITY=google needs Google credentials for the ID token: {e}")), kind))?;
-            let detail = format!("KEYWAY_AWS_WEB_IDENTITY=google: a Google ID token (audience {audience}) from {}, role {role_arn}", credentials.source());
-            Some((TokenSource::Google { credentials, audience }, role_arn.to_owned(), detail))
+            let detail = format!(
+                "KEYWAY_AWS_WEB_IDENTITY=google: a Google ID token (audience {audience}) from {}, role {role_arn}",
+                credentials.source()
+            );
+            Some((
+                TokenSource::Google {
+                    credentials,
+                    audience,
+                },
+                role_arn.to_owned(),
+                detail,
+            ))
         }
         (Some(v), _) => {
-            return Err(stop(attempts, failed(kind, format!("KEYWAY_AWS_WEB_IDENTITY='{v}' is not understood (the only value is 'google')")), kind));
+            return Err(stop(
+                attempts,
+                failed(
+                    kind,
+                    format!(
+                        "KEYWAY_AWS_WEB_IDENTITY='{v}' is not understood (the only value is 'google')"
+                    ),
+                ),
+                kind,
+            ));
         }
         (None, Some(file)) => {
             let Some(role_arn) = role_arn else {
-                return Err(stop(attempts, failed(kind, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not (the role to assume)"), kind));
+                return Err(stop(
+                    attempts,
+                    failed(
+                        kind,
+                        "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not (the role to assume)",
+                    ),
+                    kind,
+                ));
             };
-            Some((TokenSource::File(PathBuf::from(file)), role_arn.to_owned(), format!("AWS_WEB_IDENTITY_TOKEN_FILE {file}, role {role_arn}")))
+            Some((
+                TokenSource::File(PathBuf::from(file)),
+                role_arn.to_owned(),
+                format!("AWS_WEB_IDENTITY_TOKEN_FILE {file}, role {role_arn}"),
+            ))
         }
         (None, None) => None,
     };
     match configured {
         Some((token, role_arn, detail)) => {
-            let wi = WebIdentity { kind, token, role_arn, session_name: session_name(), endpoint: sts_endpoint(ctx, region) };
+            let wi = WebIdentity {
+                kind,
+                token,
+                role_arn,
+                session_name: session_name(),
+                endpoint: sts_endpoint(ctx, region),
+            };
             let fetch = Refetch::WebIdentity(Box::new(wi));
-            let creds = refetch(ctx, opts, &fetch).await.map_err(|e| stop(attempts, e, kind))?;
+            let creds = refetch(ctx, opts, &fetch)
+                .await
+                .map_err(|e| stop(attempts, e, kind))?;
             record(attempts, kind, AwsOutcome::Answered);
-            return Ok(Found { source: AwsSource { kind, detail }, creds, fetch, profile_region });
+            return Ok(Found {
+                source: AwsSource { kind, detail },
+                creds,
+                fetch,
+                profile_region,
+            });
         }
-        None => record(attempts, kind, AwsOutcome::NotConfigured("AWS_WEB_IDENTITY_TOKEN_FILE (or KEYWAY_AWS_WEB_IDENTITY) is not set".into())),
+        None => record(
+            attempts,
+            kind,
+            AwsOutcome::NotConfigured(
+                "AWS_WEB_IDENTITY_TOKEN_FILE (or KEYWAY_AWS_WEB_IDENTITY) is not set".into(),
+            ),
+        ),
     }
 
     // 4. ECS container endpoint.
     let kind = AwsSourceKind::EcsContainer;
     if let Some(url) = ecs_url(ctx).map_err(|e| stop(attempts, failed(kind, e), kind))? {
         let fetch = Refetch::Ecs { url: url.clone() };
-        let creds = refetch(ctx, opts, &fetch).await.map_err(|e| stop(attempts, e, kind))?;
+        let creds = refetch(ctx, opts, &fetch)
+            .await
+            .map_err(|e| stop(attempts, e, kind))?;
         record(attempts, kind, AwsOutcome::Answered);
-        return Ok(Found { source: AwsSource { kind, detail: redact_url(&url) }, creds, fetch, profile_region });
+        return Ok(Found {
+            source: AwsSource {
+                kind,
+                detail: redact_url(&url),
+            },
+            creds,
+            fetch,
+            profile_region,
+        });
     }
-    record(attempts, kind, AwsOutcome::NotConfigured("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI are not set".into()));
+    record(
+        attempts,
+        kind,
+        AwsOutcome::NotConfigured(
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI are not set".into(),
+        ),
+    );
 
     // 5. IMDSv2.
     let kind = AwsSourceKind::Imds;
-    if env.non_empty("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        record(attempts, kind, AwsOutcome::NotConfigured("AWS_EC2_METADATA_DISABLED=true".into()));
-        return Err(AwsAuthError::NotConfigured { attempts: attempts.clone() });
+    if env
+        .non_empty("AWS_EC2_METADATA_DISABLED")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        record(
+            attempts,
+            kind,
+            AwsOutcome::NotConfigured("AWS_EC2_METADATA_DISABLED=true".into()),
+        );
+        return Err(AwsAuthError::NotConfigured {
+            attempts: attempts.clone(),
+        });
     }
     let endpoint = match env.non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
         Some(e) => e.trim_end_matches('/').to_owned(),
         None if opts.probe_default_imds => IMDS_DEFAULT.to_owned(),
         None => {
             record(attempts, kind, AwsOutcome::NotConfigured("not probed (no AWS_EC2_METADATA_SERVICE_ENDPOINT, and this does not look like EC2)".into()));
-            return Err(AwsAuthError::NotConfigured { attempts: attempts.clone() });
+            return Err(AwsAuthError::NotConfigured {
+                attempts: attempts.clone(),
+            });
         }
     };
-    let fetch = Refetch::Imds { endpoint: endpoint.clone() };
+    let fetch = Refetch::Imds {
+        endpoint: endpoint.clone(),
+    };
     match refetch(ctx, opts, &fetch).await {
         Ok(creds) => {
             record(attempts, kind, AwsOutcome::Answered);
-            Ok(Found { source: AwsSource { kind, detail: redact_url(&endpoint) }, creds, fetch, profile_region })
+            Ok(Found {
+                source: AwsSource {
+                    kind,
+                    detail: redact_url(&endpoint),
+                },
+                creds,
+                fetch,
+                profile_region,
+            })
         }
         // At the default address, no answer means "not on EC2".
         Err(e) if endpoint == IMDS_DEFAULT => {
-            record(attempts, kind, AwsOutcome::NotConfigured(format!("no instance metadata service ({e})")));
-            Err(AwsAuthError::NotConfigured { attempts: attempts.clone() })
+            record(
+                attempts,
+                kind,
+                AwsOutcome::NotConfigured(format!("no instance metadata service ({e})")),
+            );
+            Err(AwsAuthError::NotConfigured {
+                attempts: attempts.clone(),
+            })
         }
         Err(e) => Err(stop(attempts, e, kind)),
     }
@@ -234,8 +472,16 @@ pub(super) async fn chain(ctx: &AuthContext, opts: &AwsChainOptions, attempts: &
 /// The credentials and config files.
 fn files(ctx: &AuthContext) -> (PathBuf, PathBuf) {
     let home = PathBuf::from(ctx.env.non_empty("HOME").unwrap_or("/"));
-    let creds = ctx.env.non_empty("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from).unwrap_or_else(|| home.join(".aws/credentials"));
-    let config = ctx.env.non_empty("AWS_CONFIG_FILE").map(PathBuf::from).unwrap_or_else(|| home.join(".aws/config"));
+    let creds = ctx
+        .env
+        .non_empty("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".aws/credentials"));
+    let config = ctx
+        .env
+        .non_empty("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".aws/config"));
     (creds, config)
 }
 
@@ -243,9 +489,21 @@ fn files(ctx: &AuthContext) -> (PathBuf, PathBuf) {
 fn read_profile(ctx: &AuthContext, name: &str) -> Result<BTreeMap<String, String>, String> {
     let (creds_path, config_path) = files(ctx);
     let mut out = BTreeMap::new();
-    for (path, section) in [(config_path, if name == "default" { "default".to_owned() } else { format!("profile {name}") }), (creds_path, name.to_owned())] {
+    for (path, section) in [
+        (
+            config_path,
+            if name == "default" {
+                "default".to_owned()
+            } else {
+                format!("profile {name}")
+            },
+        ),
+        (creds_path, name.to_owned()),
+    ] {
         let text = match ctx.fs.read(&path) {
-            Ok(b) => String::from_utf8(b).map_err(|_| format!("{} is not UTF-8", path.display()))?,
+            Ok(b) => {
+                String::from_utf8(b).map_err(|_| format!("{} is not UTF-8", path.display()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(format!("reading {}: {e}", path.display())),
         };
@@ -272,7 +530,9 @@ pub fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
             out.entry(name.clone()).or_default();
             current = Some(name);
         } else if let (Some(sec), Some((k, v))) = (&current, line.split_once('=')) {
-            out.entry(sec.clone()).or_default().insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            out.entry(sec.clone())
+                .or_default()
+                .insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
     out
@@ -286,11 +546,18 @@ pub(super) fn ecs_url(ctx: &AuthContext) -> Result<Option<String>, String> {
         }
         return Ok(Some(format!("{ECS_HOST}{rel}")));
     }
-    let Some(full) = ctx.env.non_empty("AWS_CONTAINER_CREDENTIALS_FULL_URI") else { return Ok(None) };
-    let u = url::Url::parse(full).map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI is not a URL ({e})"))?;
+    let Some(full) = ctx.env.non_empty("AWS_CONTAINER_CREDENTIALS_FULL_URI") else {
+        return Ok(None);
+    };
+    let u = url::Url::parse(full)
+        .map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI is not a URL ({e})"))?;
     let allowed = match (u.scheme(), u.host()) {
         ("https", Some(_)) => true,
-        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback() || ip == std::net::Ipv4Addr::new(169, 254, 170, 2) || ip == std::net::Ipv4Addr::new(169, 254, 170, 23),
+        ("http", Some(url::Host::Ipv4(ip))) => {
+            ip.is_loopback()
+                || ip == std::net::Ipv4Addr::new(169, 254, 170, 2)
+                || ip == std::net::Ipv4Addr::new(169, 254, 170, 23)
+        }
         ("http", Some(url::Host::Ipv6(ip))) => IpAddr::V6(ip).is_loopback(),
         ("http", Some(url::Host::Domain(d))) => d == "localhost",
         _ => false,
@@ -306,12 +573,18 @@ pub(super) fn ecs_url(ctx: &AuthContext) -> Result<Option<String>, String> {
 
 fn ecs_token(ctx: &AuthContext) -> Result<Option<Secret<String>>, String> {
     if let Some(path) = ctx.env.non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
-        let mut b = ctx.fs.read(std::path::Path::new(path)).map_err(|e| format!("reading AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {path}: {e}"))?;
+        let mut b = ctx
+            .fs
+            .read(std::path::Path::new(path))
+            .map_err(|e| format!("reading AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {path}: {e}"))?;
         let t = String::from_utf8_lossy(&b).trim().to_owned();
         b.zeroize();
         return Ok(Some(Secret::new(t)));
     }
-    Ok(ctx.env.non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(|t| Secret::new(t.to_owned())))
+    Ok(ctx
+        .env
+        .non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+        .map(|t| Secret::new(t.to_owned())))
 }
 
 /// A header value marked sensitive (kept out of HTTP-level debug output).
@@ -322,7 +595,9 @@ fn sensitive(v: &str) -> Option<reqwest::header::HeaderValue> {
 }
 
 fn expiry(kind: AwsSourceKind, s: &str) -> Result<i64, AwsAuthError> {
-    s.parse::<jiff::Timestamp>().map(|t| t.as_second()).map_err(|_| failed(kind, format!("Expiration '{s}' is not an RFC 3339 time")))
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|_| failed(kind, format!("Expiration '{s}' is not an RFC 3339 time")))
 }
 
 /// `keyway-UNIXTIME`, when no session name is configured (the SDKs generate one too).
@@ -333,7 +608,11 @@ fn generated_session(ctx: &AuthContext) -> String {
 /// STS's base URL as the SDKs find it: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL,
 /// the regional endpoint, else the global one.
 pub(super) fn sts_endpoint(ctx: &AuthContext, region: Option<&str>) -> String {
-    if let Some(u) = ctx.env.non_empty(vars::AWS_ENDPOINT_URL_STS).or(ctx.env.non_empty(vars::AWS_ENDPOINT_URL)) {
+    if let Some(u) = ctx
+        .env
+        .non_empty(vars::AWS_ENDPOINT_URL_STS)
+        .or(ctx.env.non_empty(vars::AWS_ENDPOINT_URL))
+    {
         return u.trim_end_matches('/').to_owned();
     }
     match region {
@@ -347,7 +626,15 @@ fn xml_text(x: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let start = x.find(&open)? + open.len();
     let end = start + x[start..].find(&format!("</{tag}>"))?;
-    Some(x[start..end].trim().replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&"))
+    Some(
+        x[start..end]
+            .trim()
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
 }
 
 /// Identifying claims of a JWT (unverified, for explanations): never the token itself.
@@ -356,9 +643,15 @@ fn token_identity(token: &str) -> String {
     let claims: Option<serde_json::Value> = token
         .split('.')
         .nth(1)
-        .and_then(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok())
+        .and_then(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(c) = claims else { return String::new() };
+    let Some(c) = claims else {
+        return String::new();
+    };
     let mut parts = Vec::new();
     for k in ["iss", "sub", "azp", "aud", "email"] {
         match c.get(k) {
@@ -371,23 +664,48 @@ fn token_identity(token: &str) -> String {
 }
 
 /// Reads the token and calls STS AssumeRoleWithWebIdentity (unsigned).
-async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> Result<AwsCredentials, AwsAuthError> {
+async fn assume_role_with_web_identity(
+    ctx: &AuthContext,
+    wi: &WebIdentity,
+) -> Result<AwsCredentials, AwsAuthError> {
     let kind = wi.kind;
     let token: Secret<String> = match &wi.token {
         TokenSource::File(path) => {
-            let mut b = ctx.fs.read(path).map_err(|e| failed(kind, format!("reading the web identity token file {}: {e}", path.display())))?;
+            let mut b = ctx.fs.read(path).map_err(|e| {
+                failed(
+                    kind,
+                    format!(
+                        "reading the web identity token file {}: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
             let t = Secret::new(String::from_utf8_lossy(&b).trim().to_owned());
             b.zeroize();
             if t.expose().is_empty() {
-                return Err(failed(kind, format!("the web identity token file {} is empty", path.display())));
+                return Err(failed(
+                    kind,
+                    format!("the web identity token file {} is empty", path.display()),
+                ));
             }
             t
         }
         // Boxed: Google credentials may themselves be federated from AWS
         // (external_account aws1), which makes this future recursive in type.
-        TokenSource::Google { credentials, audience } => Box::pin(credentials.id_token(audience))
+        TokenSource::Google {
+            credentials,
+            audience,
+        } => Box::pin(credentials.id_token(audience))
             .await
-            .map_err(|e| failed(kind, format!("getting a Google ID token (audience {audience}) from {}: {e}", credentials.source())))?,
+            .map_err(|e| {
+                failed(
+                    kind,
+                    format!(
+                        "getting a Google ID token (audience {audience}) from {}: {e}",
+                        credentials.source()
+                    ),
+                )
+            })?,
     };
     let url = format!("{}/", wi.endpoint);
     let body = Secret::new(
@@ -405,7 +723,10 @@ async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> R
         let req = ctx
             .http
             .post(url.as_str())
-            .header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
             .header("Accept", "text/xml")
             .body(body.expose().clone());
         let url = url.as_str();
@@ -417,10 +738,17 @@ async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> R
             let text = String::from_utf8_lossy(reply.body.expose()).into_owned();
             let code = xml_text(&text, "Code").unwrap_or_default();
             let message = xml_text(&text, "Message").unwrap_or_default();
-            let retry = crate::error::is_transient_status(reply.status) || code == "IDPCommunicationError" || code == "Throttling";
+            let retry = crate::error::is_transient_status(reply.status)
+                || code == "IDPCommunicationError"
+                || code == "Throttling";
             if retry {
                 return Err(Failure {
-                    error: crate::AuthError::Rejected { doing, url: redact_url(url), status: reply.status, summary: Some(format!("{code}: {message}")) },
+                    error: crate::AuthError::Rejected {
+                        doing,
+                        url: redact_url(url),
+                        status: reply.status,
+                        summary: Some(format!("{code}: {message}")),
+                    },
                     retry: true,
                 });
             }
@@ -432,11 +760,19 @@ async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> R
     let reply = match reply {
         Ok(r) => r,
         Err((status, code, message)) => {
-            let mut reason = format!("STS AssumeRoleWithWebIdentity for {} at {} answered {status} {code}: {message}", wi.role_arn, redact_url(&url));
+            let mut reason = format!(
+                "STS AssumeRoleWithWebIdentity for {} at {} answered {status} {code}: {message}",
+                wi.role_arn,
+                redact_url(&url)
+            );
             let who = token_identity(token.expose());
             match code.as_str() {
-                "AccessDenied" => reason.push_str(&format!("; the role's trust policy does not allow this token ({who})")),
-                "InvalidIdentityToken" | "ExpiredTokenException" if !who.is_empty() => reason.push_str(&format!(" (token: {who})")),
+                "AccessDenied" => reason.push_str(&format!(
+                    "; the role's trust policy does not allow this token ({who})"
+                )),
+                "InvalidIdentityToken" | "ExpiredTokenException" if !who.is_empty() => {
+                    reason.push_str(&format!(" (token: {who})"))
+                }
                 _ => {}
             }
             return Err(failed(kind, reason));
@@ -444,7 +780,17 @@ async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> R
     };
     // The answer holds the secret key: kept in a Secret (zeroised when dropped).
     let text = Secret::new(String::from_utf8_lossy(reply.body.expose()).into_owned());
-    let field = |t: &str| xml_text(text.expose(), t).ok_or_else(|| failed(kind, format!("{} sent an AssumeRoleWithWebIdentity response without {t}", redact_url(&url))));
+    let field = |t: &str| {
+        xml_text(text.expose(), t).ok_or_else(|| {
+            failed(
+                kind,
+                format!(
+                    "{} sent an AssumeRoleWithWebIdentity response without {t}",
+                    redact_url(&url)
+                ),
+            )
+        })
+    };
     Ok(AwsCredentials {
         access_key_id: field("AccessKeyId")?,
         secret_access_key: Secret::new(field("SecretAccessKey")?),
@@ -456,28 +802,53 @@ async fn assume_role_with_web_identity(ctx: &AuthContext, wi: &WebIdentity) -> R
 /// `k=v&…`, form-encoded.
 fn form_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Fresh credentials from the ECS endpoint or IMDS (static ones never need it).
-pub(super) async fn refetch(ctx: &AuthContext, opts: &AwsChainOptions, fetch: &Refetch) -> Result<AwsCredentials, AwsAuthError> {
+pub(super) async fn refetch(
+    ctx: &AuthContext,
+    opts: &AwsChainOptions,
+    fetch: &Refetch,
+) -> Result<AwsCredentials, AwsAuthError> {
     match fetch {
-        Refetch::Static => Err(failed(AwsSourceKind::Environment, "static credentials cannot be refreshed")),
+        Refetch::Static => Err(failed(
+            AwsSourceKind::Environment,
+            "static credentials cannot be refreshed",
+        )),
         Refetch::WebIdentity(wi) => assume_role_with_web_identity(ctx, wi).await,
         Refetch::Ecs { url } => {
             let kind = AwsSourceKind::EcsContainer;
             let token = ecs_token(ctx).map_err(|e| failed(kind, e))?;
-            let reply = send(&ctx.retry, "getting aws container credentials", url, false, || {
-                let r = ctx.http.get(url.as_str()).header("Accept", "application/json");
-                match token.as_ref().and_then(|t| sensitive(t.expose())) {
-                    Some(v) => r.header("Authorization", v),
-                    None => r,
-                }
-            })
+            let reply = send(
+                &ctx.retry,
+                "getting aws container credentials",
+                url,
+                false,
+                || {
+                    let r = ctx
+                        .http
+                        .get(url.as_str())
+                        .header("Accept", "application/json");
+                    match token.as_ref().and_then(|t| sensitive(t.expose())) {
+                        Some(v) => r.header("Authorization", v),
+                        None => r,
+                    }
+                },
+            )
             .await
             .map_err(|e| failed(kind, e.to_string()))?;
             let mut c: ContainerCredentials =
-                serde_json::from_slice(reply.body.expose()).map_err(|_| failed(kind, format!("{} did not send a credentials document", redact_url(url))))?;
+                serde_json::from_slice(reply.body.expose()).map_err(|_| {
+                    failed(
+                        kind,
+                        format!("{} did not send a credentials document", redact_url(url)),
+                    )
+                })?;
             let creds = AwsCredentials {
                 access_key_id: c.access_key_id.clone(),
                 secret_access_key: Secret::new(std::mem::take(&mut c.secret_access_key)),
@@ -494,15 +865,25 @@ pub(super) async fn refetch(ctx: &AuthContext, opts: &AwsChainOptions, fetch: &R
                 // Probing: one quick try.
                 policy.max_attempts = 1;
             }
-            let token = imds_token(ctx, &policy, endpoint).await.map_err(|e| failed(kind, e))?;
+            let token = imds_token(ctx, &policy, endpoint)
+                .await
+                .map_err(|e| failed(kind, e))?;
             let base = format!("{endpoint}/latest/meta-data/iam/security-credentials/");
-            let role = imds_get(ctx, &policy, &base, &token).await.map_err(|e| failed(kind, e))?;
+            let role = imds_get(ctx, &policy, &base, &token)
+                .await
+                .map_err(|e| failed(kind, e))?;
             let role = role.expose().lines().next().unwrap_or("").trim().to_owned();
             if role.is_empty() {
-                return Err(failed(kind, "the instance has no instance profile (no IAM role)"));
+                return Err(failed(
+                    kind,
+                    "the instance has no instance profile (no IAM role)",
+                ));
             }
-            let doc = imds_get(ctx, &policy, &format!("{base}{role}"), &token).await.map_err(|e| failed(kind, e))?;
-            let mut c: ImdsCredentials = serde_json::from_str(doc.expose()).map_err(|_| failed(kind, "IMDS did not send a credentials document"))?;
+            let doc = imds_get(ctx, &policy, &format!("{base}{role}"), &token)
+                .await
+                .map_err(|e| failed(kind, e))?;
+            let mut c: ImdsCredentials = serde_json::from_str(doc.expose())
+                .map_err(|_| failed(kind, "IMDS did not send a credentials document"))?;
             if c.code != "Success" {
                 return Err(failed(kind, format!("IMDS answered Code={}", c.code)));
             }
@@ -516,30 +897,70 @@ pub(super) async fn refetch(ctx: &AuthContext, opts: &AwsChainOptions, fetch: &R
     }
 }
 
-async fn imds_token(ctx: &AuthContext, policy: &crate::RetryPolicy, endpoint: &str) -> Result<Secret<String>, String> {
+async fn imds_token(
+    ctx: &AuthContext,
+    policy: &crate::RetryPolicy,
+    endpoint: &str,
+) -> Result<Secret<String>, String> {
     let url = format!("{endpoint}/latest/api/token");
-    let reply = send(policy, "getting an IMDSv2 session token", &url, false, || {
-        ctx.http.put(url.as_str()).header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+    let reply = send(
+        policy,
+        "getting an IMDSv2 session token",
+        &url,
+        false,
+        || {
+            ctx.http
+                .put(url.as_str())
+                .header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Secret::new(
+        String::from_utf8_lossy(reply.body.expose())
+            .trim()
+            .to_owned(),
+    ))
+}
+
+async fn imds_get(
+    ctx: &AuthContext,
+    policy: &crate::RetryPolicy,
+    url: &str,
+    token: &Secret<String>,
+) -> Result<Secret<String>, String> {
+    let value =
+        sensitive(token.expose()).ok_or("the IMDS session token is not a valid header value")?;
+    let reply = send(policy, "reading instance metadata", url, false, || {
+        ctx.http
+            .get(url)
+            .header("X-aws-ec2-metadata-token", value.clone())
     })
     .await
     .map_err(|e| e.to_string())?;
-    Ok(Secret::new(String::from_utf8_lossy(reply.body.expose()).trim().to_owned()))
-}
-
-async fn imds_get(ctx: &AuthContext, policy: &crate::RetryPolicy, url: &str, token: &Secret<String>) -> Result<Secret<String>, String> {
-    let value = sensitive(token.expose()).ok_or("the IMDS session token is not a valid header value")?;
-    let reply = send(policy, "reading instance metadata", url, false, || ctx.http.get(url).header("X-aws-ec2-metadata-token", value.clone()))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Secret::new(String::from_utf8_lossy(reply.body.expose()).into_owned()))
+    Ok(Secret::new(
+        String::from_utf8_lossy(reply.body.expose()).into_owned(),
+    ))
 }
 
 /// AWS_REGION, AWS_DEFAULT_REGION, the profile's region, then IMDS placement
 /// (asked only when IMDS is where the credentials came from).
-pub(super) async fn region(ctx: &AuthContext, opts: &AwsChainOptions, profile: Option<(String, &'static str)>, fetch: &Refetch) -> Option<(String, &'static str)> {
+pub(super) async fn region(
+    ctx: &AuthContext,
+    opts: &AwsChainOptions,
+    profile: Option<(String, &'static str)>,
+    fetch: &Refetch,
+) -> Option<(String, &'static str)> {
     for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
         if let Some(r) = ctx.env.non_empty(var) {
-            return Some((r.to_owned(), if var == "AWS_REGION" { "AWS_REGION" } else { "AWS_DEFAULT_REGION" }));
+            return Some((
+                r.to_owned(),
+                if var == "AWS_REGION" {
+                    "AWS_REGION"
+                } else {
+                    "AWS_DEFAULT_REGION"
+                },
+            ));
         }
     }
     if profile.is_some() {
@@ -549,7 +970,14 @@ pub(super) async fn region(ctx: &AuthContext, opts: &AwsChainOptions, profile: O
         let mut policy = ctx.retry.clone();
         policy.attempt_timeout = opts.imds_timeout;
         let token = imds_token(ctx, &policy, endpoint).await.ok()?;
-        let r = imds_get(ctx, &policy, &format!("{endpoint}/latest/meta-data/placement/region"), &token).await.ok()?;
+        let r = imds_get(
+            ctx,
+            &policy,
+            &format!("{endpoint}/latest/meta-data/placement/region"),
+            &token,
+        )
+        .await
+        .ok()?;
         return Some((r.expose().trim().to_owned(), "IMDS placement/region"));
     }
     None

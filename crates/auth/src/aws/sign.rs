@@ -39,9 +39,19 @@ pub fn signature(
         .build()
         .map_err(|e| format!("signing parameters: {e}"))?
         .into();
-    let signable = SignableRequest::new(method, uri, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), SignableBody::Bytes(body))
-        .map_err(|e| format!("the request cannot be signed: {e}"))?;
-    let (instructions, signature) = sign(signable, &params).map_err(|e| format!("signing: {e}"))?.into_parts();
-    let added = instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let signable = SignableRequest::new(
+        method,
+        uri,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| format!("the request cannot be signed: {e}"))?;
+    let (instructions, signature) = sign(signable, &params)
+        .map_err(|e| format!("signing: {e}"))?
+        .into_parts();
+    let added = instructions
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     Ok((added, signature))
 }

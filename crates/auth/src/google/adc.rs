@@ -4,13 +4,13 @@
 //! a configured source that is broken stops it (a bad file named by the user
 //! must not be silently replaced by whatever comes next).
 
+use super::external::External;
 use super::file::{self, CredentialsFile, FileError};
+use super::impersonated::Impersonated;
 use super::metadata::{self, Detection, Metadata};
 use super::{
     AccessToken, Attempt, CredentialKind, GoogleCredentials, Outcome, Provider, Source, SourceKind,
 };
-use super::external::External;
-use super::impersonated::Impersonated;
 use super::{authorized_user::AuthorizedUser, service_account::ServiceAccount};
 use crate::cache::TokenCache;
 use crate::context::{AuthContext, RetryPolicy};
@@ -77,7 +77,8 @@ pub async fn google_default(
                     source: SourceKind::GcloudFile,
                     outcome: Outcome::Answered,
                 });
-                return from_file(ctx, path, SourceKind::GcloudFile, &bytes, attempts, scopes).await;
+                return from_file(ctx, path, SourceKind::GcloudFile, &bytes, attempts, scopes)
+                    .await;
             }
         },
     }
@@ -208,14 +209,32 @@ async fn from_file(
         CredentialsFile::Impersonated(mut cfg) => {
             // The source credentials need a cloud-platform token to call IAM Credentials.
             let inner = cfg.source.take().ok_or_else(|| {
-                invalid(&path, origin, Some("source_credentials"), "missing field \"source_credentials\"".into())
+                invalid(
+                    &path,
+                    origin,
+                    Some("source_credentials"),
+                    "missing field \"source_credentials\"".into(),
+                )
             })?;
-            let source = build(ctx, &path, origin, *inner, Vec::new(), &[CLOUD_PLATFORM.to_owned()]).await?;
+            let source = build(
+                ctx,
+                &path,
+                origin,
+                *inner,
+                Vec::new(),
+                &[CLOUD_PLATFORM.to_owned()],
+            )
+            .await?;
             let provider = Impersonated::new(cfg, source);
             let chain = provider.chain();
             GoogleCredentials::new(
                 ctx,
-                source_of(&path, origin, CredentialKind::ImpersonatedServiceAccount, Some(chain)),
+                source_of(
+                    &path,
+                    origin,
+                    CredentialKind::ImpersonatedServiceAccount,
+                    Some(chain),
+                ),
                 attempts,
                 scopes,
                 Provider::Impersonated(Box::new(provider)),
@@ -230,7 +249,12 @@ async fn from_file(
 
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
-fn source_of(path: &Path, origin: SourceKind, kind: CredentialKind, chain: Option<String>) -> Source {
+fn source_of(
+    path: &Path,
+    origin: SourceKind,
+    kind: CredentialKind,
+    chain: Option<String>,
+) -> Source {
     match origin {
         SourceKind::GcloudFile => Source::GcloudFile {
             path: path.to_owned(),
@@ -283,7 +307,12 @@ async fn build(
         CredentialsFile::ExternalAccount(cfg) => {
             let e = External::new(ctx, cfg).await?;
             (
-                source_of(path, origin, CredentialKind::ExternalAccount, Some(e.chain())),
+                source_of(
+                    path,
+                    origin,
+                    CredentialKind::ExternalAccount,
+                    Some(e.chain()),
+                ),
                 Provider::External(Box::new(e)),
                 TokenCache::new(ctx.refresh_ahead),
             )

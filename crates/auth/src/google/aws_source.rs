@@ -65,7 +65,12 @@ impl AwsSubject {
     /// Runs the (narrowed) AWS chain and resolves the region.
     pub(crate) async fn resolve(ctx: &AuthContext, cfg: &AwsConfig) -> Result<Self, AuthError> {
         let mut env = ctx.env.clone();
-        for var in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"] {
+        for var in [
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+        ] {
             env.remove(var);
         }
         // No profile: the shared files are not an aws1 source.
@@ -86,7 +91,9 @@ impl AwsSubject {
             probe_default_imds: false,
             ..AwsChainOptions::default()
         };
-        let provider = aws_default(&sub, options).await.map_err(|e| fail(e.to_string()))?;
+        let provider = aws_default(&sub, options)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let (region, region_from) = match provider.region() {
             Some((r, from)) if !from.starts_with("profile") => (r.to_owned(), from.to_owned()),
             _ => match (&cfg.region_url, &imds) {
@@ -120,8 +127,16 @@ impl AwsSubject {
     }
 
     /// A freshly signed subject token (the credentials are the chain's cached ones).
-    pub(crate) async fn subject_token(&self, ctx: &AuthContext, audience: &str) -> Result<Secret<String>, AuthError> {
-        let creds = self.provider.credentials().await.map_err(|e| fail(e.to_string()))?;
+    pub(crate) async fn subject_token(
+        &self,
+        ctx: &AuthContext,
+        audience: &str,
+    ) -> Result<Secret<String>, AuthError> {
+        let creds = self
+            .provider
+            .credentials()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let millis = ctx.clock.now_millis().max(0) as u64;
         let time = UNIX_EPOCH + Duration::from_millis(millis);
         subject_token(&creds, &self.region, &self.verification_url, audience, time).map_err(fail)
@@ -129,32 +144,61 @@ impl AwsSubject {
 }
 
 /// The region from IMDS `region_url` (an availability zone such as `us-east-2b`), over IMDSv2.
-async fn region_from_url(ctx: &AuthContext, endpoint: &str, region_url: &str) -> Result<String, AuthError> {
+async fn region_from_url(
+    ctx: &AuthContext,
+    endpoint: &str,
+    region_url: &str,
+) -> Result<String, AuthError> {
     // Point the file's URL at the endpoint in use (it names 169.254.169.254 unless overridden).
     let path = url::Url::parse(region_url)
         .map(|u| u.path().to_owned())
         .map_err(|_| fail(format!("region_url {region_url:?} is not a URL")))?;
     let url = format!("{endpoint}{path}");
     let token_url = format!("{endpoint}/latest/api/token");
-    let reply = http::send(&ctx.retry, "getting an IMDSv2 session token", &token_url, false, || {
-        ctx.http.put(token_url.as_str()).header("X-aws-ec2-metadata-token-ttl-seconds", "300")
-    })
+    let reply = http::send(
+        &ctx.retry,
+        "getting an IMDSv2 session token",
+        &token_url,
+        false,
+        || {
+            ctx.http
+                .put(token_url.as_str())
+                .header("X-aws-ec2-metadata-token-ttl-seconds", "300")
+        },
+    )
     .await
     .map_err(|e| fail(e.to_string()))?;
-    let token = Secret::new(String::from_utf8_lossy(reply.body.expose()).trim().to_owned());
+    let token = Secret::new(
+        String::from_utf8_lossy(reply.body.expose())
+            .trim()
+            .to_owned(),
+    );
     let mut value = reqwest::header::HeaderValue::from_str(token.expose())
         .map_err(|_| fail("the IMDS session token is not a valid header value"))?;
     value.set_sensitive(true);
-    let reply = http::send(&ctx.retry, "reading the AWS region from instance metadata", &url, false, || {
-        ctx.http.get(url.as_str()).header("X-aws-ec2-metadata-token", value.clone())
-    })
+    let reply = http::send(
+        &ctx.retry,
+        "reading the AWS region from instance metadata",
+        &url,
+        false,
+        || {
+            ctx.http
+                .get(url.as_str())
+                .header("X-aws-ec2-metadata-token", value.clone())
+        },
+    )
     .await
     .map_err(|e| fail(e.to_string()))?;
-    let zone = String::from_utf8_lossy(reply.body.expose()).trim().to_owned();
+    let zone = String::from_utf8_lossy(reply.body.expose())
+        .trim()
+        .to_owned();
     let mut region = zone.clone();
     region.pop();
     if region.is_empty() || !zone.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(fail(format!("{} answered {zone:?}, not an availability zone", http::redact_url(&url))));
+        return Err(fail(format!(
+            "{} answered {zone:?}, not an availability zone",
+            http::redact_url(&url)
+        )));
     }
     Ok(region)
 }
@@ -174,7 +218,8 @@ pub(crate) fn subject_token(
     time: SystemTime,
 ) -> Result<Secret<String>, String> {
     let url = verification_url.replace("{region}", region);
-    let parsed = url::Url::parse(&url).map_err(|_| format!("regional_cred_verification_url {url:?} is not a URL"))?;
+    let parsed = url::Url::parse(&url)
+        .map_err(|_| format!("regional_cred_verification_url {url:?} is not a URL"))?;
     let host = parsed
         .host_str()
         .ok_or_else(|| format!("regional_cred_verification_url {url:?} has no host"))?
@@ -184,12 +229,33 @@ pub(crate) fn subject_token(
         None => host,
     };
     let service = host.split('.').next().unwrap_or_default().to_owned();
-    let (added, _) = crate::aws::signature("POST", &url, &[("host".into(), host.clone())], b"", creds, region, &service, time, SigningSettings::default())?;
-    let find = |name: &str| added.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let (added, _) = crate::aws::signature(
+        "POST",
+        &url,
+        &[("host".into(), host.clone())],
+        b"",
+        creds,
+        region,
+        &service,
+        time,
+        SigningSettings::default(),
+    )?;
+    let find = |name: &str| {
+        added
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
     let mut headers: Vec<(&str, &str)> = vec![
-        ("Authorization", find("authorization").ok_or("signing produced no authorization header")?),
+        (
+            "Authorization",
+            find("authorization").ok_or("signing produced no authorization header")?,
+        ),
         ("host", host.as_str()),
-        ("x-amz-date", find("x-amz-date").ok_or("signing produced no x-amz-date header")?),
+        (
+            "x-amz-date",
+            find("x-amz-date").ok_or("signing produced no x-amz-date header")?,
+        ),
     ];
     if let Some(t) = find("x-amz-security-token") {
         headers.push(("x-amz-security-token", t));
@@ -228,7 +294,10 @@ mod tests {
     use serde_json::Value;
 
     fn constants() -> Value {
-        serde_json::from_str(include_str!("../../tests/data/google-auth-test-constants.json")).unwrap()
+        serde_json::from_str(include_str!(
+            "../../tests/data/google-auth-test-constants.json"
+        ))
+        .unwrap()
     }
 
     fn at(ts: &str) -> SystemTime {
@@ -255,7 +324,9 @@ mod tests {
     #[test]
     fn google_auth_request_signer_fixtures() {
         let c = constants();
-        let cases = c["files"]["tests/test_aws.py"]["sigv4_request_signer_fixtures"]["cases"].as_array().unwrap();
+        let cases = c["files"]["tests/test_aws.py"]["sigv4_request_signer_fixtures"]["cases"]
+            .as_array()
+            .unwrap();
         assert_eq!(cases.len(), 17);
         let mut exact = 0;
         for case in cases {
@@ -295,8 +366,16 @@ mod tests {
                 continue;
             }
             assert_eq!(got_auth, want_auth, "{url}");
-            assert_eq!(got("x-amz-date").as_deref(), want["x-amz-date"].as_str(), "{url}");
-            assert_eq!(got("x-amz-security-token").as_deref(), want["x-amz-security-token"].as_str(), "{url}");
+            assert_eq!(
+                got("x-amz-date").as_deref(),
+                want["x-amz-date"].as_str(),
+                "{url}"
+            );
+            assert_eq!(
+                got("x-amz-security-token").as_deref(),
+                want["x-amz-security-token"].as_str(),
+                "{url}"
+            );
             exact += 1;
         }
         assert_eq!(exact, 4);
@@ -313,8 +392,14 @@ mod tests {
         let template = v("CRED_VERIFICATION_URL");
         let time = at("2020-08-11T06:55:22Z");
         for (token, sig) in [
-            (Some(v("TOKEN")), "596aa990b792d763465d73703e684ca273c45536c6d322c31be01a41d02e5b60"),
-            (None, "9e722e5b7bfa163447e2a14df118b45ebd283c5aea72019bdf921d6e7dc01a9a"),
+            (
+                Some(v("TOKEN")),
+                "596aa990b792d763465d73703e684ca273c45536c6d322c31be01a41d02e5b60",
+            ),
+            (
+                None,
+                "9e722e5b7bfa163447e2a14df118b45ebd283c5aea72019bdf921d6e7dc01a9a",
+            ),
         ] {
             let creds = AwsCredentials {
                 access_key_id: v("ACCESS_KEY_ID"),
@@ -324,7 +409,11 @@ mod tests {
             };
             let got = subject_token(&creds, "us-east-2", &template, &audience, time).unwrap();
             // Built independently, the way google-auth does: json.dumps(sort_keys, compact), then quote().
-            let signed = if token.is_some() { "host;x-amz-date;x-amz-security-token" } else { "host;x-amz-date" };
+            let signed = if token.is_some() {
+                "host;x-amz-date;x-amz-security-token"
+            } else {
+                "host;x-amz-date"
+            };
             let mut headers = vec![
                 serde_json::json!({"key": "Authorization", "value": format!("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20200811/us-east-2/sts/aws4_request, SignedHeaders={signed}, Signature={sig}")}),
                 serde_json::json!({"key": "host", "value": "sts.us-east-2.amazonaws.com"}),
@@ -333,7 +422,9 @@ mod tests {
             if let Some(t) = &token {
                 headers.push(serde_json::json!({"key": "x-amz-security-token", "value": t}));
             }
-            headers.push(serde_json::json!({"key": "x-goog-cloud-target-resource", "value": audience}));
+            headers.push(
+                serde_json::json!({"key": "x-goog-cloud-target-resource", "value": audience}),
+            );
             let doc = serde_json::json!({
                 "headers": headers,
                 "method": "POST",
@@ -341,7 +432,10 @@ mod tests {
             });
             let want = quote(&serde_json::to_string(&doc).unwrap());
             assert_eq!(got.expose(), &want);
-            assert!(want.starts_with("%7B%22headers%22%3A%5B%7B%22key%22%3A%22Authorization%22"), "{want}");
+            assert!(
+                want.starts_with("%7B%22headers%22%3A%5B%7B%22key%22%3A%22Authorization%22"),
+                "{want}"
+            );
         }
     }
 

@@ -81,7 +81,10 @@ pub(crate) async fn subject_token(
             // Expired: run the command again.
             Ok(None) => {}
             Err(why) => {
-                return Err(fail(cfg, format!("the output file {}: {why}", path.display())));
+                return Err(fail(
+                    cfg,
+                    format!("the output file {}: {why}", path.display()),
+                ));
             }
         }
     }
@@ -90,14 +93,23 @@ pub(crate) async fn subject_token(
     stdout.zeroize();
     match parsed {
         Ok(Some(token)) => Ok(token),
-        Ok(None) => Err(fail(cfg, "the response's expiration_time has already passed")),
+        Ok(None) => Err(fail(
+            cfg,
+            "the response's expiration_time has already passed",
+        )),
         Err(why) => Err(fail(cfg, why)),
     }
 }
 
-async fn run(ctx: &AuthContext, cfg: &ExecutableConfig, req: &Request<'_>) -> Result<Vec<u8>, AuthError> {
+async fn run(
+    ctx: &AuthContext,
+    cfg: &ExecutableConfig,
+    req: &Request<'_>,
+) -> Result<Vec<u8>, AuthError> {
     let mut words = cfg.command.split_whitespace();
-    let program = words.next().ok_or_else(|| fail(cfg, "the command is empty"))?;
+    let program = words
+        .next()
+        .ok_or_else(|| fail(cfg, "the command is empty"))?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(words)
         .env_clear()
@@ -115,8 +127,13 @@ async fn run(ctx: &AuthContext, cfg: &ExecutableConfig, req: &Request<'_>) -> Re
     if let Some(f) = &cfg.output_file {
         cmd.env("GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE", f);
     }
-    let mut child = cmd.spawn().map_err(|e| fail(cfg, format!("cannot start {program}: {e}")))?;
-    let mut pipe = child.stdout.take().ok_or_else(|| fail(cfg, "no stdout pipe"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| fail(cfg, format!("cannot start {program}: {e}")))?;
+    let mut pipe = child
+        .stdout
+        .take()
+        .ok_or_else(|| fail(cfg, "no stdout pipe"))?;
     let work = async {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
@@ -127,7 +144,9 @@ async fn run(ctx: &AuthContext, cfg: &ExecutableConfig, req: &Request<'_>) -> Re
             }
             if out.len() + n > MAX_OUTPUT {
                 out.zeroize();
-                return Err(std::io::Error::other(format!("it wrote more than {MAX_OUTPUT} bytes")));
+                return Err(std::io::Error::other(format!(
+                    "it wrote more than {MAX_OUTPUT} bytes"
+                )));
             }
             out.extend_from_slice(&buf[..n]);
         }
@@ -137,7 +156,13 @@ async fn run(ctx: &AuthContext, cfg: &ExecutableConfig, req: &Request<'_>) -> Re
     };
     let (status, mut out) = match tokio::time::timeout(cfg.timeout, work).await {
         Err(_) => {
-            return Err(fail(cfg, format!("it did not finish within {:?} (timeout_millis); it was killed", cfg.timeout)));
+            return Err(fail(
+                cfg,
+                format!(
+                    "it did not finish within {:?} (timeout_millis); it was killed",
+                    cfg.timeout
+                ),
+            ));
         }
         Ok(Err(e)) => return Err(fail(cfg, format!("reading its output: {e}"))),
         Ok(Ok(r)) => r,
@@ -155,20 +180,39 @@ async fn run(ctx: &AuthContext, cfg: &ExecutableConfig, req: &Request<'_>) -> Re
 
 /// The token of a valid response; `Ok(None)` when it has expired; `Err` names what is wrong.
 /// `need_expiry`: an `expiration_time` is required (responses cached in an output file).
-fn parse_response(bytes: &[u8], now: i64, need_expiry: bool) -> Result<Option<Secret<String>>, String> {
-    let mut v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| format!("the response is not JSON (line {} column {})", e.line(), e.column()))?;
+fn parse_response(
+    bytes: &[u8],
+    now: i64,
+    need_expiry: bool,
+) -> Result<Option<Secret<String>>, String> {
+    let mut v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        format!(
+            "the response is not JSON (line {} column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
     let result = read_response(&mut v, now, need_expiry);
     super::file::wipe(&mut v);
     result
 }
 
-fn read_response(v: &mut Value, now: i64, need_expiry: bool) -> Result<Option<Secret<String>>, String> {
-    let obj = v.as_object_mut().ok_or("the response is not a JSON object")?;
+fn read_response(
+    v: &mut Value,
+    now: i64,
+    need_expiry: bool,
+) -> Result<Option<Secret<String>>, String> {
+    let obj = v
+        .as_object_mut()
+        .ok_or("the response is not a JSON object")?;
     match obj.get("version") {
         None => return Err("the response lacks the field \"version\"".into()),
         Some(Value::Number(n)) if n.as_i64() == Some(1) => {}
-        Some(other) => return Err(format!("the response's \"version\" is {other}; only version 1 is supported")),
+        Some(other) => {
+            return Err(format!(
+                "the response's \"version\" is {other}; only version 1 is supported"
+            ));
+        }
     }
     let success = match obj.get("success") {
         Some(Value::Bool(b)) => *b,
@@ -180,7 +224,10 @@ fn read_response(v: &mut Value, now: i64, need_expiry: bool) -> Result<Option<Se
         let message = obj.get("message").and_then(Value::as_str);
         return match (code, message) {
             (Some(c), Some(m)) => Err(format!("the executable reported an error: code {c}: {m}")),
-            _ => Err("the executable reported failure without the fields \"code\" and \"message\"".into()),
+            _ => Err(
+                "the executable reported failure without the fields \"code\" and \"message\""
+                    .into(),
+            ),
         };
     }
     let token_type = obj
@@ -191,36 +238,54 @@ fn read_response(v: &mut Value, now: i64, need_expiry: bool) -> Result<Option<Se
     let field = match token_type.as_str() {
         JWT | ID_TOKEN => "id_token",
         SAML2 => "saml_response",
-        other => return Err(format!("the response's \"token_type\" {other:?} is not one of {JWT}, {ID_TOKEN}, {SAML2}")),
+        other => {
+            return Err(format!(
+                "the response's \"token_type\" {other:?} is not one of {JWT}, {ID_TOKEN}, {SAML2}"
+            ));
+        }
     };
     match obj.get("expiration_time") {
         Some(Value::Number(n)) => match n.as_i64() {
             Some(exp) if exp <= now => return Ok(None),
             Some(_) => {}
-            None => return Err("the response's \"expiration_time\" must be whole unix seconds".into()),
+            None => {
+                return Err("the response's \"expiration_time\" must be whole unix seconds".into());
+            }
         },
         None if need_expiry => {
             return Err("the response lacks the field \"expiration_time\", which is required when an output_file is set".into());
         }
         None => {}
-        Some(_) => return Err("the response's \"expiration_time\" must be a number (unix seconds)".into()),
+        Some(_) => {
+            return Err(
+                "the response's \"expiration_time\" must be a number (unix seconds)".into(),
+            );
+        }
     }
     match obj.remove(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(Some(Secret::new(s))),
         Some(mut other) => {
             super::file::wipe(&mut other);
-            Err(format!("the response's \"{field}\" is empty or not a string"))
+            Err(format!(
+                "the response's \"{field}\" is empty or not a string"
+            ))
         }
-        None => Err(format!("the response lacks the field \"{field}\" that token_type {token_type} requires")),
+        None => Err(format!(
+            "the response lacks the field \"{field}\" that token_type {token_type} requires"
+        )),
     }
 }
 
 /// `timeout_millis` checked against AIP-4117's bounds.
 pub(crate) fn timeout_from_millis(ms: Option<i64>) -> Result<Duration, String> {
-    let Some(ms) = ms else { return Ok(DEFAULT_TIMEOUT) };
+    let Some(ms) = ms else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
     let d = Duration::from_millis(ms.max(0) as u64);
     if ms < 0 || d < MIN_TIMEOUT || d > MAX_TIMEOUT {
-        return Err(format!("timeout_millis is {ms}; it must be between 5000 and 120000"));
+        return Err(format!(
+            "timeout_millis is {ms}; it must be between 5000 and 120000"
+        ));
     }
     Ok(d)
 }
@@ -245,11 +310,26 @@ mod tests {
             (r#"{"success":true}"#, "\"version\""),
             (r#"{"version":2,"success":true}"#, "only version 1"),
             (r#"{"version":1}"#, "\"success\""),
-            (r#"{"version":1,"success":false,"code":"401","message":"Caller not authorized."}"#, "code 401: Caller not authorized."),
-            (r#"{"version":1,"success":false}"#, "\"code\" and \"message\""),
-            (r#"{"version":1,"success":true,"id_token":"x"}"#, "\"token_type\""),
-            (r#"{"version":1,"success":true,"token_type":"x","id_token":"x"}"#, "is not one of"),
-            (r#"{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-type:jwt"}"#, "lacks the field \"id_token\""),
+            (
+                r#"{"version":1,"success":false,"code":"401","message":"Caller not authorized."}"#,
+                "code 401: Caller not authorized.",
+            ),
+            (
+                r#"{"version":1,"success":false}"#,
+                "\"code\" and \"message\"",
+            ),
+            (
+                r#"{"version":1,"success":true,"id_token":"x"}"#,
+                "\"token_type\"",
+            ),
+            (
+                r#"{"version":1,"success":true,"token_type":"x","id_token":"x"}"#,
+                "is not one of",
+            ),
+            (
+                r#"{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-type:jwt"}"#,
+                "lacks the field \"id_token\"",
+            ),
             ("not json", "not JSON"),
         ];
         for (body, want) in cases {
@@ -261,7 +341,10 @@ mod tests {
     #[test]
     fn timeouts_are_bounded() {
         assert_eq!(timeout_from_millis(None).unwrap(), Duration::from_secs(30));
-        assert_eq!(timeout_from_millis(Some(5000)).unwrap(), Duration::from_secs(5));
+        assert_eq!(
+            timeout_from_millis(Some(5000)).unwrap(),
+            Duration::from_secs(5)
+        );
         assert!(timeout_from_millis(Some(4999)).is_err());
         assert!(timeout_from_millis(Some(120_001)).is_err());
     }

@@ -38,8 +38,15 @@ pub(crate) struct ExternalAccountConfig {
 
 /// Where the subject token comes from.
 pub(crate) enum SubjectSource {
-    File { path: PathBuf, format: Format },
-    Url { url: String, headers: Vec<(String, Secret<String>)>, format: Format },
+    File {
+        path: PathBuf,
+        format: Format,
+    },
+    Url {
+        url: String,
+        headers: Vec<(String, Secret<String>)>,
+        format: Format,
+    },
     Executable(ExecutableConfig),
     Aws(AwsConfig),
 }
@@ -59,7 +66,10 @@ fn is_workforce(audience: &str) -> bool {
 fn http_url(field: &'static str, u: &str) -> Result<(), FileError> {
     match url::Url::parse(u) {
         Ok(p) if matches!(p.scheme(), "http" | "https") && p.has_host() => Ok(()),
-        _ => Err(invalid(field, format!("{field} \"{}\" is not an http(s) URL", http::redact_url(u)))),
+        _ => Err(invalid(
+            field,
+            format!("{field} \"{}\" is not an http(s) URL", http::redact_url(u)),
+        )),
     }
 }
 
@@ -67,12 +77,19 @@ fn http_url(field: &'static str, u: &str) -> Result<(), FileError> {
 pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ExternalAccountConfig, FileError> {
     let audience = doc.required("audience")?;
     let subject_token_type = doc.required("subject_token_type")?;
-    let token_url = doc.string("token_url")?.unwrap_or_else(|| sts::DEFAULT_TOKEN_URL.to_owned());
-    sts::check_url(Service::Sts, &token_url, env).map_err(|r| invalid("token_url", format!("token_url {r}")))?;
+    let token_url = doc
+        .string("token_url")?
+        .unwrap_or_else(|| sts::DEFAULT_TOKEN_URL.to_owned());
+    sts::check_url(Service::Sts, &token_url, env)
+        .map_err(|r| invalid("token_url", format!("token_url {r}")))?;
     let impersonation_url = doc.string("service_account_impersonation_url")?;
     if let Some(u) = &impersonation_url {
-        sts::check_url(Service::IamCredentials, u, env)
-            .map_err(|r| invalid("service_account_impersonation_url", format!("service_account_impersonation_url {r}")))?;
+        sts::check_url(Service::IamCredentials, u, env).map_err(|r| {
+            invalid(
+                "service_account_impersonation_url",
+                format!("service_account_impersonation_url {r}"),
+            )
+        })?;
     }
     let lifetime_secs = match doc.take_doc("service_account_impersonation")? {
         Some(mut opts) => match opts.integer("token_lifetime_seconds")? {
@@ -81,7 +98,9 @@ pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ExternalAccountConfig, F
             Some(n) => {
                 return Err(invalid(
                     "token_lifetime_seconds",
-                    format!("service_account_impersonation.token_lifetime_seconds is {n}; it must be between 600 and 43200"),
+                    format!(
+                        "service_account_impersonation.token_lifetime_seconds is {n}; it must be between 600 and 43200"
+                    ),
                 ));
             }
         },
@@ -90,7 +109,10 @@ pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ExternalAccountConfig, F
     let client_id = doc.string("client_id")?;
     let client_secret = doc.secret("client_secret")?;
     if client_secret.is_some() && client_id.is_none() {
-        return Err(invalid("client_id", "client_secret is set but client_id is not"));
+        return Err(invalid(
+            "client_id",
+            "client_secret is set but client_id is not",
+        ));
     }
     let workforce_pool_user_project = doc.string("workforce_pool_user_project")?;
     if workforce_pool_user_project.is_some() && !is_workforce(&audience) {
@@ -119,7 +141,9 @@ pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ExternalAccountConfig, F
 }
 
 fn parse_format(src: &mut Doc) -> Result<Format, FileError> {
-    let Some(mut f) = src.take_doc("format")? else { return Ok(Format::Text) };
+    let Some(mut f) = src.take_doc("format")? else {
+        return Ok(Format::Text);
+    };
     match f.string("type")?.as_deref() {
         None | Some("text") => Ok(Format::Text),
         Some("json") => match f.string("subject_token_field_name")? {
@@ -129,34 +153,60 @@ fn parse_format(src: &mut Doc) -> Result<Format, FileError> {
                 "credential_source.format.subject_token_field_name is required when the format type is json",
             )),
         },
-        Some(other) => Err(invalid("type", format!("credential_source.format.type {other:?} is not text or json"))),
+        Some(other) => Err(invalid(
+            "type",
+            format!("credential_source.format.type {other:?} is not text or json"),
+        )),
     }
 }
 
 fn parse_source(src: &mut Doc) -> Result<SubjectSource, FileError> {
     if let Some(env_id) = src.string("environment_id")? {
         let Some(version) = env_id.strip_prefix("aws") else {
-            return Err(invalid("environment_id", format!("credential_source.environment_id {env_id:?} is not supported (expected aws1)")));
+            return Err(invalid(
+                "environment_id",
+                format!(
+                    "credential_source.environment_id {env_id:?} is not supported (expected aws1)"
+                ),
+            ));
         };
         if version != "1" {
-            return Err(invalid("environment_id", format!("aws version {version} is not supported in the current build (expected aws1)")));
+            return Err(invalid(
+                "environment_id",
+                format!(
+                    "aws version {version} is not supported in the current build (expected aws1)"
+                ),
+            ));
         }
         let verification_url = src.required("regional_cred_verification_url")?;
         let region_url = src.string("region_url")?;
         let url = src.string("url")?;
         let imdsv2_url = src.string("imdsv2_session_token_url")?;
-        for (field, u) in [("region_url", &region_url), ("url", &url), ("imdsv2_session_token_url", &imdsv2_url)] {
+        for (field, u) in [
+            ("region_url", &region_url),
+            ("url", &url),
+            ("imdsv2_session_token_url", &imdsv2_url),
+        ] {
             if let Some(u) = u {
                 http_url(field, u)?;
             }
         }
-        return Ok(SubjectSource::Aws(AwsConfig { region_url, url, verification_url }));
+        return Ok(SubjectSource::Aws(AwsConfig {
+            region_url,
+            url,
+            verification_url,
+        }));
     }
     if let Some(mut exe) = src.take_doc("executable")? {
         let command = exe.required("command")?;
-        let timeout = executable::timeout_from_millis(exe.integer("timeout_millis")?).map_err(|r| invalid("timeout_millis", r))?;
+        let timeout = executable::timeout_from_millis(exe.integer("timeout_millis")?)
+            .map_err(|r| invalid("timeout_millis", r))?;
         let output_file = exe.string("output_file")?.map(PathBuf::from);
-        return Ok(SubjectSource::Executable(ExecutableConfig { command, timeout, output_file }));
+        return Ok(SubjectSource::Executable(ExecutableConfig {
+            command,
+            timeout,
+            output_file,
+        }));
     }
     if src.has("certificate") {
         return Err(FileError::Unsupported {
@@ -167,12 +217,22 @@ fn parse_source(src: &mut Doc) -> Result<SubjectSource, FileError> {
     let file = src.string("file")?;
     let url = src.string("url")?;
     match (file, url) {
-        (Some(_), Some(_)) => Err(invalid("credential_source", "credential_source names both a file and a url; it must name one")),
-        (Some(path), None) => Ok(SubjectSource::File { path: PathBuf::from(path), format: parse_format(src)? }),
+        (Some(_), Some(_)) => Err(invalid(
+            "credential_source",
+            "credential_source names both a file and a url; it must name one",
+        )),
+        (Some(path), None) => Ok(SubjectSource::File {
+            path: PathBuf::from(path),
+            format: parse_format(src)?,
+        }),
         (None, Some(url)) => {
             http_url("url", &url)?;
             let headers = src.string_map("headers")?;
-            Ok(SubjectSource::Url { url, headers, format: parse_format(src)? })
+            Ok(SubjectSource::Url {
+                url,
+                headers,
+                format: parse_format(src)?,
+            })
         }
         (None, None) => Err(invalid(
             "credential_source",
@@ -185,7 +245,8 @@ fn parse_source(src: &mut Doc) -> Result<SubjectSource, FileError> {
 fn extract(content: Secret<Vec<u8>>, format: &Format) -> Result<Secret<String>, String> {
     match format {
         Format::Text => {
-            let text = std::str::from_utf8(content.expose()).map_err(|_| "the content is not UTF-8 text".to_owned())?;
+            let text = std::str::from_utf8(content.expose())
+                .map_err(|_| "the content is not UTF-8 text".to_owned())?;
             let token = text.trim();
             if token.is_empty() {
                 return Err("the content is empty".into());
@@ -193,15 +254,24 @@ fn extract(content: Secret<Vec<u8>>, format: &Format) -> Result<Secret<String>, 
             Ok(Secret::new(token.to_owned()))
         }
         Format::Json { field } => {
-            let mut v: Value = serde_json::from_slice(content.expose())
-                .map_err(|e| format!("the content is not JSON (line {} column {})", e.line(), e.column()))?;
+            let mut v: Value = serde_json::from_slice(content.expose()).map_err(|e| {
+                format!(
+                    "the content is not JSON (line {} column {})",
+                    e.line(),
+                    e.column()
+                )
+            })?;
             let token = match v.as_object_mut().and_then(|o| o.remove(field)) {
                 Some(Value::String(s)) if !s.is_empty() => Ok(Secret::new(s)),
                 Some(mut other) => {
                     super::file::wipe(&mut other);
-                    Err(format!("the JSON field \"{field}\" is empty or not a string"))
+                    Err(format!(
+                        "the JSON field \"{field}\" is empty or not a string"
+                    ))
                 }
-                None => Err(format!("the JSON has no field \"{field}\" (subject_token_field_name)")),
+                None => Err(format!(
+                    "the JSON has no field \"{field}\" (subject_token_field_name)"
+                )),
             };
             super::file::wipe(&mut v);
             token
@@ -219,7 +289,10 @@ pub(crate) struct External {
 impl External {
     /// Takes the configuration; an aws1 source runs its AWS chain now, so the
     /// provenance can say which AWS source answered.
-    pub(crate) async fn new(ctx: &AuthContext, cfg: ExternalAccountConfig) -> Result<Self, AuthError> {
+    pub(crate) async fn new(
+        ctx: &AuthContext,
+        cfg: ExternalAccountConfig,
+    ) -> Result<Self, AuthError> {
         let aws = match &cfg.source {
             SubjectSource::Aws(a) => Some(AwsSubject::resolve(ctx, a).await?),
             _ => None,
@@ -248,10 +321,15 @@ impl External {
         };
         let to = match &self.email {
             Some(e) => format!("impersonating {e}"),
-            None if self.cfg.impersonation_url.is_some() => "impersonating a service account".into(),
+            None if self.cfg.impersonation_url.is_some() => {
+                "impersonating a service account".into()
+            }
             None => "federated token used directly".into(),
         };
-        format!("{source} → STS {} → {to}", http::redact_url(&self.cfg.token_url))
+        format!(
+            "{source} → STS {} → {to}",
+            http::redact_url(&self.cfg.token_url)
+        )
     }
 
     async fn subject_token(&self, ctx: &AuthContext) -> Result<Secret<String>, AuthError> {
@@ -263,9 +341,16 @@ impl External {
                     from: from(),
                     reason: format!("cannot read it ({e})"),
                 })?;
-                extract(Secret::new(content), format).map_err(|reason| AuthError::SubjectToken { from: from(), reason })
+                extract(Secret::new(content), format).map_err(|reason| AuthError::SubjectToken {
+                    from: from(),
+                    reason,
+                })
             }
-            SubjectSource::Url { url, headers, format } => {
+            SubjectSource::Url {
+                url,
+                headers,
+                format,
+            } => {
                 const DOING: &str = "getting the subject token";
                 let reply = http::send(&ctx.retry, DOING, url, false, || {
                     let mut r = ctx.http.get(url.as_str());
@@ -293,7 +378,10 @@ impl External {
             }
             SubjectSource::Aws(_) => match &self.aws {
                 Some(a) => a.subject_token(ctx, &cfg.audience).await,
-                None => Err(AuthError::SubjectToken { from: "aws1".into(), reason: "AWS credentials were not resolved".into() }),
+                None => Err(AuthError::SubjectToken {
+                    from: "aws1".into(),
+                    reason: "AWS credentials were not resolved".into(),
+                }),
             },
         }
     }
@@ -318,8 +406,16 @@ impl External {
         sts::exchange(ctx, &x).await
     }
 
-    pub(crate) async fn fetch_token(&self, ctx: &AuthContext, scopes: &[String]) -> Result<Minted, AuthError> {
-        let scopes: Vec<String> = if scopes.is_empty() { vec![CLOUD_PLATFORM.to_owned()] } else { scopes.to_vec() };
+    pub(crate) async fn fetch_token(
+        &self,
+        ctx: &AuthContext,
+        scopes: &[String],
+    ) -> Result<Minted, AuthError> {
+        let scopes: Vec<String> = if scopes.is_empty() {
+            vec![CLOUD_PLATFORM.to_owned()]
+        } else {
+            scopes.to_vec()
+        };
         let Some(url) = &self.cfg.impersonation_url else {
             return self.federated(ctx, &scopes).await;
         };
@@ -337,7 +433,11 @@ impl External {
         Ok(Minted { token, email: None })
     }
 
-    pub(crate) async fn id_token(&self, ctx: &AuthContext, audience: &str) -> Result<Secret<String>, AuthError> {
+    pub(crate) async fn id_token(
+        &self,
+        ctx: &AuthContext,
+        audience: &str,
+    ) -> Result<Secret<String>, AuthError> {
         let Some(url) = &self.cfg.impersonation_url else {
             return Err(AuthError::OperationUnsupported {
                 doing: "getting an id token",
@@ -385,17 +485,32 @@ mod tests {
             )
         };
         let c = parse(&base(r#"{"file":"/var/run/secrets/goog.id/token"}"#), &env).unwrap();
-        assert!(matches!(c.source, SubjectSource::File { format: Format::Text, .. }));
+        assert!(matches!(
+            c.source,
+            SubjectSource::File {
+                format: Format::Text,
+                ..
+            }
+        ));
         assert_eq!(c.lifetime_secs, 3600);
         let c = parse(
             &base(r#"{"url":"http://fakeurl.com","headers":{"Metadata":"True"},"format":{"type":"json","subject_token_field_name":"access_token"}}"#),
             &env,
         )
         .unwrap();
-        let SubjectSource::Url { headers, format: Format::Json { field }, .. } = c.source else { panic!() };
+        let SubjectSource::Url {
+            headers,
+            format: Format::Json { field },
+            ..
+        } = c.source
+        else {
+            panic!()
+        };
         assert_eq!((headers.len(), field.as_str()), (1, "access_token"));
         let c = parse(&base(r#"{"executable":{"command":"/bin/tok --x","timeout_millis":5000,"output_file":"/tmp/o"}}"#), &env).unwrap();
-        let SubjectSource::Executable(e) = c.source else { panic!() };
+        let SubjectSource::Executable(e) = c.source else {
+            panic!()
+        };
         assert_eq!(e.timeout.as_millis(), 5000);
         let c = parse(
             &base(r#"{"environment_id":"aws1","region_url":"http://169.254.169.254/latest/meta-data/placement/availability-zone","url":"http://169.254.169.254/latest/meta-data/iam/security-credentials","regional_cred_verification_url":"https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"}"#),
@@ -414,36 +529,88 @@ mod tests {
             )
         };
         let file = r#"{"file":"/t"}"#;
-        let (f, r) = field_of(parse(&with(r#","token_url":"https://evil.example.com/v1/token""#, file), &env));
+        let (f, r) = field_of(parse(
+            &with(r#","token_url":"https://evil.example.com/v1/token""#, file),
+            &env,
+        ));
         assert_eq!(f, Some("token_url"));
         assert!(r.contains("is not a Google sts endpoint"), "{r}");
-        let (f, _) = field_of(parse(&with(r#","service_account_impersonation_url":"https://sts.googleapis.com/v1/x""#, file), &env));
+        let (f, _) = field_of(parse(
+            &with(
+                r#","service_account_impersonation_url":"https://sts.googleapis.com/v1/x""#,
+                file,
+            ),
+            &env,
+        ));
         assert_eq!(f, Some("service_account_impersonation_url"));
-        let (f, r) = field_of(parse(&with(r#","service_account_impersonation":{"token_lifetime_seconds":599}"#, file), &env));
+        let (f, r) = field_of(parse(
+            &with(
+                r#","service_account_impersonation":{"token_lifetime_seconds":599}"#,
+                file,
+            ),
+            &env,
+        ));
         assert_eq!(f, Some("token_lifetime_seconds"));
         assert!(r.contains("between 600 and 43200"), "{r}");
-        let (f, _) = field_of(parse(&with(r#","workforce_pool_user_project":"p""#, file), &env));
+        let (f, _) = field_of(parse(
+            &with(r#","workforce_pool_user_project":"p""#, file),
+            &env,
+        ));
         assert_eq!(f, Some("workforce_pool_user_project"));
-        let (f, _) = field_of(parse(&with("", r#"{"executable":{"command":"x","timeout_millis":121000}}"#), &env));
+        let (f, _) = field_of(parse(
+            &with(
+                "",
+                r#"{"executable":{"command":"x","timeout_millis":121000}}"#,
+            ),
+            &env,
+        ));
         assert_eq!(f, Some("timeout_millis"));
-        let (f, _) = field_of(parse(&with("", r#"{"environment_id":"aws2","regional_cred_verification_url":"x"}"#), &env));
+        let (f, _) = field_of(parse(
+            &with(
+                "",
+                r#"{"environment_id":"aws2","regional_cred_verification_url":"x"}"#,
+            ),
+            &env,
+        ));
         assert_eq!(f, Some("environment_id"));
-        let (f, _) = field_of(parse(&with("", r#"{"url":"http://x","format":{"type":"json"}}"#), &env));
+        let (f, _) = field_of(parse(
+            &with("", r#"{"url":"http://x","format":{"type":"json"}}"#),
+            &env,
+        ));
         assert_eq!(f, Some("subject_token_field_name"));
         let (f, _) = field_of(parse(&with("", "{}"), &env));
         assert_eq!(f, Some("credential_source"));
         // The override opens exactly its origin.
-        let env = Env::new().with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS, "http://127.0.0.1:9/");
-        assert!(parse(&with(r#","token_url":"http://127.0.0.1:9/v1/token""#, file), &env).is_ok());
+        let env = Env::new().with(
+            vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS,
+            "http://127.0.0.1:9/",
+        );
+        assert!(
+            parse(
+                &with(r#","token_url":"http://127.0.0.1:9/v1/token""#, file),
+                &env
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn text_and_json_content() {
         let s = |t: &str| Secret::new(t.as_bytes().to_vec());
         assert_eq!(extract(s("tok\n"), &Format::Text).unwrap().expose(), "tok");
-        let j = Format::Json { field: "access_token".into() };
-        assert_eq!(extract(s(r#"{"access_token":"tok"}"#), &j).unwrap().expose(), "tok");
+        let j = Format::Json {
+            field: "access_token".into(),
+        };
+        assert_eq!(
+            extract(s(r#"{"access_token":"tok"}"#), &j)
+                .unwrap()
+                .expose(),
+            "tok"
+        );
         let e = extract(s(r#"{"other":"SECRET"}"#), &j).unwrap_err();
-        assert!(e.contains("no field \"access_token\"") && !e.contains("SECRET"), "{e}");
+        assert!(
+            e.contains("no field \"access_token\"") && !e.contains("SECRET"),
+            "{e}"
+        );
     }
 }

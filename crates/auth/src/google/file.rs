@@ -108,7 +108,10 @@ impl Doc {
             .ok_or_else(|| invalid(field, format!("missing field \"{field}\"")))
     }
 
-    pub(super) fn secret(&mut self, field: &'static str) -> Result<Option<Secret<String>>, FileError> {
+    pub(super) fn secret(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Secret<String>>, FileError> {
         Ok(self.string(field)?.map(Secret::new))
     }
 
@@ -131,7 +134,10 @@ impl Doc {
             Some(Value::Object(m)) => Ok(Some(Doc(m))),
             Some(mut other) => {
                 wipe(&mut other);
-                Err(invalid(field, format!("field \"{field}\" must be a JSON object")))
+                Err(invalid(
+                    field,
+                    format!("field \"{field}\" must be a JSON object"),
+                ))
             }
         }
     }
@@ -147,7 +153,10 @@ impl Doc {
                         Value::String(s) => out.push(s),
                         mut other => {
                             wipe(&mut other);
-                            return Err(invalid(field, format!("field \"{field}\" must be a list of strings")));
+                            return Err(invalid(
+                                field,
+                                format!("field \"{field}\" must be a list of strings"),
+                            ));
                         }
                     }
                 }
@@ -155,7 +164,10 @@ impl Doc {
             }
             Some(mut other) => {
                 wipe(&mut other);
-                Err(invalid(field, format!("field \"{field}\" must be a list of strings")))
+                Err(invalid(
+                    field,
+                    format!("field \"{field}\" must be a list of strings"),
+                ))
             }
         }
     }
@@ -168,14 +180,18 @@ impl Doc {
                 .as_i64()
                 .map(Some)
                 .ok_or_else(|| invalid(field, format!("field \"{field}\" must be an integer"))),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| invalid(field, format!("field \"{field}\" must be an integer, not {s:?}"))),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
+                invalid(
+                    field,
+                    format!("field \"{field}\" must be an integer, not {s:?}"),
+                )
+            }),
             Some(mut other) => {
                 wipe(&mut other);
-                Err(invalid(field, format!("field \"{field}\" must be an integer")))
+                Err(invalid(
+                    field,
+                    format!("field \"{field}\" must be an integer"),
+                ))
             }
         }
     }
@@ -195,7 +211,10 @@ impl Doc {
                 Value::String(s) => out.push((k, Secret::new(s))),
                 mut other => {
                     wipe(&mut other);
-                    return Err(invalid(field, format!("field \"{field}\": the value of \"{k}\" must be a string")));
+                    return Err(invalid(
+                        field,
+                        format!("field \"{field}\": the value of \"{k}\" must be a string"),
+                    ));
                 }
             }
         }
@@ -225,7 +244,11 @@ pub(crate) fn parse(bytes: &Secret<Vec<u8>>, env: &Env) -> Result<CredentialsFil
 }
 
 /// A credentials document; `nested` for an impersonated file's `source_credentials`.
-pub(super) fn parse_doc(doc: &mut Doc, env: &Env, nested: bool) -> Result<CredentialsFile, FileError> {
+pub(super) fn parse_doc(
+    doc: &mut Doc,
+    env: &Env,
+    nested: bool,
+) -> Result<CredentialsFile, FileError> {
     let kind = doc.required("type")?;
     match kind.as_str() {
         "authorized_user" => authorized_user(doc, env).map(CredentialsFile::AuthorizedUser),
@@ -430,12 +453,10 @@ mod tests {
     #[test]
     fn unsupported_types_are_described() {
         let env = Env::new();
-        let cases = [
-            (
-                include_str!("../../tests/data/external_account_authorized_user.json"),
-                "workforce pool audience //iam.googleapis.com/locations/global/workforcePools/",
-            ),
-        ];
+        let cases = [(
+            include_str!("../../tests/data/external_account_authorized_user.json"),
+            "workforce pool audience //iam.googleapis.com/locations/global/workforcePools/",
+        )];
         for (json, want) in cases {
             match parse_str(json, &env) {
                 Err(FileError::Unsupported { detail, .. }) => {

@@ -27,8 +27,12 @@ pub(crate) struct ImpersonatedConfig {
 
 pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ImpersonatedConfig, FileError> {
     let url = doc.required("service_account_impersonation_url")?;
-    sts::check_url(Service::IamCredentials, &url, env)
-        .map_err(|r| invalid("service_account_impersonation_url", format!("service_account_impersonation_url {r}")))?;
+    sts::check_url(Service::IamCredentials, &url, env).map_err(|r| {
+        invalid(
+            "service_account_impersonation_url",
+            format!("service_account_impersonation_url {r}"),
+        )
+    })?;
     let email = sts::target_email(&url).ok_or_else(|| {
         invalid(
             "service_account_impersonation_url",
@@ -88,13 +92,18 @@ impl Impersonated {
     }
 
     pub(crate) fn quota_project_id(&self) -> Option<&str> {
-        self.quota_project_id.as_deref().or_else(|| self.source.project_hint())
+        self.quota_project_id
+            .as_deref()
+            .or_else(|| self.source.project_hint())
     }
 
     /// "authorized_user source credentials → impersonating sa@… (delegates …)".
     pub(crate) fn chain(&self) -> String {
         let src = self.source.source();
-        let kind = src.credential_kind().map(|k| k.to_string()).unwrap_or_else(|| "source".into());
+        let kind = src
+            .credential_kind()
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "source".into());
         let via = match src.chain() {
             Some(c) => format!("{kind} source credentials ({c})"),
             None => format!("{kind} source credentials"),
@@ -111,7 +120,11 @@ impl Impersonated {
         (!self.delegates.is_empty()).then_some(self.delegates.as_slice())
     }
 
-    pub(crate) async fn fetch_token(&self, ctx: &AuthContext, requested: &[String]) -> Result<Minted, AuthError> {
+    pub(crate) async fn fetch_token(
+        &self,
+        ctx: &AuthContext,
+        requested: &[String],
+    ) -> Result<Minted, AuthError> {
         let scopes: Vec<String> = if !requested.is_empty() {
             requested.to_vec()
         } else if !self.scopes.is_empty() {
@@ -134,7 +147,11 @@ impl Impersonated {
         Ok(Minted { token, email: None })
     }
 
-    pub(crate) async fn id_token(&self, ctx: &AuthContext, audience: &str) -> Result<Secret<String>, AuthError> {
+    pub(crate) async fn id_token(
+        &self,
+        ctx: &AuthContext,
+        audience: &str,
+    ) -> Result<Secret<String>, AuthError> {
         let source = Box::pin(self.source.access_token()).await?;
         sts::generate_id_token(ctx, &self.url, &source.token, audience, self.delegates()).await
     }

@@ -109,14 +109,17 @@ pub(crate) fn check_url(service: Service, raw: &str, env: &Env) -> Result<(), St
         return Ok(());
     }
     let allowed = !raw.chars().any(char::is_whitespace)
-        && raw.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        && raw
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
         && match url::Url::parse(raw) {
             Ok(u) => {
                 u.scheme() == "https"
                     && u.username().is_empty()
                     && u.password().is_none()
                     && u.port().is_none()
-                    && u.host_str().is_some_and(|h| google_host(name, &h.to_ascii_lowercase()))
+                    && u.host_str()
+                        .is_some_and(|h| google_host(name, &h.to_ascii_lowercase()))
             }
             Err(_) => false,
         };
@@ -192,13 +195,12 @@ struct GenerateIdTokenResponse {
 }
 
 fn bearer(token: &Secret<String>) -> Result<reqwest::header::HeaderValue, AuthError> {
-    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-        AuthError::InvalidResponse {
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| AuthError::InvalidResponse {
             doing: "using an access token",
             url: String::new(),
             reason: "the token is not a valid HTTP header value".into(),
-        }
-    })?;
+        })?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -222,15 +224,26 @@ pub(crate) async fn generate_access_token(
         "lifetime": format!("{lifetime_secs}s"),
     });
     let reply = http::send(&ctx.retry, DOING, url, false, || {
-        let r = ctx.http.post(url).header(reqwest::header::AUTHORIZATION, auth.clone()).json(&body);
+        let r = ctx
+            .http
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, auth.clone())
+            .json(&body);
         match quota_project {
             Some(p) => r.header("x-goog-user-project", p),
             None => r,
         }
     })
     .await?;
-    let GenerateAccessTokenResponse { access_token, expire_time } =
-        http::parse_json(&reply, DOING, url, "a response with accessToken and expireTime")?;
+    let GenerateAccessTokenResponse {
+        access_token,
+        expire_time,
+    } = http::parse_json(
+        &reply,
+        DOING,
+        url,
+        "a response with accessToken and expireTime",
+    )?;
     let token = Secret::new(access_token);
     let invalid = |reason: String| AuthError::InvalidResponse {
         doing: DOING,
@@ -242,7 +255,11 @@ pub(crate) async fn generate_access_token(
     }
     let expires_at = expire_time
         .parse::<jiff::Timestamp>()
-        .map_err(|_| invalid(format!("expireTime {expire_time:?} is not an RFC 3339 time")))?
+        .map_err(|_| {
+            invalid(format!(
+                "expireTime {expire_time:?} is not an RFC 3339 time"
+            ))
+        })?
         .as_second();
     Ok(AccessToken {
         token,
@@ -272,10 +289,14 @@ pub(crate) async fn generate_id_token(
     let auth = bearer(auth)?;
     let body = json!({ "audience": audience, "includeEmail": true, "delegates": delegates });
     let reply = http::send(&ctx.retry, DOING, &url, false, || {
-        ctx.http.post(url.as_str()).header(reqwest::header::AUTHORIZATION, auth.clone()).json(&body)
+        ctx.http
+            .post(url.as_str())
+            .header(reqwest::header::AUTHORIZATION, auth.clone())
+            .json(&body)
     })
     .await?;
-    let GenerateIdTokenResponse { token } = http::parse_json(&reply, DOING, &url, "a response with token")?;
+    let GenerateIdTokenResponse { token } =
+        http::parse_json(&reply, DOING, &url, "a response with token")?;
     let token = Secret::new(token);
     if token.expose().is_empty() {
         return Err(AuthError::InvalidResponse {
@@ -299,7 +320,10 @@ mod tests {
     use super::*;
 
     fn constants() -> serde_json::Value {
-        serde_json::from_str(include_str!("../../tests/data/google-auth-test-constants.json")).unwrap()
+        serde_json::from_str(include_str!(
+            "../../tests/data/google-auth-test-constants.json"
+        ))
+        .unwrap()
     }
 
     fn list(c: &serde_json::Value, name: &str) -> Vec<String> {
@@ -318,8 +342,16 @@ mod tests {
         for (name, service, valid) in [
             ("VALID_TOKEN_URLS", Service::Sts, true),
             ("INVALID_TOKEN_URLS", Service::Sts, false),
-            ("VALID_SERVICE_ACCOUNT_IMPERSONATION_URLS", Service::IamCredentials, true),
-            ("INVALID_SERVICE_ACCOUNT_IMPERSONATION_URLS", Service::IamCredentials, false),
+            (
+                "VALID_SERVICE_ACCOUNT_IMPERSONATION_URLS",
+                Service::IamCredentials,
+                true,
+            ),
+            (
+                "INVALID_SERVICE_ACCOUNT_IMPERSONATION_URLS",
+                Service::IamCredentials,
+                false,
+            ),
         ] {
             let urls = list(&c, name);
             assert!(urls.len() >= 9, "{name}");
@@ -328,17 +360,37 @@ mod tests {
             }
         }
         // The regional endpoints of AIP-4117.
-        assert!(check_url(Service::Sts, "https://sts.us-east1.rep.googleapis.com/v1/token", &env).is_ok());
-        assert!(check_url(Service::Sts, "https://sts.us-east1.rep.evil.com/v1/token", &env).is_err());
+        assert!(
+            check_url(
+                Service::Sts,
+                "https://sts.us-east1.rep.googleapis.com/v1/token",
+                &env
+            )
+            .is_ok()
+        );
+        assert!(
+            check_url(
+                Service::Sts,
+                "https://sts.us-east1.rep.evil.com/v1/token",
+                &env
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn only_the_override_origin_opens_the_rule() {
         let env = Env::new();
         let e = check_url(Service::Sts, "http://127.0.0.1:5057/v1/token?x=1", &env).unwrap_err();
-        assert!(e.contains("\"http://127.0.0.1:5057/v1/token\" is not a Google sts endpoint"), "{e}");
+        assert!(
+            e.contains("\"http://127.0.0.1:5057/v1/token\" is not a Google sts endpoint"),
+            "{e}"
+        );
         assert!(e.contains("CLOUDSDK_API_ENDPOINT_OVERRIDES_STS"), "{e}");
-        let env = Env::new().with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS, "http://127.0.0.1:5057/");
+        let env = Env::new().with(
+            vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS,
+            "http://127.0.0.1:5057/",
+        );
         assert!(check_url(Service::Sts, "http://127.0.0.1:5057/v1/token", &env).is_ok());
         assert!(check_url(Service::Sts, "http://127.0.0.1:5058/v1/token", &env).is_err());
         assert!(check_url(Service::Sts, "http://localhost:5057/v1/token", &env).is_err());
@@ -353,7 +405,10 @@ mod tests {
             id_token_url(u),
             "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateIdToken"
         );
-        assert_eq!(target_email(u).as_deref(), Some("sa@p.iam.gserviceaccount.com"));
+        assert_eq!(
+            target_email(u).as_deref(),
+            Some("sa@p.iam.gserviceaccount.com")
+        );
         assert_eq!(target_email("https://x/"), None);
     }
 }

@@ -476,13 +476,11 @@ async fn a_bad_gcloud_file_stops_the_chain_too() {
 
 #[tokio::test]
 async fn unsupported_types_say_so() {
-    let cases = [
-        (
-            "external_account_authorized_user",
-            data("external_account_authorized_user.json"),
-            "workforce pool audience",
-        ),
-    ];
+    let cases = [(
+        "external_account_authorized_user",
+        data("external_account_authorized_user.json"),
+        "workforce pool audience",
+    )];
     for (kind, content, detail) in cases {
         for via_env in [true, false] {
             let (path, env) = if via_env {

@@ -46,15 +46,28 @@ struct Fake {
 }
 
 fn form(body: &str) -> BTreeMap<String, String> {
-    form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+    form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
 }
 
-async fn handle(State(st): State<Arc<FedState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(st): State<Arc<FedState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body = String::from_utf8_lossy(&body).into_owned();
-    let hs: BTreeMap<String, String> =
-        headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+    let hs: BTreeMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
     let path = uri.path().to_owned();
-    st.seen.lock().unwrap().push(Seen { path: path.clone(), headers: hs.clone(), body: body.clone() });
+    st.seen.lock().unwrap().push(Seen {
+        path: path.clone(),
+        headers: hs.clone(),
+        body: body.clone(),
+    });
     let n = st.seen.lock().unwrap().len();
     let bearer = hs.get("authorization").cloned().unwrap_or_default();
     if path == "/v1/token" {
@@ -62,11 +75,17 @@ async fn handle(State(st): State<Arc<FedState>>, uri: Uri, headers: HeaderMap, b
             return (StatusCode::BAD_REQUEST, axum::Json(e)).into_response();
         }
         let f = form(&body);
-        if f.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:token-exchange")
-            || f.get("requested_token_type").map(String::as_str) != Some("urn:ietf:params:oauth:token-type:access_token")
+        if f.get("grant_type").map(String::as_str)
+            != Some("urn:ietf:params:oauth:grant-type:token-exchange")
+            || f.get("requested_token_type").map(String::as_str)
+                != Some("urn:ietf:params:oauth:token-type:access_token")
             || f.get("subject_token").is_none_or(|s| s.is_empty())
         {
-            return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_request", "error_description": "bad form"}))).into_response();
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "invalid_request", "error_description": "bad form"})),
+            )
+                .into_response();
         }
         return axum::Json(json!({
             "access_token": format!("ya29.FEDERATED-{n}"),
@@ -87,11 +106,21 @@ async fn handle(State(st): State<Arc<FedState>>, uri: Uri, headers: HeaderMap, b
         let b: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         return match verb {
             "generateAccessToken" => {
-                let life: i64 = b["lifetime"].as_str().and_then(|l| l.strip_suffix('s')).and_then(|l| l.parse().ok()).unwrap_or(0);
+                let life: i64 = b["lifetime"]
+                    .as_str()
+                    .and_then(|l| l.strip_suffix('s'))
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
                 let exp = jiff::Timestamp::from_second(T0 + life).unwrap().to_string();
-                axum::Json(json!({"accessToken": format!("ya29.SA-{email}-{n}"), "expireTime": exp})).into_response()
+                axum::Json(
+                    json!({"accessToken": format!("ya29.SA-{email}-{n}"), "expireTime": exp}),
+                )
+                .into_response()
             }
-            "generateIdToken" => axum::Json(json!({"token": format!("idtoken-for-{}", b["audience"].as_str().unwrap_or(""))})).into_response(),
+            "generateIdToken" => axum::Json(
+                json!({"token": format!("idtoken-for-{}", b["audience"].as_str().unwrap_or(""))}),
+            )
+            .into_response(),
             _ => StatusCode::NOT_FOUND.into_response(),
         };
     }
@@ -134,12 +163,21 @@ impl Fake {
     /// The environment a user sets to reach this fake: the two endpoint overrides.
     fn env(&self) -> Env {
         base_env()
-            .with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS, &format!("{}/", self.base()))
-            .with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS, &format!("{}/", self.base()))
+            .with(
+                vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS,
+                &format!("{}/", self.base()),
+            )
+            .with(
+                vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS,
+                &format!("{}/", self.base()),
+            )
             .with(vars::GOOGLE_APPLICATION_CREDENTIALS, "/creds/wif.json")
     }
     fn imp_url(&self, email: &str) -> String {
-        format!("{}/v1/projects/-/serviceAccounts/{email}:generateAccessToken", self.base())
+        format!(
+            "{}/v1/projects/-/serviceAccounts/{email}:generateAccessToken",
+            self.base()
+        )
     }
     fn file(&self, source: Value, imp: Option<&str>, extra: Value) -> String {
         let mut f = json!({
@@ -190,55 +228,98 @@ async fn aws1_via_the_ecs_endpoint_then_sts_then_impersonation() {
     );
     let env = fake
         .env()
-        .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &format!("{}/ecs/creds", fake.base()))
+        .with(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}/ecs/creds", fake.base()),
+        )
         .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
         .with("AWS_REGION", "eu-west-3");
     let clock = ManualClock::at_secs(T0);
-    let creds = google_default(&ctx(env, MemFs::new().with("/creds/wif.json", file), &clock), &scopes(&[CLOUD_PLATFORM]))
-        .await
-        .unwrap();
+    let creds = google_default(
+        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
+        &scopes(&[CLOUD_PLATFORM]),
+    )
+    .await
+    .unwrap();
     let source = creds.source();
-    assert_eq!(source.credential_kind(), Some(CredentialKind::ExternalAccount));
+    assert_eq!(
+        source.credential_kind(),
+        Some(CredentialKind::ExternalAccount)
+    );
     let shown = source.to_string();
     assert!(
         shown.starts_with("external_account credentials from /creds/wif.json (GOOGLE_APPLICATION_CREDENTIALS): aws1 via ECS container credentials endpoint ("),
         "{shown}"
     );
-    assert!(shown.contains("region eu-west-3 (AWS_REGION) → STS "), "{shown}");
-    assert!(shown.ends_with(&format!("/v1/token → impersonating {SA}")), "{shown}");
+    assert!(
+        shown.contains("region eu-west-3 (AWS_REGION) → STS "),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(&format!("/v1/token → impersonating {SA}")),
+        "{shown}"
+    );
 
     let t = creds.access_token().await.unwrap();
     assert!(t.token.expose().starts_with(&format!("ya29.SA-{SA}-")));
     assert_eq!(t.expires_at, T0 + 1800);
     let seen = fake.seen();
     let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
-    assert_eq!(paths, ["/ecs/creds", "/v1/token", &format!("/v1/projects/-/serviceAccounts/{SA}:generateAccessToken")]);
+    assert_eq!(
+        paths,
+        [
+            "/ecs/creds",
+            "/v1/token",
+            &format!("/v1/projects/-/serviceAccounts/{SA}:generateAccessToken")
+        ]
+    );
     let f = form(&seen[1].body);
     assert_eq!(f["audience"], AUD);
     assert_eq!(f["scope"], "https://www.googleapis.com/auth/iam");
-    assert_eq!(f["subject_token_type"], "urn:ietf:params:aws:token-type:aws4_request");
+    assert_eq!(
+        f["subject_token_type"],
+        "urn:ietf:params:aws:token-type:aws4_request"
+    );
     let st = decode_subject(&f["subject_token"]);
     assert_eq!(st["method"], "POST");
-    assert_eq!(st["url"], "https://sts.eu-west-3.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15");
+    assert_eq!(
+        st["url"],
+        "https://sts.eu-west-3.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"
+    );
     let h: BTreeMap<String, String> = st["headers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["key"].as_str().unwrap().to_owned(), h["value"].as_str().unwrap().to_owned()))
+        .map(|h| {
+            (
+                h["key"].as_str().unwrap().to_owned(),
+                h["value"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert!(h["Authorization"].starts_with("AWS4-HMAC-SHA256 Credential=ASIAECSEXAMPLE/"), "{}", h["Authorization"]);
+    assert!(
+        h["Authorization"].starts_with("AWS4-HMAC-SHA256 Credential=ASIAECSEXAMPLE/"),
+        "{}",
+        h["Authorization"]
+    );
     assert!(h["Authorization"].contains("/eu-west-3/sts/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature="));
     assert_eq!(h["x-amz-security-token"], AWS_SESSION);
     assert_eq!(h["x-goog-cloud-target-resource"], AUD);
     assert_eq!(h["host"], "sts.eu-west-3.amazonaws.com");
     let imp: Value = serde_json::from_str(&seen[2].body).unwrap();
-    assert_eq!(imp, json!({"delegates": null, "scope": [CLOUD_PLATFORM], "lifetime": "1800s"}));
+    assert_eq!(
+        imp,
+        json!({"delegates": null, "scope": [CLOUD_PLATFORM], "lifetime": "1800s"})
+    );
     assert_eq!(seen[2].headers["authorization"], "Bearer ya29.FEDERATED-2");
 
     // Past the impersonated token's life: a new exchange, but the ECS credentials are reused.
     clock.advance_secs(1800);
     creds.access_token().await.unwrap();
-    assert_eq!(fake.paths().iter().filter(|p| *p == "/ecs/creds").count(), 1);
+    assert_eq!(
+        fake.paths().iter().filter(|p| *p == "/ecs/creds").count(),
+        1
+    );
     assert_eq!(fake.paths().iter().filter(|p| *p == "/v1/token").count(), 2);
 
     let id = creds.identity().await.unwrap();
@@ -246,8 +327,14 @@ async fn aws1_via_the_ecs_endpoint_then_sts_then_impersonation() {
     let idt = creds.id_token("https://service.example.com").await.unwrap();
     assert_eq!(idt.expose(), "idtoken-for-https://service.example.com");
     let last = fake.seen().pop().unwrap();
-    assert_eq!(last.path, format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"));
-    assert_eq!(serde_json::from_str::<Value>(&last.body).unwrap(), json!({"audience": "https://service.example.com", "includeEmail": true, "delegates": null}));
+    assert_eq!(
+        last.path,
+        format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken")
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&last.body).unwrap(),
+        json!({"audience": "https://service.example.com", "includeEmail": true, "delegates": null})
+    );
 }
 
 #[tokio::test]
@@ -264,12 +351,23 @@ async fn aws1_from_environment_keys_without_impersonation() {
         .with("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
         .with("AWS_DEFAULT_REGION", "us-east-2");
     let clock = ManualClock::at_secs(T0);
-    let creds = google_default(&ctx(env, MemFs::new().with("/creds/wif.json", file), &clock), &scopes(&["scope1", "scope2"]))
-        .await
-        .unwrap();
+    let creds = google_default(
+        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
+        &scopes(&["scope1", "scope2"]),
+    )
+    .await
+    .unwrap();
     let shown = creds.source().to_string();
-    assert!(shown.contains("aws1 via environment (AWS_ACCESS_KEY_ID), region us-east-2 (AWS_DEFAULT_REGION)"), "{shown}");
-    assert!(shown.ends_with("→ federated token used directly"), "{shown}");
+    assert!(
+        shown.contains(
+            "aws1 via environment (AWS_ACCESS_KEY_ID), region us-east-2 (AWS_DEFAULT_REGION)"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("→ federated token used directly"),
+        "{shown}"
+    );
     let t = creds.access_token().await.unwrap();
     assert_eq!(t.token.expose(), "ya29.FEDERATED-1");
     let f = form(&fake.seen()[0].body);
@@ -291,18 +389,43 @@ async fn file_and_url_sources() {
         Some(SA),
         json!({}),
     );
-    let fs = MemFs::new().with("/creds/wif.json", file).with("/var/run/oidc/token.json", json!({"id_token": SUBJECT}).to_string());
-    let creds = google_default(&ctx(fake.env(), fs, &clock), &[]).await.unwrap();
-    assert!(creds.source().to_string().contains(": file /var/run/oidc/token.json → STS"), "{}", creds.source());
+    let fs = MemFs::new().with("/creds/wif.json", file).with(
+        "/var/run/oidc/token.json",
+        json!({"id_token": SUBJECT}).to_string(),
+    );
+    let creds = google_default(&ctx(fake.env(), fs, &clock), &[])
+        .await
+        .unwrap();
+    assert!(
+        creds
+            .source()
+            .to_string()
+            .contains(": file /var/run/oidc/token.json → STS"),
+        "{}",
+        creds.source()
+    );
     creds.access_token().await.unwrap();
     assert_eq!(form(&fake.seen()[0].body)["subject_token"], SUBJECT);
 
     // The file is missing: the error names it.
     let file = fake.file(json!({"file": "/nope/token"}), None, json!({}));
-    let creds = google_default(&ctx(fake.env(), MemFs::new().with("/creds/wif.json", file), &clock), &[]).await.unwrap();
+    let creds = google_default(
+        &ctx(
+            fake.env(),
+            MemFs::new().with("/creds/wif.json", file),
+            &clock,
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
     let e = creds.access_token().await.unwrap_err();
     assert!(matches!(e, AuthError::SubjectToken { .. }), "{e:?}");
-    assert!(e.to_string().starts_with("getting the subject token from the file /nope/token: cannot read it"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("getting the subject token from the file /nope/token: cannot read it"),
+        "{e}"
+    );
 
     // A URL with headers and a JSON body.
     let url = format!("{}/subject?audience=x", fake.base());
@@ -311,8 +434,22 @@ async fn file_and_url_sources() {
         None,
         json!({}),
     );
-    let creds = google_default(&ctx(fake.env(), MemFs::new().with("/creds/wif.json", file), &clock), &[]).await.unwrap();
-    assert!(creds.source().to_string().contains(&format!(": url {}/subject → STS", fake.base())));
+    let creds = google_default(
+        &ctx(
+            fake.env(),
+            MemFs::new().with("/creds/wif.json", file),
+            &clock,
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(
+        creds
+            .source()
+            .to_string()
+            .contains(&format!(": url {}/subject → STS", fake.base()))
+    );
     creds.access_token().await.unwrap();
     let last = fake.seen().pop().unwrap();
     assert_eq!(form(&last.body)["subject_token"], SUBJECT);
@@ -322,10 +459,28 @@ async fn file_and_url_sources() {
         None,
         json!({}),
     );
-    let creds = google_default(&ctx(fake.env(), MemFs::new().with("/creds/wif.json", file), &clock), &[]).await.unwrap();
+    let creds = google_default(
+        &ctx(
+            fake.env(),
+            MemFs::new().with("/creds/wif.json", file),
+            &clock,
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
     let e = creds.access_token().await.unwrap_err().to_string();
-    assert!(e.contains(&format!("the URL {}/subject: the JSON has no field \"token\"", fake.base())), "{e}");
-    assert!(!e.contains("SUBJECT-MARKER") && !e.contains("audience=x"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "the URL {}/subject: the JSON has no field \"token\"",
+            fake.base()
+        )),
+        "{e}"
+    );
+    assert!(
+        !e.contains("SUBJECT-MARKER") && !e.contains("audience=x"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -333,19 +488,40 @@ async fn sts_and_iam_errors_carry_googles_words_and_no_token() {
     let fake = Fake::start().await;
     let clock = ManualClock::at_secs(T0);
     let fs = |f: String| MemFs::new().with("/creds/wif.json", f).with("/t", SUBJECT);
-    *fake.state.sts_error.lock().unwrap() =
-        Some(json!({"error": "invalid_grant", "error_description": "The audience in ID Token [x] does not match the expected audience."}));
-    let creds = google_default(&ctx(fake.env(), fs(fake.file(json!({"file": "/t"}), Some(SA), json!({}))), &clock), &[]).await.unwrap();
+    *fake.state.sts_error.lock().unwrap() = Some(
+        json!({"error": "invalid_grant", "error_description": "The audience in ID Token [x] does not match the expected audience."}),
+    );
+    let creds = google_default(
+        &ctx(
+            fake.env(),
+            fs(fake.file(json!({"file": "/t"}), Some(SA), json!({}))),
+            &clock,
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
     let e = creds.access_token().await.unwrap_err();
     let msg = e.to_string();
     assert_eq!(e.status(), Some(400));
-    assert!(msg.contains("exchanging the subject token at Google STS"), "{msg}");
+    assert!(
+        msg.contains("exchanging the subject token at Google STS"),
+        "{msg}"
+    );
     assert!(msg.contains("400 Bad Request: invalid_grant: The audience in ID Token [x] does not match the expected audience."), "{msg}");
     assert!(!format!("{msg} {e:?}").contains("MARKER"), "{msg}");
     *fake.state.sts_error.lock().unwrap() = None;
 
     let creds = google_default(
-        &ctx(fake.env(), fs(fake.file(json!({"file": "/t"}), Some("denied@my-proj.iam.gserviceaccount.com"), json!({}))), &clock),
+        &ctx(
+            fake.env(),
+            fs(fake.file(
+                json!({"file": "/t"}),
+                Some("denied@my-proj.iam.gserviceaccount.com"),
+                json!({}),
+            )),
+            &clock,
+        ),
         &[],
     )
     .await
@@ -363,16 +539,36 @@ async fn endpoints_outside_google_need_the_override() {
     let clock = ManualClock::at_secs(T0);
     let file = fake.file(json!({"file": "/t"}), Some(SA), json!({}));
     let env = base_env().with(vars::GOOGLE_APPLICATION_CREDENTIALS, "/creds/wif.json");
-    let e = google_default(&ctx(env.clone(), MemFs::new().with("/creds/wif.json", file.clone()), &clock), &[])
-        .await
-        .unwrap_err();
-    let AuthError::InvalidConfig { field, .. } = &e else { panic!("{e}") };
+    let e = google_default(
+        &ctx(
+            env.clone(),
+            MemFs::new().with("/creds/wif.json", file.clone()),
+            &clock,
+        ),
+        &[],
+    )
+    .await
+    .unwrap_err();
+    let AuthError::InvalidConfig { field, .. } = &e else {
+        panic!("{e}")
+    };
     assert_eq!(*field, Some("token_url"));
-    assert!(e.to_string().contains("set CLOUDSDK_API_ENDPOINT_OVERRIDES_STS to its base URL"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("set CLOUDSDK_API_ENDPOINT_OVERRIDES_STS to its base URL"),
+        "{e}"
+    );
     // The STS override alone does not let the impersonation URL through.
     let env = env.with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS, &fake.base());
-    let e = google_default(&ctx(env, MemFs::new().with("/creds/wif.json", file), &clock), &[]).await.unwrap_err();
-    let AuthError::InvalidConfig { field, .. } = &e else { panic!("{e}") };
+    let e = google_default(
+        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
+        &[],
+    )
+    .await
+    .unwrap_err();
+    let AuthError::InvalidConfig { field, .. } = &e else {
+        panic!("{e}")
+    };
     assert_eq!(*field, Some("service_account_impersonation_url"));
     assert!(fake.seen().is_empty());
 }
@@ -422,12 +618,18 @@ echo '{{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-typ
     // Not allowed without the opt-in; the script never runs.
     let file = fake.file(exe(&format!("{ok} --flag"), json!({})), Some(SA), json!({}));
     let e = run(file.clone(), false).await.unwrap_err().to_string();
-    assert!(e.contains("set GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1"), "{e}");
+    assert!(
+        e.contains("set GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1"),
+        "{e}"
+    );
     assert!(!log.exists());
 
     run(file, true).await.unwrap();
     let logged = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(logged.trim(), format!("{AUD}|urn:ietf:params:oauth:token-type:jwt|0|{SA}||--flag"));
+    assert_eq!(
+        logged.trim(),
+        format!("{AUD}|urn:ietf:params:oauth:token-type:jwt|0|{SA}||--flag")
+    );
     assert_eq!(form(&fake.seen()[0].body)["subject_token"], SUBJECT);
 
     // With an output file: a valid cached response is used without running the command.
@@ -436,35 +638,99 @@ echo '{{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-typ
         json!({"version": 1, "success": true, "token_type": "urn:ietf:params:oauth:token-type:id_token", "id_token": "cached.jwt.token", "expiration_time": T0 + 60}).to_string(),
     )
     .unwrap();
-    let real_fs_file = fake.file(exe(&ok, json!({"output_file": out.display().to_string()})), None, json!({}));
-    let mut env = fake.env().with(vars::GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES, "1");
+    let real_fs_file = fake.file(
+        exe(&ok, json!({"output_file": out.display().to_string()})),
+        None,
+        json!({}),
+    );
+    let mut env = fake
+        .env()
+        .with(vars::GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES, "1");
     let cfg = dir.path().join("wif.json");
     std::fs::write(&cfg, &real_fs_file).unwrap();
     env.set(vars::GOOGLE_APPLICATION_CREDENTIALS, cfg.to_str().unwrap());
-    let c = keyway_auth::AuthContext::new(env, Arc::new(keyway_core::RealFs), Arc::new(clock.clone()), http_client());
-    google_default(&c, &[]).await.unwrap().access_token().await.unwrap();
-    assert_eq!(form(&fake.seen().pop().unwrap().body)["subject_token"], "cached.jwt.token");
+    let c = keyway_auth::AuthContext::new(
+        env,
+        Arc::new(keyway_core::RealFs),
+        Arc::new(clock.clone()),
+        http_client(),
+    );
+    google_default(&c, &[])
+        .await
+        .unwrap()
+        .access_token()
+        .await
+        .unwrap();
+    assert_eq!(
+        form(&fake.seen().pop().unwrap().body)["subject_token"],
+        "cached.jwt.token"
+    );
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
     // Once it has expired, the command runs again and is told the output file.
     clock.advance_secs(60);
-    google_default(&c, &[]).await.unwrap().access_token().await.unwrap();
-    assert_eq!(form(&fake.seen().pop().unwrap().body)["subject_token"], SUBJECT);
+    google_default(&c, &[])
+        .await
+        .unwrap()
+        .access_token()
+        .await
+        .unwrap();
+    assert_eq!(
+        form(&fake.seen().pop().unwrap().body)["subject_token"],
+        SUBJECT
+    );
     let last = std::fs::read_to_string(&log).unwrap();
-    assert!(last.lines().last().unwrap().ends_with(&format!("||{}|", out.display())), "{last}");
+    assert!(
+        last.lines()
+            .last()
+            .unwrap()
+            .ends_with(&format!("||{}|", out.display())),
+        "{last}"
+    );
 
     // Failures: the exit code; the executable's own error; a bad field; a timeout.
     let fail = script(dir.path(), "fail.sh", &format!("echo '{SUBJECT}'; exit 3"));
-    let e = run(fake.file(exe(&fail, json!({})), None, json!({})), true).await.unwrap_err().to_string();
-    assert_eq!(e, format!("getting the subject token from the executable `{fail}`: the command failed with exit code 3"));
-    let err = script(dir.path(), "err.sh", r#"echo '{"version":1,"success":false,"code":"401","message":"Caller not authorized."}'"#);
-    let e = run(fake.file(exe(&err, json!({})), None, json!({})), true).await.unwrap_err().to_string();
-    assert!(e.ends_with("the executable reported an error: code 401: Caller not authorized."), "{e}");
-    let bad = script(dir.path(), "bad.sh", &format!(r#"echo '{{"version":2,"success":true,"id_token":"{SUBJECT}"}}'"#));
-    let e = run(fake.file(exe(&bad, json!({})), None, json!({})), true).await.unwrap_err().to_string();
-    assert!(e.contains("\"version\" is 2; only version 1 is supported") && !e.contains("MARKER"), "{e}");
+    let e = run(fake.file(exe(&fail, json!({})), None, json!({})), true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "getting the subject token from the executable `{fail}`: the command failed with exit code 3"
+        )
+    );
+    let err = script(
+        dir.path(),
+        "err.sh",
+        r#"echo '{"version":1,"success":false,"code":"401","message":"Caller not authorized."}'"#,
+    );
+    let e = run(fake.file(exe(&err, json!({})), None, json!({})), true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("the executable reported an error: code 401: Caller not authorized."),
+        "{e}"
+    );
+    let bad = script(
+        dir.path(),
+        "bad.sh",
+        &format!(r#"echo '{{"version":2,"success":true,"id_token":"{SUBJECT}"}}'"#),
+    );
+    let e = run(fake.file(exe(&bad, json!({})), None, json!({})), true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"version\" is 2; only version 1 is supported") && !e.contains("MARKER"),
+        "{e}"
+    );
     let slow = script(dir.path(), "slow.sh", "exec sleep 30");
     let started = std::time::Instant::now();
-    let e = run(fake.file(exe(&slow, json!({})), None, json!({})), true).await.unwrap_err().to_string();
+    let e = run(fake.file(exe(&slow, json!({})), None, json!({})), true)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("did not finish within 5s"), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }
@@ -482,10 +748,20 @@ async fn impersonated_service_account_with_delegates() {
         "source_credentials": {"type": "authorized_user", "client_id": "123", "client_secret": "secret", "refresh_token": "refresh", "token_uri": oauth.token_uri()},
     })
     .to_string();
-    let creds = google_default(&ctx(fake.env(), MemFs::new().with("/creds/wif.json", file), &clock), &scopes(&[CLOUD_PLATFORM]))
-        .await
-        .unwrap();
-    assert_eq!(creds.source().credential_kind(), Some(CredentialKind::ImpersonatedServiceAccount));
+    let creds = google_default(
+        &ctx(
+            fake.env(),
+            MemFs::new().with("/creds/wif.json", file),
+            &clock,
+        ),
+        &scopes(&[CLOUD_PLATFORM]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        creds.source().credential_kind(),
+        Some(CredentialKind::ImpersonatedServiceAccount)
+    );
     assert_eq!(
         creds.source().chain(),
         Some(format!("authorized_user source credentials → impersonating {SA} via delegates projects/-/serviceAccounts/middle@my-proj.iam.gserviceaccount.com").as_str())
@@ -510,18 +786,38 @@ async fn impersonated_service_account_with_delegates() {
         "source_credentials": serde_json::from_str::<Value>(&fake.file(json!({"file": "/t"}), None, json!({}))).unwrap(),
     })
     .to_string();
-    let creds = google_default(&ctx(fake.env(), MemFs::new().with("/creds/wif.json", file).with("/t", SUBJECT), &clock), &[])
-        .await
-        .unwrap();
+    let creds = google_default(
+        &ctx(
+            fake.env(),
+            MemFs::new()
+                .with("/creds/wif.json", file)
+                .with("/t", SUBJECT),
+            &clock,
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
     let chain = creds.source().chain().unwrap().to_owned();
-    assert!(chain.starts_with("external_account source credentials (file /t → STS "), "{chain}");
-    assert!(chain.ends_with(&format!("federated token used directly) → impersonating {SA}")), "{chain}");
+    assert!(
+        chain.starts_with("external_account source credentials (file /t → STS "),
+        "{chain}"
+    );
+    assert!(
+        chain.ends_with(&format!(
+            "federated token used directly) → impersonating {SA}"
+        )),
+        "{chain}"
+    );
     creds.access_token().await.unwrap();
     let seen = fake.seen();
     let n = seen.len();
     assert_eq!(seen[n - 2].path, "/v1/token");
     assert_eq!(form(&seen[n - 2].body)["scope"], CLOUD_PLATFORM);
-    assert_eq!(seen[n - 1].headers["authorization"], format!("Bearer ya29.FEDERATED-{}", n - 1));
+    assert_eq!(
+        seen[n - 1].headers["authorization"],
+        format!("Bearer ya29.FEDERATED-{}", n - 1)
+    );
 }
 
 #[tokio::test]
@@ -535,24 +831,48 @@ async fn secrets_stay_out_of_debug_and_errors() {
     );
     let env = fake
         .env()
-        .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &format!("{}/ecs/creds", fake.base()))
+        .with(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}/ecs/creds", fake.base()),
+        )
         .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
         .with("AWS_REGION", "eu-west-3");
-    let creds = google_default(&ctx(env, MemFs::new().with("/creds/wif.json", file), &clock), &[]).await.unwrap();
+    let creds = google_default(
+        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
+        &[],
+    )
+    .await
+    .unwrap();
     let e = creds.access_token().await.unwrap_err();
-    let text = format!("{creds:?} {} {:?} {e} {e:?} {:?}", creds.source(), creds.attempts(), creds.id_token("https://a").await);
+    let text = format!(
+        "{creds:?} {} {:?} {e} {e:?} {:?}",
+        creds.source(),
+        creds.attempts(),
+        creds.id_token("https://a").await
+    );
     for m in ["MARKER", "FEDERATED", "AWS4-HMAC"] {
         assert!(!text.contains(m), "{m} leaks: {text}");
     }
     // A wrong ECS authorization token: named as the ECS endpoint's failure, without the token.
     let env = fake
         .env()
-        .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &format!("{}/ecs/creds", fake.base()))
+        .with(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}/ecs/creds", fake.base()),
+        )
         .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", "WRONG-MARKER")
         .with("AWS_REGION", "eu-west-3");
     let file = fake.file(json!({"environment_id": "aws1", "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"}), None, json!({}));
-    let e = google_default(&ctx(env, MemFs::new().with("/creds/wif.json", file), &clock), &[]).await.unwrap_err();
+    let e = google_default(
+        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
+        &[],
+    )
+    .await
+    .unwrap_err();
     let msg = format!("{e} {e:?}");
-    assert!(msg.contains("ECS container credentials endpoint") && msg.contains("403"), "{msg}");
+    assert!(
+        msg.contains("ECS container credentials endpoint") && msg.contains("403"),
+        "{msg}"
+    );
     assert!(!msg.contains("MARKER"), "{msg}");
 }

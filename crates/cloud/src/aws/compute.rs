@@ -38,10 +38,16 @@ impl Machine {
     fn credentials(&self, role_arn: &str, session: &str) -> Result<TempCredentials, String> {
         let now = self.aws.cloud.clock.now_secs();
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = c.as_ref().filter(|t| t.claims.r == role_arn && t.expiration_secs - now > REFRESH_BEFORE) {
+        if let Some(t) = c
+            .as_ref()
+            .filter(|t| t.claims.r == role_arn && t.expiration_secs - now > REFRESH_BEFORE)
+        {
             return Ok(t.clone());
         }
-        let t = self.aws.issue(role_arn, session, CREDS_LIFETIME).map_err(|e| e.to_string())?;
+        let t = self
+            .aws
+            .issue(role_arn, session, CREDS_LIFETIME)
+            .map_err(|e| e.to_string())?;
         *c = Some(t.clone());
         Ok(t)
     }
@@ -49,22 +55,35 @@ impl Machine {
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
     let mut r = (status, body.into()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
 }
 
 fn json(v: &impl Serialize) -> Response {
     let mut r = serde_json::to_string(v).unwrap_or_default().into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 pub fn imds_router(aws: Arc<Aws>, instance: String) -> axum::Router {
-    let m = Arc::new(Machine { aws, name: instance, cache: Mutex::new(None) });
+    let m = Arc::new(Machine {
+        aws,
+        name: instance,
+        cache: Mutex::new(None),
+    });
     axum::Router::new().fallback(imds).with_state(m)
 }
 
-async fn imds(AxState(m): AxState<Arc<Machine>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn imds(
+    AxState(m): AxState<Arc<Machine>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let r = imds_serve(&m, &method, &uri, &headers);
     tracing::debug!(instance = %m.name, path = %uri.path(), status = r.status().as_u16(), "imds");
     r
@@ -83,13 +102,20 @@ fn imds_serve(m: &Machine, method: &Method, uri: &Uri, headers: &HeaderMap) -> R
         if method != Method::PUT {
             return text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
         }
-        let ttl = headers.get("x-aws-ec2-metadata-token-ttl-seconds").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+        let ttl = headers
+            .get("x-aws-ec2-metadata-token-ttl-seconds")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok());
         let Some(ttl) = ttl.filter(|t| (1..=21600).contains(t)) else {
             return text(StatusCode::BAD_REQUEST, "Bad Request");
         };
-        let mut r = text(StatusCode::OK, m.aws.opaque_token("imds", &inst.instance_id, now + ttl));
+        let mut r = text(
+            StatusCode::OK,
+            m.aws.opaque_token("imds", &inst.instance_id, now + ttl),
+        );
         if let Ok(v) = HeaderValue::from_str(&ttl.to_string()) {
-            r.headers_mut().insert("x-aws-ec2-metadata-token-ttl-seconds", v);
+            r.headers_mut()
+                .insert("x-aws-ec2-metadata-token-ttl-seconds", v);
         }
         return r;
     }
@@ -97,7 +123,10 @@ fn imds_serve(m: &Machine, method: &Method, uri: &Uri, headers: &HeaderMap) -> R
         return text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     // IMDSv2 only (http-tokens = required): no session token, no answer.
-    let token = headers.get("x-aws-ec2-metadata-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = headers
+        .get("x-aws-ec2-metadata-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if m.aws.check_opaque_token("imds", token).as_deref() != Some(inst.instance_id.as_str()) {
         return text(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
@@ -106,7 +135,9 @@ fn imds_serve(m: &Machine, method: &Method, uri: &Uri, headers: &HeaderMap) -> R
     match p {
         "/latest" => text(StatusCode::OK, "api/\ndynamic/\nmeta-data/"),
         "/latest/meta-data" => {
-            let mut s = String::from("ami-id\nhostname\ninstance-id\ninstance-type\nlocal-hostname\nlocal-ipv4\nplacement/\n");
+            let mut s = String::from(
+                "ami-id\nhostname\ninstance-id\ninstance-type\nlocal-hostname\nlocal-ipv4\nplacement/\n",
+            );
             if role.is_some() {
                 s.push_str("iam/\n");
             }
@@ -115,38 +146,52 @@ fn imds_serve(m: &Machine, method: &Method, uri: &Uri, headers: &HeaderMap) -> R
         "/latest/meta-data/ami-id" => text(StatusCode::OK, "ami-0keyway0local0000"),
         "/latest/meta-data/instance-id" => text(StatusCode::OK, inst.instance_id.clone()),
         "/latest/meta-data/instance-type" => text(StatusCode::OK, inst.instance_type.clone()),
-        "/latest/meta-data/hostname" | "/latest/meta-data/local-hostname" => text(StatusCode::OK, format!("ip-127-0-0-1.{}.compute.internal", inst.region)),
+        "/latest/meta-data/hostname" | "/latest/meta-data/local-hostname" => text(
+            StatusCode::OK,
+            format!("ip-127-0-0-1.{}.compute.internal", inst.region),
+        ),
         "/latest/meta-data/local-ipv4" => text(StatusCode::OK, "127.0.0.1"),
         "/latest/meta-data/placement" => text(StatusCode::OK, "availability-zone\nregion"),
         "/latest/meta-data/placement/region" => text(StatusCode::OK, inst.region.clone()),
-        "/latest/meta-data/placement/availability-zone" => text(StatusCode::OK, inst.availability_zone.clone()),
+        "/latest/meta-data/placement/availability-zone" => {
+            text(StatusCode::OK, inst.availability_zone.clone())
+        }
         "/latest/dynamic" => text(StatusCode::OK, "instance-identity/"),
         "/latest/dynamic/instance-identity" => text(StatusCode::OK, "document"),
         "/latest/dynamic/instance-identity/document" => json(&identity_document(&inst)),
-        "/latest/meta-data/iam" if role.is_some() => text(StatusCode::OK, "info\nsecurity-credentials/"),
+        "/latest/meta-data/iam" if role.is_some() => {
+            text(StatusCode::OK, "info\nsecurity-credentials/")
+        }
         "/latest/meta-data/iam/info" if role.is_some() => json(&serde_json::json!({
             "Code": "Success",
             "LastUpdated": crate::time::rfc3339_seconds(inst.create_ms),
             "InstanceProfileArn": format!("arn:aws:iam::{}:instance-profile/{}", inst.account, role.unwrap_or_default()),
             "InstanceProfileId": format!("AIPA{}", &URL_SAFE_NO_PAD.encode(inst.instance_id.as_bytes()).to_ascii_uppercase()[..17.min(inst.instance_id.len())]),
         })),
-        "/latest/meta-data/iam/security-credentials" if role.is_some() => text(StatusCode::OK, role.unwrap_or_default().to_owned()),
-        _ => match (p.strip_prefix("/latest/meta-data/iam/security-credentials/"), &inst.role_arn) {
-            (Some(asked), Some(arn)) if Some(asked) == role => match m.credentials(arn, &inst.instance_id) {
-                Ok(c) => json(&ImdsCredentials {
-                    code: "Success".into(),
-                    last_updated: crate::time::rfc3339_seconds(c.claims.iat * 1000),
-                    type_: "AWS-HMAC".into(),
-                    access_key_id: c.access_key_id.clone(),
-                    secret_access_key: c.secret_access_key.to_string(),
-                    token: c.session_token.clone(),
-                    expiration: c.expiration(),
-                }),
-                Err(e) => {
-                    tracing::error!(%e, "issuing instance credentials");
-                    text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        "/latest/meta-data/iam/security-credentials" if role.is_some() => {
+            text(StatusCode::OK, role.unwrap_or_default().to_owned())
+        }
+        _ => match (
+            p.strip_prefix("/latest/meta-data/iam/security-credentials/"),
+            &inst.role_arn,
+        ) {
+            (Some(asked), Some(arn)) if Some(asked) == role => {
+                match m.credentials(arn, &inst.instance_id) {
+                    Ok(c) => json(&ImdsCredentials {
+                        code: "Success".into(),
+                        last_updated: crate::time::rfc3339_seconds(c.claims.iat * 1000),
+                        type_: "AWS-HMAC".into(),
+                        access_key_id: c.access_key_id.clone(),
+                        secret_access_key: c.secret_access_key.to_string(),
+                        token: c.session_token.clone(),
+                        expiration: c.expiration(),
+                    }),
+                    Err(e) => {
+                        tracing::error!(%e, "issuing instance credentials");
+                        text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    }
                 }
-            },
+            }
             _ => text(StatusCode::NOT_FOUND, "Not Found"),
         },
     }
@@ -162,7 +207,11 @@ fn identity_document(i: &Ec2Instance) -> serde_json::Value {
 }
 
 pub fn ecs_router(aws: Arc<Aws>, task: String) -> axum::Router {
-    let m = Arc::new(Machine { aws, name: task, cache: Mutex::new(None) });
+    let m = Arc::new(Machine {
+        aws,
+        name: task,
+        cache: Mutex::new(None),
+    });
     axum::Router::new().fallback(ecs).with_state(m)
 }
 
@@ -185,18 +234,39 @@ fn agent_error(status: StatusCode, code: &str, message: &str) -> Response {
 
 fn ecs_serve(m: &Machine, uri: &Uri, headers: &HeaderMap) -> Response {
     let Some(task) = m.aws.cloud.store.read().aws.tasks.get(&m.name).cloned() else {
-        return agent_error(StatusCode::SERVICE_UNAVAILABLE, "TaskStopped", "The task is not running.");
+        return agent_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TaskStopped",
+            "The task is not running.",
+        );
     };
     let path = uri.path().trim_end_matches('/');
     if let Some(id) = path.strip_prefix("/v2/credentials/") {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let expected = task_auth_token(&m.aws, &task);
-        if given.is_empty() || aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), expected.as_bytes()).is_err() {
-            return agent_error(StatusCode::UNAUTHORIZED, "InvalidAuthorizationToken", "Authorization token is missing or invalid.");
+        if given.is_empty()
+            || aws_lc_rs::constant_time::verify_slices_are_equal(
+                given.as_bytes(),
+                expected.as_bytes(),
+            )
+            .is_err()
+        {
+            return agent_error(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthorizationToken",
+                "Authorization token is missing or invalid.",
+            );
         }
         // Only the task role is served here; the execution role belongs to ECS itself.
         let (Some(arn), true) = (&task.task_role_arn, id == task.credentials_id) else {
-            return agent_error(StatusCode::BAD_REQUEST, "InvalidIdInRequest", "CredentialsV2Request: Credentials not found");
+            return agent_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidIdInRequest",
+                "CredentialsV2Request: Credentials not found",
+            );
         };
         return match m.credentials(arn, &task.task_id) {
             Ok(c) => json(&ContainerCredentials {
@@ -208,7 +278,11 @@ fn ecs_serve(m: &Machine, uri: &Uri, headers: &HeaderMap) -> Response {
             }),
             Err(e) => {
                 tracing::error!(%e, "issuing task credentials");
-                agent_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Internal error")
+                agent_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "Internal error",
+                )
             }
         };
     }
@@ -240,7 +314,16 @@ pub struct TaskStart {
 
 impl std::fmt::Debug for TaskStart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskStart").field("auth_token", &self.auth_token.as_ref().map(|_| "[redacted]")).field("secrets", &self.secrets.iter().map(|(k, _)| k).collect::<Vec<_>>()).finish()
+        f.debug_struct("TaskStart")
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "secrets",
+                &self.secrets.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
@@ -256,25 +339,56 @@ pub struct ValueFrom {
 
 pub fn parse_value_from(v: &str) -> Result<ValueFrom, String> {
     if !v.starts_with("arn:") {
-        return Ok(ValueFrom { secret_id: v.to_owned(), region: None, json_key: None, stage: None, version_id: None });
+        return Ok(ValueFrom {
+            secret_id: v.to_owned(),
+            region: None,
+            json_key: None,
+            stage: None,
+            version_id: None,
+        });
     }
     let parts: Vec<&str> = v.split(':').collect();
-    if parts.len() < 7 || parts.len() > 10 || parts[2] != "secretsmanager" || parts[5] != "secret" || parts[6].is_empty() {
-        return Err(format!("invalid secret ARN '{v}': expected arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:json-key:version-stage:version-id]"));
+    if parts.len() < 7
+        || parts.len() > 10
+        || parts[2] != "secretsmanager"
+        || parts[5] != "secret"
+        || parts[6].is_empty()
+    {
+        return Err(format!(
+            "invalid secret ARN '{v}': expected arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:json-key:version-stage:version-id]"
+        ));
     }
-    let opt = |i: usize| parts.get(i).filter(|s| !s.is_empty()).map(|s| s.to_string());
-    Ok(ValueFrom { secret_id: parts[..7].join(":"), region: Some(parts[3].to_owned()), json_key: opt(7), stage: opt(8), version_id: opt(9) })
+    let opt = |i: usize| {
+        parts
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_string())
+    };
+    Ok(ValueFrom {
+        secret_id: parts[..7].join(":"),
+        region: Some(parts[3].to_owned()),
+        json_key: opt(7),
+        stage: opt(8),
+        version_id: opt(9),
+    })
 }
 
 /// Starts a task as ECS would: resolves its `secrets` with the execution role.
 /// The error is ECS's stopped reason.
 pub fn start_task(aws: &Aws, name: &str) -> Result<TaskStart, String> {
     let st = aws.cloud.store.read();
-    let task = st.aws.tasks.get(name).ok_or_else(|| format!("the local cloud has no ECS task '{name}'"))?;
+    let task = st
+        .aws
+        .tasks
+        .get(name)
+        .ok_or_else(|| format!("the local cloud has no ECS task '{name}'"))?;
     let fail = |arn: &str, e: &AwsError| {
         format!(
             "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret {arn} from secrets manager: {}: {}\n\tstatus code: {}, request id: {}",
-            e.code, e.message, e.status, super::uuid4().unwrap_or_default()
+            e.code,
+            e.message,
+            e.status,
+            super::uuid4().unwrap_or_default()
         )
     };
     let mut secrets = Vec::new();
@@ -283,12 +397,16 @@ pub fn start_task(aws: &Aws, name: &str) -> Result<TaskStart, String> {
             "ResourceInitializationError: unable to pull secrets or registry auth: the task definition has `secrets` but no execution role (executionRoleArn); ECS needs one to read them".to_owned()
         })?;
         for s in &task.secrets {
-            let vf = parse_value_from(&s.value_from).map_err(|e| format!("ResourceInitializationError: unable to pull secrets or registry auth: {e}"))?;
+            let vf = parse_value_from(&s.value_from).map_err(|e| {
+                format!("ResourceInitializationError: unable to pull secrets or registry auth: {e}")
+            })?;
             let region = vf.region.clone().unwrap_or_else(|| task.region.clone());
             let caller = super::session_caller(exec, &task.task_id, &region);
             let now = aws.cloud.clock.now_millis();
             let secret = secretsmanager::resolve(&st.aws, &caller, &vf.secret_id, now);
-            let resource = secret.map(|x| x.arn.clone()).unwrap_or_else(|| vf.secret_id.clone());
+            let resource = secret
+                .map(|x| x.arn.clone())
+                .unwrap_or_else(|| vf.secret_id.clone());
             let value = (|| {
                 let Some(secret) = secret else {
                     secretsmanager::authorize(&caller, "secretsmanager:GetSecretValue", None, &resource, &[])?;
@@ -315,14 +433,24 @@ pub fn start_task(aws: &Aws, name: &str) -> Result<TaskStart, String> {
                     match obj.get(k) {
                         Some(serde_json::Value::String(x)) => x.clone(),
                         Some(other) => other.to_string(),
-                        None => return Err(format!("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: retrieved secret from Secrets Manager did not contain json key {k}")),
+                        None => {
+                            return Err(format!(
+                                "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: retrieved secret from Secrets Manager did not contain json key {k}"
+                            ));
+                        }
                     }
                 }
             };
             secrets.push((s.name.clone(), value));
         }
     }
-    Ok(TaskStart { auth_token: task.task_role_arn.as_ref().map(|_| task_auth_token(aws, task)), secrets })
+    Ok(TaskStart {
+        auth_token: task
+            .task_role_arn
+            .as_ref()
+            .map(|_| task_auth_token(aws, task)),
+        secrets,
+    })
 }
 
 #[derive(Deserialize)]
@@ -332,21 +460,40 @@ struct StartRequest {
 
 /// `/_keyway/…`: control calls from `keyway cloud env`, guarded by the control token.
 pub fn control(aws: &Aws, r: &Received) -> Result<Response, AwsError> {
-    let given = r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.as_str()).unwrap_or("");
+    let given = r
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
     let expected = format!("Bearer {}", aws.control_token);
-    if aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), expected.as_bytes()).is_err() {
-        return Ok(agent_error(StatusCode::UNAUTHORIZED, "Unauthorized", "a control call needs the local cloud's control token"));
+    if aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), expected.as_bytes())
+        .is_err()
+    {
+        return Ok(agent_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "a control call needs the local cloud's control token",
+        ));
     }
     match (r.method.as_str(), r.uri.path()) {
         ("POST", "/_keyway/ecs/start-task") => {
             let Ok(req) = serde_json::from_slice::<StartRequest>(&r.body) else {
-                return Ok(agent_error(StatusCode::BAD_REQUEST, "BadRequest", "expected {\"task\": NAME}"));
+                return Ok(agent_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "expected {\"task\": NAME}",
+                ));
             };
             Ok(match start_task(aws, &req.task) {
                 Ok(s) => json(&s),
                 Err(e) => agent_error(StatusCode::BAD_REQUEST, "TaskFailedToStart", &e),
             })
         }
-        _ => Ok(agent_error(StatusCode::NOT_FOUND, "NotFound", "unknown control call")),
+        _ => Ok(agent_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "unknown control call",
+        )),
     }
 }

@@ -23,12 +23,30 @@ pub struct CallerIdentity {
 /// query as sent, headers as sent, body) as the emulated STS would, and
 /// returns the identity it would report. Errors are AWS's (`SignatureDoesNotMatch`,
 /// `InvalidClientTokenId`, `ExpiredToken`, …).
-pub fn get_caller_identity(cloud: Arc<Cloud>, method: &str, path_and_query: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Result<CallerIdentity, AwsError> {
+pub fn get_caller_identity(
+    cloud: Arc<Cloud>,
+    method: &str,
+    path_and_query: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> Result<CallerIdentity, AwsError> {
     let bad = |m: String| AwsError::new(Proto::Query, 400, "InvalidRequest", m);
-    let method = Method::from_bytes(method.as_bytes()).map_err(|_| bad(format!("'{method}' is not an HTTP method")))?;
-    let uri: Uri = path_and_query.parse().map_err(|_| bad("the request URL does not parse".into()))?;
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| bad(format!("'{method}' is not an HTTP method")))?;
+    let uri: Uri = path_and_query
+        .parse()
+        .map_err(|_| bad("the request URL does not parse".into()))?;
     let aws = Aws::new(cloud).map_err(|e| AwsError::internal(Proto::Query, &e))?;
-    let r = Received { method, uri, headers, body: Bytes::from(body) };
+    let r = Received {
+        method,
+        uri,
+        headers,
+        body: Bytes::from(body),
+    };
     let caller = aws.authenticate(&r, "sts", Proto::Query)?;
-    Ok(CallerIdentity { arn: caller.who.arn, account: caller.who.account, user_id: caller.user_id })
+    Ok(CallerIdentity {
+        arn: caller.who.arn,
+        account: caller.who.account,
+        user_id: caller.user_id,
+    })
 }

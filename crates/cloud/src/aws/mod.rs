@@ -92,24 +92,44 @@ impl KeyCache {
     /// The signing key of `secret` for the scope of `c` (derived, or reused when
     /// derived earlier from the same secret).
     fn signing_key(&self, c: &sigv4::Claimed, secret: &str) -> Arc<hmac::Key> {
-        let mut scope = String::with_capacity(c.access_key.len() + c.scope_date.len() + c.region.len() + c.service.len() + 3);
-        for (i, part) in [&c.access_key, &c.scope_date, &c.region, &c.service].into_iter().enumerate() {
+        let mut scope = String::with_capacity(
+            c.access_key.len() + c.scope_date.len() + c.region.len() + c.service.len() + 3,
+        );
+        for (i, part) in [&c.access_key, &c.scope_date, &c.region, &c.service]
+            .into_iter()
+            .enumerate()
+        {
             if i > 0 {
                 scope.push('/');
             }
             scope.push_str(part);
         }
         if let Some(e) = lock(&self.signing).get(&scope)
-            && aws_lc_rs::constant_time::verify_slices_are_equal(e.secret.as_bytes(), secret.as_bytes()).is_ok()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(
+                e.secret.as_bytes(),
+                secret.as_bytes(),
+            )
+            .is_ok()
         {
             return Arc::clone(&e.key);
         }
-        let key = Arc::new(sigv4::signing_key(secret, &c.scope_date, &c.region, &c.service));
+        let key = Arc::new(sigv4::signing_key(
+            secret,
+            &c.scope_date,
+            &c.region,
+            &c.service,
+        ));
         let mut m = lock(&self.signing);
         if m.len() >= KEY_CACHE_MAX {
             m.clear();
         }
-        m.insert(scope, SigningEntry { secret: zeroize::Zeroizing::new(secret.to_owned()), key: Arc::clone(&key) });
+        m.insert(
+            scope,
+            SigningEntry {
+                secret: zeroize::Zeroizing::new(secret.to_owned()),
+                key: Arc::clone(&key),
+            },
+        );
         key
     }
 }
@@ -155,7 +175,12 @@ impl Aws {
             }
         };
         let control_token = crypto::random_hex(24)?;
-        Ok(Arc::new(Aws { key: hmac::Key::new(hmac::HMAC_SHA256, &raw), cloud, control_token, keys: KeyCache::default() }))
+        Ok(Arc::new(Aws {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &raw),
+            cloud,
+            control_token,
+            keys: KeyCache::default(),
+        }))
     }
 
     pub(crate) fn mac(&self, label: &str, data: &str) -> Vec<u8> {
@@ -173,10 +198,21 @@ impl Aws {
     }
 
     /// Issues temporary credentials for a session of `role_arn`.
-    pub fn issue(&self, role_arn: &str, session: &str, lifetime_secs: i64) -> Result<TempCredentials, CloudError> {
+    pub fn issue(
+        &self,
+        role_arn: &str,
+        session: &str,
+        lifetime_secs: i64,
+    ) -> Result<TempCredentials, CloudError> {
         let now = self.cloud.clock.now_secs();
         let k = format!("ASIA{}", random_upper(16)?);
-        let claims = SessionClaims { k: k.clone(), r: role_arn.to_owned(), s: session.to_owned(), iat: now, exp: now + lifetime_secs };
+        let claims = SessionClaims {
+            k: k.clone(),
+            r: role_arn.to_owned(),
+            s: session.to_owned(),
+            iat: now,
+            exp: now + lifetime_secs,
+        };
         let json = serde_json::to_vec(&claims).unwrap_or_default();
         let mut token = String::from(SESSION_PREFIX);
         URL_SAFE_NO_PAD.encode_string(&json, &mut token);
@@ -198,7 +234,8 @@ impl Aws {
         let dot = rest.rfind('.')?;
         let signed = &token[..SESSION_PREFIX.len() + dot];
         let tag = URL_SAFE_NO_PAD.decode(&rest[dot + 1..]).ok()?;
-        aws_lc_rs::constant_time::verify_slices_are_equal(&self.mac("session", signed), &tag).ok()?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.mac("session", signed), &tag)
+            .ok()?;
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&rest[..dot]).ok()?).ok()
     }
 
@@ -224,20 +261,39 @@ impl Aws {
     /// The secret access key of an IAM user's key.
     pub fn user_key_secret(&self, access_key: &str) -> Option<zeroize::Zeroizing<String>> {
         let st = self.cloud.store.read();
-        let sealed = &st.aws.keys.get(access_key).filter(|k| k.status == "Active")?.sealed_secret;
-        if let Some(e) = lock(&self.keys.user_secrets).get(access_key).filter(|e| e.sealed == *sealed) {
+        let sealed = &st
+            .aws
+            .keys
+            .get(access_key)
+            .filter(|k| k.status == "Active")?
+            .sealed_secret;
+        if let Some(e) = lock(&self.keys.user_secrets)
+            .get(access_key)
+            .filter(|e| e.sealed == *sealed)
+        {
             return Some(e.secret.clone());
         }
         let sealed = sealed.clone();
         drop(st);
         let raw = STANDARD.decode(&sealed).ok()?;
-        let plain = self.cloud.store.master.open(format!("aws-key:{access_key}").as_bytes(), &raw).ok()?;
+        let plain = self
+            .cloud
+            .store
+            .master
+            .open(format!("aws-key:{access_key}").as_bytes(), &raw)
+            .ok()?;
         let secret = zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
         let mut m = lock(&self.keys.user_secrets);
         if m.len() >= KEY_CACHE_MAX {
             m.clear();
         }
-        m.insert(access_key.to_owned(), UserSecretEntry { sealed, secret: secret.clone() });
+        m.insert(
+            access_key.to_owned(),
+            UserSecretEntry {
+                sealed,
+                secret: secret.clone(),
+            },
+        );
         Some(secret)
     }
 }
@@ -246,14 +302,20 @@ impl Aws {
 pub fn random_upper(n: usize) -> Result<String, crypto::CryptoError> {
     const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let b = crypto::random_bytes::<32>()?;
-    Ok(b.iter().take(n).map(|x| A[(*x & 31) as usize] as char).collect())
+    Ok(b.iter()
+        .take(n)
+        .map(|x| A[(*x & 31) as usize] as char)
+        .collect())
 }
 
 /// `n` random alphanumerics (a secret ARN's suffix).
 pub fn random_alnum(n: usize) -> Result<String, crypto::CryptoError> {
     const A: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let b = crypto::random_bytes::<32>()?;
-    Ok(b.iter().take(n).map(|x| A[(*x as usize) % 62] as char).collect())
+    Ok(b.iter()
+        .take(n)
+        .map(|x| A[(*x as usize) % 62] as char)
+        .collect())
 }
 
 pub fn uuid4() -> Result<String, crypto::CryptoError> {
@@ -261,7 +323,14 @@ pub fn uuid4() -> Result<String, crypto::CryptoError> {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = crypto::hex(&b);
-    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
 }
 
 /// The wire protocol a request arrived in, which decides how errors look.
@@ -284,12 +353,21 @@ pub struct AwsError {
 
 impl AwsError {
     pub fn new(proto: Proto, status: u16, code: &str, message: impl Into<String>) -> Self {
-        AwsError { status, code: code.to_owned(), message: message.into(), proto }
+        AwsError {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            proto,
+        }
     }
 
     pub fn internal(proto: Proto, cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error while serving an AWS request");
-        let code = if proto == Proto::Json { "InternalServiceError" } else { "InternalFailure" };
+        let code = if proto == Proto::Json {
+            "InternalServiceError"
+        } else {
+            "InternalFailure"
+        };
         Self::new(proto, 500, code, "An internal error occurred.")
     }
 }
@@ -301,10 +379,18 @@ impl IntoResponse for AwsError {
         let (ctype, body) = match self.proto {
             Proto::Json => (
                 "application/x-amz-json-1.1",
-                serde_json::to_string(&keyway_wire::aws::JsonError { type_: self.code.clone(), message: self.message }).unwrap_or_default(),
+                serde_json::to_string(&keyway_wire::aws::JsonError {
+                    type_: self.code.clone(),
+                    message: self.message,
+                })
+                .unwrap_or_default(),
             ),
             Proto::Query => {
-                let kind = if self.status >= 500 { "Receiver" } else { "Sender" };
+                let kind = if self.status >= 500 {
+                    "Receiver"
+                } else {
+                    "Sender"
+                };
                 let mut x = sts::Xml::new();
                 x.open("ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"");
                 x.open("Error");
@@ -344,12 +430,27 @@ pub struct Caller {
 }
 
 pub fn user_who(u: &IamUser) -> policy::Who {
-    policy::Who { arn: u.arn.clone(), account: u.account.clone(), principal_arns: vec![u.arn.clone()], service: None, federated: None }
+    policy::Who {
+        arn: u.arn.clone(),
+        account: u.account.clone(),
+        principal_arns: vec![u.arn.clone()],
+        service: None,
+        federated: None,
+    }
 }
 
 pub fn session_who(role: &Role, session: &str) -> policy::Who {
-    let arn = format!("arn:aws:sts::{}:assumed-role/{}/{session}", role.account, role.name);
-    policy::Who { principal_arns: vec![role.arn.clone(), arn.clone()], arn, account: role.account.clone(), service: None, federated: None }
+    let arn = format!(
+        "arn:aws:sts::{}:assumed-role/{}/{session}",
+        role.account, role.name
+    );
+    policy::Who {
+        principal_arns: vec![role.arn.clone(), arn.clone()],
+        arn,
+        account: role.account.clone(),
+        service: None,
+        federated: None,
+    }
 }
 
 /// A caller acting as a session of `role` (compute identities, ECS's execution role).
@@ -373,7 +474,12 @@ pub struct Received {
 
 impl Aws {
     /// Verifies the request's SigV4 signature for `service` and returns the caller.
-    pub fn authenticate(&self, r: &Received, service: &str, proto: Proto) -> Result<Caller, AwsError> {
+    pub fn authenticate(
+        &self,
+        r: &Received,
+        service: &str,
+        proto: Proto,
+    ) -> Result<Caller, AwsError> {
         let req = sigv4::Request {
             method: r.method.as_str(),
             path: r.uri.path(),
@@ -386,63 +492,169 @@ impl Aws {
             Ok(c) => c,
             Err(sigv4::SigError::Missing) => {
                 return Err(if json {
-                    AwsError::new(q, 400, "MissingAuthenticationTokenException", "Missing Authentication Token")
+                    AwsError::new(
+                        q,
+                        400,
+                        "MissingAuthenticationTokenException",
+                        "Missing Authentication Token",
+                    )
                 } else {
-                    AwsError::new(q, 403, "MissingAuthenticationToken", "Request is missing Authentication Token")
+                    AwsError::new(
+                        q,
+                        403,
+                        "MissingAuthenticationToken",
+                        "Request is missing Authentication Token",
+                    )
                 });
             }
             Err(sigv4::SigError::Incomplete(m)) => {
-                return Err(AwsError::new(q, 400, if json { "IncompleteSignatureException" } else { "IncompleteSignature" }, m));
+                return Err(AwsError::new(
+                    q,
+                    400,
+                    if json {
+                        "IncompleteSignatureException"
+                    } else {
+                        "IncompleteSignature"
+                    },
+                    m,
+                ));
             }
         };
-        let bad_sig = |m: String| AwsError::new(q, if json { 400 } else { 403 }, if json { "InvalidSignatureException" } else { "SignatureDoesNotMatch" }, m);
+        let bad_sig = |m: String| {
+            AwsError::new(
+                q,
+                if json { 400 } else { 403 },
+                if json {
+                    "InvalidSignatureException"
+                } else {
+                    "SignatureDoesNotMatch"
+                },
+                m,
+            )
+        };
         let invalid_token = || {
-            AwsError::new(q, if json { 400 } else { 403 }, if json { "UnrecognizedClientException" } else { "InvalidClientTokenId" }, "The security token included in the request is invalid.")
+            AwsError::new(
+                q,
+                if json { 400 } else { 403 },
+                if json {
+                    "UnrecognizedClientException"
+                } else {
+                    "InvalidClientTokenId"
+                },
+                "The security token included in the request is invalid.",
+            )
         };
         let now = self.cloud.clock.now_secs();
         let Some(at) = sigv4::parse_amz_date(&c.amz_date) else {
-            return Err(AwsError::new(q, 400, if json { "IncompleteSignatureException" } else { "IncompleteSignature" }, format!("Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601", c.amz_date)));
+            return Err(AwsError::new(
+                q,
+                400,
+                if json {
+                    "IncompleteSignatureException"
+                } else {
+                    "IncompleteSignature"
+                },
+                format!(
+                    "Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601",
+                    c.amz_date
+                ),
+            ));
         };
         let fmt = sigv4::format_amz_date;
         match c.presigned_expires {
             Some(exp) if now > at + exp => {
-                return Err(AwsError::new(q, 403, if json { "AccessDeniedException" } else { "AccessDenied" }, "Request has expired"));
+                return Err(AwsError::new(
+                    q,
+                    403,
+                    if json {
+                        "AccessDeniedException"
+                    } else {
+                        "AccessDenied"
+                    },
+                    "Request has expired",
+                ));
             }
             Some(_) if at > now + MAX_SKEW_SECS => {
-                return Err(bad_sig(format!("Signature not yet current: {} is still later than {} ({} + 15 min.)", c.amz_date, fmt(now + MAX_SKEW_SECS), fmt(now))));
+                return Err(bad_sig(format!(
+                    "Signature not yet current: {} is still later than {} ({} + 15 min.)",
+                    c.amz_date,
+                    fmt(now + MAX_SKEW_SECS),
+                    fmt(now)
+                )));
             }
             Some(_) => {}
             None if at < now - MAX_SKEW_SECS => {
-                return Err(bad_sig(format!("Signature expired: {} is now earlier than {} ({} - 15 min.)", c.amz_date, fmt(now - MAX_SKEW_SECS), fmt(now))));
+                return Err(bad_sig(format!(
+                    "Signature expired: {} is now earlier than {} ({} - 15 min.)",
+                    c.amz_date,
+                    fmt(now - MAX_SKEW_SECS),
+                    fmt(now)
+                )));
             }
             None if at > now + MAX_SKEW_SECS => {
-                return Err(bad_sig(format!("Signature not yet current: {} is still later than {} ({} + 15 min.)", c.amz_date, fmt(now + MAX_SKEW_SECS), fmt(now))));
+                return Err(bad_sig(format!(
+                    "Signature not yet current: {} is still later than {} ({} + 15 min.)",
+                    c.amz_date,
+                    fmt(now + MAX_SKEW_SECS),
+                    fmt(now)
+                )));
             }
             None => {}
         }
         if c.service != service {
-            return Err(bad_sig(format!("Credential should be scoped to correct service: '{service}'. ")));
+            return Err(bad_sig(format!(
+                "Credential should be scoped to correct service: '{service}'. "
+            )));
         }
         if !c.amz_date.starts_with(&c.scope_date) {
-            return Err(bad_sig(format!("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.", c.scope_date, c.amz_date.get(..8).unwrap_or(""), c.amz_date)));
+            return Err(bad_sig(format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
+                c.scope_date,
+                c.amz_date.get(..8).unwrap_or(""),
+                c.amz_date
+            )));
         }
         let st = self.cloud.store.read();
         let (secret, caller) = if c.access_key.starts_with("ASIA") {
-            let Some(claims) = c.security_token.as_deref().and_then(|t| self.verify_session(t)) else { return Err(invalid_token()) };
+            let Some(claims) = c
+                .security_token
+                .as_deref()
+                .and_then(|t| self.verify_session(t))
+            else {
+                return Err(invalid_token());
+            };
             if claims.k != c.access_key {
                 return Err(invalid_token());
             }
             if claims.exp <= now {
-                return Err(AwsError::new(q, if json { 400 } else { 403 }, if json { "ExpiredTokenException" } else { "ExpiredToken" }, "The security token included in the request is expired"));
+                return Err(AwsError::new(
+                    q,
+                    if json { 400 } else { 403 },
+                    if json {
+                        "ExpiredTokenException"
+                    } else {
+                        "ExpiredToken"
+                    },
+                    "The security token included in the request is expired",
+                ));
             }
-            let Some(role) = st.aws.roles.get(&claims.r) else { return Err(invalid_token()) };
+            let Some(role) = st.aws.roles.get(&claims.r) else {
+                return Err(invalid_token());
+            };
             let mut caller = session_caller(role, &claims.s, &c.region);
             caller.access_key = c.access_key.clone();
             caller.session = Some(claims.clone());
-            (zeroize::Zeroizing::new(self.derived_secret(&c.access_key)), caller)
+            (
+                zeroize::Zeroizing::new(self.derived_secret(&c.access_key)),
+                caller,
+            )
         } else {
-            let Some(key) = st.aws.keys.get(&c.access_key) else { return Err(invalid_token()) };
-            let Some(user) = st.aws.users.get(&key.user_arn) else { return Err(invalid_token()) };
+            let Some(key) = st.aws.keys.get(&c.access_key) else {
+                return Err(invalid_token());
+            };
+            let Some(user) = st.aws.users.get(&key.user_arn) else {
+                return Err(invalid_token());
+            };
             let caller = Caller {
                 who: user_who(user),
                 user_id: user.id.clone(),
@@ -452,7 +664,9 @@ impl Aws {
                 session: None,
             };
             drop(st);
-            let Some(secret) = self.user_key_secret(&c.access_key) else { return Err(invalid_token()) };
+            let Some(secret) = self.user_key_secret(&c.access_key) else {
+                return Err(invalid_token());
+            };
             (secret, caller)
         };
         if !sigv4::verify_with_key(&req, &c, &self.keys.signing_key(&c, &secret)) {
@@ -469,16 +683,42 @@ pub fn router(aws: Arc<Aws>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(aws)
 }
 
-async fn handle(State(aws): State<Arc<Aws>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let hs: Vec<(String, String)> =
-        headers.iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-    let r = Received { method: method.clone(), uri: uri.clone(), headers: hs, body };
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_owned);
+async fn handle(
+    State(aws): State<Arc<Aws>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let hs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let r = Received {
+        method: method.clone(),
+        uri: uri.clone(),
+        headers: hs,
+        body,
+    };
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // Writes wait on fsync; keep them off the async workers. Reads (the hot
     // GetSecretValue path, STS) are served inline from memory.
     let writes = matches!(
         target.as_deref(),
-        Some("secretsmanager.CreateSecret" | "secretsmanager.PutSecretValue" | "secretsmanager.DeleteSecret" | "secretsmanager.RestoreSecret")
+        Some(
+            "secretsmanager.CreateSecret"
+                | "secretsmanager.PutSecretValue"
+                | "secretsmanager.DeleteSecret"
+                | "secretsmanager.RestoreSecret"
+        )
     );
     let reply = if writes {
         match tokio::task::spawn_blocking(move || dispatch(&aws, &r, target.as_deref())).await {
@@ -500,7 +740,12 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
     if let Some(t) = target {
         return match t.split_once('.') {
             Some(("secretsmanager", op)) => secretsmanager::dispatch(aws, r, op),
-            _ => Err(AwsError::new(Proto::Json, 400, "UnknownOperationException", format!("The operation {t} is not served by the local cloud."))),
+            _ => Err(AwsError::new(
+                Proto::Json,
+                400,
+                "UnknownOperationException",
+                format!("The operation {t} is not served by the local cloud."),
+            )),
         };
     }
     sts::dispatch(aws, r)
@@ -523,10 +768,30 @@ mod tests {
     use keyway_core::clock::ManualClock;
 
     fn signed(secret: &str) -> (Vec<(String, String)>, Vec<u8>) {
-        let mut headers = vec![("host".to_owned(), "127.0.0.1:1".to_owned()), ("x-amz-target".to_owned(), "secretsmanager.GetSecretValue".to_owned())];
+        let mut headers = vec![
+            ("host".to_owned(), "127.0.0.1:1".to_owned()),
+            (
+                "x-amz-target".to_owned(),
+                "secretsmanager.GetSecretValue".to_owned(),
+            ),
+        ];
         let body = br#"{"SecretId":"s"}"#.to_vec();
-        let r = sigv4::Request { method: "POST", path: "/", query: "", headers: &headers, body: &body };
-        let add = sigv4::sign(&r, "AKIAEXAMPLE", secret, None, "us-east-1", "secretsmanager", 1_700_000_000);
+        let r = sigv4::Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: &body,
+        };
+        let add = sigv4::sign(
+            &r,
+            "AKIAEXAMPLE",
+            secret,
+            None,
+            "us-east-1",
+            "secretsmanager",
+            1_700_000_000,
+        );
         headers.extend(add);
         (headers, body)
     }
@@ -535,20 +800,60 @@ mod tests {
     fn cached_signing_keys_still_verify_every_signature_and_follow_the_secret() {
         let cache = KeyCache::default();
         let (headers, body) = signed("right-secret");
-        let r = sigv4::Request { method: "POST", path: "/", query: "", headers: &headers, body: &body };
+        let r = sigv4::Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: &body,
+        };
         let c = sigv4::parse(&r).unwrap();
-        assert!(sigv4::verify_with_key(&r, &c, &cache.signing_key(&c, "right-secret")));
+        assert!(sigv4::verify_with_key(
+            &r,
+            &c,
+            &cache.signing_key(&c, "right-secret")
+        ));
         // The same scope again: the cached key, and still a real check of each request.
-        assert!(sigv4::verify_with_key(&r, &c, &cache.signing_key(&c, "right-secret")));
+        assert!(sigv4::verify_with_key(
+            &r,
+            &c,
+            &cache.signing_key(&c, "right-secret")
+        ));
         let tampered_body = br#"{"SecretId":"t"}"#;
-        let t = sigv4::Request { body: tampered_body, ..r };
-        assert!(!sigv4::verify_with_key(&t, &c, &cache.signing_key(&c, "right-secret")));
+        let t = sigv4::Request {
+            body: tampered_body,
+            ..r
+        };
+        assert!(!sigv4::verify_with_key(
+            &t,
+            &c,
+            &cache.signing_key(&c, "right-secret")
+        ));
         let mut bad = c.clone();
-        bad.signature.replace_range(..1, if bad.signature.starts_with('0') { "1" } else { "0" });
-        assert!(!sigv4::verify_with_key(&r, &bad, &cache.signing_key(&c, "right-secret")));
+        bad.signature.replace_range(
+            ..1,
+            if bad.signature.starts_with('0') {
+                "1"
+            } else {
+                "0"
+            },
+        );
+        assert!(!sigv4::verify_with_key(
+            &r,
+            &bad,
+            &cache.signing_key(&c, "right-secret")
+        ));
         // Another secret for the same key id and scope never meets the cached key.
-        assert!(!sigv4::verify_with_key(&r, &c, &cache.signing_key(&c, "other-secret")));
-        assert!(sigv4::verify_with_key(&r, &c, &cache.signing_key(&c, "right-secret")));
+        assert!(!sigv4::verify_with_key(
+            &r,
+            &c,
+            &cache.signing_key(&c, "other-secret")
+        ));
+        assert!(sigv4::verify_with_key(
+            &r,
+            &c,
+            &cache.signing_key(&c, "right-secret")
+        ));
         assert_eq!(lock(&cache.signing).len(), 1);
     }
 
@@ -556,7 +861,13 @@ mod tests {
     fn the_signing_key_cache_is_bounded() {
         let cache = KeyCache::default();
         let (headers, body) = signed("s");
-        let r = sigv4::Request { method: "POST", path: "/", query: "", headers: &headers, body: &body };
+        let r = sigv4::Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: &body,
+        };
         let mut c = sigv4::parse(&r).unwrap();
         for i in 0..KEY_CACHE_MAX + 10 {
             c.access_key = format!("AKIA{i:016}");
@@ -573,18 +884,60 @@ mod tests {
             "[[aws_account]]\nid = \"111111111111\"\n[[aws_user]]\naccount = \"111111111111\"\nname = \"dev\"\n",
         )
         .unwrap();
-        let (cloud, _) = Cloud::open(dir.path(), &dir.path().join("master.key"), Some(&world), Arc::new(ManualClock::at_secs(1_700_000_000))).unwrap();
+        let (cloud, _) = Cloud::open(
+            dir.path(),
+            &dir.path().join("master.key"),
+            Some(&world),
+            Arc::new(ManualClock::at_secs(1_700_000_000)),
+        )
+        .unwrap();
         let aws = Aws::new(Arc::new(cloud)).unwrap();
-        let key = aws.cloud.store.read().aws.keys.values().next().cloned().unwrap();
+        let key = aws
+            .cloud
+            .store
+            .read()
+            .aws
+            .keys
+            .values()
+            .next()
+            .cloned()
+            .unwrap();
         let first = aws.user_key_secret(&key.id).unwrap();
         assert_eq!(aws.user_key_secret(&key.id).unwrap(), first);
-        let put = |k: model::AccessKey| aws.cloud.store.write(|_| Ok::<_, crate::store::StoreError>((vec![Change::PutAws(model::AwsDoc::Key(k))], ()))).unwrap();
+        let put = |k: model::AccessKey| {
+            aws.cloud
+                .store
+                .write(|_| {
+                    Ok::<_, crate::store::StoreError>((
+                        vec![Change::PutAws(model::AwsDoc::Key(k))],
+                        (),
+                    ))
+                })
+                .unwrap()
+        };
         // Deactivated: refused although its secret is cached.
-        put(model::AccessKey { status: "Inactive".into(), ..key.clone() });
+        put(model::AccessKey {
+            status: "Inactive".into(),
+            ..key.clone()
+        });
         assert!(aws.user_key_secret(&key.id).is_none());
         // A new secret under the same id: the new one, not the cached one.
-        let sealed = aws.cloud.store.master.seal(format!("aws-key:{}", key.id).as_bytes(), b"a-brand-new-secret").unwrap();
-        put(model::AccessKey { sealed_secret: STANDARD.encode(sealed), ..key.clone() });
-        assert_eq!(aws.user_key_secret(&key.id).unwrap().as_str(), "a-brand-new-secret");
+        let sealed = aws
+            .cloud
+            .store
+            .master
+            .seal(
+                format!("aws-key:{}", key.id).as_bytes(),
+                b"a-brand-new-secret",
+            )
+            .unwrap();
+        put(model::AccessKey {
+            sealed_secret: STANDARD.encode(sealed),
+            ..key.clone()
+        });
+        assert_eq!(
+            aws.user_key_secret(&key.id).unwrap().as_str(),
+            "a-brand-new-secret"
+        );
     }
 }

@@ -99,7 +99,10 @@ pub struct EcsTask {
 
 impl EcsTask {
     pub fn task_arn(&self) -> String {
-        format!("arn:aws:ecs:{}:{}:task/{}/{}", self.region, self.account, self.cluster, self.task_id)
+        format!(
+            "arn:aws:ecs:{}:{}:task/{}/{}",
+            self.region, self.account, self.cluster, self.task_id
+        )
     }
 }
 
@@ -154,7 +157,9 @@ pub struct AwsSecret {
 
 impl AwsSecret {
     pub fn version_with_stage(&self, stage: &str) -> Option<&SecretVersion> {
-        self.versions.iter().find(|v| v.stages.iter().any(|s| s == stage))
+        self.versions
+            .iter()
+            .find(|v| v.stages.iter().any(|s| s == stage))
     }
 }
 
@@ -291,7 +296,10 @@ impl AwsState {
                 self.tasks.insert(t.name.clone(), t);
             }
             AwsDoc::Secret(s) => {
-                self.secret_names.insert((s.account.clone(), s.region.clone(), s.name.clone()), s.arn.clone());
+                self.secret_names.insert(
+                    (s.account.clone(), s.region.clone(), s.name.clone()),
+                    s.arn.clone(),
+                );
                 self.secrets.insert(s.arn.clone(), s);
             }
             AwsDoc::OidcProvider(p) => {

@@ -34,8 +34,12 @@ pub struct Who {
 pub enum Decision {
     Allow,
     /// Nothing allowed; `resource_needed` when the missing Allow is a resource policy's (cross-account).
-    ImplicitDeny { resource_needed: bool },
-    ExplicitDeny { in_resource_policy: bool },
+    ImplicitDeny {
+        resource_needed: bool,
+    },
+    ExplicitDeny {
+        in_resource_policy: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,30 +52,49 @@ enum Found {
 
 /// Checks a policy document's shape; returns the first problem.
 pub fn validate(doc: &Value, resource_policy: bool) -> Result<(), String> {
-    let stmts = statements(doc).ok_or("a policy needs a `Statement` (an object or a list of objects)")?;
+    let stmts =
+        statements(doc).ok_or("a policy needs a `Statement` (an object or a list of objects)")?;
     for (i, s) in stmts.iter().enumerate() {
-        let o = s.as_object().ok_or(format!("Statement[{i}] is not an object"))?;
+        let o = s
+            .as_object()
+            .ok_or(format!("Statement[{i}] is not an object"))?;
         match o.get("Effect").and_then(Value::as_str) {
             Some("Allow" | "Deny") => {}
-            _ => return Err(format!("Statement[{i}]: `Effect` must be \"Allow\" or \"Deny\"")),
+            _ => {
+                return Err(format!(
+                    "Statement[{i}]: `Effect` must be \"Allow\" or \"Deny\""
+                ));
+            }
         }
         if o.contains_key("Action") == o.contains_key("NotAction") {
-            return Err(format!("Statement[{i}]: set exactly one of `Action` or `NotAction`"));
+            return Err(format!(
+                "Statement[{i}]: set exactly one of `Action` or `NotAction`"
+            ));
         }
         if resource_policy && !o.contains_key("Principal") && !o.contains_key("NotPrincipal") {
-            return Err(format!("Statement[{i}]: a resource policy statement needs a `Principal`"));
+            return Err(format!(
+                "Statement[{i}]: a resource policy statement needs a `Principal`"
+            ));
         }
         if !resource_policy && (o.contains_key("Principal") || o.contains_key("NotPrincipal")) {
-            return Err(format!("Statement[{i}]: an identity policy cannot name a `Principal`"));
+            return Err(format!(
+                "Statement[{i}]: an identity policy cannot name a `Principal`"
+            ));
         }
         if o.contains_key("NotPrincipal") {
-            return Err(format!("Statement[{i}]: `NotPrincipal` is not supported by the local cloud"));
+            return Err(format!(
+                "Statement[{i}]: `NotPrincipal` is not supported by the local cloud"
+            ));
         }
         if let Some(c) = o.get("Condition") {
-            let c = c.as_object().ok_or(format!("Statement[{i}]: `Condition` must be an object"))?;
+            let c = c
+                .as_object()
+                .ok_or(format!("Statement[{i}]: `Condition` must be an object"))?;
             for op in c.keys() {
                 if operator(op).is_none() {
-                    return Err(format!("Statement[{i}]: condition operator `{op}` is not supported by the local cloud"));
+                    return Err(format!(
+                        "Statement[{i}]: condition operator `{op}` is not supported by the local cloud"
+                    ));
                 }
             }
         }
@@ -121,18 +144,33 @@ pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
     if pattern.is_ascii() && text.is_ascii() {
         // ASCII (every ARN and action): bytes, no allocation; lowercasing
         // ASCII is what Unicode lowercasing does to it.
-        let eq = |a: u8, b: u8| if ignore_case { a.eq_ignore_ascii_case(&b) } else { a == b };
+        let eq = |a: u8, b: u8| {
+            if ignore_case {
+                a.eq_ignore_ascii_case(&b)
+            } else {
+                a == b
+            }
+        };
         return glob_with(pattern.as_bytes(), text.as_bytes(), b'*', b'?', eq);
     }
     let (p, t): (Vec<char>, Vec<char>) = if ignore_case {
-        (pattern.to_lowercase().chars().collect(), text.to_lowercase().chars().collect())
+        (
+            pattern.to_lowercase().chars().collect(),
+            text.to_lowercase().chars().collect(),
+        )
     } else {
         (pattern.chars().collect(), text.chars().collect())
     };
     glob_with(&p, &t, '*', '?', |a, b| a == b)
 }
 
-fn glob_with<T: Copy + PartialEq>(p: &[T], t: &[T], any: T, one: T, eq: impl Fn(T, T) -> bool) -> bool {
+fn glob_with<T: Copy + PartialEq>(
+    p: &[T],
+    t: &[T],
+    any: T,
+    one: T,
+    eq: impl Fn(T, T) -> bool,
+) -> bool {
     let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
     while ti < t.len() {
         if pi < p.len() && (p[pi] == one || eq(p[pi], t[ti])) {
@@ -188,26 +226,41 @@ fn operator(name: &str) -> Option<(Op, bool)> {
 }
 
 fn conditions_hold(cond: Option<&Value>, ctx: &BTreeMap<String, String>) -> bool {
-    let Some(Value::Object(ops)) = cond else { return true };
+    let Some(Value::Object(ops)) = cond else {
+        return true;
+    };
     for (name, keys) in ops {
-        let Some((op, if_exists)) = operator(name) else { return false };
-        let Some(keys) = keys.as_object() else { return false };
+        let Some((op, if_exists)) = operator(name) else {
+            return false;
+        };
+        let Some(keys) = keys.as_object() else {
+            return false;
+        };
         for (key, wanted) in keys {
             let wanted: Vec<String> = match wanted {
                 Value::Array(a) => a.iter().map(scalar).collect(),
                 v => vec![scalar(v)],
             };
             // Condition keys are case-insensitive.
-            let have = ctx.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str());
+            let have = ctx
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.as_str());
             let ok = match (op, have) {
                 (Op::Null, h) => wanted.iter().any(|w| (w == "true") == h.is_none()),
                 (_, None) if if_exists => true,
-                (Op::StringNotEquals | Op::StringNotEqualsIgnoreCase | Op::StringNotLike, None) => true,
+                (Op::StringNotEquals | Op::StringNotEqualsIgnoreCase | Op::StringNotLike, None) => {
+                    true
+                }
                 (_, None) => false,
                 (Op::StringEquals, Some(h)) => wanted.iter().any(|w| w == h),
                 (Op::StringNotEquals, Some(h)) => !wanted.iter().any(|w| w == h),
-                (Op::StringEqualsIgnoreCase, Some(h)) => wanted.iter().any(|w| w.eq_ignore_ascii_case(h)),
-                (Op::StringNotEqualsIgnoreCase, Some(h)) => !wanted.iter().any(|w| w.eq_ignore_ascii_case(h)),
+                (Op::StringEqualsIgnoreCase, Some(h)) => {
+                    wanted.iter().any(|w| w.eq_ignore_ascii_case(h))
+                }
+                (Op::StringNotEqualsIgnoreCase, Some(h)) => {
+                    !wanted.iter().any(|w| w.eq_ignore_ascii_case(h))
+                }
                 (Op::StringLike, Some(h)) => wanted.iter().any(|w| glob(w, h, false)),
                 (Op::StringNotLike, Some(h)) => !wanted.iter().any(|w| glob(w, h, false)),
                 (Op::Bool, Some(h)) => wanted.iter().any(|w| w.eq_ignore_ascii_case(h)),
@@ -244,10 +297,18 @@ fn principal_match(p: Option<&Value>, who: &Who) -> Option<bool> {
                 };
                 best = best.max(m);
             }
-            if who.service.as_ref().is_some_and(|svc| strs(o.get("Service")).any(|s| s == svc)) {
+            if who
+                .service
+                .as_ref()
+                .is_some_and(|svc| strs(o.get("Service")).any(|s| s == svc))
+            {
                 best = Some(true);
             }
-            if who.federated.as_ref().is_some_and(|f| strs(o.get("Federated")).any(|s| s == f)) {
+            if who
+                .federated
+                .as_ref()
+                .is_some_and(|f| strs(o.get("Federated")).any(|s| s == f))
+            {
                 best = Some(true);
             }
             best
@@ -256,7 +317,14 @@ fn principal_match(p: Option<&Value>, who: &Who) -> Option<bool> {
     }
 }
 
-fn evaluate(doc: &Value, who: &Who, action: &str, resource: &str, ctx: &BTreeMap<String, String>, resource_policy: bool) -> Found {
+fn evaluate(
+    doc: &Value,
+    who: &Who,
+    action: &str,
+    resource: &str,
+    ctx: &BTreeMap<String, String>,
+    resource_policy: bool,
+) -> Found {
     let mut found = Found::None;
     for s in stmts(doc) {
         let specific = if resource_policy {
@@ -307,26 +375,40 @@ pub fn decide(
     let mut id = Found::None;
     for p in identity {
         match evaluate(p, who, action, resource, ctx, false) {
-            Found::Deny => return Decision::ExplicitDeny { in_resource_policy: false },
+            Found::Deny => {
+                return Decision::ExplicitDeny {
+                    in_resource_policy: false,
+                };
+            }
             Found::Allow(_) => id = Found::Allow(true),
             Found::None => {}
         }
     }
-    let res = resource_policy.map(|p| evaluate(p, who, action, resource, ctx, true)).unwrap_or(Found::None);
+    let res = resource_policy
+        .map(|p| evaluate(p, who, action, resource, ctx, true))
+        .unwrap_or(Found::None);
     if res == Found::Deny {
-        return Decision::ExplicitDeny { in_resource_policy: true };
+        return Decision::ExplicitDeny {
+            in_resource_policy: true,
+        };
     }
     let id_allows = id != Found::None;
     if who.account == resource_account {
         if id_allows || res == Found::Allow(true) {
             return Decision::Allow;
         }
-        Decision::ImplicitDeny { resource_needed: false }
+        Decision::ImplicitDeny {
+            resource_needed: false,
+        }
     } else {
         match (id_allows, res) {
             (true, Found::Allow(_)) => Decision::Allow,
-            (true, _) => Decision::ImplicitDeny { resource_needed: true },
-            _ => Decision::ImplicitDeny { resource_needed: false },
+            (true, _) => Decision::ImplicitDeny {
+                resource_needed: true,
+            },
+            _ => Decision::ImplicitDeny {
+                resource_needed: false,
+            },
         }
     }
 }
@@ -336,31 +418,58 @@ pub fn decide(
 /// alone does not suffice); naming only the caller's account defers to its
 /// identity policies as well. `action` is `sts:AssumeRole` or
 /// `sts:AssumeRoleWithWebIdentity` (whose caller is a `Federated` principal).
-pub fn decide_trust(who: &Who, identity: &[Value], trust: &Value, role_account: &str, role_arn: &str, action: &str, ctx: &BTreeMap<String, String>) -> Decision {
+pub fn decide_trust(
+    who: &Who,
+    identity: &[Value],
+    trust: &Value,
+    role_account: &str,
+    role_arn: &str,
+    action: &str,
+    ctx: &BTreeMap<String, String>,
+) -> Decision {
     let mut id_allows = false;
     for p in identity {
         match evaluate(p, who, action, role_arn, ctx, false) {
-            Found::Deny => return Decision::ExplicitDeny { in_resource_policy: false },
+            Found::Deny => {
+                return Decision::ExplicitDeny {
+                    in_resource_policy: false,
+                };
+            }
             Found::Allow(_) => id_allows = true,
             Found::None => {}
         }
     }
     match evaluate(trust, who, action, role_arn, ctx, true) {
-        Found::Deny => Decision::ExplicitDeny { in_resource_policy: true },
-        Found::None => Decision::ImplicitDeny { resource_needed: true },
+        Found::Deny => Decision::ExplicitDeny {
+            in_resource_policy: true,
+        },
+        Found::None => Decision::ImplicitDeny {
+            resource_needed: true,
+        },
         Found::Allow(true) if who.account == role_account => Decision::Allow,
         Found::Allow(_) if id_allows => Decision::Allow,
-        Found::Allow(_) => Decision::ImplicitDeny { resource_needed: false },
+        Found::Allow(_) => Decision::ImplicitDeny {
+            resource_needed: false,
+        },
     }
 }
 
 /// AWS's AccessDenied message for a decision.
 pub fn denial_message(who: &Who, action: &str, resource: &str, d: Decision) -> String {
-    let head = format!("User: {} is not authorized to perform: {action} on resource: {resource}", who.arn);
+    let head = format!(
+        "User: {} is not authorized to perform: {action} on resource: {resource}",
+        who.arn
+    );
     match d {
-        Decision::ExplicitDeny { in_resource_policy: false } => format!("{head} with an explicit deny in an identity-based policy"),
-        Decision::ExplicitDeny { in_resource_policy: true } => format!("{head} with an explicit deny in a resource-based policy"),
-        Decision::ImplicitDeny { resource_needed: true } => format!("{head} because no resource-based policy allows the {action} action"),
+        Decision::ExplicitDeny {
+            in_resource_policy: false,
+        } => format!("{head} with an explicit deny in an identity-based policy"),
+        Decision::ExplicitDeny {
+            in_resource_policy: true,
+        } => format!("{head} with an explicit deny in a resource-based policy"),
+        Decision::ImplicitDeny {
+            resource_needed: true,
+        } => format!("{head} because no resource-based policy allows the {action} action"),
         _ => format!("{head} because no identity-based policy allows the {action} action"),
     }
 }
@@ -382,13 +491,29 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob("secretsmanager:Get*", "secretsmanager:GetSecretValue", true));
-        assert!(glob("arn:aws:secretsmanager:*:*:secret:db-??????", "arn:aws:secretsmanager:us-east-1:1:secret:db-AbCdEf", false));
+        assert!(glob(
+            "secretsmanager:Get*",
+            "secretsmanager:GetSecretValue",
+            true
+        ));
+        assert!(glob(
+            "arn:aws:secretsmanager:*:*:secret:db-??????",
+            "arn:aws:secretsmanager:us-east-1:1:secret:db-AbCdEf",
+            false
+        ));
         assert!(!glob("arn:*:secret:db", "arn:x:secret:dbx", false));
         assert!(glob("*", "", false));
         // ASCII compares bytes; anything else goes through Unicode lowercasing, as before.
-        assert!(glob("SecretsManager:get*", "secretsmanager:GetSecretValue", true));
-        assert!(!glob("SecretsManager:get*", "secretsmanager:GetSecretValue", false));
+        assert!(glob(
+            "SecretsManager:get*",
+            "secretsmanager:GetSecretValue",
+            true
+        ));
+        assert!(!glob(
+            "SecretsManager:get*",
+            "secretsmanager:GetSecretValue",
+            false
+        ));
         assert!(glob("tag-é?", "tag-éa", false));
         assert!(glob("TAG-É*", "tag-éx", true));
         assert!(!glob("tag-é", "tag-e", true));
@@ -400,15 +525,71 @@ mod tests {
         let allow = json!({"Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]});
         let deny = json!({"Statement": {"Effect": "Deny", "Action": "secretsmanager:GetSecretValue", "Resource": "arn:s:*"}});
         let w = who("111111111111");
-        assert_eq!(decide(&w, std::slice::from_ref(&allow), None, "111111111111", "secretsmanager:GetSecretValue", "arn:s:x", &ctx), Decision::Allow);
         assert_eq!(
-            decide(&w, &[allow.clone(), deny], None, "111111111111", "secretsmanager:GetSecretValue", "arn:s:x", &ctx),
-            Decision::ExplicitDeny { in_resource_policy: false }
+            decide(
+                &w,
+                std::slice::from_ref(&allow),
+                None,
+                "111111111111",
+                "secretsmanager:GetSecretValue",
+                "arn:s:x",
+                &ctx
+            ),
+            Decision::Allow
         );
-        assert_eq!(decide(&w, &[], None, "111111111111", "secretsmanager:GetSecretValue", "arn:s:x", &ctx), Decision::ImplicitDeny { resource_needed: false });
+        assert_eq!(
+            decide(
+                &w,
+                &[allow.clone(), deny],
+                None,
+                "111111111111",
+                "secretsmanager:GetSecretValue",
+                "arn:s:x",
+                &ctx
+            ),
+            Decision::ExplicitDeny {
+                in_resource_policy: false
+            }
+        );
+        assert_eq!(
+            decide(
+                &w,
+                &[],
+                None,
+                "111111111111",
+                "secretsmanager:GetSecretValue",
+                "arn:s:x",
+                &ctx
+            ),
+            Decision::ImplicitDeny {
+                resource_needed: false
+            }
+        );
         let not = json!({"Statement": [{"Effect": "Allow", "NotAction": "secretsmanager:Delete*", "NotResource": "arn:s:y"}]});
-        assert_eq!(decide(&w, std::slice::from_ref(&not), None, "111111111111", "secretsmanager:GetSecretValue", "arn:s:x", &ctx), Decision::Allow);
-        assert_ne!(decide(&w, &[not], None, "111111111111", "secretsmanager:DeleteSecret", "arn:s:x", &ctx), Decision::Allow);
+        assert_eq!(
+            decide(
+                &w,
+                std::slice::from_ref(&not),
+                None,
+                "111111111111",
+                "secretsmanager:GetSecretValue",
+                "arn:s:x",
+                &ctx
+            ),
+            Decision::Allow
+        );
+        assert_ne!(
+            decide(
+                &w,
+                &[not],
+                None,
+                "111111111111",
+                "secretsmanager:DeleteSecret",
+                "arn:s:x",
+                &ctx
+            ),
+            Decision::Allow
+        );
     }
 
     #[test]
@@ -417,14 +598,57 @@ mod tests {
         let w = who("111111111111");
         let by_arn = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:user/dev"}, "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]});
         let by_acct = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "111111111111"}, "Action": "secretsmanager:GetSecretValue"}]});
-        assert_eq!(decide(&w, &[], Some(&by_arn), "111111111111", "secretsmanager:GetSecretValue", "r", &ctx), Decision::Allow);
-        assert_ne!(decide(&w, &[], Some(&by_acct), "111111111111", "secretsmanager:GetSecretValue", "r", &ctx), Decision::Allow);
+        assert_eq!(
+            decide(
+                &w,
+                &[],
+                Some(&by_arn),
+                "111111111111",
+                "secretsmanager:GetSecretValue",
+                "r",
+                &ctx
+            ),
+            Decision::Allow
+        );
+        assert_ne!(
+            decide(
+                &w,
+                &[],
+                Some(&by_acct),
+                "111111111111",
+                "secretsmanager:GetSecretValue",
+                "r",
+                &ctx
+            ),
+            Decision::Allow
+        );
         let allow = json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
         assert_eq!(
-            decide(&w, std::slice::from_ref(&allow), None, "222222222222", "secretsmanager:GetSecretValue", "r", &ctx),
-            Decision::ImplicitDeny { resource_needed: true }
+            decide(
+                &w,
+                std::slice::from_ref(&allow),
+                None,
+                "222222222222",
+                "secretsmanager:GetSecretValue",
+                "r",
+                &ctx
+            ),
+            Decision::ImplicitDeny {
+                resource_needed: true
+            }
         );
-        assert_eq!(decide(&w, &[allow], Some(&by_acct), "222222222222", "secretsmanager:GetSecretValue", "r", &ctx), Decision::Allow);
+        assert_eq!(
+            decide(
+                &w,
+                &[allow],
+                Some(&by_acct),
+                "222222222222",
+                "secretsmanager:GetSecretValue",
+                "r",
+                &ctx
+            ),
+            Decision::Allow
+        );
     }
 
     #[test]
@@ -433,9 +657,31 @@ mod tests {
             "Condition": {"StringEquals": {"sts:ExternalId": "xyz"}}}]});
         let w = who("111111111111");
         let mut ctx = BTreeMap::new();
-        assert_ne!(decide(&w, &[], Some(&trust), "111111111111", "sts:AssumeRole", "r", &ctx), Decision::Allow);
+        assert_ne!(
+            decide(
+                &w,
+                &[],
+                Some(&trust),
+                "111111111111",
+                "sts:AssumeRole",
+                "r",
+                &ctx
+            ),
+            Decision::Allow
+        );
         ctx.insert("sts:ExternalId".into(), "xyz".into());
-        assert_eq!(decide(&w, &[], Some(&trust), "111111111111", "sts:AssumeRole", "r", &ctx), Decision::Allow);
+        assert_eq!(
+            decide(
+                &w,
+                &[],
+                Some(&trust),
+                "111111111111",
+                "sts:AssumeRole",
+                "r",
+                &ctx
+            ),
+            Decision::Allow
+        );
         assert!(validate(&json!({"Statement": [{"Effect": "Allow", "Action": "*", "Condition": {"Weird": {}}}]}), false).is_err());
     }
 }

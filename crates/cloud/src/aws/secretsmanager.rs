@@ -10,7 +10,7 @@
 //! identity policies and the secret's resource policy.
 
 use super::model::{AwsSecret, SecretVersion, Tag};
-use super::{AwsError, Aws, Caller, Proto, Received, ok_json, policy};
+use super::{Aws, AwsError, Caller, Proto, Received, ok_json, policy};
 use crate::store::{Change, StoreError};
 use axum::response::Response;
 use base64::Engine;
@@ -29,11 +29,17 @@ fn e(code: &str, msg: impl Into<String>) -> AwsError {
 }
 
 fn not_found() -> AwsError {
-    e("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+    e(
+        "ResourceNotFoundException",
+        "Secrets Manager can't find the specified secret.",
+    )
 }
 
 fn marked_for_deletion() -> AwsError {
-    e("InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion.")
+    e(
+        "InvalidRequestException",
+        "You can't perform this operation on the secret because it was marked for deletion.",
+    )
 }
 
 fn internal(cause: &dyn std::fmt::Display) -> AwsError {
@@ -45,20 +51,49 @@ fn secs(ms: i64) -> f64 {
 }
 
 /// Seals a version's payload, bound to the secret's ARN and the version id.
-pub fn seal(store: &crate::store::Store, arn: &str, version: &str, data: &[u8]) -> Result<String, StoreError> {
-    Ok(STANDARD.encode(store.master.seal(format!("aws-secret:{arn}:{version}").as_bytes(), data)?))
+pub fn seal(
+    store: &crate::store::Store,
+    arn: &str,
+    version: &str,
+    data: &[u8],
+) -> Result<String, StoreError> {
+    Ok(STANDARD.encode(
+        store
+            .master
+            .seal(format!("aws-secret:{arn}:{version}").as_bytes(), data)?,
+    ))
 }
 
-pub fn open(store: &crate::store::Store, arn: &str, v: &SecretVersion) -> Result<zeroize::Zeroizing<Vec<u8>>, AwsError> {
+pub fn open(
+    store: &crate::store::Store,
+    arn: &str,
+    v: &SecretVersion,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, AwsError> {
     let raw = STANDARD.decode(&v.sealed).map_err(|e| internal(&e))?;
-    store.master.open(format!("aws-secret:{arn}:{}", v.id).as_bytes(), &raw).map_err(|e| internal(&e))
+    store
+        .master
+        .open(format!("aws-secret:{arn}:{}", v.id).as_bytes(), &raw)
+        .map_err(|e| internal(&e))
 }
 
 pub fn dispatch(aws: &Aws, r: &Received, op: &str) -> Result<Response, AwsError> {
     let caller = aws.authenticate(r, "secretsmanager", Proto::Json)?;
-    let body: &[u8] = if r.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &r.body };
-    let b: Value = serde_json::from_slice(body).map_err(|err| e("SerializationException", format!("The request body is not valid JSON: {err}")))?;
-    let sm = Sm { aws, caller: &caller, b: &b };
+    let body: &[u8] = if r.body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &r.body
+    };
+    let b: Value = serde_json::from_slice(body).map_err(|err| {
+        e(
+            "SerializationException",
+            format!("The request body is not valid JSON: {err}"),
+        )
+    })?;
+    let sm = Sm {
+        aws,
+        caller: &caller,
+        b: &b,
+    };
     match op {
         "CreateSecret" => sm.create(),
         "PutSecretValue" => sm.put_value(),
@@ -69,7 +104,10 @@ pub fn dispatch(aws: &Aws, r: &Received, op: &str) -> Result<Response, AwsError>
         "BatchGetSecretValue" => sm.batch_get(),
         "DeleteSecret" => sm.delete(),
         "RestoreSecret" => sm.restore(),
-        other => Err(e("UnknownOperationException", format!("The operation {other} is not served by the local cloud."))),
+        other => Err(e(
+            "UnknownOperationException",
+            format!("The operation {other} is not served by the local cloud."),
+        )),
     }
 }
 
@@ -80,47 +118,100 @@ struct Sm<'a> {
 }
 
 /// Finds a secret by name, full ARN or partial ARN, as `caller` would.
-pub fn resolve<'s>(st: &'s super::model::AwsState, caller: &Caller, id: &str, now_ms: i64) -> Option<&'s AwsSecret> {
+pub fn resolve<'s>(
+    st: &'s super::model::AwsState,
+    caller: &Caller,
+    id: &str,
+    now_ms: i64,
+) -> Option<&'s AwsSecret> {
     let s = if let Some(rest) = id.strip_prefix("arn:aws:secretsmanager:") {
         let mut p = rest.splitn(4, ':');
         let (region, account, kind, name) = (p.next()?, p.next()?, p.next()?, p.next()?);
         if kind != "secret" || region != caller.region {
             return None;
         }
-        st.secrets.get(id).or_else(|| st.secret_names.get(&(account.to_owned(), region.to_owned(), name.to_owned())).and_then(|a| st.secrets.get(a)))?
+        st.secrets.get(id).or_else(|| {
+            st.secret_names
+                .get(&(account.to_owned(), region.to_owned(), name.to_owned()))
+                .and_then(|a| st.secrets.get(a))
+        })?
     } else {
-        st.secret_names.get(&(caller.who.account.clone(), caller.region.clone(), id.to_owned())).and_then(|a| st.secrets.get(a))?
+        st.secret_names
+            .get(&(
+                caller.who.account.clone(),
+                caller.region.clone(),
+                id.to_owned(),
+            ))
+            .and_then(|a| st.secrets.get(a))?
     };
     // Past its recovery window a deleted secret is gone.
     s.deletion_ms.is_none_or(|d| d > now_ms).then_some(s)
 }
 
 /// The IAM decision for `action` on a secret (or on the ARN a missing one would have).
-pub fn authorize(caller: &Caller, action: &str, s: Option<&AwsSecret>, resource: &str, extra: &[(&str, &str)]) -> Result<(), AwsError> {
+pub fn authorize(
+    caller: &Caller,
+    action: &str,
+    s: Option<&AwsSecret>,
+    resource: &str,
+    extra: &[(&str, &str)],
+) -> Result<(), AwsError> {
     let mut ctx = BTreeMap::new();
     // The context is read by conditions only: without any, leave it empty.
-    let conditions = caller.identity_policies.iter().any(policy::has_conditions) || s.and_then(|s| s.policy.as_ref()).is_some_and(policy::has_conditions);
+    let conditions = caller.identity_policies.iter().any(policy::has_conditions)
+        || s.and_then(|s| s.policy.as_ref())
+            .is_some_and(policy::has_conditions);
     if conditions {
         context(&mut ctx, caller, s, extra);
     }
     let account = s.map(|s| s.account.as_str()).unwrap_or(&caller.who.account);
-    let d = policy::decide(&caller.who, &caller.identity_policies, s.and_then(|s| s.policy.as_ref()), account, action, resource, &ctx);
+    let d = policy::decide(
+        &caller.who,
+        &caller.identity_policies,
+        s.and_then(|s| s.policy.as_ref()),
+        account,
+        action,
+        resource,
+        &ctx,
+    );
     if d == policy::Decision::Allow {
         Ok(())
     } else {
-        Err(e("AccessDeniedException", policy::denial_message(&caller.who, action, resource, d)))
+        Err(e(
+            "AccessDeniedException",
+            policy::denial_message(&caller.who, action, resource, d),
+        ))
     }
 }
 
 /// The condition keys of a Secrets Manager request.
-fn context(ctx: &mut BTreeMap<String, String>, caller: &Caller, s: Option<&AwsSecret>, extra: &[(&str, &str)]) {
-    ctx.insert("aws:PrincipalArn".to_owned(), caller.who.principal_arns.first().cloned().unwrap_or_default());
-    ctx.insert("aws:PrincipalAccount".to_owned(), caller.who.account.clone());
+fn context(
+    ctx: &mut BTreeMap<String, String>,
+    caller: &Caller,
+    s: Option<&AwsSecret>,
+    extra: &[(&str, &str)],
+) {
+    ctx.insert(
+        "aws:PrincipalArn".to_owned(),
+        caller
+            .who
+            .principal_arns
+            .first()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    ctx.insert(
+        "aws:PrincipalAccount".to_owned(),
+        caller.who.account.clone(),
+    );
     ctx.insert("aws:RequestedRegion".to_owned(), caller.region.clone());
     if let Some(s) = s {
         ctx.insert("secretsmanager:SecretId".to_owned(), s.arn.clone());
         for t in &s.tags {
-            ctx.insert(format!("secretsmanager:ResourceTag/{}", t.key), t.value.clone());
+            ctx.insert(
+                format!("secretsmanager:ResourceTag/{}", t.key),
+                t.value.clone(),
+            );
             ctx.insert(format!("aws:ResourceTag/{}", t.key), t.value.clone());
         }
     }
@@ -133,7 +224,10 @@ fn str_field<'v>(b: &'v Value, k: &str) -> Result<Option<&'v str>, AwsError> {
     match b.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(e("SerializationException", format!("STRING_VALUE can not be converted to {k}"))),
+        Some(_) => Err(e(
+            "SerializationException",
+            format!("STRING_VALUE can not be converted to {k}"),
+        )),
     }
 }
 
@@ -148,14 +242,28 @@ fn payload(b: &Value) -> Result<Option<(Vec<u8>, bool)>, AwsError> {
     let (s, bin) = (str_field(b, "SecretString")?, str_field(b, "SecretBinary")?);
     let out = match (s, bin) {
         (Some(_), Some(_)) => {
-            return Err(e("InvalidParameterException", "You can't specify both a binary secret value and a string secret value in the same secret."));
+            return Err(e(
+                "InvalidParameterException",
+                "You can't specify both a binary secret value and a string secret value in the same secret.",
+            ));
         }
         (Some(s), None) => Some((s.as_bytes().to_vec(), false)),
-        (None, Some(b)) => Some((STANDARD.decode(b.trim()).map_err(|_| e("SerializationException", "SecretBinary is not valid base64."))?, true)),
+        (None, Some(b)) => Some((
+            STANDARD.decode(b.trim()).map_err(|_| {
+                e(
+                    "SerializationException",
+                    "SecretBinary is not valid base64.",
+                )
+            })?,
+            true,
+        )),
         (None, None) => None,
     };
     if out.as_ref().is_some_and(|(d, _)| d.len() > MAX_SIZE) {
-        return Err(e("InvalidParameterException", "The secret value exceeds the maximum size of 65536 bytes."));
+        return Err(e(
+            "InvalidParameterException",
+            "The secret value exceeds the maximum size of 65536 bytes.",
+        ));
     }
     Ok(out)
 }
@@ -163,7 +271,12 @@ fn payload(b: &Value) -> Result<Option<(Vec<u8>, bool)>, AwsError> {
 fn client_token(b: &Value) -> Result<String, AwsError> {
     match str_field(b, "ClientRequestToken")? {
         Some(t) if (32..=64).contains(&t.len()) => Ok(t.to_owned()),
-        Some(t) => Err(e("ValidationException", format!("1 validation error detected: Value '{t}' at 'clientRequestToken' failed to satisfy constraint: Member must have length greater than or equal to 32"))),
+        Some(t) => Err(e(
+            "ValidationException",
+            format!(
+                "1 validation error detected: Value '{t}' at 'clientRequestToken' failed to satisfy constraint: Member must have length greater than or equal to 32"
+            ),
+        )),
         None => super::uuid4().map_err(|err| internal(&err)),
     }
 }
@@ -194,9 +307,17 @@ pub fn add_version(s: &mut AwsSecret, v: SecretVersion) {
     }
 }
 
-fn value_response(aws: &Aws, s: &AwsSecret, v: &SecretVersion) -> Result<wire::GetSecretValueResponse, AwsError> {
+fn value_response(
+    aws: &Aws,
+    s: &AwsSecret,
+    v: &SecretVersion,
+) -> Result<wire::GetSecretValueResponse, AwsError> {
     let data = open(&aws.cloud.store, &s.arn, v)?;
-    let (string, binary) = if v.binary { (None, Some(STANDARD.encode(&*data))) } else { (Some(String::from_utf8_lossy(&data).into_owned()), None) };
+    let (string, binary) = if v.binary {
+        (None, Some(STANDARD.encode(&*data)))
+    } else {
+        (Some(String::from_utf8_lossy(&data).into_owned()), None)
+    };
     Ok(wire::GetSecretValueResponse {
         arn: s.arn.clone(),
         name: s.name.clone(),
@@ -248,16 +369,28 @@ fn value_json(aws: &Aws, s: &AwsSecret, v: &SecretVersion) -> Result<Response, A
 }
 
 /// Picks the version GetSecretValue answers with.
-pub fn pick<'s>(s: &'s AwsSecret, version_id: Option<&str>, stage: Option<&str>) -> Result<&'s SecretVersion, AwsError> {
+pub fn pick<'s>(
+    s: &'s AwsSecret,
+    version_id: Option<&str>,
+    stage: Option<&str>,
+) -> Result<&'s SecretVersion, AwsError> {
     match (version_id, stage) {
         (Some(id), st) => {
             let v = s.versions.iter().find(|v| v.id == id).ok_or_else(|| {
-                e("ResourceNotFoundException", format!("Secrets Manager can't find the specified secret value for VersionId: {id}"))
+                e(
+                    "ResourceNotFoundException",
+                    format!(
+                        "Secrets Manager can't find the specified secret value for VersionId: {id}"
+                    ),
+                )
             })?;
             match st {
-                Some(st) if !v.stages.iter().any(|x| x == st) => {
-                    Err(e("ResourceNotFoundException", format!("Secrets Manager can't find the specified secret value for staging label: {st} and VersionId: {id}")))
-                }
+                Some(st) if !v.stages.iter().any(|x| x == st) => Err(e(
+                    "ResourceNotFoundException",
+                    format!(
+                        "Secrets Manager can't find the specified secret value for staging label: {st} and VersionId: {id}"
+                    ),
+                )),
                 _ => Ok(v),
             }
         }
@@ -278,22 +411,43 @@ fn entry(s: &AwsSecret) -> wire::SecretListEntry {
         rotation_enabled: false,
         last_changed_date: secs(s.changed_ms),
         deleted_date: s.deleted_ms.map(secs),
-        tags: s.tags.iter().map(|t| wire::Tag { key: t.key.clone(), value: t.value.clone() }).collect(),
-        secret_versions_to_stages: s.versions.iter().filter(|v| !v.stages.is_empty()).map(|v| (v.id.clone(), v.stages.clone())).collect(),
+        tags: s
+            .tags
+            .iter()
+            .map(|t| wire::Tag {
+                key: t.key.clone(),
+                value: t.value.clone(),
+            })
+            .collect(),
+        secret_versions_to_stages: s
+            .versions
+            .iter()
+            .filter(|v| !v.stages.is_empty())
+            .map(|v| (v.id.clone(), v.stages.clone()))
+            .collect(),
         created_date: secs(s.create_ms),
         primary_region: None,
     }
 }
 
 fn valid_name(n: &str) -> bool {
-    (1..=512).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+    (1..=512).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
 }
 
 fn page(b: &Value, max_default: usize) -> Result<(usize, usize), AwsError> {
     let max = match b.get("MaxResults").and_then(Value::as_i64) {
         None => max_default,
         Some(m) if (1..=100).contains(&m) => m as usize,
-        Some(m) => return Err(e("ValidationException", format!("1 validation error detected: Value '{m}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100"))),
+        Some(m) => {
+            return Err(e(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value '{m}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100"
+                ),
+            ));
+        }
     };
     let start = match str_field(b, "NextToken")? {
         None => 0,
@@ -302,7 +456,12 @@ fn page(b: &Value, max_default: usize) -> Result<(usize, usize), AwsError> {
             .ok()
             .and_then(|d| String::from_utf8(d).ok())
             .and_then(|s| s.strip_prefix("kw:").and_then(|n| n.parse().ok()))
-            .ok_or_else(|| e("InvalidNextTokenException", "The NextToken value is invalid."))?,
+            .ok_or_else(|| {
+                e(
+                    "InvalidNextTokenException",
+                    "The NextToken value is invalid.",
+                )
+            })?,
     };
     Ok((start, max))
 }
@@ -323,14 +482,24 @@ fn filter_matches(filters: &[wire::Filter], s: &AwsSecret) -> bool {
             "all" => {
                 let mut v: Vec<&str> = vec![&s.name];
                 v.extend(s.description.as_deref());
-                v.extend(s.tags.iter().flat_map(|t| [t.key.as_str(), t.value.as_str()]));
+                v.extend(
+                    s.tags
+                        .iter()
+                        .flat_map(|t| [t.key.as_str(), t.value.as_str()]),
+                );
                 v
             }
             _ => Vec::new(),
         };
-        let (neg, pos): (Vec<&String>, Vec<&String>) = f.values.iter().partition(|v| v.starts_with('!'));
-        let pos_ok = pos.is_empty() || pos.iter().any(|p| fields.iter().any(|x| x.starts_with(p.as_str())));
-        let neg_ok = neg.iter().all(|n| !fields.iter().any(|x| x.starts_with(&n[1..])));
+        let (neg, pos): (Vec<&String>, Vec<&String>) =
+            f.values.iter().partition(|v| v.starts_with('!'));
+        let pos_ok = pos.is_empty()
+            || pos
+                .iter()
+                .any(|p| fields.iter().any(|x| x.starts_with(p.as_str())));
+        let neg_ok = neg
+            .iter()
+            .all(|n| !fields.iter().any(|x| x.starts_with(&n[1..])));
         pos_ok && neg_ok
     })
 }
@@ -338,11 +507,28 @@ fn filter_matches(filters: &[wire::Filter], s: &AwsSecret) -> bool {
 fn parse_filters(b: &Value) -> Result<Vec<wire::Filter>, AwsError> {
     let f: Vec<wire::Filter> = match b.get("Filters") {
         None | Some(Value::Null) => Vec::new(),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|err| e("SerializationException", err.to_string()))?,
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|err| e("SerializationException", err.to_string()))?,
     };
     for x in &f {
-        if !["name", "description", "tag-key", "tag-value", "primary-region", "owning-service", "all"].contains(&x.key.as_str()) {
-            return Err(e("ValidationException", format!("1 validation error detected: Value '{}' at 'filters.1.member.key' failed to satisfy constraint: Member must satisfy enum value set: [all, name, tag-key, description, owning-service, primary-region, tag-value]", x.key)));
+        if ![
+            "name",
+            "description",
+            "tag-key",
+            "tag-value",
+            "primary-region",
+            "owning-service",
+            "all",
+        ]
+        .contains(&x.key.as_str())
+        {
+            return Err(e(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value '{}' at 'filters.1.member.key' failed to satisfy constraint: Member must satisfy enum value set: [all, name, tag-key, description, owning-service, primary-region, tag-value]",
+                    x.key
+                ),
+            ));
         }
     }
     Ok(f)
@@ -357,7 +543,10 @@ impl Sm<'_> {
         if id.starts_with("arn:") {
             id.to_owned()
         } else {
-            format!("arn:aws:secretsmanager:{}:{}:secret:{id}", self.caller.region, self.caller.who.account)
+            format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{id}",
+                self.caller.region, self.caller.who.account
+            )
         }
     }
 
@@ -377,27 +566,45 @@ impl Sm<'_> {
     }
 
     fn write(&self, change: Change) -> Result<(), AwsError> {
-        self.aws.cloud.store.write(|_| Ok::<_, StoreError>((vec![change], ()))).map_err(|err| internal(&err))
+        self.aws
+            .cloud
+            .store
+            .write(|_| Ok::<_, StoreError>((vec![change], ())))
+            .map_err(|err| internal(&err))
     }
 
     fn create(&self) -> Result<Response, AwsError> {
         let name = required(self.b, "Name", "name")?;
         if !valid_name(name) {
-            return Err(e("ValidationException", format!("Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!  Got: {name}")));
+            return Err(e(
+                "ValidationException",
+                format!(
+                    "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!  Got: {name}"
+                ),
+            ));
         }
         let data = payload(self.b)?;
         let token = client_token(self.b)?;
         let tags: Vec<Tag> = match self.b.get("Tags") {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|err| e("SerializationException", err.to_string()))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|err| e("SerializationException", err.to_string()))?,
         };
         let c = self.caller;
         let suffix = super::random_alnum(6).map_err(|err| internal(&err))?;
         let arn = super::model::secret_arn(&c.region, &c.who.account, name, &suffix);
-        authorize(c, "secretsmanager:CreateSecret", None, &arn, &[("secretsmanager:Name", name)])?;
+        authorize(
+            c,
+            "secretsmanager:CreateSecret",
+            None,
+            &arn,
+            &[("secretsmanager:Name", name)],
+        )?;
         let now = self.now();
         let sealed = match &data {
-            Some((d, _)) => Some(seal(&self.aws.cloud.store, &arn, &token, d).map_err(|err| internal(&err))?),
+            Some((d, _)) => {
+                Some(seal(&self.aws.cloud.store, &arn, &token, d).map_err(|err| internal(&err))?)
+            }
             None => None,
         };
         let mut s = AwsSecret {
@@ -416,7 +623,14 @@ impl Sm<'_> {
             versions: Vec::new(),
         };
         if let (Some(sealed), Some((_, binary))) = (sealed, &data) {
-            s.versions.push(SecretVersion { id: token.clone(), stages: vec![CURRENT.into()], create_ms: now, binary: *binary, sealed, key_ref: None });
+            s.versions.push(SecretVersion {
+                id: token.clone(),
+                stages: vec![CURRENT.into()],
+                create_ms: now,
+                binary: *binary,
+                sealed,
+                key_ref: None,
+            });
         }
         let has_version = !s.versions.is_empty();
         self.aws
@@ -450,40 +664,72 @@ impl Sm<'_> {
 
     fn put_value(&self) -> Result<Response, AwsError> {
         let id = required(self.b, "SecretId", "secretId")?;
-        let (data, binary) = payload(self.b)?.ok_or_else(|| e("InvalidRequestException", "You must provide either SecretString or SecretBinary."))?;
+        let (data, binary) = payload(self.b)?.ok_or_else(|| {
+            e(
+                "InvalidRequestException",
+                "You must provide either SecretString or SecretBinary.",
+            )
+        })?;
         let token = client_token(self.b)?;
         let stages: Vec<String> = match self.b.get("VersionStages") {
             None | Some(Value::Null) => vec![CURRENT.into()],
-            Some(v) => serde_json::from_value(v.clone()).map_err(|err| e("SerializationException", err.to_string()))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|err| e("SerializationException", err.to_string()))?,
         };
         let s = self.find("secretsmanager:PutSecretValue", id)?;
         if s.deletion_ms.is_some() {
             return Err(marked_for_deletion());
         }
-        let sealed = seal(&self.aws.cloud.store, &s.arn, &token, &data).map_err(|err| internal(&err))?;
+        let sealed =
+            seal(&self.aws.cloud.store, &s.arn, &token, &data).map_err(|err| internal(&err))?;
         let now = self.now();
         let arn = s.arn.clone();
         let out = self.aws.cloud.store.write(|st| {
-            let Some(cur) = st.aws.secrets.get(&arn) else { return Err(not_found()) };
+            let Some(cur) = st.aws.secrets.get(&arn) else {
+                return Err(not_found());
+            };
             let mut s = cur.clone();
             if let Some(existing) = s.versions.iter().find(|v| v.id == token) {
                 // Idempotent retry with the same token and value; anything else is refused.
-                let same = open(&self.aws.cloud.store, &s.arn, existing).map(|d| *d == data && existing.binary == binary).unwrap_or(false);
+                let same = open(&self.aws.cloud.store, &s.arn, existing)
+                    .map(|d| *d == data && existing.binary == binary)
+                    .unwrap_or(false);
                 if same {
                     return Ok((vec![], existing.stages.clone()));
                 }
-                return Err(e("ResourceExistsException", "You can't modify an existing version, you can only create a new version."));
+                return Err(e(
+                    "ResourceExistsException",
+                    "You can't modify an existing version, you can only create a new version.",
+                ));
             }
-            add_version(&mut s, SecretVersion { id: token.clone(), stages: stages.clone(), create_ms: now, binary, sealed, key_ref: None });
+            add_version(
+                &mut s,
+                SecretVersion {
+                    id: token.clone(),
+                    stages: stages.clone(),
+                    create_ms: now,
+                    binary,
+                    sealed,
+                    key_ref: None,
+                },
+            );
             s.changed_ms = now;
-            Ok((vec![Change::PutAws(super::model::AwsDoc::Secret(s))], stages.clone()))
+            Ok((
+                vec![Change::PutAws(super::model::AwsDoc::Secret(s))],
+                stages.clone(),
+            ))
         })?;
-        Ok(ok_json(&json!({"ARN": s.arn, "Name": s.name, "VersionId": token, "VersionStages": out})))
+        Ok(ok_json(
+            &json!({"ARN": s.arn, "Name": s.name, "VersionId": token, "VersionStages": out}),
+        ))
     }
 
     fn get_value(&self) -> Result<Response, AwsError> {
         let id = required(self.b, "SecretId", "secretId")?;
-        let (vid, stage) = (str_field(self.b, "VersionId")?, str_field(self.b, "VersionStage")?);
+        let (vid, stage) = (
+            str_field(self.b, "VersionId")?,
+            str_field(self.b, "VersionStage")?,
+        );
         let mut extra = Vec::new();
         if let Some(s) = stage {
             extra.push(("secretsmanager:VersionStage", s));
@@ -493,10 +739,22 @@ impl Sm<'_> {
         }
         let st = self.aws.cloud.store.read();
         let Some(s) = resolve(&st.aws, self.caller, id, self.now()) else {
-            authorize(self.caller, "secretsmanager:GetSecretValue", None, &self.guess_arn(id), &extra)?;
+            authorize(
+                self.caller,
+                "secretsmanager:GetSecretValue",
+                None,
+                &self.guess_arn(id),
+                &extra,
+            )?;
             return Err(not_found());
         };
-        authorize(self.caller, "secretsmanager:GetSecretValue", Some(s), &s.arn, &extra)?;
+        authorize(
+            self.caller,
+            "secretsmanager:GetSecretValue",
+            Some(s),
+            &s.arn,
+            &extra,
+        )?;
         if s.deletion_ms.is_some() {
             return Err(marked_for_deletion());
         }
@@ -522,7 +780,11 @@ impl Sm<'_> {
     fn list(&self) -> Result<Response, AwsError> {
         authorize(self.caller, "secretsmanager:ListSecrets", None, "*", &[])?;
         let filters = parse_filters(self.b)?;
-        let include_deleted = self.b.get("IncludePlannedDeletion").and_then(Value::as_bool).unwrap_or(false);
+        let include_deleted = self
+            .b
+            .get("IncludePlannedDeletion")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let desc = str_field(self.b, "SortOrder")? == Some("desc");
         let (start, max) = page(self.b, 100)?;
         let now = self.now();
@@ -532,14 +794,18 @@ impl Sm<'_> {
             .secrets
             .values()
             .filter(|s| s.account == self.caller.who.account && s.region == self.caller.region)
-            .filter(|s| s.deletion_ms.is_none_or(|d| d > now) && (include_deleted || s.deletion_ms.is_none()))
+            .filter(|s| {
+                s.deletion_ms.is_none_or(|d| d > now)
+                    && (include_deleted || s.deletion_ms.is_none())
+            })
             .filter(|s| filter_matches(&filters, s))
             .collect();
         all.sort_by(|a, b| a.create_ms.cmp(&b.create_ms).then(a.name.cmp(&b.name)));
         if desc {
             all.reverse();
         }
-        let list: Vec<wire::SecretListEntry> = all.iter().skip(start).take(max).map(|s| entry(s)).collect();
+        let list: Vec<wire::SecretListEntry> =
+            all.iter().skip(start).take(max).map(|s| entry(s)).collect();
         let mut out = json!({"SecretList": list});
         if let Some(t) = next_token(start, max, all.len()) {
             out["NextToken"] = json!(t);
@@ -550,9 +816,17 @@ impl Sm<'_> {
     fn list_versions(&self) -> Result<Response, AwsError> {
         let id = required(self.b, "SecretId", "secretId")?;
         let s = self.find("secretsmanager:ListSecretVersionIds", id)?;
-        let include_deprecated = self.b.get("IncludeDeprecated").and_then(Value::as_bool).unwrap_or(false);
+        let include_deprecated = self
+            .b
+            .get("IncludeDeprecated")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let (start, max) = page(self.b, 100)?;
-        let mut vs: Vec<&SecretVersion> = s.versions.iter().filter(|v| include_deprecated || !v.stages.is_empty()).collect();
+        let mut vs: Vec<&SecretVersion> = s
+            .versions
+            .iter()
+            .filter(|v| include_deprecated || !v.stages.is_empty())
+            .collect();
         vs.reverse();
         let versions: Vec<Value> = vs
             .iter()
@@ -568,34 +842,79 @@ impl Sm<'_> {
     }
 
     fn batch_get(&self) -> Result<Response, AwsError> {
-        let req: wire::BatchGetSecretValueRequest =
-            serde_json::from_value(self.b.clone()).map_err(|err| e("SerializationException", err.to_string()))?;
-        authorize(self.caller, "secretsmanager:BatchGetSecretValue", None, "*", &[])?;
+        let req: wire::BatchGetSecretValueRequest = serde_json::from_value(self.b.clone())
+            .map_err(|err| e("SerializationException", err.to_string()))?;
+        authorize(
+            self.caller,
+            "secretsmanager:BatchGetSecretValue",
+            None,
+            "*",
+            &[],
+        )?;
         let now = self.now();
         let st = self.aws.cloud.store.read();
         let mut out = wire::BatchGetSecretValueResponse::default();
         let one = |id: &str, s: Option<&AwsSecret>, out: &mut wire::BatchGetSecretValueResponse| {
             let r = match s {
-                None => authorize(self.caller, "secretsmanager:GetSecretValue", None, &self.guess_arn(id), &[]).and(Err(not_found())),
-                Some(s) => authorize(self.caller, "secretsmanager:GetSecretValue", Some(s), &s.arn, &[])
-                    .and_then(|_| if s.deletion_ms.is_some() { Err(marked_for_deletion()) } else { Ok(()) })
-                    .and_then(|_| pick(s, None, None))
-                    .and_then(|v| value_response(self.aws, s, v)),
+                None => authorize(
+                    self.caller,
+                    "secretsmanager:GetSecretValue",
+                    None,
+                    &self.guess_arn(id),
+                    &[],
+                )
+                .and(Err(not_found())),
+                Some(s) => authorize(
+                    self.caller,
+                    "secretsmanager:GetSecretValue",
+                    Some(s),
+                    &s.arn,
+                    &[],
+                )
+                .and_then(|_| {
+                    if s.deletion_ms.is_some() {
+                        Err(marked_for_deletion())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|_| pick(s, None, None))
+                .and_then(|v| value_response(self.aws, s, v)),
             };
             match r {
                 Ok(v) => out.secret_values.push(v),
-                Err(err) => out.errors.push(wire::ApiErrorType { secret_id: id.to_owned(), error_code: err.code, message: err.message }),
+                Err(err) => out.errors.push(wire::ApiErrorType {
+                    secret_id: id.to_owned(),
+                    error_code: err.code,
+                    message: err.message,
+                }),
             }
         };
         match (&req.secret_id_list, &req.filters) {
-            (Some(_), Some(_)) => return Err(e("InvalidParameterException", "Either 'SecretIdList' or 'Filters' must be provided, but not both.")),
-            (None, None) => return Err(e("InvalidParameterException", "Either 'SecretIdList' or 'Filters' must be provided.")),
+            (Some(_), Some(_)) => {
+                return Err(e(
+                    "InvalidParameterException",
+                    "Either 'SecretIdList' or 'Filters' must be provided, but not both.",
+                ));
+            }
+            (None, None) => {
+                return Err(e(
+                    "InvalidParameterException",
+                    "Either 'SecretIdList' or 'Filters' must be provided.",
+                ));
+            }
             (Some(ids), None) => {
                 if ids.is_empty() || ids.len() > 20 {
-                    return Err(e("InvalidParameterException", "SecretIdList must contain between 1 and 20 entries."));
+                    return Err(e(
+                        "InvalidParameterException",
+                        "SecretIdList must contain between 1 and 20 entries.",
+                    ));
                 }
                 if req.max_results.is_some() {
-                    return Err(e("InvalidParameterException", "MaxResults can only be used with Filters."));
+                    return Err(e(
+                        "InvalidParameterException",
+                        "MaxResults can only be used with Filters.",
+                    ));
                 }
                 for id in ids {
                     one(id, resolve(&st.aws, self.caller, id, now), &mut out);
@@ -608,7 +927,11 @@ impl Sm<'_> {
                     .aws
                     .secrets
                     .values()
-                    .filter(|s| s.account == self.caller.who.account && s.region == self.caller.region && s.deletion_ms.is_none())
+                    .filter(|s| {
+                        s.account == self.caller.who.account
+                            && s.region == self.caller.region
+                            && s.deletion_ms.is_none()
+                    })
                     .filter(|s| filter_matches(filters, s))
                     .collect();
                 for s in all.iter().skip(start).take(max) {
@@ -622,20 +945,35 @@ impl Sm<'_> {
 
     fn delete(&self) -> Result<Response, AwsError> {
         let id = required(self.b, "SecretId", "secretId")?;
-        let force = self.b.get("ForceDeleteWithoutRecovery").and_then(Value::as_bool).unwrap_or(false);
+        let force = self
+            .b
+            .get("ForceDeleteWithoutRecovery")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let window = self.b.get("RecoveryWindowInDays").and_then(Value::as_i64);
         if force && window.is_some() {
-            return Err(e("InvalidParameterException", "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."));
+            return Err(e(
+                "InvalidParameterException",
+                "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
+            ));
         }
         let days = window.unwrap_or(30);
         if !(7..=30).contains(&days) {
-            return Err(e("InvalidParameterException", "RecoveryWindowInDays value must be between 7 and 30 days (inclusive)."));
+            return Err(e(
+                "InvalidParameterException",
+                "RecoveryWindowInDays value must be between 7 and 30 days (inclusive).",
+            ));
         }
         let s = self.find("secretsmanager:DeleteSecret", id)?;
         let now = self.now();
         if force {
-            self.write(Change::DeleteAws { kind: "aws_secret", key: s.arn.clone() })?;
-            return Ok(ok_json(&json!({"ARN": s.arn, "Name": s.name, "DeletionDate": secs(now)})));
+            self.write(Change::DeleteAws {
+                kind: "aws_secret",
+                key: s.arn.clone(),
+            })?;
+            return Ok(ok_json(
+                &json!({"ARN": s.arn, "Name": s.name, "DeletionDate": secs(now)}),
+            ));
         }
         if s.deletion_ms.is_some() {
             return Err(marked_for_deletion());
@@ -644,7 +982,9 @@ impl Sm<'_> {
         d.deletion_ms = Some(now + days * 86_400_000);
         d.deleted_ms = Some(now);
         self.write(Change::PutAws(super::model::AwsDoc::Secret(d.clone())))?;
-        Ok(ok_json(&json!({"ARN": d.arn, "Name": d.name, "DeletionDate": secs(d.deletion_ms.unwrap_or(now))})))
+        Ok(ok_json(
+            &json!({"ARN": d.arn, "Name": d.name, "DeletionDate": secs(d.deletion_ms.unwrap_or(now))}),
+        ))
     }
 
     fn restore(&self) -> Result<Response, AwsError> {
@@ -671,19 +1011,40 @@ mod tests {
     use super::*;
 
     fn v(id: &str, stages: &[&str]) -> SecretVersion {
-        SecretVersion { id: id.into(), stages: stages.iter().map(|s| s.to_string()).collect(), create_ms: 0, binary: false, sealed: String::new(), key_ref: None }
+        SecretVersion {
+            id: id.into(),
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            create_ms: 0,
+            binary: false,
+            sealed: String::new(),
+            key_ref: None,
+        }
     }
 
     #[test]
     fn stages_move_as_aws_moves_them() {
         let mut s = AwsSecret {
-            arn: "a".into(), account: "1".into(), region: "r".into(), name: "n".into(), description: None, kms_key_id: None, tags: vec![],
-            create_ms: 0, changed_ms: 0, deletion_ms: None, deleted_ms: None, policy: None, versions: vec![v("1", &[CURRENT])],
+            arn: "a".into(),
+            account: "1".into(),
+            region: "r".into(),
+            name: "n".into(),
+            description: None,
+            kms_key_id: None,
+            tags: vec![],
+            create_ms: 0,
+            changed_ms: 0,
+            deletion_ms: None,
+            deleted_ms: None,
+            policy: None,
+            versions: vec![v("1", &[CURRENT])],
         };
         add_version(&mut s, v("2", &[CURRENT]));
         assert_eq!(s.versions[0].stages, vec![PREVIOUS]);
         add_version(&mut s, v("3", &["AWSPENDING"]));
-        assert_eq!(s.version_with_stage(CURRENT).map(|v| v.id.as_str()), Some("2"));
+        assert_eq!(
+            s.version_with_stage(CURRENT).map(|v| v.id.as_str()),
+            Some("2")
+        );
         add_version(&mut s, v("4", &[CURRENT]));
         assert!(s.versions[0].stages.is_empty());
         assert_eq!(s.versions[1].stages, vec![PREVIOUS]);

@@ -9,7 +9,10 @@
 //! the versions declared with `value_from_key` are re-sealed with the current
 //! key file (same version id and stages; only the `token_uri` differs).
 
-use super::model::{AccessKey, Account, AwsDoc, AwsSecret, Ec2Instance, EcsTask, IamUser, OidcProvider, Role, SecretVersion, TaskSecret, Tag};
+use super::model::{
+    AccessKey, Account, AwsDoc, AwsSecret, Ec2Instance, EcsTask, IamUser, OidcProvider, Role,
+    SecretVersion, Tag, TaskSecret,
+};
 use super::secretsmanager::{CURRENT, PREVIOUS, seal};
 use super::world::AwsWorld;
 use super::{random_alnum, random_upper, uuid4};
@@ -25,7 +28,10 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
     let store = &cloud.store;
     let mut out = Vec::new();
     for a in &w.accounts {
-        out.push(Change::PutAws(AwsDoc::Account(Account { id: a.id.clone(), alias: a.alias.clone() })));
+        out.push(Change::PutAws(AwsDoc::Account(Account {
+            id: a.id.clone(),
+            alias: a.alias.clone(),
+        })));
     }
     for u in &w.users {
         let arn = super::model::user_arn(&u.account, &u.name);
@@ -40,8 +46,16 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
             let id = format!("AKIA{}", random_upper(16)?);
             let mut secret = STANDARD.encode(crypto::random_bytes::<30>()?);
             secret.truncate(40);
-            let sealed = store.master.seal(format!("aws-key:{id}").as_bytes(), secret.as_bytes())?;
-            out.push(Change::PutAws(AwsDoc::Key(AccessKey { id, user_arn: arn.clone(), sealed_secret: STANDARD.encode(sealed), create_ms: now, status: "Active".into() })));
+            let sealed = store
+                .master
+                .seal(format!("aws-key:{id}").as_bytes(), secret.as_bytes())?;
+            out.push(Change::PutAws(AwsDoc::Key(AccessKey {
+                id,
+                user_arn: arn.clone(),
+                sealed_secret: STANDARD.encode(sealed),
+                create_ms: now,
+                status: "Active".into(),
+            })));
         }
     }
     for r in &w.roles {
@@ -50,7 +64,10 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
             name: r.name.clone(),
             arn: super::model::role_arn(&r.account, &r.name),
             id: format!("AROA{}", random_upper(17)?),
-            trust: r.trust.clone().unwrap_or_else(|| serde_json::json!({"Version": "2012-10-17", "Statement": []})),
+            trust: r
+                .trust
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({"Version": "2012-10-17", "Statement": []})),
             policies: r.policies.clone(),
             max_session_secs: r.max_session_secs.unwrap_or(3600),
         })));
@@ -71,10 +88,16 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
             name: i.name.clone(),
             account: i.account.clone(),
             region: i.region.clone(),
-            availability_zone: i.availability_zone.clone().unwrap_or_else(|| format!("{}a", i.region)),
+            availability_zone: i
+                .availability_zone
+                .clone()
+                .unwrap_or_else(|| format!("{}a", i.region)),
             instance_id: format!("i-{}", &crypto::random_hex(9)?[..17]),
             instance_type: i.instance_type.clone().unwrap_or_else(|| "t3.micro".into()),
-            role_arn: i.role.as_ref().map(|r| super::model::role_arn(&i.account, r)),
+            role_arn: i
+                .role
+                .as_ref()
+                .map(|r| super::model::role_arn(&i.account, r)),
             create_ms: now,
         })));
     }
@@ -88,9 +111,22 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
             revision: 1,
             task_id: crypto::random_hex(16)?,
             credentials_id: uuid4()?,
-            task_role_arn: t.task_role.as_ref().map(|r| super::model::role_arn(&t.account, r)),
-            execution_role_arn: t.execution_role.as_ref().map(|r| super::model::role_arn(&t.account, r)),
-            secrets: t.secrets.iter().map(|s| TaskSecret { name: s.name.clone(), value_from: s.value_from.clone() }).collect(),
+            task_role_arn: t
+                .task_role
+                .as_ref()
+                .map(|r| super::model::role_arn(&t.account, r)),
+            execution_role_arn: t
+                .execution_role
+                .as_ref()
+                .map(|r| super::model::role_arn(&t.account, r)),
+            secrets: t
+                .secrets
+                .iter()
+                .map(|s| TaskSecret {
+                    name: s.name.clone(),
+                    value_from: s.value_from.clone(),
+                })
+                .collect(),
             environment: t.environment.clone(),
             create_ms: now,
         })));
@@ -115,7 +151,14 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
                 // Rendered with the live token endpoint at each start (`refresh`).
                 _ => (b"{}".to_vec(), false),
             };
-            versions.push(SecretVersion { sealed: seal(store, &arn, &id, &data)?, id, stages, create_ms: now, binary, key_ref: v.value_from_key.clone() });
+            versions.push(SecretVersion {
+                sealed: seal(store, &arn, &id, &data)?,
+                id,
+                stages,
+                create_ms: now,
+                binary,
+                key_ref: v.value_from_key.clone(),
+            });
         }
         out.push(Change::PutAws(AwsDoc::Secret(AwsSecret {
             arn,
@@ -124,7 +167,14 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
             name: s.name.clone(),
             description: s.description.clone(),
             kms_key_id: s.kms_key_id.clone(),
-            tags: s.tags.iter().map(|(k, v)| Tag { key: k.clone(), value: v.clone() }).collect(),
+            tags: s
+                .tags
+                .iter()
+                .map(|(k, v)| Tag {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
             create_ms: now,
             changed_ms: now,
             deletion_ms: None,
@@ -140,7 +190,15 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
 /// Google key (re-sealed with `token_uri`), and each IAM user's credentials
 /// file at `DATA/aws/users/ACCOUNT/NAME/credentials`.
 pub fn refresh(cloud: &Cloud, token_uri: &str) -> Result<(), CloudError> {
-    let secrets: Vec<AwsSecret> = cloud.store.read().aws.secrets.values().filter(|s| s.versions.iter().any(|v| v.key_ref.is_some())).cloned().collect();
+    let secrets: Vec<AwsSecret> = cloud
+        .store
+        .read()
+        .aws
+        .secrets
+        .values()
+        .filter(|s| s.versions.iter().any(|v| v.key_ref.is_some()))
+        .cloned()
+        .collect();
     let mut ch = Vec::new();
     for mut s in secrets {
         for v in &mut s.versions {
@@ -156,24 +214,58 @@ pub fn refresh(cloud: &Cloud, token_uri: &str) -> Result<(), CloudError> {
     }
     let keys: Vec<(AccessKey, String, String)> = {
         let st = cloud.store.read();
-        st.aws.keys.values().filter_map(|k| st.aws.users.get(&k.user_arn).map(|u| (k.clone(), u.account.clone(), u.name.clone()))).collect()
+        st.aws
+            .keys
+            .values()
+            .filter_map(|k| {
+                st.aws
+                    .users
+                    .get(&k.user_arn)
+                    .map(|u| (k.clone(), u.account.clone(), u.name.clone()))
+            })
+            .collect()
     };
     let mut files: std::collections::BTreeMap<std::path::PathBuf, String> = Default::default();
     for (k, account, name) in keys {
-        let raw = STANDARD.decode(&k.sealed_secret).map_err(|e| crypto::CryptoError::BadKey(e.to_string()))?;
-        let secret = cloud.store.master.open(format!("aws-key:{}", k.id).as_bytes(), &raw)?;
-        let path = cloud.data_dir.join("aws").join("users").join(&account).join(&name).join("credentials");
+        let raw = STANDARD
+            .decode(&k.sealed_secret)
+            .map_err(|e| crypto::CryptoError::BadKey(e.to_string()))?;
+        let secret = cloud
+            .store
+            .master
+            .open(format!("aws-key:{}", k.id).as_bytes(), &raw)?;
+        let path = cloud
+            .data_dir
+            .join("aws")
+            .join("users")
+            .join(&account)
+            .join(&name)
+            .join("credentials");
         let text = files.entry(path).or_default();
         // The first key is the default profile; a second one is `[key2]`.
-        let profile = if text.is_empty() { "default".to_owned() } else { "key2".to_owned() };
-        text.push_str(&format!("[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {}\n", k.id, String::from_utf8_lossy(&secret)));
+        let profile = if text.is_empty() {
+            "default".to_owned()
+        } else {
+            "key2".to_owned()
+        };
+        text.push_str(&format!(
+            "[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            k.id,
+            String::from_utf8_lossy(&secret)
+        ));
     }
     for (path, text) in files {
         let text = zeroize::Zeroizing::new(text);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| CloudError::Io { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| CloudError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
-        crypto::write_private(&path, text.as_bytes()).map_err(|source| CloudError::Io { path: path.display().to_string(), source })?;
+        crypto::write_private(&path, text.as_bytes()).map_err(|source| CloudError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     Ok(())
 }

@@ -53,7 +53,10 @@ pub enum SigError {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 fn query_pairs(q: &str) -> Vec<(String, String)> {
@@ -67,7 +70,9 @@ fn query_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 fn pct_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Parses the claimed signature from the headers or the query.
@@ -90,11 +95,15 @@ pub fn parse(req: &Request<'_>) -> Result<Claimed, SigError> {
                 sig = Some(v);
             }
         }
-        let missing: Vec<&str> = [("Credential", cred.is_none()), ("Signature", sig.is_none()), ("SignedHeaders", signed.is_none())]
-            .iter()
-            .filter(|(_, m)| *m)
-            .map(|(n, _)| *n)
-            .collect();
+        let missing: Vec<&str> = [
+            ("Credential", cred.is_none()),
+            ("Signature", sig.is_none()),
+            ("SignedHeaders", signed.is_none()),
+        ]
+        .iter()
+        .filter(|(_, m)| *m)
+        .map(|(n, _)| *n)
+        .collect();
         if !missing.is_empty() {
             return Err(SigError::Incomplete(format!(
                 "Authorization header requires '{}' parameter. Authorization={auth}",
@@ -104,7 +113,14 @@ pub fn parse(req: &Request<'_>) -> Result<Claimed, SigError> {
         let amz_date = header(req.headers, "x-amz-date").or_else(|| header(req.headers, "date")).ok_or_else(|| {
             SigError::Incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into())
         })?;
-        return claimed(cred.unwrap_or(""), signed.unwrap_or(""), sig.unwrap_or(""), amz_date, token, None);
+        return claimed(
+            cred.unwrap_or(""),
+            signed.unwrap_or(""),
+            sig.unwrap_or(""),
+            amz_date,
+            token,
+            None,
+        );
     }
     let q = query_pairs(req.query);
     let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -112,33 +128,70 @@ pub fn parse(req: &Request<'_>) -> Result<Claimed, SigError> {
         return Err(SigError::Missing);
     }
     if get("X-Amz-Algorithm") != Some(ALGORITHM) {
-        return Err(SigError::Incomplete("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"".into()));
+        return Err(SigError::Incomplete(
+            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"".into(),
+        ));
     }
-    let need = |k: &str| get(k).ok_or_else(|| SigError::Incomplete(format!("AWS query-string parameters must include '{k}'.")));
-    let expires = need("X-Amz-Expires")?.parse::<i64>().map_err(|_| SigError::Incomplete("X-Amz-Expires must be a number of seconds".into()))?;
+    let need = |k: &str| {
+        get(k).ok_or_else(|| {
+            SigError::Incomplete(format!("AWS query-string parameters must include '{k}'."))
+        })
+    };
+    let expires = need("X-Amz-Expires")?
+        .parse::<i64>()
+        .map_err(|_| SigError::Incomplete("X-Amz-Expires must be a number of seconds".into()))?;
     let token = get("X-Amz-Security-Token").map(str::to_owned).or(token);
-    claimed(need("X-Amz-Credential")?, need("X-Amz-SignedHeaders")?, need("X-Amz-Signature")?, need("X-Amz-Date")?, token, Some(expires))
+    claimed(
+        need("X-Amz-Credential")?,
+        need("X-Amz-SignedHeaders")?,
+        need("X-Amz-Signature")?,
+        need("X-Amz-Date")?,
+        token,
+        Some(expires),
+    )
 }
 
-fn claimed(cred: &str, signed: &str, sig: &str, amz_date: &str, token: Option<String>, presigned_expires: Option<i64>) -> Result<Claimed, SigError> {
+fn claimed(
+    cred: &str,
+    signed: &str,
+    sig: &str,
+    amz_date: &str,
+    token: Option<String>,
+    presigned_expires: Option<i64>,
+) -> Result<Claimed, SigError> {
     let mut parts = cred.split('/');
-    let (Some(key), Some(date), Some(region), Some(service), Some(term), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SigError::Incomplete(format!("Credential should be scoped to a valid region, not '{cred}'. ")));
+    let (Some(key), Some(date), Some(region), Some(service), Some(term), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(SigError::Incomplete(format!(
+            "Credential should be scoped to a valid region, not '{cred}'. "
+        )));
     };
     if term != "aws4_request" {
-        return Err(SigError::Incomplete(format!("Credential should be scoped with a valid terminator: 'aws4_request', not '{term}'. ")));
+        return Err(SigError::Incomplete(format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{term}'. "
+        )));
     }
     if key.is_empty() || region.is_empty() || service.is_empty() || date.len() != 8 {
-        return Err(SigError::Incomplete(format!("Credential should be scoped to a valid region, not '{cred}'. ")));
+        return Err(SigError::Incomplete(format!(
+            "Credential should be scoped to a valid region, not '{cred}'. "
+        )));
     }
     Ok(Claimed {
         access_key: key.to_owned(),
         scope_date: date.to_owned(),
         region: region.to_owned(),
         service: service.to_owned(),
-        signed_headers: signed.split(';').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
+        signed_headers: signed
+            .split(';')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect(),
         signature: sig.trim().to_ascii_lowercase(),
         amz_date: amz_date.trim().to_owned(),
         security_token: token,
@@ -149,11 +202,18 @@ fn claimed(cred: &str, signed: &str, sig: &str, amz_date: &str, token: Option<St
 /// Seconds since the epoch of an `X-Amz-Date` (`20150830T123600Z`).
 pub fn parse_amz_date(s: &str) -> Option<i64> {
     let t = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", s).ok()?;
-    Some(t.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_second())
+    Some(
+        t.to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_second(),
+    )
 }
 
 pub fn format_amz_date(secs: i64) -> String {
-    jiff::Timestamp::from_second(secs).map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string()).unwrap_or_default()
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_default()
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -213,7 +273,11 @@ fn canonical_query(query: &str, presigned: bool) -> String {
         .map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false)))
         .collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Appends a header value trimmed, its inner runs of whitespace as one space.
@@ -237,7 +301,13 @@ fn sha256_hex(b: &[u8]) -> String {
 /// The canonical request for `req` as `c` describes its signature.
 pub fn canonical_request(req: &Request<'_>, c: &Claimed) -> String {
     // One buffer, sized for a typical request, written in place.
-    let mut s = String::with_capacity(256 + req.headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>());
+    let mut s = String::with_capacity(
+        256 + req
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>(),
+    );
     s.push_str(req.method);
     s.push('\n');
     uri_encode_into(&mut s, &normalize_path(req.path), true);
@@ -247,7 +317,12 @@ pub fn canonical_request(req: &Request<'_>, c: &Claimed) -> String {
     for name in &c.signed_headers {
         s.push_str(name);
         s.push(':');
-        for (i, (_, v)) in req.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).enumerate() {
+        for (i, (_, v)) in req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .enumerate()
+        {
             if i > 0 {
                 s.push(',');
             }
@@ -268,8 +343,26 @@ pub fn canonical_request(req: &Request<'_>, c: &Claimed) -> String {
 }
 
 pub fn string_to_sign(canonical: &str, c: &Claimed) -> String {
-    let mut s = String::with_capacity(ALGORITHM.len() + c.amz_date.len() + c.scope_date.len() + c.region.len() + c.service.len() + 86);
-    for part in [ALGORITHM, "\n", &c.amz_date, "\n", &c.scope_date, "/", &c.region, "/", &c.service, "/aws4_request\n"] {
+    let mut s = String::with_capacity(
+        ALGORITHM.len()
+            + c.amz_date.len()
+            + c.scope_date.len()
+            + c.region.len()
+            + c.service.len()
+            + 86,
+    );
+    for part in [
+        ALGORITHM,
+        "\n",
+        &c.amz_date,
+        "\n",
+        &c.scope_date,
+        "/",
+        &c.region,
+        "/",
+        &c.service,
+        "/aws4_request\n",
+    ] {
         s.push_str(part);
     }
     s.push_str(&sha256_hex(canonical.as_bytes()));
@@ -295,7 +388,13 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hma
 }
 
 /// The hex signature of `string_to_sign` with the key derived from `secret`.
-pub fn signature(secret: &str, date: &str, region: &str, service: &str, string_to_sign: &str) -> String {
+pub fn signature(
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+    string_to_sign: &str,
+) -> String {
     signature_with_key(&signing_key(secret, date, region, service), string_to_sign)
 }
 
@@ -306,7 +405,11 @@ pub fn signature_with_key(key: &hmac::Key, string_to_sign: &str) -> String {
 
 /// Does the request's signature verify with `secret`? (Constant-time compare.)
 pub fn verify(req: &Request<'_>, c: &Claimed, secret: &str) -> bool {
-    verify_with_key(req, c, &signing_key(secret, &c.scope_date, &c.region, &c.service))
+    verify_with_key(
+        req,
+        c,
+        &signing_key(secret, &c.scope_date, &c.region, &c.service),
+    )
 }
 
 /// Does the request's signature verify with `key`, the [`signing_key`] of the
@@ -314,20 +417,32 @@ pub fn verify(req: &Request<'_>, c: &Claimed, secret: &str) -> bool {
 /// every time; only the key derivation is the caller's to reuse.
 pub fn verify_with_key(req: &Request<'_>, c: &Claimed, key: &hmac::Key) -> bool {
     let expected = signature_with_key(key, &string_to_sign(&canonical_request(req, c), c));
-    aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), c.signature.as_bytes()).is_ok()
+    aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), c.signature.as_bytes())
+        .is_ok()
 }
 
 /// Signs a request (for tests and for the cloud's own calls): returns the
 /// headers to add (`x-amz-date`, optionally `x-amz-security-token`, `authorization`).
 /// Every header in `req.headers` plus those added is signed.
-pub fn sign(req: &Request<'_>, access_key: &str, secret: &str, token: Option<&str>, region: &str, service: &str, now_secs: i64) -> Vec<(String, String)> {
+pub fn sign(
+    req: &Request<'_>,
+    access_key: &str,
+    secret: &str,
+    token: Option<&str>,
+    region: &str,
+    service: &str,
+    now_secs: i64,
+) -> Vec<(String, String)> {
     let amz_date = format_amz_date(now_secs);
     let mut headers: Vec<(String, String)> = req.headers.to_vec();
     headers.push(("x-amz-date".into(), amz_date.clone()));
     if let Some(t) = token {
         headers.push(("x-amz-security-token".into(), t.to_owned()));
     }
-    let mut names: Vec<String> = headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
     names.sort();
     names.dedup();
     let c = Claimed {
@@ -341,7 +456,13 @@ pub fn sign(req: &Request<'_>, access_key: &str, secret: &str, token: Option<&st
         security_token: None,
         presigned_expires: None,
     };
-    let r = Request { method: req.method, path: req.path, query: req.query, headers: &headers, body: req.body };
+    let r = Request {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        headers: &headers,
+        body: req.body,
+    };
     let sts = string_to_sign(&canonical_request(&r, &c), &c);
     let sig = signature(secret, &c.scope_date, region, service, &sts);
     let mut out = vec![("x-amz-date".to_owned(), amz_date)];
@@ -371,8 +492,22 @@ mod tests {
     #[test]
     fn sign_then_verify() {
         let headers = vec![("host".to_owned(), "127.0.0.1:1".to_owned())];
-        let r = Request { method: "POST", path: "/", query: "", headers: &headers, body: b"Action=GetCallerIdentity" };
-        let add = sign(&r, "AKIDEXAMPLE", "secret", None, "us-east-1", "sts", 1_700_000_000);
+        let r = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"Action=GetCallerIdentity",
+        };
+        let add = sign(
+            &r,
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            "us-east-1",
+            "sts",
+            1_700_000_000,
+        );
         let mut all = headers.clone();
         all.extend(add);
         let r = Request { headers: &all, ..r };

@@ -5,7 +5,7 @@
 //! Google (`accounts.google.com`, signed by this cloud's ID-token key) and of
 //! the IAM OIDC providers the world declares (see [`web_identity`]).
 
-use super::{AwsError, Aws, Caller, Proto, Received, policy};
+use super::{Aws, AwsError, Caller, Proto, Received, policy};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
@@ -60,11 +60,16 @@ fn err(status: u16, code: &str, msg: impl Into<String>) -> AwsError {
 }
 
 fn params(r: &Received) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = r.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-    let form = r
-        .headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let mut out: Vec<(String, String)> = r
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let form = r.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("content-type")
+            && v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+    });
     if form || (r.method == axum::http::Method::POST && !r.body.is_empty()) {
         out.extend(form_urlencoded::parse(&r.body).into_owned());
     }
@@ -82,7 +87,8 @@ fn ok(action: &str, body: impl FnOnce(&mut Xml)) -> Response {
     x.close("ResponseMetadata");
     x.close(&format!("{action}Response"));
     let mut r = x.finish().into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     r
 }
 
@@ -93,7 +99,11 @@ pub fn dispatch(aws: &Aws, r: &Received) -> Result<Response, AwsError> {
         return Err(err(400, "MissingAction", "Missing Action"));
     };
     if let Some(v) = get("Version").filter(|v| *v != "2011-06-15") {
-        return Err(err(400, "InvalidAction", format!("Could not find operation {action} for version {v}")));
+        return Err(err(
+            400,
+            "InvalidAction",
+            format!("Could not find operation {action} for version {v}"),
+        ));
     }
     if action == "AssumeRoleWithWebIdentity" {
         // Unsigned by design: the token is the credential.
@@ -107,30 +117,73 @@ pub fn dispatch(aws: &Aws, r: &Received) -> Result<Response, AwsError> {
             x.leaf("Account", &caller.who.account);
         })),
         "AssumeRole" => assume_role(aws, &caller, &get),
-        other => Err(err(400, "InvalidAction", format!("Could not find operation {other} for version 2011-06-15"))),
+        other => Err(err(
+            400,
+            "InvalidAction",
+            format!("Could not find operation {other} for version 2011-06-15"),
+        )),
     }
 }
 
 fn validation(field: &str, value: &str, constraint: &str) -> AwsError {
-    err(400, "ValidationError", format!("1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"))
+    err(
+        400,
+        "ValidationError",
+        format!(
+            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+        ),
+    )
 }
 
 /// The parameters AssumeRole and AssumeRoleWithWebIdentity share: (role ARN, session name).
-fn role_and_session<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<(&'a str, &'a str), AwsError> {
-    let role_arn = get("RoleArn").ok_or_else(|| err(400, "MissingParameter", "The request must contain the parameter RoleArn"))?;
-    let session = get("RoleSessionName").ok_or_else(|| err(400, "MissingParameter", "The request must contain the parameter RoleSessionName"))?;
+fn role_and_session<'a>(
+    get: &dyn Fn(&str) -> Option<&'a str>,
+) -> Result<(&'a str, &'a str), AwsError> {
+    let role_arn = get("RoleArn").ok_or_else(|| {
+        err(
+            400,
+            "MissingParameter",
+            "The request must contain the parameter RoleArn",
+        )
+    })?;
+    let session = get("RoleSessionName").ok_or_else(|| {
+        err(
+            400,
+            "MissingParameter",
+            "The request must contain the parameter RoleSessionName",
+        )
+    })?;
     if !(2..=64).contains(&session.len()) {
-        return Err(validation("roleSessionName", session, "Member must have length between 2 and 64"));
+        return Err(validation(
+            "roleSessionName",
+            session,
+            "Member must have length between 2 and 64",
+        ));
     }
-    if !session.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b)) {
-        return Err(validation("roleSessionName", session, "Member must satisfy regular expression pattern: [\\w+=,.@-]*"));
+    if !session
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
+    {
+        return Err(validation(
+            "roleSessionName",
+            session,
+            "Member must satisfy regular expression pattern: [\\w+=,.@-]*",
+        ));
     }
     if role_arn.len() < 20 || !role_arn.starts_with("arn:") {
-        return Err(validation("roleArn", role_arn, "Member must have length greater than or equal to 20"));
+        return Err(validation(
+            "roleArn",
+            role_arn,
+            "Member must have length greater than or equal to 20",
+        ));
     }
     if get("Policy").is_some() || get("PolicyArns.member.1.arn").is_some() {
         // Fail closed: a session policy only narrows, and ignoring it would grant more than AWS does.
-        return Err(err(400, "ValidationError", "Session policies (Policy, PolicyArns) are not supported by the keyway local cloud."));
+        return Err(err(
+            400,
+            "ValidationError",
+            "Session policies (Policy, PolicyArns) are not supported by the keyway local cloud.",
+        ));
     }
     Ok((role_arn, session))
 }
@@ -140,15 +193,23 @@ fn duration<'a>(get: &dyn Fn(&str) -> Option<&'a str>, max: i64) -> Result<i64, 
     match get("DurationSeconds") {
         None => Ok(3600.min(max)),
         Some(s) => {
-            let d: i64 = s.parse().map_err(|_| validation("durationSeconds", s, "Member must be a number"))?;
+            let d: i64 = s
+                .parse()
+                .map_err(|_| validation("durationSeconds", s, "Member must be a number"))?;
             if d < 900 {
-                return Err(validation("durationSeconds", s, "Member must have value greater than or equal to 900"));
+                return Err(validation(
+                    "durationSeconds",
+                    s,
+                    "Member must have value greater than or equal to 900",
+                ));
             }
             if d > max {
                 return Err(validation(
                     "durationSeconds",
                     s,
-                    &format!("The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({max} seconds)."),
+                    &format!(
+                        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({max} seconds)."
+                    ),
                 ));
             }
             Ok(d)
@@ -157,10 +218,21 @@ fn duration<'a>(get: &dyn Fn(&str) -> Option<&'a str>, max: i64) -> Result<i64, 
 }
 
 /// The `AssumedRoleUser` and `Credentials` elements.
-fn write_session(x: &mut Xml, role: &super::model::Role, session: &str, creds: &super::TempCredentials) {
+fn write_session(
+    x: &mut Xml,
+    role: &super::model::Role,
+    session: &str,
+    creds: &super::TempCredentials,
+) {
     x.open("AssumedRoleUser");
     x.leaf("AssumedRoleId", &format!("{}:{session}", role.id));
-    x.leaf("Arn", &format!("arn:aws:sts::{}:assumed-role/{}/{session}", role.account, role.name));
+    x.leaf(
+        "Arn",
+        &format!(
+            "arn:aws:sts::{}:assumed-role/{}/{session}",
+            role.account, role.name
+        ),
+    );
     x.close("AssumedRoleUser");
     x.open("Credentials");
     x.leaf("AccessKeyId", &creds.access_key_id);
@@ -170,29 +242,78 @@ fn write_session(x: &mut Xml, role: &super::model::Role, session: &str, creds: &
     x.close("Credentials");
 }
 
-fn assume_role<'a>(aws: &Aws, caller: &Caller, get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Response, AwsError> {
+fn assume_role<'a>(
+    aws: &Aws,
+    caller: &Caller,
+    get: &dyn Fn(&str) -> Option<&'a str>,
+) -> Result<Response, AwsError> {
     let (role_arn, session) = role_and_session(get)?;
     let mut ctx = BTreeMap::new();
     if let Some(e) = get("ExternalId") {
         ctx.insert("sts:ExternalId".to_owned(), e.to_owned());
     }
-    ctx.insert("aws:PrincipalArn".to_owned(), caller.who.principal_arns.first().cloned().unwrap_or_default());
-    ctx.insert("aws:PrincipalAccount".to_owned(), caller.who.account.clone());
+    ctx.insert(
+        "aws:PrincipalArn".to_owned(),
+        caller
+            .who
+            .principal_arns
+            .first()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    ctx.insert(
+        "aws:PrincipalAccount".to_owned(),
+        caller.who.account.clone(),
+    );
     let st = aws.cloud.store.read();
-    let denied = || err(403, "AccessDenied", policy::denial_message(&caller.who, "sts:AssumeRole", role_arn, policy::Decision::ImplicitDeny { resource_needed: false }));
+    let denied = || {
+        err(
+            403,
+            "AccessDenied",
+            policy::denial_message(
+                &caller.who,
+                "sts:AssumeRole",
+                role_arn,
+                policy::Decision::ImplicitDeny {
+                    resource_needed: false,
+                },
+            ),
+        )
+    };
     // AWS answers the same whether the role is missing or the caller may not assume it.
-    let Some(role) = st.aws.roles.get(role_arn).cloned() else { return Err(denied()) };
+    let Some(role) = st.aws.roles.get(role_arn).cloned() else {
+        return Err(denied());
+    };
     drop(st);
-    let d = policy::decide_trust(&caller.who, &caller.identity_policies, &role.trust, &role.account, &role.arn, "sts:AssumeRole", &ctx);
+    let d = policy::decide_trust(
+        &caller.who,
+        &caller.identity_policies,
+        &role.trust,
+        &role.account,
+        &role.arn,
+        "sts:AssumeRole",
+        &ctx,
+    );
     if d != policy::Decision::Allow {
         // The trust policy is the gate: a denial reads as AWS prints it for AssumeRole.
-        let m = format!("User: {} is not authorized to perform: sts:AssumeRole on resource: {}", caller.who.arn, role.arn);
+        let m = format!(
+            "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
+            caller.who.arn, role.arn
+        );
         return Err(err(403, "AccessDenied", m));
     }
-    let max = if caller.session.is_some() { 3600 } else { role.max_session_secs };
+    let max = if caller.session.is_some() {
+        3600
+    } else {
+        role.max_session_secs
+    };
     let duration = duration(get, max)?;
-    let creds = aws.issue(&role.arn, session, duration).map_err(|e| AwsError::internal(Proto::Query, &e))?;
-    Ok(ok("AssumeRole", |x| write_session(x, &role, session, &creds)))
+    let creds = aws
+        .issue(&role.arn, session, duration)
+        .map_err(|e| AwsError::internal(Proto::Query, &e))?;
+    Ok(ok("AssumeRole", |x| {
+        write_session(x, &role, session, &creds)
+    }))
 }
 
 pub mod web_identity {
@@ -228,7 +349,9 @@ pub mod web_identity {
     }
 
     fn not_a_jwt() -> AwsError {
-        invalid("The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)")
+        invalid(
+            "The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)",
+        )
     }
 
     /// An RSA key of a JWKS: (kid, modulus, exponent).
@@ -236,16 +359,26 @@ pub mod web_identity {
 
     /// The RSA signing keys of a JWKS document (`{"keys": [...]}`).
     pub fn jwks_keys(v: &Value) -> Result<Vec<Jwk>, String> {
-        let keys = v.get("keys").and_then(Value::as_array).ok_or("a JWKS document needs a `keys` list")?;
+        let keys = v
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or("a JWKS document needs a `keys` list")?;
         let mut out = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             if k.get("kty").and_then(Value::as_str) != Some("RSA") {
                 continue;
             }
             let part = |name: &str| {
-                k.get(name).and_then(Value::as_str).and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()).ok_or(format!("keys[{i}]: `{name}` is not base64url"))
+                k.get(name)
+                    .and_then(Value::as_str)
+                    .and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok())
+                    .ok_or(format!("keys[{i}]: `{name}` is not base64url"))
             };
-            out.push((k.get("kid").and_then(Value::as_str).map(str::to_owned), part("n")?, part("e")?));
+            out.push((
+                k.get("kid").and_then(Value::as_str).map(str::to_owned),
+                part("n")?,
+                part("e")?,
+            ));
         }
         if out.is_empty() {
             return Err("no RSA key (kty RSA) in `keys`".into());
@@ -277,16 +410,39 @@ pub mod web_identity {
     fn issuer(aws: &Aws, iss: &str, role_account: &str) -> Result<Issuer, AwsError> {
         if iss == "https://accounts.google.com" || iss == GOOGLE {
             let j = aws.cloud.signer.jwk();
-            let keys = jwks_keys(&json!({"keys": [j]})).map_err(|e| AwsError::internal(Proto::Query, &e))?;
-            return Ok(Issuer { principal: GOOGLE.into(), prefix: GOOGLE.into(), keys, client_ids: None });
+            let keys = jwks_keys(&json!({"keys": [j]}))
+                .map_err(|e| AwsError::internal(Proto::Query, &e))?;
+            return Ok(Issuer {
+                principal: GOOGLE.into(),
+                prefix: GOOGLE.into(),
+                keys,
+                client_ids: None,
+            });
         }
-        let none = || invalid(format!("No OpenIDConnect provider found in your account for {iss}"));
+        let none = || {
+            invalid(format!(
+                "No OpenIDConnect provider found in your account for {iss}"
+            ))
+        };
         let url = crate::aws::world::oidc_host(iss).ok_or_else(none)?;
-        let p = aws.cloud.store.read().aws.oidc_providers.values().find(|p| p.account == role_account && p.url == url).cloned().ok_or_else(none)?;
+        let p = aws
+            .cloud
+            .store
+            .read()
+            .aws
+            .oidc_providers
+            .values()
+            .find(|p| p.account == role_account && p.url == url)
+            .cloned()
+            .ok_or_else(none)?;
         let doc = match (&p.jwks, &p.jwks_file) {
             (Some(v), _) => v.clone(),
             (None, Some(f)) => {
-                let unreachable = || invalid("Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements");
+                let unreachable = || {
+                    invalid(
+                        "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements",
+                    )
+                };
                 let text = std::fs::read_to_string(f).map_err(|e| {
                     tracing::warn!(file = %f, %e, "reading an OIDC provider's JWKS");
                     unreachable()
@@ -295,61 +451,126 @@ pub mod web_identity {
             }
             (None, None) => Value::Null,
         };
-        let keys = jwks_keys(&doc).map_err(|m| invalid(format!("Couldn't retrieve verification key from your identity provider ({m})")))?;
-        Ok(Issuer { principal: p.arn.clone(), prefix: p.url.clone(), keys, client_ids: Some(p.client_ids.clone()) })
+        let keys = jwks_keys(&doc).map_err(|m| {
+            invalid(format!(
+                "Couldn't retrieve verification key from your identity provider ({m})"
+            ))
+        })?;
+        Ok(Issuer {
+            principal: p.arn.clone(),
+            prefix: p.url.clone(),
+            keys,
+            client_ids: Some(p.client_ids.clone()),
+        })
     }
 
-    fn verify_signature(header: &Value, keys: &[Jwk], signed: &str, sig: &[u8]) -> Result<(), AwsError> {
+    fn verify_signature(
+        header: &Value,
+        keys: &[Jwk],
+        signed: &str,
+        sig: &[u8],
+    ) -> Result<(), AwsError> {
         let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
         if alg != "RS256" {
-            return Err(invalid(format!("The token is signed with '{alg}'; the keyway local cloud verifies RS256 only")));
+            return Err(invalid(format!(
+                "The token is signed with '{alg}'; the keyway local cloud verifies RS256 only"
+            )));
         }
         let kid = header.get("kid").and_then(Value::as_str);
-        let candidates: Vec<&Jwk> = keys.iter().filter(|(k, _, _)| kid.is_none() || k.is_none() || k.as_deref() == kid).collect();
+        let candidates: Vec<&Jwk> = keys
+            .iter()
+            .filter(|(k, _, _)| kid.is_none() || k.is_none() || k.as_deref() == kid)
+            .collect();
         if candidates.is_empty() {
-            return Err(invalid(format!("The token's signing key (kid '{}') is not among the identity provider's keys", kid.unwrap_or(""))));
+            return Err(invalid(format!(
+                "The token's signing key (kid '{}') is not among the identity provider's keys",
+                kid.unwrap_or("")
+            )));
         }
         let ok = candidates.iter().any(|(_, n, e)| {
-            aws_lc_rs::signature::RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
-                .verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), sig)
-                .is_ok()
+            aws_lc_rs::signature::RsaPublicKeyComponents {
+                n: n.as_slice(),
+                e: e.as_slice(),
+            }
+            .verify(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                signed.as_bytes(),
+                sig,
+            )
+            .is_ok()
         });
         if !ok {
-            return Err(invalid("The signature of the token does not verify with the identity provider's keys"));
+            return Err(invalid(
+                "The signature of the token does not verify with the identity provider's keys",
+            ));
         }
         Ok(())
     }
 
     /// `exp` (required), `nbf` and `iat`, each with [`LEEWAY_SECS`].
     fn check_times(claims: &Value, now: i64) -> Result<(), AwsError> {
-        let num = |k: &str| claims.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
-        let Some(exp) = num("exp") else { return Err(invalid("The token has no expiration time (exp)")) };
+        let num = |k: &str| {
+            claims
+                .get(k)
+                .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+        };
+        let Some(exp) = num("exp") else {
+            return Err(invalid("The token has no expiration time (exp)"));
+        };
         if now > exp + LEEWAY_SECS {
-            return Err(err(400, "ExpiredTokenException", format!("Token expired: current date/time {now} must be before the expiration date/time {exp}")));
+            return Err(err(
+                400,
+                "ExpiredTokenException",
+                format!(
+                    "Token expired: current date/time {now} must be before the expiration date/time {exp}"
+                ),
+            ));
         }
         if let Some(nbf) = num("nbf").filter(|nbf| *nbf > now + LEEWAY_SECS) {
-            return Err(invalid(format!("Token is not valid yet: current date/time {now} is before the not-before date/time {nbf}")));
+            return Err(invalid(format!(
+                "Token is not valid yet: current date/time {now} is before the not-before date/time {nbf}"
+            )));
         }
         if let Some(iat) = num("iat").filter(|iat| *iat > now + LEEWAY_SECS) {
-            return Err(invalid(format!("Token used before issued: current date/time {now} is before the issue date/time {iat}")));
+            return Err(invalid(format!(
+                "Token used before issued: current date/time {now} is before the issue date/time {iat}"
+            )));
         }
         Ok(())
     }
 
-    pub fn assume_role_with_web_identity<'a>(aws: &Aws, get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Response, AwsError> {
+    pub fn assume_role_with_web_identity<'a>(
+        aws: &Aws,
+        get: &dyn Fn(&str) -> Option<&'a str>,
+    ) -> Result<Response, AwsError> {
         let (role_arn, session) = role_and_session(get)?;
         let Some(token) = get("WebIdentityToken") else {
-            return Err(err(400, "MissingParameter", "The request must contain the parameter WebIdentityToken"));
+            return Err(err(
+                400,
+                "MissingParameter",
+                "The request must contain the parameter WebIdentityToken",
+            ));
         };
         if !(4..=20000).contains(&token.len()) {
             // The token is a credential: the message names the member, never its value.
-            return Err(err(400, "ValidationError", "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000"));
+            return Err(err(
+                400,
+                "ValidationError",
+                "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000",
+            ));
         }
         if get("ProviderId").is_some() {
-            return Err(err(400, "ValidationError", "ProviderId (OAuth 2.0 access tokens of www.amazon.com and graph.facebook.com) is not supported by the keyway local cloud; send an OpenID Connect ID token."));
+            return Err(err(
+                400,
+                "ValidationError",
+                "ProviderId (OAuth 2.0 access tokens of www.amazon.com and graph.facebook.com) is not supported by the keyway local cloud; send an OpenID Connect ID token.",
+            ));
         }
         let (header, claims, signed, sig) = parse_jwt(token).ok_or_else(not_a_jwt)?;
-        let iss = claims.get("iss").and_then(Value::as_str).ok_or_else(not_a_jwt)?;
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(not_a_jwt)?;
         // The providers consulted are the role's account's.
         let role_account = role_arn.split(':').nth(4).unwrap_or("");
         let who = issuer(aws, iss, role_account)?;
@@ -358,20 +579,38 @@ pub mod web_identity {
         check_times(&claims, now)?;
         let auds: Vec<String> = match claims.get("aud") {
             Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
             _ => Vec::new(),
         };
-        let sub = claims.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| invalid("The token has no subject (sub)"))?.to_owned();
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid("The token has no subject (sub)"))?
+            .to_owned();
         let mut ctx = BTreeMap::new();
         let audience = match &who.client_ids {
             Some(ids) => {
-                let Some(a) = auds.iter().find(|a| ids.contains(a)) else { return Err(invalid("Incorrect token audience")) };
+                let Some(a) = auds.iter().find(|a| ids.contains(a)) else {
+                    return Err(invalid("Incorrect token audience"));
+                };
                 ctx.insert(format!("{}:aud", who.prefix), a.clone());
                 a.clone()
             }
             None => {
-                let oaud = auds.first().cloned().ok_or_else(|| invalid("Incorrect token audience"))?;
-                let aud = claims.get("azp").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| oaud.clone());
+                let oaud = auds
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| invalid("Incorrect token audience"))?;
+                let aud = claims
+                    .get("azp")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| oaud.clone());
                 ctx.insert(format!("{GOOGLE}:oaud"), oaud);
                 ctx.insert(format!("{GOOGLE}:aud"), aud.clone());
                 aud
@@ -379,17 +618,45 @@ pub mod web_identity {
         };
         ctx.insert(format!("{}:sub", who.prefix), sub.clone());
         ctx.insert("aws:FederatedProvider".into(), who.principal.clone());
-        let denied = || err(403, "AccessDenied", format!("Not authorized to perform {ACTION}"));
-        let Some(role) = aws.cloud.store.read().aws.roles.get(role_arn).cloned() else { return Err(denied()) };
-        let federated = policy::Who { arn: who.principal.clone(), account: role.account.clone(), principal_arns: Vec::new(), service: None, federated: Some(who.principal.clone()) };
-        let d = policy::decide_trust(&federated, &[], &role.trust, &role.account, &role.arn, ACTION, &ctx);
+        let denied = || {
+            err(
+                403,
+                "AccessDenied",
+                format!("Not authorized to perform {ACTION}"),
+            )
+        };
+        let Some(role) = aws.cloud.store.read().aws.roles.get(role_arn).cloned() else {
+            return Err(denied());
+        };
+        let federated = policy::Who {
+            arn: who.principal.clone(),
+            account: role.account.clone(),
+            principal_arns: Vec::new(),
+            service: None,
+            federated: Some(who.principal.clone()),
+        };
+        let d = policy::decide_trust(
+            &federated,
+            &[],
+            &role.trust,
+            &role.account,
+            &role.arn,
+            ACTION,
+            &ctx,
+        );
         if d != policy::Decision::Allow {
             tracing::info!(role = %role.arn, provider = %who.principal, %sub, "AssumeRoleWithWebIdentity refused by the trust policy");
             return Err(denied());
         }
         let duration = super::duration(get, role.max_session_secs)?;
-        let creds = aws.issue(&role.arn, session, duration).map_err(|e| AwsError::internal(Proto::Query, &e))?;
-        let provider = if who.client_ids.is_some() { iss.to_owned() } else { GOOGLE.to_owned() };
+        let creds = aws
+            .issue(&role.arn, session, duration)
+            .map_err(|e| AwsError::internal(Proto::Query, &e))?;
+        let provider = if who.client_ids.is_some() {
+            iss.to_owned()
+        } else {
+            GOOGLE.to_owned()
+        };
         Ok(ok("AssumeRoleWithWebIdentity", |x| {
             x.leaf("SubjectFromWebIdentityToken", &sub);
             x.leaf("Audience", &audience);

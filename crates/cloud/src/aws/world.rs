@@ -175,7 +175,9 @@ type Err<'a> = &'a dyn Fn(std::ops::Range<usize>, String) -> crate::world::World
 /// A policy written as a JSON string or a TOML table → a JSON value, validated.
 fn policy_value(v: &Value, resource_policy: bool) -> Result<Value, String> {
     let v = match v {
-        Value::String(s) => serde_json::from_str(s).map_err(|e| format!("not a JSON policy document: {e}"))?,
+        Value::String(s) => {
+            serde_json::from_str(s).map_err(|e| format!("not a JSON policy document: {e}"))?
+        }
         other => other.clone(),
     };
     policy::validate(&v, resource_policy)?;
@@ -196,30 +198,65 @@ pub fn oidc_host(url: &str) -> Option<String> {
 pub fn valid_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn valid_iam_name(n: &str) -> bool {
-    (1..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 /// Does the trust policy let `service` assume the role?
 pub fn trusts_service(trust: &Value, account: &str, service: &str) -> bool {
-    let who = policy::Who { arn: service.to_owned(), account: account.to_owned(), principal_arns: vec![], service: Some(service.to_owned()), federated: None };
-    policy::decide_trust(&who, &[], trust, account, &super::model::role_arn(account, "x"), "sts:AssumeRole", &BTreeMap::new()) == policy::Decision::Allow
+    let who = policy::Who {
+        arn: service.to_owned(),
+        account: account.to_owned(),
+        principal_arns: vec![],
+        service: Some(service.to_owned()),
+        federated: None,
+    };
+    policy::decide_trust(
+        &who,
+        &[],
+        trust,
+        account,
+        &super::model::role_arn(account, "x"),
+        "sts:AssumeRole",
+        &BTreeMap::new(),
+    ) == policy::Decision::Allow
 }
 
-pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld, crate::world::WorldError> {
+pub fn validate(
+    raw: Raw,
+    key_names: &[String],
+    err: Err<'_>,
+) -> Result<AwsWorld, crate::world::WorldError> {
     let mut w = AwsWorld::default();
     for a in raw.accounts {
         let span = a.span();
         let a = a.into_inner();
         if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err(span, format!("[[aws_account]] key `id`: '{}' is not a 12-digit account id", a.id)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_account]] key `id`: '{}' is not a 12-digit account id",
+                    a.id
+                ),
+            ));
         }
         if w.accounts.iter().any(|o: &AccountDecl| o.id == a.id) {
-            return Err(err(span, format!("[[aws_account]] '{}': declared twice", a.id)));
+            return Err(err(
+                span,
+                format!("[[aws_account]] '{}': declared twice", a.id),
+            ));
         }
         w.accounts.push(a);
     }
@@ -228,19 +265,51 @@ pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld
         let span = u.span();
         let mut u = u.into_inner();
         if !has(&w, &u.account) {
-            return Err(err(span, format!("[[aws_user]] '{}' key `account`: no [[aws_account]] has id '{}'", u.name, u.account)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_user]] '{}' key `account`: no [[aws_account]] has id '{}'",
+                    u.name, u.account
+                ),
+            ));
         }
         if !valid_iam_name(&u.name) {
-            return Err(err(span, format!("[[aws_user]] key `name`: '{}' must be 1-64 letters, digits or +=,.@_-", u.name)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_user]] key `name`: '{}' must be 1-64 letters, digits or +=,.@_-",
+                    u.name
+                ),
+            ));
         }
         if u.access_keys.is_some_and(|n| n > 2) {
-            return Err(err(span, format!("[[aws_user]] '{}' key `access_keys`: IAM allows at most 2 access keys per user", u.name)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_user]] '{}' key `access_keys`: IAM allows at most 2 access keys per user",
+                    u.name
+                ),
+            ));
         }
         for (i, p) in u.policies.iter_mut().enumerate() {
-            *p = policy_value(p, false).map_err(|m| err(span.clone(), format!("[[aws_user]] '{}' key `policies[{i}]`: {m}", u.name)))?;
+            *p = policy_value(p, false).map_err(|m| {
+                err(
+                    span.clone(),
+                    format!("[[aws_user]] '{}' key `policies[{i}]`: {m}", u.name),
+                )
+            })?;
         }
-        if w.users.iter().any(|o: &UserDecl| o.account == u.account && o.name == u.name) {
-            return Err(err(span, format!("[[aws_user]] '{}': declared twice in account {}", u.name, u.account)));
+        if w.users
+            .iter()
+            .any(|o: &UserDecl| o.account == u.account && o.name == u.name)
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_user]] '{}': declared twice in account {}",
+                    u.name, u.account
+                ),
+            ));
         }
         w.users.push(u);
     }
@@ -248,22 +317,59 @@ pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld
         let span = r.span();
         let mut r = r.into_inner();
         if !has(&w, &r.account) {
-            return Err(err(span, format!("[[aws_role]] '{}' key `account`: no [[aws_account]] has id '{}'", r.name, r.account)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_role]] '{}' key `account`: no [[aws_account]] has id '{}'",
+                    r.name, r.account
+                ),
+            ));
         }
         if !valid_iam_name(&r.name) {
-            return Err(err(span, format!("[[aws_role]] key `name`: '{}' must be 1-64 letters, digits or +=,.@_-", r.name)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_role]] key `name`: '{}' must be 1-64 letters, digits or +=,.@_-",
+                    r.name
+                ),
+            ));
         }
         if let Some(t) = &r.trust {
-            r.trust = Some(policy_value(t, true).map_err(|m| err(span.clone(), format!("[[aws_role]] '{}' key `trust`: {m}", r.name)))?);
+            r.trust = Some(policy_value(t, true).map_err(|m| {
+                err(
+                    span.clone(),
+                    format!("[[aws_role]] '{}' key `trust`: {m}", r.name),
+                )
+            })?);
         }
         for (i, p) in r.policies.iter_mut().enumerate() {
-            *p = policy_value(p, false).map_err(|m| err(span.clone(), format!("[[aws_role]] '{}' key `policies[{i}]`: {m}", r.name)))?;
+            *p = policy_value(p, false).map_err(|m| {
+                err(
+                    span.clone(),
+                    format!("[[aws_role]] '{}' key `policies[{i}]`: {m}", r.name),
+                )
+            })?;
         }
         if let Some(m) = r.max_session_secs.filter(|m| !(3600..=43200).contains(m)) {
-            return Err(err(span, format!("[[aws_role]] '{}' key `max_session_secs`: {m} is outside 3600..=43200", r.name)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_role]] '{}' key `max_session_secs`: {m} is outside 3600..=43200",
+                    r.name
+                ),
+            ));
         }
-        if w.roles.iter().any(|o: &RoleDecl| o.account == r.account && o.name == r.name) {
-            return Err(err(span, format!("[[aws_role]] '{}': declared twice in account {}", r.name, r.account)));
+        if w.roles
+            .iter()
+            .any(|o: &RoleDecl| o.account == r.account && o.name == r.name)
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_role]] '{}': declared twice in account {}",
+                    r.name, r.account
+                ),
+            ));
         }
         w.roles.push(r);
     }
@@ -271,56 +377,170 @@ pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld
         let span = p.span();
         let mut p = p.into_inner();
         if !has(&w, &p.account) {
-            return Err(err(span, format!("[[aws_oidc_provider]] '{}' key `account`: no [[aws_account]] has id '{}'", p.url, p.account)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_oidc_provider]] '{}' key `account`: no [[aws_account]] has id '{}'",
+                    p.url, p.account
+                ),
+            ));
         }
         if oidc_host(&p.url).is_none() {
-            return Err(err(span, format!("[[aws_oidc_provider]] key `url`: '{}' must be an https:// URL without query or fragment (the tokens' `iss`)", p.url)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_oidc_provider]] key `url`: '{}' must be an https:// URL without query or fragment (the tokens' `iss`)",
+                    p.url
+                ),
+            ));
         }
-        if p.client_id_list.is_empty() || p.client_id_list.iter().any(|c| c.is_empty() || c.len() > 255) {
-            return Err(err(span, format!("[[aws_oidc_provider]] '{}' key `client_id_list`: list 1 or more audiences (1-255 characters each)", p.url)));
+        if p.client_id_list.is_empty()
+            || p.client_id_list
+                .iter()
+                .any(|c| c.is_empty() || c.len() > 255)
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_oidc_provider]] '{}' key `client_id_list`: list 1 or more audiences (1-255 characters each)",
+                    p.url
+                ),
+            ));
         }
         match (&p.jwks, &p.jwks_file) {
             (Some(j), None) => {
                 let v = match j {
-                    Value::String(s) => serde_json::from_str(s).map_err(|e| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks`: not JSON ({e})", p.url)))?,
+                    Value::String(s) => serde_json::from_str(s).map_err(|e| {
+                        err(
+                            span.clone(),
+                            format!(
+                                "[[aws_oidc_provider]] '{}' key `jwks`: not JSON ({e})",
+                                p.url
+                            ),
+                        )
+                    })?,
                     other => other.clone(),
                 };
-                crate::aws::sts::jwks_keys(&v).map_err(|m| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks`: {m}", p.url)))?;
+                crate::aws::sts::jwks_keys(&v).map_err(|m| {
+                    err(
+                        span.clone(),
+                        format!("[[aws_oidc_provider]] '{}' key `jwks`: {m}", p.url),
+                    )
+                })?;
                 p.jwks = Some(v);
             }
             (None, Some(f)) => {
-                let text = std::fs::read_to_string(f).map_err(|e| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks_file`: reading {f}: {e}", p.url)))?;
-                let v: Value = serde_json::from_str(&text).map_err(|e| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks_file`: {f} is not JSON ({e})", p.url)))?;
-                crate::aws::sts::jwks_keys(&v).map_err(|m| err(span.clone(), format!("[[aws_oidc_provider]] '{}' key `jwks_file`: {f}: {m}", p.url)))?;
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    err(
+                        span.clone(),
+                        format!(
+                            "[[aws_oidc_provider]] '{}' key `jwks_file`: reading {f}: {e}",
+                            p.url
+                        ),
+                    )
+                })?;
+                let v: Value = serde_json::from_str(&text).map_err(|e| {
+                    err(
+                        span.clone(),
+                        format!(
+                            "[[aws_oidc_provider]] '{}' key `jwks_file`: {f} is not JSON ({e})",
+                            p.url
+                        ),
+                    )
+                })?;
+                crate::aws::sts::jwks_keys(&v).map_err(|m| {
+                    err(
+                        span.clone(),
+                        format!(
+                            "[[aws_oidc_provider]] '{}' key `jwks_file`: {f}: {m}",
+                            p.url
+                        ),
+                    )
+                })?;
             }
-            _ => return Err(err(span, format!("[[aws_oidc_provider]] '{}': set exactly one of `jwks` or `jwks_file`", p.url))),
+            _ => {
+                return Err(err(
+                    span,
+                    format!(
+                        "[[aws_oidc_provider]] '{}': set exactly one of `jwks` or `jwks_file`",
+                        p.url
+                    ),
+                ));
+            }
         }
         let host = oidc_host(&p.url).unwrap_or_default();
-        if w.oidc_providers.iter().any(|o: &OidcProviderDecl| o.account == p.account && oidc_host(&o.url) == Some(host.clone())) {
-            return Err(err(span, format!("[[aws_oidc_provider]] '{}': declared twice in account {}", p.url, p.account)));
+        if w.oidc_providers.iter().any(|o: &OidcProviderDecl| {
+            o.account == p.account && oidc_host(&o.url) == Some(host.clone())
+        }) {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_oidc_provider]] '{}': declared twice in account {}",
+                    p.url, p.account
+                ),
+            ));
         }
         w.oidc_providers.push(p);
     }
-    let role = |w: &AwsWorld, account: &str, name: &str| w.roles.iter().find(|r| r.account == account && r.name == name).cloned();
+    let role = |w: &AwsWorld, account: &str, name: &str| {
+        w.roles
+            .iter()
+            .find(|r| r.account == account && r.name == name)
+            .cloned()
+    };
     for i in raw.ec2 {
         let span = i.span();
         let i = i.into_inner();
         if !has(&w, &i.account) {
-            return Err(err(span, format!("[[ec2_instance]] '{}' key `account`: no [[aws_account]] has id '{}'", i.name, i.account)));
+            return Err(err(
+                span,
+                format!(
+                    "[[ec2_instance]] '{}' key `account`: no [[aws_account]] has id '{}'",
+                    i.name, i.account
+                ),
+            ));
         }
         if !valid_region(&i.region) {
-            return Err(err(span, format!("[[ec2_instance]] '{}' key `region`: '{}' is not a region (like us-east-1)", i.name, i.region)));
+            return Err(err(
+                span,
+                format!(
+                    "[[ec2_instance]] '{}' key `region`: '{}' is not a region (like us-east-1)",
+                    i.name, i.region
+                ),
+            ));
         }
         if let Some(rn) = &i.role {
             let Some(r) = role(&w, &i.account, rn) else {
-                return Err(err(span, format!("[[ec2_instance]] '{}' key `role`: no [[aws_role]] '{rn}' in account {}", i.name, i.account)));
+                return Err(err(
+                    span,
+                    format!(
+                        "[[ec2_instance]] '{}' key `role`: no [[aws_role]] '{rn}' in account {}",
+                        i.name, i.account
+                    ),
+                ));
             };
-            if !r.trust.as_ref().is_some_and(|t| trusts_service(t, &r.account, "ec2.amazonaws.com")) {
-                return Err(err(span, format!("[[ec2_instance]] '{}' key `role`: role '{rn}' does not trust ec2.amazonaws.com (its `trust` must allow sts:AssumeRole to Principal {{ Service = \"ec2.amazonaws.com\" }})", i.name)));
+            if !r
+                .trust
+                .as_ref()
+                .is_some_and(|t| trusts_service(t, &r.account, "ec2.amazonaws.com"))
+            {
+                return Err(err(
+                    span,
+                    format!(
+                        "[[ec2_instance]] '{}' key `role`: role '{rn}' does not trust ec2.amazonaws.com (its `trust` must allow sts:AssumeRole to Principal {{ Service = \"ec2.amazonaws.com\" }})",
+                        i.name
+                    ),
+                ));
             }
         }
         if w.ec2.iter().any(|o: &Ec2Decl| o.name == i.name) {
-            return Err(err(span, format!("[[ec2_instance]] '{}': declared twice (names are unique in a world)", i.name)));
+            return Err(err(
+                span,
+                format!(
+                    "[[ec2_instance]] '{}': declared twice (names are unique in a world)",
+                    i.name
+                ),
+            ));
         }
         w.ec2.push(i);
     }
@@ -328,27 +548,73 @@ pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld
         let span = t.span();
         let t = t.into_inner();
         if !has(&w, &t.account) {
-            return Err(err(span, format!("[[ecs_task]] '{}' key `account`: no [[aws_account]] has id '{}'", t.name, t.account)));
+            return Err(err(
+                span,
+                format!(
+                    "[[ecs_task]] '{}' key `account`: no [[aws_account]] has id '{}'",
+                    t.name, t.account
+                ),
+            ));
         }
         if !valid_region(&t.region) {
-            return Err(err(span, format!("[[ecs_task]] '{}' key `region`: '{}' is not a region (like us-east-1)", t.name, t.region)));
+            return Err(err(
+                span,
+                format!(
+                    "[[ecs_task]] '{}' key `region`: '{}' is not a region (like us-east-1)",
+                    t.name, t.region
+                ),
+            ));
         }
-        for (k, rn) in [("task_role", &t.task_role), ("execution_role", &t.execution_role)] {
+        for (k, rn) in [
+            ("task_role", &t.task_role),
+            ("execution_role", &t.execution_role),
+        ] {
             let Some(rn) = rn else { continue };
             let Some(r) = role(&w, &t.account, rn) else {
-                return Err(err(span, format!("[[ecs_task]] '{}' key `{k}`: no [[aws_role]] '{rn}' in account {}", t.name, t.account)));
+                return Err(err(
+                    span,
+                    format!(
+                        "[[ecs_task]] '{}' key `{k}`: no [[aws_role]] '{rn}' in account {}",
+                        t.name, t.account
+                    ),
+                ));
             };
-            if !r.trust.as_ref().is_some_and(|tr| trusts_service(tr, &r.account, "ecs-tasks.amazonaws.com")) {
-                return Err(err(span, format!("[[ecs_task]] '{}' key `{k}`: ECS was unable to assume the role '{}' that was provided for this task: its `trust` must allow sts:AssumeRole to Principal {{ Service = \"ecs-tasks.amazonaws.com\" }}", t.name, r.name)));
+            if !r
+                .trust
+                .as_ref()
+                .is_some_and(|tr| trusts_service(tr, &r.account, "ecs-tasks.amazonaws.com"))
+            {
+                return Err(err(
+                    span,
+                    format!(
+                        "[[ecs_task]] '{}' key `{k}`: ECS was unable to assume the role '{}' that was provided for this task: its `trust` must allow sts:AssumeRole to Principal {{ Service = \"ecs-tasks.amazonaws.com\" }}",
+                        t.name, r.name
+                    ),
+                ));
             }
         }
         for s in &t.secrets {
-            if s.name.is_empty() || (!s.value_from.starts_with("arn:aws:secretsmanager:") && s.value_from.starts_with("arn:")) {
-                return Err(err(span, format!("[[ecs_task]] '{}' key `secrets`: '{}' is not a Secrets Manager secret ARN or name (SSM parameters are not served)", t.name, s.value_from)));
+            if s.name.is_empty()
+                || (!s.value_from.starts_with("arn:aws:secretsmanager:")
+                    && s.value_from.starts_with("arn:"))
+            {
+                return Err(err(
+                    span,
+                    format!(
+                        "[[ecs_task]] '{}' key `secrets`: '{}' is not a Secrets Manager secret ARN or name (SSM parameters are not served)",
+                        t.name, s.value_from
+                    ),
+                ));
             }
         }
         if w.tasks.iter().any(|o: &TaskDecl| o.name == t.name) {
-            return Err(err(span, format!("[[ecs_task]] '{}': declared twice (names are unique in a world)", t.name)));
+            return Err(err(
+                span,
+                format!(
+                    "[[ecs_task]] '{}': declared twice (names are unique in a world)",
+                    t.name
+                ),
+            ));
         }
         w.tasks.push(t);
     }
@@ -356,24 +622,72 @@ pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld
         let span = s.span();
         let mut s = s.into_inner();
         if !has(&w, &s.account) {
-            return Err(err(span, format!("[[aws_secret]] '{}' key `account`: no [[aws_account]] has id '{}'", s.name, s.account)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_secret]] '{}' key `account`: no [[aws_account]] has id '{}'",
+                    s.name, s.account
+                ),
+            ));
         }
         if !valid_region(&s.region) {
-            return Err(err(span, format!("[[aws_secret]] '{}' key `region`: '{}' is not a region (like us-east-1)", s.name, s.region)));
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_secret]] '{}' key `region`: '{}' is not a region (like us-east-1)",
+                    s.name, s.region
+                ),
+            ));
         }
-        if s.name.is_empty() || s.name.len() > 512 || !s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b)) {
-            return Err(err(span, format!("[[aws_secret]] key `name`: '{}' must be 1-512 letters, digits or /_+=.@-", s.name)));
+        if s.name.is_empty()
+            || s.name.len() > 512
+            || !s
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_secret]] key `name`: '{}' must be 1-512 letters, digits or /_+=.@-",
+                    s.name
+                ),
+            ));
         }
         if let Some(p) = &s.policy {
-            s.policy = Some(policy_value(p, true).map_err(|m| err(span.clone(), format!("[[aws_secret]] '{}' key `policy`: {m}", s.name)))?);
+            s.policy = Some(policy_value(p, true).map_err(|m| {
+                err(
+                    span.clone(),
+                    format!("[[aws_secret]] '{}' key `policy`: {m}", s.name),
+                )
+            })?);
         }
         for (n, v) in s.versions.iter().enumerate() {
-            let set = [v.string.is_some(), v.binary_base64.is_some(), v.value_from_key.is_some()].iter().filter(|x| **x).count();
+            let set = [
+                v.string.is_some(),
+                v.binary_base64.is_some(),
+                v.value_from_key.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
             if set != 1 {
-                return Err(err(span, format!("[[aws_secret]] '{}' versions[{n}]: set exactly one of `string`, `binary_base64` or `value_from_key`", s.name)));
+                return Err(err(
+                    span,
+                    format!(
+                        "[[aws_secret]] '{}' versions[{n}]: set exactly one of `string`, `binary_base64` or `value_from_key`",
+                        s.name
+                    ),
+                ));
             }
             if let Some(k) = v.value_from_key.as_ref().filter(|k| !key_names.contains(k)) {
-                return Err(err(span, format!("[[aws_secret]] '{}' versions[{n}] key `value_from_key`: no [[service_account]] declares a key named '{k}'", s.name)));
+                return Err(err(
+                    span,
+                    format!(
+                        "[[aws_secret]] '{}' versions[{n}] key `value_from_key`: no [[service_account]] declares a key named '{k}'",
+                        s.name
+                    ),
+                ));
             }
             if let Some(b) = &v.binary_base64 {
                 use base64::Engine;
@@ -381,20 +695,43 @@ pub fn validate(raw: Raw, key_names: &[String], err: Err<'_>) -> Result<AwsWorld
                     .decode(b.trim())
                     .map_err(|e| err(span.clone(), format!("[[aws_secret]] '{}' versions[{n}] key `binary_base64`: not base64 ({e})", s.name)))?;
             }
-            if v.id.as_ref().is_some_and(|id| !(32..=64).contains(&id.len())) {
-                return Err(err(span, format!("[[aws_secret]] '{}' versions[{n}] key `id`: a version id is 32-64 characters", s.name)));
+            if v.id
+                .as_ref()
+                .is_some_and(|id| !(32..=64).contains(&id.len()))
+            {
+                return Err(err(
+                    span,
+                    format!(
+                        "[[aws_secret]] '{}' versions[{n}] key `id`: a version id is 32-64 characters",
+                        s.name
+                    ),
+                ));
             }
         }
         let mut seen = std::collections::BTreeSet::new();
         for v in &s.versions {
             for st in v.stages.iter().flatten() {
                 if !seen.insert(st.clone()) {
-                    return Err(err(span, format!("[[aws_secret]] '{}': staging label '{st}' is on more than one version", s.name)));
+                    return Err(err(
+                        span,
+                        format!(
+                            "[[aws_secret]] '{}': staging label '{st}' is on more than one version",
+                            s.name
+                        ),
+                    ));
                 }
             }
         }
-        if w.secrets.iter().any(|o: &SecretDecl| o.account == s.account && o.region == s.region && o.name == s.name) {
-            return Err(err(span, format!("[[aws_secret]] '{}': declared twice in {} {}", s.name, s.account, s.region)));
+        if w.secrets.iter().any(|o: &SecretDecl| {
+            o.account == s.account && o.region == s.region && o.name == s.name
+        }) {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_secret]] '{}': declared twice in {} {}",
+                    s.name, s.account, s.region
+                ),
+            ));
         }
         w.secrets.push(s);
     }

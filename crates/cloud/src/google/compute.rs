@@ -3,7 +3,9 @@
 //! scopes requires the instance to be stopped, as on GCE. Operations complete
 //! at once and are kept in memory only.
 
-use super::{ApiError, CLOUD_PLATFORM, CLOUD_PLATFORM_RO, Reply, Req, authenticate, ok_json, require_scope};
+use super::{
+    ApiError, CLOUD_PLATFORM, CLOUD_PLATFORM_RO, Reply, Req, authenticate, ok_json, require_scope,
+};
 use crate::cloud::{Caller, Cloud};
 use crate::iam;
 use crate::store::{Change, Instance, State};
@@ -16,7 +18,12 @@ const COMPUTE_RO: &str = "https://www.googleapis.com/auth/compute.readonly";
 pub const BASE: &str = "https://www.googleapis.com/compute/v1";
 
 fn denied(perm: &str, resource: &str) -> ApiError {
-    ApiError::new(403, "PERMISSION_DENIED", format!("Required '{perm}' permission for '{resource}'")).legacy("forbidden")
+    ApiError::new(
+        403,
+        "PERMISSION_DENIED",
+        format!("Required '{perm}' permission for '{resource}'"),
+    )
+    .legacy("forbidden")
 }
 
 pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
@@ -25,20 +32,35 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         (["instances", _], &Method::GET) => ("get", "compute.instances.get", false),
         (["instances", _, "stop"], &Method::POST) => ("stop", "compute.instances.stop", true),
         (["instances", _, "start"], &Method::POST) => ("start", "compute.instances.start", true),
-        (["instances", _, "setServiceAccount"], &Method::POST) => ("setServiceAccount", "compute.instances.setServiceAccount", true),
-        (["operations", _], &Method::GET) => ("operations.get", "compute.zoneOperations.get", false),
-        (["operations", _, "wait"], &Method::POST) => ("operations.wait", "compute.zoneOperations.get", false),
+        (["instances", _, "setServiceAccount"], &Method::POST) => (
+            "setServiceAccount",
+            "compute.instances.setServiceAccount",
+            true,
+        ),
+        (["operations", _], &Method::GET) => {
+            ("operations.get", "compute.zoneOperations.get", false)
+        }
+        (["operations", _, "wait"], &Method::POST) => {
+            ("operations.wait", "compute.zoneOperations.get", false)
+        }
         _ => return Err(ApiError::unknown_path(&req.method, &req.path)),
     };
     let method = format!("compute.instances.{op}");
     let caller = authenticate(cloud, req, SERVICE, &method)?;
-    let scopes: &[&str] = if write { &[CLOUD_PLATFORM, COMPUTE] } else { &[CLOUD_PLATFORM, CLOUD_PLATFORM_RO, COMPUTE, COMPUTE_RO] };
+    let scopes: &[&str] = if write {
+        &[CLOUD_PLATFORM, COMPUTE]
+    } else {
+        &[CLOUD_PLATFORM, CLOUD_PLATFORM_RO, COMPUTE, COMPUTE_RO]
+    };
     require_scope(&caller, scopes, SERVICE, &method)?;
     let (project, zone, name) = (req.seg(3), req.seg(5), req.seg(7));
     let resource = format!("projects/{project}/zones/{zone}/{}/{name}", req.seg(6));
     {
         let st = cloud.store.read();
-        if !st.project(project).is_some_and(|p| iam::grants(&p.iam, &caller.principal(), perm)) {
+        if !st
+            .project(project)
+            .is_some_and(|p| iam::grants(&p.iam, &caller.principal(), perm))
+        {
             return Err(denied(perm, &resource));
         }
     }
@@ -46,12 +68,22 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         let ops = cloud.operations.lock().unwrap_or_else(|e| e.into_inner());
         return match ops.get(name) {
             Some(o) => Ok(ok_json(o, false)),
-            None => Err(ApiError::not_found(format!("The resource '{resource}' was not found")).legacy("notFound")),
+            None => Err(
+                ApiError::not_found(format!("The resource '{resource}' was not found"))
+                    .legacy("notFound"),
+            ),
         };
     }
-    let project_id = cloud.store.read().project(project).map(|p| p.id.clone()).unwrap_or_default();
+    let project_id = cloud
+        .store
+        .read()
+        .project(project)
+        .map(|p| p.id.clone())
+        .unwrap_or_default();
     let key = Instance::key(&project_id, zone, name);
-    let not_found = || ApiError::not_found(format!("The resource '{resource}' was not found")).legacy("notFound");
+    let not_found = || {
+        ApiError::not_found(format!("The resource '{resource}' was not found")).legacy("notFound")
+    };
     match op {
         "get" => {
             let st = cloud.store.read();
@@ -59,7 +91,11 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
             Ok(ok_json(&render(i), false))
         }
         "stop" | "start" => {
-            let to = if op == "stop" { "TERMINATED" } else { "RUNNING" };
+            let to = if op == "stop" {
+                "TERMINATED"
+            } else {
+                "RUNNING"
+            };
             let i = cloud.store.write(|st| {
                 let mut i = st.instances.get(&key).ok_or_else(not_found)?.clone();
                 i.status = to.into();
@@ -69,14 +105,33 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         }
         _ => {
             let body: wire::SetServiceAccountRequest = req.json()?;
-            let i = cloud.store.write(|st| set_service_account(st, &caller, &key, &resource, body.clone()).map(|i| (vec![Change::PutInstance(i.clone())], i)))?;
-            Ok(ok_json(&operation(cloud, &caller, &i, "setServiceAccount")?, false))
+            let i = cloud.store.write(|st| {
+                set_service_account(st, &caller, &key, &resource, body.clone())
+                    .map(|i| (vec![Change::PutInstance(i.clone())], i))
+            })?;
+            Ok(ok_json(
+                &operation(cloud, &caller, &i, "setServiceAccount")?,
+                false,
+            ))
         }
     }
 }
 
-fn set_service_account(st: &State, caller: &Caller, key: &str, resource: &str, body: wire::SetServiceAccountRequest) -> Result<Instance, ApiError> {
-    let mut i = st.instances.get(key).ok_or_else(|| ApiError::not_found(format!("The resource '{resource}' was not found")).legacy("notFound"))?.clone();
+fn set_service_account(
+    st: &State,
+    caller: &Caller,
+    key: &str,
+    resource: &str,
+    body: wire::SetServiceAccountRequest,
+) -> Result<Instance, ApiError> {
+    let mut i = st
+        .instances
+        .get(key)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("The resource '{resource}' was not found"))
+                .legacy("notFound")
+        })?
+        .clone();
     if i.status != "TERMINATED" {
         return Err(ApiError::new(
             400,
@@ -98,15 +153,27 @@ fn set_service_account(st: &State, caller: &Caller, key: &str, resource: &str, b
         };
         // Attaching an account lets the VM act as it: the caller needs actAs on it.
         let act_as = "iam.serviceAccounts.actAs";
-        let ok = iam::grants(&sa.iam, &caller.principal(), act_as) || st.projects.get(&sa.project).is_some_and(|p| iam::grants(&p.iam, &caller.principal(), act_as));
+        let ok = iam::grants(&sa.iam, &caller.principal(), act_as)
+            || st
+                .projects
+                .get(&sa.project)
+                .is_some_and(|p| iam::grants(&p.iam, &caller.principal(), act_as));
         if !ok {
-            return Err(denied(act_as, &format!("projects/{}/serviceAccounts/{e}", sa.project)));
+            return Err(denied(
+                act_as,
+                &format!("projects/{}/serviceAccounts/{e}", sa.project),
+            ));
         }
     }
     let scopes = body.scopes.unwrap_or_else(|| i.scopes.clone());
-    let scopes = crate::world::expand_scopes(&scopes).map_err(|e| ApiError::invalid_argument(format!("Invalid value for field 'resource.scopes': {e}.")).legacy("invalid"))?;
+    let scopes = crate::world::expand_scopes(&scopes).map_err(|e| {
+        ApiError::invalid_argument(format!("Invalid value for field 'resource.scopes': {e}."))
+            .legacy("invalid")
+    })?;
     if email.is_none() && !scopes.is_empty() {
-        return Err(ApiError::invalid_argument("Scopes require a service account.").legacy("invalid"));
+        return Err(
+            ApiError::invalid_argument("Scopes require a service account.").legacy("invalid"),
+        );
     }
     i.service_account = email;
     i.scopes = scopes;
@@ -115,7 +182,10 @@ fn set_service_account(st: &State, caller: &Caller, key: &str, resource: &str, b
 }
 
 pub fn instance_link(i: &Instance) -> String {
-    format!("{BASE}/projects/{}/zones/{}/instances/{}", i.project, i.zone, i.name)
+    format!(
+        "{BASE}/projects/{}/zones/{}/instances/{}",
+        i.project, i.zone, i.name
+    )
 }
 
 fn render(i: &Instance) -> wire::Instance {
@@ -124,24 +194,52 @@ fn render(i: &Instance) -> wire::Instance {
         id: i.id.to_string(),
         creation_timestamp: crate::time::rfc3339_offset(i.create_ms),
         name: i.name.clone(),
-        machine_type: format!("{BASE}/projects/{}/zones/{}/machineTypes/{}", i.project, i.zone, i.machine_type),
+        machine_type: format!(
+            "{BASE}/projects/{}/zones/{}/machineTypes/{}",
+            i.project, i.zone, i.machine_type
+        ),
         status: i.status.clone(),
         zone: format!("{BASE}/projects/{}/zones/{}", i.project, i.zone),
-        service_accounts: i.service_account.iter().map(|e| wire::ServiceAccountRef { email: e.clone(), scopes: i.scopes.clone() }).collect(),
+        service_accounts: i
+            .service_account
+            .iter()
+            .map(|e| wire::ServiceAccountRef {
+                email: e.clone(),
+                scopes: i.scopes.clone(),
+            })
+            .collect(),
         metadata: wire::Metadata {
             kind: "compute#metadata".into(),
             fingerprint: i.fingerprint.clone(),
-            items: i.attributes.iter().map(|(k, v)| wire::MetadataItem { key: k.clone(), value: v.clone() }).collect(),
+            items: i
+                .attributes
+                .iter()
+                .map(|(k, v)| wire::MetadataItem {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
         },
         self_link: instance_link(i),
         fingerprint: i.fingerprint.clone(),
     }
 }
 
-fn operation(cloud: &Cloud, caller: &Caller, i: &Instance, kind: &str) -> Result<wire::Operation, ApiError> {
+fn operation(
+    cloud: &Cloud,
+    caller: &Caller,
+    i: &Instance,
+    kind: &str,
+) -> Result<wire::Operation, ApiError> {
     let now = crate::time::rfc3339_offset(cloud.clock.now_millis());
-    let id = u64::from_be_bytes(crate::crypto::random_bytes::<8>().map_err(|e| ApiError::internal(&e))?) >> 1;
-    let name = format!("operation-{}-{}", cloud.clock.now_millis(), crate::crypto::random_hex(6).map_err(|e| ApiError::internal(&e))?);
+    let id =
+        u64::from_be_bytes(crate::crypto::random_bytes::<8>().map_err(|e| ApiError::internal(&e))?)
+            >> 1;
+    let name = format!(
+        "operation-{}-{}",
+        cloud.clock.now_millis(),
+        crate::crypto::random_hex(6).map_err(|e| ApiError::internal(&e))?
+    );
     let zone = format!("{BASE}/projects/{}/zones/{}", i.project, i.zone);
     let op = wire::Operation {
         kind: "compute#operation".into(),
@@ -159,6 +257,10 @@ fn operation(cloud: &Cloud, caller: &Caller, i: &Instance, kind: &str) -> Result
         start_time: now.clone(),
         end_time: now,
     };
-    cloud.operations.lock().unwrap_or_else(|e| e.into_inner()).insert(name, op.clone());
+    cloud
+        .operations
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name, op.clone());
     Ok(op)
 }

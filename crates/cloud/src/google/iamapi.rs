@@ -14,8 +14,12 @@ const IAM_SCOPE: &str = "https://www.googleapis.com/auth/iam";
 pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     let s: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let (op, perm) = match (s.as_slice(), &req.method) {
-        (["v1", "projects", _, "serviceAccounts", _, "keys"], &Method::POST) => ("CreateServiceAccountKey", "iam.serviceAccountKeys.create"),
-        (["v1", "projects", _, "serviceAccounts", _, "keys"], &Method::GET) => ("ListServiceAccountKeys", "iam.serviceAccountKeys.list"),
+        (["v1", "projects", _, "serviceAccounts", _, "keys"], &Method::POST) => {
+            ("CreateServiceAccountKey", "iam.serviceAccountKeys.create")
+        }
+        (["v1", "projects", _, "serviceAccounts", _, "keys"], &Method::GET) => {
+            ("ListServiceAccountKeys", "iam.serviceAccountKeys.list")
+        }
         _ => return Err(ApiError::unknown_path(&req.method, &req.path)),
     };
     let method = format!("google.iam.admin.v1.IAM.{op}");
@@ -26,7 +30,11 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     let allowed = {
         let st = cloud.store.read();
         st.service_accounts.get(&email).is_some_and(|sa| {
-            iam::grants(&sa.iam, &caller.principal(), perm) || st.projects.get(&sa.project).is_some_and(|p| iam::grants(&p.iam, &caller.principal(), perm))
+            iam::grants(&sa.iam, &caller.principal(), perm)
+                || st
+                    .projects
+                    .get(&sa.project)
+                    .is_some_and(|p| iam::grants(&p.iam, &caller.principal(), perm))
         })
     };
     if !allowed {
@@ -34,7 +42,9 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     }
     if op == "ListServiceAccountKeys" {
         let st = cloud.store.read();
-        let sa = st.service_accounts.get(&email).ok_or_else(|| ApiError::not_found(format!("Service account {email} does not exist.")))?;
+        let sa = st.service_accounts.get(&email).ok_or_else(|| {
+            ApiError::not_found(format!("Service account {email} does not exist."))
+        })?;
         let keys: Vec<serde_json::Value> = sa
             .keys
             .iter()
@@ -52,7 +62,9 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         return Ok(ok_json(&serde_json::json!({ "keys": keys }), false));
     }
     let token_uri = token_uri_of(req);
-    let (sa, k) = cloud.mint_key(&email)?.ok_or_else(|| ApiError::not_found(format!("Service account {email} does not exist.")))?;
+    let (sa, k) = cloud
+        .mint_key(&email)?
+        .ok_or_else(|| ApiError::not_found(format!("Service account {email} does not exist.")))?;
     let file = cloud.key_file(&sa, &k.key_id, &k.private_pem, &token_uri);
     let json = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
     let now = cloud.clock.now_millis();
@@ -74,6 +86,10 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
 /// The token endpoint on the host the request came to, so a minted key works
 /// against this local cloud.
 fn token_uri_of(req: &Req) -> String {
-    let host = req.headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let host = req
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
     format!("http://{host}/token")
 }

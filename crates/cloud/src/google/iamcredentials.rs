@@ -15,7 +15,10 @@ use crate::cloud::{Caller, Cloud};
 use crate::iam::{self, Principal};
 use crate::store::{ServiceAccount, State};
 use keyway_wire::google::error::{ErrorDetail, reason};
-use keyway_wire::google::sts::{GenerateAccessTokenRequest, GenerateAccessTokenResponse, GenerateIdTokenRequest, GenerateIdTokenResponse};
+use keyway_wire::google::sts::{
+    GenerateAccessTokenRequest, GenerateAccessTokenResponse, GenerateIdTokenRequest,
+    GenerateIdTokenResponse,
+};
 use std::collections::BTreeMap;
 
 pub const SERVICE: &str = "iamcredentials.googleapis.com";
@@ -27,13 +30,26 @@ const ID_TOKEN_LIFETIME_SECS: i64 = 3600;
 
 /// Is this request one of this API's? (`…/serviceAccounts/EMAIL:generateAccessToken` or `:generateIdToken`.)
 pub fn handles(req: &Req) -> bool {
-    matches!(req.verb.as_deref(), Some("generateAccessToken" | "generateIdToken"))
-        && matches!(req.segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(), ["v1", "projects", _, "serviceAccounts", _])
+    matches!(
+        req.verb.as_deref(),
+        Some("generateAccessToken" | "generateIdToken")
+    ) && matches!(
+        req.segments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["v1", "projects", _, "serviceAccounts", _]
+    )
 }
 
 /// Google's denial for this API.
 pub fn denied(permission: &str) -> ApiError {
-    let mut e = ApiError::new(403, "PERMISSION_DENIED", format!("Permission '{permission}' denied on resource (or it may not exist)."));
+    let mut e = ApiError::new(
+        403,
+        "PERMISSION_DENIED",
+        format!("Permission '{permission}' denied on resource (or it may not exist)."),
+    );
     e.body = e.body.with_detail(ErrorDetail::ErrorInfo {
         reason: reason::IAM_PERMISSION_DENIED.into(),
         domain: "iam.googleapis.com".into(),
@@ -58,8 +74,16 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     let target = req.seg(4).to_owned();
     if id_token {
         let body: GenerateIdTokenRequest = req.json()?;
-        let sa = authorize(cloud, &caller, &target, body.delegates.as_deref().unwrap_or_default(), perm)?;
-        let audience = body.audience.filter(|a| !a.is_empty()).ok_or_else(|| ApiError::invalid_argument("Invalid value for audience: the audience is required."))?;
+        let sa = authorize(
+            cloud,
+            &caller,
+            &target,
+            body.delegates.as_deref().unwrap_or_default(),
+            perm,
+        )?;
+        let audience = body.audience.filter(|a| !a.is_empty()).ok_or_else(|| {
+            ApiError::invalid_argument("Invalid value for audience: the audience is required.")
+        })?;
         let now = cloud.clock.now_secs();
         let mut claims = serde_json::json!({
             "iss": super::oauth2::ISSUER, "aud": audience, "azp": sa.unique_id, "sub": sa.unique_id,
@@ -69,28 +93,56 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
             claims["email"] = sa.email.clone().into();
             claims["email_verified"] = true.into();
         }
-        let token = cloud.sign_id_token(claims).map_err(|e| ApiError::internal(&e))?;
+        let token = cloud
+            .sign_id_token(claims)
+            .map_err(|e| ApiError::internal(&e))?;
         return Ok(ok_json(&GenerateIdTokenResponse { token }, false));
     }
     let body: GenerateAccessTokenRequest = req.json()?;
-    let sa = authorize(cloud, &caller, &target, body.delegates.as_deref().unwrap_or_default(), perm)?;
-    let scopes: Vec<String> = body.scope.unwrap_or_default().into_iter().filter(|s| !s.trim().is_empty()).collect();
+    let sa = authorize(
+        cloud,
+        &caller,
+        &target,
+        body.delegates.as_deref().unwrap_or_default(),
+        perm,
+    )?;
+    let scopes: Vec<String> = body
+        .scope
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .collect();
     if scopes.is_empty() {
         return Err(ApiError::invalid_argument("Scope required."));
     }
     let life = match body.lifetime.as_deref() {
         None | Some("") => MAX_LIFETIME_SECS,
-        Some(l) => parse_duration(l).ok_or_else(|| ApiError::invalid_argument(format!("Invalid value for lifetime: '{l}' is not a duration such as \"3600s\".")))?,
+        Some(l) => parse_duration(l).ok_or_else(|| {
+            ApiError::invalid_argument(format!(
+                "Invalid value for lifetime: '{l}' is not a duration such as \"3600s\"."
+            ))
+        })?,
     };
     if !(1..=MAX_LIFETIME_SECS).contains(&life) {
         return Err(ApiError::invalid_argument(format!(
             "The lifetime {life}s is outside 1s..{MAX_LIFETIME_SECS}s. Longer lifetimes need the organization policy constraints/iam.allowServiceAccountCredentialLifetimeExtension, which the local cloud does not emulate."
         )));
     }
-    let (access_token, life) = cloud.mint_access_token_with_lifetime(&format!("serviceAccount:{}", sa.email), &scopes, &sa.unique_id, life);
+    let (access_token, life) = cloud.mint_access_token_with_lifetime(
+        &format!("serviceAccount:{}", sa.email),
+        &scopes,
+        &sa.unique_id,
+        life,
+    );
     let expire_time = crate::time::rfc3339_seconds((cloud.clock.now_secs() + life) * 1000);
     tracing::info!(caller = %caller.member, target = %sa.email, "iamcredentials issued an access token");
-    Ok(ok_json(&GenerateAccessTokenResponse { access_token, expire_time }, false))
+    Ok(ok_json(
+        &GenerateAccessTokenResponse {
+            access_token,
+            expire_time,
+        },
+        false,
+    ))
 }
 
 /// `"3600s"` (a protobuf Duration, fractions allowed) in whole seconds.
@@ -106,19 +158,34 @@ fn account_email(s: &str) -> &str {
 }
 
 fn may(st: &State, who: &Principal<'_>, sa: &ServiceAccount, perm: &str) -> bool {
-    iam::grants(&sa.iam, who, perm) || st.projects.get(&sa.project).is_some_and(|p| iam::grants(&p.iam, who, perm))
+    iam::grants(&sa.iam, who, perm)
+        || st
+            .projects
+            .get(&sa.project)
+            .is_some_and(|p| iam::grants(&p.iam, who, perm))
 }
 
 /// Checks the chain caller → delegates… → target, hop by hop, and returns the target.
-fn authorize(cloud: &Cloud, caller: &Caller, target: &str, delegates: &[String], perm: &str) -> Result<ServiceAccount, ApiError> {
+fn authorize(
+    cloud: &Cloud,
+    caller: &Caller,
+    target: &str,
+    delegates: &[String],
+    perm: &str,
+) -> Result<ServiceAccount, ApiError> {
     let st = cloud.store.read();
     let mut chain: Vec<&str> = delegates.iter().map(|d| account_email(d)).collect();
     chain.push(target);
     let mut who_member = caller.member.clone();
     let mut federated = caller.federated.as_ref();
     for email in chain {
-        let Some(sa) = st.service_accounts.get(email) else { return Err(denied(perm)) };
-        let who = Principal { member: &who_member, federated };
+        let Some(sa) = st.service_accounts.get(email) else {
+            return Err(denied(perm));
+        };
+        let who = Principal {
+            member: &who_member,
+            federated,
+        };
         if !may(&st, &who, sa, perm) {
             tracing::info!(caller = %caller.member, hop = %who_member, account = %email, %perm, "iamcredentials denied");
             return Err(denied(perm));
@@ -126,7 +193,10 @@ fn authorize(cloud: &Cloud, caller: &Caller, target: &str, delegates: &[String],
         who_member = format!("serviceAccount:{}", sa.email);
         federated = None;
     }
-    st.service_accounts.get(target).cloned().ok_or_else(|| denied(perm))
+    st.service_accounts
+        .get(target)
+        .cloned()
+        .ok_or_else(|| denied(perm))
 }
 
 #[cfg(test)]
@@ -139,7 +209,10 @@ mod tests {
         assert_eq!(parse_duration("0.5s"), Some(1));
         assert_eq!(parse_duration("3600"), None);
         assert_eq!(parse_duration("-1s"), None);
-        assert_eq!(account_email("projects/-/serviceAccounts/a@b.iam.gserviceaccount.com"), "a@b.iam.gserviceaccount.com");
+        assert_eq!(
+            account_email("projects/-/serviceAccounts/a@b.iam.gserviceaccount.com"),
+            "a@b.iam.gserviceaccount.com"
+        );
         assert_eq!(account_email("a@b"), "a@b");
     }
 }

@@ -82,7 +82,11 @@ impl ApiError {
     }
 
     pub fn unknown_path(method: &Method, path: &str) -> Self {
-        Self::new(404, "NOT_FOUND", format!("The requested URL {path} was not found on this server (method {method})."))
+        Self::new(
+            404,
+            "NOT_FOUND",
+            format!("The requested URL {path} was not found on this server (method {method})."),
+        )
     }
 
     /// IAM said no (or the resource does not exist and the caller may not know).
@@ -90,22 +94,34 @@ impl ApiError {
         let mut e = Self::new(
             403,
             "PERMISSION_DENIED",
-            format!("Permission '{permission}' denied for resource '{resource}' (or it may not exist)."),
+            format!(
+                "Permission '{permission}' denied for resource '{resource}' (or it may not exist)."
+            ),
         );
         e.body = e.body.with_detail(ErrorDetail::ErrorInfo {
             reason: reason::IAM_PERMISSION_DENIED.into(),
             domain: "iam.googleapis.com".into(),
-            metadata: BTreeMap::from([("permission".into(), permission.into()), ("resource".into(), resource.into())]),
+            metadata: BTreeMap::from([
+                ("permission".into(), permission.into()),
+                ("resource".into(), resource.into()),
+            ]),
         });
         e
     }
 
     pub fn scope_insufficient(service: &str, method: &str) -> Self {
-        let mut e = Self::new(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.");
+        let mut e = Self::new(
+            403,
+            "PERMISSION_DENIED",
+            "Request had insufficient authentication scopes.",
+        );
         e.body = e.body.with_detail(ErrorDetail::ErrorInfo {
             reason: reason::SCOPE_INSUFFICIENT.into(),
             domain: "googleapis.com".into(),
-            metadata: BTreeMap::from([("service".into(), service.into()), ("method".into(), method.into())]),
+            metadata: BTreeMap::from([
+                ("service".into(), service.into()),
+                ("method".into(), method.into()),
+            ]),
         });
         e
     }
@@ -116,7 +132,10 @@ impl ApiError {
         e.body = e.body.with_detail(ErrorDetail::ErrorInfo {
             reason: why.into(),
             domain: "googleapis.com".into(),
-            metadata: BTreeMap::from([("service".into(), service.into()), ("method".into(), method.into())]),
+            metadata: BTreeMap::from([
+                ("service".into(), service.into()),
+                ("method".into(), method.into()),
+            ]),
         });
         e
     }
@@ -124,7 +143,11 @@ impl ApiError {
     /// Adds Compute Engine's legacy `errors` entry.
     pub fn legacy(mut self, reason: &str) -> Self {
         let message = self.body.error.message.clone();
-        self.body.error.errors.push(LegacyError { message, domain: "global".into(), reason: reason.into() });
+        self.body.error.errors.push(LegacyError {
+            message,
+            domain: "global".into(),
+            reason: reason.into(),
+        });
         self
     }
 }
@@ -134,9 +157,15 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.body).unwrap_or_default();
         let mut r = (self.status, body).into_response();
         let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=UTF-8"),
+        );
         if self.www_authenticate {
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"https://accounts.google.com/\""));
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"https://accounts.google.com/\""),
+            );
         }
         r
     }
@@ -172,34 +201,59 @@ impl Req {
         let mut segments: Vec<String> = path
             .split('/')
             .skip(1)
-            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .collect();
         if segments.last().is_some_and(|s| s.is_empty()) && segments.len() > 1 {
             segments.pop();
         }
         let mut verb = None;
         if let Some(last) = segments.last_mut()
-            && let Some(i) = last.find(':') {
+            && let Some(i) = last.find(':')
+        {
             verb = Some(last[i + 1..].to_owned());
             last.truncate(i);
         }
-        let query = uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-        Req { method, path, segments, verb, query, headers, body }
+        let query = uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        Req {
+            method,
+            path,
+            segments,
+            verb,
+            query,
+            headers,
+            body,
+        }
     }
 
     pub fn q(&self, k: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `$alt=json;enum-encoding=int`, which Google's generated REST clients send.
     pub fn enums_as_ints(&self) -> bool {
-        self.q("$alt").is_some_and(|v| v.contains("enum-encoding=int"))
+        self.q("$alt")
+            .is_some_and(|v| v.contains("enum-encoding=int"))
     }
 
     /// The body as JSON; an empty body reads as `{}`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
-        serde_json::from_slice(body).map_err(|e| ApiError::invalid_argument(format!("Invalid JSON payload received. {e}")))
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::invalid_argument(format!("Invalid JSON payload received. {e}")))
     }
 
     pub fn seg(&self, i: usize) -> &str {
@@ -214,7 +268,11 @@ pub fn ok_json<T: Serialize>(v: &T, enums_as_ints: bool) -> Response {
         ints(&mut value);
     }
     let body = serde_json::to_vec(&value).unwrap_or_default();
-    ([(header::CONTENT_TYPE, "application/json; charset=UTF-8")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Rewrites the enum fields the local cloud emits (`state` of a SecretVersion)
@@ -224,7 +282,10 @@ fn ints(v: &mut serde_json::Value) {
         serde_json::Value::Object(m) => {
             for (k, val) in m.iter_mut() {
                 if k == "state"
-                    && let Some(s) = val.as_str().and_then(keyway_wire::google::secretmanager::VersionState::parse) {
+                    && let Some(s) = val
+                        .as_str()
+                        .and_then(keyway_wire::google::secretmanager::VersionState::parse)
+                {
                     *val = serde_json::Value::from(s.number());
                     continue;
                 }
@@ -237,8 +298,17 @@ fn ints(v: &mut serde_json::Value) {
 }
 
 /// The caller behind the request's bearer token.
-pub fn authenticate(cloud: &Cloud, req: &Req, service: &str, method: &str) -> Result<Caller, ApiError> {
-    let Some(auth) = req.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+pub fn authenticate(
+    cloud: &Cloud,
+    req: &Req,
+    service: &str,
+    method: &str,
+) -> Result<Caller, ApiError> {
+    let Some(auth) = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Err(ApiError::unauthenticated(
             "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
             reason::CREDENTIALS_MISSING,
@@ -246,23 +316,39 @@ pub fn authenticate(cloud: &Cloud, req: &Req, service: &str, method: &str) -> Re
             method,
         ));
     };
-    let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).unwrap_or("").trim();
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+        .unwrap_or("")
+        .trim();
     // A JWT signed with a service-account key is accepted as that account, as
     // Google does for clients that skip the token exchange ("self-signed JWT").
-    if !token.starts_with(crate::crypto::TOKEN_PREFIX) && token.bytes().filter(|b| *b == b'.').count() == 2
-        && let Ok(c) = oauth2::verify_service_account_jwt(cloud, token, oauth2::Audience::Service(service)) {
+    if !token.starts_with(crate::crypto::TOKEN_PREFIX)
+        && token.bytes().filter(|b| *b == b'.').count() == 2
+        && let Ok(c) =
+            oauth2::verify_service_account_jwt(cloud, token, oauth2::Audience::Service(service))
+    {
         let scopes = match &c.scope {
             Some(s) => s.split_whitespace().map(str::to_owned).collect(),
             // Addressed to this API: full access to it, as cloud-platform gives.
             None => vec![CLOUD_PLATFORM.to_owned()],
         };
-        return Ok(Caller { member: format!("serviceAccount:{}", c.iss), scopes, expires_at: c.exp, federated: None });
+        return Ok(Caller {
+            member: format!("serviceAccount:{}", c.iss),
+            scopes,
+            expires_at: c.exp,
+            federated: None,
+        });
     }
     match cloud.verify_access_token(token) {
         Ok(c) => Ok(c),
         Err(p) => Err(ApiError::unauthenticated(
             "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
-            if p == TokenProblem::Expired { reason::ACCESS_TOKEN_EXPIRED } else { reason::ACCESS_TOKEN_TYPE_UNSUPPORTED },
+            if p == TokenProblem::Expired {
+                reason::ACCESS_TOKEN_EXPIRED
+            } else {
+                reason::ACCESS_TOKEN_TYPE_UNSUPPORTED
+            },
             service,
             method,
         )),
@@ -270,7 +356,12 @@ pub fn authenticate(cloud: &Cloud, req: &Req, service: &str, method: &str) -> Re
 }
 
 /// Fails unless the caller's token carries one of `accepted`.
-pub fn require_scope(caller: &Caller, accepted: &[&str], service: &str, method: &str) -> Result<(), ApiError> {
+pub fn require_scope(
+    caller: &Caller,
+    accepted: &[&str],
+    service: &str,
+    method: &str,
+) -> Result<(), ApiError> {
     if caller.scopes.iter().any(|s| accepted.contains(&s.as_str())) {
         Ok(())
     } else {
@@ -283,7 +374,13 @@ pub fn router(cloud: Arc<Cloud>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(cloud)
 }
 
-async fn handle(State(cloud): State<Arc<Cloud>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(cloud): State<Arc<Cloud>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let req = Req::parse(method.clone(), &uri, headers, body);
     let reply = if req.method == Method::GET {
         dispatch(&cloud, &req)
@@ -307,7 +404,15 @@ fn dispatch(cloud: &Arc<Cloud>, req: &Req) -> Reply {
     }
     match s.as_slice() {
         ["v1", "token"] => sts::token(cloud, req),
-        ["v1", "projects", _, "locations", "global", "workloadIdentityPools", ..] => wip::dispatch(cloud, req),
+        [
+            "v1",
+            "projects",
+            _,
+            "locations",
+            "global",
+            "workloadIdentityPools",
+            ..,
+        ] => wip::dispatch(cloud, req),
         ["token"] | ["oauth2", "v4", "token"] => oauth2::token(cloud, req),
         ["tokeninfo"] | ["oauth2", "v3", "tokeninfo"] => oauth2::tokeninfo(cloud, req),
         ["oauth2", "v3", "certs"] => oauth2::certs(cloud),

@@ -16,19 +16,35 @@ pub const GOOGLE_TOKEN_AUDIENCE: &str = "https://oauth2.googleapis.com/token";
 pub const ISSUER: &str = "https://accounts.google.com";
 
 fn oauth_error(status: u16, error: &str, description: &str) -> Response {
-    let body = OAuthError { error: error.into(), error_description: Some(description.into()) };
+    let body = OAuthError {
+        error: error.into(),
+        error_description: Some(description.into()),
+    };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], serde_json::to_vec(&body).unwrap_or_default()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+        .into_response()
 }
 
 /// Form fields (or a JSON object) of a token request.
 fn fields(req: &Req) -> Vec<(String, String)> {
-    let ct = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if ct.starts_with("application/json") {
         let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
         return v
             .as_object()
-            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
             .unwrap_or_default();
     }
     let mut f: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
@@ -42,20 +58,37 @@ fn field<'a>(f: &'a [(String, String)], k: &str) -> Option<&'a str> {
 
 pub fn token(cloud: &Cloud, req: &Req) -> Reply {
     if req.method != axum::http::Method::POST {
-        return Ok(oauth_error(405, "invalid_request", "The token endpoint takes POST."));
+        return Ok(oauth_error(
+            405,
+            "invalid_request",
+            "The token endpoint takes POST.",
+        ));
     }
     let f = fields(req);
     Ok(match field(&f, "grant_type") {
         Some("refresh_token") => refresh_grant(cloud, &f),
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => jwt_bearer_grant(cloud, &f),
-        Some(other) => oauth_error(400, "unsupported_grant_type", &format!("Invalid grant_type: {other}")),
-        None => oauth_error(400, "invalid_request", "Missing required parameter: grant_type"),
+        Some(other) => oauth_error(
+            400,
+            "unsupported_grant_type",
+            &format!("Invalid grant_type: {other}"),
+        ),
+        None => oauth_error(
+            400,
+            "invalid_request",
+            "Missing required parameter: grant_type",
+        ),
     })
 }
 
 fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
-    let (Some(client_id), Some(refresh)) = (field(f, "client_id"), field(f, "refresh_token")) else {
-        return oauth_error(400, "invalid_request", "Missing required parameter: refresh_token or client_id");
+    let (Some(client_id), Some(refresh)) = (field(f, "client_id"), field(f, "refresh_token"))
+    else {
+        return oauth_error(
+            400,
+            "invalid_request",
+            "Missing required parameter: refresh_token or client_id",
+        );
     };
     if client_id != cloud.oauth_client_id() {
         return oauth_error(401, "invalid_client", "The OAuth client was not found.");
@@ -64,7 +97,13 @@ fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
         return oauth_error(401, "invalid_client", "Unauthorized");
     }
     let hash = crypto::hex(&crypto::sha256(refresh.as_bytes()));
-    let user = cloud.store.read().users.values().find(|u| u.refresh_token_sha256 == hash && u.client_id == client_id).cloned();
+    let user = cloud
+        .store
+        .read()
+        .users
+        .values()
+        .find(|u| u.refresh_token_sha256 == hash && u.client_id == client_id)
+        .cloned();
     let Some(user) = user else {
         return oauth_error(400, "invalid_grant", "Token has been expired or revoked.");
     };
@@ -73,13 +112,18 @@ fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
         Some(s) if !s.trim().is_empty() => {
             let asked: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
             if let Some(extra) = asked.iter().find(|a| !granted.contains(a)) {
-                return oauth_error(400, "invalid_scope", &format!("The scope {extra} was not granted to this refresh token."));
+                return oauth_error(
+                    400,
+                    "invalid_scope",
+                    &format!("The scope {extra} was not granted to this refresh token."),
+                );
             }
             asked
         }
         _ => granted,
     };
-    let (access, life) = cloud.mint_access_token(&format!("user:{}", user.email), &scopes, client_id);
+    let (access, life) =
+        cloud.mint_access_token(&format!("user:{}", user.email), &scopes, client_id);
     let id_token = if scopes.iter().any(|s| s == "openid") {
         let now = cloud.clock.now_secs();
         cloud
@@ -91,20 +135,38 @@ fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     } else {
         None
     };
-    ok_json(&TokenResponse { access_token: access, expires_in: life, token_type: "Bearer".into(), scope: Some(scopes.join(" ")), id_token, refresh_token: None }, false)
+    ok_json(
+        &TokenResponse {
+            access_token: access,
+            expires_in: life,
+            token_type: "Bearer".into(),
+            scope: Some(scopes.join(" ")),
+            id_token,
+            refresh_token: None,
+        },
+        false,
+    )
 }
 
 /// A stable numeric subject for a user.
 pub fn user_sub(email: &str) -> String {
     let h = crypto::sha256(email.as_bytes());
-    format!("1{:020}", u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) % 10_000_000_000_000_000_000)
+    format!(
+        "1{:020}",
+        u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+            % 10_000_000_000_000_000_000
+    )
 }
 
 /// The jwt-bearer grant: a service account signs a JWT with its key; the
 /// signature, issuer, audience and times are checked against the key the cloud minted.
 fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     let Some(assertion) = field(f, "assertion") else {
-        return oauth_error(400, "invalid_request", "Missing required parameter: assertion");
+        return oauth_error(
+            400,
+            "invalid_request",
+            "Missing required parameter: assertion",
+        );
     };
     let claims = match verify_service_account_jwt(cloud, assertion, Audience::TokenEndpoint) {
         Ok(c) => c,
@@ -113,7 +175,9 @@ fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     let now = cloud.clock.now_secs();
     let email = claims.iss.clone();
     let sa = cloud.store.read().service_accounts.get(&email).cloned();
-    let Some(sa) = sa else { return oauth_error(400, "invalid_grant", "Invalid JWT Signature.") };
+    let Some(sa) = sa else {
+        return oauth_error(400, "invalid_grant", "Invalid JWT Signature.");
+    };
     if let Some(aud) = claims.target_audience.as_deref() {
         let life = cloud.token_lifetime();
         let id = cloud.sign_id_token(serde_json::json!({
@@ -121,16 +185,38 @@ fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
             "email_verified": true, "iat": now, "exp": now + life,
         }));
         return match id {
-            Ok(id) => ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], serde_json::to_vec(&serde_json::json!({"id_token": id})).unwrap_or_default()).into_response(),
+            Ok(id) => (
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                serde_json::to_vec(&serde_json::json!({"id_token": id})).unwrap_or_default(),
+            )
+                .into_response(),
             Err(_) => oauth_error(500, "internal_failure", "Signing failed."),
         };
     }
     let Some(scope) = claims.scope.filter(|s| !s.trim().is_empty()) else {
-        return oauth_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.");
+        return oauth_error(
+            400,
+            "invalid_scope",
+            "Invalid OAuth scope or ID token audience provided.",
+        );
     };
     let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
-    let (access, life) = cloud.mint_access_token(&format!("serviceAccount:{}", sa.email), &scopes, &sa.unique_id);
-    ok_json(&TokenResponse { access_token: access, expires_in: life, token_type: "Bearer".into(), scope: None, id_token: None, refresh_token: None }, false)
+    let (access, life) = cloud.mint_access_token(
+        &format!("serviceAccount:{}", sa.email),
+        &scopes,
+        &sa.unique_id,
+    );
+    ok_json(
+        &TokenResponse {
+            access_token: access,
+            expires_in: life,
+            token_type: "Bearer".into(),
+            scope: None,
+            id_token: None,
+            refresh_token: None,
+        },
+        false,
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -162,24 +248,49 @@ pub enum Audience<'a> {
 /// Verifies a JWT signed by a service account's key: header kid names a key of
 /// the account in `iss`, RS256 signature, at most one hour of validity, not
 /// expired, not issued in the future (5 minutes of skew allowed).
-pub fn verify_service_account_jwt(cloud: &Cloud, jwt: &str, audience: Audience<'_>) -> Result<SaJwtClaims, String> {
+pub fn verify_service_account_jwt(
+    cloud: &Cloud,
+    jwt: &str,
+    audience: Audience<'_>,
+) -> Result<SaJwtClaims, String> {
     let mut parts = jwt.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.".into());
     };
-    let header: serde_json::Value = URL_SAFE_NO_PAD.decode(h).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or("Invalid JWT: the header is not base64url JSON.")?;
-    let claims: SaJwtClaims = URL_SAFE_NO_PAD.decode(c).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or("Invalid JWT: the claims are not base64url JSON with iss, aud, iat and exp.")?;
-    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| "Invalid JWT Signature.")?;
+    let header: serde_json::Value = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("Invalid JWT: the header is not base64url JSON.")?;
+    let claims: SaJwtClaims = URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("Invalid JWT: the claims are not base64url JSON with iss, aud, iat and exp.")?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| "Invalid JWT Signature.")?;
     if header.get("alg").and_then(|a| a.as_str()) != Some("RS256") {
         return Err("Invalid JWT: alg must be RS256.".into());
     }
     let kid = header.get("kid").and_then(|k| k.as_str()).unwrap_or("");
     let st = cloud.store.read();
-    let sa = st.service_accounts.get(&claims.iss).ok_or("Invalid JWT Signature.")?;
+    let sa = st
+        .service_accounts
+        .get(&claims.iss)
+        .ok_or("Invalid JWT Signature.")?;
     let signed = &jwt[..h.len() + 1 + c.len()];
-    let ok = sa.keys.iter().filter(|k| !k.disabled && (kid.is_empty() || k.id == kid)).any(|k| {
-        STANDARD.decode(&k.public_der_b64).is_ok_and(|der| crypto::verify_rs256(&der, signed.as_bytes(), &sig))
-    });
+    let ok = sa
+        .keys
+        .iter()
+        .filter(|k| !k.disabled && (kid.is_empty() || k.id == kid))
+        .any(|k| {
+            STANDARD
+                .decode(&k.public_der_b64)
+                .is_ok_and(|der| crypto::verify_rs256(&der, signed.as_bytes(), &sig))
+        });
     if !ok {
         return Err("Invalid JWT Signature.".into());
     }
@@ -192,9 +303,15 @@ pub fn verify_service_account_jwt(cloud: &Cloud, jwt: &str, audience: Audience<'
     }
     let aud = claims.aud.as_deref().unwrap_or("");
     match audience {
-        Audience::TokenEndpoint if aud != GOOGLE_TOKEN_AUDIENCE => Err(format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}.")),
-        Audience::Service(svc) if claims.scope.is_none() && aud.trim_end_matches('/') != format!("https://{svc}") => {
-            Err(format!("Invalid JWT: aud must be https://{svc}/ or the JWT must carry a scope claim."))
+        Audience::TokenEndpoint if aud != GOOGLE_TOKEN_AUDIENCE => {
+            Err(format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}."))
+        }
+        Audience::Service(svc)
+            if claims.scope.is_none() && aud.trim_end_matches('/') != format!("https://{svc}") =>
+        {
+            Err(format!(
+                "Invalid JWT: aud must be https://{svc}/ or the JWT must carry a scope claim."
+            ))
         }
         _ => Ok(claims),
     }
@@ -204,13 +321,21 @@ pub fn tokeninfo(cloud: &Cloud, req: &Req) -> Reply {
     let f = fields(req);
     let bad = || oauth_error(400, "invalid_token", "Invalid Value");
     if let Some(t) = field(&f, "access_token") {
-        let Ok(c) = cloud.verify_access_token(t) else { return Ok(bad()) };
+        let Ok(c) = cloud.verify_access_token(t) else {
+            return Ok(bad());
+        };
         let now = cloud.clock.now_secs();
         let (kind, email) = c.member.split_once(':').unwrap_or(("", ""));
         let azp = cloud.tokens.verify(t).map(|c| c.azp).unwrap_or_default();
         // A federated token names its principal, and has no email.
         let federated = c.federated.is_some();
-        let sub = if federated { c.member.clone() } else if kind == "user" { user_sub(email) } else { azp.clone() };
+        let sub = if federated {
+            c.member.clone()
+        } else if kind == "user" {
+            user_sub(email)
+        } else {
+            azp.clone()
+        };
         let info = TokenInfo {
             azp: azp.clone(),
             aud: azp,
@@ -225,21 +350,30 @@ pub fn tokeninfo(cloud: &Cloud, req: &Req) -> Reply {
         return Ok(ok_json(&info, false));
     }
     if let Some(t) = field(&f, "id_token") {
-        let Some(claims) = verify_id_token(cloud, t) else { return Ok(bad()) };
+        let Some(claims) = verify_id_token(cloud, t) else {
+            return Ok(bad());
+        };
         let mut out = serde_json::Map::new();
         if let Some(m) = claims.as_object() {
             for (k, v) in m {
-                out.insert(k.clone(), match v {
-                    serde_json::Value::String(s) => serde_json::Value::String(s.clone()),
-                    other => serde_json::Value::String(other.to_string()),
-                });
+                out.insert(
+                    k.clone(),
+                    match v {
+                        serde_json::Value::String(s) => serde_json::Value::String(s.clone()),
+                        other => serde_json::Value::String(other.to_string()),
+                    },
+                );
             }
         }
         out.insert("alg".into(), "RS256".into());
         out.insert("kid".into(), cloud.signer.kid.clone().into());
         return Ok(ok_json(&out, false));
     }
-    Ok(oauth_error(400, "invalid_request", "Either access_token or id_token is required."))
+    Ok(oauth_error(
+        400,
+        "invalid_request",
+        "Either access_token or id_token is required.",
+    ))
 }
 
 /// The claims of an ID token this cloud signed and that has not expired.
@@ -250,10 +384,16 @@ pub fn verify_id_token(cloud: &Cloud, jwt: &str) -> Option<serde_json::Value> {
         return None;
     }
     let (_, c) = signed.split_once('.')?;
-    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
     (claims.get("exp")?.as_i64()? > cloud.clock.now_secs()).then_some(claims)
 }
 
 pub fn certs(cloud: &Cloud) -> Reply {
-    Ok(ok_json(&JwkSet { keys: vec![cloud.signer.jwk()] }, false))
+    Ok(ok_json(
+        &JwkSet {
+            keys: vec![cloud.signer.jwk()],
+        },
+        false,
+    ))
 }

@@ -2,42 +2,79 @@
 //! `projects.get`, `getIamPolicy`, `setIamPolicy`, `testIamPermissions`.
 
 use super::secretmanager::{checked_policy_update, with_etag};
-use super::{ApiError, CLOUD_PLATFORM, CLOUD_PLATFORM_RO, Reply, Req, authenticate, ok_json, require_scope};
+use super::{
+    ApiError, CLOUD_PLATFORM, CLOUD_PLATFORM_RO, Reply, Req, authenticate, ok_json, require_scope,
+};
 use crate::cloud::Cloud;
 use crate::iam;
 use crate::store::Change;
 use axum::http::Method;
-use keyway_wire::google::iam::{SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse};
+use keyway_wire::google::iam::{
+    SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
+};
 
 const SERVICE: &str = "cloudresourcemanager.googleapis.com";
 
 pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     let (op, perm, write) = match (req.verb.as_deref(), &req.method) {
         (None, &Method::GET) => ("GetProject", "resourcemanager.projects.get", false),
-        (Some("getIamPolicy"), &Method::POST | &Method::GET) => ("GetIamPolicy", "resourcemanager.projects.getIamPolicy", false),
-        (Some("setIamPolicy"), &Method::POST) => ("SetIamPolicy", "resourcemanager.projects.setIamPolicy", true),
+        (Some("getIamPolicy"), &Method::POST | &Method::GET) => (
+            "GetIamPolicy",
+            "resourcemanager.projects.getIamPolicy",
+            false,
+        ),
+        (Some("setIamPolicy"), &Method::POST) => (
+            "SetIamPolicy",
+            "resourcemanager.projects.setIamPolicy",
+            true,
+        ),
         (Some("testIamPermissions"), &Method::POST) => ("TestIamPermissions", "", false),
         _ => return Err(ApiError::unknown_path(&req.method, &req.path)),
     };
     let method = format!("google.cloudresourcemanager.v1.Projects.{op}");
     let caller = authenticate(cloud, req, SERVICE, &method)?;
-    let scopes: &[&str] = if write { &[CLOUD_PLATFORM] } else { &[CLOUD_PLATFORM, CLOUD_PLATFORM_RO] };
+    let scopes: &[&str] = if write {
+        &[CLOUD_PLATFORM]
+    } else {
+        &[CLOUD_PLATFORM, CLOUD_PLATFORM_RO]
+    };
     require_scope(&caller, scopes, SERVICE, &method)?;
     let pid = req.seg(2);
-    let denied = || ApiError::new(403, "PERMISSION_DENIED", "The caller does not have permission").legacy("forbidden");
+    let denied = || {
+        ApiError::new(
+            403,
+            "PERMISSION_DENIED",
+            "The caller does not have permission",
+        )
+        .legacy("forbidden")
+    };
     if op == "TestIamPermissions" {
         let body: TestIamPermissionsRequest = req.json()?;
         let st = cloud.store.read();
         let granted = st
             .project(pid)
-            .map(|p| body.permissions.iter().filter(|x| iam::grants(&p.iam, &caller.principal(), x)).cloned().collect())
+            .map(|p| {
+                body.permissions
+                    .iter()
+                    .filter(|x| iam::grants(&p.iam, &caller.principal(), x))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
-        return Ok(ok_json(&TestIamPermissionsResponse { permissions: granted }, false));
+        return Ok(ok_json(
+            &TestIamPermissionsResponse {
+                permissions: granted,
+            },
+            false,
+        ));
     }
     if op == "SetIamPolicy" {
         let body: SetIamPolicyRequest = req.json()?;
         let policy = cloud.store.write(|st| {
-            let p = st.project(pid).filter(|p| iam::grants(&p.iam, &caller.principal(), perm)).ok_or_else(denied)?;
+            let p = st
+                .project(pid)
+                .filter(|p| iam::grants(&p.iam, &caller.principal(), perm))
+                .ok_or_else(denied)?;
             let new = checked_policy_update(&p.iam, body.policy.clone())?;
             let mut p = p.clone();
             p.iam = new.clone();
@@ -46,7 +83,10 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         return Ok(ok_json(&with_etag(&policy), false));
     }
     let st = cloud.store.read();
-    let p = st.project(pid).filter(|p| iam::grants(&p.iam, &caller.principal(), perm)).ok_or_else(denied)?;
+    let p = st
+        .project(pid)
+        .filter(|p| iam::grants(&p.iam, &caller.principal(), perm))
+        .ok_or_else(denied)?;
     if op == "GetIamPolicy" {
         return Ok(ok_json(&with_etag(&p.iam), false));
     }

@@ -9,7 +9,9 @@ use crate::store::{Change, Project, SecretEntry, SecretMeta, State, Version};
 use axum::http::Method;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use keyway_wire::google::iam::{Policy, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse};
+use keyway_wire::google::iam::{
+    Policy, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
+};
 use keyway_wire::google::secretmanager as sm;
 use keyway_wire::google::secretmanager::VersionState;
 use std::collections::BTreeMap;
@@ -47,7 +49,12 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     };
     let caller = authenticate(cloud, req, SERVICE, &rpc(op))?;
     require_scope(&caller, &[CLOUD_PLATFORM], SERVICE, &rpc(op))?;
-    let ctx = Ctx { cloud, req, caller: &caller, project_ref: req.seg(2) };
+    let ctx = Ctx {
+        cloud,
+        req,
+        caller: &caller,
+        project_ref: req.seg(2),
+    };
     match op {
         "CreateSecret" => ctx.create_secret(),
         "ListSecrets" => ctx.list_secrets(),
@@ -75,7 +82,12 @@ struct Ctx<'a> {
 }
 
 /// Does the caller hold `perm` on the secret (or its project)?
-fn allowed(p: &Project, secret: Option<&SecretEntry>, who: &iam::Principal<'_>, perm: &str) -> bool {
+fn allowed(
+    p: &Project,
+    secret: Option<&SecretEntry>,
+    who: &iam::Principal<'_>,
+    perm: &str,
+) -> bool {
     iam::grants(&p.iam, who, perm) || secret.is_some_and(|s| iam::grants(&s.meta.iam, who, perm))
 }
 
@@ -106,14 +118,22 @@ fn render_version(p: &Project, secret: &str, v: &Version) -> sm::SecretVersion {
         destroy_time: v.destroy_ms.map(crate::time::rfc3339_millis),
         state: v.state,
         replication_status: Some(serde_json::json!({"automatic": {}})),
-        etag: etag(v.create_ms, v.state.number() as u64 + v.destroy_ms.unwrap_or(0) as u64),
+        etag: etag(
+            v.create_ms,
+            v.state.number() as u64 + v.destroy_ms.unwrap_or(0) as u64,
+        ),
         client_specified_payload_checksum: v.client_checksum,
     }
 }
 
 fn decode_b64(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    STANDARD.decode(s).or_else(|_| STANDARD_NO_PAD.decode(s)).or_else(|_| URL_SAFE.decode(s)).or_else(|_| URL_SAFE_NO_PAD.decode(s)).ok()
+    STANDARD
+        .decode(s)
+        .or_else(|_| STANDARD_NO_PAD.decode(s))
+        .or_else(|_| URL_SAFE.decode(s))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(s))
+        .ok()
 }
 
 /// A simple filter: space- or AND-separated terms `key:value` (contains) or
@@ -129,10 +149,14 @@ impl Filter {
             } else if let Some((k, v)) = t.split_once(':') {
                 (k, false, v)
             } else {
-                return Err(ApiError::invalid_argument(format!("Invalid filter: term '{t}' must be key:value or key=value.")));
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid filter: term '{t}' must be key:value or key=value."
+                )));
             };
             if !(k == "name" || k == "state" || k.starts_with("labels.")) {
-                return Err(ApiError::invalid_argument(format!("Invalid filter: unsupported field '{k}'.")));
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid filter: unsupported field '{k}'."
+                )));
             }
             terms.push((k.to_owned(), exact, v.trim_matches('"').to_owned()));
         }
@@ -161,7 +185,9 @@ fn page_size(req: &Req) -> Result<usize, ApiError> {
         None | Some("") | Some("0") => Ok(MAX_PAGE),
         Some(s) => match s.parse::<usize>() {
             Ok(n) if n <= MAX_PAGE => Ok(n),
-            _ => Err(ApiError::invalid_argument(format!("page_size must be between 0 and {MAX_PAGE}; got {s}."))),
+            _ => Err(ApiError::invalid_argument(format!(
+                "page_size must be between 0 and {MAX_PAGE}; got {s}."
+            ))),
         },
     }
 }
@@ -185,8 +211,15 @@ impl Ctx<'_> {
 
     /// The project and (if it exists) the secret, after checking `perm`.
     /// A caller without the permission gets 403 whether or not it exists.
-    fn secret<'s>(&self, st: &'s State, perm: &str, resource: &str) -> Result<(&'s Project, Option<&'s SecretEntry>), ApiError> {
-        let p = st.project(self.project_ref).ok_or_else(|| ApiError::permission_denied(perm, resource))?;
+    fn secret<'s>(
+        &self,
+        st: &'s State,
+        perm: &str,
+        resource: &str,
+    ) -> Result<(&'s Project, Option<&'s SecretEntry>), ApiError> {
+        let p = st
+            .project(self.project_ref)
+            .ok_or_else(|| ApiError::permission_denied(perm, resource))?;
         let s = p.secrets.get(self.req.seg(4));
         if !allowed(p, s, &self.who(), perm) {
             return Err(ApiError::permission_denied(perm, resource));
@@ -194,16 +227,27 @@ impl Ctx<'_> {
         Ok((p, s))
     }
 
-    fn existing<'s>(&self, st: &'s State, perm: &str) -> Result<(&'s Project, &'s SecretEntry), ApiError> {
+    fn existing<'s>(
+        &self,
+        st: &'s State,
+        perm: &str,
+    ) -> Result<(&'s Project, &'s SecretEntry), ApiError> {
         let resource = format!("projects/{}/secrets/{}", self.project_ref, self.req.seg(4));
         let (p, s) = self.secret(st, perm, &resource)?;
-        let s = s.ok_or_else(|| ApiError::not_found(format!("Secret [{}] not found.", secret_name(p, self.req.seg(4)))))?;
+        let s = s.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Secret [{}] not found.",
+                secret_name(p, self.req.seg(4))
+            ))
+        })?;
         Ok((p, s))
     }
 
     fn project_with<'s>(&self, st: &'s State, perm: &str) -> Result<&'s Project, ApiError> {
         let resource = format!("projects/{}", self.project_ref);
-        let p = st.project(self.project_ref).ok_or_else(|| ApiError::permission_denied(perm, &resource))?;
+        let p = st
+            .project(self.project_ref)
+            .ok_or_else(|| ApiError::permission_denied(perm, &resource))?;
         if !iam::grants(&p.iam, &self.who(), perm) {
             return Err(ApiError::permission_denied(perm, &resource));
         }
@@ -250,15 +294,32 @@ impl Ctx<'_> {
         let filter = Filter::parse(self.req.q("filter"))?;
         let size = page_size(self.req)?;
         let start = page_start(self.req)?;
-        let matching: Vec<&SecretEntry> = p.secrets.values().filter(|s| filter.matches(&s.meta.id, None, &s.meta.labels)).collect();
+        let matching: Vec<&SecretEntry> = p
+            .secrets
+            .values()
+            .filter(|s| filter.matches(&s.meta.id, None, &s.meta.labels))
+            .collect();
         let total = matching.len();
-        let page: Vec<&SecretEntry> =
-            matching.into_iter().filter(|s| start.as_ref().is_none_or(|a| s.meta.id.as_str() > a.as_str())).take(size + 1).collect();
+        let page: Vec<&SecretEntry> = matching
+            .into_iter()
+            .filter(|s| {
+                start
+                    .as_ref()
+                    .is_none_or(|a| s.meta.id.as_str() > a.as_str())
+            })
+            .take(size + 1)
+            .collect();
         let more = page.len() > size;
         let page = &page[..page.len().min(size)];
         let resp = sm::ListSecretsResponse {
             secrets: page.iter().map(|s| render_secret(p, &s.meta)).collect(),
-            next_page_token: if more { page.last().map(|s| URL_SAFE_NO_PAD.encode(&s.meta.id)).unwrap_or_default() } else { String::new() },
+            next_page_token: if more {
+                page.last()
+                    .map(|s| URL_SAFE_NO_PAD.encode(&s.meta.id))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            },
             total_size: total as i32,
         };
         Ok(ok_json(&resp, self.req.enums_as_ints()))
@@ -267,7 +328,10 @@ impl Ctx<'_> {
     fn get_secret(&self) -> Reply {
         let st = self.cloud.store.read();
         let (p, s) = self.existing(&st, "secretmanager.secrets.get")?;
-        Ok(ok_json(&render_secret(p, &s.meta), self.req.enums_as_ints()))
+        Ok(ok_json(
+            &render_secret(p, &s.meta),
+            self.req.enums_as_ints(),
+        ))
     }
 
     fn update_secret(&self) -> Reply {
@@ -312,26 +376,41 @@ impl Ctx<'_> {
         self.cloud.store.write(|st| -> Result<_, ApiError> {
             let (p, s) = self.existing(st, "secretmanager.secrets.delete")?;
             if let Some(e) = want.as_deref().filter(|e| !e.is_empty())
-                && e != etag(s.meta.create_ms, s.meta.revision) {
-                return Err(ApiError::aborted("The etag provided in the request does not match the secret's current etag."));
+                && e != etag(s.meta.create_ms, s.meta.revision)
+            {
+                return Err(ApiError::aborted(
+                    "The etag provided in the request does not match the secret's current etag.",
+                ));
             }
-            Ok((vec![Change::DeleteSecret { project: p.id.clone(), secret: s.meta.id.clone() }], ()))
+            Ok((
+                vec![Change::DeleteSecret {
+                    project: p.id.clone(),
+                    secret: s.meta.id.clone(),
+                }],
+                (),
+            ))
         })?;
         Ok(ok_json(&serde_json::json!({}), false))
     }
 
     fn add_version(&self) -> Reply {
         let body: sm::AddSecretVersionRequest = self.req.json()?;
-        let payload = body.payload.ok_or_else(|| ApiError::invalid_argument("payload is required."))?;
-        let data = zeroize::Zeroizing::new(
-            decode_b64(&payload.data).ok_or_else(|| ApiError::invalid_argument("Invalid value at 'payload.data': not valid base64."))?,
-        );
+        let payload = body
+            .payload
+            .ok_or_else(|| ApiError::invalid_argument("payload is required."))?;
+        let data = zeroize::Zeroizing::new(decode_b64(&payload.data).ok_or_else(|| {
+            ApiError::invalid_argument("Invalid value at 'payload.data': not valid base64.")
+        })?);
         if data.len() > MAX_PAYLOAD {
-            return Err(ApiError::invalid_argument(format!("Secret Payload cannot be larger than 64KiB ({} bytes given).", data.len())));
+            return Err(ApiError::invalid_argument(format!(
+                "Secret Payload cannot be larger than 64KiB ({} bytes given).",
+                data.len()
+            )));
         }
         let crc = crc32c::crc32c(&data);
         if let Some(given) = payload.data_crc32c
-            && given != crc as i64 {
+            && given != crc as i64
+        {
             return Err(ApiError::invalid_argument(
                 "Checksum mismatch: payload.data_crc32c does not match the CRC32C of payload.data. The payload was not stored.",
             ));
@@ -347,40 +426,80 @@ impl Ctx<'_> {
                 destroy_ms: None,
                 crc32c: crc,
                 client_checksum: payload.data_crc32c.is_some(),
-                sealed: self.cloud.store.seal_payload(&p.id, &s.meta.id, number, &data)?,
+                sealed: self
+                    .cloud
+                    .store
+                    .seal_payload(&p.id, &s.meta.id, number, &data)?,
             };
             Ok((
-                vec![Change::PutVersion { project: p.id.clone(), secret: s.meta.id.clone(), version: v.clone() }],
+                vec![Change::PutVersion {
+                    project: p.id.clone(),
+                    secret: s.meta.id.clone(),
+                    version: v.clone(),
+                }],
                 (p.clone(), s.meta.id.clone(), v),
             ))
         })?;
-        Ok(ok_json(&render_version(&p, &id, &v), self.req.enums_as_ints()))
+        Ok(ok_json(
+            &render_version(&p, &id, &v),
+            self.req.enums_as_ints(),
+        ))
     }
 
     /// Resolves `versions/{v}` (a number, `latest`, or an alias) after `perm`.
-    fn version<'s>(&self, st: &'s State, perm: &str) -> Result<(&'s Project, &'s SecretEntry, &'s Version), ApiError> {
+    fn version<'s>(
+        &self,
+        st: &'s State,
+        perm: &str,
+    ) -> Result<(&'s Project, &'s SecretEntry, &'s Version), ApiError> {
         let v = self.req.seg(6);
-        let resource = format!("projects/{}/secrets/{}/versions/{v}", self.project_ref, self.req.seg(4));
+        let resource = format!(
+            "projects/{}/secrets/{}/versions/{v}",
+            self.project_ref,
+            self.req.seg(4)
+        );
         let (p, s) = self.secret(st, perm, &resource)?;
-        let s = s.ok_or_else(|| ApiError::not_found(format!("Secret [{}] not found or has no versions.", secret_name(p, self.req.seg(4)))))?;
+        let s = s.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Secret [{}] not found or has no versions.",
+                secret_name(p, self.req.seg(4))
+            ))
+        })?;
         let number: u64 = if v == "latest" {
             s.versions.len() as u64
         } else if let Ok(n) = v.parse::<u64>() {
             if n == 0 {
-                return Err(ApiError::invalid_argument(format!("Invalid version id [{v}]: version numbers start at 1.")));
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid version id [{v}]: version numbers start at 1."
+                )));
             }
             n
         } else if let Some(n) = s.meta.version_aliases.get(v) {
             n.parse().unwrap_or(0)
-        } else if v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') && !v.is_empty() {
-            return Err(ApiError::not_found(format!("Secret Version alias [{v}] not found for secret [{}].", secret_name(p, &s.meta.id))));
+        } else if v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !v.is_empty()
+        {
+            return Err(ApiError::not_found(format!(
+                "Secret Version alias [{v}] not found for secret [{}].",
+                secret_name(p, &s.meta.id)
+            )));
         } else {
-            return Err(ApiError::invalid_argument(format!("Invalid version id [{v}].")));
+            return Err(ApiError::invalid_argument(format!(
+                "Invalid version id [{v}]."
+            )));
         };
         match s.versions.get((number as usize).wrapping_sub(1)) {
             Some(ver) => Ok((p, s, ver)),
-            None if v == "latest" => Err(ApiError::not_found(format!("Secret [{}] not found or has no versions.", secret_name(p, &s.meta.id)))),
-            None => Err(ApiError::not_found(format!("Secret Version [{}/versions/{number}] not found.", secret_name(p, &s.meta.id)))),
+            None if v == "latest" => Err(ApiError::not_found(format!(
+                "Secret [{}] not found or has no versions.",
+                secret_name(p, &s.meta.id)
+            ))),
+            None => Err(ApiError::not_found(format!(
+                "Secret Version [{}/versions/{number}] not found.",
+                secret_name(p, &s.meta.id)
+            ))),
         }
     }
 
@@ -391,22 +510,44 @@ impl Ctx<'_> {
         let size = page_size(self.req)?;
         let start: Option<u64> = match page_start(self.req)? {
             None => None,
-            Some(t) => Some(t.parse().map_err(|_| ApiError::invalid_argument("The page token is invalid."))?),
+            Some(t) => Some(
+                t.parse()
+                    .map_err(|_| ApiError::invalid_argument("The page token is invalid."))?,
+            ),
         };
         // Newest first, as Secret Manager lists them.
         let matching: Vec<&Version> = s
             .versions
             .iter()
             .rev()
-            .filter(|v| filter.matches(&v.number.to_string(), Some(v.state.name()), &BTreeMap::new()))
+            .filter(|v| {
+                filter.matches(
+                    &v.number.to_string(),
+                    Some(v.state.name()),
+                    &BTreeMap::new(),
+                )
+            })
             .collect();
         let total = matching.len();
-        let page: Vec<&Version> = matching.into_iter().filter(|v| start.is_none_or(|a| v.number < a)).take(size + 1).collect();
+        let page: Vec<&Version> = matching
+            .into_iter()
+            .filter(|v| start.is_none_or(|a| v.number < a))
+            .take(size + 1)
+            .collect();
         let more = page.len() > size;
         let page = &page[..page.len().min(size)];
         let resp = sm::ListSecretVersionsResponse {
-            versions: page.iter().map(|v| render_version(p, &s.meta.id, v)).collect(),
-            next_page_token: if more { page.last().map(|v| URL_SAFE_NO_PAD.encode(v.number.to_string())).unwrap_or_default() } else { String::new() },
+            versions: page
+                .iter()
+                .map(|v| render_version(p, &s.meta.id, v))
+                .collect(),
+            next_page_token: if more {
+                page.last()
+                    .map(|v| URL_SAFE_NO_PAD.encode(v.number.to_string()))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            },
             total_size: total as i32,
         };
         Ok(ok_json(&resp, self.req.enums_as_ints()))
@@ -415,7 +556,10 @@ impl Ctx<'_> {
     fn get_version(&self) -> Reply {
         let st = self.cloud.store.read();
         let (p, s, v) = self.version(&st, "secretmanager.versions.get")?;
-        Ok(ok_json(&render_version(p, &s.meta.id, v), self.req.enums_as_ints()))
+        Ok(ok_json(
+            &render_version(p, &s.meta.id, v),
+            self.req.enums_as_ints(),
+        ))
     }
 
     fn access(&self) -> Reply {
@@ -423,13 +567,19 @@ impl Ctx<'_> {
         let (p, s, v) = self.version(&st, "secretmanager.versions.access")?;
         let name = format!("{}/versions/{}", secret_name(p, &s.meta.id), v.number);
         if v.state != VersionState::Enabled {
-            return Err(ApiError::failed_precondition(format!("Secret Version [{name}] is in {} state.", v.state.name())));
+            return Err(ApiError::failed_precondition(format!(
+                "Secret Version [{name}] is in {} state.",
+                v.state.name()
+            )));
         }
         let plain = self.cloud.store.open_payload(&p.id, &s.meta.id, v)?;
         drop(st);
         let resp = sm::AccessSecretVersionResponse {
             name,
-            payload: sm::SecretPayload { data: STANDARD.encode(plain.as_slice()), data_crc32c: Some(v_crc(&plain)) },
+            payload: sm::SecretPayload {
+                data: STANDARD.encode(plain.as_slice()),
+                data_crc32c: Some(v_crc(&plain)),
+            },
         };
         let out = ok_json(&resp, false);
         let mut data = resp.payload.data;
@@ -449,10 +599,15 @@ impl Ctx<'_> {
             let (p, s, v) = self.version(st, perm)?;
             let current = render_version(p, &s.meta.id, v);
             if !body.etag.is_empty() && body.etag != current.etag {
-                return Err(ApiError::aborted("The etag provided in the request does not match the version's current etag."));
+                return Err(ApiError::aborted(
+                    "The etag provided in the request does not match the version's current etag.",
+                ));
             }
             if v.state == VersionState::Destroyed {
-                return Err(ApiError::failed_precondition(format!("Secret Version [{}] is in DESTROYED state.", current.name)));
+                return Err(ApiError::failed_precondition(format!(
+                    "Secret Version [{}] is in DESTROYED state.",
+                    current.name
+                )));
             }
             let mut nv = v.clone();
             nv.state = to;
@@ -460,9 +615,19 @@ impl Ctx<'_> {
                 nv.destroy_ms = Some(now);
                 nv.sealed = Vec::new();
             }
-            Ok((vec![Change::PutVersion { project: p.id.clone(), secret: s.meta.id.clone(), version: nv.clone() }], (p.clone(), s.meta.id.clone(), nv)))
+            Ok((
+                vec![Change::PutVersion {
+                    project: p.id.clone(),
+                    secret: s.meta.id.clone(),
+                    version: nv.clone(),
+                }],
+                (p.clone(), s.meta.id.clone(), nv),
+            ))
         })?;
-        Ok(ok_json(&render_version(&p, &id, &v), self.req.enums_as_ints()))
+        Ok(ok_json(
+            &render_version(&p, &id, &v),
+            self.req.enums_as_ints(),
+        ))
     }
 
     fn get_iam_policy(&self) -> Reply {
@@ -479,7 +644,13 @@ impl Ctx<'_> {
             let mut m = s.meta.clone();
             m.iam = new.clone();
             m.revision += 1;
-            Ok((vec![Change::PutSecret { project: p.id.clone(), meta: m }], new))
+            Ok((
+                vec![Change::PutSecret {
+                    project: p.id.clone(),
+                    meta: m,
+                }],
+                new,
+            ))
         })?;
         Ok(ok_json(&with_etag(&policy), false))
     }
@@ -490,11 +661,20 @@ impl Ctx<'_> {
         let granted = match st.project(self.project_ref) {
             Some(p) => {
                 let s = p.secrets.get(self.req.seg(4));
-                body.permissions.iter().filter(|perm| allowed(p, s, &self.who(), perm)).cloned().collect()
+                body.permissions
+                    .iter()
+                    .filter(|perm| allowed(p, s, &self.who(), perm))
+                    .cloned()
+                    .collect()
             }
             None => Vec::new(),
         };
-        Ok(ok_json(&TestIamPermissionsResponse { permissions: granted }, false))
+        Ok(ok_json(
+            &TestIamPermissionsResponse {
+                permissions: granted,
+            },
+            false,
+        ))
     }
 }
 
@@ -504,13 +684,23 @@ fn v_crc(b: &[u8]) -> i64 {
 
 fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
     if labels.len() > 64 {
-        return Err(ApiError::invalid_argument("A secret can have at most 64 labels."));
+        return Err(ApiError::invalid_argument(
+            "A secret can have at most 64 labels.",
+        ));
     }
     for (k, v) in labels {
-        let ok_k = !k.is_empty() && k.len() <= 63 && k.starts_with(|c: char| c.is_ascii_lowercase()) && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        let ok_v = v.len() <= 63 && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        let ok_k = !k.is_empty()
+            && k.len() <= 63
+            && k.starts_with(|c: char| c.is_ascii_lowercase())
+            && k.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        let ok_v = v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !ok_k || !ok_v {
-            return Err(ApiError::invalid_argument(format!("Invalid label '{k}': keys and values are lowercase letters, digits, - and _, at most 63 characters; keys start with a letter.")));
+            return Err(ApiError::invalid_argument(format!(
+                "Invalid label '{k}': keys and values are lowercase letters, digits, - and _, at most 63 characters; keys start with a letter."
+            )));
         }
     }
     Ok(())
@@ -537,7 +727,9 @@ pub fn with_etag(p: &Policy) -> Policy {
 /// an invalid policy INVALID_ARGUMENT.
 pub fn checked_policy_update(current: &Policy, mut new: Policy) -> Result<Policy, ApiError> {
     if !new.etag.is_empty() && new.etag != policy_etag(current) {
-        return Err(ApiError::aborted("There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff."));
+        return Err(ApiError::aborted(
+            "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
+        ));
     }
     iam::validate_policy(&new).map_err(ApiError::invalid_argument)?;
     new.etag.clear();

@@ -38,7 +38,11 @@ pub struct StsError {
 }
 
 fn e(status: u16, error: &'static str, description: impl Into<String>) -> StsError {
-    StsError { status, error, description: description.into() }
+    StsError {
+        status,
+        error,
+        description: description.into(),
+    }
 }
 
 fn invalid_grant(d: impl Into<String>) -> StsError {
@@ -59,16 +63,28 @@ fn invalid_target() -> StsError {
 
 impl IntoResponse for StsError {
     fn into_response(self) -> Response {
-        let body = OAuthError { error: self.error.into(), error_description: Some(self.description) };
+        let body = OAuthError {
+            error: self.error.into(),
+            error_description: Some(self.description),
+        };
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], serde_json::to_vec(&body).unwrap_or_default()).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
+            .into_response()
     }
 }
 
 /// The fields of a token-exchange request: a form body (as every client sends
 /// it) or a JSON body with snake_case or camelCase names.
 fn fields(req: &Req) -> Vec<(String, String)> {
-    let ct = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if ct.starts_with("application/json") {
         let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
         return v
@@ -78,7 +94,11 @@ fn fields(req: &Req) -> Vec<(String, String)> {
                     .filter_map(|(k, v)| {
                         let v = match v {
                             Value::String(s) => s.clone(),
-                            Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "),
+                            Value::Array(a) => a
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" "),
                             Value::Object(_) => v.to_string(),
                             _ => return None,
                         };
@@ -116,21 +136,42 @@ pub struct Target {
 impl Target {
     /// `projects/N/locations/global/workloadIdentityPools/POOL`.
     pub fn pool_name(&self) -> String {
-        format!("projects/{}/locations/global/workloadIdentityPools/{}", self.number, self.provider.pool)
+        format!(
+            "projects/{}/locations/global/workloadIdentityPools/{}",
+            self.number, self.provider.pool
+        )
     }
 
     /// `//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/POOL/providers/ID`.
     pub fn audience(&self) -> String {
-        format!("{}{}/providers/{}", crate::iam::IAM_HOST, self.pool_name(), self.provider.id)
+        format!(
+            "{}{}/providers/{}",
+            crate::iam::IAM_HOST,
+            self.pool_name(),
+            self.provider.id
+        )
     }
 }
 
 /// Finds the enabled provider an audience names; `None` when it does not
 /// parse, does not exist, or it or its pool is disabled (one answer for all, as Google gives).
 pub fn resolve_target(cloud: &Cloud, audience: &str) -> Option<Target> {
-    let rest = audience.strip_prefix("https:").unwrap_or(audience).strip_prefix(crate::iam::IAM_HOST)?;
+    let rest = audience
+        .strip_prefix("https:")
+        .unwrap_or(audience)
+        .strip_prefix(crate::iam::IAM_HOST)?;
     let parts: Vec<&str> = rest.split('/').collect();
-    let ["projects", project, "locations", "global", "workloadIdentityPools", pool, "providers", id] = parts.as_slice() else {
+    let [
+        "projects",
+        project,
+        "locations",
+        "global",
+        "workloadIdentityPools",
+        pool,
+        "providers",
+        id,
+    ] = parts.as_slice()
+    else {
         return None;
     };
     let st = cloud.store.read();
@@ -140,7 +181,10 @@ pub fn resolve_target(cloud: &Cloud, audience: &str) -> Option<Target> {
     if pool_doc.disabled || provider.disabled {
         return None;
     }
-    Some(Target { number: p.number, provider: provider.clone() })
+    Some(Target {
+        number: p.number,
+        provider: provider.clone(),
+    })
 }
 
 /// `POST /v1/token`.
@@ -159,37 +203,84 @@ fn exchange(cloud: &Arc<Cloud>, req: &Req) -> Result<StsTokenResponse, StsError>
         return Err(e(405, "invalid_request", "The token endpoint takes POST."));
     }
     let f = fields(req);
-    let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let get = |k: &str| {
+        f.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
     match get("grant_type") {
         Some(wire::GRANT_TOKEN_EXCHANGE) => {}
-        Some(other) => return Err(e(400, "unsupported_grant_type", format!("The grant_type {other} is not supported; use {}.", wire::GRANT_TOKEN_EXCHANGE))),
+        Some(other) => {
+            return Err(e(
+                400,
+                "unsupported_grant_type",
+                format!(
+                    "The grant_type {other} is not supported; use {}.",
+                    wire::GRANT_TOKEN_EXCHANGE
+                ),
+            ));
+        }
         None => return Err(invalid_request("Missing required parameter: grant_type")),
     }
     match get("requested_token_type") {
         Some(wire::TOKEN_TYPE_ACCESS_TOKEN) => {}
-        Some(other) => return Err(invalid_request(format!("The requested_token_type {other} is not supported; use {}.", wire::TOKEN_TYPE_ACCESS_TOKEN))),
-        None => return Err(invalid_request("Missing required parameter: requested_token_type")),
+        Some(other) => {
+            return Err(invalid_request(format!(
+                "The requested_token_type {other} is not supported; use {}.",
+                wire::TOKEN_TYPE_ACCESS_TOKEN
+            )));
+        }
+        None => {
+            return Err(invalid_request(
+                "Missing required parameter: requested_token_type",
+            ));
+        }
     }
-    let audience = get("audience").ok_or_else(|| invalid_request("Missing required parameter: audience"))?;
-    let subject_token = get("subject_token").ok_or_else(|| invalid_request("Missing required parameter: subject_token"))?;
-    let subject_token_type = get("subject_token_type").ok_or_else(|| invalid_request("Missing required parameter: subject_token_type"))?;
+    let audience =
+        get("audience").ok_or_else(|| invalid_request("Missing required parameter: audience"))?;
+    let subject_token = get("subject_token")
+        .ok_or_else(|| invalid_request("Missing required parameter: subject_token"))?;
+    let subject_token_type = get("subject_token_type")
+        .ok_or_else(|| invalid_request("Missing required parameter: subject_token_type"))?;
     if let Some(opts) = get("options") {
         let decoded = percent_encoding::percent_decode_str(opts).decode_utf8_lossy();
-        let v: Value = serde_json::from_str(opts).or_else(|_| serde_json::from_str(&decoded)).map_err(|_| invalid_request("The options parameter is not a JSON object."))?;
+        let v: Value = serde_json::from_str(opts)
+            .or_else(|_| serde_json::from_str(&decoded))
+            .map_err(|_| invalid_request("The options parameter is not a JSON object."))?;
         if !v.is_object() {
-            return Err(invalid_request("The options parameter is not a JSON object."));
+            return Err(invalid_request(
+                "The options parameter is not a JSON object.",
+            ));
         }
         // `userProject` names the quota project of workforce pools; workload
         // identity pools bill their own project, so it changes nothing here.
     }
     let target = resolve_target(cloud, audience).ok_or_else(invalid_target)?;
     let assertion = match (&target.provider.trust, subject_token_type) {
-        (WiTrust::Aws { account_id }, wire::TOKEN_TYPE_AWS4) => verify_aws(cloud, &target, account_id, subject_token)?,
-        (WiTrust::Oidc { issuer_uri, allowed_audiences, jwks_json }, wire::TOKEN_TYPE_JWT | wire::TOKEN_TYPE_ID_TOKEN) => {
-            verify_oidc(cloud, &target, issuer_uri, allowed_audiences, jwks_json.as_deref(), subject_token)?
+        (WiTrust::Aws { account_id }, wire::TOKEN_TYPE_AWS4) => {
+            verify_aws(cloud, &target, account_id, subject_token)?
         }
+        (
+            WiTrust::Oidc {
+                issuer_uri,
+                allowed_audiences,
+                jwks_json,
+            },
+            wire::TOKEN_TYPE_JWT | wire::TOKEN_TYPE_ID_TOKEN,
+        ) => verify_oidc(
+            cloud,
+            &target,
+            issuer_uri,
+            allowed_audiences,
+            jwks_json.as_deref(),
+            subject_token,
+        )?,
         (WiTrust::Aws { .. }, other) => {
-            return Err(invalid_request(format!("The subject_token_type {other} is not supported by an AWS provider; use {}.", wire::TOKEN_TYPE_AWS4)));
+            return Err(invalid_request(format!(
+                "The subject_token_type {other} is not supported by an AWS provider; use {}.",
+                wire::TOKEN_TYPE_AWS4
+            )));
         }
         (WiTrust::Oidc { .. }, other) => {
             return Err(invalid_request(format!(
@@ -202,7 +293,9 @@ fn exchange(cloud: &Arc<Cloud>, req: &Req) -> Result<StsTokenResponse, StsError>
     let mapped = attributes::map_attributes(&target.provider.attribute_mapping, &assertion)
         .map_err(|err| invalid_grant(format!("The attribute mapping of provider {} could not be applied to the credential: {err}", target.audience())))?;
     if mapped.subject.is_empty() {
-        return Err(invalid_grant("The mapped attribute google.subject is empty. Either modify your attribute mapping or the incoming assertion to produce a non-empty google.subject."));
+        return Err(invalid_grant(
+            "The mapped attribute google.subject is empty. Either modify your attribute mapping or the incoming assertion to produce a non-empty google.subject.",
+        ));
     }
     if mapped.subject.len() > MAX_SUBJECT_BYTES {
         return Err(invalid_grant(format!(
@@ -215,7 +308,11 @@ fn exchange(cloud: &Arc<Cloud>, req: &Req) -> Result<StsTokenResponse, StsError>
             false
         });
         if !holds {
-            return Err(e(400, "unauthorized_client", "The given credential is rejected by the attribute condition."));
+            return Err(e(
+                400,
+                "unauthorized_client",
+                "The given credential is rejected by the attribute condition.",
+            ));
         }
     }
     let scopes: Vec<String> = match get("scope") {
@@ -257,18 +354,32 @@ fn sts_host_region(host: &str) -> Option<String> {
         return Some("us-east-1".into());
     }
     let region = host.strip_prefix("sts.")?.strip_suffix(".amazonaws.com")?;
-    (!region.is_empty() && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')).then(|| region.to_owned())
+    (!region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    .then(|| region.to_owned())
 }
 
 fn aws_refusal(code: &str, message: &str) -> StsError {
-    invalid_grant(format!("Received invalid AWS response of type {code} with error message: {message}"))
+    invalid_grant(format!(
+        "Received invalid AWS response of type {code} with error message: {message}"
+    ))
 }
 
-fn verify_aws(cloud: &Arc<Cloud>, target: &Target, account_id: &str, subject_token: &str) -> Result<Value, StsError> {
+fn verify_aws(
+    cloud: &Arc<Cloud>,
+    target: &Target,
+    account_id: &str,
+    subject_token: &str,
+) -> Result<Value, StsError> {
     let bad = |what: &str| invalid_request(format!("Invalid AWS subject token: {what}."));
     let t = decode_aws_subject_token(subject_token)
         .ok_or_else(|| bad("it must be the URL-encoded JSON of a signed request ({\"url\", \"method\", \"headers\": [{\"key\", \"value\"}]})"))?;
-    let rest = t.url.strip_prefix("https://").ok_or_else(|| bad("the url must be an https:// URL of AWS STS"))?;
+    let rest = t
+        .url
+        .strip_prefix("https://")
+        .ok_or_else(|| bad("the url must be an https:// URL of AWS STS"))?;
     let (authority, path_query) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -279,22 +390,32 @@ fn verify_aws(cloud: &Arc<Cloud>, target: &Target, account_id: &str, subject_tok
     };
     let path = if path.is_empty() { "/" } else { path };
     let region = sts_host_region(authority).ok_or_else(|| bad("the url's host is not an AWS STS endpoint (sts.amazonaws.com or sts.REGION.amazonaws.com)"))?;
-    let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     let qget = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if qget("Action") != Some("GetCallerIdentity") || qget("Version") != Some("2011-06-15") {
-        return Err(bad("the request must be sts:GetCallerIdentity (Action=GetCallerIdentity&Version=2011-06-15)"));
+        return Err(bad(
+            "the request must be sts:GetCallerIdentity (Action=GetCallerIdentity&Version=2011-06-15)",
+        ));
     }
     let method = t.method.to_ascii_uppercase();
     if method != "POST" && method != "GET" {
         return Err(bad("the method must be POST or GET"));
     }
-    let header = |name: &str| t.headers.iter().find(|h| h.key.eq_ignore_ascii_case(name)).map(|h| h.value.as_str());
+    let header = |name: &str| {
+        t.headers
+            .iter()
+            .find(|h| h.key.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    };
     match header("host") {
         Some(h) if h.eq_ignore_ascii_case(authority) => {}
         Some(_) => return Err(bad("its host header does not match the url's host")),
         None => return Err(bad("it has no host header")),
     }
-    let resource = header("x-goog-cloud-target-resource").ok_or_else(|| bad("the x-goog-cloud-target-resource header is missing"))?;
+    let resource = header("x-goog-cloud-target-resource")
+        .ok_or_else(|| bad("the x-goog-cloud-target-resource header is missing"))?;
     let names_this_provider = resource == target.audience()
         || resolve_target(cloud, resource).is_some_and(|r| r.audience() == target.audience());
     if !names_this_provider {
@@ -305,15 +426,31 @@ fn verify_aws(cloud: &Arc<Cloud>, target: &Target, account_id: &str, subject_tok
     }
     // AWS refuses a signature scoped to another region than the endpoint's.
     let auth = header("authorization").unwrap_or("");
-    if let Some(scope_region) = auth.split("Credential=").nth(1).and_then(|c| c.split('/').nth(2))
+    if let Some(scope_region) = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(2))
         && scope_region != region
     {
-        return Err(aws_refusal("SignatureDoesNotMatch", &format!("Credential should be scoped to a valid region, not '{scope_region}'. ")));
+        return Err(aws_refusal(
+            "SignatureDoesNotMatch",
+            &format!("Credential should be scoped to a valid region, not '{scope_region}'. "),
+        ));
     }
-    let headers: Vec<(String, String)> = t.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect();
-    let pq = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
+    let headers: Vec<(String, String)> = t
+        .headers
+        .iter()
+        .map(|h| (h.key.clone(), h.value.clone()))
+        .collect();
+    let pq = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    };
     let body = t.body.clone().unwrap_or_default().into_bytes();
-    let id = crate::aws::federation::get_caller_identity(cloud.clone(), &method, &pq, headers, body).map_err(|err| aws_refusal(&err.code, &err.message))?;
+    let id =
+        crate::aws::federation::get_caller_identity(cloud.clone(), &method, &pq, headers, body)
+            .map_err(|err| aws_refusal(&err.code, &err.message))?;
     if id.account != account_id {
         return Err(invalid_grant(format!(
             "The AWS account {} of the caller is not the account {account_id} trusted by provider {}.",
@@ -324,14 +461,35 @@ fn verify_aws(cloud: &Arc<Cloud>, target: &Target, account_id: &str, subject_tok
     Ok(json!({ "arn": id.arn, "account": id.account, "userid": id.user_id }))
 }
 
-fn verify_oidc(cloud: &Cloud, target: &Target, issuer: &str, allowed: &[String], jwks: Option<&str>, token: &str) -> Result<Value, StsError> {
+fn verify_oidc(
+    cloud: &Cloud,
+    target: &Target,
+    issuer: &str,
+    allowed: &[String],
+    jwks: Option<&str>,
+    token: &str,
+) -> Result<Value, StsError> {
     let mut parts = token.trim().split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(invalid_grant("Unable to parse the ID Token: it is not a JWT (three base64url parts)."));
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid_grant(
+            "Unable to parse the ID Token: it is not a JWT (three base64url parts).",
+        ));
     };
-    let header: Value = URL_SAFE_NO_PAD.decode(h).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| invalid_grant("Unable to parse the ID Token header."))?;
-    let claims: Value = URL_SAFE_NO_PAD.decode(c).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| invalid_grant("Unable to parse the ID Token claims."))?;
-    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| invalid_grant("Unable to parse the ID Token signature."))?;
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| invalid_grant("Unable to parse the ID Token header."))?;
+    let claims: Value = URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| invalid_grant("Unable to parse the ID Token claims."))?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| invalid_grant("Unable to parse the ID Token signature."))?;
     if header.get("alg").and_then(Value::as_str) != Some("RS256") {
         return Err(invalid_grant("The ID Token must be signed with RS256."));
     }
@@ -340,21 +498,48 @@ fn verify_oidc(cloud: &Cloud, target: &Target, issuer: &str, allowed: &[String],
     let verified = match jwks {
         Some(j) => {
             let set: Value = serde_json::from_str(j).unwrap_or_default();
-            set.get("keys").and_then(Value::as_array).into_iter().flatten().filter(|k| kid.is_none() || k.get("kid").and_then(Value::as_str) == kid).any(|k| {
-                let (Some(n), Some(e)) = (k.get("n").and_then(Value::as_str), k.get("e").and_then(Value::as_str)) else { return false };
-                let (Ok(n), Ok(e)) = (URL_SAFE_NO_PAD.decode(n), URL_SAFE_NO_PAD.decode(e)) else { return false };
-                let key = aws_lc_rs::signature::RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() };
-                key.verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &sig).is_ok()
-            })
+            set.get("keys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|k| kid.is_none() || k.get("kid").and_then(Value::as_str) == kid)
+                .any(|k| {
+                    let (Some(n), Some(e)) = (
+                        k.get("n").and_then(Value::as_str),
+                        k.get("e").and_then(Value::as_str),
+                    ) else {
+                        return false;
+                    };
+                    let (Ok(n), Ok(e)) = (URL_SAFE_NO_PAD.decode(n), URL_SAFE_NO_PAD.decode(e))
+                    else {
+                        return false;
+                    };
+                    let key = aws_lc_rs::signature::RsaPublicKeyComponents {
+                        n: n.as_slice(),
+                        e: e.as_slice(),
+                    };
+                    key.verify(
+                        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                        signed.as_bytes(),
+                        &sig,
+                    )
+                    .is_ok()
+                })
         }
-        None => crate::crypto::verify_rs256(&cloud.signer.public_key_der(), signed.as_bytes(), &sig),
+        None => {
+            crate::crypto::verify_rs256(&cloud.signer.public_key_der(), signed.as_bytes(), &sig)
+        }
     };
     if !verified {
-        return Err(invalid_grant("The ID Token signature could not be verified with the provider's keys (JWKS)."));
+        return Err(invalid_grant(
+            "The ID Token signature could not be verified with the provider's keys (JWKS).",
+        ));
     }
     let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
     if iss != issuer {
-        return Err(invalid_grant(format!("The issuer in ID Token {iss} does not match the expected ones: {issuer}.")));
+        return Err(invalid_grant(format!(
+            "The issuer in ID Token {iss} does not match the expected ones: {issuer}."
+        )));
     }
     let auds: Vec<&str> = match claims.get("aud") {
         Some(Value::String(s)) => vec![s.as_str()],
@@ -368,19 +553,36 @@ fn verify_oidc(cloud: &Cloud, target: &Target, issuer: &str, allowed: &[String],
         allowed.to_vec()
     };
     if !auds.iter().any(|a| expected.iter().any(|x| x == a)) {
-        return Err(invalid_grant(format!("The audience in ID Token [{}] does not match the expected audience.", auds.join(", "))));
+        return Err(invalid_grant(format!(
+            "The audience in ID Token [{}] does not match the expected audience.",
+            auds.join(", ")
+        )));
     }
     let now = cloud.clock.now_secs();
-    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| invalid_grant("The ID Token has no exp claim."))?;
-    let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| invalid_grant("The ID Token has no iat claim."))?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| invalid_grant("The ID Token has no exp claim."))?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| invalid_grant("The ID Token has no iat claim."))?;
     if exp <= now {
-        return Err(invalid_grant(format!("The ID Token expired at {} (now {}).", crate::time::rfc3339_seconds(exp * 1000), crate::time::rfc3339_seconds(now * 1000))));
+        return Err(invalid_grant(format!(
+            "The ID Token expired at {} (now {}).",
+            crate::time::rfc3339_seconds(exp * 1000),
+            crate::time::rfc3339_seconds(now * 1000)
+        )));
     }
     if iat > now + SKEW {
-        return Err(invalid_grant("The ID Token was issued in the future (iat)."));
+        return Err(invalid_grant(
+            "The ID Token was issued in the future (iat).",
+        ));
     }
     if exp - iat > MAX_ID_TOKEN_LIFETIME {
-        return Err(invalid_grant("The ID Token is valid for more than 24 hours (exp - iat), which is not accepted."));
+        return Err(invalid_grant(
+            "The ID Token is valid for more than 24 hours (exp - iat), which is not accepted.",
+        ));
     }
     Ok(claims)
 }

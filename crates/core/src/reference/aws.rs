@@ -14,8 +14,12 @@ fn valid_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts.last().is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn valid_account(a: &str) -> bool {
@@ -24,12 +28,17 @@ fn valid_account(a: &str) -> bool {
 
 /// Secret names: 1-512 of letters, digits and `/_+=.@-`.
 fn valid_name(n: &str) -> bool {
-    (1..=512).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+    (1..=512).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
 }
 
 /// Staging labels: 1-256 characters, no ':' (it separates ARN fields) or control characters.
 fn valid_stage(s: &str) -> bool {
-    (1..=256).contains(&s.len()) && !s.contains(':') && !s.chars().any(char::is_control) && !s.contains(char::is_whitespace)
+    (1..=256).contains(&s.len())
+        && !s.contains(':')
+        && !s.chars().any(char::is_control)
+        && !s.contains(char::is_whitespace)
 }
 
 /// Version ids: 32-64 letters, digits and '-' (Secrets Manager mints UUIDs).
@@ -62,57 +71,116 @@ fn parse_arn(arn: &str) -> Result<Arn, String> {
         return Err(format!("not an AWS ARN; {SHAPE}"));
     }
     if parts[2] != "secretsmanager" {
-        return Err(format!("service '{}' is not secretsmanager; {SHAPE}", parts[2]));
+        return Err(format!(
+            "service '{}' is not secretsmanager; {SHAPE}",
+            parts[2]
+        ));
     }
     if !valid_region(parts[3]) {
-        return Err(format!("'{}' is not an AWS region (like us-east-1)", parts[3]));
+        return Err(format!(
+            "'{}' is not an AWS region (like us-east-1)",
+            parts[3]
+        ));
     }
     if !valid_account(parts[4]) {
-        return Err(format!("'{}' is not an AWS account id (12 digits)", parts[4]));
+        return Err(format!(
+            "'{}' is not an AWS account id (12 digits)",
+            parts[4]
+        ));
     }
     if parts[5] != "secret" {
-        return Err(format!("resource type '{}' is not 'secret'; {SHAPE}", parts[5]));
+        return Err(format!(
+            "resource type '{}' is not 'secret'; {SHAPE}",
+            parts[5]
+        ));
     }
     if !valid_name(parts[6]) {
-        return Err(format!("'{}' is not a secret name (1-512 letters, digits and /_+=.@-)", parts[6]));
+        return Err(format!(
+            "'{}' is not a secret name (1-512 letters, digits and /_+=.@-)",
+            parts[6]
+        ));
     }
-    let opt = |i: usize| parts.get(i).filter(|v| !v.is_empty()).map(|v| v.to_string());
+    let opt = |i: usize| {
+        parts
+            .get(i)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.to_string())
+    };
     let (json_key, stage, id) = match parts.len() {
         7 => (None, None, None),
         10 => (opt(7), opt(8), opt(9)),
-        n => return Err(format!("{n} ':'-separated parts; after NAME come exactly three (':JSON-KEY:VERSION-STAGE:VERSION-ID', each may be empty)")),
+        n => {
+            return Err(format!(
+                "{n} ':'-separated parts; after NAME come exactly three (':JSON-KEY:VERSION-STAGE:VERSION-ID', each may be empty)"
+            ));
+        }
     };
     if let Some(s) = stage.as_ref().filter(|s| !valid_stage(s)) {
         return Err(format!("'{s}' is not a version stage"));
     }
     if let Some(v) = id.as_ref().filter(|v| !valid_version_id(v)) {
-        return Err(format!("'{v}' is not a version id (32-64 letters, digits and -)"));
+        return Err(format!(
+            "'{v}' is not a version id (32-64 letters, digits and -)"
+        ));
     }
-    Ok(Arn { base: parts[..7].join(":"), region: parts[3].to_owned(), account: parts[4].to_owned(), json_key, stage, id })
+    Ok(Arn {
+        base: parts[..7].join(":"),
+        region: parts[3].to_owned(),
+        account: parts[4].to_owned(),
+        json_key,
+        stage,
+        id,
+    })
 }
 
 /// `base` is the reference without `?options` and `#fragment`.
-pub(super) fn parse_aws(s: &str, base: &str, query: Option<&str>, fragment: Option<&str>) -> Result<SecretRef, RefError> {
-    let err = |reason: String| RefError { reference: s.to_owned(), reason };
+pub(super) fn parse_aws(
+    s: &str,
+    base: &str,
+    query: Option<&str>,
+    fragment: Option<&str>,
+) -> Result<SecretRef, RefError> {
+    let err = |reason: String| RefError {
+        reference: s.to_owned(),
+        reason,
+    };
     let (mut region, mut account, secret_id, json_key, mut stage, mut id);
     let sm = base.strip_prefix("aws-sm://");
-    let arn_text = sm.filter(|n| n.starts_with("arn:")).or(if sm.is_none() { Some(base) } else { None });
+    let arn_text =
+        sm.filter(|n| n.starts_with("arn:"))
+            .or(if sm.is_none() { Some(base) } else { None });
     if let Some(a) = arn_text {
         let arn = parse_arn(a).map_err(err)?;
-        (region, account, secret_id, json_key, stage, id) = (Some(arn.region), Some(arn.account), arn.base, arn.json_key, arn.stage, arn.id);
+        (region, account, secret_id, json_key, stage, id) = (
+            Some(arn.region),
+            Some(arn.account),
+            arn.base,
+            arn.json_key,
+            arn.stage,
+            arn.id,
+        );
     } else {
         let name = sm.unwrap_or_default();
         if name.is_empty() {
             return Err(err("expected aws-sm://NAME (a secret name or ARN)".into()));
         }
         if !valid_name(name) {
-            return Err(err(format!("'{name}' is not a secret name (1-512 letters, digits and /_+=.@-)")));
+            return Err(err(format!(
+                "'{name}' is not a secret name (1-512 letters, digits and /_+=.@-)"
+            )));
         }
-        (region, account, secret_id, json_key, stage, id) = (None, None, name.to_owned(), None, None, None);
+        (region, account, secret_id, json_key, stage, id) =
+            (None, None, name.to_owned(), None, None, None);
     }
-    let set = |slot: &mut Option<String>, what: &str, v: &str, ok: fn(&str) -> bool| -> Result<(), RefError> {
+    let set = |slot: &mut Option<String>,
+               what: &str,
+               v: &str,
+               ok: fn(&str) -> bool|
+     -> Result<(), RefError> {
         if let Some(old) = slot {
-            return Err(err(format!("the {what} is given twice ('{old}' and '{v}')")));
+            return Err(err(format!(
+                "the {what} is given twice ('{old}' and '{v}')"
+            )));
         }
         if !ok(v) {
             return Err(err(format!("'{v}' is not a {what}")));
@@ -143,7 +211,9 @@ pub(super) fn parse_aws(s: &str, base: &str, query: Option<&str>, fragment: Opti
     }
     let (field, delivery) = common.finish();
     if json_key.is_some() && field.is_some() {
-        return Err(err("the JSON key is given twice (in the ARN and as field=)".into()));
+        return Err(err(
+            "the JSON key is given twice (in the ARN and as field=)".into(),
+        ));
     }
     if !secret_id.starts_with("arn:") && stage.is_some() && id.is_some() {
         return Err(err("give a version stage or a version id, not both".into()));
@@ -151,42 +221,120 @@ pub(super) fn parse_aws(s: &str, base: &str, query: Option<&str>, fragment: Opti
     if !secret_id.starts_with("arn:") {
         // Display writes ids after '#', where only UUID-shaped ones read back as ids.
         if let Some(v) = id.as_ref().filter(|v| !uuid_shaped(v)) {
-            return Err(err(format!("version id '{v}' is not UUID-shaped; use the ARN form for other ids")));
+            return Err(err(format!(
+                "version id '{v}' is not UUID-shaped; use the ARN form for other ids"
+            )));
         }
         region = None;
         account = None;
     }
-    Ok(SecretRef { source: Reference::AwsSecretsManager { region, account, secret_id, json_key, version_stage: stage, version_id: id }, field, delivery })
+    Ok(SecretRef {
+        source: Reference::AwsSecretsManager {
+            region,
+            account,
+            secret_id,
+            json_key,
+            version_stage: stage,
+            version_id: id,
+        },
+        field,
+        delivery,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use crate::{Delivery, Reference, SecretRef};
 
-    type Parts<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    type Parts<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
 
     fn aws(r: &SecretRef) -> Parts<'_> {
-        let Reference::AwsSecretsManager { region, account, secret_id, json_key, version_stage, version_id } = &r.source else { panic!("not AWS: {r}") };
-        (region.as_deref(), account.as_deref(), secret_id, json_key.as_deref(), version_stage.as_deref(), version_id.as_deref())
+        let Reference::AwsSecretsManager {
+            region,
+            account,
+            secret_id,
+            json_key,
+            version_stage,
+            version_id,
+        } = &r.source
+        else {
+            panic!("not AWS: {r}")
+        };
+        (
+            region.as_deref(),
+            account.as_deref(),
+            secret_id,
+            json_key.as_deref(),
+            version_stage.as_deref(),
+            version_id.as_deref(),
+        )
     }
 
     const ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 
     #[test]
     fn ecs_value_from_arns() {
-        let r = SecretRef::parse("arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:wevox/gcp-credentials").unwrap();
-        assert_eq!(aws(&r), (Some("ap-northeast-1"), Some("380214597362"), "arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:wevox/gcp-credentials", None, None, None));
-        assert_eq!(r.to_string(), "arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:wevox/gcp-credentials");
-        let r = SecretRef::parse("arn:aws:secretsmanager:us-east-1:123456789012:secret:my-secret-AbCdEf::AWSPREVIOUS:").unwrap();
-        assert_eq!(aws(&r).2, "arn:aws:secretsmanager:us-east-1:123456789012:secret:my-secret-AbCdEf");
-        assert_eq!((aws(&r).3, aws(&r).4, aws(&r).5), (None, Some("AWSPREVIOUS"), None));
-        assert_eq!(r.to_string(), "arn:aws:secretsmanager:us-east-1:123456789012:secret:my-secret-AbCdEf::AWSPREVIOUS:");
-        let s = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:db:password::{ID}?filename=pw");
+        let r = SecretRef::parse(
+            "arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:wevox/gcp-credentials",
+        )
+        .unwrap();
+        assert_eq!(
+            aws(&r),
+            (
+                Some("ap-northeast-1"),
+                Some("380214597362"),
+                "arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:wevox/gcp-credentials",
+                None,
+                None,
+                None
+            )
+        );
+        assert_eq!(
+            r.to_string(),
+            "arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:wevox/gcp-credentials"
+        );
+        let r = SecretRef::parse(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:my-secret-AbCdEf::AWSPREVIOUS:",
+        )
+        .unwrap();
+        assert_eq!(
+            aws(&r).2,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:my-secret-AbCdEf"
+        );
+        assert_eq!(
+            (aws(&r).3, aws(&r).4, aws(&r).5),
+            (None, Some("AWSPREVIOUS"), None)
+        );
+        assert_eq!(
+            r.to_string(),
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:my-secret-AbCdEf::AWSPREVIOUS:"
+        );
+        let s = format!(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:db:password::{ID}?filename=pw"
+        );
         let r = SecretRef::parse(&s).unwrap();
         assert_eq!((aws(&r).3, aws(&r).5), (Some("password"), Some(ID)));
-        assert_eq!(r.delivery, Delivery::File { name: Some("pw".into()) });
-        assert_eq!(SecretRef::parse(&r.to_string()).unwrap(), r, "Display reads back");
-        let r = SecretRef::parse("arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:x").unwrap();
+        assert_eq!(
+            r.delivery,
+            Delivery::File {
+                name: Some("pw".into())
+            }
+        );
+        assert_eq!(
+            SecretRef::parse(&r.to_string()).unwrap(),
+            r,
+            "Display reads back"
+        );
+        let r =
+            SecretRef::parse("arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:x")
+                .unwrap();
         assert!(r.to_string().starts_with("arn:aws-us-gov:"));
     }
 
@@ -201,25 +349,51 @@ mod tests {
         let r = SecretRef::parse(&format!("aws-sm://prod/db#{ID}")).unwrap();
         assert_eq!((aws(&r).4, aws(&r).5), (None, Some(ID)));
         assert_eq!(SecretRef::parse(&r.to_string()).unwrap(), r);
-        let r = SecretRef::parse("aws-sm://prod/db?version-stage=blue&destination=tempfile").unwrap();
+        let r =
+            SecretRef::parse("aws-sm://prod/db?version-stage=blue&destination=tempfile").unwrap();
         assert_eq!(aws(&r).4, Some("blue"));
         assert_eq!(r.to_string(), "aws-sm://prod/db#blue?destination=tempfile");
         assert_eq!(SecretRef::parse(&r.to_string()).unwrap(), r);
-        let r = SecretRef::parse("aws-sm://arn:aws:secretsmanager:eu-west-1:123456789012:secret:k").unwrap();
+        let r = SecretRef::parse("aws-sm://arn:aws:secretsmanager:eu-west-1:123456789012:secret:k")
+            .unwrap();
         assert_eq!(aws(&r).0, Some("eu-west-1"));
     }
 
     #[test]
     fn malformed_aws_references() {
         for (s, needle) in [
-            ("arn:aws:secretsmanager:us-east-1:123456789012:secret", "too few parts"),
-            ("arn:aws:secretsmanager:useast1:123456789012:secret:x", "not an AWS region"),
-            ("arn:aws:secretsmanager:us-east-1:1234:secret:x", "not an AWS account id"),
-            ("arn:aws:secretsmanager:us-east-1:123456789012:parameter:x", "not 'secret'"),
-            ("arn:aws:secretsmanager:us-east-1:123456789012:secret:x:k", "exactly three"),
-            ("arn:aws:secretsmanager:us-east-1:123456789012:secret:x:k::short", "not a version id"),
-            ("arn:aws:secretsmanager:us-east-1:123456789012:secret:x:k::?field=a", "given twice"),
-            ("arn:aws:secretsmanager:us-east-1:123456789012:secret:bad name", "not a secret name"),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret",
+                "too few parts",
+            ),
+            (
+                "arn:aws:secretsmanager:useast1:123456789012:secret:x",
+                "not an AWS region",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:1234:secret:x",
+                "not an AWS account id",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:parameter:x",
+                "not 'secret'",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:x:k",
+                "exactly three",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:x:k::short",
+                "not a version id",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:x:k::?field=a",
+                "given twice",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:bad name",
+                "not a secret name",
+            ),
             ("aws-sm://", "expected aws-sm://NAME"),
             ("aws-sm://x#AWSCURRENT?version-stage=B", "given twice"),
             ("aws-sm://x?version=2", "version-stage= or version-id="),
@@ -231,14 +405,26 @@ mod tests {
         }
         // Another service's ARN is not a Secrets Manager reference at all.
         assert!(SecretRef::parse("arn:aws:ssm:us-east-1:123456789012:parameter/x").is_err());
-        assert!(SecretRef::parse_implicit("arn:aws:ssm:us-east-1:123456789012:parameter/x").unwrap().is_none());
+        assert!(
+            SecretRef::parse_implicit("arn:aws:ssm:us-east-1:123456789012:parameter/x")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn implicit_aws_prefixes() {
         assert!(SecretRef::parse_implicit("aws-sm://x").unwrap().is_some());
-        assert!(SecretRef::parse_implicit("arn:aws:secretsmanager:us-east-1:123456789012:secret:x").unwrap().is_some());
+        assert!(
+            SecretRef::parse_implicit("arn:aws:secretsmanager:us-east-1:123456789012:secret:x")
+                .unwrap()
+                .is_some()
+        );
         assert!(SecretRef::parse_implicit("arn:aws:secretsmanager:nope").is_err());
-        assert!(SecretRef::parse_implicit("arn:aws:iam::123456789012:role/x").unwrap().is_none());
+        assert!(
+            SecretRef::parse_implicit("arn:aws:iam::123456789012:role/x")
+                .unwrap()
+                .is_none()
+        );
     }
 }

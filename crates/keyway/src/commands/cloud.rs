@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
-    let listen: LoopbackAddr = a.listen.parse().with_context(|| format!("--listen {}", a.listen))?;
+    let listen: LoopbackAddr = a
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {}", a.listen))?;
     let data = a.data.data;
     let key_file = a.key_file.unwrap_or_else(|| data.join("master.key"));
     let world = match &a.world {
@@ -22,7 +25,13 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         if world.is_none() {
             bail!("--reset needs --world: the store would be empty");
         }
-        for f in ["cloud.db", "cloud.db-wal", "cloud.db-shm", "endpoints.json", "control.token"] {
+        for f in [
+            "cloud.db",
+            "cloud.db-wal",
+            "cloud.db-shm",
+            "endpoints.json",
+            "control.token",
+        ] {
             let _ = std::fs::remove_file(data.join(f));
         }
         for d in ["users", "keys", "instances", "aws", "tasks", "ec2"] {
@@ -34,25 +43,39 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let fresh = !data.join("cloud.db").exists();
     if fresh && world.is_none() {
-        bail!("{} holds no local cloud yet: pass --world FILE to create one", data.display());
+        bail!(
+            "{} holds no local cloud yet: pass --world FILE to create one",
+            data.display()
+        );
     }
     let (cloud, seeded) = Cloud::open(&data, &key_file, world.as_ref(), Arc::new(SystemClock))
         .with_context(|| format!("opening the local cloud in {}", data.display()))?;
     if !seeded && a.world.is_some() && !fresh {
-        tracing::warn!("{} already holds a local cloud; the world file was not re-applied (use --reset to start over)", data.display());
+        tracing::warn!(
+            "{} already holds a local cloud; the world file was not re-applied (use --reset to start over)",
+            data.display()
+        );
     }
     let cloud = Arc::new(cloud);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(async move {
-        let running = server::start(cloud.clone(), listen).await.context("binding the local cloud's ports")?;
+        let running = server::start(cloud.clone(), listen)
+            .await
+            .context("binding the local cloud's ports")?;
         let ep = running.endpoints.clone();
-        cloud.write_credential_files(&format!("{}/token", ep.google)).context("writing credential files")?;
+        cloud
+            .write_credential_files(&format!("{}/token", ep.google))
+            .context("writing credential files")?;
         for name in ep.instances.keys() {
             // A VM has no gcloud login: give each an empty CLOUDSDK_CONFIG.
             let dir = data.join("instances").join(name).join("gcloud");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        ep.write(&data).with_context(|| format!("writing {}", data.join("endpoints.json").display()))?;
+        ep.write(&data)
+            .with_context(|| format!("writing {}", data.join("endpoints.json").display()))?;
         println!("{}", serde_json::to_string(&ep)?);
         tracing::info!(google = %ep.google, instances = ep.instances.len(), "local cloud ready");
         wait_for_shutdown().await;
@@ -66,7 +89,10 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
 
 async fn wait_for_shutdown() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers, serve until killed.
         std::future::pending::<()>().await;
         return;
@@ -90,7 +116,11 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     if let Some(u) = &a.aws_user {
         return aws_env(&data, &ep, AwsTarget::User(u));
     }
-    if let Some(name) = a.instance.as_deref().filter(|n| !ep.instances.contains_key(*n) && ep.ec2.contains_key(*n)) {
+    if let Some(name) = a
+        .instance
+        .as_deref()
+        .filter(|n| !ep.instances.contains_key(*n) && ep.ec2.contains_key(*n))
+    {
         return aws_env(&data, &ep, AwsTarget::Ec2(name));
     }
     let g = &ep.google;
@@ -99,31 +129,63 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     let (project, config_dir);
     if let Some(name) = &a.instance {
         let Some(i) = ep.instances.get(name) else {
-            bail!("the local cloud in {} has no instance '{name}' (it has: {})", data.display(), ep.instances.keys().cloned().collect::<Vec<_>>().join(", "));
+            bail!(
+                "the local cloud in {} has no instance '{name}' (it has: {})",
+                data.display(),
+                ep.instances.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
         };
         export("GCE_METADATA_HOST", &i.metadata);
         export("GCE_METADATA_IP", &i.metadata);
         project = Some(i.project.clone());
-        config_dir = data.join("instances").join(name).join("gcloud").display().to_string();
+        config_dir = data
+            .join("instances")
+            .join(name)
+            .join("gcloud")
+            .display()
+            .to_string();
     } else {
         let email = a.user.unwrap_or_default();
         let Some(u) = ep.users.get(&email) else {
-            bail!("the local cloud in {} has no user '{email}' (it has: {})", data.display(), ep.users.keys().cloned().collect::<Vec<_>>().join(", "));
+            bail!(
+                "the local cloud in {} has no user '{email}' (it has: {})",
+                data.display(),
+                ep.users.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
         };
         project = u.project.clone();
         config_dir = u.cloudsdk_config.clone();
         // Off a VM: nothing should probe for a metadata server.
         export("NO_GCE_CHECK", "True");
     }
-    export("CLOUDSDK_CONFIG", &std::path::absolute(&config_dir).unwrap_or_else(|_| config_dir.clone().into()).display().to_string());
+    export(
+        "CLOUDSDK_CONFIG",
+        &std::path::absolute(&config_dir)
+            .unwrap_or_else(|_| config_dir.clone().into())
+            .display()
+            .to_string(),
+    );
     if let Some(p) = &project {
         export("GOOGLE_CLOUD_PROJECT", p);
         export("CLOUDSDK_CORE_PROJECT", p);
     }
-    for api in ["SECRETMANAGER", "CLOUDRESOURCEMANAGER", "IAM", "IAMCREDENTIALS", "STS", "OAUTH2"] {
-        export(&format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"), &format!("{g}/"));
+    for api in [
+        "SECRETMANAGER",
+        "CLOUDRESOURCEMANAGER",
+        "IAM",
+        "IAMCREDENTIALS",
+        "STS",
+        "OAUTH2",
+    ] {
+        export(
+            &format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"),
+            &format!("{g}/"),
+        );
     }
-    export("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", &format!("{g}/compute/v1/"));
+    export(
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
+        &format!("{g}/compute/v1/"),
+    );
     // AWS, reached from Google compute or a developer's machine: the local AWS
     // APIs (for AssumeRoleWithWebIdentity with a Google ID token, or a user's
     // own AWS setup), no instance or container credentials, no shared files
@@ -134,7 +196,11 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     export("AWS_EC2_METADATA_DISABLED", "true");
     export("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     export("AWS_CONFIG_FILE", "/dev/null");
-    let mut text = format!("# keyway local cloud ({}), pid {}\n", data.display(), ep.pid);
+    let mut text = format!(
+        "# keyway local cloud ({}), pid {}\n",
+        data.display(),
+        ep.pid
+    );
     text.push_str(&out);
     text.push_str("unset GOOGLE_APPLICATION_CREDENTIALS AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_AUTHORIZATION_TOKEN AWS_WEB_IDENTITY_TOKEN_FILE AWS_EC2_METADATA_SERVICE_ENDPOINT\n");
     if a.instance.is_none() {
@@ -154,7 +220,10 @@ enum AwsTarget<'a> {
 
 /// Asks the running cloud to start `task` (resolve its secrets with the execution role).
 fn start_task(ep: &Endpoints, task: &str) -> anyhow::Result<keyway_cloud::aws::compute::TaskStart> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let url = format!("{}/_keyway/ecs/start-task", ep.aws);
     rt.block_on(async {
         let r = reqwest::Client::builder()
@@ -169,41 +238,70 @@ fn start_task(ep: &Endpoints, task: &str) -> anyhow::Result<keyway_cloud::aws::c
         let ok = r.status().is_success();
         let body: serde_json::Value = r.json().await.context("reading the local cloud's answer")?;
         if !ok {
-            let msg = body.get("message").and_then(|m| m.as_str()).unwrap_or("the task failed to start");
+            let msg = body
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("the task failed to start");
             bail!("ECS task '{task}' stopped: {msg}");
         }
         Ok(serde_json::from_value(body)?)
     })
 }
 
-fn aws_env(data: &std::path::Path, ep: &Endpoints, target: AwsTarget<'_>) -> anyhow::Result<ExitCode> {
+fn aws_env(
+    data: &std::path::Path,
+    ep: &Endpoints,
+    target: AwsTarget<'_>,
+) -> anyhow::Result<ExitCode> {
     let mut out = String::new();
     let mut export = |k: &str, v: &str| out.push_str(&format!("export {k}={}\n", q(v)));
     let g = &ep.google;
     let mut unset = vec![
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-        "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST", "GCE_METADATA_IP",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GCE_METADATA_HOST",
+        "GCE_METADATA_IP",
     ];
     let (header, config_dir) = match target {
         AwsTarget::Task(name) => {
             let Some(t) = ep.tasks.get(name) else {
-                bail!("the local cloud in {} has no ECS task '{name}' (it has: {})", data.display(), ep.tasks.keys().cloned().collect::<Vec<_>>().join(", "));
+                bail!(
+                    "the local cloud in {} has no ECS task '{name}' (it has: {})",
+                    data.display(),
+                    ep.tasks.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
             };
             // ECS resolves `secrets` before the container exists: a denial means no start.
             let start = start_task(ep, name)?;
             export("AWS_REGION", &t.region);
             export("AWS_DEFAULT_REGION", &t.region);
             export("AWS_EXECUTION_ENV", "AWS_ECS_FARGATE");
-            export("ECS_CONTAINER_METADATA_URI_V4", &format!("{}{}", t.agent, t.metadata_path));
+            export(
+                "ECS_CONTAINER_METADATA_URI_V4",
+                &format!("{}{}", t.agent, t.metadata_path),
+            );
             export("AWS_EC2_METADATA_DISABLED", "true");
             match (&t.credentials_path, &start.auth_token) {
                 (Some(p), Some(tok)) => {
-                    export("AWS_CONTAINER_CREDENTIALS_FULL_URI", &format!("{}{p}", t.agent));
+                    export(
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                        &format!("{}{p}", t.agent),
+                    );
                     export("AWS_CONTAINER_AUTHORIZATION_TOKEN", tok);
                 }
                 // No task role: no credentials variable at all, as in a real task.
-                _ => unset.extend(["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN"]),
+                _ => unset.extend([
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                ]),
             }
             // A container has no ~/.aws: keep the developer's files out of it.
             export("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
@@ -212,11 +310,17 @@ fn aws_env(data: &std::path::Path, ep: &Endpoints, target: AwsTarget<'_>) -> any
             for (k, v) in &start.secrets {
                 export(k, v);
             }
-            (format!("ECS task {name}"), data.join("tasks").join(name).join("gcloud"))
+            (
+                format!("ECS task {name}"),
+                data.join("tasks").join(name).join("gcloud"),
+            )
         }
         AwsTarget::User(name) => {
-            let found: Vec<(&String, &keyway_cloud::server::AwsUserEndpoint)> =
-                ep.aws_users.iter().filter(|(k, _)| *k == name || k.rsplit_once('/').is_some_and(|(_, n)| n == name)).collect();
+            let found: Vec<(&String, &keyway_cloud::server::AwsUserEndpoint)> = ep
+                .aws_users
+                .iter()
+                .filter(|(k, _)| *k == name || k.rsplit_once('/').is_some_and(|(_, n)| n == name))
+                .collect();
             let [(key, u)] = found.as_slice() else {
                 bail!(
                     "the local cloud in {} has no single AWS user '{name}' (it has: {}); name it as ACCOUNT/NAME",
@@ -230,30 +334,73 @@ fn aws_env(data: &std::path::Path, ep: &Endpoints, target: AwsTarget<'_>) -> any
             export("AWS_DEFAULT_REGION", &u.region);
             // Off EC2/ECS: nothing should probe for instance or container credentials.
             export("AWS_EC2_METADATA_DISABLED", "true");
-            unset.extend(["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_EC2_METADATA_SERVICE_ENDPOINT"]);
-            (format!("AWS IAM user {key}"), data.join("aws").join("users").join(key.as_str()).join("gcloud"))
+            unset.extend([
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            ]);
+            (
+                format!("AWS IAM user {key}"),
+                data.join("aws")
+                    .join("users")
+                    .join(key.as_str())
+                    .join("gcloud"),
+            )
         }
         AwsTarget::Ec2(name) => {
-            let Some(i) = ep.ec2.get(name) else { bail!("the local cloud has no EC2 instance '{name}'") };
+            let Some(i) = ep.ec2.get(name) else {
+                bail!("the local cloud has no EC2 instance '{name}'")
+            };
             export("AWS_EC2_METADATA_SERVICE_ENDPOINT", &i.imds);
             export("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4");
             export("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
             export("AWS_CONFIG_FILE", "/dev/null");
-            unset.extend(["AWS_EC2_METADATA_DISABLED", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"]);
-            (format!("EC2 instance {name} ({})", i.instance_id), data.join("ec2").join(name).join("gcloud"))
+            unset.extend([
+                "AWS_EC2_METADATA_DISABLED",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+            ]);
+            (
+                format!("EC2 instance {name} ({})", i.instance_id),
+                data.join("ec2").join(name).join("gcloud"),
+            )
         }
     };
     export("AWS_ENDPOINT_URL", &ep.aws);
     export("AWS_ENDPOINT_URL_SECRETSMANAGER", &ep.aws);
     export("AWS_ENDPOINT_URL_STS", &ep.aws);
     // Google, reached from AWS compute: no metadata server, the local Google APIs.
-    std::fs::create_dir_all(&config_dir).with_context(|| format!("creating {}", config_dir.display()))?;
-    export("CLOUDSDK_CONFIG", &std::path::absolute(&config_dir).unwrap_or(config_dir.clone()).display().to_string());
+    std::fs::create_dir_all(&config_dir)
+        .with_context(|| format!("creating {}", config_dir.display()))?;
+    export(
+        "CLOUDSDK_CONFIG",
+        &std::path::absolute(&config_dir)
+            .unwrap_or(config_dir.clone())
+            .display()
+            .to_string(),
+    );
     export("NO_GCE_CHECK", "True");
-    for api in ["SECRETMANAGER", "CLOUDRESOURCEMANAGER", "IAM", "IAMCREDENTIALS", "STS", "OAUTH2"] {
-        export(&format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"), &format!("{g}/"));
+    for api in [
+        "SECRETMANAGER",
+        "CLOUDRESOURCEMANAGER",
+        "IAM",
+        "IAMCREDENTIALS",
+        "STS",
+        "OAUTH2",
+    ] {
+        export(
+            &format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"),
+            &format!("{g}/"),
+        );
     }
-    print!("# keyway local cloud ({}), pid {}, {header}\n{out}unset {}\n", data.display(), ep.pid, unset.join(" "));
+    print!(
+        "# keyway local cloud ({}), pid {}, {header}\n{out}unset {}\n",
+        data.display(),
+        ep.pid,
+        unset.join(" ")
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -262,11 +409,16 @@ fn aws_env(data: &std::path::Path, ep: &Endpoints, target: AwsTarget<'_>) -> any
 fn parse_provider_name(name: &str) -> anyhow::Result<(&str, &str, &str)> {
     let rest = name.strip_prefix("//iam.googleapis.com/").unwrap_or(name);
     match rest.split('/').collect::<Vec<_>>().as_slice() {
-        ["projects", p, "locations", "global", "workloadIdentityPools", pool, "providers", provider]
-            if !p.is_empty() && !pool.is_empty() && !provider.is_empty() =>
-        {
-            Ok((p, pool, provider))
-        }
+        [
+            "projects",
+            p,
+            "locations",
+            "global",
+            "workloadIdentityPools",
+            pool,
+            "providers",
+            provider,
+        ] if !p.is_empty() && !pool.is_empty() && !provider.is_empty() => Ok((p, pool, provider)),
         _ => bail!(
             "'{name}' is not a workload identity pool provider: expected projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER"
         ),
@@ -278,7 +430,10 @@ fn parse_headers(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, S
     let mut out = std::collections::BTreeMap::new();
     for pair in s.split(',').filter(|p| !p.trim().is_empty()) {
         let Some((k, v)) = pair.split_once('=') else {
-            bail!("--credential-source-headers: '{}' is not KEY=VALUE", pair.split_once(':').map(|(k, _)| k).unwrap_or(pair).trim());
+            bail!(
+                "--credential-source-headers: '{}' is not KEY=VALUE",
+                pair.split_once(':').map(|(k, _)| k).unwrap_or(pair).trim()
+            );
         };
         let k = k.trim();
         if k.is_empty() {
@@ -291,8 +446,12 @@ fn parse_headers(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, S
 
 fn json_field(a: &CredConfigArgs) -> anyhow::Result<Option<String>> {
     match (a.credential_source_type, &a.credential_source_field_name) {
-        (Some(SourceType::Json), None) => bail!("--credential-source-type json needs --credential-source-field-name (the JSON field that holds the token)"),
-        (Some(SourceType::Text), Some(_)) => bail!("--credential-source-field-name applies to --credential-source-type json only"),
+        (Some(SourceType::Json), None) => bail!(
+            "--credential-source-type json needs --credential-source-field-name (the JSON field that holds the token)"
+        ),
+        (Some(SourceType::Text), Some(_)) => {
+            bail!("--credential-source-field-name applies to --credential-source-type json only")
+        }
         (_, f) => Ok(f.clone()),
     }
 }
@@ -301,21 +460,35 @@ pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
     let (project, pool, provider) = parse_provider_name(&a.provider)?;
     let source = if a.aws {
         if a.credential_source_type.is_some() || a.credential_source_field_name.is_some() {
-            bail!("--credential-source-type and --credential-source-field-name apply to a file or URL source, not --aws");
+            bail!(
+                "--credential-source-type and --credential-source-field-name apply to a file or URL source, not --aws"
+            );
         }
         // As gcloud writes it: AWS's own metadata addresses. keyway and the official
         // libraries read the environment first (and keyway the ECS endpoint).
-        CredSource::Aws { imds: None, imdsv2: a.enable_imdsv2 }
+        CredSource::Aws {
+            imds: None,
+            imdsv2: a.enable_imdsv2,
+        }
     } else if let Some(path) = &a.credential_source_file {
-        CredSource::File { path: path.clone(), json_field: json_field(&a)? }
+        CredSource::File {
+            path: path.clone(),
+            json_field: json_field(&a)?,
+        }
     } else if let Some(url) = &a.credential_source_url {
         let headers = match &a.credential_source_headers {
             Some(h) => parse_headers(h)?,
             None => Default::default(),
         };
-        CredSource::Url { url: url.clone(), headers, json_field: json_field(&a)? }
+        CredSource::Url {
+            url: url.clone(),
+            headers,
+            json_field: json_field(&a)?,
+        }
     } else {
-        bail!("say where the subject token comes from: --aws, --credential-source-file PATH or --credential-source-url URL");
+        bail!(
+            "say where the subject token comes from: --aws, --credential-source-file PATH or --credential-source-url URL"
+        );
     };
     let data = a.data.data;
     let ep = Endpoints::read(&data).map_err(anyhow::Error::msg)?;
@@ -328,7 +501,14 @@ pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
     let (cloud, _) = Cloud::open(&data, &key_file, None, Arc::new(SystemClock))
         .with_context(|| format!("reading the local cloud in {}", data.display()))?;
     let mut cfg = cloud
-        .cred_config(&ep.google, project, pool, provider, a.service_account.as_deref(), &source)
+        .cred_config(
+            &ep.google,
+            project,
+            pool,
+            provider,
+            a.service_account.as_deref(),
+            &source,
+        )
         .map_err(|e| anyhow::anyhow!("{e} (the local cloud in {})", data.display()))?;
     if let Some(n) = a.service_account_token_lifetime_seconds {
         cfg["service_account_impersonation"] = serde_json::json!({ "token_lifetime_seconds": n });
@@ -338,8 +518,12 @@ pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
     match &a.output_file {
         None => print!("{text}"),
         Some(path) => {
-            write_private(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("Created credential configuration file [{}].", path.display());
+            write_private(path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "Created credential configuration file [{}].",
+                path.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -349,7 +533,12 @@ pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -361,10 +550,22 @@ mod tests {
 
     #[test]
     fn provider_names() {
-        let n = "projects/111/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider";
-        assert_eq!(parse_provider_name(n).unwrap(), ("111", "bq-pool", "aws-provider"));
-        assert_eq!(parse_provider_name(&format!("//iam.googleapis.com/{n}")).unwrap(), ("111", "bq-pool", "aws-provider"));
-        for bad in ["bq-pool", "projects/1/locations/us/workloadIdentityPools/p/providers/x", "projects/1/locations/global/workloadIdentityPools/p", "projects//locations/global/workloadIdentityPools/p/providers/x"] {
+        let n =
+            "projects/111/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider";
+        assert_eq!(
+            parse_provider_name(n).unwrap(),
+            ("111", "bq-pool", "aws-provider")
+        );
+        assert_eq!(
+            parse_provider_name(&format!("//iam.googleapis.com/{n}")).unwrap(),
+            ("111", "bq-pool", "aws-provider")
+        );
+        for bad in [
+            "bq-pool",
+            "projects/1/locations/us/workloadIdentityPools/p/providers/x",
+            "projects/1/locations/global/workloadIdentityPools/p",
+            "projects//locations/global/workloadIdentityPools/p/providers/x",
+        ] {
             let e = parse_provider_name(bad).unwrap_err().to_string();
             assert!(e.contains("expected projects/PROJECT_NUMBER"), "{e}");
         }
@@ -376,7 +577,9 @@ mod tests {
         assert_eq!(h.get("Metadata").map(String::as_str), Some("True"));
         assert_eq!(h.get("X-A").map(String::as_str), Some("b=c"));
         // A malformed pair is named by its key, never echoing a value.
-        let e = parse_headers("Authorization: Bearer abc").unwrap_err().to_string();
+        let e = parse_headers("Authorization: Bearer abc")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'Authorization'") && !e.contains("abc"), "{e}");
     }
 }

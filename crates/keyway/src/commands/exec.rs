@@ -20,7 +20,10 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
             continue;
         };
         match SecretRef::parse(reference) {
-            Ok(r) => wanted.push(Wanted { name: name.to_owned(), reference: r }),
+            Ok(r) => wanted.push(Wanted {
+                name: name.to_owned(),
+                reference: r,
+            }),
             Err(e) => bad.push(format!("--env {name}: {e}")),
         }
     }
@@ -30,7 +33,10 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
                 continue;
             }
             match SecretRef::parse_implicit(value) {
-                Ok(Some(r)) => wanted.push(Wanted { name: name.to_owned(), reference: r }),
+                Ok(Some(r)) => wanted.push(Wanted {
+                    name: name.to_owned(),
+                    reference: r,
+                }),
                 Ok(None) => {}
                 Err(e) => bad.push(format!("inherited variable {name}: {e}")),
             }
@@ -43,9 +49,19 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(async move {
-        let values = match resolve::resolve(&env, &wanted, a.concurrency as usize, Duration::from_secs(a.timeout)).await {
+        let values = match resolve::resolve(
+            &env,
+            &wanted,
+            a.concurrency as usize,
+            Duration::from_secs(a.timeout),
+        )
+        .await
+        {
             Ok(v) => v,
             Err(failures) => {
                 resolve::report(&failures);
@@ -60,7 +76,9 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         for (w, v) in wanted.iter().zip(values) {
             plan = match &w.reference.delivery {
                 Delivery::Value => plan.var(w.name.clone(), v),
-                Delivery::File { .. } => plan.file(w.name.clone(), w.reference.file_name(&w.name), v),
+                Delivery::File { .. } => {
+                    plan.file(w.name.clone(), w.reference.file_name(&w.name), v)
+                }
             };
         }
         match keyway_exec::run(plan).await {

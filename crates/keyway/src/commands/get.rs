@@ -10,9 +10,20 @@ use std::time::Duration;
 
 pub fn run(a: GetArgs, env: Env) -> anyhow::Result<ExitCode> {
     let reference = SecretRef::parse(&a.reference)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
-    let wanted = [Wanted { name: "get".into(), reference }];
-    match rt.block_on(resolve::resolve(&env, &wanted, 1, Duration::from_secs(a.timeout))) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let wanted = [Wanted {
+        name: "get".into(),
+        reference,
+    }];
+    match rt.block_on(resolve::resolve(
+        &env,
+        &wanted,
+        1,
+        Duration::from_secs(a.timeout),
+    )) {
         Ok(values) => {
             let mut out = std::io::stdout().lock();
             for v in values {

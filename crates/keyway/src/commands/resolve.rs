@@ -34,12 +34,19 @@ impl std::fmt::Display for Failure {
 }
 
 /// Values in the order of `wanted`, or every failure.
-pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: Duration) -> Result<Vec<Secret<Vec<u8>>>, Vec<Failure>> {
+pub async fn resolve(
+    env: &Env,
+    wanted: &[Wanted],
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<Vec<Secret<Vec<u8>>>, Vec<Failure>> {
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
     let http = google::http_client(env);
-    let needs_google = wanted.iter().any(|w| matches!(w.reference.source, Reference::GcpSecretManager { .. }));
+    let needs_google = wanted
+        .iter()
+        .any(|w| matches!(w.reference.source, Reference::GcpSecretManager { .. }));
     let mut creds = None;
     let mut token: Option<Secret<String>> = None;
     if needs_google {
@@ -50,12 +57,27 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
             }
             Ok(Err(e)) => {
                 let hint = google::credentials_failure_hint(env, &http, &e).await;
-                return Err(all_fail(wanted, &format!("no Google credentials: {e:#}"), hint));
+                return Err(all_fail(
+                    wanted,
+                    &format!("no Google credentials: {e:#}"),
+                    hint,
+                ));
             }
-            Err(_) => return Err(all_fail(wanted, &format!("getting Google credentials took longer than {}s", timeout.as_secs()), None)),
+            Err(_) => {
+                return Err(all_fail(
+                    wanted,
+                    &format!(
+                        "getting Google credentials took longer than {}s",
+                        timeout.as_secs()
+                    ),
+                    None,
+                ));
+            }
         }
     }
-    let needs_aws = wanted.iter().any(|w| matches!(w.reference.source, Reference::AwsSecretsManager { .. }));
+    let needs_aws = wanted
+        .iter()
+        .any(|w| matches!(w.reference.source, Reference::AwsSecretsManager { .. }));
     // AWS credentials failing fails the AWS references only (nothing runs anyway: fail closed).
     let mut aws_failure: Option<(String, Option<String>)> = None;
     let mut aws_provider = None;
@@ -65,8 +87,21 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
                 tracing::info!(source = %p.source(), region = ?p.region(), "aws credentials");
                 aws_provider = Some(p);
             }
-            Ok(Err(e)) => aws_failure = Some((format!("no AWS credentials: {e}"), aws::credentials_hint(env, &e))),
-            Err(_) => aws_failure = Some((format!("getting AWS credentials took longer than {}s", timeout.as_secs()), None)),
+            Ok(Err(e)) => {
+                aws_failure = Some((
+                    format!("no AWS credentials: {e}"),
+                    aws::credentials_hint(env, &e),
+                ))
+            }
+            Err(_) => {
+                aws_failure = Some((
+                    format!(
+                        "getting AWS credentials took longer than {}s",
+                        timeout.as_secs()
+                    ),
+                    None,
+                ))
+            }
         }
     }
     let mut fetcher = Fetcher::new(http.clone(), env);
@@ -77,7 +112,11 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
     let results = fetcher.fetch_all(&refs, token.as_ref()).await;
     // Who the credentials are matters only for hints: ask only when something failed.
     let who: Option<Who> = match &creds {
-        Some(c) if results.iter().zip(wanted).any(|(r, w)| r.is_err() && matches!(w.reference.source, Reference::GcpSecretManager { .. })) => {
+        Some(c)
+            if results.iter().zip(wanted).any(|(r, w)| {
+                r.is_err() && matches!(w.reference.source, Reference::GcpSecretManager { .. })
+            }) =>
+        {
             let mut who = google::who(c, &http).await;
             if who.email.is_empty() {
                 who.principal = google::federated_member(env, &http, c).await;
@@ -93,24 +132,51 @@ pub async fn resolve(env: &Env, wanted: &[Wanted], concurrency: usize, timeout: 
             Ok(v) => values.push(v),
             Err(FetchError::NoAwsCredentials { .. }) if aws_failure.is_some() => {
                 let (error, hint) = aws_failure.clone().unwrap_or_default();
-                failures.push(Failure { name: w.name.clone(), error: format!("reading {}: {error}", w.reference), hint });
+                failures.push(Failure {
+                    name: w.name.clone(),
+                    error: format!("reading {}: {error}", w.reference),
+                    hint,
+                });
             }
-            Err(e) if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => {
-                failures.push(Failure { name: w.name.clone(), hint: aws::hint(&e, aws_provider.as_ref(), env), error: e.to_string() })
-            }
-            Err(e) => failures.push(Failure { name: w.name.clone(), hint: hint(&e, &w.reference, who.as_ref()), error: e.to_string() }),
+            Err(e) if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => failures
+                .push(Failure {
+                    name: w.name.clone(),
+                    hint: aws::hint(&e, aws_provider.as_ref(), env),
+                    error: e.to_string(),
+                }),
+            Err(e) => failures.push(Failure {
+                name: w.name.clone(),
+                hint: hint(&e, &w.reference, who.as_ref()),
+                error: e.to_string(),
+            }),
         }
     }
-    if failures.is_empty() { Ok(values) } else { Err(failures) }
+    if failures.is_empty() {
+        Ok(values)
+    } else {
+        Err(failures)
+    }
 }
 
 fn all_fail(wanted: &[Wanted], error: &str, hint: Option<String>) -> Vec<Failure> {
-    wanted.iter().map(|w| Failure { name: w.name.clone(), error: format!("reading {}: {error}", w.reference), hint: hint.clone() }).collect()
+    wanted
+        .iter()
+        .map(|w| Failure {
+            name: w.name.clone(),
+            error: format!("reading {}: {error}", w.reference),
+            hint: hint.clone(),
+        })
+        .collect()
 }
 
 /// The command that fixes a failure, when keyway can tell.
 fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
-    let Reference::GcpSecretManager { project, secret, version } = &r.source else {
+    let Reference::GcpSecretManager {
+        project,
+        secret,
+        version,
+    } = &r.source
+    else {
         return None;
     };
     match e {
@@ -141,7 +207,10 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
 
 /// Prints failures (one block each) to stderr.
 pub fn report(failures: &[Failure]) {
-    eprintln!("error: {} of the secret references could not be resolved; nothing was run", failures.len());
+    eprintln!(
+        "error: {} of the secret references could not be resolved; nothing was run",
+        failures.len()
+    );
     for f in failures {
         eprintln!("  {f}");
     }

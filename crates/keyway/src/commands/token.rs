@@ -15,10 +15,15 @@ use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(a: TokenArgs, env: Env) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let out = rt.block_on(produce(&a, &env))?;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.expose().as_bytes()).context("writing to stdout")?;
+    stdout
+        .write_all(out.expose().as_bytes())
+        .context("writing to stdout")?;
     stdout.write_all(b"\n").context("writing to stdout")?;
     stdout.flush().context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
@@ -28,13 +33,22 @@ pub fn run(a: TokenArgs, env: Env) -> anyhow::Result<ExitCode> {
 /// `cloud-platform` is short for `https://www.googleapis.com/auth/cloud-platform`.
 pub fn parse_scopes(list: &[String]) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
-    for item in list.iter().flat_map(|s| s.split([',', ' '])).filter(|s| !s.is_empty()) {
+    for item in list
+        .iter()
+        .flat_map(|s| s.split([',', ' ']))
+        .filter(|s| !s.is_empty())
+    {
         if item.starts_with("https://") {
             out.push(item.to_owned());
-        } else if item.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+        } else if item
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        {
             out.push(format!("https://www.googleapis.com/auth/{item}"));
         } else {
-            bail!("--scopes: '{item}' is not a scope (expected https://www.googleapis.com/auth/NAME or NAME)");
+            bail!(
+                "--scopes: '{item}' is not a scope (expected https://www.googleapis.com/auth/NAME or NAME)"
+            );
         }
     }
     if out.is_empty() {
@@ -46,8 +60,13 @@ pub fn parse_scopes(list: &[String]) -> anyhow::Result<Vec<String>> {
 async fn produce(a: &TokenArgs, env: &Env) -> anyhow::Result<Secret<String>> {
     let http = google::http_client(env);
     if a.aws {
-        let p = aws::provider(env, &http, true).await.context("finding AWS credentials")?;
-        let c = p.credentials().await.with_context(|| format!("getting AWS credentials from {}", p.source()))?;
+        let p = aws::provider(env, &http, true)
+            .await
+            .context("finding AWS credentials")?;
+        let c = p
+            .credentials()
+            .await
+            .with_context(|| format!("getting AWS credentials from {}", p.source()))?;
         tracing::info!(source = %p.source(), "AWS credentials");
         let mut v = json!({
             "Version": 1,
@@ -58,7 +77,8 @@ async fn produce(a: &TokenArgs, env: &Env) -> anyhow::Result<Secret<String>> {
             v["SessionToken"] = json!(t.expose());
         }
         if let Some(exp) = c.expires_at {
-            let ts = jiff::Timestamp::from_second(exp).context("AWS credentials carry an expiry out of range")?;
+            let ts = jiff::Timestamp::from_second(exp)
+                .context("AWS credentials carry an expiry out of range")?;
             v["Expiration"] = json!(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
         }
         // The rendering holds the secret; it lives in a Secret from here on.
@@ -72,17 +92,27 @@ async fn produce(a: &TokenArgs, env: &Env) -> anyhow::Result<Secret<String>> {
         if aud.is_empty() {
             bail!("--audience must not be empty");
         }
-        let t = creds.id_token(aud).await.with_context(|| format!("getting an ID token for audience '{aud}' from {}", creds.source()))?;
+        let t = creds.id_token(aud).await.with_context(|| {
+            format!(
+                "getting an ID token for audience '{aud}' from {}",
+                creds.source()
+            )
+        })?;
         return Ok(match a.output {
             Output::Text => t,
             Output::Json => Secret::new(json!({"id_token": t.expose()}).to_string()),
         });
     }
-    let t = creds.access_token().await.with_context(|| format!("getting an access token from {}", creds.source()))?;
+    let t = creds
+        .access_token()
+        .await
+        .with_context(|| format!("getting an access token from {}", creds.source()))?;
     Ok(match a.output {
         Output::Text => t.token,
         Output::Json => {
-            let expiry = jiff::Timestamp::from_second(t.expires_at).map(|t| t.to_string()).unwrap_or_default();
+            let expiry = jiff::Timestamp::from_second(t.expires_at)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
             Secret::new(
                 json!({
                     "access_token": t.token.expose(),
@@ -103,10 +133,17 @@ mod tests {
 
     #[test]
     fn scopes_short_and_long_forms() {
-        assert_eq!(parse_scopes(&[]).unwrap(), vec!["https://www.googleapis.com/auth/cloud-platform"]);
         assert_eq!(
-            parse_scopes(&["cloud-platform,https://www.googleapis.com/auth/bigquery".into()]).unwrap(),
-            vec!["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/bigquery"]
+            parse_scopes(&[]).unwrap(),
+            vec!["https://www.googleapis.com/auth/cloud-platform"]
+        );
+        assert_eq!(
+            parse_scopes(&["cloud-platform,https://www.googleapis.com/auth/bigquery".into()])
+                .unwrap(),
+            vec![
+                "https://www.googleapis.com/auth/cloud-platform",
+                "https://www.googleapis.com/auth/bigquery"
+            ]
         );
         let e = parse_scopes(&["a/b".into()]).unwrap_err().to_string();
         assert!(e.contains("'a/b'"), "{e}");

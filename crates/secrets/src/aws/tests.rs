@@ -9,19 +9,56 @@ use std::path::PathBuf;
 fn classification_follows_the_error_type() {
     let denied = br#"{"__type":"AccessDeniedException","Message":"User: arn:aws:sts::380214597362:assumed-role/wevox-batch-task/abc is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:x-AbCdEf because no identity-based policy allows the secretsmanager:GetSecretValue action"}"#;
     match classify("r", "u", 400, denied) {
-        FetchError::AwsAccessDenied { principal, action, resource, .. } => {
-            assert_eq!(principal.as_deref(), Some("arn:aws:sts::380214597362:assumed-role/wevox-batch-task/abc"));
+        FetchError::AwsAccessDenied {
+            principal,
+            action,
+            resource,
+            ..
+        } => {
+            assert_eq!(
+                principal.as_deref(),
+                Some("arn:aws:sts::380214597362:assumed-role/wevox-batch-task/abc")
+            );
             assert_eq!(action.as_deref(), Some("secretsmanager:GetSecretValue"));
-            assert_eq!(resource.as_deref(), Some("arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:x-AbCdEf"));
+            assert_eq!(
+                resource.as_deref(),
+                Some("arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:x-AbCdEf")
+            );
         }
         other => panic!("{other:?}"),
     }
-    let t = |ty: &str, status| classify("r", "u", status, format!(r#"{{"__type":"{ty}","Message":"m"}}"#).as_bytes());
-    assert!(matches!(t("com.amazonaws.secretsmanager#ResourceNotFoundException", 400), FetchError::NotFound { .. }));
-    assert!(matches!(t("DecryptionFailure", 400), FetchError::AwsDecryption { .. }));
-    assert!(matches!(t("InvalidRequestException", 400), FetchError::AwsInvalidRequest { .. }));
-    for ty in ["UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"] {
-        assert!(matches!(t(ty, 400), FetchError::AwsCredentials { .. }), "{ty}");
+    let t = |ty: &str, status| {
+        classify(
+            "r",
+            "u",
+            status,
+            format!(r#"{{"__type":"{ty}","Message":"m"}}"#).as_bytes(),
+        )
+    };
+    assert!(matches!(
+        t(
+            "com.amazonaws.secretsmanager#ResourceNotFoundException",
+            400
+        ),
+        FetchError::NotFound { .. }
+    ));
+    assert!(matches!(
+        t("DecryptionFailure", 400),
+        FetchError::AwsDecryption { .. }
+    ));
+    assert!(matches!(
+        t("InvalidRequestException", 400),
+        FetchError::AwsInvalidRequest { .. }
+    ));
+    for ty in [
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+    ] {
+        assert!(
+            matches!(t(ty, 400), FetchError::AwsCredentials { .. }),
+            "{ty}"
+        );
     }
     assert!(t("ThrottlingException", 400).is_transient());
     assert!(t("InternalServiceError", 500).is_transient());
@@ -71,7 +108,11 @@ fn parse_request(text: &str) -> Option<Parsed> {
             headers.push((k.to_owned(), v.to_owned()));
         }
     }
-    let host = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host"))?.1.clone();
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))?
+        .1
+        .clone();
     headers.retain(|(k, _)| !k.eq_ignore_ascii_case("host"));
     Some((method.to_owned(), target.to_owned(), headers, host, body))
 }
@@ -86,7 +127,10 @@ fn aws_sigv4_suite_client_direction() {
     let mut failures = Vec::new();
     for e in entries.flatten() {
         let dir = e.path();
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let (Ok(ctx), Ok(req), Ok(want_sig), Ok(want_signed), Ok(creq)) = (
             std::fs::read_to_string(dir.join("context.json")),
             std::fs::read_to_string(dir.join("request.txt")),
@@ -101,43 +145,100 @@ fn aws_sigv4_suite_client_direction() {
         let c = &ctx["credentials"];
         let creds = AwsCredentials {
             access_key_id: c["access_key_id"].as_str().unwrap_or_default().to_owned(),
-            secret_access_key: Secret::new(c["secret_access_key"].as_str().unwrap_or_default().to_owned()),
+            secret_access_key: Secret::new(
+                c["secret_access_key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
             session_token: c["token"].as_str().map(|t| Secret::new(t.to_owned())),
             expires_at: None,
         };
-        let time: SystemTime = ctx["timestamp"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(SystemTime::from).expect("timestamp");
+        let time: SystemTime = ctx["timestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(SystemTime::from)
+            .expect("timestamp");
         let mut settings = SigningSettings::default();
-        settings.uri_path_normalization_mode = if ctx["normalize"].as_bool().unwrap_or(true) { UriPathNormalizationMode::Enabled } else { UriPathNormalizationMode::Disabled };
-        settings.payload_checksum_kind = if ctx["sign_body"].as_bool().unwrap_or(false) { PayloadChecksumKind::XAmzSha256 } else { PayloadChecksumKind::NoHeader };
+        settings.uri_path_normalization_mode = if ctx["normalize"].as_bool().unwrap_or(true) {
+            UriPathNormalizationMode::Enabled
+        } else {
+            UriPathNormalizationMode::Disabled
+        };
+        settings.payload_checksum_kind = if ctx["sign_body"].as_bool().unwrap_or(false) {
+            PayloadChecksumKind::XAmzSha256
+        } else {
+            PayloadChecksumKind::NoHeader
+        };
         // The "-after" case adds the token after signing: it is not part of the canonical request.
-        settings.session_token_mode = if creq.contains("x-amz-security-token") { SessionTokenMode::Include } else { SessionTokenMode::Exclude };
+        settings.session_token_mode = if creq.contains("x-amz-security-token") {
+            SessionTokenMode::Include
+        } else {
+            SessionTokenMode::Exclude
+        };
         let mut all = headers.clone();
         all.push(("host".into(), host.clone()));
         let uri = format!("https://{host}{target}");
         ran += 1;
-        let result = signature(&method, &uri, &all, &body, &creds, ctx["region"].as_str().unwrap_or_default(), ctx["service"].as_str().unwrap_or_default(), time, settings.clone());
+        let result = signature(
+            &method,
+            &uri,
+            &all,
+            &body,
+            &creds,
+            ctx["region"].as_str().unwrap_or_default(),
+            ctx["service"].as_str().unwrap_or_default(),
+            time,
+            settings.clone(),
+        );
         if target.contains(' ') {
             // A raw space cannot be in an HTTP request-target: the signer refuses the
             // request (as keyway's HTTP stack would) instead of signing something unsendable.
             if result.is_ok() {
-                failures.push(format!("{name}: a request-target with a raw space was signed"));
+                failures.push(format!(
+                    "{name}: a request-target with a raw space was signed"
+                ));
             }
             continue;
         }
-        match signature(&method, &uri, &all, &body, &creds, ctx["region"].as_str().unwrap_or_default(), ctx["service"].as_str().unwrap_or_default(), time, settings) {
+        match signature(
+            &method,
+            &uri,
+            &all,
+            &body,
+            &creds,
+            ctx["region"].as_str().unwrap_or_default(),
+            ctx["service"].as_str().unwrap_or_default(),
+            time,
+            settings,
+        ) {
             Ok((added, sig)) => {
                 if sig != want_sig.trim() {
                     failures.push(format!("{name}: signature {sig} != {}", want_sig.trim()));
                     continue;
                 }
-                let auth = added.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str()).unwrap_or("");
-                if !want_signed.lines().any(|l| l.strip_prefix("Authorization:") == Some(auth)) {
-                    failures.push(format!("{name}: Authorization '{auth}' is not the one in header-signed-request.txt"));
+                let auth = added
+                    .iter()
+                    .find(|(k, _)| k == "authorization")
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("");
+                if !want_signed
+                    .lines()
+                    .any(|l| l.strip_prefix("Authorization:") == Some(auth))
+                {
+                    failures.push(format!(
+                        "{name}: Authorization '{auth}' is not the one in header-signed-request.txt"
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
     assert!(ran >= 30, "only {ran} cases found in {}", suite().display());
-    assert!(failures.is_empty(), "{} of {ran} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

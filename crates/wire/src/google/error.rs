@@ -61,7 +61,13 @@ pub struct FieldViolation {
 impl GoogleError {
     pub fn new(code: u16, status: &str, message: impl Into<String>) -> Self {
         GoogleError {
-            error: ErrorBody { code, message: message.into(), status: status.to_owned(), details: Vec::new(), errors: Vec::new() },
+            error: ErrorBody {
+                code,
+                message: message.into(),
+                status: status.to_owned(),
+                details: Vec::new(),
+                errors: Vec::new(),
+            },
         }
     }
 

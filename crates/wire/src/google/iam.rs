@@ -39,7 +39,11 @@ pub struct Expr {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SetIamPolicyRequest {
     pub policy: Policy,
-    #[serde(rename = "updateMask", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "updateMask",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub update_mask: Option<String>,
 }
 

@@ -71,7 +71,8 @@ impl<'de> Deserialize<'de> for VersionState {
             serde_json::Value::Number(n) => n.to_string(),
             _ => String::new(),
         };
-        VersionState::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown SecretVersion state {v}")))
+        VersionState::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown SecretVersion state {v}")))
     }
 }
 
@@ -97,7 +98,11 @@ pub struct SecretPayload {
     /// base64 of the payload bytes.
     #[serde(default)]
     pub data: String,
-    #[serde(default, with = "crate::int64::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::int64::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data_crc32c: Option<i64>,
 }
 
@@ -157,10 +162,14 @@ mod tests {
 
     #[test]
     fn crc_is_an_int64_string() {
-        let p = SecretPayload { data: "aGk=".into(), data_crc32c: Some(4294967295) };
+        let p = SecretPayload {
+            data: "aGk=".into(),
+            data_crc32c: Some(4294967295),
+        };
         let s = serde_json::to_string(&p).unwrap();
         assert!(s.contains("\"dataCrc32c\":\"4294967295\""), "{s}");
-        let back: SecretPayload = serde_json::from_str(r#"{"data":"aGk=","dataCrc32c":12}"#).unwrap();
+        let back: SecretPayload =
+            serde_json::from_str(r#"{"data":"aGk=","dataCrc32c":12}"#).unwrap();
         assert_eq!(back.data_crc32c, Some(12));
     }
 }
