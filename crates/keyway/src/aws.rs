@@ -65,7 +65,7 @@ pub fn credentials_hint(env: &Env, e: &AwsAuthError) -> Option<String> {
              Set taskRoleArn in the task definition to a role that may call secretsmanager:GetSecretValue on the secret."
                 .into(),
         ),
-        AwsAuthError::Failed { kind: AwsSourceKind::WebIdentity, reason } if reason.contains("AccessDenied") => Some(
+        AwsAuthError::Failed { kind: AwsSourceKind::WebIdentity, reason, .. } if reason.contains("AccessDenied") => Some(
             "the role's trust policy must allow sts:AssumeRoleWithWebIdentity for this token: Principal {\"Federated\": \"accounts.google.com\"} \
              with a condition accounts.google.com:aud = the service account's unique id (the token's azp, shown above) for Google, \
              or the IAM OIDC provider's ARN with HOST:aud/HOST:sub conditions"

@@ -28,8 +28,10 @@ use std::time::Duration;
 pub use providers::{DEFAULT_GOOGLE_AUDIENCE, parse_ini};
 pub use sign::signature;
 
-/// Replaced this long before their Expiration (as the SDKs do).
-const REFRESH_AHEAD_SECS: i64 = 300;
+/// Replaced this long before their Expiration (capped at half their lifetime):
+/// botocore's advisory refresh window, so credentials keyway hands to an SDK
+/// (through the broker's ECS API) are never already inside the SDK's own window.
+const REFRESH_AHEAD: Duration = Duration::from_secs(15 * 60);
 
 /// One set of AWS credentials.
 #[derive(Clone)]
@@ -142,10 +144,35 @@ pub enum AwsAuthError {
     #[error("finding aws credentials: no source answered ({})", list(attempts))]
     NotConfigured { attempts: Vec<AwsAttempt> },
     /// A source is configured but cannot be used (bad file, bad variable, refused URI, failed request).
+    /// `transient`: the request failed in a way that may succeed later (unreachable, 5xx, throttled).
     #[error("getting aws credentials from the {kind}: {reason}")]
-    Failed { kind: AwsSourceKind, reason: String },
+    Failed {
+        kind: AwsSourceKind,
+        reason: String,
+        transient: bool,
+    },
     #[error("getting aws credentials from the {kind}: {detail} is not supported yet")]
     Unsupported { kind: AwsSourceKind, detail: String },
+}
+
+impl AwsAuthError {
+    /// Whether trying again later may succeed (the source was unreachable,
+    /// answered 5xx or throttled); configuration mistakes and refusals are not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AwsAuthError::Failed {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+impl crate::cache::Expiring for AwsCredentials {
+    fn expires_at(&self) -> Option<i64> {
+        self.expires_at
+    }
 }
 
 fn list(attempts: &[AwsAttempt]) -> String {
@@ -188,7 +215,7 @@ struct Inner {
     attempts: Vec<AwsAttempt>,
     region: Option<(String, &'static str)>,
     fetch: providers::Refetch,
-    cache: tokio::sync::Mutex<AwsCredentials>,
+    cache: crate::cache::Cache<AwsCredentials, AwsAuthError>,
 }
 
 impl fmt::Debug for AwsCredentialsProvider {
@@ -215,19 +242,27 @@ impl AwsCredentialsProvider {
         self.inner.region.as_ref().map(|(r, w)| (r.as_str(), *w))
     }
 
-    /// Current credentials: the cached ones unless they expire within the refresh margin.
+    /// Current credentials: the cached ones unless they are due for refresh
+    /// (then one refresh for all concurrent callers; while it runs, or shortly
+    /// after it failed, the cached ones as long as they are valid).
     pub async fn credentials(&self) -> Result<AwsCredentials, AwsAuthError> {
-        let mut cached = self.inner.cache.lock().await;
-        if let Some(exp) = cached.expires_at {
-            let now = self.inner.ctx.clock.now_secs();
-            if exp - now <= REFRESH_AHEAD_SECS {
-                tracing::debug!(source = %self.inner.source, "aws credentials near expiry, refreshing");
-                *cached =
-                    providers::refetch(&self.inner.ctx, &self.inner.options, &self.inner.fetch)
-                        .await?;
-            }
-        }
-        Ok(cached.clone())
+        let inner = &*self.inner;
+        inner
+            .cache
+            .get(
+                || inner.ctx.clock.now_secs(),
+                || async {
+                    tracing::debug!(source = %inner.source, "aws credentials due for refresh");
+                    providers::refetch(&inner.ctx, &inner.options, &inner.fetch).await
+                },
+            )
+            .await
+    }
+
+    /// What the credentials cache holds: expiry, when a refresh is due, whether
+    /// the last refresh failed.
+    pub fn status(&self) -> Option<crate::cache::CacheStatus> {
+        self.inner.cache.status()
     }
 }
 
@@ -248,7 +283,7 @@ pub async fn aws_default(
             attempts,
             region,
             fetch: found.fetch,
-            cache: tokio::sync::Mutex::new(found.creds),
+            cache: crate::cache::Cache::seeded(REFRESH_AHEAD, found.creds, ctx.clock.now_secs()),
         }),
     })
 }

@@ -65,6 +65,16 @@ fn failed(source: AwsSourceKind, reason: impl Into<String>) -> AwsAuthError {
     AwsAuthError::Failed {
         kind: source,
         reason: reason.into(),
+        transient: false,
+    }
+}
+
+/// A request that failed: transient if the underlying error is.
+fn failed_request(source: AwsSourceKind, e: &crate::AuthError) -> AwsAuthError {
+    AwsAuthError::Failed {
+        kind: source,
+        reason: e.to_string(),
+        transient: e.is_transient(),
     }
 }
 
@@ -697,14 +707,13 @@ async fn assume_role_with_web_identity(
             audience,
         } => Box::pin(credentials.id_token(audience))
             .await
-            .map_err(|e| {
-                failed(
-                    kind,
-                    format!(
-                        "getting a Google ID token (audience {audience}) from {}: {e}",
-                        credentials.source()
-                    ),
-                )
+            .map_err(|e| AwsAuthError::Failed {
+                kind,
+                reason: format!(
+                    "getting a Google ID token (audience {audience}) from {}: {e}",
+                    credentials.source()
+                ),
+                transient: e.is_transient(),
             })?,
     };
     let url = format!("{}/", wi.endpoint);
@@ -756,7 +765,7 @@ async fn assume_role_with_web_identity(
         }
     })
     .await
-    .map_err(|e| failed(kind, e.to_string()))?;
+    .map_err(|e| failed_request(kind, &e))?;
     let reply = match reply {
         Ok(r) => r,
         Err((status, code, message)) => {
@@ -841,7 +850,7 @@ pub(super) async fn refetch(
                 },
             )
             .await
-            .map_err(|e| failed(kind, e.to_string()))?;
+            .map_err(|e| failed_request(kind, &e))?;
             let mut c: ContainerCredentials =
                 serde_json::from_slice(reply.body.expose()).map_err(|_| {
                     failed(
@@ -867,11 +876,11 @@ pub(super) async fn refetch(
             }
             let token = imds_token(ctx, &policy, endpoint)
                 .await
-                .map_err(|e| failed(kind, e))?;
+                .map_err(|e| failed_request(kind, &e))?;
             let base = format!("{endpoint}/latest/meta-data/iam/security-credentials/");
             let role = imds_get(ctx, &policy, &base, &token)
                 .await
-                .map_err(|e| failed(kind, e))?;
+                .map_err(|e| failed_request(kind, &e))?;
             let role = role.expose().lines().next().unwrap_or("").trim().to_owned();
             if role.is_empty() {
                 return Err(failed(
@@ -881,7 +890,7 @@ pub(super) async fn refetch(
             }
             let doc = imds_get(ctx, &policy, &format!("{base}{role}"), &token)
                 .await
-                .map_err(|e| failed(kind, e))?;
+                .map_err(|e| failed_request(kind, &e))?;
             let mut c: ImdsCredentials = serde_json::from_str(doc.expose())
                 .map_err(|_| failed(kind, "IMDS did not send a credentials document"))?;
             if c.code != "Success" {
@@ -901,7 +910,7 @@ async fn imds_token(
     ctx: &AuthContext,
     policy: &crate::RetryPolicy,
     endpoint: &str,
-) -> Result<Secret<String>, String> {
+) -> Result<Secret<String>, crate::AuthError> {
     let url = format!("{endpoint}/latest/api/token");
     let reply = send(
         policy,
@@ -914,8 +923,7 @@ async fn imds_token(
                 .header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
         },
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok(Secret::new(
         String::from_utf8_lossy(reply.body.expose())
             .trim()
@@ -928,16 +936,18 @@ async fn imds_get(
     policy: &crate::RetryPolicy,
     url: &str,
     token: &Secret<String>,
-) -> Result<Secret<String>, String> {
-    let value =
-        sensitive(token.expose()).ok_or("the IMDS session token is not a valid header value")?;
+) -> Result<Secret<String>, crate::AuthError> {
+    let value = sensitive(token.expose()).ok_or_else(|| crate::AuthError::InvalidResponse {
+        doing: "getting an IMDSv2 session token",
+        url: redact_url(url),
+        reason: "the session token is not a valid header value".into(),
+    })?;
     let reply = send(policy, "reading instance metadata", url, false, || {
         ctx.http
             .get(url)
             .header("X-aws-ec2-metadata-token", value.clone())
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok(Secret::new(
         String::from_utf8_lossy(reply.body.expose()).into_owned(),
     ))

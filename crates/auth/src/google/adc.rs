@@ -4,6 +4,7 @@
 //! a configured source that is broken stops it (a bad file named by the user
 //! must not be silently replaced by whatever comes next).
 
+use super::TokenCache;
 use super::external::External;
 use super::file::{self, CredentialsFile, FileError};
 use super::impersonated::Impersonated;
@@ -12,7 +13,6 @@ use super::{
     AccessToken, Attempt, CredentialKind, GoogleCredentials, Outcome, Provider, Source, SourceKind,
 };
 use super::{authorized_user::AuthorizedUser, service_account::ServiceAccount};
-use crate::cache::TokenCache;
 use crate::context::{AuthContext, RetryPolicy};
 use crate::error::AuthError;
 use keyway_core::{Secret, vars};

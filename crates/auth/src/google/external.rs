@@ -6,7 +6,7 @@
 //! lifetime `service_account_impersonation.token_lifetime_seconds`, default 3600).
 //!
 //! The subject token is fetched anew for every exchange and never cached or
-//! shown; the resulting token is cached by the credentials' [`TokenCache`](crate::cache).
+//! shown; the resulting token is cached by the credentials' [`Cache`](crate::cache).
 
 use super::aws_source::{AwsConfig, AwsSubject};
 use super::executable::{self, ExecutableConfig};
