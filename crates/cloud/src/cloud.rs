@@ -173,6 +173,18 @@ impl Cloud {
         self.settings.token_lifetime_secs
     }
 
+    /// `requested` seconds, shortened to the world's `token_lifetime_secs` when
+    /// the world set one below Google's default: a world with short-lived
+    /// tokens gets them from every issuer (impersonation and ID tokens too).
+    pub fn cap_lifetime(&self, requested: i64) -> i64 {
+        let cap = self.settings.token_lifetime_secs;
+        if cap < DEFAULT_TOKEN_LIFETIME {
+            requested.min(cap)
+        } else {
+            requested
+        }
+    }
+
     pub fn oauth_client_id(&self) -> &str {
         &self.settings.oauth_client_id
     }
