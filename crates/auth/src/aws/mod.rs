@@ -259,6 +259,15 @@ impl AwsCredentialsProvider {
             .await
     }
 
+    /// The role these credentials are a session of, when keyway assumed it
+    /// (web identity); `None` when the source does not say.
+    pub fn role_arn(&self) -> Option<&str> {
+        match &self.inner.fetch {
+            providers::Refetch::WebIdentity(wi) => Some(&wi.role_arn),
+            _ => None,
+        }
+    }
+
     /// What the credentials cache holds: expiry, when a refresh is due, whether
     /// the last refresh failed.
     pub fn status(&self) -> Option<crate::cache::CacheStatus> {

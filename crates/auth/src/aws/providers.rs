@@ -876,11 +876,11 @@ pub(super) async fn refetch(
             }
             let token = imds_token(ctx, &policy, endpoint)
                 .await
-                .map_err(|e| failed_request(kind, &e))?;
+                .map_err(|e| failed(kind, e))?;
             let base = format!("{endpoint}/latest/meta-data/iam/security-credentials/");
             let role = imds_get(ctx, &policy, &base, &token)
                 .await
-                .map_err(|e| failed_request(kind, &e))?;
+                .map_err(|e| failed(kind, e))?;
             let role = role.expose().lines().next().unwrap_or("").trim().to_owned();
             if role.is_empty() {
                 return Err(failed(
@@ -890,7 +890,7 @@ pub(super) async fn refetch(
             }
             let doc = imds_get(ctx, &policy, &format!("{base}{role}"), &token)
                 .await
-                .map_err(|e| failed_request(kind, &e))?;
+                .map_err(|e| failed(kind, e))?;
             let mut c: ImdsCredentials = serde_json::from_str(doc.expose())
                 .map_err(|_| failed(kind, "IMDS did not send a credentials document"))?;
             if c.code != "Success" {
@@ -910,7 +910,7 @@ async fn imds_token(
     ctx: &AuthContext,
     policy: &crate::RetryPolicy,
     endpoint: &str,
-) -> Result<Secret<String>, crate::AuthError> {
+) -> Result<Secret<String>, String> {
     let url = format!("{endpoint}/latest/api/token");
     let reply = send(
         policy,
@@ -923,7 +923,8 @@ async fn imds_token(
                 .header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
         },
     )
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(Secret::new(
         String::from_utf8_lossy(reply.body.expose())
             .trim()
@@ -936,18 +937,16 @@ async fn imds_get(
     policy: &crate::RetryPolicy,
     url: &str,
     token: &Secret<String>,
-) -> Result<Secret<String>, crate::AuthError> {
-    let value = sensitive(token.expose()).ok_or_else(|| crate::AuthError::InvalidResponse {
-        doing: "getting an IMDSv2 session token",
-        url: redact_url(url),
-        reason: "the session token is not a valid header value".into(),
-    })?;
+) -> Result<Secret<String>, String> {
+    let value =
+        sensitive(token.expose()).ok_or("the IMDS session token is not a valid header value")?;
     let reply = send(policy, "reading instance metadata", url, false, || {
         ctx.http
             .get(url)
             .header("X-aws-ec2-metadata-token", value.clone())
     })
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(Secret::new(
         String::from_utf8_lossy(reply.body.expose()).into_owned(),
     ))

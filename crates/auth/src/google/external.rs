@@ -310,6 +310,11 @@ impl External {
         self.cfg.quota_project_id.as_deref()
     }
 
+    /// The STS audience: the pool provider's full resource name.
+    pub(crate) fn audience(&self) -> &str {
+        &self.cfg.audience
+    }
+
     /// "aws1 via … → STS https://sts.googleapis.com/v1/token → impersonating sa@p.iam…"
     pub(crate) fn chain(&self) -> String {
         let source = match (&self.cfg.source, &self.aws) {

@@ -371,6 +371,15 @@ impl GoogleCredentials {
         }
     }
 
+    /// For Workload Identity Federation, the provider's resource name (the STS
+    /// audience, `//iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/…`).
+    pub fn federation_audience(&self) -> Option<&str> {
+        match &self.inner.shared.provider {
+            Provider::External(e) => Some(e.audience()),
+            _ => None,
+        }
+    }
+
     /// An access token: the cached one while fresh (or while a refresh is in
     /// flight, or shortly after one failed, as long as it is valid), else one
     /// refresh shared by all concurrent callers.
