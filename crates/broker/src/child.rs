@@ -86,12 +86,14 @@ impl ChildEnv {
                 format!("http://{addr}{}", crate::ecs::PATH),
             ));
             c.aws_token_file = true;
-            // The profile that may have named the region is gone: keep the region.
+            // The profile that may have named the region is gone: keep the
+            // region (AWS_REGION for most SDKs, AWS_DEFAULT_REGION for boto3).
             if env.non_empty("AWS_REGION").is_none()
                 && env.non_empty("AWS_DEFAULT_REGION").is_none()
                 && let Some(r) = region
             {
                 c.set.push(("AWS_REGION", r.to_owned()));
+                c.set.push(("AWS_DEFAULT_REGION", r.to_owned()));
             }
         }
         c
@@ -163,6 +165,7 @@ mod tests {
             Some("http://127.0.0.1:4321/aws/credentials")
         );
         assert_eq!(child.get("AWS_REGION"), Some("ap-northeast-1"));
+        assert_eq!(child.get("AWS_DEFAULT_REGION"), Some("ap-northeast-1"));
         assert_eq!(child.get("PATH"), Some("/bin"));
         assert!(c.aws_token_file);
         let sh = c.shell(Some("/run/keyway/token"));

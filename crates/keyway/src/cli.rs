@@ -58,9 +58,52 @@ pub enum Command {
     /// profile with `credential_process = keyway token --aws` hands keyway's
     /// credentials to any AWS SDK or the AWS CLI.
     Token(TokenArgs),
+    /// Serve keyway's credentials on loopback at the endpoints SDKs already know,
+    /// for the containers of a task or pod (a sidecar), until SIGINT or SIGTERM.
+    ///
+    /// The GCE metadata API (gce) makes Google's libraries in any language use
+    /// keyway's Google credentials (Workload Identity Federation included) as if
+    /// on Compute Engine; the ECS credentials API (ecs) makes every AWS SDK use
+    /// keyway's AWS credentials (AssumeRoleWithWebIdentity from Google included).
+    /// Tokens and credentials are refreshed ahead of expiry in the background.
+    /// When ready, the variables a workload needs are printed on stdout as shell
+    /// lines (`unset …`, `export …`; also written to --env-file): GCE_METADATA_HOST
+    /// and GCE_METADATA_IP, AWS_CONTAINER_CREDENTIALS_FULL_URI and
+    /// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, and the variables that would make
+    /// an SDK pick another source first, to unset. The metadata API requires
+    /// `Metadata-Flavor: Google`; the ECS API the token in --token-file.
+    Serve(ServeArgs),
     /// The local, offline cloud: Google and AWS APIs with real IAM decisions on an embedded store.
     #[command(subcommand)]
     Cloud(CloudCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The APIs to serve: gce, ecs (comma-separated), or auto (each one whose
+    /// credentials keyway finds).
+    #[arg(long, value_name = "APIS", default_value = "auto")]
+    pub apis: String,
+    /// Where to listen; must be loopback. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: keyway_core::LoopbackAddr,
+    /// The file holding the token callers of the ECS API present: read if it
+    /// exists, else created (mode 0440) with a fresh random token. Default: a
+    /// private file created for this run and removed at exit.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Also write the variables to this file (mode 0644), for `. FILE` in a
+    /// workload's container; removed at exit.
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// The project id the metadata API reports (default: GOOGLE_CLOUD_PROJECT,
+    /// else what the credentials say, e.g. the service account's project).
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
+    /// The project number the metadata API reports (default: the Workload
+    /// Identity Federation audience's, if any).
+    #[arg(long, value_name = "NUMBER")]
+    pub project_number: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +120,18 @@ pub struct ExecArgs {
     /// Give up on resolving after this many seconds (retries included).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+    /// Serve keyway's credentials to the command on loopback for as long as it
+    /// runs (see `keyway serve`): APIS is gce, ecs (comma-separated) or auto
+    /// (the default: each one whose credentials keyway finds). The command gets
+    /// GCE_METADATA_HOST/GCE_METADATA_IP and/or AWS_CONTAINER_CREDENTIALS_FULL_URI
+    /// with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (a private file), and loses
+    /// the variables that would make an SDK pick another source first
+    /// (GOOGLE_APPLICATION_CREDENTIALS, AWS_ACCESS_KEY_ID, AWS_PROFILE, …).
+    #[arg(long, value_name = "APIS", num_args = 0..=1, require_equals = true, default_missing_value = "auto")]
+    pub broker: Option<String>,
+    /// Where the broker listens (loopback; default a free port on 127.0.0.1).
+    #[arg(long, value_name = "ADDR", requires = "broker")]
+    pub broker_listen: Option<keyway_core::LoopbackAddr>,
     /// The command and its arguments.
     #[arg(
         required = true,

@@ -1,0 +1,216 @@
+//! What `keyway exec --broker` and `keyway serve` share: choosing the APIs,
+//! resolving the credentials behind each (so a broker that cannot serve fails
+//! before any workload relies on it), serving them on loopback through
+//! keyway-serve, and keeping them fresh.
+
+use crate::{aws, google};
+use anyhow::{Context, bail};
+use keyway_broker::child::ChildEnv;
+use keyway_broker::ecs::{Aws, AwsError};
+use keyway_broker::gce::{Google, Project};
+use keyway_broker::{Broker, Token};
+use keyway_core::{Clock, Env, LoopbackAddr, SystemClock};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// One API of the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Gce,
+    Ecs,
+}
+
+/// The APIs asked for: every one whose credentials keyway finds (`auto`), or
+/// exactly these (an API whose credentials are missing is then an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub apis: Vec<Api>,
+    pub explicit: bool,
+}
+
+impl Wanted {
+    pub fn parse(s: &str) -> anyhow::Result<Wanted> {
+        if s == "auto" {
+            return Ok(Wanted {
+                apis: vec![Api::Gce, Api::Ecs],
+                explicit: false,
+            });
+        }
+        let mut apis = Vec::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let api = match name {
+                "gce" => Api::Gce,
+                "ecs" => Api::Ecs,
+                other => bail!(
+                    "unknown broker API '{other}': the APIs are gce (the GCE metadata API) and ecs (the ECS credentials API), or auto"
+                ),
+            };
+            if !apis.contains(&api) {
+                apis.push(api);
+            }
+        }
+        if apis.is_empty() {
+            bail!("no broker API named: use gce, ecs (comma-separated) or auto");
+        }
+        Ok(Wanted {
+            apis,
+            explicit: true,
+        })
+    }
+}
+
+/// A broker being served.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub child: ChildEnv,
+    pub apis: Vec<&'static str>,
+    pub server: keyway_serve::Server,
+    _refreshers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The project the metadata API reports: the flags, else the environment's
+/// GOOGLE_CLOUD_PROJECT (or gcloud's names for it); else what the credentials say.
+pub fn project(env: &Env, id: Option<String>, number: Option<String>) -> Project {
+    let id = id.or_else(|| {
+        [
+            keyway_core::vars::GOOGLE_CLOUD_PROJECT,
+            keyway_core::vars::GCLOUD_PROJECT,
+            keyway_core::vars::CLOUDSDK_CORE_PROJECT,
+        ]
+        .iter()
+        .find_map(|v| env.non_empty(v).map(str::to_owned))
+    });
+    Project { id, number }
+}
+
+/// Resolves the credentials of each wanted API and serves them on `listen`.
+pub async fn start(
+    env: &Env,
+    wanted: &Wanted,
+    listen: LoopbackAddr,
+    project: Project,
+    token: Arc<Token>,
+) -> anyhow::Result<Running> {
+    let http = google::http_client(env);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut broker = Broker::default();
+    let mut region: Option<String> = None;
+    if wanted.apis.contains(&Api::Gce) {
+        let got = async {
+            let creds = google::credentials(env, &http).await?;
+            let source = creds.source().to_string();
+            Google::new(creds, project.clone(), clock.clone())
+                .await
+                .with_context(|| format!("getting a first access token from {source}"))
+        }
+        .await;
+        match got {
+            Ok(g) => {
+                tracing::info!(email = g.email(), project = ?g.project_id(), "the broker serves the GCE metadata API");
+                broker.google = Some(Arc::new(g));
+            }
+            Err(e) if wanted.explicit => {
+                return Err(e.context("the GCE metadata API needs Google credentials"));
+            }
+            Err(e) => {
+                tracing::info!(error = %format!("{e:#}"), "not serving the GCE metadata API");
+            }
+        }
+    }
+    if wanted.apis.contains(&Api::Ecs) {
+        let got = async {
+            let p = aws::provider(env, &http, aws::looks_like_ec2()).await?;
+            let source = p.source().to_string();
+            let r = p.region().map(|(r, _)| r.to_owned());
+            let a = Aws::new(p, token.clone()).await?;
+            Ok::<_, AwsError>((a, r, source))
+        }
+        .await;
+        match got {
+            Ok((a, r, source)) => {
+                tracing::info!(%source, "the broker serves the ECS credentials API");
+                region = r;
+                broker.aws = Some(Arc::new(a));
+            }
+            Err(e) if wanted.explicit => {
+                return Err(
+                    anyhow::Error::new(e).context("the ECS credentials API needs AWS credentials")
+                );
+            }
+            Err(e) => tracing::info!(error = %e, "not serving the ECS credentials API"),
+        }
+    }
+    let apis = broker.apis();
+    if apis.is_empty() {
+        bail!(
+            "the broker has nothing to serve: keyway found neither Google credentials nor temporary AWS credentials (see `keyway whoami`)"
+        );
+    }
+    let broker = Arc::new(broker);
+    let refreshers = keyway_broker::refresh::spawn(&broker, clock);
+    let server = keyway_serve::Server::new(keyway_serve::Limits::default());
+    let addr = server
+        .bind(listen, keyway_broker::router(broker.clone()))
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let child = ChildEnv::new(
+        addr,
+        broker.google.is_some(),
+        broker.aws.is_some().then_some(region.as_deref()),
+        env,
+    );
+    tracing::info!(%addr, apis = %apis.join(","), "broker ready");
+    Ok(Running {
+        addr,
+        child,
+        apis,
+        server,
+        _refreshers: refreshers,
+    })
+}
+
+/// `keyway exec --broker`: a broker for one workload, living as long as it.
+pub struct ForExec {
+    running: Running,
+    token: Arc<Token>,
+}
+
+/// Starts the broker `keyway exec --broker[=APIS]` asks for and rewrites the
+/// workload's environment for it.
+pub async fn exec(
+    env: &mut Env,
+    apis: &str,
+    listen: Option<LoopbackAddr>,
+) -> anyhow::Result<ForExec> {
+    let wanted = Wanted::parse(apis)?;
+    let token = Arc::new(Token::random());
+    let running = start(
+        env,
+        &wanted,
+        listen.unwrap_or(LoopbackAddr::ephemeral()),
+        project(env, None, None),
+        token.clone(),
+    )
+    .await?;
+    running.child.apply(env);
+    Ok(ForExec { running, token })
+}
+
+impl ForExec {
+    /// Adds the ECS API's token as a private file (0400 on tmpfs, removed
+    /// with the workload's other files) named by AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
+    pub fn deliver(&self, plan: keyway_exec::Plan) -> keyway_exec::Plan {
+        if !self.running.child.aws_token_file {
+            return plan;
+        }
+        plan.file(
+            keyway_broker::child::AWS_TOKEN_FILE_VAR,
+            "aws-container-authorization-token",
+            keyway_core::Secret::new(self.token.expose().as_bytes().to_vec()),
+        )
+    }
+
+    pub async fn stop(self) {
+        self.running.server.shutdown().await;
+    }
+}
