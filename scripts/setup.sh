@@ -4,6 +4,7 @@
 #   - the Rust dependencies, built (cargo build --workspace --all-targets --locked)
 #   - a Python virtual environment in .venv with the pinned official Google and
 #     AWS client libraries the tests run against keyway's local cloud
+#   - the Node project in tests/node (official Google and AWS Node clients), npm ci
 #   - iproute2 (for `ip` inside the loopback-only namespace) if missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,20 @@ stamp=.venv/.requirements.sha256
 want=$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+echo "==> node clients (tests/node, npm ci from package-lock.json)"
+if ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "error: node and npm are required for the broker's Node client tests" >&2; exit 1
+  fi
+fi
+stamp=tests/node/node_modules/.package-lock.sha256
+want=$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" > "$stamp"
 fi
