@@ -54,6 +54,12 @@ pub const AWS_REMOVED: &[&str] = &[
 
 /// The variable that names the file holding the ECS API's token.
 pub const AWS_TOKEN_FILE_VAR: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
+/// The secrets API's base URL (`http://127.0.0.1:PORT`), for workloads that
+/// are not written for the agent's fixed `localhost:2773`.
+pub const SECRETS_URL_VAR: &str = "KEYWAY_SECRETS_URL";
+/// The variable that names the file holding the secrets API's token (the
+/// same token as the ECS API's).
+pub const SECRETS_TOKEN_FILE_VAR: &str = "KEYWAY_SECRETS_TOKEN_FILE";
 
 /// What to change in a workload's environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,14 +72,27 @@ pub struct ChildEnv {
     /// [`AWS_TOKEN_FILE_VAR`] (the caller writes it: a private file for
     /// `exec`, a shared volume for a sidecar).
     pub aws_token_file: bool,
+    /// Whether it needs it in a file named by [`SECRETS_TOKEN_FILE_VAR`].
+    pub secrets_token_file: bool,
 }
 
 impl ChildEnv {
-    /// For a broker serving the metadata API (`google`) and/or the ECS API
-    /// (`aws`, with the region keyway's AWS chain found) at `addr`; `env` is
+    /// For a broker serving the metadata API (`google`), the ECS API (`aws`,
+    /// with the region keyway's AWS chain found) and the secrets API
+    /// (`secrets`) at `addr`; `env` is
     /// the environment the workload would otherwise get.
-    pub fn new(addr: SocketAddr, google: bool, aws: Option<Option<&str>>, env: &Env) -> ChildEnv {
+    pub fn new(
+        addr: SocketAddr,
+        google: bool,
+        aws: Option<Option<&str>>,
+        secrets: bool,
+        env: &Env,
+    ) -> ChildEnv {
         let mut c = ChildEnv::default();
+        if secrets {
+            c.set.push((SECRETS_URL_VAR, format!("http://{addr}")));
+            c.secrets_token_file = true;
+        }
         if google {
             c.remove.extend_from_slice(GOOGLE_REMOVED);
             c.set.push(("GCE_METADATA_HOST", addr.to_string()));
@@ -121,10 +140,13 @@ impl ChildEnv {
         for (k, v) in &self.set {
             out.push_str(&format!("export {k}={}\n", quote(v)));
         }
-        if self.aws_token_file
-            && let Some(f) = token_file
-        {
-            out.push_str(&format!("export {AWS_TOKEN_FILE_VAR}={}\n", quote(f)));
+        if let Some(f) = token_file {
+            if self.aws_token_file {
+                out.push_str(&format!("export {AWS_TOKEN_FILE_VAR}={}\n", quote(f)));
+            }
+            if self.secrets_token_file {
+                out.push_str(&format!("export {SECRETS_TOKEN_FILE_VAR}={}\n", quote(f)));
+            }
         }
         out
     }
@@ -151,7 +173,7 @@ mod tests {
             )
             .with("NO_GCE_CHECK", "true")
             .with("PATH", "/bin");
-        let c = ChildEnv::new(addr, true, Some(Some("ap-northeast-1")), &env);
+        let c = ChildEnv::new(addr, true, Some(Some("ap-northeast-1")), false, &env);
         let mut child = env.clone();
         c.apply(&mut child);
         assert_eq!(child.get("GOOGLE_APPLICATION_CREDENTIALS"), None);
@@ -186,10 +208,20 @@ mod tests {
         let env = Env::new()
             .with("AWS_PROFILE", "dev")
             .with("AWS_REGION", "us-east-1");
-        let c = ChildEnv::new(addr, true, None, &env);
+        let c = ChildEnv::new(addr, true, None, true, &env);
         assert!(!c.remove.contains(&"AWS_PROFILE"));
-        assert!(!c.aws_token_file);
-        let c = ChildEnv::new(addr, false, Some(Some("eu-west-1")), &env);
+        assert!(!c.aws_token_file && c.secrets_token_file);
+        assert!(
+            c.set
+                .contains(&(SECRETS_URL_VAR, "http://127.0.0.1:1".into()))
+        );
+        let sh = c.shell(Some("/t"));
+        assert!(
+            sh.contains("export KEYWAY_SECRETS_TOKEN_FILE='/t'\n"),
+            "{sh}"
+        );
+        assert!(!sh.contains(AWS_TOKEN_FILE_VAR), "{sh}");
+        let c = ChildEnv::new(addr, false, Some(Some("eu-west-1")), false, &env);
         assert!(!c.remove.contains(&"GOOGLE_APPLICATION_CREDENTIALS"));
         // The workload's own region stands.
         assert!(!c.set.iter().any(|(k, _)| *k == "AWS_REGION"));

@@ -8,6 +8,8 @@
 //! * [`ecs`]: the ECS container-credentials API
 //!   (`AWS_CONTAINER_CREDENTIALS_FULL_URI`), backed by keyway's AWS chain
 //!   (AssumeRoleWithWebIdentity from a Google identity included);
+//! * [`agent`]: a secrets cache compatible with the AWS Secrets Manager Agent,
+//!   plus one endpoint of the same shape for any keyway reference.
 //!
 //! All of them are served on one loopback port by [`router`]; [`child`] says
 //! which variables a workload gets and loses for each API, and [`refresh`]
@@ -21,6 +23,7 @@
 //! requests and methods other than GET are refused everywhere. Connection,
 //! header, body and time limits are the serving layer's (keyway-serve).
 
+pub mod agent;
 pub mod child;
 pub mod ecs;
 pub mod gce;
@@ -85,6 +88,7 @@ impl fmt::Debug for Token {
 pub struct Broker {
     pub google: Option<Arc<gce::Google>>,
     pub aws: Option<Arc<ecs::Aws>>,
+    pub secrets: Option<Arc<agent::Secrets>>,
 }
 
 impl Broker {
@@ -97,12 +101,17 @@ impl Broker {
         if self.aws.is_some() {
             v.push("ecs");
         }
+        if self.secrets.is_some() {
+            v.push("secrets");
+        }
         v
     }
 }
 
 /// Every API the broker serves, on one port: `/` and `/computeMetadata/…` for
-/// the metadata API, [`ecs::PATH`] for the ECS API.
+/// the metadata API, [`ecs::PATH`] for the ECS API, the agent's paths
+/// (`/secretsmanager/get`, `/v1/…`, `/ping`) and [`agent::KEYWAY_PATH`] for
+/// the secrets API.
 pub fn router(broker: Arc<Broker>) -> Router {
     Router::new()
         .fallback(|State(b): State<Arc<Broker>>, req: Request| async move { handle(&b, req).await })
@@ -120,6 +129,12 @@ async fn handle(b: &Broker, req: Request) -> Response<Body> {
         && path == ecs::PATH
     {
         return ecs::handle(a, req).await;
+    }
+    // Without the metadata API, every other path is the agent's (its 404 comes after its token check).
+    if let Some(s) = &b.secrets
+        && (agent::serves(path) || b.google.is_none())
+    {
+        return agent::handle(s, req).await;
     }
     if b.google.is_some() {
         return gce::not_found();

@@ -64,14 +64,19 @@ pub enum Command {
     /// The GCE metadata API (gce) makes Google's libraries in any language use
     /// keyway's Google credentials (Workload Identity Federation included) as if
     /// on Compute Engine; the ECS credentials API (ecs) makes every AWS SDK use
-    /// keyway's AWS credentials (AssumeRoleWithWebIdentity from Google included).
+    /// keyway's AWS credentials (AssumeRoleWithWebIdentity from Google included);
+    /// the secrets API (secrets) answers as the AWS Secrets Manager Agent does
+    /// (GET /secretsmanager/get?secretId=…, /v1/ID, /ping, with the token in
+    /// X-Aws-Parameters-Secrets-Token), and GET /keyway/get?secretId=REFERENCE
+    /// answers the same shape for any keyway reference (Google's included).
     /// Tokens and credentials are refreshed ahead of expiry in the background.
     /// When ready, the variables a workload needs are printed on stdout as shell
     /// lines (`unset …`, `export …`; also written to --env-file): GCE_METADATA_HOST
     /// and GCE_METADATA_IP, AWS_CONTAINER_CREDENTIALS_FULL_URI and
-    /// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, and the variables that would make
-    /// an SDK pick another source first, to unset. The metadata API requires
-    /// `Metadata-Flavor: Google`; the ECS API the token in --token-file.
+    /// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, KEYWAY_SECRETS_URL and
+    /// KEYWAY_SECRETS_TOKEN_FILE, and the variables that would make an SDK pick
+    /// another source first, to unset. The metadata API requires
+    /// `Metadata-Flavor: Google`; the others the token in --token-file.
     Serve(ServeArgs),
     /// The local, offline cloud: Google and AWS APIs with real IAM decisions on an embedded store.
     #[command(subcommand)]
@@ -80,14 +85,18 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The APIs to serve: gce, ecs (comma-separated), or auto (each one whose
-    /// credentials keyway finds).
+    /// The APIs to serve: gce, ecs, secrets (comma-separated), or auto (each
+    /// one whose credentials keyway finds).
     #[arg(long, value_name = "APIS", default_value = "auto")]
     pub apis: String,
+    /// How long the secrets API serves a value from memory before fetching it
+    /// again (0 to 3600; 0 = every request fetches), as the agent's ttl_seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub secrets_ttl: u64,
     /// Where to listen; must be loopback. Port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: keyway_core::LoopbackAddr,
-    /// The file holding the token callers of the ECS API present: read if it
+    /// The file holding the token callers of the ECS and secrets APIs present: read if it
     /// exists, else created (mode 0440) with a fresh random token. Default: a
     /// private file created for this run and removed at exit.
     #[arg(long, value_name = "PATH")]
@@ -121,10 +130,11 @@ pub struct ExecArgs {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
     /// Serve keyway's credentials to the command on loopback for as long as it
-    /// runs (see `keyway serve`): APIS is gce, ecs (comma-separated) or auto
-    /// (the default: each one whose credentials keyway finds). The command gets
-    /// GCE_METADATA_HOST/GCE_METADATA_IP and/or AWS_CONTAINER_CREDENTIALS_FULL_URI
-    /// with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (a private file), and loses
+    /// runs (see `keyway serve`): APIS is gce, ecs, secrets (comma-separated) or
+    /// auto (the default: each one whose credentials keyway finds). The command
+    /// gets GCE_METADATA_HOST/GCE_METADATA_IP, AWS_CONTAINER_CREDENTIALS_FULL_URI
+    /// with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, and KEYWAY_SECRETS_URL with
+    /// KEYWAY_SECRETS_TOKEN_FILE (the token files private, 0400), and loses
     /// the variables that would make an SDK pick another source first
     /// (GOOGLE_APPLICATION_CREDENTIALS, AWS_ACCESS_KEY_ID, AWS_PROFILE, …).
     #[arg(long, value_name = "APIS", num_args = 0..=1, require_equals = true, default_missing_value = "auto")]

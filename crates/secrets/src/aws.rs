@@ -71,6 +71,35 @@ pub fn endpoint(env: &keyway_core::Env, service_env: &str, service: &str, region
 }
 
 pub async fn get_secret_value(f: &Fetcher, r: &Reference) -> Result<Secret<Vec<u8>>, FetchError> {
+    call_get_secret_value(f, r, decode).await
+}
+
+/// GetSecretValue's whole answer (the JSON body AWS sent: ARN, Name,
+/// VersionId, SecretString or SecretBinary, VersionStages, CreatedDate), for
+/// callers that hand it on as it is (the broker's Secrets Manager
+/// Agent-compatible API). Failures are classified as for [`get_secret_value`].
+pub async fn get_secret_value_response(
+    f: &Fetcher,
+    r: &Reference,
+) -> Result<Secret<Vec<u8>>, FetchError> {
+    call_get_secret_value(f, r, |body, reference| {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|_| FetchError::Corrupt {
+            reference: reference.to_owned(),
+            reason: "the response is not a GetSecretValue response".into(),
+        })?;
+        Ok(Secret::new(body.to_vec()))
+    })
+    .await
+}
+
+/// A 200 answer's body, turned into what the caller wants.
+type Decode = fn(&[u8], &str) -> Result<Secret<Vec<u8>>, FetchError>;
+
+async fn call_get_secret_value(
+    f: &Fetcher,
+    r: &Reference,
+    decode: Decode,
+) -> Result<Secret<Vec<u8>>, FetchError> {
     let Reference::AwsSecretsManager {
         region,
         secret_id,
@@ -110,7 +139,7 @@ pub async fn get_secret_value(f: &Fetcher, r: &Reference) -> Result<Secret<Vec<u
                 message: e.to_string(),
             })?;
         let left = f.deadline.saturating_sub(start.elapsed());
-        match once(f, &url, &region, &reference, &creds, &body, left).await {
+        match once(f, &url, &region, &reference, &creds, &body, left, decode).await {
             Err(e) if e.is_transient() => {
                 let backoff = Duration::from_millis(50) * 2u32.saturating_pow(attempt.min(8) - 1);
                 let backoff = backoff.mul_f64(rand::random::<f64>());
@@ -125,6 +154,7 @@ pub async fn get_secret_value(f: &Fetcher, r: &Reference) -> Result<Secret<Vec<u
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn once(
     f: &Fetcher,
     url: &str,
@@ -133,6 +163,7 @@ async fn once(
     creds: &AwsCredentials,
     body: &[u8],
     left: Duration,
+    decode: Decode,
 ) -> Result<Secret<Vec<u8>>, FetchError> {
     let unreachable = |reason: String| FetchError::Unreachable {
         reference: reference.to_owned(),

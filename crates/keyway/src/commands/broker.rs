@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub enum Api {
     Gce,
     Ecs,
+    Secrets,
 }
 
 /// The APIs asked for: every one whose credentials keyway finds (`auto`), or
@@ -32,7 +33,7 @@ impl Wanted {
     pub fn parse(s: &str) -> anyhow::Result<Wanted> {
         if s == "auto" {
             return Ok(Wanted {
-                apis: vec![Api::Gce, Api::Ecs],
+                apis: vec![Api::Gce, Api::Ecs, Api::Secrets],
                 explicit: false,
             });
         }
@@ -41,8 +42,10 @@ impl Wanted {
             let api = match name {
                 "gce" => Api::Gce,
                 "ecs" => Api::Ecs,
+                "secrets" => Api::Secrets,
                 other => bail!(
-                    "unknown broker API '{other}': the APIs are gce (the GCE metadata API) and ecs (the ECS credentials API), or auto"
+                    "unknown broker API '{other}': the APIs are gce (the GCE metadata API), ecs (the ECS credentials API) \
+                     and secrets (the Secrets Manager Agent-compatible cache), or auto"
                 ),
             };
             if !apis.contains(&api) {
@@ -50,7 +53,7 @@ impl Wanted {
             }
         }
         if apis.is_empty() {
-            bail!("no broker API named: use gce, ecs (comma-separated) or auto");
+            bail!("no broker API named: use gce, ecs, secrets (comma-separated) or auto");
         }
         Ok(Wanted {
             apis,
@@ -90,6 +93,7 @@ pub async fn start(
     listen: LoopbackAddr,
     project: Project,
     token: Arc<Token>,
+    secrets_ttl: std::time::Duration,
 ) -> anyhow::Result<Running> {
     let http = google::http_client(env);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -140,6 +144,38 @@ pub async fn start(
             Err(e) => tracing::info!(error = %e, "not serving the ECS credentials API"),
         }
     }
+    if wanted.apis.contains(&Api::Secrets) {
+        // Whatever credentials there are: Google's for Secret Manager, AWS's
+        // (long-term keys too: this API hands out values, not credentials).
+        let google_creds = match &broker.google {
+            Some(g) => Some(g.credentials().clone()),
+            None => google::credentials(env, &http).await.ok(),
+        };
+        let aws = match &broker.aws {
+            Some(a) => Some(a.provider().clone()),
+            None => aws::provider(env, &http, aws::looks_like_ec2()).await.ok(),
+        };
+        if google_creds.is_none() && aws.is_none() {
+            let why = "the secrets API needs Google or AWS credentials, and keyway found neither (see `keyway whoami`)";
+            if wanted.explicit {
+                bail!(why);
+            }
+            tracing::info!("not serving the secrets API: {why}");
+        } else {
+            let mut fetcher = keyway_secrets::Fetcher::new(http.clone(), env);
+            fetcher.aws = aws;
+            tracing::info!(
+                ttl_secs = secrets_ttl.as_secs(),
+                "the broker serves the secrets API"
+            );
+            broker.secrets = Some(Arc::new(keyway_broker::agent::Secrets::new(
+                fetcher,
+                google_creds,
+                token.clone(),
+                secrets_ttl,
+            )));
+        }
+    }
     let apis = broker.apis();
     if apis.is_empty() {
         bail!(
@@ -157,6 +193,7 @@ pub async fn start(
         addr,
         broker.google.is_some(),
         broker.aws.is_some().then_some(region.as_deref()),
+        broker.secrets.is_some(),
         env,
     );
     tracing::info!(%addr, apis = %apis.join(","), "broker ready");
@@ -190,6 +227,7 @@ pub async fn exec(
         listen.unwrap_or(LoopbackAddr::ephemeral()),
         project(env, None, None),
         token.clone(),
+        keyway_broker::agent::DEFAULT_TTL,
     )
     .await?;
     running.child.apply(env);
@@ -197,17 +235,26 @@ pub async fn exec(
 }
 
 impl ForExec {
-    /// Adds the ECS API's token as a private file (0400 on tmpfs, removed
-    /// with the workload's other files) named by AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
-    pub fn deliver(&self, plan: keyway_exec::Plan) -> keyway_exec::Plan {
-        if !self.running.child.aws_token_file {
-            return plan;
+    /// Adds the broker's token as private files (0400 on tmpfs, removed with
+    /// the workload's other files) named by AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+    /// and KEYWAY_SECRETS_TOKEN_FILE, for the APIs served.
+    pub fn deliver(&self, mut plan: keyway_exec::Plan) -> keyway_exec::Plan {
+        let token = || keyway_core::Secret::new(self.token.expose().as_bytes().to_vec());
+        if self.running.child.aws_token_file {
+            plan = plan.file(
+                keyway_broker::child::AWS_TOKEN_FILE_VAR,
+                "aws-container-authorization-token",
+                token(),
+            );
         }
-        plan.file(
-            keyway_broker::child::AWS_TOKEN_FILE_VAR,
-            "aws-container-authorization-token",
-            keyway_core::Secret::new(self.token.expose().as_bytes().to_vec()),
-        )
+        if self.running.child.secrets_token_file {
+            plan = plan.file(
+                keyway_broker::child::SECRETS_TOKEN_FILE_VAR,
+                "keyway-secrets-token",
+                token(),
+            );
+        }
+        plan
     }
 
     pub async fn stop(self) {

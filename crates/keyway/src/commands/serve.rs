@@ -32,10 +32,9 @@ pub fn run(a: ServeArgs, env: Env) -> anyhow::Result<ExitCode> {
             }
         };
         let project = broker::project(&env, a.project.clone(), a.project_number.clone());
-        let running = broker::start(&env, &wanted, a.listen, project, Arc::new(token)).await?;
-        let token_shown = running
-            .child
-            .aws_token_file
+        let ttl = std::time::Duration::from_secs(a.secrets_ttl);
+        let running = broker::start(&env, &wanted, a.listen, project, Arc::new(token), ttl).await?;
+        let token_shown = (running.child.aws_token_file || running.child.secrets_token_file)
             .then(|| token_path.display().to_string());
         let lines = running.child.shell(token_shown.as_deref());
         if let Some(f) = &a.env_file {
