@@ -6,13 +6,19 @@
 # owner's side is what gcloud would send, made with curl.
 #
 # `scripts/demo.sh 002` tells seed 002 instead: a Fargate task reading Google
-# data keylessly (ECS task role → Google STS → service-account impersonation).
+# data keylessly (ECS task role → Google STS → service-account impersonation),
+# ending with Google's unmodified Python client reading through keyway's broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" != "--inside" ]; then
   case "${1:-000}" in 000|002) ;; *) echo "usage: scripts/demo.sh [000|002]" >&2; exit 2 ;; esac
   command -v curl >/dev/null || { echo "error: the demo needs curl" >&2; exit 1; }
   cargo build --locked --quiet -p keyway
+  if [ "${1:-000}" = 002 ] && ! .venv/bin/python -c 'import google.cloud.secretmanager' 2>/dev/null; then
+    # The last step runs Google's own Python client, unmodified (needs the package registry once).
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  fi
   exec bash scripts/netns.sh bash scripts/demo.sh --inside "${1:-000}"
 fi
 SEED="${2:-000}"
@@ -48,7 +54,20 @@ if [ "$SEED" = 002 ]; then
     sh -c 'printf "workload started; CONFIG sha256: "; printf %s "$CONFIG" | sha256sum | cut -c1-16'
   say "5. The trap: the same job run with the execution role as its task role"
   task rds-to-bigquery-exec-role get sm://curucuru-logs/rds-to-bigquery-config || echo "(keyway exit $?)"
-  say "Done: no Google key and no hand-exported AWS_* variables; the wrong role was named, with the fix."
+  say "6. An unmodified Google client through keyway's broker: google-auth + google-cloud-secret-manager,"
+  echo "   with no credential file and no exported variable (keyway exec --broker gives it GCE_METADATA_HOST)"
+  task rds-to-bigquery exec --broker -- "$PWD/.venv/bin/python" -c '
+import hashlib, os, google.auth
+from google.cloud import secretmanager
+creds, project = google.auth.default()
+client = secretmanager.SecretManagerServiceClient(transport="rest", credentials=creds,
+    client_options={"api_endpoint": os.environ["CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER"].rstrip("/")})
+v = client.access_secret_version(name="projects/curucuru-logs/secrets/rds-to-bigquery-config/versions/latest").payload.data
+print("GOOGLE_APPLICATION_CREDENTIALS in the workload:", os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
+print("google.auth.default():", type(creds).__name__, "of", creds.service_account_email, "in project", project)
+print("read projects/curucuru-logs/secrets/rds-to-bigquery-config, sha256:", hashlib.sha256(v).hexdigest()[:16])'
+  say "Done: no Google key and no hand-exported AWS_* variables; the wrong role was named, with the fix;"
+  echo "and Google's own client read the secret keyless through the broker."
   exit 0
 fi
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"json": json}, {"d": d}))' "$1"; }
