@@ -184,7 +184,12 @@ pub async fn start(
     }
     let broker = Arc::new(broker);
     let refreshers = keyway_broker::refresh::spawn(&broker, clock);
-    let server = keyway_serve::Server::new(keyway_serve::Limits::default());
+    // A broker serves every process of a task or pod: more connections than a
+    // cloud API front end (lowered by keyway-serve to what RLIMIT_NOFILE allows).
+    let server = keyway_serve::Server::new(keyway_serve::Limits {
+        max_connections: 2048,
+        ..keyway_serve::Limits::default()
+    });
     let addr = server
         .bind(listen, keyway_broker::router(broker.clone()))
         .await
