@@ -421,7 +421,7 @@ pub fn validate(
                     })?,
                     other => other.clone(),
                 };
-                crate::aws::sts::jwks_keys(&v).map_err(|m| {
+                crate::jwt::KeySet::from_jwks(&v).map_err(|m| {
                     err(
                         span.clone(),
                         format!("[[aws_oidc_provider]] '{}' key `jwks`: {m}", p.url),
@@ -448,7 +448,7 @@ pub fn validate(
                         ),
                     )
                 })?;
-                crate::aws::sts::jwks_keys(&v).map_err(|m| {
+                crate::jwt::KeySet::from_jwks(&v).map_err(|m| {
                     err(
                         span.clone(),
                         format!(
