@@ -69,3 +69,9 @@ pub const ALL_PROXY: &str = "ALL_PROXY";
 /// link-local (169.254.0.0/16, fe80::/10: EC2/ECS/GCE metadata and credential
 /// endpoints) and metadata.google.internal to it: credentials never go through a proxy.
 pub const NO_PROXY: &str = "NO_PROXY";
+
+// Output.
+/// Set (to anything but the empty string): no ANSI colour on stderr (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// The terminal type; `dumb` means no colour.
+pub const TERM: &str = "TERM";

@@ -97,8 +97,8 @@ pub fn hint(e: &FetchError, p: Option<&AwsCredentialsProvider>, env: &Env) -> Op
                 _ => format!("allow {action} on {resource} for {who} (an identity policy, or the secret's resource policy)"),
             })
         }
-        FetchError::NotFound { .. } => Some("list what exists: aws secretsmanager list-secrets (the name is case-sensitive; check the region)".into()),
-        FetchError::AwsInvalidRequest { .. } => Some("if the secret is scheduled for deletion: aws secretsmanager restore-secret --secret-id NAME".into()),
+        FetchError::NotFound { .. } => Some("list what exists (the name is case-sensitive; check the region):\n$ aws secretsmanager list-secrets".into()),
+        FetchError::AwsInvalidRequest { .. } => Some("if the secret is scheduled for deletion:\n$ aws secretsmanager restore-secret --secret-id NAME".into()),
         FetchError::AwsDecryption { .. } => Some("the caller also needs kms:Decrypt on the secret's KMS key".into()),
         FetchError::AwsCredentials { message, .. } => Some(credentials_refused_hint(message, p)),
         FetchError::Unreachable { .. } => Some("check the network, or AWS_ENDPOINT_URL_SECRETSMANAGER if you point keyway at another endpoint".into()),

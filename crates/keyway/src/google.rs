@@ -322,12 +322,12 @@ pub async fn credentials_failure_hint(
                     };
                     format!(
                         "Google STS refused the AWS identity this workload presented, {arn} (attribute.aws_role = {role}): the attribute condition of provider {} in pool {} does not admit it.{ecs} \
-                         Run with the role the condition admits, or change the condition. See it: {describe}",
+                         Run with the role the condition admits, or change the condition. See it:\n$ {describe}",
                         f.provider, f.pool
                     )
                 }
                 None => format!(
-                    "the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition: {describe}",
+                    "the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition:\n$ {describe}",
                     f.provider, f.pool
                 ),
             })
@@ -348,8 +348,8 @@ pub async fn credentials_failure_hint(
             };
             let member = f.member_for(role.as_deref());
             Some(format!(
-                "the federated identity may not impersonate {sa} (or the account does not exist): it needs roles/iam.workloadIdentityUser on the service account. As the project owner: \
-                 gcloud iam service-accounts add-iam-policy-binding {sa} --role=roles/iam.workloadIdentityUser --member={member}"
+                "the federated identity may not impersonate {sa} (or the account does not exist): it needs roles/iam.workloadIdentityUser on the service account. As the project owner:\n\
+                 $ gcloud iam service-accounts add-iam-policy-binding {sa} --role=roles/iam.workloadIdentityUser --member={member}"
             ))
         }
         _ => credentials_hint(env),

@@ -36,7 +36,7 @@ fn access_and_id_tokens_from_the_vm_are_accepted_by_the_cloud() {
     let env = cloud.env(&["--instance", VM]);
 
     let out = keyway(&env, &["token"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let token = text(&out.stdout).trim_end().to_owned();
     assert_eq!(text(&out.stdout).lines().count(), 1, "one line, the token");
     let (status, info) = tokeninfo(&cloud, "access_token", &token);
@@ -55,12 +55,12 @@ fn access_and_id_tokens_from_the_vm_are_accepted_by_the_cloud() {
     );
     // The token is on stdout only; stderr (at trace level) never shows it.
     assert!(
-        !text(&out.stderr).contains(&token),
+        !one_line(&out.stderr).contains(&token),
         "the token leaked into stderr"
     );
 
     let out = keyway(&env, &["token", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["token_type"], "Bearer");
     assert!(v["source"].as_str().unwrap().contains("metadata"), "{v}");
@@ -71,7 +71,7 @@ fn access_and_id_tokens_from_the_vm_are_accepted_by_the_cloud() {
     );
 
     let out = keyway(&env, &["token", "--audience", "https://example.test/api"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let id = text(&out.stdout).trim_end().to_owned();
     let (status, claims) = tokeninfo(&cloud, "id_token", &id);
     assert_eq!(status, 200, "{claims}");
@@ -84,7 +84,7 @@ fn aws_credentials_in_credential_process_shape() {
     let cloud = Cloud::start(&world_path("examples/seed-001.toml"));
     let env = cloud.env(&["--task", "wevox-batch"]);
     let out = keyway(&env, &["token", "--aws"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Version"], 1);
     assert!(
@@ -97,7 +97,7 @@ fn aws_credentials_in_credential_process_shape() {
     let exp: jiff::Timestamp = v["Expiration"].as_str().unwrap().parse().unwrap();
     assert!(exp > jiff::Timestamp::now());
     assert!(
-        !text(&out.stderr).contains(secret),
+        !one_line(&out.stderr).contains(secret),
         "the secret key leaked into stderr"
     );
 
@@ -109,9 +109,9 @@ fn aws_credentials_in_credential_process_shape() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     assert!(
-        text(&out.stderr).contains("AWS credentials"),
+        one_line(&out.stderr).contains("AWS credentials"),
         "{}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
 }
 
@@ -121,9 +121,9 @@ fn bad_arguments_are_refused_before_any_lookup() {
     let out = keyway(&env, &["token", "--scopes", "a/b"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("'a/b' is not a scope"),
+        one_line(&out.stderr).contains("'a/b' is not a scope"),
         "{}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
     let out = keyway(&env, &["token", "--aws", "--audience", "x"]);
     assert_eq!(out.status.code(), Some(2), "clap refuses conflicting flags");

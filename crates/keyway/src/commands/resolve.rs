@@ -4,8 +4,10 @@
 //! failure into a message that says which reference failed, why, and, when the
 //! fix is known, the one command that fixes it.
 
+use crate::WIDTH;
 use crate::aws;
 use crate::google::{self, Who};
+use crate::output::{errln, wrap};
 use keyway_core::{Env, Reference, Secret, SecretRef};
 use keyway_secrets::{FetchError, Fetcher};
 use std::time::Duration;
@@ -24,10 +26,13 @@ pub struct Failure {
 }
 
 impl std::fmt::Display for Failure {
+    /// `NAME: error` and `hint: …` on the next line, both wrapped at [`WIDTH`]
+    /// for a block indented by two spaces (as [`report`] prints it).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.name, self.error)?;
+        let head = format!("{}: {}", self.name, self.error);
+        write!(f, "{}", wrap(&head, 2, 6, WIDTH))?;
         if let Some(h) = &self.hint {
-            write!(f, "\n    hint: {h}")?;
+            write!(f, "\n    hint: {}", wrap(h, 10, 6, WIDTH))?;
         }
         Ok(())
     }
@@ -182,8 +187,8 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
     match e {
         FetchError::InsufficientScopes { .. } => Some(match who.and_then(|w| w.vm.as_ref()) {
             Some(vm) => format!(
-                "the VM's access scopes do not include cloud-platform (IAM roles cannot make up for a missing scope). As the project owner: \
-                 gcloud compute instances stop {n} --zone={z} && gcloud compute instances set-service-account {n} --zone={z} --service-account={sa} --scopes=cloud-platform && gcloud compute instances start {n} --zone={z}",
+                "the VM's access scopes do not include cloud-platform (IAM roles cannot make up for a missing scope). As the project owner:\n\
+                 $ gcloud compute instances stop {n} --zone={z} && gcloud compute instances set-service-account {n} --zone={z} --service-account={sa} --scopes=cloud-platform && gcloud compute instances start {n} --zone={z}",
                 n = vm.name,
                 z = vm.zone,
                 sa = who.map(|w| w.email.as_str()).unwrap_or("SERVICE_ACCOUNT")
@@ -194,12 +199,12 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
             let member = who.map(|w| w.member()).unwrap_or_else(|| "PRINCIPAL".into());
             let role = if permission == "secretmanager.versions.access" { "roles/secretmanager.secretAccessor" } else { "roles/secretmanager.viewer" };
             Some(format!(
-                "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner: \
-                 gcloud secrets add-iam-policy-binding {secret} --project={project} --member={member} --role={role}"
+                "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner:\n\
+                 $ gcloud secrets add-iam-policy-binding {secret} --project={project} --member={member} --role={role}"
             ))
         }
-        FetchError::NotFound { .. } => Some(format!("list what exists: gcloud secrets versions list {secret} --project={project}")),
-        FetchError::NotEnabled { .. } => Some(format!("gcloud secrets versions enable {version} --secret={secret} --project={project} (a destroyed version cannot come back)")),
+        FetchError::NotFound { .. } => Some(format!("list what exists:\n$ gcloud secrets versions list {secret} --project={project}")),
+        FetchError::NotEnabled { .. } => Some(format!("enable the version (a destroyed version cannot come back):\n$ gcloud secrets versions enable {version} --secret={secret} --project={project}")),
         FetchError::Unreachable { .. } => Some("check the network, or CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER if you point keyway at another endpoint".into()),
         _ => None,
     }
@@ -207,11 +212,11 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
 
 /// Prints failures (one block each) to stderr.
 pub fn report(failures: &[Failure]) {
-    eprintln!(
+    errln!(
         "error: {} of the secret references could not be resolved; nothing was run",
         failures.len()
     );
     for f in failures {
-        eprintln!("  {f}");
+        errln!("  {f}");
     }
 }

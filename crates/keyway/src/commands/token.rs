@@ -8,10 +8,10 @@
 use crate::aws;
 use crate::cli::{Output, TokenArgs};
 use crate::google;
+use crate::output;
 use anyhow::{Context, bail};
 use keyway_core::{Env, Secret};
 use serde_json::json;
-use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(a: TokenArgs, env: Env) -> anyhow::Result<ExitCode> {
@@ -19,13 +19,10 @@ pub fn run(a: TokenArgs, env: Env) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let out = rt.block_on(produce(&a, &env))?;
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.expose().as_bytes())
-        .context("writing to stdout")?;
-    stdout.write_all(b"\n").context("writing to stdout")?;
-    stdout.flush().context("writing to stdout")?;
+    let mut out = rt.block_on(produce(&a, &env))?;
+    // One write: the credential and its newline, from a buffer that is wiped.
+    out.expose_mut().push('\n');
+    output::stdout(out.expose().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
