@@ -34,3 +34,4 @@ pub use google::{
     AccessToken, Attempt, CredentialKind, GoogleCredentials, Identity, Outcome, Source, SourceKind,
     google_default,
 };
+pub use keyway_http::HttpError;

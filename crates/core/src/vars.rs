@@ -52,6 +52,8 @@ pub const AWS_ROLE_SESSION_NAME: &str = "AWS_ROLE_SESSION_NAME";
 pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// Base URL of STS.
 pub const AWS_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
+/// Base URL of Secrets Manager.
+pub const AWS_ENDPOINT_URL_SECRETSMANAGER: &str = "AWS_ENDPOINT_URL_SECRETSMANAGER";
 /// `google`: the web identity token is a Google ID token of keyway's Google
 /// credentials (Google → AWS federation without a token file). Needs AWS_ROLE_ARN.
 pub const KEYWAY_AWS_WEB_IDENTITY: &str = "KEYWAY_AWS_WEB_IDENTITY";

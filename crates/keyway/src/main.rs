@@ -7,7 +7,6 @@ mod aws;
 mod cli;
 mod commands;
 mod google;
-mod http;
 mod logging;
 mod output;
 

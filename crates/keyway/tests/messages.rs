@@ -39,8 +39,8 @@ fn closed_port() -> u16 {
 #[test]
 fn warnings_before_an_error_are_plain_text_in_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    // User credentials whose token endpoint refuses connections: keyway retries,
-    // warns that it gives up, then fails.
+    // A proxy URL that does not parse (keyway warns and goes on without it), and
+    // user credentials whose token endpoint refuses connections (keyway fails).
     let creds = dir.path().join("adc.json");
     std::fs::write(
         &creds,
@@ -59,6 +59,7 @@ fn warnings_before_an_error_are_plain_text_in_a_file() {
             ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
             ("HOME".to_owned(), dir.path().display().to_string()),
             ("TERM".to_owned(), term.to_owned()),
+            ("HTTPS_PROXY".to_owned(), "http://[not a url".to_owned()),
             (
                 "GOOGLE_APPLICATION_CREDENTIALS".to_owned(),
                 creds.display().to_string(),

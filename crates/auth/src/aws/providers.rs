@@ -4,8 +4,9 @@ use super::{
     AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsOutcome, AwsSource, AwsSourceKind,
 };
 use crate::AuthContext;
-use crate::http::{Failure, exchange, redact_url, send, with_retries};
+use crate::http::{self, Call, redact_url, send};
 use keyway_core::{Secret, vars};
+use keyway_http::aws::AwsError;
 use keyway_wire::aws::{ContainerCredentials, ImdsCredentials};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -621,20 +622,51 @@ pub(super) fn sts_endpoint(ctx: &AuthContext, region: Option<&str>) -> String {
     }
 }
 
-/// The text of the first `<tag>` element, unescaped.
-fn xml_text(x: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let start = x.find(&open)? + open.len();
-    let end = start + x[start..].find(&format!("</{tag}>"))?;
-    Some(
-        x[start..end]
-            .trim()
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
+/// An AWS error answer's code and message; a body that is neither AWS's XML
+/// nor its JSON is summed up by its first line.
+fn aws_error_of(reply: &http::Reply) -> AwsError {
+    keyway_http::aws::error_of(reply.body.expose(), reply.header("x-amzn-errortype"))
+        .unwrap_or_else(|| AwsError {
+            code: String::new(),
+            message: String::from_utf8_lossy(reply.body.expose())
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect(),
+        })
+}
+
+/// One AssumeRoleWithWebIdentity attempt that failed: retried when the
+/// transport failed transiently, the status is transient, or the code is one
+/// the SDKs retry (`IDPCommunicationError`, throttling).
+enum StsFailure {
+    Transport(keyway_http::HttpError),
+    Refused { status: u16, error: AwsError },
+}
+
+impl keyway_http::Transient for StsFailure {
+    fn is_transient(&self) -> bool {
+        match self {
+            StsFailure::Transport(e) => e.is_transient(),
+            StsFailure::Refused { status, error } => {
+                keyway_http::is_transient_status(*status) || error.is_transient()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for StsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StsFailure::Transport(e) => e.fmt(f),
+            StsFailure::Refused { status, error } => {
+                write!(f, "answered {status} {}: {}", error.code, error.message)
+            }
+        }
+    }
 }
 
 /// Identifying claims of a JWT (unverified, for explanations): never the token itself.
@@ -719,7 +751,12 @@ async fn assume_role_with_web_identity(
         .into_bytes(),
     );
     let doing = "calling STS AssumeRoleWithWebIdentity";
-    let reply = with_retries(&ctx.retry, doing, &url, |_, timeout| {
+    let call = Call {
+        doing,
+        url: &url,
+        cap: http::TOKEN,
+    };
+    let reply = keyway_http::with_retries(&ctx.retry, doing, &url, |_, timeout| {
         let req = ctx
             .http
             .post(url.as_str())
@@ -729,37 +766,26 @@ async fn assume_role_with_web_identity(
             )
             .header("Accept", "text/xml")
             .body(body.expose().clone());
-        let url = url.as_str();
         async move {
-            let reply = exchange(req, timeout, doing, url).await?;
+            let reply = keyway_http::exchange(req, timeout, &call)
+                .await
+                .map_err(StsFailure::Transport)?;
             if (200..300).contains(&reply.status) {
-                return Ok(Ok(reply));
+                return Ok(reply);
             }
-            let text = String::from_utf8_lossy(reply.body.expose()).into_owned();
-            let code = xml_text(&text, "Code").unwrap_or_default();
-            let message = xml_text(&text, "Message").unwrap_or_default();
-            let retry = crate::error::is_transient_status(reply.status)
-                || code == "IDPCommunicationError"
-                || code == "Throttling";
-            if retry {
-                return Err(Failure {
-                    error: crate::AuthError::Rejected {
-                        doing,
-                        url: redact_url(url),
-                        status: reply.status,
-                        summary: Some(format!("{code}: {message}")),
-                    },
-                    retry: true,
-                });
-            }
-            Ok(Err((reply.status, code, message)))
+            let error = aws_error_of(&reply);
+            Err(StsFailure::Refused {
+                status: reply.status,
+                error,
+            })
         }
     })
-    .await
-    .map_err(|e| failed(kind, e.to_string()))?;
+    .await;
     let reply = match reply {
         Ok(r) => r,
-        Err((status, code, message)) => {
+        Err(StsFailure::Transport(e)) => return Err(failed(kind, e.to_string())),
+        Err(StsFailure::Refused { status, error }) => {
+            let AwsError { code, message } = error;
             let mut reason = format!(
                 "STS AssumeRoleWithWebIdentity for {} at {} answered {status} {code}: {message}",
                 wi.role_arn,
@@ -781,7 +807,7 @@ async fn assume_role_with_web_identity(
     // The answer holds the secret key: kept in a Secret (zeroised when dropped).
     let text = Secret::new(String::from_utf8_lossy(reply.body.expose()).into_owned());
     let field = |t: &str| {
-        xml_text(text.expose(), t).ok_or_else(|| {
+        keyway_http::aws::xml_text(text.expose(), t).ok_or_else(|| {
             failed(
                 kind,
                 format!(
@@ -826,8 +852,11 @@ pub(super) async fn refetch(
             let token = ecs_token(ctx).map_err(|e| failed(kind, e))?;
             let reply = send(
                 &ctx.retry,
-                "getting aws container credentials",
-                url,
+                Call {
+                    doing: "getting aws container credentials",
+                    url,
+                    cap: http::TOKEN,
+                },
                 false,
                 || {
                     let r = ctx
@@ -869,7 +898,7 @@ pub(super) async fn refetch(
                 .await
                 .map_err(|e| failed(kind, e))?;
             let base = format!("{endpoint}/latest/meta-data/iam/security-credentials/");
-            let role = imds_get(ctx, &policy, &base, &token)
+            let role = imds_get(ctx, &policy, &base, http::METADATA_VALUE, &token)
                 .await
                 .map_err(|e| failed(kind, e))?;
             let role = role.expose().lines().next().unwrap_or("").trim().to_owned();
@@ -879,7 +908,7 @@ pub(super) async fn refetch(
                     "the instance has no instance profile (no IAM role)",
                 ));
             }
-            let doc = imds_get(ctx, &policy, &format!("{base}{role}"), &token)
+            let doc = imds_get(ctx, &policy, &format!("{base}{role}"), http::TOKEN, &token)
                 .await
                 .map_err(|e| failed(kind, e))?;
             let mut c: ImdsCredentials = serde_json::from_str(doc.expose())
@@ -905,8 +934,11 @@ async fn imds_token(
     let url = format!("{endpoint}/latest/api/token");
     let reply = send(
         policy,
-        "getting an IMDSv2 session token",
-        &url,
+        Call {
+            doing: "getting an IMDSv2 session token",
+            url: &url,
+            cap: http::METADATA_VALUE,
+        },
         false,
         || {
             ctx.http
@@ -923,15 +955,22 @@ async fn imds_token(
     ))
 }
 
+/// `GET url` from IMDS with the session token; `cap`: the largest answer read.
 async fn imds_get(
     ctx: &AuthContext,
     policy: &crate::RetryPolicy,
     url: &str,
+    cap: http::Cap,
     token: &Secret<String>,
 ) -> Result<Secret<String>, String> {
     let value =
         sensitive(token.expose()).ok_or("the IMDS session token is not a valid header value")?;
-    let reply = send(policy, "reading instance metadata", url, false, || {
+    let call = Call {
+        doing: "reading instance metadata",
+        url,
+        cap,
+    };
+    let reply = send(policy, call, false, || {
         ctx.http
             .get(url)
             .header("X-aws-ec2-metadata-token", value.clone())
@@ -974,6 +1013,7 @@ pub(super) async fn region(
             ctx,
             &policy,
             &format!("{endpoint}/latest/meta-data/placement/region"),
+            http::METADATA_VALUE,
             &token,
         )
         .await

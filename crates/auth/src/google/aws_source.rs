@@ -19,7 +19,7 @@
 
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::http;
+use crate::http::{self, Call};
 use crate::{AwsChainOptions, AwsCredentials, AwsCredentialsProvider, aws_default};
 use aws_sigv4::http_request::SigningSettings;
 use keyway_core::Secret;
@@ -157,8 +157,11 @@ async fn region_from_url(
     let token_url = format!("{endpoint}/latest/api/token");
     let reply = http::send(
         &ctx.retry,
-        "getting an IMDSv2 session token",
-        &token_url,
+        Call {
+            doing: "getting an IMDSv2 session token",
+            url: &token_url,
+            cap: http::METADATA_VALUE,
+        },
         false,
         || {
             ctx.http
@@ -178,8 +181,11 @@ async fn region_from_url(
     value.set_sensitive(true);
     let reply = http::send(
         &ctx.retry,
-        "reading the AWS region from instance metadata",
-        &url,
+        Call {
+            doing: "reading the AWS region from instance metadata",
+            url: &url,
+            cap: http::METADATA_VALUE,
+        },
         false,
         || {
             ctx.http

@@ -8,7 +8,7 @@ use crate::WIDTH;
 use crate::aws;
 use crate::google::{self, Who};
 use crate::output::{errln, wrap};
-use keyway_core::{Env, Reference, Secret, SecretRef};
+use keyway_core::{Env, Reference, Secret, SecretRef, vars};
 use keyway_secrets::{FetchError, Fetcher};
 use std::time::Duration;
 
@@ -111,7 +111,7 @@ pub async fn resolve(
     }
     let mut fetcher = Fetcher::new(http.clone(), env);
     fetcher.concurrency = concurrency;
-    fetcher.deadline = timeout;
+    fetcher.retry = keyway_secrets::retry_within(timeout);
     fetcher.aws = aws_provider.clone();
     let refs: Vec<SecretRef> = wanted.iter().map(|w| w.reference.clone()).collect();
     let results = fetcher.fetch_all(&refs, token.as_ref()).await;
@@ -142,6 +142,19 @@ pub async fn resolve(
                     error: format!("reading {}: {error}", w.reference),
                     hint,
                 });
+            }
+            Err(FetchError::Transport { reference, error }) => {
+                let var = match w.reference.source {
+                    Reference::AwsSecretsManager { .. } => vars::AWS_ENDPOINT_URL_SECRETSMANAGER,
+                    Reference::GcpSecretManager { .. } => {
+                        vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER
+                    }
+                };
+                failures.push(Failure {
+                    name: w.name.clone(),
+                    hint: Some(transport_hint(&error, var)),
+                    error: FetchError::Transport { reference, error }.to_string(),
+                })
             }
             Err(e) if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => failures
                 .push(Failure {
@@ -193,20 +206,43 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
                 z = vm.zone,
                 sa = who.map(|w| w.email.as_str()).unwrap_or("SERVICE_ACCOUNT")
             ),
-            None => "request a token with the https://www.googleapis.com/auth/cloud-platform scope".to_owned(),
+            None => "request a token with the https://www.googleapis.com/auth/cloud-platform scope"
+                .to_owned(),
         }),
         FetchError::PermissionDenied { permission, .. } => {
-            let member = who.map(|w| w.member()).unwrap_or_else(|| "PRINCIPAL".into());
-            let role = if permission == "secretmanager.versions.access" { "roles/secretmanager.secretAccessor" } else { "roles/secretmanager.viewer" };
+            let member = who
+                .map(|w| w.member())
+                .unwrap_or_else(|| "PRINCIPAL".into());
+            let role = if permission == "secretmanager.versions.access" {
+                "roles/secretmanager.secretAccessor"
+            } else {
+                "roles/secretmanager.viewer"
+            };
             Some(format!(
                 "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner:\n\
                  $ gcloud secrets add-iam-policy-binding {secret} --project={project} --member={member} --role={role}"
             ))
         }
-        FetchError::NotFound { .. } => Some(format!("list what exists:\n$ gcloud secrets versions list {secret} --project={project}")),
-        FetchError::NotEnabled { .. } => Some(format!("enable the version (a destroyed version cannot come back):\n$ gcloud secrets versions enable {version} --secret={secret} --project={project}")),
-        FetchError::Unreachable { .. } => Some("check the network, or CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER if you point keyway at another endpoint".into()),
+        FetchError::NotFound { .. } => Some(format!(
+            "list what exists:\n$ gcloud secrets versions list {secret} --project={project}"
+        )),
+        FetchError::NotEnabled { .. } => Some(format!(
+            "enable the version (a destroyed version cannot come back):\n$ gcloud secrets versions enable {version} --secret={secret} --project={project}"
+        )),
         _ => None,
+    }
+}
+
+/// What to check when a secrets endpoint gave no usable answer; `override_var`
+/// is the variable that points keyway at another endpoint.
+fn transport_hint(e: &keyway_http::HttpError, override_var: &str) -> String {
+    match e {
+        keyway_http::HttpError::TooLarge { .. } => format!(
+            "no secret is that large: whatever answered is not the service keyway expected; check {override_var} (and any proxy in HTTPS_PROXY)"
+        ),
+        _ => {
+            format!("check the network, or {override_var} if you point keyway at another endpoint")
+        }
     }
 }
 
