@@ -108,7 +108,9 @@ pub struct TokenArgs {
     #[arg(long)]
     pub aws: bool,
     /// Output format for Google tokens: the bare token (text) or a JSON object
-    /// with its expiry, scopes and source.
+    /// with its expiry, the scopes it carries (as its issuer says; on a VM, the
+    /// instance's access scopes), the scopes requested, and its source. keyway
+    /// warns on stderr when the token lacks a requested scope.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }

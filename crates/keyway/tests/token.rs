@@ -79,6 +79,98 @@ fn access_and_id_tokens_from_the_vm_are_accepted_by_the_cloud() {
     assert_eq!(claims["iss"], "https://accounts.google.com");
 }
 
+/// The six access scopes GCE gives a VM with "Allow default access".
+const GCE_DEFAULT_SCOPES: [&str; 6] = [
+    "https://www.googleapis.com/auth/devstorage.read_only",
+    "https://www.googleapis.com/auth/logging.write",
+    "https://www.googleapis.com/auth/monitoring.write",
+    "https://www.googleapis.com/auth/service.management.readonly",
+    "https://www.googleapis.com/auth/servicecontrol",
+    "https://www.googleapis.com/auth/trace.append",
+];
+const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// `keyway ARGS` in exactly `env` at the default verbosity: stderr as a user sees it.
+fn keyway_plain(
+    env: &std::collections::BTreeMap<String, String>,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(KEYWAY)
+        .env_clear()
+        .envs(env)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn sorted(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn json_reports_the_scopes_the_token_carries_and_warns_when_it_lacks_some() {
+    let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
+    let env = cloud.env(&["--instance", VM]);
+
+    // Asked for cloud-platform (the default); the VM's default scopes decide.
+    let out = keyway_plain(&env, &["token", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, info) = tokeninfo(&cloud, "access_token", v["access_token"].as_str().unwrap());
+    let mut carried: Vec<String> = info["scope"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    carried.sort();
+    assert_eq!(carried, GCE_DEFAULT_SCOPES, "{info}");
+    assert_eq!(sorted(&v["scopes"]), carried, "what the token carries: {v}");
+    assert_eq!(sorted(&v["requested_scopes"]), [CLOUD_PLATFORM], "{v}");
+    let err = one_line(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("warning: the token does not carry")
+                && l.contains(CLOUD_PLATFORM)
+                && l.contains("access scopes")),
+        "{err}"
+    );
+    // The bare token warns the same way (on stderr; stdout is the token only).
+    let out = keyway_plain(&env, &["token"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        one_line(&out.stderr).contains("warning: the token does not carry"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Once the VM has cloud-platform, that is what is reported, and no warning.
+    cloud.set_scopes(
+        "kyoto@example.com",
+        "kaggle-gpu-lab",
+        "asia-northeast1-a",
+        VM,
+        "482915736104-compute@developer.gserviceaccount.com",
+        &[CLOUD_PLATFORM],
+    );
+    let out = keyway_plain(&env, &["token", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sorted(&v["scopes"]), [CLOUD_PLATFORM], "{v}");
+    assert!(
+        !one_line(&out.stderr).contains("does not carry"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn aws_credentials_in_credential_process_shape() {
     let cloud = Cloud::start(&world_path("examples/seed-001.toml"));
