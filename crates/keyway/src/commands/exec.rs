@@ -75,6 +75,7 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         let program = args.next().context("no command given")?;
         let mut plan = Plan::new(program, env).args(args);
         plan.tmp = TmpfsPolicy::Require;
+        plan.die_with_keyway = !a.keep_running_if_keyway_dies;
         for (w, v) in wanted.iter().zip(values) {
             plan = match &w.reference.delivery {
                 Delivery::Value => plan.var(w.name.clone(), v),
