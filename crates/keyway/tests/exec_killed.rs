@@ -148,3 +148,32 @@ fn keep_running_if_keyway_dies_leaves_the_workload_and_its_files() {
     next_exec(&m.env);
     assert!(!dir.exists(), "{} outlived its workload", dir.display());
 }
+
+#[test]
+fn the_workload_starts_with_sigpipe_at_its_default_action() {
+    // keyway (Rust) ignores SIGPIPE for itself; its workload must not inherit that,
+    // or `keyway exec -- sh -c 'yes | head -1'` would loop on EPIPE.
+    let env = BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]);
+    let out = keyway(
+        &env,
+        &[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "exec grep -E '^Sig(Ign|Blk):' /proc/self/status",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let mask = |name: &str| {
+        let line = report.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(mask("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{report}");
+    assert_eq!(mask("SigBlk:"), 0, "{report}");
+    // And a pipeline in the workload ends as it would in a shell.
+    let out = keyway(&env, &["exec", "--", "sh", "-c", "yes | head -1"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "y\n");
+}
