@@ -12,7 +12,14 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" != "--inside" ]; then
   case "${1:-000}" in 000|002) ;; *) echo "usage: scripts/demo.sh [000|002]" >&2; exit 2 ;; esac
   command -v curl >/dev/null || { echo "error: the demo needs curl" >&2; exit 1; }
-  cargo build --locked --quiet -p keyway
+  command -v python3 >/dev/null || { echo "error: the demo needs python3" >&2; exit 1; }
+  if [ -x target/debug/keyway ]; then
+    echo "==> building keyway (cargo build -p keyway; only what changed is rebuilt)" >&2
+  else
+    echo "==> building keyway for the first time (cargo build -p keyway): about 220 crates," >&2
+    echo "    about 10 minutes on 2 cores; cargo shows its progress below. Later runs take seconds." >&2
+  fi
+  cargo build --locked -p keyway
   exec bash scripts/netns.sh bash scripts/demo.sh --inside "${1:-000}"
 fi
 SEED="${2:-000}"
@@ -25,7 +32,11 @@ trap 'kill $CLOUD 2>/dev/null; wait $CLOUD 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do [ -s "$DATA/endpoints.json" ] && break; sleep 0.05; done
 [ -s "$DATA/endpoints.json" ] || { echo "the local cloud did not start" >&2; exit 1; }
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+  say() { printf '\n== %s\n' "$*"; }
+fi
 
 if [ "$SEED" = 002 ]; then
   PROVIDER=projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider
@@ -106,5 +117,5 @@ say "6. The same secret as a private file (0400, on tmpfs, gone when the workloa
 vm exec --env WANDB_KEY_FILE='sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key' -- sh -c 'ls -l "$WANDB_KEY_FILE"; echo "$WANDB_KEY_FILE" > '"$DATA"'/path'
 [ -e "$(cat "$DATA/path")" ] && echo "file still there (bug)" || echo "after exit: $(cat "$DATA/path") no longer exists"
 say "7. The owner, with gcloud user credentials (the 'it just worked in Colab' case): keyway whoami"
-( eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"; "$KW" whoami | head -3 )
+( eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"; out=$("$KW" whoami); sed -n 1,3p <<<"$out" )
 say "Done: the denial moved from scopes (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT) to IAM (403 PERMISSION_DENIED) to success, and keyway named the fix each time."

@@ -375,6 +375,23 @@ impl GoogleCredentials {
         })
     }
 
+    /// The scopes the current access token carries, as its issuer says: the
+    /// token response's `scope` (or, for a service account key or an
+    /// impersonated account, the scopes it was minted for), else, for a
+    /// metadata server (whose token response names none), the instance's access
+    /// scopes from `service-accounts/default/scopes`: on GCE a token carries
+    /// exactly those, whatever was asked. `None` when the issuer does not say.
+    pub async fn granted_scopes(&self) -> Result<Option<Vec<String>>, AuthError> {
+        let token = self.access_token().await?;
+        if token.scopes.is_some() {
+            return Ok(token.scopes);
+        }
+        match &self.inner.provider {
+            Provider::Metadata(m) => Ok(Some(m.scopes(&self.inner.ctx).await?)),
+            _ => Ok(None),
+        }
+    }
+
     /// A Google-signed ID token for `audience` (not cached). Service account keys
     /// and metadata servers sign their own; impersonated and federated credentials
     /// (with impersonation) ask IAM Credentials `generateIdToken`.

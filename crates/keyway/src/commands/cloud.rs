@@ -76,7 +76,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         }
         ep.write(&data)
             .with_context(|| format!("writing {}", data.join("endpoints.json").display()))?;
-        println!("{}", serde_json::to_string(&ep)?);
+        crate::output::outln!("{}", serde_json::to_string(&ep)?)?;
         tracing::info!(google = %ep.google, instances = ep.instances.len(), "local cloud ready");
         wait_for_shutdown().await;
         let _ = std::fs::remove_file(data.join("endpoints.json"));
@@ -208,7 +208,7 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     } else {
         text.push_str("unset NO_GCE_CHECK\n");
     }
-    print!("{text}");
+    crate::output::out!("{text}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -395,12 +395,12 @@ fn aws_env(
             &format!("{g}/"),
         );
     }
-    print!(
+    crate::output::out!(
         "# keyway local cloud ({}), pid {}, {header}\n{out}unset {}\n",
         data.display(),
         ep.pid,
         unset.join(" ")
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -516,11 +516,11 @@ pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
     let mut text = serde_json::to_string_pretty(&cfg)?;
     text.push('\n');
     match &a.output_file {
-        None => print!("{text}"),
+        None => crate::output::out!("{text}")?,
         Some(path) => {
             write_private(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
+            crate::output::errln!(
                 "Created credential configuration file [{}].",
                 path.display()
             );
