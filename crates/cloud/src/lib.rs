@@ -10,6 +10,7 @@
 //! cannot share a client's bugs.
 
 pub mod aws;
+pub mod cel;
 pub mod cloud;
 pub mod crypto;
 pub mod google;
