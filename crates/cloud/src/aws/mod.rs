@@ -458,7 +458,7 @@ pub fn session_caller(role: &Role, session: &str, region: &str) -> Caller {
     Caller {
         who: session_who(role, session),
         user_id: format!("{}:{session}", role.id),
-        identity_policies: role.policies.clone(),
+        identity_policies: role.policies.documents(),
         access_key: String::new(),
         region: region.to_owned(),
         session: None,
@@ -658,7 +658,7 @@ impl Aws {
             let caller = Caller {
                 who: user_who(user),
                 user_id: user.id.clone(),
-                identity_policies: user.policies.clone(),
+                identity_policies: user.policies.documents(),
                 access_key: c.access_key.clone(),
                 region: c.region.clone(),
                 session: None,

@@ -21,9 +21,11 @@ pub struct IamUser {
     pub arn: String,
     /// `AIDA…`
     pub id: String,
-    /// Inline identity policies (JSON policy documents).
+    /// Inline identity policies by name.
     #[serde(default)]
-    pub policies: Vec<Value>,
+    pub policies: InlinePolicies,
+    #[serde(default)]
+    pub create_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,9 +53,51 @@ pub struct Role {
     pub id: String,
     /// The trust policy (who may assume the role).
     pub trust: Value,
+    /// Inline identity policies by name.
     #[serde(default)]
-    pub policies: Vec<Value>,
+    pub policies: InlinePolicies,
     pub max_session_secs: i64,
+    #[serde(default)]
+    pub create_ms: i64,
+}
+
+/// A principal's inline policies (`PutRolePolicy`, `PutUserPolicy`), by name.
+/// The world declares them without names; they are called `policy-1`,
+/// `policy-2`, … in the order written (so is a list in a store written before
+/// policies had names).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(transparent)]
+pub struct InlinePolicies(pub BTreeMap<String, Value>);
+
+impl InlinePolicies {
+    pub fn from_unnamed(docs: &[Value]) -> Self {
+        InlinePolicies(
+            docs.iter()
+                .enumerate()
+                .map(|(i, d)| (format!("policy-{}", i + 1), d.clone()))
+                .collect(),
+        )
+    }
+
+    /// The documents, for a policy decision.
+    pub fn documents(&self) -> Vec<Value> {
+        self.0.values().cloned().collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for InlinePolicies {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Named(BTreeMap<String, Value>),
+            Unnamed(Vec<Value>),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Named(m) => InlinePolicies(m),
+            Stored::Unnamed(v) => InlinePolicies::from_unnamed(&v),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
