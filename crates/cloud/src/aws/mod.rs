@@ -13,7 +13,9 @@
 //! lookup and they survive restarts. Decisions follow IAM ([`policy`]).
 
 pub mod compute;
+pub mod ecs;
 pub mod federation;
+pub mod iam;
 pub mod model;
 pub mod policy;
 pub mod secretsmanager;
@@ -718,8 +720,10 @@ async fn handle(
                 | "secretsmanager.PutSecretValue"
                 | "secretsmanager.DeleteSecret"
                 | "secretsmanager.RestoreSecret"
+                | "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition"
         )
-    );
+    ) || (target.is_none()
+        && (iam::writes(&r) || r.uri.path().starts_with("/_keyway/")));
     let reply = if writes {
         match tokio::task::spawn_blocking(move || dispatch(&aws, &r, target.as_deref())).await {
             Ok(r) => r,
@@ -740,6 +744,7 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
     if let Some(t) = target {
         return match t.split_once('.') {
             Some(("secretsmanager", op)) => secretsmanager::dispatch(aws, r, op),
+            Some((ecs::TARGET_PREFIX, op)) => ecs::dispatch(aws, r, op),
             _ => Err(AwsError::new(
                 Proto::Json,
                 400,
@@ -747,6 +752,9 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
                 format!("The operation {t} is not served by the local cloud."),
             )),
         };
+    }
+    if iam::handles(r) {
+        return iam::dispatch(aws, r);
     }
     sts::dispatch(aws, r)
 }

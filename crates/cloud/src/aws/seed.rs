@@ -104,7 +104,7 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
         })));
     }
     for t in &w.tasks {
-        out.push(Change::PutAws(AwsDoc::Task(EcsTask {
+        let task = EcsTask {
             name: t.name.clone(),
             account: t.account.clone(),
             region: t.region.clone(),
@@ -131,7 +131,12 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
                 .collect(),
             environment: t.environment.clone(),
             create_ms: now,
-        })));
+        };
+        // The task's definition is revision 1 of its family.
+        out.push(Change::PutAws(AwsDoc::TaskDef(
+            super::ecs::world_definition(&task),
+        )));
+        out.push(Change::PutAws(AwsDoc::Task(task)));
     }
     for s in &w.secrets {
         let arn = super::model::secret_arn(&s.region, &s.account, &s.name, &random_alnum(6)?);

@@ -391,7 +391,8 @@ fn aws_env(
                 &format!("{}{}", t.agent, t.metadata_path),
             );
             export("AWS_EC2_METADATA_DISABLED", "true");
-            match (&t.credentials_path, &start.auth_token) {
+            // The revision started decides (a new one may have added a task role).
+            match (&start.credentials_path, &start.auth_token) {
                 (Some(p), Some(tok)) => {
                     export(
                         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
