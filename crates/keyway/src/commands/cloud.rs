@@ -1,6 +1,8 @@
-//! `keyway cloud up`, `keyway cloud env` (a Google user or VM; an EC2
-//! instance; an ECS task, whose start resolves its `secrets` in the cloud) and
-//! `keyway cloud cred-config` (a Workload Identity Federation credential file).
+//! `keyway cloud up`, `keyway cloud env` (a Google user, with gcloud logged
+//! in, or VM; an AWS IAM user, with the aws CLI configured; an EC2 instance;
+//! an ECS task, whose start runs its family's newest task definition and
+//! resolves its `secrets` in the cloud) and `keyway cloud cred-config` (a
+//! Workload Identity Federation credential file).
 
 use crate::cli::{CredConfigArgs, EnvArgs, SourceType, UpArgs};
 use anyhow::{Context, bail};
