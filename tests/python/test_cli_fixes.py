@@ -137,6 +137,8 @@ def test_cloud_env_configures_gcloud_and_aws(seed000):
     # The token is the owner's, fresh from the cloud's refresh grant (never the refresh token).
     token = token_file.read_text()
     assert token.startswith("ya29.")
+    # Neither the token nor the refresh token is ever in the printed environment.
+    assert token not in json.dumps(env) and adc["refresh_token"] not in json.dumps(env)
     info = requests.get(f"{seed000.google}/tokeninfo", params={"access_token": token}, timeout=10).json()
     assert info["email"] == OWNER, info
 
