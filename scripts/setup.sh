@@ -29,3 +29,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   echo "$want" > "$stamp"
 fi
+
+# tests/python/test_cli_fixes.py runs the fixes keyway prints with the real CLIs.
+for cli in gcloud aws; do
+  command -v "$cli" >/dev/null 2>&1 ||
+    echo "warning: '$cli' is not installed: tests/python/test_cli_fixes.py will fail (it needs the Google Cloud CLI and aws-cli v1)" >&2
+done

@@ -268,10 +268,16 @@ pub struct EnvArgs {
     #[arg(long, conflicts_with_all = ["user", "instance"])]
     pub task: Option<String>,
     /// Act as this AWS IAM user (NAME or ACCOUNT/NAME) on a developer machine:
-    /// its access key in a shared credentials file.
+    /// its access key in a shared credentials file, the region, every AWS
+    /// endpoint (IAM's included) on the local cloud, no IMDS, no pager; the aws
+    /// CLI and the SDKs run as this user unchanged.
     #[arg(long, conflicts_with_all = ["user", "instance", "task"])]
     pub aws_user: Option<String>,
-    /// Act as this user after `gcloud auth application-default login`.
+    /// Act as this user after `gcloud auth login` and `gcloud auth
+    /// application-default login`: the ADC file the client libraries read, and
+    /// gcloud itself logged in (a fresh access token in a private file, the
+    /// account, the project, every API endpoint override, no prompts, no update
+    /// checks). The token lives an hour; run this again for a new one.
     #[arg(long)]
     pub user: Option<String>,
 }

@@ -13,7 +13,9 @@
 //! lookup and they survive restarts. Decisions follow IAM ([`policy`]).
 
 pub mod compute;
+pub mod ecs;
 pub mod federation;
+pub mod iam;
 pub mod model;
 pub mod policy;
 pub mod secretsmanager;
@@ -458,7 +460,7 @@ pub fn session_caller(role: &Role, session: &str, region: &str) -> Caller {
     Caller {
         who: session_who(role, session),
         user_id: format!("{}:{session}", role.id),
-        identity_policies: role.policies.clone(),
+        identity_policies: role.policies.documents(),
         access_key: String::new(),
         region: region.to_owned(),
         session: None,
@@ -570,7 +572,7 @@ impl Aws {
             let caller = Caller {
                 who: user_who(user),
                 user_id: user.id.clone(),
-                identity_policies: user.policies.clone(),
+                identity_policies: user.policies.documents(),
                 access_key: c.access_key.clone(),
                 region: c.region.clone(),
                 session: None,
@@ -666,8 +668,10 @@ async fn handle(
                 | "secretsmanager.PutSecretValue"
                 | "secretsmanager.DeleteSecret"
                 | "secretsmanager.RestoreSecret"
+                | "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition"
         )
-    );
+    ) || (target.is_none()
+        && (iam::writes(&r) || r.uri.path().starts_with("/_keyway/")));
     let reply = if writes {
         match tokio::task::spawn_blocking(move || dispatch(&aws, &r, target.as_deref())).await {
             Ok(r) => r,
@@ -688,6 +692,7 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
     if let Some(t) = target {
         return match t.split_once('.') {
             Some(("secretsmanager", op)) => secretsmanager::dispatch(aws, r, op),
+            Some((ecs::TARGET_PREFIX, op)) => ecs::dispatch(aws, r, op),
             _ => Err(AwsError::new(
                 Proto::Json,
                 400,
@@ -695,6 +700,9 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
                 format!("The operation {t} is not served by the local cloud."),
             )),
         };
+    }
+    if iam::handles(r) {
+        return iam::dispatch(aws, r);
     }
     sts::dispatch(aws, r)
 }
