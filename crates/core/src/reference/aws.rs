@@ -33,10 +33,11 @@ fn valid_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
 }
 
-/// Staging labels: 1-256 characters, no ':' (it separates ARN fields) or control characters.
+/// Staging labels: 1-256 characters, no ':' (it separates ARN fields), '?'
+/// or '#' (they end a reference's name and fragment), or control characters.
 fn valid_stage(s: &str) -> bool {
     (1..=256).contains(&s.len())
-        && !s.contains(':')
+        && !s.contains([':', '?', '#'])
         && !s.chars().any(char::is_control)
         && !s.contains(char::is_whitespace)
 }
@@ -399,6 +400,12 @@ mod tests {
             ("aws-sm://x?version=2", "version-stage= or version-id="),
             ("aws-sm://x?colour=red", "unknown option 'colour'"),
             ("aws-sm://x?filename=../x", "plain file name"),
+            // Found by fuzz/secret_ref: a stage holding '?' printed as `#b?c=d`,
+            // which reads back as the stage `b` and an option `c`.
+            (
+                "aws-sm://prod/db?version-stage=b?nation=tempfile",
+                "not a version stage",
+            ),
         ] {
             let e = SecretRef::parse(s).unwrap_err();
             assert!(e.to_string().contains(needle), "{s}: {e}");
