@@ -220,7 +220,12 @@ pub(super) fn parse_aws(
         return Err(err("give a version stage or a version id, not both".into()));
     }
     if !secret_id.starts_with("arn:") {
-        // Display writes ids after '#', where only UUID-shaped ones read back as ids.
+        // Display writes a stage or an id after '#', where a UUID-shaped value reads back as an id.
+        if let Some(s) = stage.as_ref().filter(|s| uuid_shaped(s)) {
+            return Err(err(format!(
+                "version stage '{s}' is shaped like a version id; use version-id= or the ARN form"
+            )));
+        }
         if let Some(v) = id.as_ref().filter(|v| !uuid_shaped(v)) {
             return Err(err(format!(
                 "version id '{v}' is not UUID-shaped; use the ARN form for other ids"
@@ -405,6 +410,10 @@ mod tests {
             (
                 "aws-sm://prod/db?version-stage=b?nation=tempfile",
                 "not a version stage",
+            ),
+            (
+                "aws-sm://p?version-stage=ba1b2c3d-4e5f-6a7b-8a9d-0e1f2a3b4c5d",
+                "shaped like a version id",
             ),
         ] {
             let e = SecretRef::parse(s).unwrap_err();
