@@ -40,3 +40,34 @@ pub fn check_credentials_file(
         CredentialsFile::Impersonated(_) => CredentialKind::ImpersonatedServiceAccount,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_kind_or_the_error_adc_would_give() {
+        let path = Path::new("/etc/creds.json");
+        let env = Env::new();
+        let user = include_bytes!("../../tests/data/authorized_user.json");
+        assert_eq!(
+            check_credentials_file(path, user, &env).unwrap(),
+            CredentialKind::AuthorizedUser
+        );
+        let e = check_credentials_file(path, br#"{"type":"nope"}"#, &env).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuthError::InvalidConfig {
+                    field: Some("type"),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("/etc/creds.json"), "{e}");
+        let secret = br#"{"type":"authorized_user","client_id":"c","client_secret":"s3cr3t-value","refresh_token":7}"#;
+        let e = check_credentials_file(path, secret, &env).unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("s3cr3t-value"), "{e:?}");
+    }
+}
