@@ -5,6 +5,7 @@
 #   - a Python virtual environment in .venv with the pinned official Google and
 #     AWS client libraries the tests run against keyway's local cloud
 #   - iproute2 (for `ip` inside the loopback-only namespace) if missing
+#   - cargo-fuzz, and the fuzz targets' dependencies (fuzz/Cargo.lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,12 @@ fi
 
 echo "==> building (cargo build --workspace --all-targets --locked)"
 cargo build --workspace --all-targets --locked --quiet
+
+echo "==> cargo-fuzz and the fuzz targets' dependencies (fuzz/)"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --version 0.13.2 --locked --quiet
+fi
+cargo fetch --locked --quiet --manifest-path fuzz/Cargo.toml
 
 echo "==> python environment (.venv, tests/python/requirements.txt)"
 if [ ! -x .venv/bin/python ]; then

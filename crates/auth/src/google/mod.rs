@@ -7,6 +7,7 @@
 mod adc;
 mod authorized_user;
 mod aws_source;
+mod check;
 mod executable;
 mod external;
 mod file;
@@ -17,6 +18,7 @@ mod service_account;
 mod sts;
 
 pub use adc::google_default;
+pub use check::check_credentials_file;
 
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
