@@ -6,6 +6,7 @@
 #     AWS client libraries the tests run against keyway's local cloud
 #   - the Node project in tests/node (official Google and AWS Node clients), npm ci
 #   - iproute2 (for `ip` inside the loopback-only namespace) if missing
+#   - cargo-fuzz, and the fuzz targets' dependencies (fuzz/Cargo.lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,12 @@ fi
 
 echo "==> building (cargo build --workspace --all-targets --locked)"
 cargo build --workspace --all-targets --locked --quiet
+
+echo "==> cargo-fuzz and the fuzz targets' dependencies (fuzz/)"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --version 0.13.2 --locked --quiet
+fi
+cargo fetch --locked --quiet --manifest-path fuzz/Cargo.toml
 
 echo "==> python environment (.venv, tests/python/requirements.txt)"
 if [ ! -x .venv/bin/python ]; then
@@ -45,3 +52,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" > "$stamp"
 fi
+
+# tests/python/test_cli_fixes.py runs the fixes keyway prints with the real CLIs.
+for cli in gcloud aws; do
+  command -v "$cli" >/dev/null 2>&1 ||
+    echo "warning: '$cli' is not installed: tests/python/test_cli_fixes.py will fail (it needs the Google Cloud CLI and aws-cli v1)" >&2
+done

@@ -27,45 +27,9 @@ pub struct AuthContext {
     pub retry: RetryPolicy,
 }
 
-/// How requests are retried: transient failures (connection errors, timeouts,
-/// 408/429/500/502/503/504) are retried with full-jitter exponential backoff
-/// until `max_attempts` or the overall `deadline`; other errors return at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Overall time allowed for one operation (all attempts and waits).
-    pub deadline: Duration,
-    /// Time allowed for one request, from connecting to the last body byte
-    /// (capped by what is left of the deadline).
-    pub attempt_timeout: Duration,
-    /// Most requests sent for one operation.
-    pub max_attempts: u32,
-    /// Backoff before the second attempt (upper bound; the wait is random below it).
-    pub base_delay: Duration,
-    /// Largest backoff bound.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            deadline: Duration::from_secs(10),
-            attempt_timeout: Duration::from_secs(5),
-            max_attempts: 5,
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(2),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// A policy with the given overall deadline and defaults otherwise.
-    pub fn with_deadline(deadline: Duration) -> Self {
-        RetryPolicy {
-            deadline,
-            ..RetryPolicy::default()
-        }
-    }
-}
+/// How requests are retried: keyway-http's one policy (transient failures
+/// retried with full-jitter exponential backoff inside a deadline).
+pub use keyway_http::RetryPolicy;
 
 /// The default metadata probe timeout.
 pub const DEFAULT_METADATA_PROBE_TIMEOUT: Duration = Duration::from_millis(500);

@@ -11,9 +11,9 @@
 //! as plain strings.
 
 use crate::google::{Attempt, SourceKind};
+use keyway_http::is_transient_status;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Why credentials could not be found or used.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -65,13 +65,11 @@ pub enum AuthError {
         detail: String,
     },
 
-    /// The connection failed (refused, reset, DNS, TLS) before a full response arrived.
-    #[error("{doing}: could not reach {url}: {reason}")]
-    Unreachable {
-        doing: &'static str,
-        url: String,
-        reason: String,
-    },
+    /// No complete answer arrived: the connection failed (refused, reset, DNS,
+    /// TLS), the server did not answer in time, or its answer was larger than
+    /// the call allows. keyway-http's one description of a transport failure.
+    #[error(transparent)]
+    Transport(#[from] keyway_http::HttpError),
 
     /// The server answered with an error status.
     #[error("{doing}: {url} answered {}{}", Status(*status), Summary(summary.as_deref()))]
@@ -82,14 +80,6 @@ pub enum AuthError {
         /// Google's `error`/`error_description`, or the `google.rpc.Status` status and
         /// message, or the first line of a plain-text body.
         summary: Option<String>,
-    },
-
-    /// The server accepted the request but did not answer in time.
-    #[error("{doing}: {url} did not answer within {after:?}")]
-    Timeout {
-        doing: &'static str,
-        url: String,
-        after: Duration,
     },
 
     /// The server answered 2xx with something that is not what the protocol says.
@@ -115,7 +105,7 @@ impl AuthError {
     /// the statuses Google documents as retryable (408, 429, 500, 502, 503, 504).
     pub fn is_transient(&self) -> bool {
         match self {
-            AuthError::Unreachable { .. } | AuthError::Timeout { .. } => true,
+            AuthError::Transport(e) => e.is_transient(),
             AuthError::Rejected { status, .. } => is_transient_status(*status),
             _ => false,
         }
@@ -130,8 +120,10 @@ impl AuthError {
     }
 }
 
-pub(crate) fn is_transient_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+impl keyway_http::Transient for AuthError {
+    fn is_transient(&self) -> bool {
+        AuthError::is_transient(self)
+    }
 }
 
 struct Attempts<'a>(&'a [Attempt]);
@@ -232,19 +224,28 @@ mod tests {
             assert!(!e.is_transient(), "{s}");
         }
         assert!(
-            AuthError::Timeout {
+            AuthError::Transport(keyway_http::HttpError::Timeout {
                 doing: "x",
                 url: "u".into(),
-                after: Duration::from_secs(1)
-            }
+                after: std::time::Duration::from_secs(1)
+            })
             .is_transient()
         );
         assert!(
-            AuthError::Unreachable {
+            AuthError::Transport(keyway_http::HttpError::Unreachable {
                 doing: "x",
                 url: "u".into(),
                 reason: "r".into()
-            }
+            })
+            .is_transient()
+        );
+        assert!(
+            !AuthError::Transport(keyway_http::HttpError::TooLarge {
+                doing: "x",
+                url: "u".into(),
+                cap: keyway_http::Cap::mib(1),
+                seen: keyway_http::Seen::AtLeast(2 << 20),
+            })
             .is_transient()
         );
     }

@@ -1,198 +1,39 @@
-//! One place where credential code talks HTTP, so every request gets the same
-//! treatment: a timeout per attempt (a server that accepts and stalls cannot
-//! hang keyway past the deadline), bounded retries with full-jitter exponential
-//! backoff for transient failures only, a cap on response size, errors that
-//! name the URL without its query string, and bodies kept in [`Secret`]s
-//! because a token endpoint's answer is a credential.
+//! keyway-auth's use of keyway-http, the one client HTTP path: the caps its
+//! calls state, and what a credential endpoint's answer means. Retries,
+//! timeouts, body caps and transport errors are keyway-http's; here a 2xx
+//! reply is checked (a metadata server must say so), an error status becomes
+//! [`AuthError::Rejected`] with a short summary of Google's error body, and a
+//! JSON answer is parsed without ever quoting it (it may hold a credential).
 
 use crate::context::RetryPolicy;
-use crate::error::{AuthError, is_transient_status};
-use keyway_core::Secret;
+use crate::error::AuthError;
 use keyway_wire::google::GoogleError;
 use keyway_wire::google::oauth2::OAuthError;
-use rand::Rng;
-use std::future::Future;
-use std::time::Duration;
-use tokio::time::Instant;
 
-/// Largest response body read from a token endpoint or metadata server.
-const MAX_BODY: usize = 1 << 20;
+pub(crate) use keyway_http::{Call, Cap, Reply, redact_url};
 
-/// A complete HTTP response.
-pub(crate) struct Reply {
-    pub status: u16,
-    /// Whether the response carried `Metadata-Flavor: Google`.
-    pub metadata_flavor: bool,
-    pub content_type: Option<String>,
-    pub body: Secret<Vec<u8>>,
-}
-
-/// Why one attempt failed, and whether another may succeed.
-pub(crate) struct Failure {
-    pub error: AuthError,
-    pub retry: bool,
-}
-
-/// The URL as errors and logs may show it: no query, fragment or userinfo.
-pub(crate) fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) => {
-            u.set_query(None);
-            u.set_fragment(None);
-            // Both fail only for URLs that cannot have credentials; nothing to strip then.
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => raw.split(['?', '#']).next().unwrap_or_default().to_owned(),
-    }
-}
-
-/// Sends one request built by `build`, reading the whole body within `timeout`.
-pub(crate) async fn exchange(
-    build: reqwest::RequestBuilder,
-    timeout: Duration,
-    doing: &'static str,
-    url: &str,
-) -> Result<Reply, Failure> {
-    let attempt = async {
-        let mut resp = build.send().await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers();
-        let metadata_flavor = headers
-            .get("metadata-flavor")
-            .is_some_and(|v| v.as_bytes() == b"Google");
-        let content_type = headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut body = Secret::new(Vec::new());
-        while let Some(chunk) = resp.chunk().await? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Ok(Err(body.len() + chunk.len()));
-            }
-            body.expose_mut().extend_from_slice(&chunk);
-        }
-        Ok(Ok(Reply {
-            status,
-            metadata_flavor,
-            content_type,
-            body,
-        }))
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Err(_) => Err(Failure {
-            error: AuthError::Timeout {
-                doing,
-                url: redact_url(url),
-                after: round_ms(timeout),
-            },
-            retry: true,
-        }),
-        Ok(Err(e)) => {
-            let e: reqwest::Error = e;
-            // Builder and redirect errors are mistakes no retry fixes.
-            let retry = e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
-            Err(Failure {
-                error: AuthError::Unreachable {
-                    doing,
-                    url: redact_url(url),
-                    reason: describe(e),
-                },
-                retry,
-            })
-        }
-        Ok(Ok(Err(size))) => Err(Failure {
-            error: AuthError::InvalidResponse {
-                doing,
-                url: redact_url(url),
-                reason: format!("response body larger than {MAX_BODY} bytes (at least {size})"),
-            },
-            retry: false,
-        }),
-        Ok(Ok(Ok(reply))) => Ok(reply),
-    }
-}
-
-/// To the nearest millisecond: a timeout cut short by the deadline by a few
-/// microseconds reads "1s", not "999.999839ms".
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(((d.as_micros() + 500) / 1000) as u64)
-}
-
-/// The reason behind a reqwest error, without the URL (which may carry a query).
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(err) = cur {
-        let s = err.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
-}
-
-/// Runs `op` until it succeeds, fails permanently, runs out of attempts, or the
-/// deadline passes. `op` gets the attempt number (from 0) and the time it may take.
-pub(crate) async fn with_retries<T, F, Fut>(
-    policy: &RetryPolicy,
-    doing: &'static str,
-    url: &str,
-    mut op: F,
-) -> Result<T, AuthError>
-where
-    F: FnMut(u32, Duration) -> Fut,
-    Fut: Future<Output = Result<T, Failure>>,
-{
-    let start = Instant::now();
-    let deadline = start + policy.deadline;
-    let mut attempt: u32 = 0;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = policy.attempt_timeout.min(left);
-        let failure = match op(attempt, timeout).await {
-            Ok(v) => return Ok(v),
-            Err(f) => f,
-        };
-        attempt += 1;
-        if !failure.retry {
-            tracing::debug!(doing, url = %redact_url(url), attempt, error = %failure.error, "permanent failure, not retrying");
-            return Err(failure.error);
-        }
-        if attempt >= policy.max_attempts.max(1) {
-            tracing::warn!(doing, url = %redact_url(url), attempts = attempt, error = %failure.error, "giving up after the last allowed attempt");
-            return Err(failure.error);
-        }
-        let bound = backoff_bound(policy, attempt - 1);
-        // Full jitter: anywhere between zero and the bound.
-        let wait = Duration::from_millis(rand::rng().random_range(0..=bound.as_millis() as u64));
-        let now = Instant::now();
-        if now + wait >= deadline {
-            tracing::warn!(doing, url = %redact_url(url), attempts = attempt, elapsed = ?now - start, error = %failure.error, "giving up: the deadline would pass before the next attempt");
-            return Err(failure.error);
-        }
-        tracing::info!(doing, url = %redact_url(url), attempt, wait = ?wait, error = %failure.error, "transient failure, retrying");
-        tokio::time::sleep(wait).await;
-    }
-}
+/// Token endpoints (OAuth2, STS, IAM Credentials, the metadata server's token),
+/// AWS credential documents (ECS, IMDS, STS): their answers are a few KiB; 1 MiB
+/// leaves room for any real one.
+pub(crate) const TOKEN: Cap = Cap::mib(1);
+/// One metadata value (an email, a scope list, an ID token, a role name, a
+/// zone), or a subject token from a URL: at most a few KiB in practice.
+pub(crate) const METADATA_VALUE: Cap = Cap::kib(64);
 
 /// Sends the request `build` makes (once per attempt) until a 2xx reply, with
 /// retries per `policy`. With `metadata`, the reply must come from a metadata server.
 pub(crate) async fn send(
     policy: &RetryPolicy,
-    doing: &'static str,
-    url: &str,
+    call: Call<'_>,
     metadata: bool,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Reply, AuthError> {
-    with_retries(policy, doing, url, |attempt, timeout| {
+    let Call { doing, url, .. } = call;
+    keyway_http::with_retries(policy, doing, url, |attempt, timeout| {
         let req = build();
         async move {
             tracing::debug!(doing, url = %redact_url(url), attempt, ?timeout, "sending request");
-            let reply = exchange(req, timeout, doing, url).await?;
+            let reply = keyway_http::exchange(req, timeout, &call).await?;
             tracing::debug!(doing, url = %redact_url(url), status = reply.status, bytes = reply.body.len(), "got response");
             expect_success(reply, doing, url, metadata)
         }
@@ -200,46 +41,31 @@ pub(crate) async fn send(
     .await
 }
 
-/// `base * 2^n`, capped at `max_delay`.
-fn backoff_bound(policy: &RetryPolicy, n: u32) -> Duration {
-    let factor = 1u32.checked_shl(n.min(20)).unwrap_or(u32::MAX);
-    policy
-        .base_delay
-        .saturating_mul(factor)
-        .min(policy.max_delay)
-}
-
-/// Classifies a reply for a request that expects 2xx: transient statuses are
-/// retried, other errors are permanent. With `metadata`, a 2xx reply must carry
-/// `Metadata-Flavor: Google` (anything else is not a metadata server).
+/// Classifies a reply for a request that expects 2xx: error statuses become
+/// [`AuthError::Rejected`] (transient or not by their status). With
+/// `metadata`, a 2xx reply must carry `Metadata-Flavor: Google` (anything else
+/// is not a metadata server).
 pub(crate) fn expect_success(
     reply: Reply,
     doing: &'static str,
     url: &str,
     metadata: bool,
-) -> Result<Reply, Failure> {
+) -> Result<Reply, AuthError> {
     if (200..300).contains(&reply.status) {
-        if metadata && !reply.metadata_flavor {
-            return Err(Failure {
-                error: AuthError::InvalidResponse {
-                    doing,
-                    url: redact_url(url),
-                    reason: "the response lacks the header Metadata-Flavor: Google, so it is not from a metadata server; refusing it".into(),
-                },
-                retry: false,
+        if metadata && !reply.metadata_flavor() {
+            return Err(AuthError::InvalidResponse {
+                doing,
+                url: redact_url(url),
+                reason: "the response lacks the header Metadata-Flavor: Google, so it is not from a metadata server; refusing it".into(),
             });
         }
         return Ok(reply);
     }
-    let summary = summarize_error_body(&reply);
-    Err(Failure {
-        error: AuthError::Rejected {
-            doing,
-            url: redact_url(url),
-            status: reply.status,
-            summary,
-        },
-        retry: is_transient_status(reply.status),
+    Err(AuthError::Rejected {
+        doing,
+        url: redact_url(url),
+        status: reply.status,
+        summary: summarize_error_body(&reply),
     })
 }
 
@@ -296,8 +122,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
             "expected {expected}, got {} bytes{} that do not parse ({})",
             reply.body.len(),
             reply
-                .content_type
-                .as_deref()
+                .content_type()
                 .map(|c| format!(" of {c}"))
                 .unwrap_or_default(),
             json_error(&e)
@@ -329,30 +154,12 @@ fn json_error(e: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_lose_query_and_userinfo() {
-        assert_eq!(
-            redact_url("http://u:p@127.0.0.1:8/computeMetadata/v1/x?audience=a&format=full#f"),
-            "http://127.0.0.1:8/computeMetadata/v1/x"
-        );
-        assert_eq!(redact_url("not a url?x=1"), "not a url");
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let p = RetryPolicy::default();
-        assert_eq!(backoff_bound(&p, 0), Duration::from_millis(50));
-        assert_eq!(backoff_bound(&p, 1), Duration::from_millis(100));
-        assert_eq!(backoff_bound(&p, 3), Duration::from_millis(400));
-        assert_eq!(backoff_bound(&p, 40), p.max_delay);
-    }
+    use keyway_core::Secret;
 
     fn reply(status: u16, body: &str) -> Reply {
         Reply {
             status,
-            metadata_flavor: false,
-            content_type: None,
+            headers: Default::default(),
             body: Secret::new(body.as_bytes().to_vec()),
         }
     }

@@ -25,7 +25,7 @@ mod http;
 
 pub use aws::{
     AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsCredentialsProvider, AwsOutcome,
-    AwsSource, AwsSourceKind, aws_default,
+    AwsSource, AwsSourceKind, ImdsEndpoint, aws_default,
 };
 pub use context::{
     AuthContext, DEFAULT_METADATA_PROBE_TIMEOUT, DEFAULT_REFRESH_AHEAD, RetryPolicy,
@@ -35,3 +35,4 @@ pub use google::{
     AccessToken, Attempt, CredentialKind, GoogleCredentials, Identity, Outcome, Source, SourceKind,
     google_default,
 };
+pub use keyway_http::HttpError;

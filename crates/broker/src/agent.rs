@@ -214,7 +214,7 @@ impl Secrets {
     async fn fetch_reference(&self, given: &str) -> Result<Bytes, Failure> {
         let r = SecretRef::parse(given).map_err(|e| Failure {
             status: 400,
-            code: "InvalidParameterException",
+            code: "InvalidParameterException".into(),
             message: e.to_string(),
             transient: false,
             logged: e.to_string(),
@@ -225,7 +225,7 @@ impl Secrets {
                     .await
                     .map_err(|e| Failure {
                         status: if e.is_transient() { 503 } else { 500 },
-                        code: "InternalFailure",
+                        code: "InternalFailure".into(),
                         message: String::new(),
                         transient: e.is_transient(),
                         logged: e.to_string(),
@@ -334,7 +334,7 @@ fn seconds(t: f64) -> String {
 #[derive(Debug)]
 struct Failure {
     status: u16,
-    code: &'static str,
+    code: String,
     message: String,
     transient: bool,
     /// For the log line (no secret: FetchError never carries a value).
@@ -345,7 +345,7 @@ impl Failure {
     fn internal(why: &str) -> Failure {
         Failure {
             status: 500,
-            code: "InternalFailure",
+            code: "InternalFailure".into(),
             message: String::new(),
             transient: false,
             logged: why.to_owned(),
@@ -380,12 +380,30 @@ impl Failure {
                 (400, "UnrecognizedClientException", message.clone())
             }
             FetchError::Field { reason, .. } => (400, "InvalidParameterException", reason.clone()),
-            FetchError::Unreachable { .. } => (502, "ConnectionError", "Read Error".to_owned()),
+            FetchError::Transport {
+                error: keyway_http::HttpError::Timeout { .. },
+                ..
+            } => (504, "TimeoutError", "Timeout".to_owned()),
+            FetchError::Transport { .. } => (502, "ConnectionError", "Read Error".to_owned()),
+            FetchError::Throttled {
+                status,
+                code,
+                message,
+                ..
+            } => {
+                return Failure {
+                    status: *status,
+                    code: code.clone(),
+                    message: message.clone(),
+                    transient: true,
+                    logged: e.to_string(),
+                };
+            }
             _ => (500, "InternalFailure", String::new()),
         };
         Failure {
             status,
-            code,
+            code: code.to_owned(),
             message,
             transient: e.is_transient(),
             logged: e.to_string(),

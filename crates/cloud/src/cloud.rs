@@ -94,6 +94,9 @@ pub struct Cloud {
     settings: Settings,
     /// Compute operations, kept in memory (they are all DONE when returned).
     pub operations: Mutex<HashMap<String, Operation>>,
+    /// Other APIs' long-running operations (`google.longrunning.Operation`,
+    /// e.g. a provider update), by name; in memory, all done when returned.
+    pub long_running: Mutex<HashMap<String, serde_json::Value>>,
 }
 
 impl Cloud {
@@ -157,6 +160,7 @@ impl Cloud {
             data_dir: data_dir.to_path_buf(),
             settings,
             operations: Mutex::new(HashMap::new()),
+            long_running: Mutex::new(HashMap::new()),
         };
         let mut seeded = false;
         if !seeded_before {
@@ -295,6 +299,9 @@ impl Cloud {
                 service_account: sa,
                 attributes: i.attributes.clone(),
                 fingerprint: crypto::random_hex(8)?,
+                last_start_ms: (i.status.as_deref().unwrap_or("RUNNING") == "RUNNING")
+                    .then_some(now),
+                last_stop_ms: None,
             }));
         }
         let mut secret_meta: BTreeMap<(String, String), SecretMeta> = BTreeMap::new();

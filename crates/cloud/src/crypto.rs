@@ -5,7 +5,8 @@
 //!   reveals no payload.
 //! * An HMAC-SHA256 key makes access tokens self-verifying, so validating a
 //!   bearer token is a hash, not a database lookup, and tokens outlive a restart.
-//! * An RSA-2048 key signs ID tokens (RS256), published as a JWKS.
+//! * An RSA-2048 key signs ID tokens (RS256), published as a JWKS. Tokens are
+//!   verified in one place, [`crate::jwt`].
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::encoding::AsDer;
@@ -337,13 +338,6 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     s
 }
 
-/// Verifies an RS256 signature over `signed` with a PKCS#1 RSAPublicKey.
-pub fn verify_rs256(public_der: &[u8], signed: &[u8], sig: &[u8]) -> bool {
-    signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public_der)
-        .verify(signed, sig)
-        .is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,10 +413,29 @@ mod tests {
     #[test]
     fn jwt_signature_verifies_with_published_key() {
         let (s, _) = JwtSigner::generate().unwrap();
-        let jwt = s.sign_jwt(&serde_json::json!({"aud": "x"})).unwrap();
-        let (signed, sig) = jwt.rsplit_once('.').unwrap();
-        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
-        assert!(verify_rs256(&s.public_key_der(), signed.as_bytes(), &sig));
-        assert!(!verify_rs256(&s.public_key_der(), b"other", &sig));
+        let jwt = s
+            .sign_jwt(&serde_json::json!({"aud": "x", "exp": 2}))
+            .unwrap();
+        let published =
+            crate::jwt::KeySet::from_jwks(&serde_json::json!({"keys": [s.jwk()]})).unwrap();
+        let policy = crate::jwt::Policy {
+            require_iat: false,
+            expiry_leeway_secs: 0,
+            future_skew_secs: 0,
+            max_lifetime_secs: None,
+        };
+        let v = crate::jwt::decode(&jwt)
+            .unwrap()
+            .verify(&published, &policy, 1)
+            .unwrap();
+        assert_eq!(v.str_claim("aud"), Some("x"));
+        let (other, _) = JwtSigner::generate().unwrap();
+        let theirs = crate::jwt::KeySet::of_signer(&other);
+        assert!(
+            crate::jwt::decode(&jwt)
+                .unwrap()
+                .verify(&theirs, &policy, 1)
+                .is_err()
+        );
     }
 }

@@ -3,17 +3,19 @@
 //! wire formats and the same IAM decisions, 403s included.
 //!
 //! Layout: [`world`] parses the declarative world file; [`store`] is the only
-//! place with SQL; [`iam`] decides; [`google`] serves the REST APIs and
+//! place with SQL; [`iam`] decides; [`jwt`] verifies every JWT a caller presents; [`google`] serves the REST APIs and
 //! [`metadata`] one metadata server per VM; [`aws`] serves STS and Secrets
 //! Manager, IMDSv2 per EC2 instance and ECS credentials per task; [`server`] wires them to loopback
 //! sockets. This crate never depends on keyway's client crates, so the cloud
 //! cannot share a client's bugs.
 
 pub mod aws;
+pub mod cel;
 pub mod cloud;
 pub mod crypto;
 pub mod google;
 pub mod iam;
+pub mod jwt;
 pub mod metadata;
 pub mod server;
 pub mod store;

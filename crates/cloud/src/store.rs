@@ -102,6 +102,11 @@ pub struct Instance {
     pub scopes: Vec<String>,
     pub attributes: BTreeMap<String, String>,
     pub fingerprint: String,
+    /// When it was last started and stopped (Compute's lastStartTimestamp / lastStopTimestamp).
+    #[serde(default)]
+    pub last_start_ms: Option<i64>,
+    #[serde(default)]
+    pub last_stop_ms: Option<i64>,
 }
 
 /// A workload identity pool (IAM v1 `WorkloadIdentityPool`), under a project.
@@ -148,6 +153,8 @@ pub struct WiProvider {
     pub id: String,
     #[serde(default)]
     pub display_name: String,
+    #[serde(default)]
+    pub description: String,
     #[serde(default)]
     pub disabled: bool,
     pub trust: WiTrust,

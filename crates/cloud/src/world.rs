@@ -853,6 +853,7 @@ fn validate_provider(
         pool: p.pool,
         id: p.id,
         display_name: p.display_name.unwrap_or_default(),
+        description: String::new(),
         disabled: p.disabled,
         trust,
         attribute_mapping: mapping,

@@ -820,19 +820,20 @@ async fn impersonation_rules() {
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    let jwt = b["token"].as_str().unwrap();
-    let (signed, sig) = jwt.rsplit_once('.').unwrap();
-    assert!(keyway_cloud::crypto::verify_rs256(
-        &f.e.cloud.signer.public_key_der(),
-        signed.as_bytes(),
-        &URL_SAFE_NO_PAD.decode(sig).unwrap()
-    ));
-    let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(signed.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    // Verified against the cloud's published JWKS, as a relying party would.
+    let jwks =
+        keyway_cloud::jwt::KeySet::from_jwks(&json!({"keys": [f.e.cloud.signer.jwk()]})).unwrap();
+    let policy = keyway_cloud::jwt::Policy {
+        require_iat: true,
+        expiry_leeway_secs: 0,
+        future_skew_secs: 0,
+        max_lifetime_secs: Some(3600),
+    };
+    let claims = keyway_cloud::jwt::decode(b["token"].as_str().unwrap())
+        .unwrap()
+        .verify(&jwks, &policy, NOW)
+        .unwrap()
+        .claims;
     let unique = f.e.cloud.store.read().service_accounts[SA]
         .unique_id
         .clone();

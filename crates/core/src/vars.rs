@@ -52,6 +52,8 @@ pub const AWS_ROLE_SESSION_NAME: &str = "AWS_ROLE_SESSION_NAME";
 pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// Base URL of STS.
 pub const AWS_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
+/// Base URL of Secrets Manager.
+pub const AWS_ENDPOINT_URL_SECRETSMANAGER: &str = "AWS_ENDPOINT_URL_SECRETSMANAGER";
 /// `google`: the web identity token is a Google ID token of keyway's Google
 /// credentials (Google → AWS federation without a token file). Needs AWS_ROLE_ARN.
 pub const KEYWAY_AWS_WEB_IDENTITY: &str = "KEYWAY_AWS_WEB_IDENTITY";
@@ -69,3 +71,9 @@ pub const ALL_PROXY: &str = "ALL_PROXY";
 /// link-local (169.254.0.0/16, fe80::/10: EC2/ECS/GCE metadata and credential
 /// endpoints) and metadata.google.internal to it: credentials never go through a proxy.
 pub const NO_PROXY: &str = "NO_PROXY";
+
+// Output.
+/// Set (to anything but the empty string): no ANSI colour on stderr (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// The terminal type; `dumb` means no colour.
+pub const TERM: &str = "TERM";

@@ -83,7 +83,7 @@ impl EnvBlock {
         self.entries.keys().map(String::as_str)
     }
 
-    /// The strings to hand to `posix_spawn`, in name order.
+    /// The strings to hand to `execve`, in name order.
     pub(crate) fn strings(&self) -> Vec<&CString> {
         self.entries.values().map(|(_, s)| s).collect()
     }

@@ -39,7 +39,11 @@
 //!    Without a tmpfs, `run` fails unless the plan says
 //!    [`TmpfsPolicy::AllowFallback`].
 //! 3. **Spawn.** The program is looked up on the *child's* `PATH` (as `env(1)`
-//!    would), then started with `posix_spawn`, no shell, argv exactly as given.
+//!    would), then started with fork and exec, no shell, argv exactly as given,
+//!    with `SIGPIPE` at its default action and an empty signal mask. Unless
+//!    the plan turns [`Plan::die_with_keyway`] off, the child asks the kernel
+//!    to SIGKILL it when keyway dies (`PR_SET_PDEATHSIG`), and does not start
+//!    at all if keyway died before it could ask.
 //! 4. **Supervise.** `SIGTERM`, `SIGINT`, `SIGHUP`, `SIGQUIT`, `SIGUSR1`,
 //!    `SIGUSR2` and `SIGWINCH` are forwarded to the child (keyboard signals are
 //!    not sent twice when the terminal already delivered them; see the
@@ -48,25 +52,46 @@
 //! 5. **Cleanup.** Once the child has exited (normally, by a crash, or after a
 //!    forwarded signal), the directory and its files are removed and `run`
 //!    returns. An error after the directory exists removes it as well.
+//! 6. **Sweep.** Before anything else, `run` removes the secret directories
+//!    that a keyway killed earlier left behind (see "If keyway itself dies").
 //!
 //! # Where secret values live
 //!
 //! Each plan value is copied once, into the `NAME=value` buffer handed to the
 //! kernel, and its [`Secret`] is dropped (zeroised) at that moment; file
 //! contents are written and their `Secret` dropped one file at a time. The
-//! environment buffers are zeroised as soon as `posix_spawn` returns (the child
-//! has exec'd by then). Copies that remain, by design: the child's own memory
+//! environment buffers are zeroised as soon as the spawn returns (the child
+//! has exec'd by then; its copy-on-write view of them went with the exec). Copies that remain, by design: the child's own memory
 //! and `/proc/<child>/environ` (readable by the same user and root), the files
 //! on tmpfs until cleanup, and the caller's `base_env` strings, which are not
 //! secret by contract and are freed without zeroising. Secret values never
 //! appear in an [`Error`], in a `Debug` output, or in a `tracing` event.
 //!
+//! # If keyway itself dies
+//!
+//! A `SIGTERM`, `SIGINT` or `SIGHUP` to keyway is forwarded and keyway cleans
+//! up after the child. What keyway cannot catch (`SIGKILL`, the OOM killer, a
+//! crash) ends it at once; then, exactly:
+//!
+//! * **The workload is killed** (`SIGKILL`, by the kernel, `PR_SET_PDEATHSIG`),
+//!   unless the plan turned [`Plan::die_with_keyway`] off. Only the workload
+//!   process itself: processes it started are not signalled by the kernel
+//!   (they go on unless they watch their parent, as a shell's children of a
+//!   killed shell do). The request is tied to the thread that called `run`; it
+//!   does not survive the exec of a set-user-ID or set-group-ID program or one
+//!   with file capabilities (the kernel clears it), so such a workload runs on.
+//! * **The secret directory stays until the next `run`** (the next
+//!   `keyway exec` of the same user), which removes it: each directory holds a
+//!   `flock` while its keyway lives, and a directory whose lock is free has no
+//!   owner left. With `die_with_keyway` off the workload holds the lock too
+//!   (it inherits the directory's descriptor), so the files stay for as long as
+//!   it (or anything it passed that descriptor to) runs. Until removed, the
+//!   directory is on tmpfs (its contents never reach a disk unless tmpfs pages
+//!   are swapped out), readable only by the same user and root, and gone at
+//!   the next boot.
+//!
 //! # Limits
 //!
-//! * If keyway itself is killed with `SIGKILL` (or the machine stops), nothing
-//!   removes the secret directory. It is on tmpfs, so its contents never reach
-//!   a disk (unless tmpfs pages are swapped out), it stays readable only by the
-//!   same user and root, and it is gone after the next boot.
 //! * The signal handlers installed by `run` stay installed for the life of the
 //!   process: after `run`, those signals no longer terminate keyway by default.
 //!   `run` is meant to be the last thing the binary does.
@@ -116,6 +141,11 @@ pub struct Plan {
     /// Become a child subreaper (`PR_SET_CHILD_SUBREAPER`) and reap every orphan,
     /// as PID 1 does. Implied when keyway is PID 1.
     pub subreaper: bool,
+    /// Have the kernel kill the workload if keyway dies without cleaning up
+    /// (`SIGKILL`, the OOM killer): on by default. Off, the workload runs on
+    /// orphaned and keeps its secret files until it exits (see the crate
+    /// documentation).
+    pub die_with_keyway: bool,
 }
 
 /// One secret delivered as a file: the file `file_name` in the private
@@ -170,7 +200,7 @@ impl From<ChildExit> for std::process::ExitCode {
 
 impl Plan {
     /// A plan that runs `program` with no arguments in `base_env`, with no
-    /// secrets yet, requiring tmpfs, not a subreaper.
+    /// secrets yet, requiring tmpfs, not a subreaper, dying with keyway.
     pub fn new(program: impl Into<OsString>, base_env: Env) -> Plan {
         Plan {
             program: program.into(),
@@ -181,6 +211,7 @@ impl Plan {
             files: Vec::new(),
             tmp: TmpfsPolicy::default(),
             subreaper: false,
+            die_with_keyway: true,
         }
     }
 
@@ -231,7 +262,15 @@ pub async fn run(plan: Plan) -> Result<ChildExit, Error> {
         files,
         tmp,
         subreaper,
+        die_with_keyway,
     } = plan;
+
+    // Directories a killed keyway left behind go first.
+    let mut roots = secret_dir::candidate_roots(&base_env);
+    if let TmpfsPolicy::AllowFallback(dir) = &tmp {
+        roots.push(dir.clone());
+    }
+    secret_dir::sweep_stale(&roots);
 
     // Everything that can be checked without side effects comes first.
     let plan_vars: Vec<String> = vars.iter().map(|(name, _)| name.clone()).collect();
@@ -256,7 +295,12 @@ pub async fn run(plan: Plan) -> Result<ChildExit, Error> {
         reap_all,
         "starting workload"
     );
-    let pid = command.spawn(&env)?;
+    let tie = spawn::Tie {
+        die_with_keyway,
+        // An orphan keeps its files: it holds the directory's lock with keyway's.
+        keep_fd: dir.as_ref().filter(|_| !die_with_keyway).map(SecretDir::fd),
+    };
+    let pid = command.spawn(&env, tie)?;
     drop(env); // zeroises every NAME=value buffer
     tracing::debug!(pid = pid.as_raw(), program = %command.path().display(), "workload started");
 

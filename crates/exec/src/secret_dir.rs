@@ -10,10 +10,17 @@
 //! `O_CREAT|O_EXCL|O_NOFOLLOW` and mode 0400. [`SecretDir`] removes the
 //! directory when dropped, so every early-error path cleans up too.
 //!
-//! Limit: if keyway is killed with SIGKILL (or the machine loses power) nothing
-//! runs to remove the directory. Because it is on tmpfs its contents never
-//! reach a disk (unless the system swaps tmpfs pages out), and it disappears at
-//! the next boot; until then it is readable only by the same user (and root).
+//! If keyway is killed with SIGKILL (or the OOM killer, or crashes), nothing of
+//! it runs to remove the directory. So each directory is named
+//! `keyway-exec-<16 hex digits>` and holds an exclusive `flock` for as long as
+//! its keyway lives (the kernel releases it when the process dies, however it
+//! dies; with `Plan::die_with_keyway` off, the workload inherits the locked
+//! descriptor and holds it too). Every `run` first sweeps [`sweep_stale`]: a
+//! directory of that name, owned by this user, whose lock can be taken has no
+//! living owner, and is removed. Until the next `keyway exec` (or the next
+//! boot, tmpfs being memory) such a directory stays readable only by the same
+//! user and root, and its contents never reach a disk (unless tmpfs pages are
+//! swapped out).
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::hash::{BuildHasher, Hasher};
@@ -104,48 +111,76 @@ pub(crate) fn validate_file_name(var: &str, file_name: &str) -> Result<(), Error
     })
 }
 
+/// Prefix of every secret directory; the sweep looks at these names only.
+const PREFIX: &str = "keyway-exec-";
+
 /// The private directory; removes itself (and whatever is in it) when dropped.
 #[derive(Debug)]
 pub(crate) struct SecretDir {
     /// Empty once [`SecretDir::remove`] has run.
     path: PathBuf,
-    /// The directory, opened once; files are created relative to it.
+    /// The directory, opened once and exclusively `flock`ed while keyway
+    /// lives; files are created relative to it.
     dir: File,
 }
 
 impl SecretDir {
-    /// Creates `root/keyway-<random>` with mode 0700, owned by the current user.
-    /// When `require_tmpfs`, also checks the new directory itself is on tmpfs
-    /// (the root might have been a symlink that moved).
+    /// Creates `root/keyway-exec-<random>` with mode 0700, owned by the
+    /// current user, and takes its lock. When `require_tmpfs`, also checks the
+    /// new directory itself is on tmpfs (the root might have been a symlink that
+    /// moved). A name another keyway's sweep removed before the lock was taken
+    /// is given up for a new one.
     pub(crate) fn create_in(root: &Path, require_tmpfs: bool) -> Result<SecretDir, Error> {
         let fail = |source: io::Error| Error::CreateDir {
             root: root.to_owned(),
             source,
         };
-        let mut created = None;
-        for _ in 0..NAME_ATTEMPTS {
-            let path = root.join(unique_name());
+        let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+        for attempt in 0..NAME_ATTEMPTS {
+            let path = root.join(unique_name(attempt));
             match DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => {
-                    created = Some(path);
-                    break;
-                }
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(fail(e)),
             }
-        }
-        let path = created.ok_or_else(|| fail(io::Error::from(io::ErrorKind::AlreadyExists)))?;
-        match secure(&path, require_tmpfs) {
-            Ok(dir) => {
-                tracing::debug!(path = %path.display(), "created secret-file directory");
-                Ok(SecretDir { path, dir })
+            let dir = match secure(&path, require_tmpfs) {
+                Ok(dir) => dir,
+                // Swept away before we opened it: try another name.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    last = e;
+                    continue;
+                }
+                Err(e) => {
+                    // Still empty: nothing was written into it.
+                    let _ = std::fs::remove_dir(&path);
+                    return Err(fail(e));
+                }
+            };
+            // A sweep that found it unlocked holds the lock and removes it: leave
+            // it to that sweep. Once locked, check the name is still this
+            // directory (a sweep may have removed it between open and lock).
+            if let Err(e) = lock(&dir) {
+                last = e;
+                continue;
             }
-            Err(e) => {
-                // Still empty: nothing was written into it.
-                let _ = std::fs::remove_dir(&path);
-                Err(fail(e))
+            match (std::fs::symlink_metadata(&path), dir.metadata()) {
+                (Ok(named), Ok(held)) if named.ino() == held.ino() && named.dev() == held.dev() => {
+                    tracing::debug!(path = %path.display(), "created secret-file directory");
+                    return Ok(SecretDir { path, dir });
+                }
+                _ => {
+                    last = io::Error::from(io::ErrorKind::NotFound);
+                    continue;
+                }
             }
         }
+        Err(fail(last))
+    }
+
+    /// The open directory (its descriptor carries the lock).
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.dir.as_raw_fd()
     }
 
     /// The directory's path.
@@ -222,15 +257,77 @@ fn secure(path: &Path, require_tmpfs: bool) -> io::Result<File> {
     Ok(dir)
 }
 
-/// `keyway-<16 hex digits>`; the digits come from std's randomly keyed hasher.
-/// Uniqueness is enforced by `mkdir` failing on an existing name, not by luck.
-fn unique_name() -> String {
+/// `keyway-exec-<16 hex digits>`; the digits come from std's randomly keyed
+/// hasher (a new key for every call). Uniqueness is enforced by `mkdir`
+/// failing on an existing name, not by luck.
+fn unique_name(attempt: usize) -> String {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
-    if let Ok(elapsed) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(elapsed.as_nanos());
+    hasher.write_usize(attempt);
+    format!("{PREFIX}{:016x}", hasher.finish())
+}
+
+/// Whether `name` is one [`unique_name`] makes.
+fn is_secret_dir_name(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: fails at once if another process holds it.
+fn lock(dir: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
-    format!("keyway-{:016x}", hasher.finish())
+}
+
+/// Removes, in each of `roots`, the secret directories left by a keyway that
+/// died without cleaning up: named as keyway names them, owned by this user,
+/// and unlocked (a living keyway, or a workload started with
+/// `die_with_keyway` off, holds the lock). Best effort: what cannot be read or
+/// removed is left alone and logged at debug level.
+pub(crate) fn sweep_stale(roots: &[PathBuf]) {
+    let me = nix::unistd::geteuid().as_raw();
+    for root in roots {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !name.to_str().is_some_and(is_secret_dir_name) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(dir) = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(&path)
+            else {
+                continue;
+            };
+            if !dir.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me) {
+                continue;
+            }
+            if lock(&dir).is_err() {
+                continue; // its keyway (or its workload) is alive
+            }
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a secret-file directory left by a keyway that was killed")
+                }
+                Err(error) => {
+                    tracing::debug!(path = %path.display(), %error, "could not remove a stale secret-file directory")
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +424,31 @@ mod tests {
         assert!(!err.to_string().contains("other"));
         let path = dir.path().to_owned();
         drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn only_unlocked_directories_of_ours_are_swept() {
+        let root = tempfile::tempdir_in(SHM).unwrap();
+        let live = SecretDir::create_in(root.path(), true).unwrap();
+        live.write("V", "token", b"value").unwrap();
+        assert!(is_secret_dir_name(
+            live.path().file_name().unwrap().to_str().unwrap()
+        ));
+        // A directory whose keyway died: same name shape, files inside, no lock.
+        let dead = root.path().join("keyway-exec-00000000000000ff");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("token"), b"value").unwrap();
+        std::fs::set_permissions(dead.join("token"), Permissions::from_mode(0o400)).unwrap();
+        // Not ours by name: left alone.
+        let other = root.path().join("keyway-exec-not-hex-digits");
+        std::fs::create_dir(&other).unwrap();
+        sweep_stale(&[root.path().to_owned()]);
+        assert!(!dead.exists(), "the abandoned directory is swept");
+        assert!(live.path().exists(), "a locked directory is not");
+        assert!(other.exists());
+        let path = live.path().to_owned();
+        drop(live);
         assert!(!path.exists());
     }
 

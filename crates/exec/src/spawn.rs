@@ -1,23 +1,37 @@
-//! Starting the program: find it on the child's `PATH`, then `posix_spawn` it
+//! Starting the program: find it on the child's `PATH`, then fork and exec it
 //! with argv exactly as given and the [`EnvBlock`] as its whole environment.
 //!
-//! No shell is involved. `posix_spawn` (rather than `std::process::Command`)
-//! is used so the environment handed to the kernel is the block keyway owns
-//! and wipes, not a copy inside `Command` that is freed unwiped; glibc's
-//! implementation reports exec failures (`ENOENT`, `EACCES`, ...) as its
-//! return value, which is how a missing program becomes exit code 127 and an
-//! unexecutable one 126. The child starts with an empty signal mask and with
-//! `SIGPIPE` at its default action (the Rust runtime ignores it in keyway, and
-//! ignored signals survive exec); other ignored signals are inherited as they
-//! are, so `nohup keyway exec ...` still works.
+//! No shell is involved, and no `std::process::Command`: the environment handed
+//! to the kernel is the block keyway owns and wipes, not a copy inside
+//! `Command` that is freed unwiped. keyway forks and execs itself (rather than
+//! using `posix_spawn`) because the child must ask the kernel, between fork and
+//! exec, to die with keyway (`PR_SET_PDEATHSIG`), which `posix_spawn` cannot.
+//!
+//! Between fork and exec the child does only async-signal-safe system calls on
+//! memory prepared before the fork (no allocation, no lock):
+//!
+//! 1. signals: every signal keyway handles goes back to its default action (so
+//!    no handler of keyway's can run in the child), `SIGPIPE` to its default
+//!    (the Rust runtime ignores it in keyway, and ignored signals survive
+//!    exec), other ignored signals stay ignored (so `nohup keyway exec …`
+//!    works), and the signal mask is emptied. keyway blocks every signal
+//!    around the fork so none is handled in the child before this;
+//! 2. unless the plan says otherwise, `PR_SET_PDEATHSIG(SIGKILL)`, then
+//!    `getppid()` is compared with keyway's pid: if keyway died before the
+//!    request took effect, the child exits instead of running on orphaned;
+//! 3. with `keep_fd` (the secret directory, when the child may outlive
+//!    keyway), that descriptor is kept open across exec, so the directory's
+//!    lock is held for as long as the child runs;
+//! 4. `execve`. A failure is written (as its errno) to a close-on-exec pipe,
+//!    whose end-of-file tells keyway that the exec happened; this is how a
+//!    missing program becomes exit code 127 and an unexecutable one 126.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
-use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{AccessFlags, Pid, access};
 
 use crate::envblock::EnvBlock;
@@ -35,6 +49,19 @@ pub(crate) struct Command {
     path: PathBuf,
     argv: Vec<CString>,
 }
+
+/// How the child is tied to keyway.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tie {
+    /// Ask the kernel to SIGKILL the child when keyway dies.
+    pub die_with_keyway: bool,
+    /// A descriptor the child keeps across exec (the secret directory's lock).
+    pub keep_fd: Option<RawFd>,
+}
+
+/// What the child reports through the pipe when it cannot exec.
+const STAGE_EXEC: i32 = 0;
+const STAGE_PDEATHSIG: i32 = 1;
 
 impl Command {
     /// Checks argv and finds the program. `path_var` is the child's `PATH`.
@@ -63,31 +90,191 @@ impl Command {
         &self.path
     }
 
-    /// Starts the child. On return the child has already exec'd (glibc's
-    /// `posix_spawn` waits for that), so `env` may be wiped right away.
-    pub(crate) fn spawn(&self, env: &EnvBlock) -> Result<Pid, Error> {
-        let setup = |source: Errno| Error::Spawn {
+    /// Starts the child. On return the child has already exec'd (its end of
+    /// the error pipe closed on exec), so `env` may be wiped right away.
+    pub(crate) fn spawn(&self, env: &EnvBlock, tie: Tie) -> Result<Pid, Error> {
+        let setup = |errno: Errno| Error::Spawn {
             program: self.program.clone(),
-            source: source.into(),
+            source: errno.into(),
         };
-        let mut attr = PosixSpawnAttr::init().map_err(setup)?;
-        let mut defaults = SigSet::empty();
-        defaults.add(Signal::SIGPIPE);
-        attr.set_sigdefault(&defaults).map_err(setup)?;
-        attr.set_sigmask(&SigSet::empty()).map_err(setup)?;
-        attr.set_flags(
-            PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
-        )
-        .map_err(setup)?;
-        let actions = PosixSpawnFileActions::init().map_err(setup)?;
-        posix_spawn(
-            self.path.as_path(),
-            &actions,
-            &attr,
-            &self.argv,
-            &env.strings(),
-        )
-        .map_err(|errno| spawn_error(&self.program, errno))
+        // Everything the child touches is prepared here, before the fork.
+        let path = CString::new(self.path.as_os_str().as_bytes())
+            .map_err(|_| Error::NulInArgument { index: 0 })?;
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let strings = env.strings();
+        let mut envp: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let (read_end, write_end) = pipe().map_err(setup)?;
+        let parent = nix::unistd::getpid().as_raw();
+        let keep_fd = tie.keep_fd.unwrap_or(-1);
+
+        // Block every signal around the fork: none may be handled in the child
+        // by keyway's handlers before it resets them (those that arrive in
+        // keyway meanwhile are delivered when the mask is restored).
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigfillset and pthread_sigmask only write the sets we own.
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        }
+        // SAFETY: after fork the child calls only async-signal-safe functions on
+        // memory prepared above, then execs or _exits (see `child`).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: we are the child; `child` never returns.
+            unsafe {
+                child(
+                    path.as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    parent,
+                    tie.die_with_keyway,
+                    keep_fd,
+                    write_end.as_raw_fd(),
+                )
+            }
+        }
+        let fork_errno = Errno::last();
+        // SAFETY: restores the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        drop(write_end);
+        if pid < 0 {
+            return Err(setup(fork_errno));
+        }
+        let pid = Pid::from_raw(pid);
+        match read_report(&read_end) {
+            None => Ok(pid),
+            Some((stage, errno)) => {
+                // The child _exited without running anything: collect it.
+                let _ = nix::sys::wait::waitpid(pid, None);
+                Err(match stage {
+                    STAGE_PDEATHSIG => setup(errno),
+                    _ => spawn_error(&self.program, errno),
+                })
+            }
+        }
+    }
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array, which we own from here.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Reads the child's report: `None` at end-of-file (it exec'd), else what
+/// failed and its errno.
+fn read_report(fd: &OwnedFd) -> Option<(i32, Errno)> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reads into the part of our buffer not yet filled.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+            )
+        };
+        match n {
+            0 => break,
+            n if n > 0 => got += n as usize,
+            _ if Errno::last() == Errno::EINTR => continue,
+            _ => break,
+        }
+    }
+    if got < buf.len() {
+        return None;
+    }
+    let stage = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    Some((stage, Errno::from_raw(errno)))
+}
+
+/// The child between fork and exec. Only async-signal-safe calls, no
+/// allocation, no panics; ends in `execve` or `_exit`.
+///
+/// # Safety
+///
+/// Must be called only in the child of a `fork`, with every pointer valid and
+/// null-terminated as `execve` requires.
+unsafe fn child(
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    parent: libc::pid_t,
+    die_with_keyway: bool,
+    keep_fd: RawFd,
+    report_fd: RawFd,
+) -> ! {
+    unsafe {
+        // 1. Signals: handlers back to default, SIGPIPE to default, the rest as
+        //    inherited (ignored stays ignored), then an empty mask.
+        let mut act: libc::sigaction = std::mem::zeroed();
+        // Linux numbers signals 1 to 64; sigaction refuses the others.
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            if libc::sigaction(sig, std::ptr::null(), &mut act) != 0 {
+                continue;
+            }
+            let handled = act.sa_sigaction != libc::SIG_DFL && act.sa_sigaction != libc::SIG_IGN;
+            if handled || sig == libc::SIGPIPE {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+
+        // 2. Die with keyway; if keyway is already gone, do not start at all.
+        if die_with_keyway {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                report(report_fd, STAGE_PDEATHSIG);
+                libc::_exit(125);
+            }
+            if libc::getppid() != parent {
+                libc::_exit(125);
+            }
+        }
+
+        // 3. The descriptor that must outlive keyway stays open across exec.
+        if keep_fd >= 0 {
+            libc::fcntl(keep_fd, libc::F_SETFD, 0);
+        }
+
+        // 4. Exec; on failure, say why.
+        libc::execve(path, argv, envp);
+        report(report_fd, STAGE_EXEC);
+        libc::_exit(127)
+    }
+}
+
+/// Writes (stage, errno) to the report pipe. Async-signal-safe.
+unsafe fn report(fd: RawFd, stage: i32) {
+    let errno = Errno::last_raw();
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&stage.to_ne_bytes());
+    buf[4..].copy_from_slice(&errno.to_ne_bytes());
+    // SAFETY: writes our own 8-byte buffer; a short write leaves the parent
+    // seeing end-of-file, which is the best that can be done here.
+    unsafe {
+        libc::write(fd, buf.as_ptr().cast(), buf.len());
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::google;
 use keyway_auth::{AwsAuthError, AwsChainOptions, AwsCredentialsProvider, AwsSourceKind};
-use keyway_core::Env;
+use keyway_core::{Env, SystemClock};
 use keyway_secrets::FetchError;
 
 /// The AWS credential chain. `probe_default_imds`: whether IMDS at its default
@@ -53,7 +53,7 @@ pub async fn caller_identity(
         .region()
         .map(|(r, _)| r.to_owned())
         .unwrap_or_else(|| "us-east-1".into());
-    keyway_secrets::aws::caller_identity(http, env, &creds, &region).await
+    keyway_secrets::aws::caller_identity(http, env, &SystemClock, &creds, &region).await
 }
 
 /// What to do when no AWS credentials were found.
@@ -97,11 +97,10 @@ pub fn hint(e: &FetchError, p: Option<&AwsCredentialsProvider>, env: &Env) -> Op
                 _ => format!("allow {action} on {resource} for {who} (an identity policy, or the secret's resource policy)"),
             })
         }
-        FetchError::NotFound { .. } => Some("list what exists: aws secretsmanager list-secrets (the name is case-sensitive; check the region)".into()),
-        FetchError::AwsInvalidRequest { .. } => Some("if the secret is scheduled for deletion: aws secretsmanager restore-secret --secret-id NAME".into()),
+        FetchError::NotFound { .. } => Some("list what exists (the name is case-sensitive; check the region):\n$ aws secretsmanager list-secrets".into()),
+        FetchError::AwsInvalidRequest { .. } => Some("if the secret is scheduled for deletion:\n$ aws secretsmanager restore-secret --secret-id NAME".into()),
         FetchError::AwsDecryption { .. } => Some("the caller also needs kms:Decrypt on the secret's KMS key".into()),
         FetchError::AwsCredentials { message, .. } => Some(credentials_refused_hint(message, p)),
-        FetchError::Unreachable { .. } => Some("check the network, or AWS_ENDPOINT_URL_SECRETSMANAGER if you point keyway at another endpoint".into()),
         _ => None,
     }
 }

@@ -29,6 +29,11 @@ pub enum Command {
     /// it exits. Signals are forwarded; keyway exits with the command's status
     /// (128+N if it died of signal N), 127 if it was not found, 126 if it could not run.
     ///
+    /// If keyway itself is killed without a chance to clean up (SIGKILL, the OOM
+    /// killer), the kernel kills the command too (the command's own child
+    /// processes are not signalled), and the next `keyway exec` of the same user
+    /// removes the secret files left behind; see --keep-running-if-keyway-dies.
+    ///
     /// Google Secret Manager: sm://PROJECT/SECRET[#VERSION],
     /// gcp:secretmanager:projects/P/secrets/S[/versions/V], projects/P/secrets/S[/versions/V].
     /// AWS Secrets Manager: the ECS valueFrom ARN
@@ -126,6 +131,11 @@ pub struct ExecArgs {
     /// How many references are fetched at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// If keyway is killed (SIGKILL, the OOM killer), let the command run on
+    /// instead of dying with it. Its secret files then stay until it exits (it
+    /// holds their directory's lock); nothing removes them before.
+    #[arg(long)]
+    pub keep_running_if_keyway_dies: bool,
     /// Give up on resolving after this many seconds (retries included).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
@@ -173,7 +183,9 @@ pub struct TokenArgs {
     #[arg(long)]
     pub aws: bool,
     /// Output format for Google tokens: the bare token (text) or a JSON object
-    /// with its expiry, scopes and source.
+    /// with its expiry, the scopes it carries (as its issuer says; on a VM, the
+    /// instance's access scopes), the scopes requested, and its source. keyway
+    /// warns on stderr when the token lacks a requested scope.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -321,10 +333,16 @@ pub struct EnvArgs {
     #[arg(long, conflicts_with_all = ["user", "instance"])]
     pub task: Option<String>,
     /// Act as this AWS IAM user (NAME or ACCOUNT/NAME) on a developer machine:
-    /// its access key in a shared credentials file.
+    /// its access key in a shared credentials file, the region, every AWS
+    /// endpoint (IAM's included) on the local cloud, no IMDS, no pager; the aws
+    /// CLI and the SDKs run as this user unchanged.
     #[arg(long, conflicts_with_all = ["user", "instance", "task"])]
     pub aws_user: Option<String>,
-    /// Act as this user after `gcloud auth application-default login`.
+    /// Act as this user after `gcloud auth login` and `gcloud auth
+    /// application-default login`: the ADC file the client libraries read, and
+    /// gcloud itself logged in (a fresh access token in a private file, the
+    /// account, the project, every API endpoint override, no prompts, no update
+    /// checks). The token lives an hour; run this again for a new one.
     #[arg(long)]
     pub user: Option<String>,
 }

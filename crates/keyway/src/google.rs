@@ -7,13 +7,16 @@
 use anyhow::Context;
 use keyway_auth::{AuthContext, AuthError, CredentialKind, GoogleCredentials, Source};
 use keyway_core::{Env, RealFs, Secret, SystemClock};
+use keyway_http::{Call, Cap};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
+/// The one HTTP client of a command (keyway-http's: lazy TLS roots, proxies
+/// except for metadata and loopback).
 pub fn http_client(env: &Env) -> reqwest::Client {
-    crate::http::client(env)
+    keyway_http::client(env)
 }
 
 pub fn context(env: &Env, http: &reqwest::Client) -> AuthContext {
@@ -100,22 +103,29 @@ pub async fn who(creds: &GoogleCredentials, http: &reqwest::Client) -> Who {
     }
 }
 
-/// Name, zone and project of the VM behind a metadata server (best effort: hints only).
+/// The largest metadata value `vm_of` reads (a name, a zone, a project id).
+const METADATA_VALUE: Cap = Cap::kib(64);
+
+/// Name, zone and project of the VM behind a metadata server (best effort:
+/// hints only). One quick attempt each, through keyway-http.
 pub async fn vm_of(http: &reqwest::Client, host: &str) -> Option<Vm> {
     let get = |path: &str| {
         let url = format!("http://{host}/computeMetadata/v1/{path}");
         async move {
-            let r = http
-                .get(url)
-                .header("Metadata-Flavor", "Google")
-                .timeout(Duration::from_secs(2))
-                .send()
+            let call = Call {
+                doing: "reading the VM's metadata",
+                url: &url,
+                cap: METADATA_VALUE,
+            };
+            let request = http.get(url.as_str()).header("Metadata-Flavor", "Google");
+            let reply = keyway_http::exchange(request, Duration::from_secs(2), &call)
                 .await
+                .map_err(|e| tracing::debug!(error = %e, "no VM details for the hint"))
                 .ok()?;
-            if !r.status().is_success() {
+            if reply.status != 200 || !reply.metadata_flavor() {
                 return None;
             }
-            r.text().await.ok()
+            String::from_utf8(reply.body.expose().clone()).ok()
         }
     };
     let name = get("instance/name").await?;
@@ -322,12 +332,12 @@ pub async fn credentials_failure_hint(
                     };
                     format!(
                         "Google STS refused the AWS identity this workload presented, {arn} (attribute.aws_role = {role}): the attribute condition of provider {} in pool {} does not admit it.{ecs} \
-                         Run with the role the condition admits, or change the condition. See it: {describe}",
+                         Run with the role the condition admits, or change the condition. See it:\n$ {describe}",
                         f.provider, f.pool
                     )
                 }
                 None => format!(
-                    "the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition: {describe}",
+                    "the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition:\n$ {describe}",
                     f.provider, f.pool
                 ),
             })
@@ -348,8 +358,8 @@ pub async fn credentials_failure_hint(
             };
             let member = f.member_for(role.as_deref());
             Some(format!(
-                "the federated identity may not impersonate {sa} (or the account does not exist): it needs roles/iam.workloadIdentityUser on the service account. As the project owner: \
-                 gcloud iam service-accounts add-iam-policy-binding {sa} --role=roles/iam.workloadIdentityUser --member={member}"
+                "the federated identity may not impersonate {sa} (or the account does not exist): it needs roles/iam.workloadIdentityUser on the service account. As the project owner:\n\
+                 $ gcloud iam service-accounts add-iam-policy-binding {sa} --role=roles/iam.workloadIdentityUser --member={member}"
             ))
         }
         _ => credentials_hint(env),

@@ -1,27 +1,67 @@
-//! The `keyway` binary: parse the command line, run the command, print an error
-//! once (with its causes and, when the fix is known, a hint) and exit.
+//! The `keyway` binary: capture the environment once, parse the command line,
+//! run the command, print an error once (with its causes and, when the fix is
+//! known, a hint) and exit. Nothing here or below panics on output: see
+//! [`output`].
 
 mod aws;
 mod cli;
 mod commands;
 mod google;
-mod http;
 mod logging;
+mod output;
 
 use clap::Parser;
+use keyway_core::Env;
+use output::errln;
 use std::process::ExitCode;
 
+/// Columns an error line may take before it is wrapped.
+pub const WIDTH: usize = 100;
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    logging::init(cli.verbose, cli.quiet);
-    match commands::run(cli) {
+    // The one place the process environment is read; everything below gets it as a value.
+    let env = Env::from_process();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
+    };
+    logging::init(&env, cli.verbose, cli.quiet);
+    match commands::run(cli, env) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            report(&e);
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Prints `error: …` and each cause on its own line, wrapped at [`WIDTH`].
+pub fn report(e: &anyhow::Error) {
+    errln!("error: {}", output::wrap(&e.to_string(), 7, 4, WIDTH));
+    for cause in e.chain().skip(1) {
+        errln!(
+            "  caused by: {}",
+            output::wrap(&cause.to_string(), 13, 4, WIDTH)
+        );
+    }
+}
+
+/// `--help` and `--version` go to stdout through [`output`] (so a closed pipe
+/// or a full disk is handled as for any command); usage errors go to stderr
+/// with clap's status (2).
+fn clap_exit(e: clap::Error) -> ExitCode {
+    let rendered = e.render().to_string();
+    match e.kind() {
+        _ if !e.use_stderr() => match output::stdout(rendered.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(w) => {
+                report(&w.into());
+                ExitCode::from(1)
+            }
+        },
+        _ => {
+            output::stderr(rendered.as_bytes());
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
         }
     }
 }

@@ -18,7 +18,7 @@ use keyway_core::LoopbackAddr;
 use keyway_core::clock::ManualClock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use support::{Cloud, assert_no_leak, keyway, text};
+use support::{Cloud, assert_no_leak, keyway, one_line, text};
 
 const ACCOUNT: &str = "210987654321";
 const SA_ID: &str = "110000000000000000042";
@@ -184,8 +184,8 @@ fn expired_temporary_credentials_are_named_with_their_source() {
             "echo started",
         ],
     );
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
+    let err = one_line(&out.stderr);
     assert!(
         !text(&out.stdout).contains("started"),
         "the workload must not start"
@@ -210,11 +210,11 @@ fn expired_temporary_credentials_are_named_with_their_source() {
         assert_no_leak(&out, leak);
     }
     let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{}", one_line(&out.stderr));
     assert!(
-        text(&out.stderr).contains("ExpiredToken"),
+        one_line(&out.stderr).contains("ExpiredToken"),
         "{}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
     assert!(out.stdout.is_empty());
     assert_no_leak(&out, &creds.session_token);
@@ -242,7 +242,7 @@ fn a_clock_far_from_aws_is_reported_as_skew() {
     ]);
     // Sanity: with the clocks together the key works.
     let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout), SECRET_VALUE);
     // AWS's clock an hour ahead of this machine's: every signature is "expired".
     c.clock.set_secs(now() + 3600);
@@ -256,8 +256,8 @@ fn a_clock_far_from_aws_is_reported_as_skew() {
             "true",
         ],
     );
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("Signature expired") && err.contains("15 min"),
         "{err}"
@@ -268,8 +268,8 @@ fn a_clock_far_from_aws_is_reported_as_skew() {
     // And an hour behind: "not yet current".
     c.clock.set_secs(now() - 3600);
     let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", one_line(&out.stderr));
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("Signature not yet current") && err.contains("clock"),
         "{err}"
@@ -306,12 +306,12 @@ fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused()
 
     let env = vm_env(&cloud, "etl-vm");
     let out = keyway(&env, &["get", "aws-sm://reporting/db-url"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout), SECRET_VALUE);
     assert!(
-        !text(&out.stderr).contains("eyJ"),
+        !one_line(&out.stderr).contains("eyJ"),
         "no JWT in the logs: {}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
     let mut with_expected = env.clone();
     with_expected.insert("EXPECTED".into(), SECRET_VALUE.into());
@@ -327,9 +327,9 @@ fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused()
             "test \"$DB_URL\" = \"$EXPECTED\"",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let out = keyway(&env, &["whoami", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(who["aws"]["source"]["kind"], "web_identity", "{who}");
     assert_eq!(
@@ -350,8 +350,8 @@ fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused()
             "true",
         ],
     );
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("AccessDenied")
             && err.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity"),

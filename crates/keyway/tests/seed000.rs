@@ -38,13 +38,13 @@ fn seed_000_on_the_vm_scopes_then_iam_then_success() {
     // 1. Default scopes: fail closed, and say the scopes are the problem.
     let out = exec_hash(&vm);
     assert_no_leak(&out, SECRET);
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
     assert!(
         out.stdout.is_empty(),
         "the child must not run: {}",
         text(&out.stdout)
     );
-    let err = text(&out.stderr);
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("WANDB_API_KEY")
             && err.contains("projects/kaggle-gpu-lab/secrets/wandb-api-key/versions/latest"),
@@ -58,7 +58,7 @@ fn seed_000_on_the_vm_scopes_then_iam_then_success() {
     let out = exec_hash(&vm);
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(125));
-    let err = text(&out.stderr);
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("permission 'secretmanager.versions.access' denied"),
         "{err}"
@@ -76,18 +76,18 @@ fn seed_000_on_the_vm_scopes_then_iam_then_success() {
     );
     let out = exec_hash(&vm);
     assert_no_leak(&out, SECRET);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), sha256_hex(SECRET.as_bytes()));
 
     // `get` prints the value byte for byte (only here may it appear, on stdout).
     let out = keyway(&vm, &["get", "sm://kaggle-gpu-lab/wandb-api-key"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(out.stdout, SECRET.as_bytes());
-    assert!(!text(&out.stderr).contains(SECRET));
+    assert!(!one_line(&out.stderr).contains(SECRET));
 
     // whoami on the VM: the service account, from the metadata server, with its scopes.
     let out = keyway(&vm, &["whoami", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(who["google"]["email"], SA, "{who}");
     assert_eq!(who["google"]["source"]["kind"], "metadata_server", "{who}");
@@ -102,7 +102,7 @@ fn the_owner_reads_the_secret_with_user_credentials() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let user = cloud.env(&["--user", OWNER]);
     let out = keyway(&user, &["get", "sm://kaggle-gpu-lab/wandb-api-key"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(out.stdout, SECRET.as_bytes());
     let out = keyway(&user, &["whoami", "--output", "json"]);
     let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -128,7 +128,7 @@ fn files_are_private_on_tmpfs_and_gone_after_the_child() {
         ],
     );
     assert_no_leak(&out, SECRET);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
     assert_eq!(lines[0], "tmpfs");
     assert_eq!(lines[1], "700");
@@ -166,7 +166,7 @@ fn exit_codes_pass_through_and_inherited_references_resolve() {
     assert_eq!(out.status.code(), Some(128 + 15));
     let out = keyway(&user, &["exec", "--", "no-such-program-xyz"]);
     assert_eq!(out.status.code(), Some(127));
-    assert!(text(&out.stderr).contains("no-such-program-xyz"));
+    assert!(one_line(&out.stderr).contains("no-such-program-xyz"));
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn fail_closed_names_every_failed_reference() {
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(125));
     assert!(!text(&out.stdout).contains("RAN"));
-    let err = text(&out.stderr);
+    let err = one_line(&out.stderr);
     assert!(err.contains("3 of the secret references"), "{err}");
     assert!(err.contains("MISSING") && err.contains("404"), "{err}");
     assert!(
@@ -206,7 +206,7 @@ fn fail_closed_names_every_failed_reference() {
     // Malformed references are refused before anything is fetched.
     let out = keyway(&user, &["exec", "--env", "X=sm://Bad/x", "--", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(text(&out.stderr).contains("'sm://Bad/x'"));
+    assert!(one_line(&out.stderr).contains("'sm://Bad/x'"));
 }
 
 #[test]
@@ -244,7 +244,7 @@ versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }
     let cloud = Cloud::start(&world);
     let user = cloud.env(&["--user", "dev@example.com"]);
     let out = keyway(&user, &["get", "sm://bytes-proj/blob"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(out.stdout, all_bytes);
     let out = keyway(
         &user,
@@ -260,12 +260,12 @@ versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }
     let out = keyway(&user, &["get", "sm://bytes-proj/blob?field=x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("binary"),
+        one_line(&out.stderr).contains("binary"),
         "{}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
     let out = keyway(&user, &["get", "sm://bytes-proj/db?field=pasword"]);
-    let err = text(&out.stderr);
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("no field 'pasword'") && !err.contains("pw-Zx81"),
         "{err}"
@@ -276,7 +276,11 @@ versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }
         &["exec", "--env", "BLOB=sm://bytes-proj/blob", "--", "true"],
     );
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("BLOB"), "{}", text(&out.stderr));
+    assert!(
+        one_line(&out.stderr).contains("BLOB"),
+        "{}",
+        one_line(&out.stderr)
+    );
     // As a file it is delivered intact.
     let out = keyway(
         &user,
@@ -290,6 +294,6 @@ versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }
             "cat \"$BLOB\"",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(out.stdout, all_bytes);
 }

@@ -66,13 +66,13 @@ fn the_key_reaches_the_workload_as_a_private_file_and_is_gone_after() {
         &env,
         &["exec", "--env", &reference, "--", KEYWAY, "get", GOOGLE_REF],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout), GOOGLE_SECRET);
     for leak in [key_line.as_str(), GOOGLE_SECRET, "wevox_daily"] {
         assert!(
-            !text(&out.stderr).contains(leak),
+            !one_line(&out.stderr).contains(leak),
             "stderr leaked a secret:\n{}",
-            text(&out.stderr)
+            one_line(&out.stderr)
         );
     }
 
@@ -83,7 +83,7 @@ fn the_key_reaches_the_workload_as_a_private_file_and_is_gone_after() {
         &env,
         &["exec", "--env", &reference, "--", "sh", "-c", script],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let stdout = text(&out.stdout);
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("400"), "{stdout}");
@@ -98,7 +98,7 @@ fn the_key_reaches_the_workload_as_a_private_file_and_is_gone_after() {
     // `keyway get` of the AWS secret's JSON field, in the ARN's json-key form;
     // at trace level, neither the task role's keys nor the endpoint's token show.
     let out = keyway(&env, &["get", &format!("{KEY_ARN}:client_email::")]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let (secret_key, session_token) = task_role_credentials(&env);
     for leak in [
         secret_key.as_str(),
@@ -106,9 +106,9 @@ fn the_key_reaches_the_workload_as_a_private_file_and_is_gone_after() {
         env["AWS_CONTAINER_AUTHORIZATION_TOKEN"].as_str(),
     ] {
         assert!(
-            !text(&out.stderr).contains(leak),
+            !one_line(&out.stderr).contains(leak),
             "stderr leaked a credential:\n{}",
-            text(&out.stderr)
+            one_line(&out.stderr)
         );
     }
     assert_eq!(
@@ -120,18 +120,18 @@ fn the_key_reaches_the_workload_as_a_private_file_and_is_gone_after() {
     let out = keyway(&env, &["get", "aws-sm://wevox/gcp-credentials?field=nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("no field 'nope'"),
+        one_line(&out.stderr).contains("no field 'nope'"),
         "{}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
-    assert!(!text(&out.stderr).contains(&key_line));
+    assert!(!one_line(&out.stderr).contains(&key_line));
 
     // A secret the task role may not read (here: one that does not exist; AWS
     // says AccessDenied, not NotFound, to a caller without the permission): the
     // hint names the task role and says the execution role is not involved.
     let out = keyway(&env, &["get", "aws-sm://wevox/nope"]);
     assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("AccessDeniedException")
             && err.contains("task ROLE (wevox-batch-task)")
@@ -145,7 +145,7 @@ fn whoami_in_the_task_shows_the_task_role() {
     let cloud = Cloud::start(&world_path("examples/seed-001.toml"));
     let env = cloud.env(&["--task", TASK]);
     let out = keyway(&env, &["whoami", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(who["aws"]["source"]["kind"], "ecs_container", "{who}");
     assert_eq!(who["aws"]["account"], "380214597362", "{who}");
@@ -157,7 +157,7 @@ fn whoami_in_the_task_shows_the_task_role() {
         "{who}"
     );
     let out = keyway(&env, &["whoami"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert!(
         text(&out.stdout).contains("ECS container credentials endpoint"),
         "{}",
@@ -168,7 +168,7 @@ fn whoami_in_the_task_shows_the_task_role() {
     // credentials at all. whoami reports both and succeeds.
     let user = cloud.env(&["--aws-user", "ogura"]);
     let out = keyway(&user, &["whoami", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(who["aws"]["source"]["kind"], "profile", "{who}");
     assert_eq!(
@@ -177,7 +177,7 @@ fn whoami_in_the_task_shows_the_task_role() {
     );
     assert!(who["google"]["error"].is_string(), "{who}");
     let out = keyway(&user, &["get", "aws-sm://wevox/gcp-credentials?field=type"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout), "service_account");
 
     // Keys AWS does not know: a credentials error, not a denial, and no key in the output.
@@ -190,9 +190,9 @@ fn whoami_in_the_task_shows_the_task_role() {
     let out = keyway(&bogus, &["get", "aws-sm://wevox/gcp-credentials"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("AWS credentials are not usable"),
+        one_line(&out.stderr).contains("AWS credentials are not usable"),
         "{}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
     assert_no_leak(&out, "bogusSecretKeyValue");
 }
@@ -204,8 +204,8 @@ fn a_task_without_a_task_role_gets_a_clear_error() {
     let key_line = private_key_line(&cloud);
     let reference = format!("GOOGLE_APPLICATION_CREDENTIALS={KEY_ARN}?filename=key.json");
     let out = keyway(&env, &["exec", "--env", &reference, "--", "true"]);
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("no AWS credentials")
             && err.contains("no task role")

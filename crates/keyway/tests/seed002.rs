@@ -49,7 +49,7 @@ fn cred_config(
     all.extend_from_slice(args);
     all.extend_from_slice(&["--output-file", path.to_str().unwrap()]);
     let out = keyway(env, &all);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     path
 }
 
@@ -174,7 +174,7 @@ fn the_task_reads_its_google_secret_with_no_key_anywhere() {
             script,
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{CONFIG}\n0\n"));
     // At trace level: neither the payload, the task role's secret key and session token, nor the endpoint's token.
     let (secret_key, session_token) = task_role_credentials(&task);
@@ -186,15 +186,15 @@ fn the_task_reads_its_google_secret_with_no_key_anywhere() {
         task["AWS_CONTAINER_AUTHORIZATION_TOKEN"].as_str(),
     ] {
         assert!(
-            !text(&out.stderr).contains(leak),
+            !one_line(&out.stderr).contains(leak),
             "stderr leaked a secret:\n{}",
-            text(&out.stderr)
+            one_line(&out.stderr)
         );
     }
 
     // whoami shows the whole chain.
     let out = keyway(&env, &["whoami"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let who = text(&out.stdout);
     assert!(
         who.contains(&format!("google identity  serviceAccount:{SA}")),
@@ -214,9 +214,9 @@ fn the_task_reads_its_google_secret_with_no_key_anywhere() {
     let out = keyway(&env, &["get", DIRECT_REF]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains(&format!("--member=serviceAccount:{SA}")),
+        one_line(&out.stderr).contains(&format!("--member=serviceAccount:{SA}")),
         "{}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
 }
 
@@ -236,7 +236,7 @@ fn direct_federated_access_reads_the_secret_bound_to_the_principal_set() {
             "--aws",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let cfg: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         cfg.get("service_account_impersonation_url").is_none(),
@@ -258,16 +258,16 @@ fn direct_federated_access_reads_the_secret_bound_to_the_principal_set() {
             r#"printf %s "$DATASET""#,
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout), DIRECT);
     assert!(
-        !text(&out.stderr).contains("federated-task-role"),
+        !one_line(&out.stderr).contains("federated-task-role"),
         "{}",
-        text(&out.stderr)
+        one_line(&out.stderr)
     );
 
     let out = keyway(&env, &["whoami"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert!(
         text(&out.stdout).contains("→ federated token used directly"),
         "{}",
@@ -284,7 +284,7 @@ fn direct_federated_access_reads_the_secret_bound_to_the_principal_set() {
     // hint grants the workload's own member (the one the world binds elsewhere).
     let out = keyway(&env, &["get", CONFIG_REF]);
     assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
+    let err = one_line(&out.stderr);
     assert!(err.contains("secretmanager.versions.access"), "{err}");
     assert!(
         err.contains(&format!(
@@ -314,8 +314,8 @@ fn the_execution_role_as_task_role_is_refused_by_the_attribute_condition() {
             "true",
         ],
     );
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("unauthorized_client") && err.contains("attribute condition"),
         "{err}"
@@ -366,8 +366,8 @@ fn a_task_without_a_task_role_has_nothing_to_sign_with() {
             "true",
         ],
     );
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
+    let err = one_line(&out.stderr);
     assert!(err.contains("getting the subject token from aws1"), "{err}");
     assert!(
         err.contains("no task role")
@@ -399,8 +399,8 @@ fn a_service_account_without_the_binding_names_the_one_command_that_fixes_it() {
         900
     );
     let out = keyway(&with_credentials(&task, &file), &["get", CONFIG_REF]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", one_line(&out.stderr));
+    let err = one_line(&out.stderr);
     assert!(
         err.contains("Permission 'iam.serviceAccounts.getAccessToken' denied"),
         "{err}"
@@ -433,7 +433,7 @@ fn cred_config_refuses_what_the_cloud_does_not_have() {
             args,
             text(&out.stdout)
         );
-        text(&out.stderr)
+        one_line(&out.stderr)
     };
     let other_pool = PROVIDER.replace("bq-pool", "etl-pool");
     assert!(
@@ -478,7 +478,7 @@ fn cred_config_refuses_what_the_cloud_does_not_have() {
             path.to_str().unwrap(),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600

@@ -213,3 +213,27 @@ pub fn world_path(name: &str) -> PathBuf {
         .join("../..")
         .join(name)
 }
+
+/// keyway's stderr with its wrapping undone: a message or hint that keyway
+/// broke over several lines (at spaces; commands with ` \` continuations)
+/// reads as one line, so a test can look for a phrase in it. A line indented
+/// by four or more spaces continues the one before it.
+pub fn one_line(b: &[u8]) -> String {
+    let mut out = String::new();
+    for line in text(b).lines() {
+        if line.starts_with("    ") && !out.is_empty() {
+            if out.ends_with('\n') {
+                out.pop();
+            }
+            if let Some(kept) = out.strip_suffix(" \\") {
+                out.truncate(kept.len());
+            }
+            out.push(' ');
+            out.push_str(line.trim_start());
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}

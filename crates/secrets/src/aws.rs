@@ -1,10 +1,12 @@
 //! AWS Secrets Manager's GetSecretValue (JSON 1.1: `POST /`,
 //! `X-Amz-Target: secretsmanager.GetSecretValue`), signed with SigV4 by the
-//! `aws-sigv4` crate, and STS GetCallerIdentity for `whoami`. SecretString comes
-//! back as its bytes, SecretBinary base64-decoded. Errors are classified by
-//! `__type` so the user learns whether IAM, the secret, KMS or the credentials
-//! are at fault; throttling, 5xx and connection failures are retried with
-//! jittered backoff inside the fetcher's deadline.
+//! `aws-sigv4` crate at the fetcher's clock, and STS GetCallerIdentity for
+//! `whoami`. SecretString comes back as its bytes, SecretBinary base64-decoded.
+//! Errors are read by keyway-http's one AWS error reader and classified by
+//! their code so the user learns whether IAM, the secret, KMS or the
+//! credentials are at fault; requests go through keyway-http (retries inside
+//! the fetcher's deadline for transient statuses, the codes the SDKs retry and
+//! connection failures; answers capped at what the API can send).
 
 use crate::{FetchError, Fetcher};
 use aws_sigv4::http_request::SigningSettings;
@@ -12,11 +14,20 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_auth::AwsCredentials;
 pub use keyway_auth::aws::signature;
-use keyway_core::{Reference, Secret};
-use keyway_wire::aws::JsonError;
+use keyway_core::{Clock, Reference, Secret};
+use keyway_http::aws::{AwsError, error_of, xml_text};
+use keyway_http::{Call, Cap, HttpError, Reply, RetryPolicy, redact_url};
 use keyway_wire::aws::secretsmanager::{GetSecretValueRequest, GetSecretValueResponse};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroize;
+
+/// The largest GetSecretValue answer read. SecretString is at most 65,536
+/// bytes, which JSON may escape up to six bytes each (`\u0001`); SecretBinary
+/// is at most 64 KiB, 87,384 bytes of base64. Plus the ARN, name, version id
+/// and stages.
+pub const GET_SECRET_VALUE_CAP: Cap = Cap::kib(400);
+/// The largest GetCallerIdentity answer read (an ARN, an account, a user id).
+pub const CALLER_IDENTITY_CAP: Cap = Cap::kib(64);
 
 /// Signs a request in place: adds `x-amz-date`, `x-amz-security-token` (for
 /// temporary credentials) and `authorization`. The one signing path keyway uses.
@@ -83,10 +94,13 @@ pub async fn get_secret_value_response(
     r: &Reference,
 ) -> Result<Secret<Vec<u8>>, FetchError> {
     call_get_secret_value(f, r, |body, reference| {
-        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|_| FetchError::Corrupt {
-            reference: reference.to_owned(),
-            reason: "the response is not a GetSecretValue response".into(),
-        })?;
+        let mut checked: GetSecretValueResponse =
+            serde_json::from_slice(body).map_err(|_| FetchError::Corrupt {
+                reference: reference.to_owned(),
+                reason: "the response is not a GetSecretValue response".into(),
+            })?;
+        checked.secret_string.zeroize();
+        checked.secret_binary.zeroize();
         Ok(Secret::new(body.to_vec()))
     })
     .await
@@ -127,135 +141,107 @@ async fn call_get_secret_value(
         version_stage: version_stage.clone(),
     })
     .map_err(|e| FetchError::Internal(e.to_string()))?;
-    let start = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let creds = provider
-            .credentials()
-            .await
-            .map_err(|e| FetchError::AwsCredentials {
-                reference: reference.clone(),
-                message: e.to_string(),
-            })?;
-        let left = f.deadline.saturating_sub(start.elapsed());
-        match once(f, &url, &region, &reference, &creds, &body, left, decode).await {
-            Err(e) if e.is_transient() => {
-                let backoff = Duration::from_millis(50) * 2u32.saturating_pow(attempt.min(8) - 1);
-                let backoff = backoff.mul_f64(rand::random::<f64>());
-                if start.elapsed() + backoff >= f.deadline || attempt >= 6 {
-                    return Err(e);
-                }
-                tracing::debug!(%reference, attempt, error = %e, "transient failure, retrying");
-                tokio::time::sleep(backoff).await;
+    let call = Call {
+        doing: "calling Secrets Manager GetSecretValue",
+        url: &url,
+        cap: GET_SECRET_VALUE_CAP,
+    };
+    let signed = Signed {
+        http: &f.http,
+        region: &region,
+        service: "secretsmanager",
+        content_type: "application/x-amz-json-1.1",
+        target: Some("secretsmanager.GetSecretValue"),
+        body: &body,
+        clock: f.clock.as_ref(),
+    };
+    keyway_http::with_retries(&f.retry, call.doing, &url, |_, timeout| {
+        let (reference, url, signed) = (&reference, &url, &signed);
+        async move {
+            // Fresh for every attempt: the provider refreshes credentials near their expiry.
+            let creds = provider
+                .credentials()
+                .await
+                .map_err(|e| FetchError::AwsCredentials {
+                    reference: reference.clone(),
+                    message: e.to_string(),
+                })?;
+            let reply = signed
+                .post(&call, &creds, timeout)
+                .await
+                .map_err(|e| match e {
+                    PostError::Http(error) => FetchError::Transport {
+                        reference: reference.clone(),
+                        error,
+                    },
+                    other => FetchError::Internal(other.to_string()),
+                })?;
+            // The body is a Secret: zeroised when `reply` drops.
+            if reply.status == 200 {
+                return decode(reply.body.expose(), reference);
             }
-            other => return other,
+            Err(classify(reference, url, &reply))
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn once(
-    f: &Fetcher,
-    url: &str,
-    region: &str,
-    reference: &str,
-    creds: &AwsCredentials,
-    body: &[u8],
-    left: Duration,
-    decode: Decode,
-) -> Result<Secret<Vec<u8>>, FetchError> {
-    let unreachable = |reason: String| FetchError::Unreachable {
-        reference: reference.to_owned(),
-        url: url.to_owned(),
-        reason,
-    };
-    if left.is_zero() {
-        return Err(unreachable("no time left before the deadline".into()));
-    }
-    let (status, resp) = signed_post(
-        f,
-        url,
-        region,
-        "secretsmanager",
-        creds,
-        "application/x-amz-json-1.1",
-        Some("secretsmanager.GetSecretValue"),
-        body,
-        left,
-    )
+    })
     .await
-    .map_err(unreachable)?;
-    if status == 200 {
-        let out = decode(&resp, reference);
-        let mut resp = resp;
-        resp.zeroize();
-        return out;
-    }
-    Err(classify(reference, url, status, &resp))
 }
 
-/// A signed POST; the status and body.
-#[allow(clippy::too_many_arguments)]
-async fn signed_post(
-    f: &Fetcher,
-    url: &str,
-    region: &str,
-    service: &str,
-    creds: &AwsCredentials,
-    content_type: &str,
-    target: Option<&str>,
-    body: &[u8],
-    left: Duration,
-) -> Result<(u16, Vec<u8>), String> {
-    let mut b = http::Request::builder()
-        .method("POST")
-        .uri(url)
-        .header("content-type", content_type);
-    if let Some(t) = target {
-        b = b.header("x-amz-target", t);
-    }
-    let mut req = b
-        .body(body.to_vec())
-        .map_err(|e| format!("building the request: {e}"))?;
-    sign_request(
-        &mut req,
-        creds,
-        region,
-        service,
-        SystemTime::now(),
-        SigningSettings::default(),
-    )?;
-    let (parts, body) = req.into_parts();
-    let resp = f
-        .http
-        .post(url)
-        .headers(parts.headers)
-        .body(body)
-        .timeout(left)
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.map_err(|e| describe(&e))?;
-    Ok((status, bytes.to_vec()))
+/// A request to sign and send with whatever credentials are current.
+struct Signed<'a> {
+    http: &'a reqwest::Client,
+    region: &'a str,
+    service: &'a str,
+    content_type: &'a str,
+    target: Option<&'a str>,
+    body: &'a [u8],
+    clock: &'a dyn Clock,
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
+enum PostError {
+    Http(HttpError),
+    Signing(String),
+    /// A non-200 answer (only where the caller does not classify it itself).
+    Refused {
+        status: u16,
+        error: Option<AwsError>,
+    },
+}
+
+impl Signed<'_> {
+    /// One signed POST through keyway-http; any status is a reply.
+    async fn post(
+        &self,
+        call: &Call<'_>,
+        creds: &AwsCredentials,
+        timeout: Duration,
+    ) -> Result<Reply, PostError> {
+        let mut b = http::Request::builder()
+            .method("POST")
+            .uri(call.url)
+            .header("content-type", self.content_type);
+        if let Some(t) = self.target {
+            b = b.header("x-amz-target", t);
+        }
+        let mut req = b
+            .body(self.body.to_vec())
+            .map_err(|e| PostError::Signing(format!("building the request: {e}")))?;
+        let millis = self.clock.now_millis().max(0) as u64;
+        let time = UNIX_EPOCH + Duration::from_millis(millis);
+        sign_request(
+            &mut req,
+            creds,
+            self.region,
+            self.service,
+            time,
+            SigningSettings::default(),
+        )
+        .map_err(PostError::Signing)?;
+        let (parts, body) = req.into_parts();
+        let request = self.http.post(call.url).headers(parts.headers).body(body);
+        keyway_http::exchange(request, timeout, call)
+            .await
+            .map_err(PostError::Http)
     }
-    s
 }
 
 fn decode(body: &[u8], reference: &str) -> Result<Secret<Vec<u8>>, FetchError> {
@@ -280,21 +266,32 @@ fn decode(body: &[u8], reference: &str) -> Result<Secret<Vec<u8>>, FetchError> {
     }
 }
 
-/// Classifies an error answer by its `__type` (`com.amazonaws...#AccessDeniedException` or bare).
-pub fn classify(reference: &str, url: &str, status: u16, body: &[u8]) -> FetchError {
-    let parsed: Option<JsonError> = serde_json::from_slice(body).ok();
+/// Classifies an error answer by its code (`__type`, `x-amzn-ErrorType`, or
+/// an XML `Code`), as keyway-http's AWS error reader finds it.
+pub fn classify(reference: &str, url: &str, reply: &Reply) -> FetchError {
+    classify_body(
+        reference,
+        url,
+        reply.status,
+        reply.body.expose(),
+        reply.header("x-amzn-errortype"),
+    )
+}
+
+fn classify_body(
+    reference: &str,
+    url: &str,
+    status: u16,
+    body: &[u8],
+    error_type: Option<&str>,
+) -> FetchError {
     let reference = reference.to_owned();
-    let (kind, message) = match &parsed {
-        Some(e) => (
-            e.type_.rsplit('#').next().unwrap_or("").to_owned(),
-            e.message.clone(),
-        ),
-        None => (
-            String::new(),
-            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-        ),
-    };
-    match kind.as_str() {
+    let url = redact_url(url);
+    let AwsError { code, message } = error_of(body, error_type).unwrap_or_else(|| AwsError {
+        code: String::new(),
+        message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    });
+    match code.as_str() {
         "AccessDeniedException" => {
             let (principal, action, resource) = parse_denial(&message);
             FetchError::AwsAccessDenied {
@@ -319,25 +316,23 @@ pub fn classify(reference: &str, url: &str, status: u16, body: &[u8]) -> FetchEr
         | "SignatureDoesNotMatch"
         | "ExpiredToken" => FetchError::AwsCredentials {
             reference,
-            message: format!("{kind}: {message}"),
+            message: format!("{code}: {message}"),
         },
-        "ThrottlingException"
-        | "InternalServiceError"
-        | "InternalFailure"
-        | "ServiceUnavailable" => FetchError::Rejected {
+        c if keyway_http::aws::is_transient_code(c) => FetchError::Throttled {
             reference,
-            url: url.to_owned(),
-            status: if status < 500 { 429 } else { status },
+            url,
+            status,
+            code,
             message,
         },
         _ => FetchError::Rejected {
             reference,
-            url: url.to_owned(),
+            url,
             status,
-            message: if kind.is_empty() {
+            message: if code.is_empty() {
                 message
             } else {
-                format!("{kind}: {message}")
+                format!("{code}: {message}")
             },
         },
     }
@@ -357,45 +352,87 @@ fn parse_denial(m: &str) -> (Option<String>, Option<String>, Option<String>) {
 pub async fn caller_identity(
     http: &reqwest::Client,
     env: &keyway_core::Env,
+    clock: &dyn Clock,
     creds: &AwsCredentials,
     region: &str,
 ) -> Result<(String, String, String), String> {
-    let f = Fetcher {
-        aws: None,
-        ..Fetcher::new(http.clone(), env)
-    };
     let url = endpoint(env, "STS", "sts", region);
-    let body = b"Action=GetCallerIdentity&Version=2011-06-15";
-    let (status, resp) = signed_post(
-        &f,
-        &url,
-        region,
-        "sts",
-        creds,
-        "application/x-www-form-urlencoded; charset=utf-8",
-        None,
-        body,
-        Duration::from_secs(10),
-    )
-    .await?;
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let tag = |t: &str| {
-        text.split_once(&format!("<{t}>"))
-            .and_then(|(_, r)| r.split_once(&format!("</{t}>")))
-            .map(|(v, _)| v.trim().to_owned())
+    let call = Call {
+        doing: "calling STS GetCallerIdentity",
+        url: &url,
+        cap: CALLER_IDENTITY_CAP,
     };
-    if status != 200 {
-        return Err(format!(
-            "{url} answered {status}: {} {}",
-            tag("Code").unwrap_or_default(),
-            tag("Message").unwrap_or_default()
-        ));
-    }
-    match (tag("Account"), tag("Arn"), tag("UserId")) {
+    let signed = Signed {
+        http,
+        region,
+        service: "sts",
+        content_type: "application/x-www-form-urlencoded; charset=utf-8",
+        target: None,
+        body: b"Action=GetCallerIdentity&Version=2011-06-15",
+        clock,
+    };
+    let policy = RetryPolicy::with_deadline(Duration::from_secs(10));
+    let reply = keyway_http::with_retries(&policy, call.doing, &url, |_, timeout| {
+        let signed = &signed;
+        async move {
+            let reply = signed.post(&call, creds, timeout).await?;
+            if reply.status != 200 {
+                return Err(PostError::Refused {
+                    status: reply.status,
+                    error: error_of(reply.body.expose(), reply.header("x-amzn-errortype")),
+                });
+            }
+            Ok(reply)
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        PostError::Refused { status, error } => format!(
+            "{} answered {status}: {}",
+            redact_url(&url),
+            error
+                .map(|e| format!("{} {}", e.code, e.message))
+                .unwrap_or_default()
+        ),
+        other => other.to_string(),
+    })?;
+    let text = String::from_utf8_lossy(reply.body.expose()).into_owned();
+    match (
+        xml_text(&text, "Account"),
+        xml_text(&text, "Arn"),
+        xml_text(&text, "UserId"),
+    ) {
         (Some(a), Some(arn), Some(u)) => Ok((a, arn, u)),
         _ => Err(format!(
-            "{url} sent an unexpected GetCallerIdentity response"
+            "{} sent an unexpected GetCallerIdentity response",
+            redact_url(&url)
         )),
+    }
+}
+
+impl keyway_http::Transient for PostError {
+    fn is_transient(&self) -> bool {
+        match self {
+            PostError::Http(e) => e.is_transient(),
+            PostError::Signing(_) => false,
+            PostError::Refused { status, error } => {
+                keyway_http::is_transient_status(*status)
+                    || error.as_ref().is_some_and(AwsError::is_transient)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PostError::Http(e) => e.fmt(f),
+            PostError::Signing(m) => f.write_str(m),
+            PostError::Refused { status, error } => match error {
+                Some(e) => write!(f, "answered {status}: {} {}", e.code, e.message),
+                None => write!(f, "answered {status}"),
+            },
+        }
     }
 }
 

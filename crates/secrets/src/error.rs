@@ -42,12 +42,22 @@ pub enum FetchError {
         status: u16,
         message: String,
     },
-    /// The endpoint could not be reached or did not answer in time.
-    #[error("reading {reference}: {url} is unreachable: {reason}")]
-    Unreachable {
+    /// The service asked to slow down or failed briefly (an AWS throttling or
+    /// transient error code, whatever the status): worth retrying.
+    #[error("reading {reference}: {url} answered {status} {code}: {message}")]
+    Throttled {
         reference: String,
         url: String,
-        reason: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// No complete answer arrived: unreachable, too slow, or larger than the
+    /// API can send (keyway-http's one description of a transport failure).
+    #[error("reading {reference}: {error}")]
+    Transport {
+        reference: String,
+        error: keyway_http::HttpError,
     },
     /// The payload arrived damaged (CRC32C mismatch) or in an unexpected shape.
     #[error("reading {reference}: {reason}")]
@@ -91,9 +101,16 @@ impl FetchError {
     /// Worth retrying: the same request may succeed later.
     pub fn is_transient(&self) -> bool {
         match self {
-            FetchError::Unreachable { .. } => true,
-            FetchError::Rejected { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            FetchError::Transport { error, .. } => error.is_transient(),
+            FetchError::Throttled { .. } => true,
+            FetchError::Rejected { status, .. } => keyway_http::is_transient_status(*status),
             _ => false,
         }
+    }
+}
+
+impl keyway_http::Transient for FetchError {
+    fn is_transient(&self) -> bool {
+        FetchError::is_transient(self)
     }
 }

@@ -1,16 +1,22 @@
 //! Secret Manager's `versions/{v}:access` over REST, with the payload's CRC32C
-//! verified and transient failures (429, 5xx, connection errors) retried with
-//! jittered exponential backoff inside the fetcher's deadline.
+//! verified, through keyway-http: transient failures (408, 429, 5xx, connection
+//! errors, timeouts) retried inside the fetcher's deadline, and the answer
+//! capped at what Secret Manager can send ([`ACCESS_CAP`]).
 
 use crate::{FetchError, Fetcher};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_core::{Reference, Secret};
+use keyway_http::{Call, Cap, redact_url};
 use keyway_wire::google::GoogleError;
 use keyway_wire::google::error::reason;
 use keyway_wire::google::secretmanager::AccessSecretVersionResponse;
-use std::time::{Duration, Instant};
 use zeroize::Zeroize;
+
+/// The largest `:access` answer read. A payload is at most 64 KiB, which is
+/// 87,384 bytes of base64; a JSON encoder may escape each `/` of it as `\/`,
+/// so at worst twice that, plus the version's name and checksum.
+pub const ACCESS_CAP: Cap = Cap::kib(192);
 
 pub async fn access(
     f: &Fetcher,
@@ -30,86 +36,34 @@ pub async fn access(
         f.secretmanager
     );
     let reference = r.to_string();
-    let start = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let left = f.deadline.saturating_sub(start.elapsed());
-        let result = once(f, &url, &reference, token, left).await;
-        match result {
-            Err(e) if e.is_transient() => {
-                let backoff =
-                    jitter(Duration::from_millis(50) * 2u32.saturating_pow(attempt.min(8) - 1));
-                if start.elapsed() + backoff >= f.deadline || attempt >= 6 {
-                    return Err(e);
-                }
-                tracing::debug!(%reference, attempt, error = %e, "transient failure, retrying");
-                tokio::time::sleep(backoff).await;
+    let call = Call {
+        doing: "accessing the secret version",
+        url: &url,
+        cap: ACCESS_CAP,
+    };
+    keyway_http::with_retries(&f.retry, call.doing, &url, |_, timeout| {
+        let request = f.http.get(url.as_str()).bearer_auth(token.expose());
+        let (reference, url) = (&reference, &url);
+        async move {
+            let reply = keyway_http::exchange(request, timeout, &call)
+                .await
+                .map_err(|error| FetchError::Transport {
+                    reference: reference.clone(),
+                    error,
+                })?;
+            // The body is a Secret: zeroised when `reply` drops.
+            if reply.status == 200 {
+                return decode(reply.body.expose(), reference);
             }
-            other => return other,
+            Err(classify(
+                reference,
+                &redact_url(url),
+                reply.status,
+                reply.body.expose(),
+            ))
         }
-    }
-}
-
-fn jitter(max: Duration) -> Duration {
-    max.mul_f64(rand::random::<f64>())
-}
-
-async fn once(
-    f: &Fetcher,
-    url: &str,
-    reference: &str,
-    token: &Secret<String>,
-    left: Duration,
-) -> Result<Secret<Vec<u8>>, FetchError> {
-    let unreachable = |reason: String| FetchError::Unreachable {
-        reference: reference.to_owned(),
-        url: url.to_owned(),
-        reason,
-    };
-    if left.is_zero() {
-        return Err(unreachable("no time left before the deadline".into()));
-    }
-    let resp = f
-        .http
-        .get(url)
-        .bearer_auth(token.expose())
-        .timeout(left)
-        .send()
-        .await
-        .map_err(|e| unreachable(describe(&e)))?;
-    let status = resp.status().as_u16();
-    let body = resp.bytes().await.map_err(|e| unreachable(describe(&e)))?;
-    if status == 200 {
-        let out = decode(&body, reference);
-        wipe(body);
-        return out;
-    }
-    Err(classify(reference, url, status, &body))
-}
-
-fn wipe(b: bytes::Bytes) {
-    if let Ok(mut m) = b.try_into_mut() {
-        m.as_mut().zeroize();
-    }
-}
-
-/// reqwest's error Display includes the URL (never a secret here) and the cause.
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
+    })
+    .await
 }
 
 fn decode(body: &[u8], reference: &str) -> Result<Secret<Vec<u8>>, FetchError> {
@@ -215,6 +169,24 @@ mod tests {
         ));
         assert!(classify("r", "u", 503, b"<html>oops</html>").is_transient());
         assert!(!classify("r", "u", 400, b"{}").is_transient());
+    }
+
+    #[test]
+    fn the_largest_answer_secret_manager_can_send_fits_the_cap() {
+        // 64 KiB whose base64 is all '/', each escaped as \/ by the encoder.
+        let payload = vec![0xffu8; 65_536];
+        let data = STANDARD.encode(&payload).replace('/', "\\/");
+        let body = format!(
+            r#"{{"name":"projects/123456789012/secrets/{}/versions/1","payload":{{"data":"{data}","dataCrc32c":"{}"}}}}"#,
+            "s".repeat(255),
+            crc32c::crc32c(&payload)
+        );
+        assert!(
+            body.len() <= ACCESS_CAP.bytes(),
+            "{} > {ACCESS_CAP}",
+            body.len()
+        );
+        assert_eq!(decode(body.as_bytes(), "r").unwrap().expose(), &payload);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Fetching secret references. The caller brings credentials (a bearer token for
-//! Google, an AWS credentials provider for Secrets Manager); this crate turns references into values: concurrently, with a bound,
-//! with retries for transient failures inside a deadline, verifying checksums,
+//! Google, an AWS credentials provider for Secrets Manager); this crate turns
+//! references into values: concurrently, with a bound, verifying checksums,
 //! extracting JSON fields, and classifying every failure so the user learns
-//! whether the scopes, the IAM role, the secret itself or the network is at fault.
+//! whether the scopes, the IAM role, the secret itself or the network is at
+//! fault. Every request goes through keyway-http, the one client HTTP path:
+//! its retry policy (transient failures retried inside the deadline) and a cap
+//! on each answer at the size the real API can produce.
 
 pub mod aws;
 pub mod error;
@@ -12,23 +15,50 @@ pub mod gcp;
 pub use error::FetchError;
 
 use futures::StreamExt;
-use keyway_core::{Secret, SecretRef};
+use keyway_core::{Clock, Secret, SecretRef, SystemClock};
+use keyway_http::RetryPolicy;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where and how to fetch.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Fetcher {
     pub http: reqwest::Client,
     /// Secret Manager's base URL, ending in '/' (`https://secretmanager.googleapis.com/`).
     pub secretmanager: String,
     /// How many fetches run at once.
     pub concurrency: usize,
-    /// Overall time allowed for one reference, retries included.
-    pub deadline: Duration,
+    /// Retries and timeouts of one reference: its `deadline` is the whole time
+    /// allowed for it, retries included.
+    pub retry: RetryPolicy,
     /// AWS credentials, for Secrets Manager references.
     pub aws: Option<keyway_auth::AwsCredentialsProvider>,
     /// The environment endpoints are read from (AWS_ENDPOINT_URL...).
     pub env: keyway_core::Env,
+    /// The time requests are signed at (SigV4).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("secretmanager", &self.secretmanager)
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .field("aws", &self.aws)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The retry policy for fetching within `deadline`: keyway-http's defaults,
+/// with each attempt allowed at most 10 s (a stalled server leaves time to
+/// try again).
+pub fn retry_within(deadline: Duration) -> RetryPolicy {
+    RetryPolicy {
+        deadline,
+        attempt_timeout: deadline.min(Duration::from_secs(10)),
+        ..RetryPolicy::default()
+    }
 }
 
 pub const SECRETMANAGER_DEFAULT: &str = "https://secretmanager.googleapis.com/";
@@ -46,9 +76,10 @@ impl Fetcher {
             http,
             secretmanager: base,
             concurrency: 16,
-            deadline: Duration::from_secs(30),
+            retry: retry_within(Duration::from_secs(30)),
             aws: None,
             env: env.clone(),
+            clock: Arc::new(SystemClock),
         }
     }
 

@@ -1,11 +1,13 @@
 //! The chain's sources, one function each, and region resolution.
 
 use super::{
-    AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsOutcome, AwsSource, AwsSourceKind,
+    AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsOutcome, AwsSource,
+    AwsSourceKind, ImdsEndpoint,
 };
 use crate::AuthContext;
-use crate::http::{Failure, exchange, redact_url, send, with_retries};
+use crate::http::{self, Call, redact_url, send};
 use keyway_core::{Secret, vars};
+use keyway_http::aws::AwsError;
 use keyway_wire::aws::{ContainerCredentials, ImdsCredentials};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -95,7 +97,11 @@ pub(super) async fn chain(
         .or(env.non_empty("AWS_DEFAULT_PROFILE"))
         .unwrap_or("default")
         .to_owned();
-    let profile = read_profile(ctx, &profile_name);
+    let profile = if opts.consults(AwsSourceKind::Profile) {
+        read_profile(ctx, &profile_name)
+    } else {
+        Ok(BTreeMap::new())
+    };
     let profile_region = profile
         .as_ref()
         .ok()
@@ -107,88 +113,28 @@ pub(super) async fn chain(
     };
 
     // 1. Environment.
-    let kind = AwsSourceKind::Environment;
-    match (
-        env.non_empty("AWS_ACCESS_KEY_ID"),
-        env.non_empty("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(id), Some(secret)) => {
-            record(attempts, kind, AwsOutcome::Answered);
-            let creds = AwsCredentials {
-                access_key_id: id.to_owned(),
-                secret_access_key: Secret::new(secret.to_owned()),
-                session_token: env
-                    .non_empty("AWS_SESSION_TOKEN")
-                    .map(|t| Secret::new(t.to_owned())),
-                expires_at: None,
-            };
-            let source = AwsSource {
-                kind,
-                detail: "AWS_ACCESS_KEY_ID".into(),
-            };
-            return Ok(Found {
-                source,
-                creds,
-                fetch: Refetch::Static,
-                profile_region,
-            });
+    'environment: {
+        let kind = AwsSourceKind::Environment;
+        if !opts.consults(kind) {
+            break 'environment;
         }
-        (Some(_), None) => {
-            return Err(stop(
-                attempts,
-                failed(
-                    kind,
-                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
-                ),
-                kind,
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(stop(
-                attempts,
-                failed(
-                    kind,
-                    "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not",
-                ),
-                kind,
-            ));
-        }
-        (None, None) => record(
-            attempts,
-            kind,
-            AwsOutcome::NotConfigured("AWS_ACCESS_KEY_ID is not set".into()),
-        ),
-    }
-
-    // 2. Shared files.
-    let kind = AwsSourceKind::Profile;
-    let explicit =
-        env.non_empty("AWS_PROFILE").is_some() || env.non_empty("AWS_DEFAULT_PROFILE").is_some();
-    match profile {
-        Err(e) => return Err(stop(attempts, failed(kind, e), kind)),
-        Ok(p) if p.is_empty() => {
-            let why = format!(
-                "no profile '{profile_name}' in {} or {}",
-                files(ctx).0.display(),
-                files(ctx).1.display()
-            );
-            if explicit {
-                return Err(stop(attempts, failed(kind, why), kind));
-            }
-            record(attempts, kind, AwsOutcome::NotConfigured(why));
-        }
-        Ok(p) => match (p.get("aws_access_key_id"), p.get("aws_secret_access_key")) {
+        match (
+            env.non_empty("AWS_ACCESS_KEY_ID"),
+            env.non_empty("AWS_SECRET_ACCESS_KEY"),
+        ) {
             (Some(id), Some(secret)) => {
                 record(attempts, kind, AwsOutcome::Answered);
                 let creds = AwsCredentials {
-                    access_key_id: id.clone(),
-                    secret_access_key: Secret::new(secret.clone()),
-                    session_token: p.get("aws_session_token").map(|t| Secret::new(t.clone())),
+                    access_key_id: id.to_owned(),
+                    secret_access_key: Secret::new(secret.to_owned()),
+                    session_token: env
+                        .non_empty("AWS_SESSION_TOKEN")
+                        .map(|t| Secret::new(t.to_owned())),
                     expires_at: None,
                 };
                 let source = AwsSource {
                     kind,
-                    detail: format!("profile {profile_name}"),
+                    detail: "AWS_ACCESS_KEY_ID".into(),
                 };
                 return Ok(Found {
                     source,
@@ -197,33 +143,257 @@ pub(super) async fn chain(
                     profile_region,
                 });
             }
-            _ if p.contains_key("web_identity_token_file") => {
-                let file = p
-                    .get("web_identity_token_file")
-                    .cloned()
-                    .unwrap_or_default();
-                let Some(role_arn) = p.get("role_arn").cloned() else {
-                    let e = failed(
+            (Some(_), None) => {
+                return Err(stop(
+                    attempts,
+                    failed(
+                        kind,
+                        "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+                    ),
+                    kind,
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(stop(
+                    attempts,
+                    failed(
+                        kind,
+                        "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not",
+                    ),
+                    kind,
+                ));
+            }
+            (None, None) => record(
+                attempts,
+                kind,
+                AwsOutcome::NotConfigured("AWS_ACCESS_KEY_ID is not set".into()),
+            ),
+        }
+    }
+
+    // 2. Shared files.
+    'profile: {
+        let kind = AwsSourceKind::Profile;
+        if !opts.consults(kind) {
+            break 'profile;
+        }
+        let explicit = env.non_empty("AWS_PROFILE").is_some()
+            || env.non_empty("AWS_DEFAULT_PROFILE").is_some();
+        match profile {
+            Err(e) => return Err(stop(attempts, failed(kind, e), kind)),
+            Ok(p) if p.is_empty() => {
+                let why = format!(
+                    "no profile '{profile_name}' in {} or {}",
+                    files(ctx).0.display(),
+                    files(ctx).1.display()
+                );
+                if explicit {
+                    return Err(stop(attempts, failed(kind, why), kind));
+                }
+                record(attempts, kind, AwsOutcome::NotConfigured(why));
+            }
+            Ok(p) => match (p.get("aws_access_key_id"), p.get("aws_secret_access_key")) {
+                (Some(id), Some(secret)) => {
+                    record(attempts, kind, AwsOutcome::Answered);
+                    let creds = AwsCredentials {
+                        access_key_id: id.clone(),
+                        secret_access_key: Secret::new(secret.clone()),
+                        session_token: p.get("aws_session_token").map(|t| Secret::new(t.clone())),
+                        expires_at: None,
+                    };
+                    let source = AwsSource {
+                        kind,
+                        detail: format!("profile {profile_name}"),
+                    };
+                    return Ok(Found {
+                        source,
+                        creds,
+                        fetch: Refetch::Static,
+                        profile_region,
+                    });
+                }
+                _ if p.contains_key("web_identity_token_file") => {
+                    let file = p
+                        .get("web_identity_token_file")
+                        .cloned()
+                        .unwrap_or_default();
+                    let Some(role_arn) = p.get("role_arn").cloned() else {
+                        let e = failed(
+                            kind,
+                            format!(
+                                "profile '{profile_name}' has web_identity_token_file but no role_arn"
+                            ),
+                        );
+                        return Err(stop(attempts, e, kind));
+                    };
+                    let session_name = p
+                        .get("role_session_name")
+                        .cloned()
+                        .unwrap_or_else(|| generated_session(ctx));
+                    let region = env
+                        .non_empty("AWS_REGION")
+                        .or(env.non_empty("AWS_DEFAULT_REGION"))
+                        .or(p.get("region").map(String::as_str));
+                    let wi = WebIdentity {
+                        kind,
+                        token: TokenSource::File(PathBuf::from(&file)),
+                        role_arn: role_arn.clone(),
+                        session_name,
+                        endpoint: sts_endpoint(ctx, region),
+                    };
+                    let fetch = Refetch::WebIdentity(Box::new(wi));
+                    let creds = refetch(ctx, opts, &fetch)
+                        .await
+                        .map_err(|e| stop(attempts, e, kind))?;
+                    record(attempts, kind, AwsOutcome::Answered);
+                    let source = AwsSource {
+                        kind,
+                        detail: format!(
+                            "profile {profile_name}: web_identity_token_file {file}, role {role_arn}"
+                        ),
+                    };
+                    return Ok(Found {
+                        source,
+                        creds,
+                        fetch,
+                        profile_region,
+                    });
+                }
+                _ => {
+                    let other = [
+                        "role_arn",
+                        "credential_process",
+                        "sso_session",
+                        "sso_start_url",
+                        "credential_source",
+                    ]
+                    .into_iter()
+                    .find(|k| p.contains_key(*k));
+                    match other {
+                        Some(k) => {
+                            let e = AwsAuthError::Unsupported {
+                                kind,
+                                detail: format!("profile '{profile_name}' with {k}"),
+                            };
+                            return Err(stop(attempts, e, kind));
+                        }
+                        None if explicit => {
+                            return Err(stop(
+                                attempts,
+                                failed(
+                                    kind,
+                                    format!(
+                                        "profile '{profile_name}' has no aws_access_key_id/aws_secret_access_key"
+                                    ),
+                                ),
+                                kind,
+                            ));
+                        }
+                        None => record(
+                            attempts,
+                            kind,
+                            AwsOutcome::NotConfigured(format!(
+                                "profile '{profile_name}' holds no keys"
+                            )),
+                        ),
+                    }
+                }
+            },
+        }
+    }
+
+    // 3. Web identity: keyway's Google → AWS source when asked for, else the SDKs' token file.
+    'web_identity: {
+        let kind = AwsSourceKind::WebIdentity;
+        if !opts.consults(kind) {
+            break 'web_identity;
+        }
+        let region = env
+            .non_empty("AWS_REGION")
+            .or(env.non_empty("AWS_DEFAULT_REGION"))
+            .or(profile_region.as_ref().map(|(r, _)| r.as_str()));
+        let role_arn = env.non_empty(vars::AWS_ROLE_ARN);
+        let session_name = || {
+            env.non_empty(vars::AWS_ROLE_SESSION_NAME)
+                .map(str::to_owned)
+                .unwrap_or_else(|| generated_session(ctx))
+        };
+        let configured = match (
+            env.non_empty(vars::KEYWAY_AWS_WEB_IDENTITY),
+            env.non_empty(vars::AWS_WEB_IDENTITY_TOKEN_FILE),
+        ) {
+            (Some(v), _) if v.eq_ignore_ascii_case("google") => {
+                let Some(role_arn) = role_arn else {
+                    return Err(stop(
+                        attempts,
+                        failed(
+                            kind,
+                            "KEYWAY_AWS_WEB_IDENTITY=google is set but AWS_ROLE_ARN is not (the role to assume)",
+                        ),
+                        kind,
+                    ));
+                };
+                let audience = env
+                    .non_empty(vars::KEYWAY_AWS_WEB_IDENTITY_AUDIENCE)
+                    .unwrap_or(DEFAULT_GOOGLE_AUDIENCE)
+                    .to_owned();
+                // Boxed: Google's default credentials may be federated from AWS (aws1),
+                // which makes this future recursive in type. At run time aws1 uses a chain
+                // without web identity, so the recursion stops there.
+                let credentials = Box::pin(crate::google_default(ctx, &[CLOUD_PLATFORM.to_owned()]))
+                .await
+                .map_err(|e| stop(attempts, failed(kind, format!("KEYWAY_AWS_WEB_IDENTITY=google needs Google credentials for the ID token: {e}")), kind))?;
+                let detail = format!(
+                    "KEYWAY_AWS_WEB_IDENTITY=google: a Google ID token (audience {audience}) from {}, role {role_arn}",
+                    credentials.source()
+                );
+                Some((
+                    TokenSource::Google {
+                        credentials,
+                        audience,
+                    },
+                    role_arn.to_owned(),
+                    detail,
+                ))
+            }
+            (Some(v), _) => {
+                return Err(stop(
+                    attempts,
+                    failed(
                         kind,
                         format!(
-                            "profile '{profile_name}' has web_identity_token_file but no role_arn"
+                            "KEYWAY_AWS_WEB_IDENTITY='{v}' is not understood (the only value is 'google')"
                         ),
-                    );
-                    return Err(stop(attempts, e, kind));
+                    ),
+                    kind,
+                ));
+            }
+            (None, Some(file)) => {
+                let Some(role_arn) = role_arn else {
+                    return Err(stop(
+                        attempts,
+                        failed(
+                            kind,
+                            "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not (the role to assume)",
+                        ),
+                        kind,
+                    ));
                 };
-                let session_name = p
-                    .get("role_session_name")
-                    .cloned()
-                    .unwrap_or_else(|| generated_session(ctx));
-                let region = env
-                    .non_empty("AWS_REGION")
-                    .or(env.non_empty("AWS_DEFAULT_REGION"))
-                    .or(p.get("region").map(String::as_str));
+                Some((
+                    TokenSource::File(PathBuf::from(file)),
+                    role_arn.to_owned(),
+                    format!("AWS_WEB_IDENTITY_TOKEN_FILE {file}, role {role_arn}"),
+                ))
+            }
+            (None, None) => None,
+        };
+        match configured {
+            Some((token, role_arn, detail)) => {
                 let wi = WebIdentity {
                     kind,
-                    token: TokenSource::File(PathBuf::from(&file)),
-                    role_arn: role_arn.clone(),
-                    session_name,
+                    token,
+                    role_arn,
+                    session_name: session_name(),
                     endpoint: sts_endpoint(ctx, region),
                 };
                 let fetch = Refetch::WebIdentity(Box::new(wi));
@@ -231,221 +401,90 @@ pub(super) async fn chain(
                     .await
                     .map_err(|e| stop(attempts, e, kind))?;
                 record(attempts, kind, AwsOutcome::Answered);
-                let source = AwsSource {
-                    kind,
-                    detail: format!(
-                        "profile {profile_name}: web_identity_token_file {file}, role {role_arn}"
-                    ),
-                };
                 return Ok(Found {
-                    source,
+                    source: AwsSource { kind, detail },
                     creds,
                     fetch,
                     profile_region,
                 });
             }
-            _ => {
-                let other = [
-                    "role_arn",
-                    "credential_process",
-                    "sso_session",
-                    "sso_start_url",
-                    "credential_source",
-                ]
-                .into_iter()
-                .find(|k| p.contains_key(*k));
-                match other {
-                    Some(k) => {
-                        let e = AwsAuthError::Unsupported {
-                            kind,
-                            detail: format!("profile '{profile_name}' with {k}"),
-                        };
-                        return Err(stop(attempts, e, kind));
-                    }
-                    None if explicit => {
-                        return Err(stop(
-                            attempts,
-                            failed(
-                                kind,
-                                format!(
-                                    "profile '{profile_name}' has no aws_access_key_id/aws_secret_access_key"
-                                ),
-                            ),
-                            kind,
-                        ));
-                    }
-                    None => record(
-                        attempts,
-                        kind,
-                        AwsOutcome::NotConfigured(format!(
-                            "profile '{profile_name}' holds no keys"
-                        )),
-                    ),
-                }
-            }
-        },
+            None => record(
+                attempts,
+                kind,
+                AwsOutcome::NotConfigured(
+                    "AWS_WEB_IDENTITY_TOKEN_FILE (or KEYWAY_AWS_WEB_IDENTITY) is not set".into(),
+                ),
+            ),
+        }
     }
 
-    // 3. Web identity: keyway's Google → AWS source when asked for, else the SDKs' token file.
-    let kind = AwsSourceKind::WebIdentity;
-    let region = env
-        .non_empty("AWS_REGION")
-        .or(env.non_empty("AWS_DEFAULT_REGION"))
-        .or(profile_region.as_ref().map(|(r, _)| r.as_str()));
-    let role_arn = env.non_empty(vars::AWS_ROLE_ARN);
-    let session_name = || {
-        env.non_empty(vars::AWS_ROLE_SESSION_NAME)
-            .map(str::to_owned)
-            .unwrap_or_else(|| generated_session(ctx))
-    };
-    let configured = match (
-        env.non_empty(vars::KEYWAY_AWS_WEB_IDENTITY),
-        env.non_empty(vars::AWS_WEB_IDENTITY_TOKEN_FILE),
-    ) {
-        (Some(v), _) if v.eq_ignore_ascii_case("google") => {
-            let Some(role_arn) = role_arn else {
-                return Err(stop(
-                    attempts,
-                    failed(
-                        kind,
-                        "KEYWAY_AWS_WEB_IDENTITY=google is set but AWS_ROLE_ARN is not (the role to assume)",
-                    ),
-                    kind,
-                ));
-            };
-            let audience = env
-                .non_empty(vars::KEYWAY_AWS_WEB_IDENTITY_AUDIENCE)
-                .unwrap_or(DEFAULT_GOOGLE_AUDIENCE)
-                .to_owned();
-            // Boxed: Google's default credentials may be federated from AWS (aws1),
-            // which makes this future recursive in type. At run time aws1 uses a chain
-            // without web identity, so the recursion stops there.
-            let credentials = Box::pin(crate::google_default(ctx, &[CLOUD_PLATFORM.to_owned()]))
-                .await
-                .map_err(|e| stop(attempts, failed(kind, format!("KEYWAY_AWS_WEB_IDENTITY=google needs Google credentials for the ID token: {e}")), kind))?;
-            let detail = format!(
-                "KEYWAY_AWS_WEB_IDENTITY=google: a Google ID token (audience {audience}) from {}, role {role_arn}",
-                credentials.source()
-            );
-            Some((
-                TokenSource::Google {
-                    credentials,
-                    audience,
-                },
-                role_arn.to_owned(),
-                detail,
-            ))
+    // 4. ECS container endpoint.
+    'ecs: {
+        let kind = AwsSourceKind::EcsContainer;
+        if !opts.consults(kind) {
+            break 'ecs;
         }
-        (Some(v), _) => {
-            return Err(stop(
-                attempts,
-                failed(
-                    kind,
-                    format!(
-                        "KEYWAY_AWS_WEB_IDENTITY='{v}' is not understood (the only value is 'google')"
-                    ),
-                ),
-                kind,
-            ));
-        }
-        (None, Some(file)) => {
-            let Some(role_arn) = role_arn else {
-                return Err(stop(
-                    attempts,
-                    failed(
-                        kind,
-                        "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not (the role to assume)",
-                    ),
-                    kind,
-                ));
-            };
-            Some((
-                TokenSource::File(PathBuf::from(file)),
-                role_arn.to_owned(),
-                format!("AWS_WEB_IDENTITY_TOKEN_FILE {file}, role {role_arn}"),
-            ))
-        }
-        (None, None) => None,
-    };
-    match configured {
-        Some((token, role_arn, detail)) => {
-            let wi = WebIdentity {
-                kind,
-                token,
-                role_arn,
-                session_name: session_name(),
-                endpoint: sts_endpoint(ctx, region),
-            };
-            let fetch = Refetch::WebIdentity(Box::new(wi));
+        if let Some(url) = ecs_url(ctx).map_err(|e| stop(attempts, failed(kind, e), kind))? {
+            let fetch = Refetch::Ecs { url: url.clone() };
             let creds = refetch(ctx, opts, &fetch)
                 .await
                 .map_err(|e| stop(attempts, e, kind))?;
             record(attempts, kind, AwsOutcome::Answered);
             return Ok(Found {
-                source: AwsSource { kind, detail },
+                source: AwsSource {
+                    kind,
+                    detail: redact_url(&url),
+                },
                 creds,
                 fetch,
                 profile_region,
             });
         }
-        None => record(
-            attempts,
-            kind,
-            AwsOutcome::NotConfigured(
-                "AWS_WEB_IDENTITY_TOKEN_FILE (or KEYWAY_AWS_WEB_IDENTITY) is not set".into(),
-            ),
-        ),
-    }
-
-    // 4. ECS container endpoint.
-    let kind = AwsSourceKind::EcsContainer;
-    if let Some(url) = ecs_url(ctx).map_err(|e| stop(attempts, failed(kind, e), kind))? {
-        let fetch = Refetch::Ecs { url: url.clone() };
-        let creds = refetch(ctx, opts, &fetch)
-            .await
-            .map_err(|e| stop(attempts, e, kind))?;
-        record(attempts, kind, AwsOutcome::Answered);
-        return Ok(Found {
-            source: AwsSource {
-                kind,
-                detail: redact_url(&url),
-            },
-            creds,
-            fetch,
-            profile_region,
-        });
-    }
-    record(
-        attempts,
-        kind,
-        AwsOutcome::NotConfigured(
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI are not set".into(),
-        ),
-    );
-
-    // 5. IMDSv2.
-    let kind = AwsSourceKind::Imds;
-    if env
-        .non_empty("AWS_EC2_METADATA_DISABLED")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
         record(
             attempts,
             kind,
-            AwsOutcome::NotConfigured("AWS_EC2_METADATA_DISABLED=true".into()),
+            AwsOutcome::NotConfigured(
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI are not set".into(),
+            ),
         );
+    }
+
+    // 5. IMDSv2.
+    let kind = AwsSourceKind::Imds;
+    let not_configured = |attempts: &mut Vec<AwsAttempt>, why: String| {
+        record(attempts, kind, AwsOutcome::NotConfigured(why));
+        AwsAuthError::NotConfigured {
+            attempts: attempts.clone(),
+        }
+    };
+    if !opts.consults(kind) {
         return Err(AwsAuthError::NotConfigured {
             attempts: attempts.clone(),
         });
     }
-    let endpoint = match env.non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
-        Some(e) => e.trim_end_matches('/').to_owned(),
-        None if opts.probe_default_imds => IMDS_DEFAULT.to_owned(),
-        None => {
-            record(attempts, kind, AwsOutcome::NotConfigured("not probed (no AWS_EC2_METADATA_SERVICE_ENDPOINT, and this does not look like EC2)".into()));
-            return Err(AwsAuthError::NotConfigured {
-                attempts: attempts.clone(),
-            });
+    if env
+        .non_empty("AWS_EC2_METADATA_DISABLED")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Err(not_configured(
+            attempts,
+            "AWS_EC2_METADATA_DISABLED=true".into(),
+        ));
+    }
+    let endpoint = match (
+        &opts.imds,
+        env.non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT"),
+    ) {
+        (ImdsEndpoint::At(e), _) => e.trim_end_matches('/').to_owned(),
+        (ImdsEndpoint::Unavailable(why), _) => return Err(not_configured(attempts, why.clone())),
+        (ImdsEndpoint::FromEnvironment, Some(e)) => e.trim_end_matches('/').to_owned(),
+        (ImdsEndpoint::FromEnvironment, None) if opts.probe_default_imds => IMDS_DEFAULT.to_owned(),
+        (ImdsEndpoint::FromEnvironment, None) => {
+            return Err(not_configured(
+                attempts,
+                "not probed (no AWS_EC2_METADATA_SERVICE_ENDPOINT, and this does not look like EC2)"
+                    .into(),
+            ));
         }
     };
     let fetch = Refetch::Imds {
@@ -631,20 +670,51 @@ pub(super) fn sts_endpoint(ctx: &AuthContext, region: Option<&str>) -> String {
     }
 }
 
-/// The text of the first `<tag>` element, unescaped.
-fn xml_text(x: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let start = x.find(&open)? + open.len();
-    let end = start + x[start..].find(&format!("</{tag}>"))?;
-    Some(
-        x[start..end]
-            .trim()
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
+/// An AWS error answer's code and message; a body that is neither AWS's XML
+/// nor its JSON is summed up by its first line.
+fn aws_error_of(reply: &http::Reply) -> AwsError {
+    keyway_http::aws::error_of(reply.body.expose(), reply.header("x-amzn-errortype"))
+        .unwrap_or_else(|| AwsError {
+            code: String::new(),
+            message: String::from_utf8_lossy(reply.body.expose())
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect(),
+        })
+}
+
+/// One AssumeRoleWithWebIdentity attempt that failed: retried when the
+/// transport failed transiently, the status is transient, or the code is one
+/// the SDKs retry (`IDPCommunicationError`, throttling).
+enum StsFailure {
+    Transport(keyway_http::HttpError),
+    Refused { status: u16, error: AwsError },
+}
+
+impl keyway_http::Transient for StsFailure {
+    fn is_transient(&self) -> bool {
+        match self {
+            StsFailure::Transport(e) => e.is_transient(),
+            StsFailure::Refused { status, error } => {
+                keyway_http::is_transient_status(*status) || error.is_transient()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for StsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StsFailure::Transport(e) => e.fmt(f),
+            StsFailure::Refused { status, error } => {
+                write!(f, "answered {status} {}: {}", error.code, error.message)
+            }
+        }
+    }
 }
 
 /// Identifying claims of a JWT (unverified, for explanations): never the token itself.
@@ -728,7 +798,12 @@ async fn assume_role_with_web_identity(
         .into_bytes(),
     );
     let doing = "calling STS AssumeRoleWithWebIdentity";
-    let reply = with_retries(&ctx.retry, doing, &url, |_, timeout| {
+    let call = Call {
+        doing,
+        url: &url,
+        cap: http::TOKEN,
+    };
+    let reply = keyway_http::with_retries(&ctx.retry, doing, &url, |_, timeout| {
         let req = ctx
             .http
             .post(url.as_str())
@@ -738,37 +813,32 @@ async fn assume_role_with_web_identity(
             )
             .header("Accept", "text/xml")
             .body(body.expose().clone());
-        let url = url.as_str();
         async move {
-            let reply = exchange(req, timeout, doing, url).await?;
+            let reply = keyway_http::exchange(req, timeout, &call)
+                .await
+                .map_err(StsFailure::Transport)?;
             if (200..300).contains(&reply.status) {
-                return Ok(Ok(reply));
+                return Ok(reply);
             }
-            let text = String::from_utf8_lossy(reply.body.expose()).into_owned();
-            let code = xml_text(&text, "Code").unwrap_or_default();
-            let message = xml_text(&text, "Message").unwrap_or_default();
-            let retry = crate::error::is_transient_status(reply.status)
-                || code == "IDPCommunicationError"
-                || code == "Throttling";
-            if retry {
-                return Err(Failure {
-                    error: crate::AuthError::Rejected {
-                        doing,
-                        url: redact_url(url),
-                        status: reply.status,
-                        summary: Some(format!("{code}: {message}")),
-                    },
-                    retry: true,
-                });
-            }
-            Ok(Err((reply.status, code, message)))
+            let error = aws_error_of(&reply);
+            Err(StsFailure::Refused {
+                status: reply.status,
+                error,
+            })
         }
     })
-    .await
-    .map_err(|e| failed_request(kind, &e))?;
+    .await;
     let reply = match reply {
         Ok(r) => r,
-        Err((status, code, message)) => {
+        Err(StsFailure::Transport(e)) => {
+            return Err(AwsAuthError::Failed {
+                kind,
+                reason: e.to_string(),
+                transient: e.is_transient(),
+            });
+        }
+        Err(StsFailure::Refused { status, error }) => {
+            let AwsError { code, message } = error;
             let mut reason = format!(
                 "STS AssumeRoleWithWebIdentity for {} at {} answered {status} {code}: {message}",
                 wi.role_arn,
@@ -790,7 +860,7 @@ async fn assume_role_with_web_identity(
     // The answer holds the secret key: kept in a Secret (zeroised when dropped).
     let text = Secret::new(String::from_utf8_lossy(reply.body.expose()).into_owned());
     let field = |t: &str| {
-        xml_text(text.expose(), t).ok_or_else(|| {
+        keyway_http::aws::xml_text(text.expose(), t).ok_or_else(|| {
             failed(
                 kind,
                 format!(
@@ -835,8 +905,11 @@ pub(super) async fn refetch(
             let token = ecs_token(ctx).map_err(|e| failed(kind, e))?;
             let reply = send(
                 &ctx.retry,
-                "getting aws container credentials",
-                url,
+                Call {
+                    doing: "getting aws container credentials",
+                    url,
+                    cap: http::TOKEN,
+                },
                 false,
                 || {
                     let r = ctx
@@ -878,7 +951,7 @@ pub(super) async fn refetch(
                 .await
                 .map_err(|e| failed(kind, e))?;
             let base = format!("{endpoint}/latest/meta-data/iam/security-credentials/");
-            let role = imds_get(ctx, &policy, &base, &token)
+            let role = imds_get(ctx, &policy, &base, http::METADATA_VALUE, &token)
                 .await
                 .map_err(|e| failed(kind, e))?;
             let role = role.expose().lines().next().unwrap_or("").trim().to_owned();
@@ -888,7 +961,7 @@ pub(super) async fn refetch(
                     "the instance has no instance profile (no IAM role)",
                 ));
             }
-            let doc = imds_get(ctx, &policy, &format!("{base}{role}"), &token)
+            let doc = imds_get(ctx, &policy, &format!("{base}{role}"), http::TOKEN, &token)
                 .await
                 .map_err(|e| failed(kind, e))?;
             let mut c: ImdsCredentials = serde_json::from_str(doc.expose())
@@ -914,8 +987,11 @@ async fn imds_token(
     let url = format!("{endpoint}/latest/api/token");
     let reply = send(
         policy,
-        "getting an IMDSv2 session token",
-        &url,
+        Call {
+            doing: "getting an IMDSv2 session token",
+            url: &url,
+            cap: http::METADATA_VALUE,
+        },
         false,
         || {
             ctx.http
@@ -932,15 +1008,22 @@ async fn imds_token(
     ))
 }
 
+/// `GET url` from IMDS with the session token; `cap`: the largest answer read.
 async fn imds_get(
     ctx: &AuthContext,
     policy: &crate::RetryPolicy,
     url: &str,
+    cap: http::Cap,
     token: &Secret<String>,
 ) -> Result<Secret<String>, String> {
     let value =
         sensitive(token.expose()).ok_or("the IMDS session token is not a valid header value")?;
-    let reply = send(policy, "reading instance metadata", url, false, || {
+    let call = Call {
+        doing: "reading instance metadata",
+        url,
+        cap,
+    };
+    let reply = send(policy, call, false, || {
         ctx.http
             .get(url)
             .header("X-aws-ec2-metadata-token", value.clone())
@@ -983,6 +1066,7 @@ pub(super) async fn region(
             ctx,
             &policy,
             &format!("{endpoint}/latest/meta-data/placement/region"),
+            http::METADATA_VALUE,
             &token,
         )
         .await

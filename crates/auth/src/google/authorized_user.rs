@@ -6,7 +6,7 @@ use super::Minted;
 use super::file::AuthorizedUserConfig;
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::http;
+use crate::http::{self, Call};
 use keyway_core::Secret;
 
 const DOING: &str = "refreshing user credentials";
@@ -54,14 +54,23 @@ impl AuthorizedUser {
     pub(crate) async fn fetch_token(&self, ctx: &AuthContext) -> Result<Minted, AuthError> {
         let url = self.token_uri.as_str();
         let now = ctx.clock.now_secs();
-        let reply = http::send(&ctx.retry, DOING, url, false, || {
-            ctx.http.post(url).form(&[
-                ("grant_type", "refresh_token"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.expose().as_str()),
-                ("refresh_token", self.refresh_token.expose().as_str()),
-            ])
-        })
+        let reply = http::send(
+            &ctx.retry,
+            Call {
+                doing: DOING,
+                url,
+                cap: http::TOKEN,
+            },
+            false,
+            || {
+                ctx.http.post(url).form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", self.client_id.as_str()),
+                    ("client_secret", self.client_secret.expose().as_str()),
+                    ("refresh_token", self.refresh_token.expose().as_str()),
+                ])
+            },
+        )
         .await?;
         super::token_from_reply(&reply, DOING, url, now, None)
     }

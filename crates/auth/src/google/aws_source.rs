@@ -4,12 +4,14 @@
 //! reads it (AIP-4117) and never sent to AWS: Google's STS replays it.
 //!
 //! AWS credentials come from keyway's own AWS chain ([`crate::aws_default`]),
-//! narrowed to what AIP-4117 allows plus the ECS container endpoint: the
-//! environment (`AWS_ACCESS_KEY_ID`…), then the ECS container endpoint
-//! (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`/`FULL_URI` with
-//! `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`), then IMDSv2 at the origin of the
-//! file's `url` (or `AWS_EC2_METADATA_SERVICE_ENDPOINT` when set). Shared
-//! config/credentials files and web identity are not consulted. The chain's
+//! narrowed (by its typed [`AwsChainOptions::sources`]) to what AIP-4117 allows
+//! plus the ECS container endpoint: the environment (`AWS_ACCESS_KEY_ID`…),
+//! then the ECS container endpoint (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`/
+//! `FULL_URI` with `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`), then IMDSv2 at
+//! the origin of the file's `url` (or `AWS_EC2_METADATA_SERVICE_ENDPOINT` when
+//! set). Shared config/credentials files and web identity are not consulted
+//! (so `KEYWAY_AWS_WEB_IDENTITY` and `AWS_ROLE_ARN`, meant for the chain that
+//! reads AWS secrets, do not reach in here). The chain's
 //! provider caches temporary credentials until shortly before they expire (the
 //! ECS endpoint is rate-limited). The region is `AWS_REGION`, then
 //! `AWS_DEFAULT_REGION`, then IMDS: the placement the chain already read, else
@@ -19,8 +21,11 @@
 
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::http;
-use crate::{AwsChainOptions, AwsCredentials, AwsCredentialsProvider, aws_default};
+use crate::http::{self, Call};
+use crate::{
+    AwsChainOptions, AwsCredentials, AwsCredentialsProvider, AwsSourceKind, ImdsEndpoint,
+    aws_default,
+};
 use aws_sigv4::http_request::SigningSettings;
 use keyway_core::Secret;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,40 +67,32 @@ fn origin_of(raw: &str) -> Option<String> {
 }
 
 impl AwsSubject {
-    /// Runs the (narrowed) AWS chain and resolves the region.
+    /// Runs the AWS chain narrowed to aws1's sources and resolves the region.
     pub(crate) async fn resolve(ctx: &AuthContext, cfg: &AwsConfig) -> Result<Self, AuthError> {
-        let mut env = ctx.env.clone();
-        for var in [
-            "AWS_PROFILE",
-            "AWS_DEFAULT_PROFILE",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-            "AWS_ROLE_ARN",
-        ] {
-            env.remove(var);
-        }
-        // No profile: the shared files are not an aws1 source.
-        const NO_FILE: &str = "/nonexistent/keyway: aws1 reads no shared AWS files";
-        env.set("AWS_SHARED_CREDENTIALS_FILE", NO_FILE);
-        env.set("AWS_CONFIG_FILE", NO_FILE);
         let imds = match ctx.env.non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
             Some(e) => Some(e.trim_end_matches('/').to_owned()),
             None => cfg.url.as_deref().and_then(origin_of),
         };
-        match &imds {
-            Some(e) => env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", e),
-            None => env.set("AWS_EC2_METADATA_DISABLED", "true"),
-        }
-        let mut sub = ctx.clone();
-        sub.env = env;
         let options = AwsChainOptions {
+            sources: vec![
+                AwsSourceKind::Environment,
+                AwsSourceKind::EcsContainer,
+                AwsSourceKind::Imds,
+            ],
+            imds: match &imds {
+                Some(e) => ImdsEndpoint::At(e.clone()),
+                None => ImdsEndpoint::Unavailable(
+                    "the credential file's credential_source has no url, and AWS_EC2_METADATA_SERVICE_ENDPOINT is not set".into(),
+                ),
+            },
             probe_default_imds: false,
             ..AwsChainOptions::default()
         };
-        let provider = aws_default(&sub, options)
+        let provider = aws_default(ctx, options)
             .await
             .map_err(|e| fail(e.to_string()))?;
         let (region, region_from) = match provider.region() {
-            Some((r, from)) if !from.starts_with("profile") => (r.to_owned(), from.to_owned()),
+            Some((r, from)) => (r.to_owned(), from.to_owned()),
             _ => match (&cfg.region_url, &imds) {
                 (Some(region_url), Some(endpoint)) => {
                     let r = region_from_url(ctx, endpoint, region_url).await?;
@@ -157,8 +154,11 @@ async fn region_from_url(
     let token_url = format!("{endpoint}/latest/api/token");
     let reply = http::send(
         &ctx.retry,
-        "getting an IMDSv2 session token",
-        &token_url,
+        Call {
+            doing: "getting an IMDSv2 session token",
+            url: &token_url,
+            cap: http::METADATA_VALUE,
+        },
         false,
         || {
             ctx.http
@@ -178,8 +178,11 @@ async fn region_from_url(
     value.set_sensitive(true);
     let reply = http::send(
         &ctx.retry,
-        "reading the AWS region from instance metadata",
-        &url,
+        Call {
+            doing: "reading the AWS region from instance metadata",
+            url: &url,
+            cap: http::METADATA_VALUE,
+        },
         false,
         || {
             ctx.http

@@ -15,7 +15,7 @@ use super::sts::{self, Service};
 use super::{AccessToken, Minted};
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::http;
+use crate::http::{self, Call};
 use keyway_core::{Env, Secret};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -357,16 +357,27 @@ impl External {
                 format,
             } => {
                 const DOING: &str = "getting the subject token";
-                let reply = http::send(&ctx.retry, DOING, url, false, || {
-                    let mut r = ctx.http.get(url.as_str());
-                    for (k, v) in headers {
-                        if let Ok(mut value) = reqwest::header::HeaderValue::from_str(v.expose()) {
-                            value.set_sensitive(true);
-                            r = r.header(k.as_str(), value);
+                let reply = http::send(
+                    &ctx.retry,
+                    Call {
+                        doing: DOING,
+                        url,
+                        cap: http::METADATA_VALUE,
+                    },
+                    false,
+                    || {
+                        let mut r = ctx.http.get(url.as_str());
+                        for (k, v) in headers {
+                            if let Ok(mut value) =
+                                reqwest::header::HeaderValue::from_str(v.expose())
+                            {
+                                value.set_sensitive(true);
+                                r = r.header(k.as_str(), value);
+                            }
                         }
-                    }
-                    r
-                })
+                        r
+                    },
+                )
                 .await?;
                 extract(reply.body, format).map_err(|reason| AuthError::SubjectToken {
                     from: format!("the URL {}", http::redact_url(url)),

@@ -12,7 +12,7 @@
 use super::Minted;
 use crate::context::{AuthContext, RetryPolicy};
 use crate::error::AuthError;
-use crate::http::{self, Failure};
+use crate::http::{self, Call};
 use keyway_core::{Secret, vars};
 use std::time::Duration;
 
@@ -55,20 +55,22 @@ async fn ping(ctx: &AuthContext, host: &str, policy: &RetryPolicy) -> Result<(),
     const DOING: &str = "checking for a metadata server";
     let url = format!("http://{host}/");
     let url = url.as_str();
-    http::with_retries(policy, DOING, url, |_, timeout| {
+    let call = Call {
+        doing: DOING,
+        url,
+        cap: http::METADATA_VALUE,
+    };
+    keyway_http::with_retries(policy, DOING, url, |_, timeout| {
         let req = ctx.http.get(url).header("Metadata-Flavor", "Google");
         async move {
-            let reply = http::exchange(req, timeout, DOING, url).await?;
-            if reply.metadata_flavor {
+            let reply = keyway_http::exchange(req, timeout, &call).await?;
+            if reply.metadata_flavor() {
                 Ok(())
             } else {
-                Err(Failure {
-                    error: AuthError::InvalidResponse {
-                        doing: DOING,
-                        url: url.to_owned(),
-                        reason: format!("answered {} without the header Metadata-Flavor: Google, so it is not a metadata server", reply.status),
-                    },
-                    retry: false,
+                Err(AuthError::InvalidResponse {
+                    doing: DOING,
+                    url: url.to_owned(),
+                    reason: format!("answered {} without the header Metadata-Flavor: Google, so it is not a metadata server", reply.status),
                 })
             }
         }
@@ -153,10 +155,10 @@ impl Metadata {
         &self,
         ctx: &AuthContext,
         policy: &RetryPolicy,
-        doing: &'static str,
-        url: &str,
+        call: Call<'_>,
     ) -> Result<http::Reply, AuthError> {
-        http::send(policy, doing, url, true, || {
+        let url = call.url;
+        http::send(policy, call, true, || {
             ctx.http.get(url).header("Metadata-Flavor", "Google")
         })
         .await
@@ -169,7 +171,12 @@ impl Metadata {
         doing: &'static str,
         url: &str,
     ) -> Result<Secret<String>, AuthError> {
-        let reply = self.get(ctx, policy, doing, url).await?;
+        let call = Call {
+            doing,
+            url,
+            cap: http::METADATA_VALUE,
+        };
+        let reply = self.get(ctx, policy, call).await?;
         let text = String::from_utf8(reply.body.expose().clone()).map_err(|_| {
             AuthError::InvalidResponse {
                 doing,
@@ -195,7 +202,12 @@ impl Metadata {
         };
         let url = self.url("token", query);
         let now = ctx.clock.now_secs();
-        let reply = self.get(ctx, &ctx.retry, DOING, &url).await?;
+        let call = Call {
+            doing: DOING,
+            url: &url,
+            cap: http::TOKEN,
+        };
+        let reply = self.get(ctx, &ctx.retry, call).await?;
         // The response names no scopes; `identity()` asks the server for them.
         super::token_from_reply(&reply, DOING, &url, now, None)
     }

@@ -7,6 +7,7 @@
 mod adc;
 mod authorized_user;
 mod aws_source;
+mod check;
 mod executable;
 mod external;
 mod file;
@@ -17,6 +18,7 @@ mod service_account;
 mod sts;
 
 pub use adc::google_default;
+pub use check::check_credentials_file;
 
 use crate::cache::{Cache, CacheStatus, Expiring, Keyed};
 use crate::context::AuthContext;
@@ -439,6 +441,23 @@ impl GoogleCredentials {
             scopes,
             expires_at: Some(token.expires_at),
         })
+    }
+
+    /// The scopes the current access token carries, as its issuer says: the
+    /// token response's `scope` (or, for a service account key or an
+    /// impersonated account, the scopes it was minted for), else, for a
+    /// metadata server (whose token response names none), the instance's access
+    /// scopes from `service-accounts/default/scopes`: on GCE a token carries
+    /// exactly those, whatever was asked. `None` when the issuer does not say.
+    pub async fn granted_scopes(&self) -> Result<Option<Vec<String>>, AuthError> {
+        let token = self.access_token().await?;
+        if token.scopes.is_some() {
+            return Ok(token.scopes);
+        }
+        match &self.inner.shared.provider {
+            Provider::Metadata(m) => Ok(Some(m.scopes(&self.inner.shared.ctx).await?)),
+            _ => Ok(None),
+        }
     }
 
     /// A Google-signed ID token for `audience`, cached per audience like access

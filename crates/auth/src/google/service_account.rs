@@ -11,7 +11,7 @@ use super::file::{GOOGLE_TOKEN_URI, ServiceAccountConfig};
 use super::jwt;
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::http;
+use crate::http::{self, Call};
 use keyway_core::Secret;
 use serde_json::{Value, json};
 
@@ -71,12 +71,21 @@ impl ServiceAccount {
         assertion: &Secret<String>,
     ) -> Result<http::Reply, AuthError> {
         let url = self.cfg.token_uri.as_str();
-        http::send(&ctx.retry, doing, url, false, || {
-            ctx.http.post(url).form(&[
-                ("grant_type", JWT_BEARER),
-                ("assertion", assertion.expose().as_str()),
-            ])
-        })
+        http::send(
+            &ctx.retry,
+            Call {
+                doing,
+                url,
+                cap: http::TOKEN,
+            },
+            false,
+            || {
+                ctx.http.post(url).form(&[
+                    ("grant_type", JWT_BEARER),
+                    ("assertion", assertion.expose().as_str()),
+                ])
+            },
+        )
         .await
     }
 

@@ -16,7 +16,7 @@
 use super::{AccessToken, Minted};
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::http;
+use crate::http::{self, Call};
 use keyway_core::{Env, Secret, vars};
 use serde_json::json;
 
@@ -156,26 +156,35 @@ pub(crate) async fn exchange(ctx: &AuthContext, x: &Exchange<'_>) -> Result<Mint
         _ => None,
     };
     let url = x.token_url;
-    let reply = http::send(&ctx.retry, DOING, url, false, || {
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", TOKEN_EXCHANGE),
-            ("audience", x.audience),
-            ("requested_token_type", ACCESS_TOKEN_TYPE),
-            ("subject_token", x.subject_token.expose().as_str()),
-            ("subject_token_type", x.subject_token_type),
-        ];
-        if !scope.is_empty() {
-            form.push(("scope", scope.as_str()));
-        }
-        if let Some(o) = &options {
-            form.push(("options", o.as_str()));
-        }
-        let req = ctx.http.post(url).form(&form);
-        match x.client {
-            Some((id, secret)) => req.basic_auth(id, Some(secret.expose())),
-            None => req,
-        }
-    })
+    let reply = http::send(
+        &ctx.retry,
+        Call {
+            doing: DOING,
+            url,
+            cap: http::TOKEN,
+        },
+        false,
+        || {
+            let mut form: Vec<(&str, &str)> = vec![
+                ("grant_type", TOKEN_EXCHANGE),
+                ("audience", x.audience),
+                ("requested_token_type", ACCESS_TOKEN_TYPE),
+                ("subject_token", x.subject_token.expose().as_str()),
+                ("subject_token_type", x.subject_token_type),
+            ];
+            if !scope.is_empty() {
+                form.push(("scope", scope.as_str()));
+            }
+            if let Some(o) = &options {
+                form.push(("options", o.as_str()));
+            }
+            let req = ctx.http.post(url).form(&form);
+            match x.client {
+                Some((id, secret)) => req.basic_auth(id, Some(secret.expose())),
+                None => req,
+            }
+        },
+    )
     .await?;
     let mut minted = super::token_from_reply(&reply, DOING, url, now, Some(x.scopes))?;
     minted.email = None;
@@ -223,17 +232,26 @@ pub(crate) async fn generate_access_token(
         "scope": scopes,
         "lifetime": format!("{lifetime_secs}s"),
     });
-    let reply = http::send(&ctx.retry, DOING, url, false, || {
-        let r = ctx
-            .http
-            .post(url)
-            .header(reqwest::header::AUTHORIZATION, auth.clone())
-            .json(&body);
-        match quota_project {
-            Some(p) => r.header("x-goog-user-project", p),
-            None => r,
-        }
-    })
+    let reply = http::send(
+        &ctx.retry,
+        Call {
+            doing: DOING,
+            url,
+            cap: http::TOKEN,
+        },
+        false,
+        || {
+            let r = ctx
+                .http
+                .post(url)
+                .header(reqwest::header::AUTHORIZATION, auth.clone())
+                .json(&body);
+            match quota_project {
+                Some(p) => r.header("x-goog-user-project", p),
+                None => r,
+            }
+        },
+    )
     .await?;
     let GenerateAccessTokenResponse {
         access_token,
@@ -288,12 +306,21 @@ pub(crate) async fn generate_id_token(
     let url = id_token_url(access_token_url);
     let auth = bearer(auth)?;
     let body = json!({ "audience": audience, "includeEmail": true, "delegates": delegates });
-    let reply = http::send(&ctx.retry, DOING, &url, false, || {
-        ctx.http
-            .post(url.as_str())
-            .header(reqwest::header::AUTHORIZATION, auth.clone())
-            .json(&body)
-    })
+    let reply = http::send(
+        &ctx.retry,
+        Call {
+            doing: DOING,
+            url: &url,
+            cap: http::TOKEN,
+        },
+        false,
+        || {
+            ctx.http
+                .post(url.as_str())
+                .header(reqwest::header::AUTHORIZATION, auth.clone())
+                .json(&body)
+        },
+    )
     .await?;
     let GenerateIdTokenResponse { token } =
         http::parse_json(&reply, DOING, &url, "a response with token")?;

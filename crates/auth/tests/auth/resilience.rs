@@ -3,7 +3,7 @@
 //! permanent refusals.
 
 use crate::support::*;
-use keyway_auth::{AuthError, GoogleCredentials, google_default};
+use keyway_auth::{AuthError, GoogleCredentials, HttpError, google_default};
 use keyway_core::clock::ManualClock;
 use keyway_core::{MemFs, vars};
 use std::net::SocketAddr;
@@ -208,7 +208,7 @@ async fn a_stalling_server_times_out_within_the_deadline() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(took >= Duration::from_millis(900), "{took:?}");
-    let AuthError::Timeout { url, after, .. } = &err else {
+    let AuthError::Transport(HttpError::Timeout { url, after, .. }) = &err else {
         panic!("{err}")
     };
     assert_eq!(url, &token_uri(addr));
@@ -223,7 +223,10 @@ async fn a_stalling_server_times_out_within_the_deadline() {
     let started = Instant::now();
     let err = creds.access_token().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(matches!(err, AuthError::Timeout { .. }), "{err}");
+    assert!(
+        matches!(err, AuthError::Transport(HttpError::Timeout { .. })),
+        "{err}"
+    );
     assert!(
         err.to_string().ends_with("did not answer within 1s"),
         "{err}"
@@ -263,7 +266,7 @@ async fn a_server_that_always_resets_is_unreachable() {
     let clock = ManualClock::at_secs(T0);
     let creds = user_creds(&token_uri(addr), &clock, Duration::from_secs(5)).await;
     let err = creds.access_token().await.unwrap_err();
-    let AuthError::Unreachable { url, reason, .. } = &err else {
+    let AuthError::Transport(HttpError::Unreachable { url, reason, .. }) = &err else {
         panic!("{err}")
     };
     assert_eq!(url, &token_uri(addr));
@@ -285,7 +288,10 @@ async fn a_refused_connection_is_unreachable() {
     let clock = ManualClock::at_secs(T0);
     let creds = user_creds(&token_uri(nobody), &clock, Duration::from_secs(2)).await;
     let err = creds.access_token().await.unwrap_err();
-    assert!(matches!(err, AuthError::Unreachable { .. }), "{err}");
+    assert!(
+        matches!(err, AuthError::Transport(HttpError::Unreachable { .. })),
+        "{err}"
+    );
     assert!(err.to_string().to_lowercase().contains("connect"), "{err}");
 }
 

@@ -13,7 +13,9 @@
 //! lookup and they survive restarts. Decisions follow IAM ([`policy`]).
 
 pub mod compute;
+pub mod ecs;
 pub mod federation;
+pub mod iam;
 pub mod model;
 pub mod policy;
 pub mod secretsmanager;
@@ -36,8 +38,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// A request may be this far from the cloud's clock (AWS: 15 minutes).
-pub const MAX_SKEW_SECS: i64 = 15 * 60;
 const SESSION_PREFIX: &str = "KWAYsts.";
 
 /// The AWS services' shared context.
@@ -205,13 +205,15 @@ impl Aws {
         lifetime_secs: i64,
     ) -> Result<TempCredentials, CloudError> {
         let now = self.cloud.clock.now_secs();
+        // Callers bound the lifetime (STS: 900..=43200); a clock at the end of time saturates.
+        let exp = now.saturating_add(lifetime_secs.max(0));
         let k = format!("ASIA{}", random_upper(16)?);
         let claims = SessionClaims {
             k: k.clone(),
             r: role_arn.to_owned(),
             s: session.to_owned(),
             iat: now,
-            exp: now + lifetime_secs,
+            exp,
         };
         let json = serde_json::to_vec(&claims).unwrap_or_default();
         let mut token = String::from(SESSION_PREFIX);
@@ -223,7 +225,7 @@ impl Aws {
             secret_access_key: zeroize::Zeroizing::new(self.derived_secret(&k)),
             access_key_id: k,
             session_token: token,
-            expiration_secs: now + lifetime_secs,
+            expiration_secs: exp,
             claims,
         })
     }
@@ -458,7 +460,7 @@ pub fn session_caller(role: &Role, session: &str, region: &str) -> Caller {
     Caller {
         who: session_who(role, session),
         user_id: format!("{}:{session}", role.id),
-        identity_policies: role.policies.clone(),
+        identity_policies: role.policies.documents(),
         access_key: String::new(),
         region: region.to_owned(),
         session: None,
@@ -488,38 +490,6 @@ impl Aws {
             body: &r.body,
         };
         let (json, q) = (proto == Proto::Json, proto);
-        let c = match sigv4::parse(&req) {
-            Ok(c) => c,
-            Err(sigv4::SigError::Missing) => {
-                return Err(if json {
-                    AwsError::new(
-                        q,
-                        400,
-                        "MissingAuthenticationTokenException",
-                        "Missing Authentication Token",
-                    )
-                } else {
-                    AwsError::new(
-                        q,
-                        403,
-                        "MissingAuthenticationToken",
-                        "Request is missing Authentication Token",
-                    )
-                });
-            }
-            Err(sigv4::SigError::Incomplete(m)) => {
-                return Err(AwsError::new(
-                    q,
-                    400,
-                    if json {
-                        "IncompleteSignatureException"
-                    } else {
-                        "IncompleteSignature"
-                    },
-                    m,
-                ));
-            }
-        };
         let bad_sig = |m: String| {
             AwsError::new(
                 q,
@@ -545,74 +515,18 @@ impl Aws {
             )
         };
         let now = self.cloud.clock.now_secs();
-        let Some(at) = sigv4::parse_amz_date(&c.amz_date) else {
-            return Err(AwsError::new(
-                q,
-                400,
-                if json {
-                    "IncompleteSignatureException"
-                } else {
-                    "IncompleteSignature"
-                },
-                format!(
-                    "Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601",
-                    c.amz_date
-                ),
-            ));
+        let c = match sigv4::check(&req, now) {
+            Ok(c) => c,
+            Err(e) => return Err(signature_refusal(proto, e)),
         };
-        let fmt = sigv4::format_amz_date;
-        match c.presigned_expires {
-            Some(exp) if now > at + exp => {
-                return Err(AwsError::new(
-                    q,
-                    403,
-                    if json {
-                        "AccessDeniedException"
-                    } else {
-                        "AccessDenied"
-                    },
-                    "Request has expired",
-                ));
-            }
-            Some(_) if at > now + MAX_SKEW_SECS => {
-                return Err(bad_sig(format!(
-                    "Signature not yet current: {} is still later than {} ({} + 15 min.)",
-                    c.amz_date,
-                    fmt(now + MAX_SKEW_SECS),
-                    fmt(now)
-                )));
-            }
-            Some(_) => {}
-            None if at < now - MAX_SKEW_SECS => {
-                return Err(bad_sig(format!(
-                    "Signature expired: {} is now earlier than {} ({} - 15 min.)",
-                    c.amz_date,
-                    fmt(now - MAX_SKEW_SECS),
-                    fmt(now)
-                )));
-            }
-            None if at > now + MAX_SKEW_SECS => {
-                return Err(bad_sig(format!(
-                    "Signature not yet current: {} is still later than {} ({} + 15 min.)",
-                    c.amz_date,
-                    fmt(now + MAX_SKEW_SECS),
-                    fmt(now)
-                )));
-            }
-            None => {}
-        }
         if c.service != service {
             return Err(bad_sig(format!(
                 "Credential should be scoped to correct service: '{service}'. "
             )));
         }
-        if !c.amz_date.starts_with(&c.scope_date) {
-            return Err(bad_sig(format!(
-                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
-                c.scope_date,
-                c.amz_date.get(..8).unwrap_or(""),
-                c.amz_date
-            )));
+        // A long-term key never travels with a session token (AWS refuses the pair).
+        if !c.access_key.starts_with("ASIA") && c.security_token.is_some() {
+            return Err(invalid_token());
         }
         let st = self.cloud.store.read();
         let (secret, caller) = if c.access_key.starts_with("ASIA") {
@@ -658,7 +572,7 @@ impl Aws {
             let caller = Caller {
                 who: user_who(user),
                 user_id: user.id.clone(),
-                identity_policies: user.policies.clone(),
+                identity_policies: user.policies.documents(),
                 access_key: c.access_key.clone(),
                 region: c.region.clone(),
                 session: None,
@@ -676,6 +590,42 @@ impl Aws {
         }
         Ok(caller)
     }
+}
+
+/// AWS's answer to a request whose signature [`sigv4::check`] refused, in the
+/// codes of the request's protocol.
+fn signature_refusal(proto: Proto, e: sigv4::SigError) -> AwsError {
+    use sigv4::SigError as S;
+    let json = proto == Proto::Json;
+    let (status, code) = match &e {
+        S::Missing if json => (400, "MissingAuthenticationTokenException"),
+        S::Missing => {
+            return AwsError::new(
+                proto,
+                403,
+                "MissingAuthenticationToken",
+                "Request is missing Authentication Token",
+            );
+        }
+        S::Incomplete(_) | S::BadDate(_) if json => (400, "IncompleteSignatureException"),
+        S::Incomplete(_) | S::BadDate(_) => (400, "IncompleteSignature"),
+        S::ExpiresParameter(_) => (400, "AuthorizationQueryParametersError"),
+        S::HostNotSigned
+        | S::NotSigned(_)
+        | S::Expired { .. }
+        | S::NotYetCurrent { .. }
+        | S::ScopeDate { .. }
+            if json =>
+        {
+            (400, "InvalidSignatureException")
+        }
+        S::HostNotSigned
+        | S::NotSigned(_)
+        | S::Expired { .. }
+        | S::NotYetCurrent { .. }
+        | S::ScopeDate { .. } => (403, "SignatureDoesNotMatch"),
+    };
+    AwsError::new(proto, status, code, e.to_string())
 }
 
 /// The router for the AWS API port.
@@ -718,8 +668,10 @@ async fn handle(
                 | "secretsmanager.PutSecretValue"
                 | "secretsmanager.DeleteSecret"
                 | "secretsmanager.RestoreSecret"
+                | "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition"
         )
-    );
+    ) || (target.is_none()
+        && (iam::writes(&r) || r.uri.path().starts_with("/_keyway/")));
     let reply = if writes {
         match tokio::task::spawn_blocking(move || dispatch(&aws, &r, target.as_deref())).await {
             Ok(r) => r,
@@ -740,6 +692,7 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
     if let Some(t) = target {
         return match t.split_once('.') {
             Some(("secretsmanager", op)) => secretsmanager::dispatch(aws, r, op),
+            Some((ecs::TARGET_PREFIX, op)) => ecs::dispatch(aws, r, op),
             _ => Err(AwsError::new(
                 Proto::Json,
                 400,
@@ -747,6 +700,9 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
                 format!("The operation {t} is not served by the local cloud."),
             )),
         };
+    }
+    if iam::handles(r) {
+        return iam::dispatch(aws, r);
     }
     sts::dispatch(aws, r)
 }

@@ -10,10 +10,27 @@
 //! (dot segments removed, repeated slashes merged) and each character outside
 //! the unreserved set is percent-encoded, as for every service but S3; query
 //! keys and values are decoded and re-encoded strictly, then sorted.
+//!
+//! Before any signature is computed, [`check`] holds a request to what AWS
+//! requires of it: `host` and every `x-amz-*` header sent (`x-amz-date`,
+//! `x-amz-security-token`, `x-amz-target`, `x-amz-content-sha256`, …) among
+//! the signed headers, and the date header that dates an `Authorization`
+//! signature; a presigned URL's `X-Amz-Expires` a number of seconds from 1 to
+//! 604800; and the signature's date within 15 minutes of the clock. STS and
+//! Secrets Manager give a presigned URL the same 15 minutes as any signature,
+//! whatever its `X-Amz-Expires` says (only S3 honours it), which is what lets
+//! an EKS token (`X-Amz-Expires=60`) be used for its 15 minutes. The
+//! time arithmetic saturates at the ends of `i64`, so no date overflows.
 
 use aws_lc_rs::hmac;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+
+/// A signature may be this far from the cloud's clock (AWS: 15 minutes).
+pub const MAX_SKEW_SECS: i64 = 15 * 60;
+
+/// The longest `X-Amz-Expires` AWS accepts (a week).
+pub const MAX_PRESIGN_EXPIRES_SECS: i64 = 604_800;
 
 /// A request as received.
 pub struct Request<'a> {
@@ -44,12 +61,97 @@ pub struct Claimed {
     pub presigned_expires: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a request's signature is not even computed. The `Display` text is
+/// AWS's message; which error code it travels under is the caller's choice
+/// by variant (the wire protocol decides the codes' names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigError {
     /// No signature at all.
+    #[error("Missing Authentication Token")]
     Missing,
     /// A signature that cannot be parsed (AWS: IncompleteSignature).
+    #[error("{0}")]
     Incomplete(String),
+    /// A presigned URL's `X-Amz-Expires` is not 1 to 604800 seconds (AWS:
+    /// AuthorizationQueryParametersError).
+    #[error("{0}")]
+    ExpiresParameter(ExpiresProblem),
+    /// `host` is not among the signed headers.
+    #[error("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")]
+    HostNotSigned,
+    /// Headers AWS requires to be signed were sent unsigned (lowercase, sorted).
+    #[error("There were headers present in the request which were not signed: {}", .0.join(", "))]
+    NotSigned(Vec<String>),
+    /// The signature's date is not an ISO-8601 basic date-time.
+    #[error(
+        "Date must be in ISO-8601 'basic format'. Got '{0}'. See http://en.wikipedia.org/wiki/ISO_8601"
+    )]
+    BadDate(String),
+    /// Signed more than 15 minutes ago.
+    #[error("Signature expired: {amz_date} is now earlier than {} ({} - 15 min.)", format_amz_date(.now.saturating_sub(MAX_SKEW_SECS)), format_amz_date(*.now))]
+    Expired { amz_date: String, now: i64 },
+    /// Signed more than 15 minutes ahead.
+    #[error("Signature not yet current: {amz_date} is still later than {} ({} + 15 min.)", format_amz_date(.now.saturating_add(MAX_SKEW_SECS)), format_amz_date(*.now))]
+    NotYetCurrent { amz_date: String, now: i64 },
+    /// The credential scope's date is not the signature's.
+    #[error("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{scope_date}' != '{}', from '{amz_date}'.", .amz_date.get(..8).unwrap_or(""))]
+    ScopeDate {
+        scope_date: String,
+        amz_date: String,
+    },
+}
+
+impl SigError {
+    /// A signature is refused for what the request is; sending it again gives
+    /// the same answer (an expired one only gets older).
+    pub fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+/// What is wrong with `X-Amz-Expires`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiresProblem {
+    NotANumber,
+    Negative,
+    Zero,
+    OverAWeek,
+}
+
+impl std::fmt::Display for ExpiresProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExpiresProblem::NotANumber => "X-Amz-Expires should be a number",
+            ExpiresProblem::Negative => "X-Amz-Expires must be non-negative",
+            ExpiresProblem::Zero => "X-Amz-Expires must be at least 1 second",
+            ExpiresProblem::OverAWeek => {
+                "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds"
+            }
+        })
+    }
+}
+
+/// `X-Amz-Expires`: decimal digits, 1 to [`MAX_PRESIGN_EXPIRES_SECS`]. A
+/// number of any length is judged without overflow.
+fn presign_expires(v: &str) -> Result<i64, ExpiresProblem> {
+    let (negative, digits) = match v.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, v),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ExpiresProblem::NotANumber);
+    }
+    let zero = digits.bytes().all(|b| b == b'0');
+    if negative && !zero {
+        return Err(ExpiresProblem::Negative);
+    }
+    if zero {
+        return Err(ExpiresProblem::Zero);
+    }
+    match digits.parse::<i64>() {
+        Ok(n) if n <= MAX_PRESIGN_EXPIRES_SECS => Ok(n),
+        _ => Err(ExpiresProblem::OverAWeek),
+    }
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -137,9 +239,8 @@ pub fn parse(req: &Request<'_>) -> Result<Claimed, SigError> {
             SigError::Incomplete(format!("AWS query-string parameters must include '{k}'."))
         })
     };
-    let expires = need("X-Amz-Expires")?
-        .parse::<i64>()
-        .map_err(|_| SigError::Incomplete("X-Amz-Expires must be a number of seconds".into()))?;
+    let expires = presign_expires(need("X-Amz-Expires")?).map_err(SigError::ExpiresParameter)?;
+    // A token sent as a header instead is taken, and must then be signed ([`check`]).
     let token = get("X-Amz-Security-Token").map(str::to_owned).or(token);
     claimed(
         need("X-Amz-Credential")?,
@@ -197,6 +298,60 @@ fn claimed(
         security_token: token,
         presigned_expires,
     })
+}
+
+/// Parses the claimed signature and holds the request to what AWS requires
+/// before it computes one (see the module's opening): the signed headers, the
+/// presigned parameters and the date, at `now` (seconds since the epoch).
+/// What is left is the signature itself ([`verify`]) and who the key is.
+pub fn check(req: &Request<'_>, now: i64) -> Result<Claimed, SigError> {
+    let c = parse(req)?;
+    let at = parse_amz_date(&c.amz_date).ok_or_else(|| SigError::BadDate(c.amz_date.clone()))?;
+    if at < now.saturating_sub(MAX_SKEW_SECS) {
+        return Err(SigError::Expired {
+            amz_date: c.amz_date.clone(),
+            now,
+        });
+    }
+    if at > now.saturating_add(MAX_SKEW_SECS) {
+        return Err(SigError::NotYetCurrent {
+            amz_date: c.amz_date.clone(),
+            now,
+        });
+    }
+    if !c.amz_date.starts_with(&c.scope_date) {
+        return Err(SigError::ScopeDate {
+            scope_date: c.scope_date.clone(),
+            amz_date: c.amz_date.clone(),
+        });
+    }
+    if !c
+        .signed_headers
+        .iter()
+        .any(|h| h == "host" || h == ":authority")
+    {
+        return Err(SigError::HostNotSigned);
+    }
+    let signed = |name: &str| c.signed_headers.iter().any(|h| h == name);
+    let mut unsigned: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .filter(|k| k.starts_with("x-amz-") && !signed(k))
+        .collect();
+    // An Authorization signature dated by a `Date` header (no `x-amz-date`) must sign it.
+    if c.presigned_expires.is_none()
+        && header(req.headers, "x-amz-date").is_none()
+        && !signed("date")
+    {
+        unsigned.push("date".into());
+    }
+    unsigned.sort();
+    unsigned.dedup();
+    if !unsigned.is_empty() {
+        return Err(SigError::NotSigned(unsigned));
+    }
+    Ok(c)
 }
 
 /// Seconds since the epoch of an `X-Amz-Date` (`20150830T123600Z`).
@@ -487,6 +642,31 @@ mod tests {
         assert_eq!(normalize_path("/example/.."), "/");
         assert_eq!(normalize_path("/./example"), "/example");
         assert_eq!(uri_encode("/example space/", true), "/example%20space/");
+    }
+
+    #[test]
+    fn presign_expires_is_one_second_to_a_week() {
+        use ExpiresProblem::*;
+        for (v, want) in [
+            ("1", Ok(1)),
+            ("604800", Ok(604_800)),
+            ("000604800", Ok(604_800)),
+            ("604801", Err(OverAWeek)),
+            ("9223372036854775807", Err(OverAWeek)),
+            ("99999999999999999999999", Err(OverAWeek)),
+            ("0", Err(Zero)),
+            ("-0", Err(Zero)),
+            ("-1", Err(Negative)),
+            ("-99999999999999999999999", Err(Negative)),
+            ("", Err(NotANumber)),
+            ("-", Err(NotANumber)),
+            ("+1", Err(NotANumber)),
+            (" 1", Err(NotANumber)),
+            ("1.0", Err(NotANumber)),
+            ("٣", Err(NotANumber)),
+        ] {
+            assert_eq!(presign_expires(v), want, "{v:?}");
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn err(status: u16, code: &str, msg: impl Into<String>) -> AwsError {
     AwsError::new(Proto::Query, status, code, msg)
 }
 
-fn params(r: &Received) -> Vec<(String, String)> {
+pub(crate) fn params(r: &Received) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = r
         .uri
         .query()
@@ -188,33 +188,68 @@ fn role_and_session<'a>(
     Ok((role_arn, session))
 }
 
-/// `DurationSeconds`: 900 up to `max` (default 3600, capped at `max`).
-fn duration<'a>(get: &dyn Fn(&str) -> Option<&'a str>, max: i64) -> Result<i64, AwsError> {
-    match get("DurationSeconds") {
-        None => Ok(3600.min(max)),
-        Some(s) => {
-            let d: i64 = s
-                .parse()
-                .map_err(|_| validation("durationSeconds", s, "Member must be a number"))?;
-            if d < 900 {
-                return Err(validation(
-                    "durationSeconds",
-                    s,
-                    "Member must have value greater than or equal to 900",
-                ));
-            }
-            if d > max {
-                return Err(validation(
-                    "durationSeconds",
-                    s,
-                    &format!(
-                        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({max} seconds)."
-                    ),
-                ));
-            }
-            Ok(d)
-        }
+/// The longest session AWS issues (`DurationSeconds` ≤ 43200).
+const MAX_DURATION_SECS: i64 = 43_200;
+/// The longest session of a role assumed with a role session's credentials.
+const CHAINED_MAX_SECS: i64 = 3600;
+
+/// How long a session is: `DurationSeconds` (900 to 43200, AWS's constraint,
+/// and at most `max`, the role's MaxSessionDuration, or an hour when
+/// `chained`), else an hour capped at `max`. A number of any size is read
+/// without overflow: one that does not fit is beyond either bound.
+fn duration<'a>(
+    get: &dyn Fn(&str) -> Option<&'a str>,
+    max: i64,
+    chained: bool,
+) -> Result<i64, AwsError> {
+    let max = if chained {
+        max.min(CHAINED_MAX_SECS)
+    } else {
+        max
+    };
+    let Some(s) = get("DurationSeconds") else {
+        return Ok(3600.min(max));
+    };
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(validation("durationSeconds", s, "Member must be a number"));
     }
+    // Digits only: it fails to parse only when it does not fit, beyond either bound.
+    let d = match digits.parse::<i64>() {
+        Ok(d) if negative => -d,
+        Ok(d) => d,
+        Err(_) if negative => i64::MIN,
+        Err(_) => i64::MAX,
+    };
+    if d < 900 {
+        return Err(validation(
+            "durationSeconds",
+            s,
+            "Member must have value greater than or equal to 900",
+        ));
+    }
+    if d > MAX_DURATION_SECS {
+        return Err(validation(
+            "durationSeconds",
+            s,
+            "Member must have value less than or equal to 43200",
+        ));
+    }
+    if d > max {
+        return Err(err(
+            400,
+            "ValidationError",
+            if chained {
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+            } else {
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+            },
+        ));
+    }
+    Ok(d)
 }
 
 /// The `AssumedRoleUser` and `Credentials` elements.
@@ -302,12 +337,7 @@ fn assume_role<'a>(
         );
         return Err(err(403, "AccessDenied", m));
     }
-    let max = if caller.session.is_some() {
-        3600
-    } else {
-        role.max_session_secs
-    };
-    let duration = duration(get, max)?;
+    let duration = duration(get, role.max_session_secs, caller.session.is_some())?;
     let creds = aws
         .issue(&role.arn, session, duration)
         .map_err(|e| AwsError::internal(Proto::Query, &e))?;
@@ -322,7 +352,8 @@ pub mod web_identity {
     //! cloud's own ID-token key (the one the metadata servers and
     //! `generateIdToken` sign with); any other issuer must be an IAM OIDC
     //! provider of the role's account, with one of the token's audiences in its
-    //! client id list. Then `exp`/`nbf`/`iat` (a minute of leeway), then the
+    //! client id list. The token is verified by [`crate::jwt`] (RS256, the key
+    //! by `kid`, then `exp`/`nbf`/`iat` with a minute of leeway), then the
     //! role's trust policy: a statement allowing `sts:AssumeRoleWithWebIdentity`
     //! to `Principal: {Federated: "accounts.google.com"}` or to the provider's
     //! ARN, with conditions on the keys AWS defines (`accounts.google.com:aud`
@@ -333,16 +364,23 @@ pub mod web_identity {
     //! `sts:AssumeRoleWithWebIdentity` and the `Federated` principal.
 
     use super::{Aws, AwsError, Proto, err, ok, policy, role_and_session, write_session};
+    use crate::jwt;
     use axum::response::Response;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use serde_json::{Value, json};
+    use serde_json::Value;
     use std::collections::BTreeMap;
 
     const ACTION: &str = "sts:AssumeRoleWithWebIdentity";
     const GOOGLE: &str = "accounts.google.com";
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub const LEEWAY_SECS: i64 = 60;
+    /// AWS sets no lifetime limit on an IdP's tokens; the verifier still
+    /// refuses one whose `exp - iat` does not fit.
+    const POLICY: jwt::Policy = jwt::Policy {
+        require_iat: false,
+        expiry_leeway_secs: LEEWAY_SECS,
+        future_skew_secs: LEEWAY_SECS,
+        max_lifetime_secs: None,
+    };
 
     fn invalid(msg: impl Into<String>) -> AwsError {
         err(400, "InvalidIdentityToken", msg)
@@ -354,68 +392,23 @@ pub mod web_identity {
         )
     }
 
-    /// An RSA key of a JWKS: (kid, modulus, exponent).
-    pub type Jwk = (Option<String>, Vec<u8>, Vec<u8>);
-
-    /// The RSA signing keys of a JWKS document (`{"keys": [...]}`).
-    pub fn jwks_keys(v: &Value) -> Result<Vec<Jwk>, String> {
-        let keys = v
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or("a JWKS document needs a `keys` list")?;
-        let mut out = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            if k.get("kty").and_then(Value::as_str) != Some("RSA") {
-                continue;
-            }
-            let part = |name: &str| {
-                k.get(name)
-                    .and_then(Value::as_str)
-                    .and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok())
-                    .ok_or(format!("keys[{i}]: `{name}` is not base64url"))
-            };
-            out.push((
-                k.get("kid").and_then(Value::as_str).map(str::to_owned),
-                part("n")?,
-                part("e")?,
-            ));
-        }
-        if out.is_empty() {
-            return Err("no RSA key (kty RSA) in `keys`".into());
-        }
-        Ok(out)
-    }
-
-    /// A JWT split and decoded: (header, claims, signed part, signature).
-    fn parse_jwt(token: &str) -> Option<(Value, Value, &str, Vec<u8>)> {
-        let (signed, sig) = token.rsplit_once('.')?;
-        let (h, c) = signed.split_once('.')?;
-        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
-        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        (header.is_object() && claims.is_object()).then_some((header, claims, signed, sig))
-    }
-
     /// Who issued the token, as far as AWS is concerned.
     struct Issuer {
         /// What the trust policy's `Federated` names: `accounts.google.com` or the provider ARN.
         principal: String,
         /// The condition keys' prefix: `accounts.google.com` or the provider's URL.
         prefix: String,
-        keys: Vec<Jwk>,
+        keys: jwt::KeySet,
         /// The OIDC provider's client ids (Google: none, the trust policy decides).
         client_ids: Option<Vec<String>>,
     }
 
     fn issuer(aws: &Aws, iss: &str, role_account: &str) -> Result<Issuer, AwsError> {
         if iss == "https://accounts.google.com" || iss == GOOGLE {
-            let j = aws.cloud.signer.jwk();
-            let keys = jwks_keys(&json!({"keys": [j]}))
-                .map_err(|e| AwsError::internal(Proto::Query, &e))?;
             return Ok(Issuer {
                 principal: GOOGLE.into(),
                 prefix: GOOGLE.into(),
-                keys,
+                keys: jwt::KeySet::of_signer(&aws.cloud.signer),
                 client_ids: None,
             });
         }
@@ -451,7 +444,7 @@ pub mod web_identity {
             }
             (None, None) => Value::Null,
         };
-        let keys = jwks_keys(&doc).map_err(|m| {
+        let keys = jwt::KeySet::from_jwks(&doc).map_err(|m| {
             invalid(format!(
                 "Couldn't retrieve verification key from your identity provider ({m})"
             ))
@@ -464,79 +457,52 @@ pub mod web_identity {
         })
     }
 
-    fn verify_signature(
-        header: &Value,
-        keys: &[Jwk],
-        signed: &str,
-        sig: &[u8],
-    ) -> Result<(), AwsError> {
-        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
-        if alg != "RS256" {
-            return Err(invalid(format!(
+    /// AWS's answer to a token the verifier refused.
+    fn refusal(e: &jwt::JwtError) -> AwsError {
+        use jwt::JwtError as J;
+        match e {
+            J::NotCompact | J::BadPart(_) => not_a_jwt(),
+            J::Alg(alg) => invalid(format!(
                 "The token is signed with '{alg}'; the keyway local cloud verifies RS256 only"
-            )));
-        }
-        let kid = header.get("kid").and_then(Value::as_str);
-        let candidates: Vec<&Jwk> = keys
-            .iter()
-            .filter(|(k, _, _)| kid.is_none() || k.is_none() || k.as_deref() == kid)
-            .collect();
-        if candidates.is_empty() {
-            return Err(invalid(format!(
+            )),
+            J::UnknownKey { kid } => invalid(format!(
                 "The token's signing key (kid '{}') is not among the identity provider's keys",
-                kid.unwrap_or("")
-            )));
-        }
-        let ok = candidates.iter().any(|(_, n, e)| {
-            aws_lc_rs::signature::RsaPublicKeyComponents {
-                n: n.as_slice(),
-                e: e.as_slice(),
-            }
-            .verify(
-                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-                signed.as_bytes(),
-                sig,
-            )
-            .is_ok()
-        });
-        if !ok {
-            return Err(invalid(
+                kid.as_deref().unwrap_or("")
+            )),
+            J::BadSignature => invalid(
                 "The signature of the token does not verify with the identity provider's keys",
-            ));
-        }
-        Ok(())
-    }
-
-    /// `exp` (required), `nbf` and `iat`, each with [`LEEWAY_SECS`].
-    fn check_times(claims: &Value, now: i64) -> Result<(), AwsError> {
-        let num = |k: &str| {
-            claims
-                .get(k)
-                .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
-        };
-        let Some(exp) = num("exp") else {
-            return Err(invalid("The token has no expiration time (exp)"));
-        };
-        if now > exp + LEEWAY_SECS {
-            return Err(err(
+            ),
+            J::MissingClaim(name) => invalid(format!(
+                "The token has no {} ({name})",
+                if *name == "exp" {
+                    "expiration time"
+                } else {
+                    "issue time"
+                }
+            )),
+            J::BadTime(name) => invalid(format!(
+                "The token's {name} is not a NumericDate (seconds since the epoch)"
+            )),
+            J::Expired { exp, now } => err(
                 400,
                 "ExpiredTokenException",
                 format!(
                     "Token expired: current date/time {now} must be before the expiration date/time {exp}"
                 ),
-            ));
-        }
-        if let Some(nbf) = num("nbf").filter(|nbf| *nbf > now + LEEWAY_SECS) {
-            return Err(invalid(format!(
+            ),
+            J::NotYetValid { nbf, now } => invalid(format!(
                 "Token is not valid yet: current date/time {now} is before the not-before date/time {nbf}"
-            )));
-        }
-        if let Some(iat) = num("iat").filter(|iat| *iat > now + LEEWAY_SECS) {
-            return Err(invalid(format!(
+            )),
+            J::IssuedInFuture { iat, now } => invalid(format!(
                 "Token used before issued: current date/time {now} is before the issue date/time {iat}"
-            )));
+            )),
+            J::ExpiresBeforeIssued { iat, exp } => invalid(format!(
+                "Token expires before it was issued: the expiration date/time {exp} is before the issue date/time {iat}"
+            )),
+            J::LifetimeTooLong { iat, exp, .. } => invalid(format!(
+                "Token lifetime out of range: from the issue date/time {iat} to the expiration date/time {exp}"
+            )),
         }
-        Ok(())
     }
 
     pub fn assume_role_with_web_identity<'a>(
@@ -566,17 +532,19 @@ pub mod web_identity {
                 "ProviderId (OAuth 2.0 access tokens of www.amazon.com and graph.facebook.com) is not supported by the keyway local cloud; send an OpenID Connect ID token.",
             ));
         }
-        let (header, claims, signed, sig) = parse_jwt(token).ok_or_else(not_a_jwt)?;
-        let iss = claims
-            .get("iss")
-            .and_then(Value::as_str)
-            .ok_or_else(not_a_jwt)?;
+        let unverified = jwt::decode(token).map_err(|e| refusal(&e))?;
+        let iss = unverified
+            .str_claim("iss")
+            .ok_or_else(not_a_jwt)?
+            .to_owned();
+        let iss = iss.as_str();
         // The providers consulted are the role's account's.
         let role_account = role_arn.split(':').nth(4).unwrap_or("");
         let who = issuer(aws, iss, role_account)?;
-        verify_signature(&header, &who.keys, signed, &sig)?;
-        let now = aws.cloud.clock.now_secs();
-        check_times(&claims, now)?;
+        let claims = unverified
+            .verify(&who.keys, &POLICY, aws.cloud.clock.now_secs())
+            .map_err(|e| refusal(&e))?
+            .claims;
         let auds: Vec<String> = match claims.get("aud") {
             Some(Value::String(a)) => vec![a.clone()],
             Some(Value::Array(a)) => a
@@ -648,7 +616,7 @@ pub mod web_identity {
             tracing::info!(role = %role.arn, provider = %who.principal, %sub, "AssumeRoleWithWebIdentity refused by the trust policy");
             return Err(denied());
         }
-        let duration = super::duration(get, role.max_session_secs)?;
+        let duration = super::duration(get, role.max_session_secs, false)?;
         let creds = aws
             .issue(&role.arn, session, duration)
             .map_err(|e| AwsError::internal(Proto::Query, &e))?;
@@ -665,5 +633,3 @@ pub mod web_identity {
         }))
     }
 }
-
-pub use web_identity::jwks_keys;

@@ -96,6 +96,10 @@ pub struct TaskDecl {
     pub region: String,
     #[serde(default)]
     pub cluster: Option<String>,
+    /// The task definition family (default: the task's name). The task's own
+    /// fields are its revision 1; each start runs the family's newest ACTIVE
+    /// revision (`aws ecs register-task-definition` adds one). Unique per
+    /// account and region.
     #[serde(default)]
     pub family: Option<String>,
     /// The task role: what the containers' SDKs get. Absent: no credentials.
@@ -421,7 +425,7 @@ pub fn validate(
                     })?,
                     other => other.clone(),
                 };
-                crate::aws::sts::jwks_keys(&v).map_err(|m| {
+                crate::jwt::KeySet::from_jwks(&v).map_err(|m| {
                     err(
                         span.clone(),
                         format!("[[aws_oidc_provider]] '{}' key `jwks`: {m}", p.url),
@@ -448,7 +452,7 @@ pub fn validate(
                         ),
                     )
                 })?;
-                crate::aws::sts::jwks_keys(&v).map_err(|m| {
+                crate::jwt::KeySet::from_jwks(&v).map_err(|m| {
                     err(
                         span.clone(),
                         format!(
@@ -613,6 +617,26 @@ pub fn validate(
                 format!(
                     "[[ecs_task]] '{}': declared twice (names are unique in a world)",
                     t.name
+                ),
+            ));
+        }
+        // A task runs the newest revision of its family, so two tasks of one
+        // family would run one definition: each declares its own.
+        let family = |d: &TaskDecl| d.family.clone().unwrap_or_else(|| d.name.clone());
+        if let Some(o) = w
+            .tasks
+            .iter()
+            .find(|o| o.account == t.account && o.region == t.region && family(o) == family(&t))
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[ecs_task]] '{}' key `family`: task '{}' already runs family '{}' in {} {}; each task runs the newest revision of its own family",
+                    t.name,
+                    o.name,
+                    family(&t),
+                    t.account,
+                    t.region
                 ),
             ));
         }

@@ -5,11 +5,11 @@
 
 use super::{Reply, Req, ok_json};
 use crate::cloud::{Cloud, USER_SCOPES};
-use crate::crypto;
+use crate::{crypto, jwt};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use keyway_wire::google::oauth2::{JwkSet, OAuthError, TokenInfo, TokenResponse};
 
 pub const GOOGLE_TOKEN_AUDIENCE: &str = "https://oauth2.googleapis.com/token";
@@ -170,7 +170,13 @@ fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     };
     let claims = match verify_service_account_jwt(cloud, assertion, Audience::TokenEndpoint) {
         Ok(c) => c,
-        Err(e) => return oauth_error(400, "invalid_grant", &e),
+        Err(e) => {
+            return oauth_error(
+                400,
+                "invalid_grant",
+                &e.description(&Audience::TokenEndpoint),
+            );
+        }
     };
     let now = cloud.clock.now_secs();
     let email = claims.iss.clone();
@@ -219,7 +225,8 @@ fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     )
 }
 
-#[derive(serde::Deserialize)]
+/// The claims of a verified service-account JWT.
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct SaJwtClaims {
     pub iss: String,
     #[serde(default)]
@@ -228,12 +235,15 @@ pub struct SaJwtClaims {
     /// sends those for service-account keys with scopes).
     #[serde(default)]
     pub aud: Option<String>,
-    pub iat: i64,
-    pub exp: i64,
     #[serde(default)]
     pub scope: Option<String>,
     #[serde(default)]
     pub target_audience: Option<String>,
+    /// From the verifier (a NumericDate may be a decimal).
+    #[serde(skip)]
+    pub iat: i64,
+    #[serde(skip)]
+    pub exp: i64,
 }
 
 /// What a service-account JWT must be addressed to.
@@ -245,76 +255,105 @@ pub enum Audience<'a> {
     Service(&'a str),
 }
 
-/// Verifies a JWT signed by a service account's key: header kid names a key of
-/// the account in `iss`, RS256 signature, at most one hour of validity, not
-/// expired, not issued in the future (5 minutes of skew allowed).
+/// Google's rule for JWTs signed with a service account's key: `iat` and `exp`
+/// both present, at most an hour apart, `iat` at most five minutes ahead of
+/// the clock, and not expired.
+pub const SA_JWT_POLICY: jwt::Policy = jwt::Policy {
+    require_iat: true,
+    expiry_leeway_secs: 0,
+    future_skew_secs: 300,
+    max_lifetime_secs: Some(3600),
+};
+
+/// Why a service-account JWT is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaJwtError {
+    #[error(transparent)]
+    Jwt(#[from] jwt::JwtError),
+    /// `iss` is not a service account of this cloud (or not a string).
+    #[error("the issuer is not a known service account")]
+    UnknownAccount,
+    #[error("sub must equal iss")]
+    SubjectNotIssuer,
+    #[error("the claims are not those of a service-account JWT")]
+    Claims,
+    #[error("the JWT is addressed to another audience")]
+    Audience,
+}
+
+impl SaJwtError {
+    pub fn is_transient(&self) -> bool {
+        false
+    }
+
+    /// The `error_description` Google's token endpoint gives for it.
+    pub fn description(&self, audience: &Audience<'_>) -> String {
+        use jwt::JwtError as J;
+        match self {
+            SaJwtError::Jwt(e) if e.is_about_time() => "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.".into(),
+            SaJwtError::Jwt(J::Alg(_)) => "Invalid JWT: alg must be RS256.".into(),
+            SaJwtError::Jwt(J::NotCompact | J::BadPart(jwt::Part::Header | jwt::Part::Claims))
+            | SaJwtError::Claims => {
+                "Invalid JWT: the token is not a JWT with base64url JSON header and claims (iss, aud, iat, exp).".into()
+            }
+            SaJwtError::Jwt(_) | SaJwtError::UnknownAccount => "Invalid JWT Signature.".into(),
+            SaJwtError::SubjectNotIssuer => "Invalid JWT: sub must equal iss.".into(),
+            SaJwtError::Audience => match audience {
+                Audience::TokenEndpoint => format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}."),
+                Audience::Service(svc) => format!(
+                    "Invalid JWT: aud must be https://{svc}/ or the JWT must carry a scope claim."
+                ),
+            },
+        }
+    }
+}
+
+/// Verifies a JWT signed by a service account's key ([`jwt`], under
+/// [`SA_JWT_POLICY`]): `iss` names the account, the header's `kid` one of its
+/// enabled keys, `sub` (when present) equals `iss`, and `aud` is what `audience` says.
 pub fn verify_service_account_jwt(
     cloud: &Cloud,
-    jwt: &str,
+    token: &str,
     audience: Audience<'_>,
-) -> Result<SaJwtClaims, String> {
-    let mut parts = jwt.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.".into());
-    };
-    let header: serde_json::Value = URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or("Invalid JWT: the header is not base64url JSON.")?;
-    let claims: SaJwtClaims = URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or("Invalid JWT: the claims are not base64url JSON with iss, aud, iat and exp.")?;
-    let sig = URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| "Invalid JWT Signature.")?;
-    if header.get("alg").and_then(|a| a.as_str()) != Some("RS256") {
-        return Err("Invalid JWT: alg must be RS256.".into());
+) -> Result<SaJwtClaims, SaJwtError> {
+    let unverified = jwt::decode(token)?;
+    let iss = unverified
+        .str_claim("iss")
+        .ok_or(SaJwtError::UnknownAccount)?;
+    let mut keys = jwt::KeySet::default();
+    {
+        let st = cloud.store.read();
+        let sa = st
+            .service_accounts
+            .get(iss)
+            .ok_or(SaJwtError::UnknownAccount)?;
+        for k in sa.keys.iter().filter(|k| !k.disabled) {
+            if let Ok(der) = STANDARD.decode(&k.public_der_b64) {
+                keys.push_pkcs1_der(Some(k.id.clone()), der);
+            }
+        }
     }
-    let kid = header.get("kid").and_then(|k| k.as_str()).unwrap_or("");
-    let st = cloud.store.read();
-    let sa = st
-        .service_accounts
-        .get(&claims.iss)
-        .ok_or("Invalid JWT Signature.")?;
-    let signed = &jwt[..h.len() + 1 + c.len()];
-    let ok = sa
-        .keys
-        .iter()
-        .filter(|k| !k.disabled && (kid.is_empty() || k.id == kid))
-        .any(|k| {
-            STANDARD
-                .decode(&k.public_der_b64)
-                .is_ok_and(|der| crypto::verify_rs256(&der, signed.as_bytes(), &sig))
-        });
-    if !ok {
-        return Err("Invalid JWT Signature.".into());
-    }
-    let now = cloud.clock.now_secs();
-    if claims.exp <= now || claims.iat > now + 300 || claims.exp - claims.iat > 3600 {
-        return Err("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.".into());
-    }
+    let verified = unverified.verify(&keys, &SA_JWT_POLICY, cloud.clock.now_secs())?;
+    let (exp, iat) = (verified.exp, verified.iat.unwrap_or_default());
+    let mut claims: SaJwtClaims =
+        serde_json::from_value(serde_json::Value::Object(verified.claims))
+            .map_err(|_| SaJwtError::Claims)?;
+    claims.exp = exp;
+    claims.iat = iat;
     if claims.sub.as_deref().is_some_and(|s| s != claims.iss) {
-        return Err("Invalid JWT: sub must equal iss.".into());
+        return Err(SaJwtError::SubjectNotIssuer);
     }
     let aud = claims.aud.as_deref().unwrap_or("");
-    match audience {
-        Audience::TokenEndpoint if aud != GOOGLE_TOKEN_AUDIENCE => {
-            Err(format!("Invalid JWT: aud must be {GOOGLE_TOKEN_AUDIENCE}."))
+    let addressed = match audience {
+        Audience::TokenEndpoint => aud == GOOGLE_TOKEN_AUDIENCE,
+        Audience::Service(svc) => {
+            claims.scope.is_some() || aud.trim_end_matches('/') == format!("https://{svc}")
         }
-        Audience::Service(svc)
-            if claims.scope.is_none() && aud.trim_end_matches('/') != format!("https://{svc}") =>
-        {
-            Err(format!(
-                "Invalid JWT: aud must be https://{svc}/ or the JWT must carry a scope claim."
-            ))
-        }
-        _ => Ok(claims),
+    };
+    if !addressed {
+        return Err(SaJwtError::Audience);
     }
+    Ok(claims)
 }
 
 pub fn tokeninfo(cloud: &Cloud, req: &Req) -> Reply {
@@ -376,17 +415,25 @@ pub fn tokeninfo(cloud: &Cloud, req: &Req) -> Reply {
     ))
 }
 
+/// How `tokeninfo` reads the cloud's own ID tokens: signed with its key, not expired.
+const OWN_ID_TOKEN_POLICY: jwt::Policy = jwt::Policy {
+    require_iat: false,
+    expiry_leeway_secs: 0,
+    future_skew_secs: 300,
+    max_lifetime_secs: None,
+};
+
 /// The claims of an ID token this cloud signed and that has not expired.
-pub fn verify_id_token(cloud: &Cloud, jwt: &str) -> Option<serde_json::Value> {
-    let (signed, sig) = jwt.rsplit_once('.')?;
-    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-    if !crypto::verify_rs256(&cloud.signer.public_key_der(), signed.as_bytes(), &sig) {
-        return None;
-    }
-    let (_, c) = signed.split_once('.')?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-    (claims.get("exp")?.as_i64()? > cloud.clock.now_secs()).then_some(claims)
+pub fn verify_id_token(cloud: &Cloud, token: &str) -> Option<serde_json::Value> {
+    let v = jwt::decode(token)
+        .ok()?
+        .verify(
+            &jwt::KeySet::of_signer(&cloud.signer),
+            &OWN_ID_TOKEN_POLICY,
+            cloud.clock.now_secs(),
+        )
+        .ok()?;
+    Some(serde_json::Value::Object(v.claims))
 }
 
 pub fn certs(cloud: &Cloud) -> Reply {

@@ -723,10 +723,17 @@ pub fn with_etag(p: &Policy) -> Policy {
     out
 }
 
+/// Do two policy etags name the same bytes? An etag is `bytes` on the wire:
+/// gcloud's generated clients send back, URL-safe, the base64 they received.
+fn same_etag(given: &str, current: &str) -> bool {
+    let bytes = |s: &str| decode_b64(s).unwrap_or_else(|| s.as_bytes().to_vec());
+    bytes(given) == bytes(current)
+}
+
 /// setIamPolicy semantics shared by every resource: a stale etag is ABORTED,
 /// an invalid policy INVALID_ARGUMENT.
 pub fn checked_policy_update(current: &Policy, mut new: Policy) -> Result<Policy, ApiError> {
-    if !new.etag.is_empty() && new.etag != policy_etag(current) {
+    if !new.etag.is_empty() && !same_etag(&new.etag, &policy_etag(current)) {
         return Err(ApiError::aborted(
             "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
         ));
@@ -734,4 +741,39 @@ pub fn checked_policy_update(current: &Policy, mut new: Policy) -> Result<Policy
     iam::validate_policy(&new).map_err(ApiError::invalid_argument)?;
     new.etag.clear();
     Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_compare_as_bytes_in_either_base64_alphabet() {
+        assert!(same_etag("_GwznjUN5uc=", "/GwznjUN5uc="));
+        assert!(same_etag("/GwznjUN5uc=", "/GwznjUN5uc="));
+        assert!(!same_etag("_GwznjUN5uc=", "-GwznjUN5uc="));
+        assert!(!same_etag("not base64!", "/GwznjUN5uc="));
+        let mut p = Policy::default();
+        iam::add_binding(&mut p, "roles/viewer", "user:a@b.c");
+        let stale = checked_policy_update(
+            &p,
+            Policy {
+                etag: "AAAAAAAAAAA=".into(),
+                ..p.clone()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(stale.status.as_u16(), 409);
+        let url_safe = policy_etag(&p).replace('/', "_").replace('+', "-");
+        assert!(
+            checked_policy_update(
+                &p,
+                Policy {
+                    etag: url_safe,
+                    ..p.clone()
+                }
+            )
+            .is_ok()
+        );
+    }
 }

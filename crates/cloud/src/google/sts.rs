@@ -13,11 +13,10 @@ use super::attributes;
 use super::{Reply, Req, ok_json};
 use crate::cloud::Cloud;
 use crate::iam::Federated;
+use crate::jwt;
 use crate::store::{WiProvider, WiTrust};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyway_wire::google::oauth2::OAuthError;
 use keyway_wire::google::sts::{self as wire, AwsSubjectToken, StsTokenResponse};
 use serde_json::{Value, json};
@@ -461,6 +460,50 @@ fn verify_aws(
     Ok(json!({ "arn": id.arn, "account": id.account, "userid": id.user_id }))
 }
 
+/// How Google's STS takes an OIDC subject token: `iat` and `exp` present, at
+/// most 24 hours apart, `iat` and `nbf` at most five minutes ahead, not expired.
+const OIDC_POLICY: jwt::Policy = jwt::Policy {
+    require_iat: true,
+    expiry_leeway_secs: 0,
+    future_skew_secs: SKEW,
+    max_lifetime_secs: Some(MAX_ID_TOKEN_LIFETIME),
+};
+
+/// Google's description of a refused ID token.
+fn oidc_refusal(err: &jwt::JwtError) -> StsError {
+    use jwt::JwtError as J;
+    let rfc3339 = |secs: i64| crate::time::rfc3339_seconds(secs.saturating_mul(1000));
+    invalid_grant(match err {
+        J::NotCompact => {
+            "Unable to parse the ID Token: it is not a JWT (three base64url parts).".to_owned()
+        }
+        J::BadPart(part) => format!("Unable to parse the ID Token {part}."),
+        J::Alg(_) => "The ID Token must be signed with RS256.".to_owned(),
+        J::UnknownKey { .. } | J::BadSignature => {
+            "The ID Token signature could not be verified with the provider's keys (JWKS)."
+                .to_owned()
+        }
+        J::MissingClaim(name) => format!("The ID Token has no {name} claim."),
+        J::BadTime(name) => {
+            format!("The ID Token's {name} claim is not a NumericDate (seconds since the epoch).")
+        }
+        J::Expired { exp, now } => format!(
+            "The ID Token expired at {} (now {}).",
+            rfc3339(*exp),
+            rfc3339(*now)
+        ),
+        J::IssuedInFuture { .. } => "The ID Token was issued in the future (iat).".to_owned(),
+        J::NotYetValid { .. } => "The ID Token is not valid yet (nbf).".to_owned(),
+        J::ExpiresBeforeIssued { .. } => {
+            "The ID Token expires before it was issued (exp is before iat).".to_owned()
+        }
+        J::LifetimeTooLong { .. } => {
+            "The ID Token is valid for more than 24 hours (exp - iat), which is not accepted."
+                .to_owned()
+        }
+    })
+}
+
 fn verify_oidc(
     cloud: &Cloud,
     target: &Target,
@@ -469,79 +512,25 @@ fn verify_oidc(
     jwks: Option<&str>,
     token: &str,
 ) -> Result<Value, StsError> {
-    let mut parts = token.trim().split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid_grant(
-            "Unable to parse the ID Token: it is not a JWT (three base64url parts).",
-        ));
+    let unverified = jwt::decode(token).map_err(|e| oidc_refusal(&e))?;
+    let keys = match jwks {
+        // A JWKS with no usable key verifies nothing: the signature is refused.
+        Some(j) => serde_json::from_str::<Value>(j)
+            .ok()
+            .and_then(|v| jwt::KeySet::from_jwks(&v).ok())
+            .unwrap_or_default(),
+        None => jwt::KeySet::of_signer(&cloud.signer),
     };
-    let header: Value = URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| invalid_grant("Unable to parse the ID Token header."))?;
-    let claims: Value = URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| invalid_grant("Unable to parse the ID Token claims."))?;
-    let sig = URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| invalid_grant("Unable to parse the ID Token signature."))?;
-    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-        return Err(invalid_grant("The ID Token must be signed with RS256."));
-    }
-    let kid = header.get("kid").and_then(Value::as_str);
-    let signed = &token.trim()[..h.len() + 1 + c.len()];
-    let verified = match jwks {
-        Some(j) => {
-            let set: Value = serde_json::from_str(j).unwrap_or_default();
-            set.get("keys")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|k| kid.is_none() || k.get("kid").and_then(Value::as_str) == kid)
-                .any(|k| {
-                    let (Some(n), Some(e)) = (
-                        k.get("n").and_then(Value::as_str),
-                        k.get("e").and_then(Value::as_str),
-                    ) else {
-                        return false;
-                    };
-                    let (Ok(n), Ok(e)) = (URL_SAFE_NO_PAD.decode(n), URL_SAFE_NO_PAD.decode(e))
-                    else {
-                        return false;
-                    };
-                    let key = aws_lc_rs::signature::RsaPublicKeyComponents {
-                        n: n.as_slice(),
-                        e: e.as_slice(),
-                    };
-                    key.verify(
-                        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-                        signed.as_bytes(),
-                        &sig,
-                    )
-                    .is_ok()
-                })
-        }
-        None => {
-            crate::crypto::verify_rs256(&cloud.signer.public_key_der(), signed.as_bytes(), &sig)
-        }
-    };
-    if !verified {
-        return Err(invalid_grant(
-            "The ID Token signature could not be verified with the provider's keys (JWKS).",
-        ));
-    }
-    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+    let verified = unverified
+        .verify(&keys, &OIDC_POLICY, cloud.clock.now_secs())
+        .map_err(|e| oidc_refusal(&e))?;
+    let iss = verified.str_claim("iss").unwrap_or("");
     if iss != issuer {
         return Err(invalid_grant(format!(
             "The issuer in ID Token {iss} does not match the expected ones: {issuer}."
         )));
     }
-    let auds: Vec<&str> = match claims.get("aud") {
+    let auds: Vec<&str> = match verified.claims.get("aud") {
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
@@ -558,31 +547,5 @@ fn verify_oidc(
             auds.join(", ")
         )));
     }
-    let now = cloud.clock.now_secs();
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| invalid_grant("The ID Token has no exp claim."))?;
-    let iat = claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| invalid_grant("The ID Token has no iat claim."))?;
-    if exp <= now {
-        return Err(invalid_grant(format!(
-            "The ID Token expired at {} (now {}).",
-            crate::time::rfc3339_seconds(exp * 1000),
-            crate::time::rfc3339_seconds(now * 1000)
-        )));
-    }
-    if iat > now + SKEW {
-        return Err(invalid_grant(
-            "The ID Token was issued in the future (iat).",
-        ));
-    }
-    if exp - iat > MAX_ID_TOKEN_LIFETIME {
-        return Err(invalid_grant(
-            "The ID Token is valid for more than 24 hours (exp - iat), which is not accepted.",
-        ));
-    }
-    Ok(claims)
+    Ok(Value::Object(verified.claims))
 }

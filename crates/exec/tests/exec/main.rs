@@ -5,6 +5,7 @@
 mod env;
 mod exit;
 mod files;
+mod orphans;
 mod reaping;
 mod redaction;
 mod signals;

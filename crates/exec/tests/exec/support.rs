@@ -145,6 +145,8 @@ pub struct HarnessOpts {
     /// Run the harness on a pseudo-terminal (`script`), in its foreground
     /// process group; [`Harness::type_keys`] types into that terminal.
     pub pty: bool,
+    /// Let the workload run on if the harness dies (`die_with_keyway` off).
+    pub keep_running: bool,
 }
 
 impl Harness {
@@ -208,6 +210,10 @@ impl Harness {
             .env("KWH_SUBREAPER", if opts.subreaper { "1" } else { "0" })
             .env("KWH_CHILDREN_REPORT", scratch.out("harness-children"))
             .env("KWH_FALLBACK", if opts.fallback { "1" } else { "0" })
+            .env(
+                "KWH_KEEP_RUNNING",
+                if opts.keep_running { "1" } else { "0" },
+            )
             .env("XDG_RUNTIME_DIR", runtime)
             .current_dir(scratch.out.path())
             .stdin(if opts.pty {
@@ -237,6 +243,15 @@ impl Harness {
         // SAFETY: kill has no memory-safety preconditions.
         let r = unsafe { libc::kill(self.pid(), sig) };
         assert_eq!(r, 0, "kill({}, {sig})", self.pid());
+    }
+
+    /// Kills the harness with SIGKILL (nothing of it runs after that) and reaps it.
+    pub fn kill9(mut self) -> Scratch {
+        use std::os::unix::process::ExitStatusExt;
+        self.signal(libc::SIGKILL);
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+        self.scratch
     }
 
     /// Waits for the harness to exit; returns its exit code and stderr.
@@ -285,10 +300,12 @@ pub fn harness_main() -> ! {
         "KWH_SUBREAPER",
         "KWH_CHILDREN_REPORT",
         "KWH_FALLBACK",
+        "KWH_KEEP_RUNNING",
     ]
     .map(String::from)
     .to_vec();
     plan.subreaper = var("KWH_SUBREAPER") == "1";
+    plan.die_with_keyway = var("KWH_KEEP_RUNNING") != "1";
     if var("KWH_FALLBACK") == "1" {
         plan.tmp = TmpfsPolicy::AllowFallback(std::env::current_dir().unwrap().join("fallback"));
     }
@@ -306,6 +323,29 @@ pub fn harness_main() -> ! {
     let children = children_of_self();
     std::fs::write(var("KWH_CHILDREN_REPORT"), format!("{children:?}")).unwrap();
     std::process::exit(code)
+}
+
+/// Whether `pid` is a process that still runs (a zombie waiting to be reaped
+/// does not).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+/// Waits (up to [`PATIENCE`]) for `pid` to be gone; false if it never was.
+pub fn wait_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 /// Pids whose parent is this process, as /proc sees them (zombies included).

@@ -1,6 +1,8 @@
-//! `keyway cloud up`, `keyway cloud env` (a Google user or VM; an EC2
-//! instance; an ECS task, whose start resolves its `secrets` in the cloud) and
-//! `keyway cloud cred-config` (a Workload Identity Federation credential file).
+//! `keyway cloud up`, `keyway cloud env` (a Google user, with gcloud logged
+//! in, or VM; an AWS IAM user, with the aws CLI configured; an EC2 instance;
+//! an ECS task, whose start runs its family's newest task definition and
+//! resolves its `secrets` in the cloud) and `keyway cloud cred-config` (a
+//! Workload Identity Federation credential file).
 
 use crate::cli::{CredConfigArgs, EnvArgs, SourceType, UpArgs};
 use anyhow::{Context, bail};
@@ -76,7 +78,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         }
         ep.write(&data)
             .with_context(|| format!("writing {}", data.join("endpoints.json").display()))?;
-        println!("{}", serde_json::to_string(&ep)?);
+        crate::output::outln!("{}", serde_json::to_string(&ep)?)?;
         tracing::info!(google = %ep.google, instances = ep.instances.len(), "local cloud ready");
         wait_for_shutdown().await;
         let _ = std::fs::remove_file(data.join("endpoints.json"));
@@ -157,11 +159,21 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
         config_dir = u.cloudsdk_config.clone();
         // Off a VM: nothing should probe for a metadata server.
         export("NO_GCE_CHECK", "True");
+        export("CLOUDSDK_CORE_CHECK_GCE_METADATA", "false");
+        // gcloud itself: logged in as the user, with a fresh access token in a
+        // private file (gcloud never sees the refresh token).
+        let dir = absolute(std::path::Path::new(&config_dir));
+        let token_file = write_gcloud_token(&dir, g)
+            .with_context(|| format!("giving gcloud an access token for {email}"))?;
+        export(
+            "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE",
+            &token_file.display().to_string(),
+        );
+        export("CLOUDSDK_CORE_ACCOUNT", &email);
     }
     export(
         "CLOUDSDK_CONFIG",
-        &std::path::absolute(&config_dir)
-            .unwrap_or_else(|_| config_dir.clone().into())
+        &absolute(std::path::Path::new(&config_dir))
             .display()
             .to_string(),
     );
@@ -169,30 +181,12 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
         export("GOOGLE_CLOUD_PROJECT", p);
         export("CLOUDSDK_CORE_PROJECT", p);
     }
-    for api in [
-        "SECRETMANAGER",
-        "CLOUDRESOURCEMANAGER",
-        "IAM",
-        "IAMCREDENTIALS",
-        "STS",
-        "OAUTH2",
-    ] {
-        export(
-            &format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"),
-            &format!("{g}/"),
-        );
-    }
-    export(
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
-        &format!("{g}/compute/v1/"),
-    );
+    gcloud_settings(&mut export, g);
     // AWS, reached from Google compute or a developer's machine: the local AWS
     // APIs (for AssumeRoleWithWebIdentity with a Google ID token, or a user's
     // own AWS setup), no instance or container credentials, no shared files
     // from the real home directory.
-    export("AWS_ENDPOINT_URL", &ep.aws);
-    export("AWS_ENDPOINT_URL_SECRETSMANAGER", &ep.aws);
-    export("AWS_ENDPOINT_URL_STS", &ep.aws);
+    aws_endpoints(&mut export, &ep.aws);
     export("AWS_EC2_METADATA_DISABLED", "true");
     export("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     export("AWS_CONFIG_FILE", "/dev/null");
@@ -208,8 +202,118 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     } else {
         text.push_str("unset NO_GCE_CHECK\n");
     }
-    print!("{text}");
+    crate::output::out!("{text}")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An absolute form of `p` (relative to the working directory), as every
+/// printed path must be.
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The Google APIs gcloud and the client libraries reach through
+/// `CLOUDSDK_API_ENDPOINT_OVERRIDES_*` (all on the one Google port; Compute's
+/// override carries its `compute/v1/` path, as gcloud expects of it).
+const GOOGLE_APIS: [&str; 6] = [
+    "SECRETMANAGER",
+    "CLOUDRESOURCEMANAGER",
+    "IAM",
+    "IAMCREDENTIALS",
+    "STS",
+    "OAUTH2",
+];
+
+/// The Google side every environment shares: the endpoint overrides, and a
+/// gcloud that never prompts, never checks for updates and reports nothing.
+fn gcloud_settings(export: &mut impl FnMut(&str, &str), google: &str) {
+    for api in GOOGLE_APIS {
+        export(
+            &format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"),
+            &format!("{google}/"),
+        );
+    }
+    export(
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
+        &format!("{google}/compute/v1/"),
+    );
+    export("CLOUDSDK_CORE_DISABLE_PROMPTS", "1");
+    export("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "true");
+    export("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "true");
+    export("CLOUDSDK_SURVEY_DISABLE_PROMPTS", "true");
+}
+
+/// The AWS APIs of the local cloud, for the SDKs and the aws CLI: one port for
+/// every service (IAM is global, so it gets its own variable as well as the
+/// general one), and no pager.
+fn aws_endpoints(export: &mut impl FnMut(&str, &str), aws: &str) {
+    export("AWS_ENDPOINT_URL", aws);
+    for service in ["SECRETSMANAGER", "STS", "IAM", "ECS"] {
+        export(&format!("AWS_ENDPOINT_URL_{service}"), aws);
+    }
+    export("AWS_PAGER", "");
+}
+
+/// Gets a fresh access token for the user whose gcloud ADC file is in `dir`
+/// (the OAuth refresh-token grant, against the running cloud's token endpoint)
+/// and writes it to `dir/keyway-access-token` (0600), the file gcloud reads
+/// through `CLOUDSDK_AUTH_ACCESS_TOKEN_FILE`. The token lives as long as the
+/// cloud's access tokens do (an hour by default); run `keyway cloud env` again
+/// for a new one.
+fn write_gcloud_token(dir: &std::path::Path, google: &str) -> anyhow::Result<std::path::PathBuf> {
+    let adc = dir.join("application_default_credentials.json");
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&adc).with_context(|| format!("reading {}", adc.display()))?,
+    );
+    let file: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a credentials file", adc.display()))?;
+    let field = |k: &str| {
+        file.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("{} has no `{k}`", adc.display()))
+    };
+    let form = [
+        ("grant_type", "refresh_token".to_owned()),
+        ("client_id", field("client_id")?),
+        ("client_secret", field("client_secret")?),
+        ("refresh_token", field("refresh_token")?),
+    ];
+    let url = format!("{google}/token");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let token = rt.block_on(async {
+        let r = reqwest::Client::builder()
+            .no_proxy()
+            .build()?
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .with_context(|| format!("calling the local cloud's token endpoint {url}"))?;
+        let status = r.status();
+        let body: serde_json::Value = r
+            .json()
+            .await
+            .context("reading the local cloud's token answer")?;
+        match body.get("access_token").and_then(|t| t.as_str()) {
+            Some(t) if status.is_success() => Ok(zeroize::Zeroizing::new(t.to_owned())),
+            // The OAuth error code and description never carry the token.
+            _ => bail!(
+                "the local cloud refused the refresh token ({status}: {} {})",
+                body.get("error").and_then(|v| v.as_str()).unwrap_or(""),
+                body.get("error_description")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+            ),
+        }
+    })?;
+    let path = dir.join("keyway-access-token");
+    write_private(&path, token.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 enum AwsTarget<'a> {
@@ -289,7 +393,8 @@ fn aws_env(
                 &format!("{}{}", t.agent, t.metadata_path),
             );
             export("AWS_EC2_METADATA_DISABLED", "true");
-            match (&t.credentials_path, &start.auth_token) {
+            // The revision started decides (a new one may have added a task role).
+            match (&start.credentials_path, &start.auth_token) {
                 (Some(p), Some(tok)) => {
                     export(
                         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -368,39 +473,23 @@ fn aws_env(
             )
         }
     };
-    export("AWS_ENDPOINT_URL", &ep.aws);
-    export("AWS_ENDPOINT_URL_SECRETSMANAGER", &ep.aws);
-    export("AWS_ENDPOINT_URL_STS", &ep.aws);
+    aws_endpoints(&mut export, &ep.aws);
     // Google, reached from AWS compute: no metadata server, the local Google APIs.
     std::fs::create_dir_all(&config_dir)
         .with_context(|| format!("creating {}", config_dir.display()))?;
     export(
         "CLOUDSDK_CONFIG",
-        &std::path::absolute(&config_dir)
-            .unwrap_or(config_dir.clone())
-            .display()
-            .to_string(),
+        &absolute(&config_dir).display().to_string(),
     );
     export("NO_GCE_CHECK", "True");
-    for api in [
-        "SECRETMANAGER",
-        "CLOUDRESOURCEMANAGER",
-        "IAM",
-        "IAMCREDENTIALS",
-        "STS",
-        "OAUTH2",
-    ] {
-        export(
-            &format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"),
-            &format!("{g}/"),
-        );
-    }
-    print!(
+    export("CLOUDSDK_CORE_CHECK_GCE_METADATA", "false");
+    gcloud_settings(&mut export, g);
+    crate::output::out!(
         "# keyway local cloud ({}), pid {}, {header}\n{out}unset {}\n",
         data.display(),
         ep.pid,
         unset.join(" ")
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -516,11 +605,11 @@ pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
     let mut text = serde_json::to_string_pretty(&cfg)?;
     text.push('\n');
     match &a.output_file {
-        None => print!("{text}"),
+        None => crate::output::out!("{text}")?,
         Some(path) => {
             write_private(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
+            crate::output::errln!(
                 "Created credential configuration file [{}].",
                 path.display()
             );

@@ -1,7 +1,9 @@
 //! `keyway exec`: resolve, fail closed, then hand over to keyway-exec.
 
 use super::resolve::{self, Wanted};
+use crate::WIDTH;
 use crate::cli::ExecArgs;
+use crate::output::{errln, wrap};
 use anyhow::Context;
 use keyway_core::{Delivery, Env, SecretRef};
 use keyway_exec::{Plan, TmpfsPolicy};
@@ -43,9 +45,9 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         }
     }
     if !bad.is_empty() {
-        eprintln!("error: invalid secret references; nothing was run");
+        errln!("error: invalid secret references; nothing was run");
         for b in &bad {
-            eprintln!("  {b}");
+            errln!("  {}", wrap(b, 2, 4, WIDTH));
         }
         return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
     }
@@ -87,6 +89,7 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
             plan = b.deliver(plan);
         }
         plan.tmp = TmpfsPolicy::Require;
+        plan.die_with_keyway = !a.keep_running_if_keyway_dies;
         for (w, v) in wanted.iter().zip(values) {
             plan = match &w.reference.delivery {
                 Delivery::Value => plan.var(w.name.clone(), v),
@@ -102,7 +105,7 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         match exit {
             Ok(exit) => Ok(exit.into()),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {}", wrap(&e.to_string(), 7, 4, WIDTH));
                 Ok(ExitCode::from(e.exit_code()))
             }
         }

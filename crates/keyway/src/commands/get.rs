@@ -1,10 +1,11 @@
 //! `keyway get REF`: the payload on stdout, byte for byte.
 
 use super::resolve::{self, Wanted};
+use crate::WIDTH;
 use crate::cli::GetArgs;
+use crate::output::{self, errln, wrap};
 use anyhow::Context;
 use keyway_core::{Env, SecretRef};
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,18 +26,16 @@ pub fn run(a: GetArgs, env: Env) -> anyhow::Result<ExitCode> {
         Duration::from_secs(a.timeout),
     )) {
         Ok(values) => {
-            let mut out = std::io::stdout().lock();
             for v in values {
-                out.write_all(v.expose()).context("writing to stdout")?;
+                output::stdout(v.expose())?;
             }
-            out.flush().context("writing to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
         Err(failures) => {
             for f in &failures {
-                eprintln!("error: {}", f.error);
+                errln!("error: {}", wrap(&f.error, 7, 4, WIDTH));
                 if let Some(h) = &f.hint {
-                    eprintln!("  hint: {h}");
+                    errln!("  hint: {}", wrap(h, 8, 4, WIDTH));
                 }
             }
             Ok(ExitCode::from(1))

@@ -13,9 +13,8 @@ use crate::cli::{Cli, CloudCommand, Command};
 use keyway_core::Env;
 use std::process::ExitCode;
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // The one place the process environment is read; everything below gets it as a value.
-    let env = Env::from_process();
+/// Runs the command in `env`, the process environment `main` captured.
+pub fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Exec(a) => exec::run(a, env),
         Command::Get(a) => get::run(a, env),

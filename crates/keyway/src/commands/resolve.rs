@@ -4,9 +4,11 @@
 //! failure into a message that says which reference failed, why, and, when the
 //! fix is known, the one command that fixes it.
 
+use crate::WIDTH;
 use crate::aws;
 use crate::google::{self, Who};
-use keyway_core::{Env, Reference, Secret, SecretRef};
+use crate::output::{errln, wrap};
+use keyway_core::{Env, Reference, Secret, SecretRef, vars};
 use keyway_secrets::{FetchError, Fetcher};
 use std::time::Duration;
 
@@ -24,10 +26,13 @@ pub struct Failure {
 }
 
 impl std::fmt::Display for Failure {
+    /// `NAME: error` and `hint: …` on the next line, both wrapped at [`WIDTH`]
+    /// for a block indented by two spaces (as [`report`] prints it).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.name, self.error)?;
+        let head = format!("{}: {}", self.name, self.error);
+        write!(f, "{}", wrap(&head, 2, 6, WIDTH))?;
         if let Some(h) = &self.hint {
-            write!(f, "\n    hint: {h}")?;
+            write!(f, "\n    hint: {}", wrap(h, 10, 6, WIDTH))?;
         }
         Ok(())
     }
@@ -106,7 +111,7 @@ pub async fn resolve(
     }
     let mut fetcher = Fetcher::new(http.clone(), env);
     fetcher.concurrency = concurrency;
-    fetcher.deadline = timeout;
+    fetcher.retry = keyway_secrets::retry_within(timeout);
     fetcher.aws = aws_provider.clone();
     let refs: Vec<SecretRef> = wanted.iter().map(|w| w.reference.clone()).collect();
     let results = fetcher.fetch_all(&refs, token.as_ref()).await;
@@ -137,6 +142,19 @@ pub async fn resolve(
                     error: format!("reading {}: {error}", w.reference),
                     hint,
                 });
+            }
+            Err(FetchError::Transport { reference, error }) => {
+                let var = match w.reference.source {
+                    Reference::AwsSecretsManager { .. } => vars::AWS_ENDPOINT_URL_SECRETSMANAGER,
+                    Reference::GcpSecretManager { .. } => {
+                        vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER
+                    }
+                };
+                failures.push(Failure {
+                    name: w.name.clone(),
+                    hint: Some(transport_hint(&error, var)),
+                    error: FetchError::Transport { reference, error }.to_string(),
+                })
             }
             Err(e) if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => failures
                 .push(Failure {
@@ -182,36 +200,59 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
     match e {
         FetchError::InsufficientScopes { .. } => Some(match who.and_then(|w| w.vm.as_ref()) {
             Some(vm) => format!(
-                "the VM's access scopes do not include cloud-platform (IAM roles cannot make up for a missing scope). As the project owner: \
-                 gcloud compute instances stop {n} --zone={z} && gcloud compute instances set-service-account {n} --zone={z} --service-account={sa} --scopes=cloud-platform && gcloud compute instances start {n} --zone={z}",
+                "the VM's access scopes do not include cloud-platform (IAM roles cannot make up for a missing scope). As the project owner:\n\
+                 $ gcloud compute instances stop {n} --zone={z} && gcloud compute instances set-service-account {n} --zone={z} --service-account={sa} --scopes=cloud-platform && gcloud compute instances start {n} --zone={z}",
                 n = vm.name,
                 z = vm.zone,
                 sa = who.map(|w| w.email.as_str()).unwrap_or("SERVICE_ACCOUNT")
             ),
-            None => "request a token with the https://www.googleapis.com/auth/cloud-platform scope".to_owned(),
+            None => "request a token with the https://www.googleapis.com/auth/cloud-platform scope"
+                .to_owned(),
         }),
         FetchError::PermissionDenied { permission, .. } => {
-            let member = who.map(|w| w.member()).unwrap_or_else(|| "PRINCIPAL".into());
-            let role = if permission == "secretmanager.versions.access" { "roles/secretmanager.secretAccessor" } else { "roles/secretmanager.viewer" };
+            let member = who
+                .map(|w| w.member())
+                .unwrap_or_else(|| "PRINCIPAL".into());
+            let role = if permission == "secretmanager.versions.access" {
+                "roles/secretmanager.secretAccessor"
+            } else {
+                "roles/secretmanager.viewer"
+            };
             Some(format!(
-                "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner: \
-                 gcloud secrets add-iam-policy-binding {secret} --project={project} --member={member} --role={role}"
+                "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner:\n\
+                 $ gcloud secrets add-iam-policy-binding {secret} --project={project} --member={member} --role={role}"
             ))
         }
-        FetchError::NotFound { .. } => Some(format!("list what exists: gcloud secrets versions list {secret} --project={project}")),
-        FetchError::NotEnabled { .. } => Some(format!("gcloud secrets versions enable {version} --secret={secret} --project={project} (a destroyed version cannot come back)")),
-        FetchError::Unreachable { .. } => Some("check the network, or CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER if you point keyway at another endpoint".into()),
+        FetchError::NotFound { .. } => Some(format!(
+            "list what exists:\n$ gcloud secrets versions list {secret} --project={project}"
+        )),
+        FetchError::NotEnabled { .. } => Some(format!(
+            "enable the version (a destroyed version cannot come back):\n$ gcloud secrets versions enable {version} --secret={secret} --project={project}"
+        )),
         _ => None,
+    }
+}
+
+/// What to check when a secrets endpoint gave no usable answer; `override_var`
+/// is the variable that points keyway at another endpoint.
+fn transport_hint(e: &keyway_http::HttpError, override_var: &str) -> String {
+    match e {
+        keyway_http::HttpError::TooLarge { .. } => format!(
+            "no secret is that large: whatever answered is not the service keyway expected; check {override_var} (and any proxy in HTTPS_PROXY)"
+        ),
+        _ => {
+            format!("check the network, or {override_var} if you point keyway at another endpoint")
+        }
     }
 }
 
 /// Prints failures (one block each) to stderr.
 pub fn report(failures: &[Failure]) {
-    eprintln!(
+    errln!(
         "error: {} of the secret references could not be resolved; nothing was run",
         failures.len()
     );
     for f in failures {
-        eprintln!("  {f}");
+        errln!("  {f}");
     }
 }

@@ -8,10 +8,10 @@
 use crate::aws;
 use crate::cli::{Output, TokenArgs};
 use crate::google;
+use crate::output;
 use anyhow::{Context, bail};
 use keyway_core::{Env, Secret};
 use serde_json::json;
-use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(a: TokenArgs, env: Env) -> anyhow::Result<ExitCode> {
@@ -19,13 +19,10 @@ pub fn run(a: TokenArgs, env: Env) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let out = rt.block_on(produce(&a, &env))?;
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.expose().as_bytes())
-        .context("writing to stdout")?;
-    stdout.write_all(b"\n").context("writing to stdout")?;
-    stdout.flush().context("writing to stdout")?;
+    let mut out = rt.block_on(produce(&a, &env))?;
+    // One write: the credential and its newline, from a buffer that is wiped.
+    out.expose_mut().push('\n');
+    output::stdout(out.expose().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -107,6 +104,14 @@ async fn produce(a: &TokenArgs, env: &Env) -> anyhow::Result<Secret<String>> {
         .access_token()
         .await
         .with_context(|| format!("getting an access token from {}", creds.source()))?;
+    // What the token really carries (the issuer's word), not what was asked for.
+    let granted = creds.granted_scopes().await.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "could not learn the token's scopes");
+        None
+    });
+    if let Some(granted) = &granted {
+        warn_if_narrowed(&scopes, granted, creds.source());
+    }
     Ok(match a.output {
         Output::Text => t.token,
         Output::Json => {
@@ -118,13 +123,43 @@ async fn produce(a: &TokenArgs, env: &Env) -> anyhow::Result<Secret<String>> {
                     "access_token": t.token.expose(),
                     "token_type": "Bearer",
                     "expires_at": expiry,
-                    "scopes": t.scopes.unwrap_or(scopes),
+                    "scopes": granted,
+                    "requested_scopes": scopes,
                     "source": creds.source().to_string(),
                 })
                 .to_string(),
             )
         }
     })
+}
+
+/// Warns (on stderr) when the token lacks a scope that was asked for: APIs
+/// outside its scopes will answer 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT.
+fn warn_if_narrowed(requested: &[String], granted: &[String], source: &keyway_auth::Source) {
+    let missing: Vec<&str> = requested
+        .iter()
+        .filter(|r| !granted.contains(r))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let carried = if granted.is_empty() {
+        "none".to_owned()
+    } else {
+        granted.join(", ")
+    };
+    match source {
+        keyway_auth::Source::MetadataServer { .. } => tracing::warn!(
+            "the token does not carry {}: on a VM the instance's access scopes decide, whatever is asked, and this VM's are {carried}. \
+             APIs outside them answer 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT; the project owner can change them (stop the VM, then gcloud compute instances set-service-account --scopes)",
+            missing.join(", ")
+        ),
+        _ => tracing::warn!(
+            "the token does not carry {}: its issuer granted only {carried}. APIs outside them answer 403 ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+            missing.join(", ")
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use crate::aws;
 use crate::cli::{Output, WhoamiArgs};
 use crate::google;
+use crate::output::{out, outln};
 use anyhow::Context;
 use keyway_core::Env;
 use serde_json::json;
@@ -32,12 +33,12 @@ pub fn run(a: WhoamiArgs, env: Env) -> anyhow::Result<ExitCode> {
             Err(e) => (json!({"error": e}), missing("aws", e)),
         };
         if a.output == Output::Json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&json!({"google": g_json, "aws": w_json}))?
-            );
+            )?;
         } else {
-            print!("{g_text}{w_text}");
+            out!("{g_text}{w_text}")?;
         }
         match (g, w) {
             (Err(e), Err(_)) => Err(e.context("neither Google nor AWS credentials were found")),

@@ -5,6 +5,11 @@ use super::*;
 use aws_sigv4::http_request::{PayloadChecksumKind, SessionTokenMode, UriPathNormalizationMode};
 use std::path::PathBuf;
 
+/// Classification of a body with no `x-amzn-ErrorType` header.
+fn classify(reference: &str, url: &str, status: u16, body: &[u8]) -> FetchError {
+    classify_body(reference, url, status, body, None)
+}
+
 #[test]
 fn classification_follows_the_error_type() {
     let denied = br#"{"__type":"AccessDeniedException","Message":"User: arn:aws:sts::380214597362:assumed-role/wevox-batch-task/abc is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:ap-northeast-1:380214597362:secret:x-AbCdEf because no identity-based policy allows the secretsmanager:GetSecretValue action"}"#;
@@ -61,9 +66,48 @@ fn classification_follows_the_error_type() {
         );
     }
     assert!(t("ThrottlingException", 400).is_transient());
+    assert!(
+        classify_body(
+            "r",
+            "u",
+            400,
+            br#"{"message":"Rate exceeded"}"#,
+            Some("ThrottlingException:http://internal.amazon.com/coral/")
+        )
+        .is_transient(),
+        "the header names the error when the body does not"
+    );
     assert!(t("InternalServiceError", 500).is_transient());
     assert!(classify("r", "u", 503, b"<html/>").is_transient());
     assert!(!t("ValidationException", 400).is_transient());
+}
+
+#[test]
+fn the_largest_answers_secrets_manager_can_send_fit_the_cap() {
+    // 64 KiB of control characters: JSON escapes each as \u00XX.
+    let string: String = std::iter::repeat_n('\u{1}', 65_536).collect();
+    let binary = STANDARD.encode(vec![0xffu8; 65_536]).replace('/', "\\/");
+    let arn = format!(
+        "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:{}-AbCdEf",
+        "n".repeat(512)
+    );
+    for (field, value) in [
+        ("SecretString", serde_json::to_string(&string).unwrap()),
+        ("SecretBinary", format!("\"{binary}\"")),
+    ] {
+        let body = format!(
+            r#"{{"ARN":"{arn}","Name":"{}","VersionId":"{}","{field}":{value},"VersionStages":["AWSCURRENT","AWSPENDING"],"CreatedDate":1.7e9}}"#,
+            "n".repeat(512),
+            "v".repeat(64)
+        );
+        assert!(
+            body.len() <= GET_SECRET_VALUE_CAP.bytes(),
+            "{field}: {} > {}",
+            body.len(),
+            GET_SECRET_VALUE_CAP
+        );
+        assert_eq!(decode(body.as_bytes(), "r").unwrap().expose().len(), 65_536);
+    }
 }
 
 #[test]

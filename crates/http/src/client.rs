@@ -1,9 +1,10 @@
-//! The one HTTP client keyway uses. TLS verification uses the platform's root
-//! store, but loads it on the first HTTPS certificate check rather than when
-//! the client is built: reading the system store costs several milliseconds
-//! (on Debian, 146 files in /etc/ssl/certs), which a command that talks only to
-//! loopback endpoints (the local cloud, a metadata server, an ECS agent) would
-//! otherwise pay on every start.
+//! The one HTTP client keyway uses, built once per command and shared by every
+//! call. TLS verification uses the platform's root store, but loads it on the
+//! first HTTPS certificate check rather than when the client is built: reading
+//! the system store costs several milliseconds (on Debian, 146 files in
+//! /etc/ssl/certs), which a command that talks only to loopback endpoints (the
+//! local cloud, a metadata server, an ECS agent) would otherwise pay on every
+//! start.
 
 use keyway_core::{Env, vars};
 use rustls::DigitallySignedStruct;

@@ -1,0 +1,706 @@
+//! What the local cloud's SigV4 verifier refuses and accepts, over loopback
+//! HTTP, as AWS does: presigned URLs (signed by the `aws-sigv4` crate) whose
+//! `X-Amz-Expires` is not a number of seconds up to a week, or that are older
+//! than the fifteen minutes STS and Secrets Manager give any signature;
+//! signatures that leave out `host`, an `x-amz-*` header or the session token;
+//! and a long-term `AKIA…` key sent with a session token. A presigned
+//! GetCallerIdentity URL made by boto3 offline verifies, as EKS tokens need.
+
+mod aws_common;
+
+use aws_common::{Creds, NOW, start, xml};
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+};
+use aws_sigv4::sign::v4;
+use keyway_cloud::aws::sigv4;
+use serde_json::{Value, json};
+use std::time::{Duration, UNIX_EPOCH};
+
+const WORLD: &str = r#"
+[[aws_account]]
+id = "111111111111"
+
+[[aws_user]]
+account = "111111111111"
+name = "admin"
+policies = ['{"Statement": [{"Effect": "Allow", "Action": ["secretsmanager:*", "sts:AssumeRole"], "Resource": "*"}]}']
+
+[[aws_role]]
+account = "111111111111"
+name = "deployer"
+trust = '{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "sts:AssumeRole"}]}'
+policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}']
+
+[[aws_secret]]
+account = "111111111111"
+region = "us-east-1"
+name = "app/db"
+versions = [{ string = "the-db-password" }]
+"#;
+
+const GCI: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+const SM_JSON: &str = "application/x-amz-json-1.1";
+
+/// AWS's URI encoding of a query key or value (everything but unreserved).
+fn enc(s: &str) -> String {
+    sigv4::uri_encode(s, false)
+}
+
+/// A URL of the cloud's AWS port presigned with `aws-sigv4` at `at`, valid
+/// `expires`; `headers` (besides host) are signed and must be sent with it.
+fn presign(
+    e: &aws_common::Env,
+    c: &Creds,
+    query: &str,
+    headers: &[(&str, &str)],
+    expires: Duration,
+    at: i64,
+    token: SessionTokenMode,
+) -> String {
+    let url = format!("{}/?{query}", e.ep.aws);
+    let host = e.host();
+    let mut all: Vec<(&str, &str)> = vec![("host", host.as_str())];
+    all.extend_from_slice(headers);
+    let identity = Credentials::new(
+        c.akid.clone(),
+        c.secret.clone(),
+        c.token.clone(),
+        None,
+        "test",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    settings.session_token_mode = token;
+    let signing = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("sts")
+        .time(UNIX_EPOCH + Duration::from_secs(at as u64))
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let signable =
+        SignableRequest::new("GET", &url, all.into_iter(), SignableBody::Bytes(b"")).unwrap();
+    let (instructions, _) = sign(signable, &signing).unwrap().into_parts();
+    let (_, query_params) = instructions.into_parts();
+    let mut out = url;
+    for (k, v) in query_params {
+        out.push('&');
+        out.push_str(&enc(k));
+        out.push('=');
+        out.push_str(&enc(&v));
+    }
+    out
+}
+
+/// A SigV4 `Authorization` for `headers` (which must hold `x-amz-date`) that
+/// lists only `signed` as signed headers, as a client that leaves headers out of
+/// its signature sends it. The signature itself is right for what it lists.
+fn authorization_listing(
+    c: &Creds,
+    service: &str,
+    headers: &[(String, String)],
+    signed: &[&str],
+    body: &[u8],
+) -> String {
+    let date = headers
+        .iter()
+        .find(|(k, _)| k == "x-amz-date")
+        .map(|(_, v)| v[..8].to_owned())
+        .unwrap();
+    let auth = |sig: &str| {
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/{date}/us-east-1/{service}/aws4_request, SignedHeaders={}, Signature={sig}",
+            c.akid,
+            signed.join(";")
+        )
+    };
+    let mut with_auth = headers.to_vec();
+    with_auth.push(("authorization".into(), auth("0")));
+    let req = sigv4::Request {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &with_auth,
+        body,
+    };
+    let claimed = sigv4::parse(&req).unwrap();
+    let sts = sigv4::string_to_sign(&sigv4::canonical_request(&req, &claimed), &claimed);
+    auth(&sigv4::signature(
+        &c.secret,
+        &date,
+        "us-east-1",
+        service,
+        &sts,
+    ))
+}
+
+async fn get(e: &aws_common::Env, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut r = e.http.get(url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let resp = r.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn post(e: &aws_common::Env, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
+    let mut r = e.http.post(format!("{}/", e.ep.aws)).body(body.to_vec());
+    for (k, v) in headers {
+        if k != "host" {
+            r = r.header(k, v);
+        }
+    }
+    let resp = r.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn code(x: &str) -> String {
+    if x.starts_with('{') {
+        let v: Value = serde_json::from_str(x).unwrap();
+        v["__type"].as_str().unwrap_or("").to_owned()
+    } else if x.contains("<Code>") {
+        xml(x, "Code")
+    } else {
+        String::new()
+    }
+}
+
+fn message(x: &str) -> String {
+    if x.starts_with('{') {
+        let v: Value = serde_json::from_str(x).unwrap();
+        v["Message"].as_str().unwrap_or("").to_owned()
+    } else if x.contains("<Message>") {
+        xml(x, "Message")
+    } else {
+        String::new()
+    }
+}
+
+#[tokio::test]
+async fn presigned_expires_must_be_seconds_up_to_a_week() {
+    let e = start(WORLD).await;
+    let admin = e.user("111111111111", "admin");
+    let week = presign(
+        &e,
+        &admin,
+        GCI,
+        &[],
+        Duration::from_secs(604_800),
+        NOW,
+        SessionTokenMode::Include,
+    );
+    let (s, x) = get(&e, &week, &[]).await;
+    assert_eq!(s, 200, "{x}");
+    assert_eq!(xml(&x, "Arn"), "arn:aws:iam::111111111111:user/admin");
+
+    // A week and a second, and a hundred years: aws-sigv4 signs them, AWS refuses them.
+    for secs in [604_801u64, 100 * 365 * 86_400] {
+        let url = presign(
+            &e,
+            &admin,
+            GCI,
+            &[],
+            Duration::from_secs(secs),
+            NOW,
+            SessionTokenMode::Include,
+        );
+        let (s, x) = get(&e, &url, &[]).await;
+        assert_eq!(
+            (s, code(&x).as_str()),
+            (400, "AuthorizationQueryParametersError"),
+            "{secs}: {x}"
+        );
+        assert_eq!(
+            message(&x),
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
+        );
+    }
+    // Values no signer produces: refused before any signature is computed.
+    for (v, want) in [
+        ("-5", "X-Amz-Expires must be non-negative"),
+        ("-9223372036854775808", "X-Amz-Expires must be non-negative"),
+        ("0", "X-Amz-Expires must be at least 1 second"),
+        ("abc", "X-Amz-Expires should be a number"),
+        ("", "X-Amz-Expires should be a number"),
+        ("1e3", "X-Amz-Expires should be a number"),
+        ("+60", "X-Amz-Expires should be a number"),
+        (
+            "9223372036854775807",
+            "X-Amz-Expires must be less than a week",
+        ),
+        (
+            "99999999999999999999999",
+            "X-Amz-Expires must be less than a week",
+        ),
+    ] {
+        let url = week.replace("X-Amz-Expires=604800", &format!("X-Amz-Expires={v}"));
+        assert_ne!(url, week);
+        let (s, x) = get(&e, &url, &[]).await;
+        assert_eq!(
+            (s, code(&x).as_str()),
+            (400, "AuthorizationQueryParametersError"),
+            "{v}: {x}"
+        );
+        assert!(message(&x).starts_with(want), "{v}: {x}");
+    }
+}
+
+#[tokio::test]
+async fn a_presigned_url_lives_fifteen_minutes_whatever_its_expires_says() {
+    let e = start(WORLD).await;
+    let admin = e.user("111111111111", "admin");
+    let week = presign(
+        &e,
+        &admin,
+        GCI,
+        &[],
+        Duration::from_secs(604_800),
+        NOW,
+        SessionTokenMode::Include,
+    );
+    // STS and Secrets Manager do not honour X-Amz-Expires (only S3 does): a
+    // presigned request is good for the same 15 minutes as any signature.
+    e.clock.advance_secs(14 * 60);
+    assert_eq!(get(&e, &week, &[]).await.0, 200);
+    e.clock.advance_secs(2 * 60);
+    let (s, x) = get(&e, &week, &[]).await;
+    assert_eq!(
+        (s, code(&x).as_str()),
+        (403, "SignatureDoesNotMatch"),
+        "{x}"
+    );
+    assert!(
+        message(&x).starts_with("Signature expired: ") && message(&x).contains("15 min."),
+        "{x}"
+    );
+    // Two hours later (the week-long URL of the report): still refused.
+    e.clock.advance_secs(2 * 3600);
+    assert_eq!(get(&e, &week, &[]).await.0, 403);
+
+    // A short X-Amz-Expires (EKS tokens say 60) is not cut short either: AWS
+    // STS accepts such a URL for its 15 minutes, and EKS relies on that.
+    let now = e.clock_now();
+    let eks = presign(
+        &e,
+        &admin,
+        GCI,
+        &[("x-k8s-aws-id", "cluster-1")],
+        Duration::from_secs(60),
+        now,
+        SessionTokenMode::Include,
+    );
+    e.clock.advance_secs(5 * 60);
+    let (s, x) = get(&e, &eks, &[("x-k8s-aws-id", "cluster-1")]).await;
+    assert_eq!(s, 200, "{x}");
+    // The signed EKS header is part of the signature.
+    let (s, x) = get(&e, &eks, &[("x-k8s-aws-id", "cluster-2")]).await;
+    assert_eq!(
+        (s, code(&x).as_str()),
+        (403, "SignatureDoesNotMatch"),
+        "{x}"
+    );
+    // Signed in the future beyond the skew.
+    let later = presign(
+        &e,
+        &admin,
+        GCI,
+        &[],
+        Duration::from_secs(60),
+        e.clock_now() + 16 * 60,
+        SessionTokenMode::Include,
+    );
+    let (s, x) = get(&e, &later, &[]).await;
+    assert_eq!(
+        (s, code(&x).as_str()),
+        (403, "SignatureDoesNotMatch"),
+        "{x}"
+    );
+    assert!(message(&x).starts_with("Signature not yet current"), "{x}");
+}
+
+#[tokio::test]
+async fn host_must_be_signed() {
+    let e = start(WORLD).await;
+    let admin = e.user("111111111111", "admin");
+    let body = GCI.as_bytes().to_vec();
+    let mut headers = vec![
+        ("host".to_owned(), e.host()),
+        (
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+        ),
+        ("x-amz-date".to_owned(), sigv4::format_amz_date(NOW)),
+    ];
+    // The control: host and the date signed.
+    let auth = authorization_listing(&admin, "sts", &headers, &["host", "x-amz-date"], &body);
+    headers.push(("authorization".into(), auth));
+    assert_eq!(post(&e, &headers, &body).await.0, 200);
+    for signed in [&["x-amz-date"][..], &["content-type", "x-amz-date"], &[]] {
+        headers.pop();
+        let auth = authorization_listing(&admin, "sts", &headers, signed, &body);
+        headers.push(("authorization".into(), auth));
+        let (s, x) = post(&e, &headers, &body).await;
+        assert_eq!(
+            (s, code(&x).as_str()),
+            (403, "SignatureDoesNotMatch"),
+            "{signed:?}: {x}"
+        );
+        assert_eq!(
+            message(&x),
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+        );
+    }
+    // Secrets Manager words it as a JSON service does.
+    let body = br#"{"SecretId":"app/db"}"#.to_vec();
+    let mut headers = vec![
+        ("host".to_owned(), e.host()),
+        ("content-type".to_owned(), SM_JSON.to_owned()),
+        (
+            "x-amz-target".to_owned(),
+            "secretsmanager.GetSecretValue".to_owned(),
+        ),
+        ("x-amz-date".to_owned(), sigv4::format_amz_date(NOW)),
+    ];
+    let auth = authorization_listing(
+        &admin,
+        "secretsmanager",
+        &headers,
+        &["content-type", "x-amz-date", "x-amz-target"],
+        &body,
+    );
+    headers.push(("authorization".into(), auth));
+    let (s, x) = post(&e, &headers, &body).await;
+    assert_eq!(
+        (s, code(&x).as_str()),
+        (400, "InvalidSignatureException"),
+        "{x}"
+    );
+    assert!(!x.contains("the-db-password"));
+    // A presigned URL without host in X-Amz-SignedHeaders.
+    let url = presign(
+        &e,
+        &admin,
+        GCI,
+        &[],
+        Duration::from_secs(60),
+        NOW,
+        SessionTokenMode::Include,
+    );
+    let url = url.replace("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=");
+    let (s, x) = get(&e, &url, &[]).await;
+    assert_eq!(
+        (s, code(&x).as_str()),
+        (403, "SignatureDoesNotMatch"),
+        "{x}"
+    );
+    assert!(message(&x).starts_with("'Host'"), "{x}");
+}
+
+#[tokio::test]
+async fn every_x_amz_header_sent_must_be_signed() {
+    let e = start(WORLD).await;
+    let admin = e.user("111111111111", "admin");
+    let body = br#"{"SecretId":"app/db"}"#.to_vec();
+    let mut headers = vec![
+        ("host".to_owned(), e.host()),
+        ("content-type".to_owned(), SM_JSON.to_owned()),
+        (
+            "x-amz-target".to_owned(),
+            "secretsmanager.GetSecretValue".to_owned(),
+        ),
+        ("x-amz-date".to_owned(), sigv4::format_amz_date(NOW)),
+    ];
+    let all = ["content-type", "host", "x-amz-date", "x-amz-target"];
+    let auth = authorization_listing(&admin, "secretsmanager", &headers, &all, &body);
+    headers.push(("authorization".into(), auth));
+    let (s, x) = post(&e, &headers, &body).await;
+    assert_eq!(s, 200, "{x}");
+    assert!(x.contains("the-db-password"));
+
+    // The attack of the report: x-amz-target left out of the signature, so the
+    // same signature would serve any action.
+    headers.pop();
+    let auth = authorization_listing(
+        &admin,
+        "secretsmanager",
+        &headers,
+        &["content-type", "host", "x-amz-date"],
+        &body,
+    );
+    headers.push(("authorization".into(), auth));
+    for target in [
+        "secretsmanager.GetSecretValue",
+        "secretsmanager.DescribeSecret",
+    ] {
+        headers[2].1 = target.to_owned();
+        let (s, x) = post(&e, &headers, &body).await;
+        assert_eq!(
+            (s, code(&x).as_str()),
+            (400, "InvalidSignatureException"),
+            "{target}: {x}"
+        );
+        assert_eq!(
+            message(&x),
+            "There were headers present in the request which were not signed: x-amz-target"
+        );
+    }
+    // The date header that dates the signature must be signed too.
+    headers[2].1 = "secretsmanager.GetSecretValue".to_owned();
+    headers.pop();
+    let auth = authorization_listing(
+        &admin,
+        "secretsmanager",
+        &headers,
+        &["content-type", "host", "x-amz-target"],
+        &body,
+    );
+    headers.push(("authorization".into(), auth));
+    let (s, x) = post(&e, &headers, &body).await;
+    assert_eq!((s, code(&x).as_str()), (400, "InvalidSignatureException"));
+    assert!(message(&x).ends_with("not signed: x-amz-date"), "{x}");
+    // Any other x-amz-* header a client adds after signing.
+    headers.pop();
+    let auth = authorization_listing(&admin, "secretsmanager", &headers, &all, &body);
+    headers.push(("authorization".into(), auth));
+    headers.push(("X-Amz-Content-Sha256".into(), "UNSIGNED-PAYLOAD".to_owned()));
+    headers.push(("x-amz-user-agent".into(), "after/1.0".to_owned()));
+    let (s, x) = post(&e, &headers, &body).await;
+    assert_eq!((s, code(&x).as_str()), (400, "InvalidSignatureException"));
+    assert!(
+        message(&x).ends_with("not signed: x-amz-content-sha256, x-amz-user-agent"),
+        "{x}"
+    );
+    // Headers outside x-amz-* (user-agent, x-amzn-trace-id) need not be signed.
+    headers.truncate(headers.len() - 2);
+    headers.push(("x-amzn-trace-id".into(), "Root=1-abc".to_owned()));
+    headers.push(("user-agent".into(), "curl/8".to_owned()));
+    assert_eq!(post(&e, &headers, &body).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_session_token_must_be_signed() {
+    let e = start(WORLD).await;
+    let admin = e.user("111111111111", "admin");
+    let session = e
+        .assume(&admin, "arn:aws:iam::111111111111:role/deployer")
+        .await;
+    let token = session.token.clone().unwrap();
+    let (s, v) = e
+        .sm(
+            &session,
+            "us-east-1",
+            "GetSecretValue",
+            json!({"SecretId": "app/db"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    // Header form: the token sent but left out of SignedHeaders.
+    let body = br#"{"SecretId":"app/db"}"#.to_vec();
+    let mut headers = vec![
+        ("host".to_owned(), e.host()),
+        ("content-type".to_owned(), SM_JSON.to_owned()),
+        (
+            "x-amz-target".to_owned(),
+            "secretsmanager.GetSecretValue".to_owned(),
+        ),
+        ("x-amz-date".to_owned(), sigv4::format_amz_date(NOW)),
+        ("x-amz-security-token".to_owned(), token.clone()),
+    ];
+    let auth = authorization_listing(
+        &session,
+        "secretsmanager",
+        &headers,
+        &["content-type", "host", "x-amz-date", "x-amz-target"],
+        &body,
+    );
+    headers.push(("authorization".into(), auth));
+    let (s, x) = post(&e, &headers, &body).await;
+    assert_eq!(
+        (s, code(&x).as_str()),
+        (400, "InvalidSignatureException"),
+        "{x}"
+    );
+    assert!(message(&x).ends_with("x-amz-security-token"), "{x}");
+    assert!(!x.contains(&token) && !x.contains("the-db-password"));
+
+    // Presigned form: signed with the token in the query, it verifies…
+    let url = presign(
+        &e,
+        &session,
+        GCI,
+        &[],
+        Duration::from_secs(60),
+        NOW,
+        SessionTokenMode::Include,
+    );
+    assert!(url.contains("X-Amz-Security-Token="));
+    assert_eq!(get(&e, &url, &[]).await.0, 200);
+    // …but the token moved out of the query into an unsigned header does not.
+    let start_tok = url.find("&X-Amz-Security-Token=").unwrap();
+    let end_tok = url[start_tok + 1..]
+        .find('&')
+        .map(|i| start_tok + 1 + i)
+        .unwrap_or(url.len());
+    let without = format!("{}{}", &url[..start_tok], &url[end_tok..]);
+    let (s, x) = get(&e, &without, &[("x-amz-security-token", &token)]).await;
+    assert_eq!(
+        (s, code(&x).as_str()),
+        (403, "SignatureDoesNotMatch"),
+        "{x}"
+    );
+    assert!(message(&x).ends_with("x-amz-security-token"), "{x}");
+    // A presigned URL whose token was added after signing (SessionTokenMode::Exclude).
+    let after = presign(
+        &e,
+        &session,
+        GCI,
+        &[],
+        Duration::from_secs(60),
+        NOW,
+        SessionTokenMode::Exclude,
+    );
+    assert!(after.contains("X-Amz-Security-Token="));
+    let (s, x) = get(&e, &after, &[]).await;
+    assert_eq!(
+        (s, code(&x).as_str()),
+        (403, "SignatureDoesNotMatch"),
+        "{x}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_term_key_with_a_session_token_is_an_invalid_token() {
+    let e = start(WORLD).await;
+    let admin = e.user("111111111111", "admin");
+    assert!(admin.akid.starts_with("AKIA"));
+    let session = e
+        .assume(&admin, "arn:aws:iam::111111111111:role/deployer")
+        .await;
+    // Any token, even one this cloud issued, and signed: AWS refuses the pair.
+    for token in [session.token.clone().unwrap(), "anything".to_owned()] {
+        let with_token = Creds {
+            token: Some(token),
+            ..admin.clone()
+        };
+        let (s, x) = e.sts(&with_token, &[("Action", "GetCallerIdentity")]).await;
+        assert_eq!((s, code(&x).as_str()), (403, "InvalidClientTokenId"), "{x}");
+        assert_eq!(
+            message(&x),
+            "The security token included in the request is invalid."
+        );
+        let (s, v) = e
+            .sm(
+                &with_token,
+                "us-east-1",
+                "GetSecretValue",
+                json!({"SecretId": "app/db"}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["__type"].as_str().unwrap_or("")),
+            (400, "UnrecognizedClientException"),
+            "{v}"
+        );
+        assert!(!v.to_string().contains("the-db-password"));
+        let url = presign(
+            &e,
+            &with_token,
+            GCI,
+            &[],
+            Duration::from_secs(60),
+            NOW,
+            SessionTokenMode::Include,
+        );
+        let (s, x) = get(&e, &url, &[]).await;
+        assert_eq!((s, code(&x).as_str()), (403, "InvalidClientTokenId"), "{x}");
+    }
+}
+
+/// A presigned GetCallerIdentity URL as boto3 makes it for an EKS token, made
+/// offline (the clock and keys fixed) by:
+///
+/// ```python
+/// import datetime, botocore.auth, boto3
+/// class Fixed(datetime.datetime):
+///     @classmethod
+///     def utcnow(cls): return datetime.datetime(2026, 1, 2, 3, 4, 5)
+///     @classmethod
+///     def now(cls, tz=None): return datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
+/// botocore.auth.datetime.datetime = Fixed
+/// sts = boto3.client("sts", region_name="us-east-1", endpoint_url="http://127.0.0.1:4566",
+///     aws_access_key_id=KEY_ID, aws_secret_access_key="keyway/test+secret/0123456789abcdefghijkl",
+///     aws_session_token=TOKEN)  # AKIAKEYWAYTEST000001 and no token; ASIAKEYWAYTEST000002 and BOTO3_TOKEN
+/// sts.meta.events.register("before-sign.sts.GetCallerIdentity",
+///     lambda request, **kw: request.headers.__setitem__("x-k8s-aws-id", "cluster-1"))
+/// sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET")
+/// ```
+const BOTO3_SECRET: &str = "keyway/test+secret/0123456789abcdefghijkl";
+const BOTO3_AT: i64 = 1_767_323_045; // 2026-01-02T03:04:05Z
+const BOTO3_URL: &str = "/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAKEYWAYTEST000001%2F20260102%2Fus-east-1%2Fsts%2Faws4_request&X-Amz-Date=20260102T030405Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature=d802f58452a3c4d32509d61cfbb04262601866af3cce7e8fa5794b702e6e8b32";
+const BOTO3_TOKEN: &str = "IQoJb3JpZ2luX2VjEMz//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+/=";
+const BOTO3_SESSION_URL: &str = "/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAKEYWAYTEST000002%2F20260102%2Fus-east-1%2Fsts%2Faws4_request&X-Amz-Date=20260102T030405Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEMz%2F%2F%2F%2F%2F%2F%2F%2F%2F%2FwEaCXVzLWVhc3QtMSJHMEUCIQD%2B%2F%3D&X-Amz-Signature=3f481d7787194e555883e20af8a023dc9260a0e0cc392ebf207e130ddc44df8b";
+
+fn boto3_request<'a>(query: &'a str, headers: &'a [(String, String)]) -> sigv4::Request<'a> {
+    sigv4::Request {
+        method: "GET",
+        path: "/",
+        query,
+        headers,
+        body: b"",
+    }
+}
+
+#[test]
+fn boto3_presigned_get_caller_identity_urls_verify() {
+    for url in [BOTO3_URL, BOTO3_SESSION_URL] {
+        let query = url.strip_prefix("/?").unwrap();
+        let headers = vec![
+            ("host".to_owned(), "127.0.0.1:4566".to_owned()),
+            ("x-k8s-aws-id".to_owned(), "cluster-1".to_owned()),
+            ("user-agent".to_owned(), "python-requests/2.34".to_owned()),
+        ];
+        let req = boto3_request(query, &headers);
+        let c = sigv4::check(&req, BOTO3_AT + 5 * 60).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(
+            c.access_key.starts_with("A")
+                && c.access_key
+                    .ends_with(if url == BOTO3_URL { "01" } else { "02" })
+        );
+        assert_eq!(c.signed_headers, ["host", "x-k8s-aws-id"]);
+        assert_eq!(
+            c.security_token.as_deref(),
+            (url == BOTO3_SESSION_URL).then_some(BOTO3_TOKEN)
+        );
+        assert!(sigv4::verify(&req, &c, BOTO3_SECRET), "{url}");
+        assert!(!sigv4::verify(&req, &c, "another-secret"));
+        // Another cluster id, or another action: the signature no longer holds.
+        let other = vec![
+            ("host".to_owned(), "127.0.0.1:4566".to_owned()),
+            ("x-k8s-aws-id".to_owned(), "cluster-2".to_owned()),
+        ];
+        assert!(!sigv4::verify(
+            &boto3_request(query, &other),
+            &c,
+            BOTO3_SECRET
+        ));
+        let q2 = query.replace("GetCallerIdentity", "GetSessionToken");
+        let r2 = boto3_request(&q2, &headers);
+        assert!(!sigv4::verify(
+            &r2,
+            &sigv4::check(&r2, BOTO3_AT).unwrap(),
+            BOTO3_SECRET
+        ));
+        // Fifteen minutes and a second after its date, whatever X-Amz-Expires says.
+        assert!(matches!(
+            sigv4::check(&req, BOTO3_AT + 15 * 60 + 1),
+            Err(sigv4::SigError::Expired { .. })
+        ));
+    }
+}
