@@ -81,7 +81,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         wait_for_shutdown().await;
         let _ = std::fs::remove_file(data.join("endpoints.json"));
         let _ = std::fs::remove_file(data.join("control.token"));
-        running.abort();
+        running.shutdown().await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
