@@ -273,13 +273,33 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
 }
 
 impl Endpoints {
+    /// The files [`Endpoints::write`] writes, with their contents.
+    fn files(&self) -> [(&'static str, Vec<u8>); 2] {
+        [
+            ("control.token", self.control_token.as_bytes().to_vec()),
+            (
+                "endpoints.json",
+                serde_json::to_vec_pretty(self).unwrap_or_default(),
+            ),
+        ]
+    }
+
     pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
-        let body = serde_json::to_vec_pretty(self).unwrap_or_default();
-        crate::crypto::write_private(
-            &data_dir.join("control.token"),
-            self.control_token.as_bytes(),
-        )?;
-        crate::crypto::write_private(&data_dir.join("endpoints.json"), &body)
+        for (name, body) in self.files() {
+            crate::crypto::write_private(&data_dir.join(name), &body)?;
+        }
+        Ok(())
+    }
+
+    /// Removes what [`Endpoints::write`] wrote, but only files that still
+    /// hold it: never another instance's.
+    pub fn remove_written(&self, data_dir: &Path) {
+        for (name, body) in self.files() {
+            let path = data_dir.join(name);
+            if std::fs::read(&path).is_ok_and(|b| b == body) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     pub fn read(data_dir: &Path) -> Result<Endpoints, String> {

@@ -15,12 +15,24 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .listen
         .parse()
         .with_context(|| format!("--listen {}", a.listen))?;
-    let data = a.data.data;
-    let key_file = a.key_file.unwrap_or_else(|| data.join("master.key"));
+    // Every path the cloud prints or writes is absolute: it must still work
+    // after the user changes directory.
+    let data = absolute(&a.data.data)?;
+    let key_file = match a.key_file {
+        Some(k) => absolute(&k)?,
+        None => data.join("master.key"),
+    };
     let world = match &a.world {
         Some(p) => Some(keyway_cloud::world::load(p)?),
         None => None,
     };
+    // One running cloud per data directory, held until this process ends;
+    // taken before anything in it is read, reset or written.
+    let _lock = keyway_cloud::datadir::lock(&data)?;
+    // Nothing else runs here, so these are a dead instance's.
+    for f in ["endpoints.json", "control.token"] {
+        let _ = std::fs::remove_file(data.join(f));
+    }
     if a.reset {
         if world.is_none() {
             bail!("--reset needs --world: the store would be empty");
@@ -79,8 +91,7 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&ep)?);
         tracing::info!(google = %ep.google, instances = ep.instances.len(), "local cloud ready");
         wait_for_shutdown().await;
-        let _ = std::fs::remove_file(data.join("endpoints.json"));
-        let _ = std::fs::remove_file(data.join("control.token"));
+        ep.remove_written(&data);
         running.shutdown().await;
         anyhow::Ok(())
     })?;
@@ -101,6 +112,10 @@ async fn wait_for_shutdown() {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
+}
+
+fn absolute(p: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
 }
 
 fn q(s: &str) -> String {
