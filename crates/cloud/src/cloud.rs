@@ -105,7 +105,7 @@ impl Cloud {
         world: Option<&World>,
         clock: Arc<dyn Clock>,
     ) -> Result<(Cloud, bool), CloudError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| CloudError::Io {
+        crate::datadir::private_dir(data_dir).map_err(|source| CloudError::Io {
             path: data_dir.display().to_string(),
             source,
         })?;
@@ -127,7 +127,8 @@ impl Cloud {
             }
         };
         let seeded_before = store.meta_get("seeded")?.is_some();
-        let settings = match store.meta_get("settings")? {
+        // Sealed: it holds the OAuth client secret.
+        let settings = match store.meta_get_sealed("settings")? {
             Some(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
                 path: data_dir.display().to_string(),
                 kind: "meta".into(),
@@ -145,7 +146,8 @@ impl Cloud {
                     ),
                     oauth_client_secret: format!("GOCSPX-{}", crypto::random_hex(14)?),
                 };
-                store.meta_put("settings", &serde_json::to_vec(&s).unwrap_or_default())?;
+                let json = zeroize::Zeroizing::new(serde_json::to_vec(&s).unwrap_or_default());
+                store.meta_put_sealed("settings", &json)?;
                 s
             }
         };
@@ -419,7 +421,7 @@ impl Cloud {
                 expiry: Some(expiry),
             };
             let dir = self.user_config_dir(&u.email);
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            crate::datadir::private_dir(&dir).map_err(io(&dir))?;
             let path = dir.join("application_default_credentials.json");
             let body =
                 zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
@@ -436,7 +438,7 @@ impl Cloud {
         for sa in sas {
             let names = self.world_key_names(&sa.email)?;
             for (name, key_id, pem) in names {
-                std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
+                crate::datadir::private_dir(&keys_dir).map_err(io(&keys_dir))?;
                 let file = self.key_file(&sa, &key_id, &pem, token_uri);
                 let path = keys_dir.join(format!("{name}.json"));
                 let body =

@@ -87,6 +87,36 @@ pub fn private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Makes everything under `data` private: directories 0700, regular files
+/// 0600 (a data directory written by an older keyway, or files gcloud left
+/// in a CLOUDSDK_CONFIG there). Symbolic links are not followed; what this
+/// user cannot change is left as it is.
+pub fn make_private(data: &Path) -> std::io::Result<()> {
+    private_dir(data)?;
+    let mut stack = vec![data.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let ty = entry.file_type()?;
+            let path = entry.path();
+            let want = if ty.is_dir() {
+                stack.push(path.clone());
+                0o700
+            } else if ty.is_file() {
+                0o600
+            } else {
+                continue;
+            };
+            if let Ok(m) = entry.metadata()
+                && m.permissions().mode() & 0o777 != want
+            {
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Takes the directory for this process (creating it, 0700), or says who
 /// has it.
 pub fn lock(data: &Path) -> Result<DataLock, DataDirError> {
@@ -154,5 +184,30 @@ mod tests {
         );
         drop(first);
         lock(&data).unwrap();
+    }
+
+    #[test]
+    fn an_old_directory_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        std::fs::create_dir_all(data.join("users/a/gcloud")).unwrap();
+        std::fs::write(data.join("cloud.db"), b"x").unwrap();
+        std::fs::write(data.join("users/a/gcloud/adc.json"), b"x").unwrap();
+        for (p, m) in [(&data, 0o755), (&data.join("users"), 0o755)] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+        std::fs::set_permissions(
+            data.join("cloud.db"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        make_private(&data).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for d in ["", "users", "users/a", "users/a/gcloud"] {
+            assert_eq!(mode(&data.join(d)), 0o700, "{d}");
+        }
+        for f in ["cloud.db", "users/a/gcloud/adc.json"] {
+            assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+        }
     }
 }

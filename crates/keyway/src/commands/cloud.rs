@@ -33,6 +33,9 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     for f in ["endpoints.json", "control.token"] {
         let _ = std::fs::remove_file(data.join(f));
     }
+    // Private to its owner, also when an older keyway made it.
+    keyway_cloud::datadir::make_private(&data)
+        .with_context(|| format!("making {} private", data.display()))?;
     if a.reset {
         if world.is_none() {
             bail!("--reset needs --world: the store would be empty");
@@ -84,7 +87,8 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         for name in ep.instances.keys() {
             // A VM has no gcloud login: give each an empty CLOUDSDK_CONFIG.
             let dir = data.join("instances").join(name).join("gcloud");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            keyway_cloud::datadir::private_dir(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
         ep.write(&data)
             .with_context(|| format!("writing {}", data.join("endpoints.json").display()))?;
@@ -387,7 +391,7 @@ fn aws_env(
     export("AWS_ENDPOINT_URL_SECRETSMANAGER", &ep.aws);
     export("AWS_ENDPOINT_URL_STS", &ep.aws);
     // Google, reached from AWS compute: no metadata server, the local Google APIs.
-    std::fs::create_dir_all(&config_dir)
+    keyway_cloud::datadir::private_dir(&config_dir)
         .with_context(|| format!("creating {}", config_dir.display()))?;
     export(
         "CLOUDSDK_CONFIG",
