@@ -25,6 +25,9 @@ use std::sync::{Arc, Mutex};
 
 pub const DEFAULT_TOKEN_LIFETIME: i64 = 3599;
 
+/// The meta row holding the SHA-256 of the world file the store was seeded from.
+const WORLD_DIGEST: &str = "world_sha256";
+
 /// Lifetime of the token cached in users' ADC files (see `write_credential_files`).
 pub const ADC_TOKEN_LIFETIME: i64 = 12 * 3600;
 
@@ -42,6 +45,10 @@ pub enum CloudError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
+    #[error(
+        "the store was seeded from a different world file (sha256 {seeded}, this one is {given}); the store keeps its world until --reset"
+    )]
+    WorldDiffers { seeded: String, given: String },
     #[error("writing {path}: {source}")]
     Io {
         path: String,
@@ -164,11 +171,32 @@ impl Cloud {
         if !seeded_before {
             if let Some(w) = world {
                 cloud.seed(w)?;
+                cloud
+                    .store
+                    .meta_put(WORLD_DIGEST, w.source_sha256.as_bytes())?;
                 seeded = true;
             }
             cloud.store.meta_put("seeded", b"1")?;
+        } else if let Some(w) = world
+            && let Some(recorded) = cloud.store.meta_get(WORLD_DIGEST)?
+            && recorded != w.source_sha256.as_bytes()
+        {
+            // A store seeded before digests were recorded cannot be checked.
+            return Err(CloudError::WorldDiffers {
+                seeded: String::from_utf8_lossy(&recorded).into_owned(),
+                given: w.source_sha256.clone(),
+            });
         }
         Ok((cloud, seeded))
+    }
+
+    /// The SHA-256 (hex) of the world file the store was seeded from, if
+    /// it was recorded (stores seeded before keyway recorded it have none).
+    pub fn seeded_from(&self) -> Result<Option<String>, CloudError> {
+        Ok(self
+            .store
+            .meta_get(WORLD_DIGEST)?
+            .map(|d| String::from_utf8_lossy(&d).into_owned()))
     }
 
     pub fn token_lifetime(&self) -> i64 {

@@ -120,3 +120,197 @@ fn a_stopped_cloud_removes_its_files_and_frees_the_directory() {
     // The directory is free again: a new cloud starts on the same store.
     stop(up(&data, false));
 }
+
+/// `keyway cloud up --data DATA [--world WORLD] [EXTRA]` run in `cwd`, and
+/// the JSON line it prints once ready.
+// The caller stops and waits for the child.
+#[allow(clippy::zombie_processes)]
+fn up_in(
+    cwd: &Path,
+    data: &str,
+    world: Option<&str>,
+    extra: &[&str],
+) -> (std::process::Child, serde_json::Value) {
+    use std::io::BufRead;
+    let mut cmd = Command::new(KEYWAY);
+    cmd.current_dir(cwd).args(["cloud", "up", "--data", data]);
+    if let Some(w) = world {
+        cmd.arg("--world").arg(world_path(w));
+    }
+    let mut child = cmd
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let Ok(v) = serde_json::from_str(&line) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the local cloud did not start: {line:?}");
+    };
+    (child, v)
+}
+
+/// `keyway cloud env --data DATA ARGS` run in `cwd`.
+fn env_in(cwd: &Path, data: &str, args: &[&str]) -> Output {
+    Command::new(KEYWAY)
+        .current_dir(cwd)
+        .args(["cloud", "env", "--data", data])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn exports(out: &Output) -> Vec<(String, String)> {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.trim_matches('\'').to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_different_world_file_is_refused_naming_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    stop(up_in(dir.path(), data_s, Some("examples/seed-000.toml"), &[]).0);
+    // Another world on the same store: refused, and nothing is served.
+    let out = run_to_end(
+        &[
+            "cloud",
+            "up",
+            "--world",
+            world_path("examples/seed-001.toml").to_str().unwrap(),
+        ],
+        &data,
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("different world file"), "{err}");
+    assert!(err.contains("--reset"), "{err}");
+    assert!(err.contains("seed-001.toml"), "{err}");
+    assert!(!data.join("endpoints.json").exists());
+    // The world it was seeded from is welcome.
+    stop(up_in(dir.path(), data_s, Some("examples/seed-000.toml"), &[]).0);
+    // --reset starts over from the new world, whose task is then there.
+    let (child, _) = up_in(
+        dir.path(),
+        data_s,
+        Some("examples/seed-001.toml"),
+        &["--reset"],
+    );
+    let env = exports(&env_in(dir.path(), data_s, &["--task", "wevox-batch"]));
+    assert!(
+        env.iter()
+            .any(|(k, _)| k == "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    );
+    stop(child);
+}
+
+#[test]
+fn no_message_shows_an_empty_list() {
+    let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
+    for (args, want) in [
+        (&["--task", "wevox-batch"][..], "it has no ECS tasks"),
+        (&["--aws-user", "ogura"][..], "it has no AWS users"),
+        (&["--instance", "nope"][..], "it has: kaggle-gpu-vm"),
+    ] {
+        let out = env_in(cloud.dir.path(), cloud.data.to_str().unwrap(), args);
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(err.contains(want), "{err}");
+        assert!(
+            !err.contains("(it has: )") && !err.contains("it has: )"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn every_path_the_cloud_prints_is_absolute_and_everything_it_writes_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A relative --data, as in the README.
+    let (child, printed) = up_in(
+        dir.path(),
+        ".keyway-cloud",
+        Some("examples/seed-001.toml"),
+        &[],
+    );
+    let data = dir.path().join(".keyway-cloud");
+    let mut paths: Vec<String> = Vec::new();
+    // Files and directories (not URL paths such as `/v2/credentials/…`).
+    fn collect(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match v.as_str() {
+                        Some(s) if k.ends_with("_file") || k == "cloudsdk_config" => {
+                            out.push(s.to_owned())
+                        }
+                        _ => collect(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    collect(&printed, &mut paths);
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("endpoints.json")).unwrap()).unwrap();
+    collect(&written, &mut paths);
+    let before = paths.len();
+    for args in [
+        &["--user", "ogura@example.com"][..],
+        &["--aws-user", "ogura"][..],
+        &["--task", "wevox-batch"][..],
+    ] {
+        for (k, v) in exports(&env_in(dir.path(), ".keyway-cloud", args)) {
+            let is_path = (v.contains('/') || k.ends_with("_FILE") || k == "CLOUDSDK_CONFIG")
+                && !v.contains("://")
+                && !k.starts_with("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+                && !k.starts_with("ECS_");
+            if is_path {
+                paths.push(v);
+            }
+        }
+    }
+    assert!(
+        paths.len() > before + 3,
+        "too few paths were checked: {paths:?}"
+    );
+    for p in &paths {
+        assert!(Path::new(p).is_absolute(), "a relative path: {p}");
+        assert!(
+            Path::new(p).exists() || p.starts_with("/dev/"),
+            "{p} does not exist"
+        );
+    }
+    // Everything in the data directory is its owner's alone.
+    let mut stack = vec![data.clone()];
+    while let Some(d) = stack.pop() {
+        let m = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, 0o700, "{}", d.display());
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let ty = e.file_type().unwrap();
+            if ty.is_dir() {
+                stack.push(e.path());
+            } else if ty.is_file() {
+                let m = e.metadata().unwrap().permissions().mode() & 0o777;
+                assert_eq!(m, 0o600, "{}", e.path().display());
+            }
+        }
+    }
+    stop(child);
+}
