@@ -283,3 +283,21 @@ async fn secrets_manager_takes_at_most_50_tags_of_bounded_length() {
         (400, Some("ResourceNotFoundException"))
     );
 }
+
+#[test]
+fn a_world_file_declares_at_most_50_tags_per_aws_secret() {
+    let world = |tags: usize| {
+        let t: Vec<String> = (0..tags).map(|i| format!("k{i} = \"v\"")).collect();
+        format!(
+            "[[aws_account]]\nid = \"111111111111\"\n\n[[aws_secret]]\naccount = \"111111111111\"\nregion = \"us-east-1\"\nname = \"tagged\"\ntags = {{ {} }}\n",
+            t.join(", ")
+        )
+    };
+    keyway_cloud::world::parse("w.toml", &world(50)).unwrap();
+    let e = keyway_cloud::world::parse("w.toml", &world(51)).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("w.toml:") && msg.contains("51 tags") && msg.contains("at most 50"),
+        "{msg}"
+    );
+}

@@ -42,56 +42,6 @@ fn marked_for_deletion() -> AwsError {
     )
 }
 
-/// Tags per secret (a Secrets Manager quota).
-pub const MAX_TAGS: usize = 50;
-const MAX_TAG_KEY: usize = 128;
-const MAX_TAG_VALUE: usize = 256;
-
-/// The documented tag limits: at most 50 tags (a quota, so
-/// LimitExceededException), keys of 1 to 128 and values of 0 to 256
-/// characters (the API's length constraints, so AWS's validation message).
-fn check_tags(tags: &[Tag]) -> Result<(), AwsError> {
-    if tags.len() > MAX_TAGS {
-        return Err(e(
-            "LimitExceededException",
-            format!(
-                "The request failed because it would exceed one of the Secrets Manager quotas: {} tags, at most {MAX_TAGS} per secret.",
-                tags.len()
-            ),
-        ));
-    }
-    for (i, t) in tags.iter().enumerate() {
-        let n = i + 1;
-        let key = t.key.chars().count();
-        let too = |what: &str, v: &str, bound: &str| {
-            e(
-                "ValidationException",
-                format!(
-                    "1 validation error detected: Value '{v}' at 'tags.{n}.member.{what}' failed to satisfy constraint: Member must have length {bound}"
-                ),
-            )
-        };
-        if key == 0 {
-            return Err(too("key", &t.key, "greater than or equal to 1"));
-        }
-        if key > MAX_TAG_KEY {
-            return Err(too(
-                "key",
-                &t.key,
-                &format!("less than or equal to {MAX_TAG_KEY}"),
-            ));
-        }
-        if t.value.chars().count() > MAX_TAG_VALUE {
-            return Err(too(
-                "value",
-                &t.value,
-                &format!("less than or equal to {MAX_TAG_VALUE}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn internal(cause: &dyn std::fmt::Display) -> AwsError {
     AwsError::internal(Proto::Json, cause)
 }
@@ -640,7 +590,7 @@ impl Sm<'_> {
             Some(v) => serde_json::from_value(v.clone())
                 .map_err(|err| e("SerializationException", err.to_string()))?,
         };
-        check_tags(&tags)?;
+        super::model::check_tags(&tags)?;
         let c = self.caller;
         let suffix = super::random_alnum(6).map_err(|err| internal(&err))?;
         let arn = super::model::secret_arn(&c.region, &c.who.account, name, &suffix);
