@@ -350,7 +350,32 @@ fn binding_grants(b: &Binding, who: &Principal<'_>, permission: &str) -> bool {
 }
 
 /// Checks a policy a caller wants to set. Returns a description of the first problem.
+/// The most principals the bindings of one allow policy may name, each
+/// occurrence counted (Google IAM's documented limit).
+pub const MAX_POLICY_MEMBERS: usize = 1500;
+
+/// `n` with thousands separators, as Google writes counts in messages.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub fn validate_policy(p: &Policy) -> Result<(), String> {
+    let members: usize = p.bindings.iter().map(|b| b.members.len()).sum();
+    if members > MAX_POLICY_MEMBERS {
+        return Err(format!(
+            "The number of members in the policy ({}) is larger than the maximum allowed size {}.",
+            grouped(members),
+            grouped(MAX_POLICY_MEMBERS)
+        ));
+    }
     for (i, b) in p.bindings.iter().enumerate() {
         if !known_role(&b.role) {
             return Err(format!(

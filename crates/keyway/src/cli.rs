@@ -211,7 +211,8 @@ pub enum CloudCommand {
     /// the truth (changes made through the APIs survive restarts) and the world
     /// file is not re-read unless --reset is given. Every server binds loopback on
     /// an ephemeral port; when ready, one JSON line describing them is printed on
-    /// stdout and written to DATA/endpoints.json.
+    /// stdout and written to DATA/endpoints.json. One cloud runs per data
+    /// directory: a second `cloud up` on it (with or without --reset) is refused.
     Up(UpArgs),
     /// Print shell exports that make a process behave as if it ran on an
     /// instance of the local cloud, or as a logged-in user. Use: eval "$(keyway cloud env ...)"

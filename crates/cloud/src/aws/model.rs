@@ -3,6 +3,7 @@
 //! document in the store's `docs` table (kinds `aws_*`); secret payloads and
 //! access-key secrets are sealed with the master key before they are stored.
 
+use super::AwsError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -248,6 +249,60 @@ pub struct Tag {
     pub key: String,
     #[serde(rename = "Value")]
     pub value: String,
+}
+
+fn e(code: &str, msg: impl Into<String>) -> AwsError {
+    AwsError::new(super::Proto::Json, 400, code, msg)
+}
+
+/// Tags per secret (a Secrets Manager quota).
+pub const MAX_TAGS: usize = 50;
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+
+/// The documented tag limits: at most 50 tags (a quota, so
+/// LimitExceededException), keys of 1 to 128 and values of 0 to 256
+/// characters (the API's length constraints, so AWS's validation message).
+pub fn check_tags(tags: &[Tag]) -> Result<(), AwsError> {
+    if tags.len() > MAX_TAGS {
+        return Err(e(
+            "LimitExceededException",
+            format!(
+                "The request failed because it would exceed one of the Secrets Manager quotas: {} tags, at most {MAX_TAGS} per secret.",
+                tags.len()
+            ),
+        ));
+    }
+    for (i, t) in tags.iter().enumerate() {
+        let n = i + 1;
+        let key = t.key.chars().count();
+        let too = |what: &str, v: &str, bound: &str| {
+            e(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value '{v}' at 'tags.{n}.member.{what}' failed to satisfy constraint: Member must have length {bound}"
+                ),
+            )
+        };
+        if key == 0 {
+            return Err(too("key", &t.key, "greater than or equal to 1"));
+        }
+        if key > MAX_TAG_KEY {
+            return Err(too(
+                "key",
+                &t.key,
+                &format!("less than or equal to {MAX_TAG_KEY}"),
+            ));
+        }
+        if t.value.chars().count() > MAX_TAG_VALUE {
+            return Err(too(
+                "value",
+                &t.value,
+                &format!("less than or equal to {MAX_TAG_VALUE}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

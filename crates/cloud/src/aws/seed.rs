@@ -264,7 +264,7 @@ pub fn refresh(cloud: &Cloud, token_uri: &str) -> Result<(), CloudError> {
     for (path, text) in files {
         let text = zeroize::Zeroizing::new(text);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| CloudError::Io {
+            crate::datadir::private_dir(dir).map_err(|source| CloudError::Io {
                 path: dir.display().to_string(),
                 source,
             })?;

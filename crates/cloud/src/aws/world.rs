@@ -678,6 +678,31 @@ pub fn validate(
                 ),
             ));
         }
+        // Secrets Manager's tag limits, as CreateSecret enforces them.
+        let max = crate::aws::model::MAX_TAGS;
+        if s.tags.len() > max {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_secret]] '{}' key `tags`: {} tags, Secrets Manager allows at most {max} per secret",
+                    s.name,
+                    s.tags.len()
+                ),
+            ));
+        }
+        if let Some((k, _)) = s
+            .tags
+            .iter()
+            .find(|(k, v)| !(1..=128).contains(&k.chars().count()) || v.chars().count() > 256)
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_secret]] '{}' key `tags`: tag '{k}' needs a key of 1-128 and a value of at most 256 characters",
+                    s.name
+                ),
+            ));
+        }
         if let Some(p) = &s.policy {
             s.policy = Some(policy_value(p, true).map_err(|m| {
                 err(

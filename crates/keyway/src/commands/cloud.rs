@@ -17,12 +17,27 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .listen
         .parse()
         .with_context(|| format!("--listen {}", a.listen))?;
-    let data = a.data.data;
-    let key_file = a.key_file.unwrap_or_else(|| data.join("master.key"));
+    // Every path the cloud prints or writes is absolute: it must still work
+    // after the user changes directory.
+    let data = absolute(&a.data.data)?;
+    let key_file = match a.key_file {
+        Some(k) => absolute(&k)?,
+        None => data.join("master.key"),
+    };
     let world = match &a.world {
         Some(p) => Some(keyway_cloud::world::load(p)?),
         None => None,
     };
+    // One running cloud per data directory, held until this process ends;
+    // taken before anything in it is read, reset or written.
+    let _lock = keyway_cloud::datadir::lock(&data)?;
+    // Nothing else runs here, so these are a dead instance's.
+    for f in ["endpoints.json", "control.token"] {
+        let _ = std::fs::remove_file(data.join(f));
+    }
+    // Private to its owner, also when an older keyway made it.
+    keyway_cloud::datadir::make_private(&data)
+        .with_context(|| format!("making {} private", data.display()))?;
     if a.reset {
         if world.is_none() {
             bail!("--reset needs --world: the store would be empty");
@@ -50,11 +65,27 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             data.display()
         );
     }
-    let (cloud, seeded) = Cloud::open(&data, &key_file, world.as_ref(), Arc::new(SystemClock))
-        .with_context(|| format!("opening the local cloud in {}", data.display()))?;
-    if !seeded && a.world.is_some() && !fresh {
+    let (cloud, seeded) = match Cloud::open(&data, &key_file, world.as_ref(), Arc::new(SystemClock))
+    {
+        Err(keyway_cloud::cloud::CloudError::WorldDiffers { .. }) => {
+            let w = absolute(a.world.as_deref().unwrap_or(std::path::Path::new("")))?;
+            bail!(
+                "{} holds a local cloud seeded from a different world file than {}: after its first start the store is the truth, and this world was not applied.\n\
+                     To start over from {}, deleting the store (its secrets, keys and changes):\n  \
+                     keyway cloud up --world {} --data {} --reset\n\
+                     Or keep it: start without --world, or with the world file it was seeded from.",
+                data.display(),
+                w.display(),
+                w.display(),
+                q(&w.display().to_string()),
+                q(&data.display().to_string()),
+            );
+        }
+        r => r.with_context(|| format!("opening the local cloud in {}", data.display()))?,
+    };
+    if !seeded && a.world.is_some() && !fresh && cloud.seeded_from()?.is_none() {
         tracing::warn!(
-            "{} already holds a local cloud; the world file was not re-applied (use --reset to start over)",
+            "{} was seeded by an older keyway, which recorded no world file: the world file was not re-applied (use --reset to start over from it)",
             data.display()
         );
     }
@@ -64,6 +95,9 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
+        // Handlers first: a SIGTERM sent as soon as the endpoints appear must
+        // still stop the cloud cleanly.
+        let shutdown = shutdown_signals()?;
         let running = server::start(cloud.clone(), listen)
             .await
             .context("binding the local cloud's ports")?;
@@ -74,34 +108,45 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         for name in ep.instances.keys() {
             // A VM has no gcloud login: give each an empty CLOUDSDK_CONFIG.
             let dir = data.join("instances").join(name).join("gcloud");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            keyway_cloud::datadir::private_dir(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
         ep.write(&data)
             .with_context(|| format!("writing {}", data.join("endpoints.json").display()))?;
         crate::output::outln!("{}", serde_json::to_string(&ep)?)?;
         tracing::info!(google = %ep.google, instances = ep.instances.len(), "local cloud ready");
-        wait_for_shutdown().await;
-        let _ = std::fs::remove_file(data.join("endpoints.json"));
-        let _ = std::fs::remove_file(data.join("control.token"));
-        running.abort();
+        shutdown.await;
+        ep.remove_written(&data);
+        running.shutdown().await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_shutdown() {
+/// Installs SIGTERM and SIGINT handlers now; the future ends at the first signal.
+fn shutdown_signals() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers, serve until killed.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
+}
+
+fn absolute(p: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+}
+
+/// "it has: a, b", or "it has no NOUN" when there are none: never an empty list.
+fn it_has<'a>(names: impl Iterator<Item = &'a String>, noun: &str) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        format!("it has no {noun}")
+    } else {
+        format!("it has: {}", names.join(", "))
     }
 }
 
@@ -110,7 +155,7 @@ fn q(s: &str) -> String {
 }
 
 pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
-    let data = a.data.data;
+    let data = absolute(&a.data.data)?;
     let ep = Endpoints::read(&data).map_err(anyhow::Error::msg)?;
     if let Some(task) = &a.task {
         return aws_env(&data, &ep, AwsTarget::Task(task));
@@ -132,9 +177,9 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &a.instance {
         let Some(i) = ep.instances.get(name) else {
             bail!(
-                "the local cloud in {} has no instance '{name}' (it has: {})",
+                "the local cloud in {} has no instance '{name}' ({})",
                 data.display(),
-                ep.instances.keys().cloned().collect::<Vec<_>>().join(", ")
+                it_has(ep.instances.keys().chain(ep.ec2.keys()), "VMs")
             );
         };
         export("GCE_METADATA_HOST", &i.metadata);
@@ -150,9 +195,9 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
         let email = a.user.unwrap_or_default();
         let Some(u) = ep.users.get(&email) else {
             bail!(
-                "the local cloud in {} has no user '{email}' (it has: {})",
+                "the local cloud in {} has no user '{email}' ({})",
                 data.display(),
-                ep.users.keys().cloned().collect::<Vec<_>>().join(", ")
+                it_has(ep.users.keys(), "users")
             );
         };
         project = u.project.clone();
@@ -378,9 +423,9 @@ fn aws_env(
         AwsTarget::Task(name) => {
             let Some(t) = ep.tasks.get(name) else {
                 bail!(
-                    "the local cloud in {} has no ECS task '{name}' (it has: {})",
+                    "the local cloud in {} has no ECS task '{name}' ({})",
                     data.display(),
-                    ep.tasks.keys().cloned().collect::<Vec<_>>().join(", ")
+                    it_has(ep.tasks.keys(), "ECS tasks")
                 );
             };
             // ECS resolves `secrets` before the container exists: a denial means no start.
@@ -428,9 +473,9 @@ fn aws_env(
                 .collect();
             let [(key, u)] = found.as_slice() else {
                 bail!(
-                    "the local cloud in {} has no single AWS user '{name}' (it has: {}); name it as ACCOUNT/NAME",
+                    "the local cloud in {} has no single AWS user '{name}' ({}); name it as ACCOUNT/NAME",
                     data.display(),
-                    ep.aws_users.keys().cloned().collect::<Vec<_>>().join(", ")
+                    it_has(ep.aws_users.keys(), "AWS users")
                 );
             };
             export("AWS_SHARED_CREDENTIALS_FILE", &u.credentials_file);
@@ -454,7 +499,11 @@ fn aws_env(
         }
         AwsTarget::Ec2(name) => {
             let Some(i) = ep.ec2.get(name) else {
-                bail!("the local cloud has no EC2 instance '{name}'")
+                bail!(
+                    "the local cloud in {} has no EC2 instance '{name}' ({})",
+                    data.display(),
+                    it_has(ep.ec2.keys(), "EC2 instances")
+                )
             };
             export("AWS_EC2_METADATA_SERVICE_ENDPOINT", &i.imds);
             export("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4");
@@ -475,7 +524,7 @@ fn aws_env(
     };
     aws_endpoints(&mut export, &ep.aws);
     // Google, reached from AWS compute: no metadata server, the local Google APIs.
-    std::fs::create_dir_all(&config_dir)
+    keyway_cloud::datadir::private_dir(&config_dir)
         .with_context(|| format!("creating {}", config_dir.display()))?;
     export(
         "CLOUDSDK_CONFIG",
