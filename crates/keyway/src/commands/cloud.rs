@@ -207,7 +207,7 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
         export("CLOUDSDK_CORE_CHECK_GCE_METADATA", "false");
         // gcloud itself: logged in as the user, with a fresh access token in a
         // private file (gcloud never sees the refresh token).
-        let dir = absolute(std::path::Path::new(&config_dir));
+        let dir = absolute(std::path::Path::new(&config_dir))?;
         let token_file = write_gcloud_token(&dir, g)
             .with_context(|| format!("giving gcloud an access token for {email}"))?;
         export(
@@ -218,7 +218,7 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     }
     export(
         "CLOUDSDK_CONFIG",
-        &absolute(std::path::Path::new(&config_dir))
+        &absolute(std::path::Path::new(&config_dir))?
             .display()
             .to_string(),
     );
@@ -249,12 +249,6 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     }
     crate::output::out!("{text}")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// An absolute form of `p` (relative to the working directory), as every
-/// printed path must be.
-fn absolute(p: &std::path::Path) -> std::path::PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The Google APIs gcloud and the client libraries reach through
@@ -528,7 +522,7 @@ fn aws_env(
         .with_context(|| format!("creating {}", config_dir.display()))?;
     export(
         "CLOUDSDK_CONFIG",
-        &absolute(&config_dir).display().to_string(),
+        &absolute(&config_dir)?.display().to_string(),
     );
     export("NO_GCE_CHECK", "True");
     export("CLOUDSDK_CORE_CHECK_GCE_METADATA", "false");
