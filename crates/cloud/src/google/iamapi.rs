@@ -22,9 +22,7 @@ use crate::store::{Change, ServiceAccount, State};
 use axum::http::Method;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use keyway_wire::google::iam::{
-    SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
-};
+use keyway_wire::google::iam::{TestIamPermissionsRequest, TestIamPermissionsResponse};
 use serde_json::json;
 
 const SERVICE: &str = "iam.googleapis.com";
@@ -166,7 +164,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
             Ok(ok_json(&with_etag(&sa.iam), false))
         }
         Op::SetIamPolicy => {
-            let body: SetIamPolicyRequest = req.json()?;
+            let body = super::secretmanager::set_iam_policy_request(req)?;
             let policy = cloud.store.write(|st| {
                 let sa = st
                     .service_accounts
