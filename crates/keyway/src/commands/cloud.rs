@@ -9,8 +9,14 @@ use anyhow::{Context, bail};
 use keyway_cloud::cloud::{Cloud, CredSource};
 use keyway_cloud::server::{self, Endpoints};
 use keyway_core::{LoopbackAddr, SystemClock};
+use keyway_http::{Call, Cap};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long `cloud env` waits for the running local cloud's answer (the whole
+/// request, body included; the body is read under a 1 MiB cap).
+const LOCAL_CLOUD_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let listen: LoopbackAddr = a
@@ -324,21 +330,23 @@ fn write_gcloud_token(dir: &std::path::Path, google: &str) -> anyhow::Result<std
         .build()
         .context("starting the async runtime")?;
     let token = rt.block_on(async {
-        let r = reqwest::Client::builder()
+        let request = reqwest::Client::builder()
             .no_proxy()
             .build()?
             .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .with_context(|| format!("calling the local cloud's token endpoint {url}"))?;
-        let status = r.status();
-        let body: serde_json::Value = r
-            .json()
-            .await
-            .context("reading the local cloud's token answer")?;
+            .form(&form);
+        let call = Call {
+            doing: "refreshing the user's token at the local cloud",
+            url: &url,
+            cap: Cap::mib(1),
+        };
+        let r = keyway_http::exchange(request, LOCAL_CLOUD_TIMEOUT, &call).await?;
+        let status = r.status;
+        let status_ok = (200..300).contains(&status);
+        let body: serde_json::Value = serde_json::from_slice(r.body.expose())
+            .context("reading the local cloud's token answer (not JSON)")?;
         match body.get("access_token").and_then(|t| t.as_str()) {
-            Some(t) if status.is_success() => Ok(zeroize::Zeroizing::new(t.to_owned())),
+            Some(t) if status_ok => Ok(zeroize::Zeroizing::new(t.to_owned())),
             // The OAuth error code and description never carry the token.
             _ => bail!(
                 "the local cloud refused the refresh token ({status}: {} {})",
@@ -369,17 +377,21 @@ fn start_task(ep: &Endpoints, task: &str) -> anyhow::Result<keyway_cloud::aws::c
         .context("starting the async runtime")?;
     let url = format!("{}/_keyway/ecs/start-task", ep.aws);
     rt.block_on(async {
-        let r = reqwest::Client::builder()
+        let request = reqwest::Client::builder()
             .no_proxy()
             .build()?
             .post(&url)
             .bearer_auth(&ep.control_token)
-            .json(&serde_json::json!({ "task": task }))
-            .send()
-            .await
-            .with_context(|| format!("calling the local cloud at {}", ep.aws))?;
-        let ok = r.status().is_success();
-        let body: serde_json::Value = r.json().await.context("reading the local cloud's answer")?;
+            .json(&serde_json::json!({ "task": task }));
+        let call = Call {
+            doing: "starting an ECS task at the local cloud",
+            url: &url,
+            cap: Cap::mib(1),
+        };
+        let r = keyway_http::exchange(request, LOCAL_CLOUD_TIMEOUT, &call).await?;
+        let ok = (200..300).contains(&r.status);
+        let body: serde_json::Value = serde_json::from_slice(r.body.expose())
+            .context("reading the local cloud's answer (not JSON)")?;
         if !ok {
             let msg = body
                 .get("message")
