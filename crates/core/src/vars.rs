@@ -40,6 +40,8 @@ pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 pub const KEYWAY_LOG: &str = "KEYWAY_LOG";
 /// The local cloud's data directory.
 pub const KEYWAY_CLOUD_DATA: &str = "KEYWAY_CLOUD_DATA";
+/// The local cloud's master key file (default: DATA/master.key).
+pub const KEYWAY_CLOUD_KEY_FILE: &str = "KEYWAY_CLOUD_KEY_FILE";
 
 // AWS web identity (AssumeRoleWithWebIdentity), with the SDKs' meanings.
 /// A file holding an OpenID Connect ID token (re-read at each refresh).

@@ -284,8 +284,8 @@ pub struct CredConfigArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The master key the local cloud was started with (as for `keyway cloud up`).
-    /// Default: DATA/master.key.
-    #[arg(long, env = "KEYWAY_CLOUD_KEY_FILE")]
+    /// Default: $KEYWAY_CLOUD_KEY_FILE, else DATA/master.key.
+    #[arg(long)]
     pub key_file: Option<PathBuf>,
 }
 
@@ -297,9 +297,30 @@ pub enum SourceType {
 
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// The local cloud's data directory.
-    #[arg(long, env = "KEYWAY_CLOUD_DATA", default_value = ".keyway-cloud")]
-    pub data: PathBuf,
+    /// The local cloud's data directory. Default: $KEYWAY_CLOUD_DATA, else .keyway-cloud.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// `--data`, else `KEYWAY_CLOUD_DATA` (read from the environment main captured), else `.keyway-cloud`.
+    pub fn dir(&self, env: &keyway_core::Env) -> PathBuf {
+        self.data
+            .clone()
+            .or_else(|| {
+                env.non_empty(keyway_core::vars::KEYWAY_CLOUD_DATA)
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(".keyway-cloud"))
+    }
+}
+
+/// `--key-file`, else `KEYWAY_CLOUD_KEY_FILE`; `None` means DATA/master.key.
+pub fn key_file(flag: Option<PathBuf>, env: &keyway_core::Env) -> Option<PathBuf> {
+    flag.or_else(|| {
+        env.non_empty(keyway_core::vars::KEYWAY_CLOUD_KEY_FILE)
+            .map(PathBuf::from)
+    })
 }
 
 #[derive(Debug, Args)]
@@ -310,8 +331,9 @@ pub struct UpArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The master key that encrypts payloads at rest (created if the store is new).
-    /// Default: DATA/master.key. Keep it apart from the data directory to separate key and data.
-    #[arg(long, env = "KEYWAY_CLOUD_KEY_FILE")]
+    /// Default: $KEYWAY_CLOUD_KEY_FILE, else DATA/master.key. Keep it apart from the data
+    /// directory to separate key and data.
+    #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// Delete the store (and its master key, if it is in DATA) first and seed again from --world.
     #[arg(long)]

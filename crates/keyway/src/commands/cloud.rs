@@ -8,7 +8,7 @@ use crate::cli::{CredConfigArgs, EnvArgs, SourceType, UpArgs};
 use anyhow::{Context, bail};
 use keyway_cloud::cloud::{Cloud, CredSource};
 use keyway_cloud::server::{self, Endpoints};
-use keyway_core::{LoopbackAddr, SystemClock};
+use keyway_core::{Env, LoopbackAddr, SystemClock};
 use keyway_http::{Call, Cap};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,15 +18,15 @@ use std::time::Duration;
 /// request, body included; the body is read under a 1 MiB cap).
 const LOCAL_CLOUD_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
+pub fn up(a: UpArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let listen: LoopbackAddr = a
         .listen
         .parse()
         .with_context(|| format!("--listen {}", a.listen))?;
     // Every path the cloud prints or writes is absolute: it must still work
     // after the user changes directory.
-    let data = absolute(&a.data.data)?;
-    let key_file = match a.key_file {
+    let data = absolute(&a.data.dir(env))?;
+    let key_file = match crate::cli::key_file(a.key_file, env) {
         Some(k) => absolute(&k)?,
         None => data.join("master.key"),
     };
@@ -160,8 +160,8 @@ fn q(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
-    let data = absolute(&a.data.data)?;
+pub fn env(a: EnvArgs, env: &Env) -> anyhow::Result<ExitCode> {
+    let data = absolute(&a.data.dir(env))?;
     let ep = Endpoints::read(&data).map_err(anyhow::Error::msg)?;
     if let Some(task) = &a.task {
         return aws_env(&data, &ep, AwsTarget::Task(task));
@@ -600,7 +600,7 @@ fn json_field(a: &CredConfigArgs) -> anyhow::Result<Option<String>> {
     }
 }
 
-pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
+pub fn cred_config(a: CredConfigArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let (project, pool, provider) = parse_provider_name(&a.provider)?;
     let source = if a.aws {
         if a.credential_source_type.is_some() || a.credential_source_field_name.is_some() {
@@ -634,12 +634,12 @@ pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
             "say where the subject token comes from: --aws, --credential-source-file PATH or --credential-source-url URL"
         );
     };
-    let data = a.data.data;
+    let data = a.data.dir(env);
     let ep = Endpoints::read(&data).map_err(anyhow::Error::msg)?;
     if !data.join("cloud.db").exists() {
         bail!("{} holds no local cloud (no cloud.db)", data.display());
     }
-    let key_file = a.key_file.unwrap_or_else(|| data.join("master.key"));
+    let key_file = crate::cli::key_file(a.key_file, env).unwrap_or_else(|| data.join("master.key"));
     // The running cloud commits every write before answering, so the store on
     // disk is the truth; pools and providers are world declarations anyway.
     let (cloud, _) = Cloud::open(&data, &key_file, None, Arc::new(SystemClock))
