@@ -276,7 +276,7 @@ pub async fn run(plan: Plan) -> Result<ChildExit, Error> {
     let plan_vars: Vec<String> = vars.iter().map(|(name, _)| name.clone()).collect();
     let mut env = EnvBlock::build(&base_env, &remove, vars)?;
     check_files(&env, &files)?;
-    let command = spawn::Command::prepare(&program, &args, env.get("PATH"))?;
+    let command = spawn::Command::prepare(&program, &args, env.get(keyway_core::vars::PATH))?;
 
     let reap_all = subreaper || nix::unistd::getpid().as_raw() == 1;
     if subreaper {

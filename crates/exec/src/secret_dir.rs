@@ -47,7 +47,7 @@ const NAME_ATTEMPTS: usize = 16;
 pub(crate) fn candidate_roots(env: &Env) -> Vec<PathBuf> {
     let mut roots = Vec::new();
     if let Some(xdg) = env
-        .non_empty("XDG_RUNTIME_DIR")
+        .non_empty(keyway_core::vars::XDG_RUNTIME_DIR)
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
     {
