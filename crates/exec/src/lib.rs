@@ -22,6 +22,10 @@
 //! * [`Plan`]: what to run. Fields are public; [`Plan::new`] and the builder
 //!   methods are shortcuts. [`FileSecret`] is one file to deliver, and
 //!   [`TmpfsPolicy`] says whether a disk-backed directory is acceptable.
+//! * [`run_with_updates`] is [`run`] for a workload whose secrets may change
+//!   while it runs: [`updates`] makes an [`Updater`]/[`Updates`] pair, and each
+//!   [`Update`] sent replaces secret files atomically, then signals or restarts
+//!   the workload ([`Action`]); see the `watch` module.
 //! * [`run`] → `Result<`[`ChildExit`]`, `[`Error`]`>`. [`ChildExit::code`] is
 //!   the code keyway should exit with: `exit(N)` → N, death by signal N → 128+N.
 //!   [`Error::exit_code`] gives 127 for a missing program, 126 for one that

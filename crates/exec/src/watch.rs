@@ -180,7 +180,7 @@ impl Workload<'_> {
                 }
                 self.replace(files)?;
                 send(pid, signal)?;
-                tracing::info!(pid, signal, "signalled the workload");
+                tracing::debug!(pid, signal, "signalled the workload");
                 Ok(Applied::Signalled)
             }
             Action::Restart => {

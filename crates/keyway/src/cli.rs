@@ -43,6 +43,12 @@ pub enum Command {
     /// Options: ?version=V (Google), ?version-stage=S / ?version-id=ID (AWS), ?field=a.b (a JSON
     /// field), ?destination=tempfile, ?filename=NAME.
     ///
+    /// With --watch[=INTERVAL] the references are resolved again while the command
+    /// runs, and a changed value is delivered: a file replaced atomically at the
+    /// same path (then SIGHUP, or --on-change=signal:SIG), or the command restarted
+    /// with the new environment (--on-change=restart; automatic for a changed
+    /// environment variable). A failed re-resolve changes nothing.
+    ///
     /// AWS credentials come from the SDKs' chain: AWS_ACCESS_KEY_ID, the shared files (AWS_PROFILE),
     /// web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), ECS, then IMDSv2. From Google to AWS
     /// without a token file: KEYWAY_AWS_WEB_IDENTITY=google and AWS_ROLE_ARN exchange a Google ID token
@@ -160,14 +166,15 @@ pub struct ExecArgs {
     /// each changed reference is logged (-v) by name and version, never its
     /// value. If a reference cannot be resolved (a denial, a disabled version,
     /// no network), nothing is changed: the command runs on with the values it
-    /// has, keyway warns naming the reference and why, and tries again at the
-    /// next interval.
+    /// has, keyway warns (once per failure) naming the reference and why, and
+    /// tries again at the next interval.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
           default_missing_value = "60s", value_parser = parse_interval)]
     pub watch: Option<Duration>,
     /// With --watch, what a changed secret does to the running command:
     /// `auto` (the default): a changed file is replaced and the command gets
-    /// SIGHUP; a changed environment variable restarts the command, since the
+    /// SIGHUP (a program that does not handle SIGHUP dies of it: use restart);
+    /// a changed environment variable restarts the command, since the
     /// environment of a running process cannot be changed. `signal:SIG`: replace
     /// changed files, then send SIG (a name, HUP, SIGUSR1, RTMIN+2, or a number);
     /// changed environment variables then cannot reach the command (keyway warns

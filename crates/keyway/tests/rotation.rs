@@ -247,6 +247,28 @@ while [ ! -e "$OUT/stop" ]; do sleep 0.05; done; exit 6"#;
     );
     eprintln!("the restart happened {took:?} after the new version");
 
+    // A value no environment can carry: refused, the command runs on with V2.
+    add_version(&cloud, "nul\0inside");
+    wait_for("the refusal", INTERVAL + MARGIN, || {
+        one_line(run.stderr().as_bytes()).contains("could not deliver the new values")
+    });
+    std::thread::sleep(INTERVAL * 2);
+    let log = one_line(run.stderr().as_bytes());
+    assert!(
+        log.contains("the value of TOKEN contains a NUL byte"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("could not deliver").count(),
+        1,
+        "warned once:\n{log}"
+    );
+    assert_eq!(read(&run.out("starts")).lines().count(), 2, "no restart");
+    // The next good value is delivered.
+    add_version(&cloud, V3);
+    let (lines, _) = run.lines("starts", 3, INTERVAL + MARGIN);
+    assert!(lines[2].starts_with(&format!("{V3} ")), "{lines:?}");
+
     let (code, stderr) = run.stop();
     assert_eq!(
         code, 6,
@@ -258,7 +280,7 @@ while [ ! -e "$OUT/stop" ]; do sleep 0.05; done; exit 6"#;
         "{log}"
     );
     assert!(log.contains("the command was restarted"), "{log}");
-    assert_no_value(&stderr, &[V1, V2]);
+    assert_no_value(&stderr, &[V1, V2, V3, "nul"]);
 }
 
 #[test]

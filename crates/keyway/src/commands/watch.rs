@@ -41,6 +41,8 @@ pub struct Watch {
     /// The last failure of each reference, while it keeps failing: the same
     /// failure is warned about once, then logged at debug level.
     failing: Vec<Option<String>>,
+    /// The last refusal of an update by keyway-exec, warned about once.
+    refused: Option<String>,
 }
 
 fn is_file(w: &Wanted) -> bool {
@@ -81,6 +83,7 @@ impl Watch {
             interval,
             on_change,
             failing,
+            refused: None,
         };
         watch.warn_undeliverable();
         Ok(watch)
@@ -253,6 +256,7 @@ impl Watch {
             .await
         {
             Ok(()) => {
+                self.refused = None;
                 tracing::info!(files = replaced, "new values delivered: {action_text}");
                 for (i, version, digest) in delivered {
                     self.seen[i] = Seen { version, digest };
@@ -260,6 +264,12 @@ impl Watch {
                 Ok(())
             }
             Err(UpdateError::Refused(e)) => {
+                let said = e.to_string();
+                if self.refused.as_deref() == Some(said.as_str()) {
+                    tracing::debug!("still refused: {said}");
+                    return Ok(());
+                }
+                self.refused = Some(said);
                 tracing::warn!(
                     transient = e.is_transient(),
                     "could not deliver the new values: {}; the command keeps the values it has \
