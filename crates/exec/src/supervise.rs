@@ -178,6 +178,12 @@ pub(crate) async fn supervise(
                 let Some((updates, workload)) = watch.as_ref() else {
                     continue;
                 };
+                // A workload that has just exited on its own is not restarted:
+                // its exit ends the run (the update's sender learns it has ended).
+                if let Some(exit) = reap(child, reap_all)? {
+                    tracing::debug!(pid = child.as_raw(), ?exit, "workload exited");
+                    return Ok(exit);
+                }
                 match workload.apply(child.as_raw(), update) {
                     Ok(Applied::Signalled) => {
                         let _ = reply.send(Ok(()));
@@ -239,12 +245,10 @@ async fn next_update(
     }
 }
 
-/// Signals that ask keyway to stop (as opposed to USR1, USR2, WINCH).
+/// Signals that ask keyway to stop. SIGHUP is not one: for a wrapper of
+/// daemons it usually means "reload", and it is forwarded like USR1.
 fn is_stop_request(sig: Signal) -> bool {
-    matches!(
-        sig,
-        Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
-    )
+    matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)
 }
 
 fn forward(child: Pid, sig: Signal) {

@@ -20,9 +20,10 @@
 //!   new value, the file paths as before), then the workload is stopped as a
 //!   service manager stops one: `SIGTERM`, up to the stop timeout, then
 //!   `SIGKILL`; once it has been reaped, the same program with the same
-//!   arguments is started with the new environment. A `SIGTERM`, `SIGINT`,
-//!   `SIGHUP` or `SIGQUIT` that keyway receives meanwhile is forwarded as
-//!   always and cancels the restart: keyway then ends with the workload.
+//!   arguments is started with the new environment. A `SIGTERM`, `SIGINT`
+//!   or `SIGQUIT` that keyway receives meanwhile is forwarded as always and
+//!   cancels the restart: keyway then ends with the workload. (Other signals,
+//!   `SIGHUP` included, are forwarded and the restart goes on.)
 //!
 //! Each [`Updater::apply`] waits until the update has been carried out (for a
 //! restart, until the new process has started) and says whether it was. An

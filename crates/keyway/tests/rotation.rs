@@ -92,7 +92,7 @@ impl Running {
     }
 
     /// Ends the command (it exits when `$OUT/stop` exists) and returns keyway's status.
-    fn stop(mut self) -> (i32, String) {
+    fn stop(&mut self) -> (i32, String) {
         std::fs::write(self.out("stop"), "").unwrap();
         let deadline = Instant::now() + PATIENCE;
         let status = loop {
@@ -184,7 +184,7 @@ fn a_new_version_replaces_the_file_atomically_then_the_command_gets_sighup() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let env = cloud.env(&["--user", OWNER]);
     let key = format!("KEY={REF}?filename=wandb.key");
-    let run = Running::start(&env, &["--watch=1s", "--env", &key], HUP_REPORTER);
+    let mut run = Running::start(&env, &["--watch=1s", "--env", &key], HUP_REPORTER);
     let (lines, _) = run.lines("seen", 1, PATIENCE);
     let first = seen(&lines[0]);
     assert_eq!((first.why.as_str(), first.contents.as_str()), ("start", V1));
@@ -230,7 +230,7 @@ fn a_changed_environment_variable_restarts_the_command_with_the_new_value() {
     // Each start appends $TOKEN and its pid; SIGTERM ends it quietly.
     let script = r#"trap 'exit 0' TERM; printf '%s %s\n' "$TOKEN" $$ >> "$OUT/starts"
 while [ ! -e "$OUT/stop" ]; do sleep 0.05; done; exit 6"#;
-    let run = Running::start(&env, &["--watch=1", "--env", &token], script);
+    let mut run = Running::start(&env, &["--watch=1", "--env", &token], script);
     let (lines, _) = run.lines("starts", 1, PATIENCE);
     assert!(lines[0].starts_with(&format!("{V1} ")), "{lines:?}");
     let first_pid: i32 = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
@@ -288,7 +288,7 @@ fn a_failed_re_resolve_keeps_the_command_running_on_what_it_has() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let env = cloud.env(&["--user", OWNER]);
     let key = format!("KEY={REF}?filename=wandb.key");
-    let run = Running::start(
+    let mut run = Running::start(
         &env,
         &["--watch=1s", "--timeout=2", "--env", &key],
         HUP_REPORTER,
@@ -454,7 +454,7 @@ fn an_aws_secret_put_through_the_api_reaches_the_command_and_signal_usr1_is_sent
     let script = r#"report() { printf '%s %s %s\n' "$1" "$(cat "$KEY")" "$PLAIN" >> "$OUT/seen"; }
 trap 'report usr1' USR1; report start
 while [ ! -e "$OUT/stop" ]; do sleep 0.05; done"#;
-    let run = Running::start(
+    let mut run = Running::start(
         &env,
         &[
             "--watch=1s",
@@ -590,4 +590,43 @@ while :; do sleep 0.05; done"#;
     );
     assert!(!dir.exists(), "the secret directory is removed");
     assert_no_value(&run.stderr(), &[V1, V2]);
+}
+
+#[test]
+fn sigterm_to_keyway_during_a_restart_cancels_it() {
+    let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
+    let env = cloud.env(&["--user", OWNER]);
+    let token = format!("TOKEN={REF}");
+    // SIGTERM is recorded but does not end the command; `$OUT/stop` does.
+    let script = r#"trap 'echo term >> "$OUT/got"' TERM; echo "$TOKEN" >> "$OUT/starts"
+while [ ! -e "$OUT/stop" ]; do sleep 0.05; done; exit 5"#;
+    let mut run = Running::start(
+        &env,
+        &[
+            "--watch=1s",
+            "--on-change=restart",
+            "--stop-timeout=60s",
+            "--env",
+            &token,
+        ],
+        script,
+    );
+    run.lines("starts", 1, PATIENCE);
+    add_version(&cloud, V2);
+    // The restart began: the command got SIGTERM and is taking its time.
+    run.lines("got", 1, INTERVAL + MARGIN);
+    let pid = i32::try_from(run.keyway.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    run.lines("got", 2, PATIENCE);
+    let (code, stderr) = run.stop();
+    assert_eq!(code, 5, "keyway ends with the command it had:\n{stderr}");
+    assert_eq!(
+        read(&run.out("starts")).lines().count(),
+        1,
+        "not started again"
+    );
+    assert!(
+        one_line(stderr.as_bytes()).contains("the restart is cancelled"),
+        "{stderr}"
+    );
 }
