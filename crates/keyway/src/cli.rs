@@ -166,7 +166,7 @@ pub struct ExecArgs {
     /// each changed reference is logged (-v) by name and version, never its
     /// value. If a reference cannot be resolved (a denial, a disabled version,
     /// no network), nothing is changed: the command runs on with the values it
-    /// has, keyway warns (once per failure) naming the reference and why, and
+    /// has, keyway warns (once while it lasts) naming the reference and why, and
     /// tries again at the next interval.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
           default_missing_value = "60s", value_parser = parse_interval)]

@@ -12,9 +12,9 @@
 //!
 //! A round that fails for any reference changes nothing: the command keeps the
 //! values it has, each failure is logged with its reference, variable and
-//! cause, and the next round tries again. A round that finds changes the
-//! command cannot receive (an environment variable under `signal:`) logs them
-//! once and marks them seen.
+//! cause (a warning when it starts, debug while it lasts), and the next round
+//! tries again. A round that finds changes the command cannot receive (an
+//! environment variable under `signal:`) logs them once and marks them seen.
 
 use super::resolve::{Resolver, Wanted};
 use crate::cli::OnChange;
@@ -38,11 +38,12 @@ pub struct Watch {
     key: hmac::Key,
     interval: Duration,
     on_change: OnChange,
-    /// The last failure of each reference, while it keeps failing: the same
-    /// failure is warned about once, then logged at debug level.
-    failing: Vec<Option<String>>,
-    /// The last refusal of an update by keyway-exec, warned about once.
-    refused: Option<String>,
+    /// For each reference that keeps failing, whether its failure is transient:
+    /// a failure is warned about when it starts (or turns from transient to
+    /// not, or back), then logged at debug level until the reference resolves.
+    failing: Vec<Option<bool>>,
+    /// keyway-exec refused the last update: warned once until one is delivered.
+    refused: bool,
 }
 
 fn is_file(w: &Wanted) -> bool {
@@ -83,7 +84,7 @@ impl Watch {
             interval,
             on_change,
             failing,
-            refused: None,
+            refused: false,
         };
         watch.warn_undeliverable();
         Ok(watch)
@@ -138,8 +139,8 @@ impl Watch {
             Err(failures) => {
                 for f in failures {
                     let i = self.wanted.iter().position(|w| w.name == f.name);
-                    let last = i.and_then(|i| self.failing[i].replace(f.error.clone()));
-                    if last.as_deref() == Some(f.error.as_str()) {
+                    let last = i.and_then(|i| self.failing[i].replace(f.transient));
+                    if last == Some(f.transient) {
                         tracing::debug!(var = %f.name, "still failing: {}", f.error);
                         continue;
                     }
@@ -256,7 +257,7 @@ impl Watch {
             .await
         {
             Ok(()) => {
-                self.refused = None;
+                self.refused = false;
                 tracing::info!(files = replaced, "new values delivered: {action_text}");
                 for (i, version, digest) in delivered {
                     self.seen[i] = Seen { version, digest };
@@ -264,12 +265,10 @@ impl Watch {
                 Ok(())
             }
             Err(UpdateError::Refused(e)) => {
-                let said = e.to_string();
-                if self.refused.as_deref() == Some(said.as_str()) {
-                    tracing::debug!("still refused: {said}");
+                if std::mem::replace(&mut self.refused, true) {
+                    tracing::debug!("still refused: {e}");
                     return Ok(());
                 }
-                self.refused = Some(said);
                 tracing::warn!(
                     transient = e.is_transient(),
                     "could not deliver the new values: {}; the command keeps the values it has \
