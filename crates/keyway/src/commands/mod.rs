@@ -7,6 +7,7 @@ mod get;
 mod resolve;
 mod serve;
 mod token;
+mod watch;
 mod whoami;
 
 use crate::cli::{Cli, CloudCommand, Command};
