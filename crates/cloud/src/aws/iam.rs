@@ -14,7 +14,7 @@
 //! Policy documents are answered URL-encoded, as IAM does (the CLI decodes them).
 
 use super::model::{AwsDoc, IamUser, InlinePolicies, Role};
-use super::sts::Xml;
+use super::xml::Xml;
 use super::{Aws, AwsError, Caller, Proto, Received, policy};
 use crate::store::Change;
 use axum::http::{HeaderValue, header};
@@ -91,7 +91,7 @@ fn ok(action: &str, result: bool, body: impl FnOnce(&mut Xml)) -> Response {
         x.close(&format!("{action}Result"));
     }
     x.open("ResponseMetadata");
-    x.leaf("RequestId", &super::uuid4().unwrap_or_default());
+    x.leaf("RequestId", &super::ids::uuid4().unwrap_or_default());
     x.close("ResponseMetadata");
     x.close(&format!("{action}Response"));
     let mut r = x.finish().into_response();
@@ -372,19 +372,7 @@ fn authorize(
 ) -> Result<(), AwsError> {
     let mut ctx = BTreeMap::new();
     if caller.identity_policies.iter().any(policy::has_conditions) {
-        ctx.insert(
-            "aws:PrincipalArn".to_owned(),
-            caller
-                .who
-                .principal_arns
-                .first()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        ctx.insert(
-            "aws:PrincipalAccount".to_owned(),
-            caller.who.account.clone(),
-        );
+        caller.add_principal_keys(&mut ctx);
     }
     let d = policy::decide(
         &caller.who,

@@ -5,55 +5,13 @@
 //! Google (`accounts.google.com`, signed by this cloud's ID-token key) and of
 //! the IAM OIDC providers the world declares (see [`web_identity`]).
 
+use super::xml::Xml;
 use super::{Aws, AwsError, Caller, Proto, Received, policy};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
-
-/// A tiny XML writer that escapes every text node.
-pub struct Xml(String);
-
-impl Default for Xml {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Xml {
-    pub fn new() -> Self {
-        Xml(String::new())
-    }
-    /// `tag` may carry attributes (`Name xmlns="…"`); only the name is closed.
-    pub fn open(&mut self, tag: &str) {
-        self.0.push('<');
-        self.0.push_str(tag);
-        self.0.push('>');
-    }
-    pub fn close(&mut self, tag: &str) {
-        self.0.push_str("</");
-        self.0.push_str(tag);
-        self.0.push('>');
-    }
-    pub fn leaf(&mut self, tag: &str, text: &str) {
-        self.open(tag);
-        for c in text.chars() {
-            match c {
-                '<' => self.0.push_str("&lt;"),
-                '>' => self.0.push_str("&gt;"),
-                '&' => self.0.push_str("&amp;"),
-                '"' => self.0.push_str("&quot;"),
-                '\'' => self.0.push_str("&apos;"),
-                c => self.0.push(c),
-            }
-        }
-        self.close(tag);
-    }
-    pub fn finish(self) -> String {
-        self.0
-    }
-}
 
 fn err(status: u16, code: &str, msg: impl Into<String>) -> AwsError {
     AwsError::new(Proto::Query, status, code, msg)
@@ -83,7 +41,7 @@ fn ok(action: &str, body: impl FnOnce(&mut Xml)) -> Response {
     body(&mut x);
     x.close(&format!("{action}Result"));
     x.open("ResponseMetadata");
-    x.leaf("RequestId", &super::uuid4().unwrap_or_default());
+    x.leaf("RequestId", &super::ids::uuid4().unwrap_or_default());
     x.close("ResponseMetadata");
     x.close(&format!("{action}Response"));
     let mut r = x.finish().into_response();
@@ -287,19 +245,7 @@ fn assume_role<'a>(
     if let Some(e) = get("ExternalId") {
         ctx.insert("sts:ExternalId".to_owned(), e.to_owned());
     }
-    ctx.insert(
-        "aws:PrincipalArn".to_owned(),
-        caller
-            .who
-            .principal_arns
-            .first()
-            .cloned()
-            .unwrap_or_default(),
-    );
-    ctx.insert(
-        "aws:PrincipalAccount".to_owned(),
-        caller.who.account.clone(),
-    );
+    caller.add_principal_keys(&mut ctx);
     let st = aws.cloud.store.read();
     let denied = || {
         err(
@@ -404,7 +350,7 @@ pub mod web_identity {
     }
 
     fn issuer(aws: &Aws, iss: &str, role_account: &str) -> Result<Issuer, AwsError> {
-        if iss == "https://accounts.google.com" || iss == GOOGLE {
+        if iss == crate::crypto::ID_TOKEN_ISSUER || iss == GOOGLE {
             return Ok(Issuer {
                 principal: GOOGLE.into(),
                 prefix: GOOGLE.into(),
