@@ -1,12 +1,10 @@
-//! The Google APIs of the local cloud, driven over real loopback HTTP: Google's
+//! The Google APIs of the local cloud, driven through its router in process: Google's
 //! order of decisions (401, scope 403, IAM 403, then 404), Secret Manager's
 //! resource semantics, and Compute's stop-before-setServiceAccount rule.
 
-use keyway_cloud::cloud::Cloud;
-use keyway_cloud::server;
-use keyway_core::{LoopbackAddr, SystemClock};
+use keyway_core::clock::ManualClock;
+use keyway_testkit::Local;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 const WORLD: &str = r#"
 [[project]]
@@ -45,50 +43,20 @@ versions = [{ data = "v1-value" }, { data = "v2-value" }]
 
 const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
 
-struct Env {
-    cloud: Arc<Cloud>,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    running: Option<server::Running>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            r.abort();
-        }
-    }
-}
-
-async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let world = keyway_cloud::world::parse("test.toml", WORLD).unwrap();
-    let (cloud, seeded) = Cloud::open(
-        dir.path(),
-        &dir.path().join("master.key"),
-        Some(&world),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    assert!(seeded);
-    let cloud = Arc::new(cloud);
-    let running = server::start(cloud.clone(), LoopbackAddr::ephemeral())
-        .await
-        .unwrap();
-    let base = running.endpoints.google.clone();
-    Env {
-        cloud,
-        base,
-        http: reqwest::Client::new(),
-        _dir: dir,
-        running: Some(running),
-    }
+/// The cloud on `WORLD`, its clock at the real time (the tests sign JWTs at
+/// the real time), called in process.
+fn env() -> Local {
+    let e = Local::open_on(
+        WORLD,
+        ManualClock::at_secs(jiff::Timestamp::now().as_second()),
+    );
+    assert!(e.seeded);
+    e
 }
 
 /// Mints a service-account key through the IAM API, as the owner: the key file
 /// and its private key, ready to sign.
-async fn mint_key(e: &Env, owner: &str, sa: &str) -> (Value, aws_lc_rs::signature::RsaKeyPair) {
+async fn mint_key(e: &Local, owner: &str, sa: &str) -> (Value, aws_lc_rs::signature::RsaKeyPair) {
     use base64::Engine;
     let (s, b) = e
         .call(
@@ -117,45 +85,13 @@ async fn mint_key(e: &Env, owner: &str, sa: &str) -> (Value, aws_lc_rs::signatur
     (key, pair)
 }
 
-impl Env {
-    fn token(&self, member: &str, scopes: &[&str]) -> String {
-        let s: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        self.cloud.mint_access_token(member, &s, "test").0
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
-
 fn reason(v: &Value) -> &str {
     v["error"]["details"][0]["reason"].as_str().unwrap_or("")
 }
 
 #[tokio::test]
 async fn decisions_come_in_googles_order() {
-    let e = env().await;
+    let e = env();
     let path = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
     let (s, b) = e.call("GET", path, None, None).await;
     assert_eq!(
@@ -203,7 +139,7 @@ async fn decisions_come_in_googles_order() {
 
 #[tokio::test]
 async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
-    let e = env().await;
+    let e = env();
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let owner = e.token("user:owner@example.com", &[CP]);
     let missing = "/v1/projects/proj-alpha/secrets/no-such/versions/1:access";
@@ -238,7 +174,7 @@ async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
 
 #[tokio::test]
 async fn version_lifecycle_and_latest() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let v = "/v1/projects/proj-alpha/secrets/db-pass/versions";
     // Disabling the latest version makes `latest` fail, not fall back.
@@ -317,7 +253,7 @@ async fn version_lifecycle_and_latest() {
 
 #[tokio::test]
 async fn add_version_checks_crc_size_and_base64() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let add = "/v1/projects/proj-alpha/secrets/db-pass:addVersion";
     use base64::Engine;
@@ -364,21 +300,22 @@ async fn add_version_checks_crc_size_and_base64() {
         .await;
     assert_eq!(s, 400);
     let r = e
-        .http
-        .post(format!("{}{add}", e.base))
-        .bearer_auth(&owner)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    let b: Value = r.json().await.unwrap();
+        .google
+        .send(
+            http::Request::post(add)
+                .header("authorization", format!("Bearer {owner}"))
+                .body(b"{not json".to_vec())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let b: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(b["error"]["status"], "INVALID_ARGUMENT");
 }
 
 #[tokio::test]
 async fn secrets_create_list_page_patch_delete() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let base = "/v1/projects/proj-alpha/secrets";
     for i in 0..7 {
@@ -484,7 +421,7 @@ async fn secrets_create_list_page_patch_delete() {
 
 #[tokio::test]
 async fn iam_policies_with_etags_grant_and_test() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let res = "/v1/projects/proj-alpha/secrets/db-pass";
@@ -574,7 +511,7 @@ async fn iam_policies_with_etags_grant_and_test() {
 
 #[tokio::test]
 async fn compute_requires_stop_before_changing_scopes() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let inst = "/compute/v1/projects/proj-alpha/zones/us-central1-a/instances/vm-one";
     let (s, b) = e.call("GET", inst, Some(&owner), None).await;
@@ -644,10 +581,10 @@ async fn compute_requires_stop_before_changing_scopes() {
 
 #[tokio::test]
 async fn oauth2_refresh_grant_and_tokeninfo() {
-    let e = env().await;
+    let e = env();
     // The ADC file the cloud writes for a user is what a client would use.
     e.cloud
-        .write_credential_files(&format!("{}/token", e.base))
+        .write_credential_files("http://127.0.0.1:0/token")
         .unwrap();
     let adc: Value = serde_json::from_slice(
         &std::fs::read(
@@ -659,6 +596,7 @@ async fn oauth2_refresh_grant_and_tokeninfo() {
     )
     .unwrap();
     assert_eq!(adc["type"], "authorized_user");
+    assert_eq!(adc["token_uri"], "http://127.0.0.1:0/token");
     let form = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
         let mut f = vec![
             ("grant_type", "refresh_token".to_owned()),
@@ -678,70 +616,47 @@ async fn oauth2_refresh_grant_and_tokeninfo() {
         }
         f
     };
-    let r = e
-        .http
-        .post(adc["token_uri"].as_str().unwrap())
-        .form(&form(&[]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let t: Value = r.json().await.unwrap();
+    let google = &e.google;
+    let token = |extra: &[(&'static str, &str)]| {
+        let f = form(extra);
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            google.form("/token", None, &pairs).await
+        }
+    };
+    let r = token(&[]).await;
+    assert_eq!(r.status, 200);
+    let t = r.json();
     assert!(t["scope"].as_str().unwrap().contains(CP));
-    let info: Value = e
-        .http
-        .get(format!(
-            "{}/tokeninfo?access_token={}",
-            e.base,
-            t["access_token"].as_str().unwrap()
-        ))
-        .send()
+    let info = e
+        .google
+        .get(
+            &format!(
+                "/tokeninfo?access_token={}",
+                t["access_token"].as_str().unwrap()
+            ),
+            &[],
+        )
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(info["email"], "owner@example.com");
+    let r = token(&[("refresh_token", "1//wrong")]).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "invalid_grant");
+    let r = token(&[("client_secret", "wrong")]).await;
+    assert_eq!(r.status, 401);
+    let r = token(&[("scope", "https://www.googleapis.com/auth/gmail.readonly")]).await;
+    assert_eq!(r.json()["error"], "invalid_scope");
     let r = e
-        .http
-        .post(format!("{}/token", e.base))
-        .form(&form(&[("refresh_token", "1//wrong")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    let r = e
-        .http
-        .post(format!("{}/token", e.base))
-        .form(&form(&[("client_secret", "wrong")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = e
-        .http
-        .post(format!("{}/token", e.base))
-        .form(&form(&[(
-            "scope",
-            "https://www.googleapis.com/auth/gmail.readonly",
-        )]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_scope");
-    let r = e
-        .http
-        .get(format!("{}/tokeninfo?access_token=ya29.bogus", e.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+        .google
+        .get("/tokeninfo?access_token=ya29.bogus", &[])
+        .await;
+    assert_eq!(r.status, 400);
 }
 
 #[tokio::test]
 async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
     let (key, pair) = mint_key(&e, &owner, sa).await;
@@ -754,51 +669,44 @@ async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
         let claims = json!({"iss": sa, "scope": CP, "aud": aud, "iat": now, "exp": exp});
         keyway_cloud::crypto::sign_rs256(&pair, &header, &claims).unwrap()
     };
-    let grant = |a: String| {
-        e.http
-            .post(format!("{}/token", e.base))
-            .form(&[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                ("assertion", a.as_str()),
-            ])
-            .send()
+    let google = &e.google;
+    let grant = |a: String| async move {
+        google
+            .form(
+                "/token",
+                None,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", a.as_str()),
+                ],
+            )
+            .await
     };
-    let r = grant(sign("https://oauth2.googleapis.com/token", now + 3600))
+    let r = grant(sign("https://oauth2.googleapis.com/token", now + 3600)).await;
+    assert_eq!(r.status, 200);
+    let t = r.json();
+    let info = e
+        .google
+        .get(
+            &format!(
+                "/tokeninfo?access_token={}",
+                t["access_token"].as_str().unwrap()
+            ),
+            &[],
+        )
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let t: Value = r.json().await.unwrap();
-    let info: Value = e
-        .http
-        .get(format!(
-            "{}/tokeninfo?access_token={}",
-            e.base,
-            t["access_token"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(info["email"], sa);
-    let r = grant(sign("https://oauth2.googleapis.com/token", now + 7200))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400, "longer than an hour");
-    let r = grant(sign("https://example.com/", now + 600))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400, "wrong audience");
+    let r = grant(sign("https://oauth2.googleapis.com/token", now + 7200)).await;
+    assert_eq!(r.status, 400, "longer than an hour");
+    let r = grant(sign("https://example.com/", now + 600)).await;
+    assert_eq!(r.status, 400, "wrong audience");
     let good = sign("https://oauth2.googleapis.com/token", now + 600);
     let i = good.rfind('.').unwrap() + 10;
     let mut tampered = good.into_bytes();
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
-    let r = grant(String::from_utf8(tampered).unwrap()).await.unwrap();
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error_description"],
-        "Invalid JWT Signature."
-    );
+    let r = grant(String::from_utf8(tampered).unwrap()).await;
+    assert_eq!(r.json()["error_description"], "Invalid JWT Signature.");
     // A principal without keys.create is refused.
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let (s, _) = e
@@ -814,7 +722,7 @@ async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
 
 #[tokio::test]
 async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
     let (key, pair) = mint_key(&e, &owner, sa).await;
@@ -856,7 +764,7 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
 async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     // google-auth signs {iss, sub, scope, iat, exp} without `aud` for a
     // service-account key used with scopes; Google accepts it.
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
     let (key, pair) = mint_key(&e, &owner, sa).await;
