@@ -17,8 +17,7 @@ use super::model::{AwsDoc, IamUser, InlinePolicies, Role};
 use super::xml::Xml;
 use super::{Aws, AwsError, Caller, Proto, Received, policy};
 use crate::store::Change;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -83,21 +82,7 @@ pub fn writes(r: &Received) -> bool {
 
 /// An answer; calls that return nothing (`result` false) have no Result element, as IAM answers them.
 fn ok(action: &str, result: bool, body: impl FnOnce(&mut Xml)) -> Response {
-    let mut x = Xml::new();
-    x.open(&format!("{action}Response xmlns=\"{NS}\""));
-    if result {
-        x.open(&format!("{action}Result"));
-        body(&mut x);
-        x.close(&format!("{action}Result"));
-    }
-    x.open("ResponseMetadata");
-    x.leaf("RequestId", &super::ids::uuid4().unwrap_or_default());
-    x.close("ResponseMetadata");
-    x.close(&format!("{action}Response"));
-    let mut r = x.finish().into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    r
+    super::xml::response(NS, action, result, body)
 }
 
 fn encoded(doc: &Value) -> String {

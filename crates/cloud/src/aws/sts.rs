@@ -7,8 +7,7 @@
 
 use super::xml::Xml;
 use super::{Aws, AwsError, Caller, Proto, Received, policy};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::collections::BTreeMap;
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -35,19 +34,7 @@ pub(crate) fn params(r: &Received) -> Vec<(String, String)> {
 }
 
 fn ok(action: &str, body: impl FnOnce(&mut Xml)) -> Response {
-    let mut x = Xml::new();
-    x.open(&format!("{action}Response xmlns=\"{NS}\""));
-    x.open(&format!("{action}Result"));
-    body(&mut x);
-    x.close(&format!("{action}Result"));
-    x.open("ResponseMetadata");
-    x.leaf("RequestId", &super::ids::uuid4().unwrap_or_default());
-    x.close("ResponseMetadata");
-    x.close(&format!("{action}Response"));
-    let mut r = x.finish().into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    r
+    super::xml::response(NS, action, true, body)
 }
 
 pub fn dispatch(aws: &Aws, r: &Received) -> Result<Response, AwsError> {

@@ -1,5 +1,8 @@
 //! The XML of the query protocol's answers (STS, IAM), written element by element.
 
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
 /// A tiny XML writer that escapes every text node.
 pub struct Xml(String);
 
@@ -41,4 +44,25 @@ impl Xml {
     pub fn finish(self) -> String {
         self.0
     }
+}
+
+/// A successful answer of the query protocol: `<ACTIONResponse xmlns=NS>`
+/// holding `<ACTIONResult>` (written by `body`; left out when `result` is
+/// false, as for IAM's writes) and the request id, as `text/xml`.
+pub fn response(ns: &str, action: &str, result: bool, body: impl FnOnce(&mut Xml)) -> Response {
+    let mut x = Xml::new();
+    x.open(&format!("{action}Response xmlns=\"{ns}\""));
+    if result {
+        x.open(&format!("{action}Result"));
+        body(&mut x);
+        x.close(&format!("{action}Result"));
+    }
+    x.open("ResponseMetadata");
+    x.leaf("RequestId", &super::ids::uuid4().unwrap_or_default());
+    x.close("ResponseMetadata");
+    x.close(&format!("{action}Response"));
+    let mut r = x.finish().into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    r
 }
