@@ -38,7 +38,7 @@ const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 async fn google(e: &Local, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let token = e.token("user:owner@example.com", &[CP]);
-    e.call(method, path, Some(&token), body).await
+    e.google.call(method, path, Some(&token), body).await
 }
 
 const SECRET: &str = "/v1/projects/proj-l/secrets/s";

@@ -342,7 +342,7 @@ impl Fed {
         bearer: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        self.e.call(method, path, Some(bearer), body).await
+        self.e.google.call(method, path, Some(bearer), body).await
     }
 
     async fn impersonate(&self, bearer: &str, sa: &str, body: Value) -> (u16, Value) {

@@ -59,6 +59,7 @@ fn env() -> Local {
 async fn mint_key(e: &Local, owner: &str, sa: &str) -> (Value, aws_lc_rs::signature::RsaKeyPair) {
     use base64::Engine;
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"),
@@ -93,14 +94,17 @@ fn reason(v: &Value) -> &str {
 async fn decisions_come_in_googles_order() {
     let e = env();
     let path = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
-    let (s, b) = e.call("GET", path, None, None).await;
+    let (s, b) = e.google.call("GET", path, None, None).await;
     assert_eq!(
         (s, b["error"]["status"].as_str()),
         (401, Some("UNAUTHENTICATED"))
     );
     assert_eq!(reason(&b), "CREDENTIALS_MISSING");
 
-    let (s, b) = e.call("GET", path, Some("ya29.not-a-token"), None).await;
+    let (s, b) = e
+        .google
+        .call("GET", path, Some("ya29.not-a-token"), None)
+        .await;
     assert_eq!(s, 401);
     assert_eq!(reason(&b), "ACCESS_TOKEN_TYPE_UNSUPPORTED");
 
@@ -109,7 +113,7 @@ async fn decisions_come_in_googles_order() {
         "user:owner@example.com",
         &["https://www.googleapis.com/auth/devstorage.read_only"],
     );
-    let (s, b) = e.call("GET", path, Some(&narrow), None).await;
+    let (s, b) = e.google.call("GET", path, Some(&narrow), None).await;
     assert_eq!(s, 403);
     assert_eq!(reason(&b), "ACCESS_TOKEN_SCOPE_INSUFFICIENT");
     assert_eq!(
@@ -118,7 +122,7 @@ async fn decisions_come_in_googles_order() {
     );
 
     let nobody = e.token("user:nobody@example.com", &[CP]);
-    let (s, b) = e.call("GET", path, Some(&nobody), None).await;
+    let (s, b) = e.google.call("GET", path, Some(&nobody), None).await;
     assert_eq!(s, 403);
     assert_eq!(reason(&b), "IAM_PERMISSION_DENIED");
     assert_eq!(
@@ -127,7 +131,7 @@ async fn decisions_come_in_googles_order() {
     );
 
     let reader = e.token("user:reader@example.com", &[CP]);
-    let (s, b) = e.call("GET", path, Some(&reader), None).await;
+    let (s, b) = e.google.call("GET", path, Some(&reader), None).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["name"], "projects/1111111111/secrets/db-pass/versions/2");
     assert_eq!(b["payload"]["data"], "djItdmFsdWU="); // base64("v2-value")
@@ -143,8 +147,9 @@ async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let owner = e.token("user:owner@example.com", &[CP]);
     let missing = "/v1/projects/proj-alpha/secrets/no-such/versions/1:access";
-    let (s1, b1) = e.call("GET", missing, Some(&nobody), None).await;
+    let (s1, b1) = e.google.call("GET", missing, Some(&nobody), None).await;
     let (s2, _) = e
+        .google
         .call(
             "GET",
             "/v1/projects/proj-alpha/secrets/db-pass/versions/1:access",
@@ -154,14 +159,18 @@ async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
         .await;
     assert_eq!((s1, s2), (403, 403));
     assert_eq!(reason(&b1), "IAM_PERMISSION_DENIED");
-    let (s, b) = e.call("GET", missing, Some(&owner), None).await;
+    let (s, b) = e.google.call("GET", missing, Some(&owner), None).await;
     assert_eq!(s, 404, "{b}");
     assert_eq!(b["error"]["status"], "NOT_FOUND");
     // Secret-level grants do not leak other secrets: reader may not see no-such either.
     let reader = e.token("user:reader@example.com", &[CP]);
-    assert_eq!(e.call("GET", missing, Some(&reader), None).await.0, 403);
+    assert_eq!(
+        e.google.call("GET", missing, Some(&reader), None).await.0,
+        403
+    );
     // An unknown project is a denial, not a 404.
     let (s, _) = e
+        .google
         .call(
             "GET",
             "/v1/projects/other-proj/secrets/db-pass/versions/1:access",
@@ -179,6 +188,7 @@ async fn version_lifecycle_and_latest() {
     let v = "/v1/projects/proj-alpha/secrets/db-pass/versions";
     // Disabling the latest version makes `latest` fail, not fall back.
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{v}/2:disable"),
@@ -188,6 +198,7 @@ async fn version_lifecycle_and_latest() {
         .await;
     assert_eq!((s, b["state"].as_str()), (200, Some("DISABLED")), "{b}");
     let (s, b) = e
+        .google
         .call("GET", &format!("{v}/latest:access"), Some(&owner), None)
         .await;
     assert_eq!(s, 400);
@@ -195,6 +206,7 @@ async fn version_lifecycle_and_latest() {
     assert!(b["error"]["message"].as_str().unwrap().contains("DISABLED"));
     // A stale etag is refused.
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{v}/2:enable"),
@@ -204,6 +216,7 @@ async fn version_lifecycle_and_latest() {
         .await;
     assert_eq!(s, 409);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{v}/2:enable"),
@@ -213,6 +226,7 @@ async fn version_lifecycle_and_latest() {
         .await;
     assert_eq!(s, 200);
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{v}/1:destroy"),
@@ -223,10 +237,12 @@ async fn version_lifecycle_and_latest() {
     assert_eq!((s, b["state"].as_str()), (200, Some("DESTROYED")));
     assert!(b["destroyTime"].is_string());
     let (s, _) = e
+        .google
         .call("GET", &format!("{v}/1:access"), Some(&owner), None)
         .await;
     assert_eq!(s, 400);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{v}/1:enable"),
@@ -235,12 +251,19 @@ async fn version_lifecycle_and_latest() {
         )
         .await;
     assert_eq!(s, 400, "a destroyed version cannot come back");
-    let (s, _) = e.call("GET", &format!("{v}/7"), Some(&owner), None).await;
+    let (s, _) = e
+        .google
+        .call("GET", &format!("{v}/7"), Some(&owner), None)
+        .await;
     assert_eq!(s, 404);
-    let (s, _) = e.call("GET", &format!("{v}/0"), Some(&owner), None).await;
+    let (s, _) = e
+        .google
+        .call("GET", &format!("{v}/0"), Some(&owner), None)
+        .await;
     assert_eq!(s, 400);
     // Enum encoding as Google's generated REST clients ask for it.
     let (_, b) = e
+        .google
         .call(
             "GET",
             &format!("{v}/1?%24alt=json%3Benum-encoding%3Dint"),
@@ -259,12 +282,12 @@ async fn add_version_checks_crc_size_and_base64() {
     use base64::Engine;
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let data = b"third";
-    let (s, b) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": (crc32c::crc32c(data) ^ 1).to_string()}}))).await;
+    let (s, b) = e.google.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": (crc32c::crc32c(data) ^ 1).to_string()}}))).await;
     assert_eq!(
         (s, b["error"]["status"].as_str()),
         (400, Some("INVALID_ARGUMENT"))
     );
-    let (s, b) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": crc32c::crc32c(data).to_string()}}))).await;
+    let (s, b) = e.google.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": crc32c::crc32c(data).to_string()}}))).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
         b["name"], "projects/1111111111/secrets/db-pass/versions/3",
@@ -272,6 +295,7 @@ async fn add_version_checks_crc_size_and_base64() {
     );
     assert_eq!(b["clientSpecifiedPayloadChecksum"], true);
     let (s, _) = e
+        .google
         .call(
             "POST",
             add,
@@ -281,6 +305,7 @@ async fn add_version_checks_crc_size_and_base64() {
         .await;
     assert_eq!(s, 200);
     let (s, b) = e
+        .google
         .call(
             "POST",
             add,
@@ -291,6 +316,7 @@ async fn add_version_checks_crc_size_and_base64() {
     assert_eq!(s, 400);
     assert!(b["error"]["message"].as_str().unwrap().contains("64KiB"));
     let (s, _) = e
+        .google
         .call(
             "POST",
             add,
@@ -319,10 +345,11 @@ async fn secrets_create_list_page_patch_delete() {
     let owner = e.token("user:owner@example.com", &[CP]);
     let base = "/v1/projects/proj-alpha/secrets";
     for i in 0..7 {
-        let (s, b) = e.call("POST", &format!("{base}?secretId=s-{i}"), Some(&owner), Some(json!({"replication": {"automatic": {}}, "labels": {"team": if i % 2 == 0 { "a" } else { "b" }}}))).await;
+        let (s, b) = e.google.call("POST", &format!("{base}?secretId=s-{i}"), Some(&owner), Some(json!({"replication": {"automatic": {}}, "labels": {"team": if i % 2 == 0 { "a" } else { "b" }}}))).await;
         assert_eq!(s, 200, "{b}");
     }
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{base}?secretId=s-0"),
@@ -332,6 +359,7 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!(s, 409);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{base}?secretId=bad%2Fid"),
@@ -341,6 +369,7 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!(s, 400);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{base}?secretId=norepl"),
@@ -353,6 +382,7 @@ async fn secrets_create_list_page_patch_delete() {
     let mut token = String::new();
     loop {
         let (s, b) = e
+            .google
             .call(
                 "GET",
                 &format!("{base}?pageSize=3&pageToken={token}"),
@@ -383,6 +413,7 @@ async fn secrets_create_list_page_patch_delete() {
     want.sort();
     assert_eq!(seen, want);
     let (_, b) = e
+        .google
         .call(
             "GET",
             &format!("{base}?filter=labels.team%3Da"),
@@ -392,6 +423,7 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!(b["secrets"].as_array().unwrap().len(), 4);
     let (s, b) = e
+        .google
         .call(
             "PATCH",
             &format!("{base}/s-1?updateMask=labels"),
@@ -401,6 +433,7 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!((s, b["labels"]["team"].as_str()), (200, Some("c")));
     let (s, _) = e
+        .google
         .call(
             "PATCH",
             &format!("{base}/s-1"),
@@ -410,10 +443,12 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!(s, 400, "update mask is required");
     let (s, _) = e
+        .google
         .call("DELETE", &format!("{base}/s-1"), Some(&owner), None)
         .await;
     assert_eq!(s, 200);
     let (s, _) = e
+        .google
         .call("GET", &format!("{base}/s-1"), Some(&owner), None)
         .await;
     assert_eq!(s, 404);
@@ -426,6 +461,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let res = "/v1/projects/proj-alpha/secrets/db-pass";
     let (s, p) = e
+        .google
         .call("GET", &format!("{res}:getIamPolicy"), Some(&owner), None)
         .await;
     assert_eq!(s, 200);
@@ -433,6 +469,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     let mut policy = p.clone();
     policy["bindings"].as_array_mut().unwrap().push(json!({"role": "roles/secretmanager.secretAccessor", "members": ["user:nobody@example.com"]}));
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{res}:setIamPolicy"),
@@ -442,6 +479,7 @@ async fn iam_policies_with_etags_grant_and_test() {
         .await;
     assert_eq!(s, 403, "nobody may not set the policy");
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{res}:setIamPolicy"),
@@ -453,6 +491,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     assert_ne!(b["etag"].as_str().unwrap(), etag);
     // The old etag is now stale.
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{res}:setIamPolicy"),
@@ -462,6 +501,7 @@ async fn iam_policies_with_etags_grant_and_test() {
         .await;
     assert_eq!((s, b["error"]["status"].as_str()), (409, Some("ABORTED")));
     let (s, _) = e
+        .google
         .call(
             "GET",
             &format!("{res}/versions/1:access"),
@@ -470,15 +510,15 @@ async fn iam_policies_with_etags_grant_and_test() {
         )
         .await;
     assert_eq!(s, 200, "the grant took effect");
-    let (s, b) = e
-        .call("POST", &format!("{res}:testIamPermissions"), Some(&nobody), Some(json!({"permissions": ["secretmanager.versions.access", "secretmanager.versions.add"]})))
+    let (s, b) = e.google.call("POST", &format!("{res}:testIamPermissions"), Some(&nobody), Some(json!({"permissions": ["secretmanager.versions.access", "secretmanager.versions.add"]})))
         .await;
     assert_eq!(s, 200);
     assert_eq!(b["permissions"], json!(["secretmanager.versions.access"]));
     // Invalid policies are refused.
-    let (s, _) = e.call("POST", &format!("{res}:setIamPolicy"), Some(&owner), Some(json!({"policy": {"bindings": [{"role": "roles/nope", "members": ["user:a@b.c"]}]}}))).await;
+    let (s, _) = e.google.call("POST", &format!("{res}:setIamPolicy"), Some(&owner), Some(json!({"policy": {"bindings": [{"role": "roles/nope", "members": ["user:a@b.c"]}]}}))).await;
     assert_eq!(s, 400);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{res}:setIamPolicy"),
@@ -489,6 +529,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     assert_eq!(s, 400);
     // Project level through Resource Manager.
     let (s, p) = e
+        .google
         .call(
             "POST",
             "/v1/projects/proj-alpha:getIamPolicy",
@@ -499,6 +540,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     assert_eq!(s, 200);
     assert_eq!(p["bindings"][0]["role"], "roles/owner");
     let (s, _) = e
+        .google
         .call(
             "POST",
             "/v1/projects/proj-alpha:getIamPolicy",
@@ -514,7 +556,7 @@ async fn compute_requires_stop_before_changing_scopes() {
     let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let inst = "/compute/v1/projects/proj-alpha/zones/us-central1-a/instances/vm-one";
-    let (s, b) = e.call("GET", inst, Some(&owner), None).await;
+    let (s, b) = e.google.call("GET", inst, Some(&owner), None).await;
     assert_eq!((s, b["status"].as_str()), (200, Some("RUNNING")));
     let sa = b["serviceAccounts"][0]["email"]
         .as_str()
@@ -530,6 +572,7 @@ async fn compute_requires_stop_before_changing_scopes() {
     );
     let body = json!({"email": sa, "scopes": [CP]});
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{inst}/setServiceAccount"),
@@ -539,10 +582,12 @@ async fn compute_requires_stop_before_changing_scopes() {
         .await;
     assert_eq!(s, 400, "{b}");
     let (s, op) = e
+        .google
         .call("POST", &format!("{inst}/stop"), Some(&owner), None)
         .await;
     assert_eq!((s, op["status"].as_str()), (200, Some("DONE")));
     let (s, got) = e
+        .google
         .call(
             "GET",
             &format!(
@@ -555,6 +600,7 @@ async fn compute_requires_stop_before_changing_scopes() {
         .await;
     assert_eq!((s, got["operationType"].as_str()), (200, Some("stop")));
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{inst}/setServiceAccount"),
@@ -564,15 +610,17 @@ async fn compute_requires_stop_before_changing_scopes() {
         .await;
     assert_eq!(s, 200);
     let (s, _) = e
+        .google
         .call("POST", &format!("{inst}/start"), Some(&owner), None)
         .await;
     assert_eq!(s, 200);
-    let (_, b) = e.call("GET", inst, Some(&owner), None).await;
+    let (_, b) = e.google.call("GET", inst, Some(&owner), None).await;
     assert_eq!(b["status"], "RUNNING");
     assert_eq!(b["serviceAccounts"][0]["scopes"], json!([CP]));
     // A reader with cloud-platform but no compute role is refused, Compute style.
     let reader = e.token("user:reader@example.com", &[CP]);
     let (s, b) = e
+        .google
         .call("POST", &format!("{inst}/stop"), Some(&reader), None)
         .await;
     assert_eq!(s, 403);
@@ -710,6 +758,7 @@ async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
     // A principal without keys.create is refused.
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"),
@@ -739,6 +788,7 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
     let path = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
     // Authenticated as the account: IAM, not authentication, now decides.
     let (s, b) = e
+        .google
         .call(
             "GET",
             path,
@@ -750,6 +800,7 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
     assert_eq!(reason(&b), "IAM_PERMISSION_DENIED");
     // Addressed to another API: not a credential here.
     let (s, _) = e
+        .google
         .call(
             "GET",
             path,
@@ -777,6 +828,7 @@ async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     )
     .unwrap();
     let (s, b) = e
+        .google
         .call(
             "GET",
             "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
@@ -787,6 +839,7 @@ async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     assert_eq!((s, reason(&b)), (403, "IAM_PERMISSION_DENIED"), "{b}");
     let narrow = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "scope": "https://www.googleapis.com/auth/devstorage.read_only", "iat": now, "exp": now + 3600})).unwrap();
     let (s, b) = e
+        .google
         .call(
             "GET",
             "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
@@ -806,14 +859,15 @@ async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     )
     .unwrap();
     assert_eq!(
-        e.call(
-            "GET",
-            "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
-            Some(&neither),
-            None
-        )
-        .await
-        .0,
+        e.google
+            .call(
+                "GET",
+                "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
+                Some(&neither),
+                None
+            )
+            .await
+            .0,
         401
     );
 }

@@ -198,19 +198,8 @@ fn expired_temporary_credentials_are_named_with_their_source() {
 #[test]
 fn a_clock_far_from_aws_is_reported_as_skew() {
     let c = InProcess::start();
-    let key = c
-        .aws
-        .cloud
-        .store
-        .read()
-        .aws
-        .keys
-        .values()
-        .next()
-        .unwrap()
-        .id
-        .clone();
-    let secret = c.aws.user_key_secret(&key).unwrap().to_string();
+    let dev = c.user(ACCOUNT, "dev");
+    let (key, secret) = (dev.akid, dev.secret);
     let env = c.env(&[
         ("AWS_ACCESS_KEY_ID", &key),
         ("AWS_SECRET_ACCESS_KEY", &secret),

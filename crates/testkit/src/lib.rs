@@ -1,8 +1,9 @@
 //! What keyway's tests share, so each thing is done one way:
 //!
-//! - [`local`]: the local cloud in this process, on a clock the test sets; its
-//!   Google and AWS routers are called in process (tower's `oneshot`), and bound
-//!   to loopback ports only for the tests that need a socket.
+//! - [`local`] (feature `cloud`, on by default): the local cloud in this
+//!   process, on a clock the test sets; its Google and AWS routers are called
+//!   in process (tower's `oneshot`), and bound to loopback ports only for the
+//!   tests that need a socket.
 //! - [`process`]: `keyway cloud up` as a child process (the binary's tests),
 //!   with `keyway cloud env`'s variables as a map.
 //! - [`files`]: credential files a test gives keyway.
@@ -15,10 +16,12 @@
 //! Everything here panics on failure, naming what failed: it runs only in tests.
 
 pub mod files;
+#[cfg(feature = "cloud")]
 pub mod local;
 pub mod paths;
 pub mod process;
 pub mod servers;
 pub mod sigv4_suite;
 
+#[cfg(feature = "cloud")]
 pub use local::{Api, Creds, Local, NOW, Reply, xml};

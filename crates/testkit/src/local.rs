@@ -272,17 +272,6 @@ impl Local {
         self.cloud.mint_access_token(member, &s, "test").0
     }
 
-    /// A Google API call.
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        self.google.call(method, path, token, body).await
-    }
-
     /// The first access key of IAM user `name` in `account`.
     pub fn user(&self, account: &str, name: &str) -> Creds {
         let arn = format!("arn:aws:iam::{account}:user/{name}");
