@@ -1,6 +1,6 @@
 //! What keyway's tests share, so each thing is done one way:
 //!
-//! - [`local`] (feature `cloud`, on by default): the local cloud in this
+//! - [`local`] (feature `cloud`): the local cloud in this
 //!   process, on a clock the test sets; its Google and AWS routers are called
 //!   in process (tower's `oneshot`), and bound to loopback ports only for the
 //!   tests that need a socket.
