@@ -470,27 +470,16 @@ impl Cloud {
             let dir = self.user_config_dir(&u.email);
             crate::datadir::private_dir(&dir).map_err(io(&dir))?;
             let path = dir.join("application_default_credentials.json");
-            let body =
-                zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
-            crypto::write_private(&path, &body).map_err(io(&path))?;
+            crypto::write_private(&path, &pretty_json(&file)).map_err(io(&path))?;
         }
-        let sas: Vec<ServiceAccount> = self
-            .store
-            .read()
-            .service_accounts
-            .values()
-            .cloned()
-            .collect();
         let keys_dir = self.data_dir.join("keys");
-        for sa in sas {
+        for sa in self.service_accounts() {
             let names = self.world_key_names(&sa.email)?;
             for (name, key_id, pem) in names {
                 crate::datadir::private_dir(&keys_dir).map_err(io(&keys_dir))?;
                 let file = self.key_file(&sa, &key_id, &pem, token_uri);
                 let path = keys_dir.join(format!("{name}.json"));
-                let body =
-                    zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
-                crypto::write_private(&path, &body).map_err(io(&path))?;
+                crypto::write_private(&path, &pretty_json(&file)).map_err(io(&path))?;
             }
         }
         // AWS secrets holding a world-declared key, and IAM users' credentials files.
@@ -505,24 +494,25 @@ impl Cloud {
         name: &str,
         token_uri: &str,
     ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, CloudError> {
-        let sas: Vec<ServiceAccount> = self
-            .store
-            .read()
-            .service_accounts
-            .values()
-            .cloned()
-            .collect();
-        for sa in sas {
+        for sa in self.service_accounts() {
             for (n, key_id, pem) in self.world_key_names(&sa.email)? {
                 if n == name {
                     let file = self.key_file(&sa, &key_id, &pem, token_uri);
-                    return Ok(Some(zeroize::Zeroizing::new(
-                        serde_json::to_vec_pretty(&file).unwrap_or_default(),
-                    )));
+                    return Ok(Some(pretty_json(&file)));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// Every service account, as the store holds them now.
+    fn service_accounts(&self) -> Vec<ServiceAccount> {
+        self.store
+            .read()
+            .service_accounts
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn world_key_names(
@@ -811,4 +801,9 @@ pub enum TokenProblem {
 pub fn unique_id() -> Result<String, crypto::CryptoError> {
     let n = u64::from_be_bytes(crypto::random_bytes::<8>()?) % 10_000_000_000_000_000_000;
     Ok(format!("1{n:020}"))
+}
+
+/// A credential file's bytes (pretty JSON), wiped when dropped.
+fn pretty_json(v: &impl serde::Serialize) -> zeroize::Zeroizing<Vec<u8>> {
+    zeroize::Zeroizing::new(serde_json::to_vec_pretty(v).unwrap_or_default())
 }

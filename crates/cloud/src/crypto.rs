@@ -20,6 +20,11 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use zeroize::Zeroizing;
 
+/// The `iss` of every ID token the ID-token key signs, as Google's
+/// (`https://accounts.google.com`): OAuth2, the metadata servers, IAM
+/// Credentials; and the issuer an OIDC provider may name without a JWKS.
+pub const ID_TOKEN_ISSUER: &str = "https://accounts.google.com";
+
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     #[error(

@@ -152,7 +152,7 @@ fn holder(data: &Path, lock: &Path) -> String {
     let pid: Option<u32> = std::fs::read_to_string(lock)
         .ok()
         .and_then(|s| s.trim().parse().ok());
-    let ep = crate::server::Endpoints::read(data)
+    let ep = crate::endpoints::Endpoints::read(data)
         .ok()
         .filter(|ep| pid.is_none_or(|p| p == ep.pid));
     match (pid.or(ep.as_ref().map(|e| e.pid)), ep) {

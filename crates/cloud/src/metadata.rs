@@ -331,7 +331,7 @@ impl Metadata {
         // As GCE: `azp` and `sub` are the account's unique id; the standard
         // format stops there, `format=full` adds the email and the instance.
         let mut claims = serde_json::json!({
-            "iss": crate::google::oauth2::ISSUER, "aud": aud, "azp": unique, "sub": unique,
+            "iss": crate::crypto::ID_TOKEN_ISSUER, "aud": aud, "azp": unique, "sub": unique,
             "iat": now, "exp": now + self.cloud.cap_lifetime(3600),
         });
         if q.get("format").is_some_and(|f| f == "full") {

@@ -384,6 +384,15 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
         w.projects.push(p);
     }
     let has_project = |w: &World, id: &str| w.projects.iter().any(|p| p.id == id);
+    let need_project = |w: &World, table: &str, name: &str, project: &str| {
+        if has_project(w, project) {
+            Ok(())
+        } else {
+            Err(format!(
+                "[[{table}]] '{name}' key `project`: no [[project]] has id '{project}'"
+            ))
+        }
+    };
     for u in raw.user {
         let span = u.span();
         let u = u.into_inner();
@@ -401,15 +410,8 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
     for s in raw.service_account {
         let span = s.span();
         let s = s.into_inner();
-        if !has_project(&w, &s.project) {
-            return Err(err(
-                span,
-                format!(
-                    "[[service_account]] '{}' key `project`: no [[project]] has id '{}'",
-                    s.name, s.project
-                ),
-            ));
-        }
+        need_project(&w, "service_account", &s.name, &s.project)
+            .map_err(|m| err(span.clone(), m))?;
         if !(6..=30).contains(&s.name.len())
             || !s
                 .name
@@ -470,15 +472,7 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
     for i in raw.instance {
         let span = i.span();
         let mut i = i.into_inner();
-        if !has_project(&w, &i.project) {
-            return Err(err(
-                span,
-                format!(
-                    "[[instance]] '{}' key `project`: no [[project]] has id '{}'",
-                    i.name, i.project
-                ),
-            ));
-        }
+        need_project(&w, "instance", &i.name, &i.project).map_err(|m| err(span.clone(), m))?;
         if i.name.is_empty()
             || !i
                 .name
@@ -529,15 +523,7 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
     for s in raw.secret {
         let span = s.span();
         let s = s.into_inner();
-        if !has_project(&w, &s.project) {
-            return Err(err(
-                span,
-                format!(
-                    "[[secret]] '{}' key `project`: no [[project]] has id '{}'",
-                    s.name, s.project
-                ),
-            ));
-        }
+        need_project(&w, "secret", &s.name, &s.project).map_err(|m| err(span.clone(), m))?;
         if !valid_secret_id(&s.name) {
             return Err(err(
                 span,
@@ -614,15 +600,8 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
     for p in raw.workload_identity_pools {
         let span = p.span();
         let p = p.into_inner();
-        if !has_project(&w, &p.project) {
-            return Err(err(
-                span,
-                format!(
-                    "[[workload_identity_pools]] '{}' key `project`: no [[project]] has id '{}'",
-                    p.id, p.project
-                ),
-            ));
-        }
+        need_project(&w, "workload_identity_pools", &p.id, &p.project)
+            .map_err(|m| err(span.clone(), m))?;
         if !valid_wi_id(&p.id) {
             return Err(err(
                 span,
@@ -820,12 +799,12 @@ fn validate_provider(
                         ));
                     }
                 }
-                None if o.issuer_uri.trim_end_matches('/') == crate::google::oauth2::ISSUER => {}
+                None if o.issuer_uri.trim_end_matches('/') == crate::crypto::ID_TOKEN_ISSUER => {}
                 None => {
                     return Err(format!(
                         "{name} key `oidc`: the local cloud cannot fetch {}'s keys; give `jwks_json` or `jwks_file` (only the local cloud's own issuer, {}, needs neither)",
                         o.issuer_uri,
-                        crate::google::oauth2::ISSUER
+                        crate::crypto::ID_TOKEN_ISSUER
                     ));
                 }
             }

@@ -1,11 +1,10 @@
-//! What both clouds refuse, over real loopback HTTP: a setIamPolicy body with
+//! What both clouds refuse, through their routers in process: a setIamPolicy body with
 //! unknown fields (or no policy) leaves the policy as it was, with Google's
 //! error; an allow policy of more than 1,500 principals, Secret Manager
 //! annotations beyond their documented limits, and Secrets Manager tags
 //! beyond 50 or beyond their lengths are refused with each cloud's error.
 
-mod aws_common;
-
+use keyway_testkit::Local;
 use serde_json::{Value, json};
 
 const WORLD: &str = r#"
@@ -37,31 +36,14 @@ policies = ['{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action
 
 const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
 
-async fn google(
-    e: &aws_common::Env,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let token = e
-        .cloud
-        .mint_access_token("user:owner@example.com", &[CP.to_owned()], "test")
-        .0;
-    let mut r = e
-        .http
-        .request(method.parse().unwrap(), format!("{}{path}", e.ep.google))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let s = resp.status().as_u16();
-    (s, resp.json().await.unwrap_or(Value::Null))
+async fn google(e: &Local, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let token = e.token("user:owner@example.com", &[CP]);
+    e.google.call(method, path, Some(&token), body).await
 }
 
 const SECRET: &str = "/v1/projects/proj-l/secrets/s";
 
-async fn secret_policy(e: &aws_common::Env) -> Value {
+async fn secret_policy(e: &Local) -> Value {
     let (s, p) = google(e, "GET", &format!("{SECRET}:getIamPolicy"), None).await;
     assert_eq!(s, 200, "{p}");
     p
@@ -69,7 +51,7 @@ async fn secret_policy(e: &aws_common::Env) -> Value {
 
 #[tokio::test]
 async fn set_iam_policy_refuses_unknown_fields_and_a_missing_policy() {
-    let e = aws_common::start(WORLD).await;
+    let e = Local::open(WORLD);
     let grant = json!({"policy": {"bindings": [
         {"role": "roles/secretmanager.secretAccessor", "members": ["user:owner@example.com"]}
     ]}});
@@ -137,7 +119,7 @@ async fn set_iam_policy_refuses_unknown_fields_and_a_missing_policy() {
 
 #[tokio::test]
 async fn a_policy_holds_at_most_1500_principals() {
-    let e = aws_common::start(WORLD).await;
+    let e = Local::open(WORLD);
     let members =
         |n: usize| -> Vec<String> { (0..n).map(|i| format!("user:u{i}@example.com")).collect() };
     let body = |n: usize| {
@@ -173,7 +155,7 @@ async fn a_policy_holds_at_most_1500_principals() {
 
 #[tokio::test]
 async fn annotations_stay_within_secret_managers_limits() {
-    let e = aws_common::start(WORLD).await;
+    let e = Local::open(WORLD);
     let create = |id: &str, annotations: Value| json!({"replication": {"automatic": {}}, "annotations": annotations, "secretId": id});
     let post = |id: &'static str, a: Value| {
         let e = &e;
@@ -213,7 +195,7 @@ async fn annotations_stay_within_secret_managers_limits() {
 
 #[tokio::test]
 async fn secrets_manager_takes_at_most_50_tags_of_bounded_length() {
-    let e = aws_common::start(WORLD).await;
+    let e = Local::open(WORLD);
     let a = e.user("111111111111", "admin");
     let r = "us-east-1";
     let tags = |n: usize| -> Vec<Value> {

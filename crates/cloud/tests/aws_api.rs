@@ -1,12 +1,10 @@
-//! STS and Secrets Manager of the local cloud over real loopback HTTP, every
+//! STS and Secrets Manager of the local cloud through its router in process, every
 //! request signed with SigV4: signature errors as AWS words them, AssumeRole
 //! against trust and identity policies, every Secrets Manager call with its
 //! stage movement, lookups, paging and deletion, and IAM's decisions
 //! (allow, implicit deny, explicit deny, resource policies).
 
-mod aws_common;
-
-use aws_common::{Creds, start, xml};
+use keyway_testkit::{Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 
 pub const WORLD: &str = r#"
@@ -90,7 +88,7 @@ fn msg(v: &Value) -> &str {
 
 #[tokio::test]
 async fn signature_errors_as_aws_words_them() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let admin = e.user("111111111111", "admin");
     let (s, x) = e.sts(&admin, &[("Action", "GetCallerIdentity")]).await;
     assert_eq!(s, 200, "{x}");
@@ -158,19 +156,15 @@ async fn signature_errors_as_aws_words_them() {
 
     // Unsigned.
     let r = e
-        .http
-        .post(format!("{}/", e.ep.aws))
-        .form(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("MissingAuthenticationToken")
-    );
+        .aws_api
+        .form(
+            "/",
+            None,
+            &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("MissingAuthenticationToken"));
 
     // Temporary credentials: the token is required, bound to its key, and expires.
     let session = e
@@ -215,7 +209,7 @@ async fn signature_errors_as_aws_words_them() {
 
 #[tokio::test]
 async fn assume_role_follows_trust_and_identity_policies() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let admin = e.user("111111111111", "admin");
     let nobody = e.user("111111111111", "nobody");
     let outsider = e.user("222222222222", "outsider");
@@ -348,7 +342,7 @@ async fn assume_role_follows_trust_and_identity_policies() {
 
 #[tokio::test]
 async fn secrets_lifecycle_stages_lookup_and_paging() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let a = e.user("111111111111", "admin");
     let r = "us-east-1";
     let (s, v) = e
@@ -636,10 +630,7 @@ async fn secrets_lifecycle_stages_lookup_and_paging() {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(
-        v["DeletionDate"].as_f64().unwrap() as i64,
-        aws_common::NOW + 7 * 86400
-    );
+    assert_eq!(v["DeletionDate"].as_f64().unwrap() as i64, NOW + 7 * 86400);
     let (s, v) = e
         .sm(&a, r, "GetSecretValue", json!({"SecretId": "svc/token"}))
         .await;
@@ -717,7 +708,7 @@ async fn secrets_lifecycle_stages_lookup_and_paging() {
 
 #[tokio::test]
 async fn iam_allow_deny_explicit_deny_and_resource_policies() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let r = "us-east-1";
     let reader = e.user("111111111111", "reader");
     let nobody = e.user("111111111111", "nobody");
@@ -835,7 +826,7 @@ async fn iam_allow_deny_explicit_deny_and_resource_policies() {
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (arn, admin) = {
-        let e = aws_common::start_at(dir.path(), WORLD).await;
+        let e = Local::open_at(dir.path(), WORLD);
         let a = e.user("111111111111", "admin");
         let (s, v) = e
             .sm(
@@ -860,7 +851,7 @@ async fn state_survives_a_restart() {
         );
     }
     // The second start does not re-seed; the same key signs, the secret is there.
-    let e = aws_common::start_at(dir.path(), WORLD).await;
+    let e = Local::open_at(dir.path(), WORLD);
     assert_eq!(e.user("111111111111", "admin").akid, admin.akid);
     let (s, v) = e
         .sm(

@@ -3,10 +3,8 @@
 //! required, task role only), ECS's start-time `secrets` resolution with the
 //! execution role, and seed 001's world end to end on the cloud side.
 
-mod aws_common;
-
-use aws_common::{Creds, start, xml};
 use keyway_cloud::aws::compute;
+use keyway_testkit::{Creds, Local, xml};
 use serde_json::{Value, json};
 
 const WORLD: &str = r#"
@@ -82,8 +80,8 @@ versions = [{ string = "k-123" }]
 
 #[tokio::test]
 async fn imdsv2_requires_a_session_token_and_serves_the_instance_role() {
-    let e = start(WORLD).await;
-    let imds = &e.ep.ec2["web-1"].imds;
+    let e = Local::start(WORLD).await;
+    let imds = &e.ep().ec2["web-1"].imds;
     let get = |path: &str, token: Option<&str>| {
         let mut r = e.http.get(format!("{imds}{path}"));
         if let Some(t) = token {
@@ -187,7 +185,7 @@ async fn imdsv2_requires_a_session_token_and_serves_the_instance_role() {
         format!("arn:aws:sts::111111111111:assumed-role/web-role/{id}")
     );
     // A token expires with its TTL; an instance without a profile has no iam/.
-    let bare = &e.ep.ec2["bare-1"].imds;
+    let bare = &e.ep().ec2["bare-1"].imds;
     let t2 = e
         .http
         .put(format!("{bare}latest/api/token"))
@@ -219,8 +217,8 @@ async fn imdsv2_requires_a_session_token_and_serves_the_instance_role() {
 
 #[tokio::test]
 async fn ecs_endpoint_needs_the_token_and_serves_the_task_role_only() {
-    let e = start(WORLD).await;
-    let t = &e.ep.tasks["api"];
+    let e = Local::start(WORLD).await;
+    let t = &e.ep().tasks["api"];
     let start = compute::start_task(&e.aws, "api").unwrap();
     let token = start.auth_token.clone().unwrap();
     let url = format!("{}{}", t.agent, t.credentials_path.as_ref().unwrap());
@@ -291,7 +289,7 @@ async fn ecs_endpoint_needs_the_token_and_serves_the_task_role_only() {
             .starts_with("arn:aws:ecs:us-east-1:111111111111:task/default/")
     );
     // Without a task role there is no credentials endpoint and no token.
-    assert!(e.ep.tasks["no-role"].credentials_path.is_none());
+    assert!(e.ep().tasks["no-role"].credentials_path.is_none());
     assert!(
         compute::start_task(&e.aws, "no-role")
             .unwrap()
@@ -302,7 +300,7 @@ async fn ecs_endpoint_needs_the_token_and_serves_the_task_role_only() {
 
 #[tokio::test]
 async fn task_secrets_resolve_with_the_execution_role_at_start() {
-    let e = start(WORLD).await;
+    let e = Local::start(WORLD).await;
     let s = compute::start_task(&e.aws, "api").unwrap();
     assert_eq!(
         s.secrets,
@@ -332,7 +330,7 @@ async fn task_secrets_resolve_with_the_execution_role_at_start() {
     assert!(err.contains("is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:111111111111:secret:api-key-"), "{err}");
     assert!(!err.contains("k-123"));
     // Through the control endpoint, as `keyway cloud env --task` calls it.
-    let url = format!("{}/_keyway/ecs/start-task", e.ep.aws);
+    let url = format!("{}/_keyway/ecs/start-task", e.ep().aws);
     let r = e
         .http
         .post(&url)
@@ -344,7 +342,7 @@ async fn task_secrets_resolve_with_the_execution_role_at_start() {
     let r = e
         .http
         .post(&url)
-        .bearer_auth(&e.ep.control_token)
+        .bearer_auth(&e.ep().control_token)
         .json(&json!({"task": "denied"}))
         .send()
         .await
@@ -360,7 +358,7 @@ async fn task_secrets_resolve_with_the_execution_role_at_start() {
     let r = e
         .http
         .post(&url)
-        .bearer_auth(&e.ep.control_token)
+        .bearer_auth(&e.ep().control_token)
         .json(&json!({"task": "api"}))
         .send()
         .await
@@ -428,8 +426,8 @@ async fn seed_001_world_loads_and_the_key_reaches_the_task() {
     .unwrap();
     let w = keyway_cloud::world::parse("seed-001.toml", &src).unwrap();
     assert_eq!(w.aws.tasks.len(), 2);
-    let e = start(&src).await;
-    let token_uri = format!("{}/token", e.ep.google);
+    let e = Local::start(&src).await;
+    let token_uri = format!("{}/token", e.ep().google);
     // ECS injects KEY with the execution role: the key file as minted, live token_uri.
     let s = compute::start_task(&e.aws, "wevox-batch").unwrap();
     let (name, value) = &s.secrets[0];
@@ -446,7 +444,7 @@ async fn seed_001_world_loads_and_the_key_reaches_the_task() {
             .unwrap();
     assert_eq!(on_disk["private_key_id"], key["private_key_id"]);
     // The task role reads the same secret through Secrets Manager.
-    let t = &e.ep.tasks["wevox-batch"];
+    let t = &e.ep().tasks["wevox-batch"];
     let url = format!("{}{}", t.agent, t.credentials_path.as_ref().unwrap());
     let v: Value = e
         .http
@@ -476,7 +474,7 @@ async fn seed_001_world_loads_and_the_key_reaches_the_task() {
     // The first task definition: KEY is injected, but the containers get no credentials.
     assert!(t.credentials_path.is_some());
     assert!(
-        e.ep.tasks["wevox-batch-no-task-role"]
+        e.ep().tasks["wevox-batch-no-task-role"]
             .credentials_path
             .is_none()
     );

@@ -1,20 +1,18 @@
-//! What the local cloud's SigV4 verifier refuses and accepts, over loopback
-//! HTTP, as AWS does: presigned URLs (signed by the `aws-sigv4` crate) whose
+//! What the local cloud's SigV4 verifier refuses and accepts, through the AWS
+//! router in process, as AWS does: presigned URLs (signed by the `aws-sigv4` crate) whose
 //! `X-Amz-Expires` is not a number of seconds up to a week, or that are older
 //! than the fifteen minutes STS and Secrets Manager give any signature;
 //! signatures that leave out `host`, an `x-amz-*` header or the session token;
 //! and a long-term `AKIA…` key sent with a session token. A presigned
 //! GetCallerIdentity URL made by boto3 offline verifies, as EKS tokens need.
 
-mod aws_common;
-
-use aws_common::{Creds, NOW, start, xml};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
 };
 use aws_sigv4::sign::v4;
 use keyway_cloud::aws::sigv4;
+use keyway_testkit::{Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -51,7 +49,7 @@ fn enc(s: &str) -> String {
 /// A URL of the cloud's AWS port presigned with `aws-sigv4` at `at`, valid
 /// `expires`; `headers` (besides host) are signed and must be sent with it.
 fn presign(
-    e: &aws_common::Env,
+    e: &Local,
     c: &Creds,
     query: &str,
     headers: &[(&str, &str)],
@@ -59,7 +57,7 @@ fn presign(
     at: i64,
     token: SessionTokenMode,
 ) -> String {
-    let url = format!("{}/?{query}", e.ep.aws);
+    let url = format!("http://{}/?{query}", e.host());
     let host = e.host();
     let mut all: Vec<(&str, &str)> = vec![("host", host.as_str())];
     all.extend_from_slice(headers);
@@ -140,24 +138,22 @@ fn authorization_listing(
     ))
 }
 
-async fn get(e: &aws_common::Env, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut r = e.http.get(url);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    let resp = r.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+/// GETs a presigned URL of the cloud's AWS API (through its router).
+async fn get(e: &Local, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let target = url
+        .strip_prefix(&format!("http://{}", e.host()))
+        .unwrap_or_else(|| panic!("{url} is not the cloud's"));
+    let r = e.aws_api.get(target, headers).await;
+    (r.status, r.text())
 }
 
-async fn post(e: &aws_common::Env, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
-    let mut r = e.http.post(format!("{}/", e.ep.aws)).body(body.to_vec());
+async fn post(e: &Local, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
+    let mut r = http::Request::post("/");
     for (k, v) in headers {
-        if k != "host" {
-            r = r.header(k, v);
-        }
+        r = r.header(k, v);
     }
-    let resp = r.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    let r = e.aws_api.send(r.body(body.to_vec()).unwrap()).await;
+    (r.status, r.text())
 }
 
 fn code(x: &str) -> String {
@@ -184,7 +180,7 @@ fn message(x: &str) -> String {
 
 #[tokio::test]
 async fn presigned_expires_must_be_seconds_up_to_a_week() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let admin = e.user("111111111111", "admin");
     let week = presign(
         &e,
@@ -253,7 +249,7 @@ async fn presigned_expires_must_be_seconds_up_to_a_week() {
 
 #[tokio::test]
 async fn a_presigned_url_lives_fifteen_minutes_whatever_its_expires_says() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let admin = e.user("111111111111", "admin");
     let week = presign(
         &e,
@@ -326,7 +322,7 @@ async fn a_presigned_url_lives_fifteen_minutes_whatever_its_expires_says() {
 
 #[tokio::test]
 async fn host_must_be_signed() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let admin = e.user("111111111111", "admin");
     let body = GCI.as_bytes().to_vec();
     let mut headers = vec![
@@ -404,7 +400,7 @@ async fn host_must_be_signed() {
 
 #[tokio::test]
 async fn every_x_amz_header_sent_must_be_signed() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let admin = e.user("111111111111", "admin");
     let body = br#"{"SecretId":"app/db"}"#.to_vec();
     let mut headers = vec![
@@ -485,7 +481,7 @@ async fn every_x_amz_header_sent_must_be_signed() {
 
 #[tokio::test]
 async fn the_session_token_must_be_signed() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let admin = e.user("111111111111", "admin");
     let session = e
         .assume(&admin, "arn:aws:iam::111111111111:role/deployer")
@@ -577,7 +573,7 @@ async fn the_session_token_must_be_signed() {
 
 #[tokio::test]
 async fn a_long_term_key_with_a_session_token_is_an_invalid_token() {
-    let e = start(WORLD).await;
+    let e = Local::open(WORLD);
     let admin = e.user("111111111111", "admin");
     assert!(admin.akid.starts_with("AKIA"));
     let session = e

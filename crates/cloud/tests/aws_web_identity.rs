@@ -1,15 +1,14 @@
-//! STS AssumeRoleWithWebIdentity of the local cloud over loopback HTTP, unsigned
-//! as the SDKs send it: a Google ID token from a VM's metadata server and a
+//! STS AssumeRoleWithWebIdentity of the local cloud (through its router), unsigned
+//! as the SDKs send it: a Google ID token from a VM's metadata server (over
+//! loopback HTTP, on the VM's own port) and a
 //! Kubernetes-style token of a declared IAM OIDC provider are exchanged for
 //! temporary credentials that then authenticate; a tampered signature, an
 //! unknown issuer, an audience the trust condition does not allow, an expired
 //! token and a trust policy without the federated principal are refused with
 //! AWS's codes and words.
 
-mod aws_common;
-
-use aws_common::{Creds, NOW, start, xml};
 use keyway_cloud::crypto::JwtSigner;
+use keyway_testkit::{Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "111122223333";
@@ -87,7 +86,7 @@ fn role(name: &str) -> String {
 }
 
 struct T {
-    env: aws_common::Env,
+    env: Local,
     k8s: JwtSigner,
     _dir: tempfile::TempDir,
 }
@@ -101,7 +100,7 @@ async fn setup() -> T {
         serde_json::to_vec(&json!({"keys": [k8s.jwk()]})).unwrap(),
     )
     .unwrap();
-    let env = start(&world(&jwks.display().to_string())).await;
+    let env = Local::start(&world(&jwks.display().to_string())).await;
     T {
         env,
         k8s,
@@ -119,24 +118,31 @@ impl T {
             .append_pair("RoleSessionName", "wi-test")
             .append_pair("WebIdentityToken", token)
             .finish();
-        let resp = self
+        self.post(
+            "application/x-www-form-urlencoded; charset=utf-8",
+            body.into_bytes(),
+        )
+        .await
+    }
+
+    /// An unsigned POST to the AWS API (through its router).
+    async fn post(&self, content_type: &str, body: Vec<u8>) -> (u16, String) {
+        let r = self
             .env
-            .http
-            .post(format!("{}/", self.env.ep.aws))
-            .header(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
+            .aws_api
+            .send(
+                http::Request::post("/")
+                    .header("content-type", content_type)
+                    .body(body)
+                    .unwrap(),
             )
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
+            .await;
+        (r.status, r.text())
     }
 
     /// An ID token from the VM's metadata server, as GCE serves it.
     async fn vm_token(&self, vm: &str, audience: &str) -> String {
-        let md = &self.env.ep.instances[vm].metadata;
+        let md = &self.env.ep().instances[vm].metadata;
         let url = format!(
             "http://{md}/computeMetadata/v1/instance/service-accounts/default/identity?audience={audience}&format=full"
         );
@@ -200,7 +206,7 @@ async fn metadata_id_tokens_carry_googles_claims() {
     assert_eq!(full["email"], "etl-runner@etl-prod.iam.gserviceaccount.com");
     assert_eq!(full["google"]["compute_engine"]["instance_name"], "etl-vm");
     // The standard format carries no email and no instance details.
-    let md = &t.env.ep.instances["etl-vm"].metadata;
+    let md = &t.env.ep().instances["etl-vm"].metadata;
     let url = format!(
         "http://{md}/computeMetadata/v1/instance/service-accounts/default/identity?audience=x"
     );
@@ -442,16 +448,9 @@ async fn parameters_are_validated_and_the_token_never_echoed() {
         .append_pair("WebIdentityToken", &token)
         .append_pair("DurationSeconds", "100")
         .finish();
-    let r = t
-        .env
-        .http
-        .post(format!("{}/", t.env.ep.aws))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let (s, x) = (r.status().as_u16(), r.text().await.unwrap());
+    let (s, x) = t
+        .post("application/x-www-form-urlencoded", body.into_bytes())
+        .await;
     assert_error(
         s,
         &x,

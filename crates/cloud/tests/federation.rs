@@ -1,19 +1,17 @@
-//! Workload Identity Federation in the local cloud, end to end over loopback:
+//! Workload Identity Federation in the local cloud, end to end through its routers:
 //! AWS subject tokens signed for real with the `aws-sigv4` crate (with the keys
 //! of a world IAM user, or temporary credentials the cloud's AWS STS issued),
 //! exchanged at `/v1/token`, then used to impersonate a service account and to
 //! read Secret Manager directly; OIDC ID tokens from the local issuer and from
 //! a foreign issuer with an inline JWKS; and every refusal, worded as Google's.
 
-mod aws_common;
-
-use aws_common::{Creds, NOW};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use keyway_cloud::cloud::CredSource;
+use keyway_testkit::{Creds, Local, NOW};
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -200,13 +198,13 @@ fn issuer_key() -> (aws_lc_rs::signature::RsaKeyPair, String) {
 }
 
 struct Fed {
-    e: aws_common::Env,
+    e: Local,
     ext_key: aws_lc_rs::signature::RsaKeyPair,
 }
 
 async fn start() -> Fed {
     let (ext_key, jwks) = issuer_key();
-    let e = aws_common::start(&world(&jwks)).await;
+    let e = Local::open(&world(&jwks));
     Fed { e, ext_key }
 }
 
@@ -295,8 +293,9 @@ fn subject_token(c: &Creds, region: &str, target: &str, at: i64, style: Style) -
 }
 
 impl Fed {
-    fn base(&self) -> &str {
-        &self.e.ep.google
+    /// The Google base URL the in-process API answers as.
+    fn base(&self) -> String {
+        format!("http://{}", self.e.google.host())
     }
 
     async fn exchange(
@@ -320,16 +319,8 @@ impl Fed {
             ("subject_token", token),
             ("subject_token_type", token_type),
         ];
-        let r = self
-            .e
-            .http
-            .post(format!("{}/v1/token", self.base()))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap())
+        let r = self.e.google.form("/v1/token", None, &form).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap())
     }
 
     async fn aws_token(
@@ -351,18 +342,7 @@ impl Fed {
         bearer: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut r = self
-            .e
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base()))
-            .bearer_auth(bearer);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let s = resp.status().as_u16();
-        let t = resp.text().await.unwrap();
-        (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+        self.e.google.call(method, path, Some(bearer), body).await
     }
 
     async fn impersonate(&self, bearer: &str, sa: &str, body: Value) -> (u16, Value) {
@@ -427,16 +407,13 @@ async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
         caller.federated.as_ref().unwrap().attributes["account"],
         "111111111111"
     );
-    let info: Value =
-        f.e.http
-            .get(format!("{}/tokeninfo", f.base()))
-            .query(&[("access_token", fed)])
-            .send()
+    let info: Value = serde_json::from_slice(
+        &f.e.google
+            .get(&format!("/tokeninfo?access_token={fed}"), &[])
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .body,
+    )
+    .unwrap();
     assert_eq!(info["sub"], caller.member.as_str());
     assert!(info.get("email").is_none(), "{info}");
 
@@ -474,11 +451,10 @@ async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
 #[tokio::test]
 async fn a_world_with_short_token_lifetimes_caps_every_issuer() {
     let (ext_key, jwks) = issuer_key();
-    let e = aws_common::start(&format!(
+    let e = Local::open(&format!(
         "[settings]\ntoken_lifetime_secs = 30\n{}",
         world(&jwks)
-    ))
-    .await;
+    ));
     let f = Fed { e, ext_key };
     let admin = f.e.user("111111111111", "admin");
     let (s, t) = f.aws_token(&admin, "aws-main", Style::Python, IAM).await;
@@ -741,17 +717,11 @@ async fn aws_refusals() {
     );
     // Another grant type.
     let r =
-        f.e.http
-            .post(format!("{}/v1/token", f.base()))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"],
-        "unsupported_grant_type"
-    );
+        f.e.google
+            .form("/v1/token", None, &[("grant_type", "client_credentials")])
+            .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "unsupported_grant_type");
 }
 
 #[tokio::test]
@@ -976,7 +946,7 @@ async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
     let cfg =
         f.e.cloud
             .cred_config(
-                f.base(),
+                &f.base(),
                 "fed-proj",
                 "aws-pool",
                 "aws-main",
@@ -1007,7 +977,7 @@ async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
     let cfg =
         f.e.cloud
             .cred_config(
-                f.base(),
+                &f.base(),
                 &NUMBER.to_string(),
                 "oidc-pool",
                 "local",
@@ -1024,7 +994,7 @@ async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
     assert!(
         f.e.cloud
             .cred_config(
-                f.base(),
+                &f.base(),
                 "fed-proj",
                 "aws-pool",
                 "aws-main",
@@ -1039,7 +1009,7 @@ async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
     assert!(
         f.e.cloud
             .cred_config(
-                f.base(),
+                &f.base(),
                 "fed-proj",
                 "aws-pool",
                 "nope",

@@ -1,12 +1,10 @@
-//! The Google APIs of the local cloud, driven over real loopback HTTP: Google's
+//! The Google APIs of the local cloud, driven through its router in process: Google's
 //! order of decisions (401, scope 403, IAM 403, then 404), Secret Manager's
 //! resource semantics, and Compute's stop-before-setServiceAccount rule.
 
-use keyway_cloud::cloud::Cloud;
-use keyway_cloud::server;
-use keyway_core::{LoopbackAddr, SystemClock};
+use keyway_core::clock::ManualClock;
+use keyway_testkit::Local;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 const WORLD: &str = r#"
 [[project]]
@@ -45,52 +43,23 @@ versions = [{ data = "v1-value" }, { data = "v2-value" }]
 
 const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
 
-struct Env {
-    cloud: Arc<Cloud>,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    running: Option<server::Running>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            r.abort();
-        }
-    }
-}
-
-async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let world = keyway_cloud::world::parse("test.toml", WORLD).unwrap();
-    let (cloud, seeded) = Cloud::open(
-        dir.path(),
-        &dir.path().join("master.key"),
-        Some(&world),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    assert!(seeded);
-    let cloud = Arc::new(cloud);
-    let running = server::start(cloud.clone(), LoopbackAddr::ephemeral())
-        .await
-        .unwrap();
-    let base = running.endpoints.google.clone();
-    Env {
-        cloud,
-        base,
-        http: reqwest::Client::new(),
-        _dir: dir,
-        running: Some(running),
-    }
+/// The cloud on `WORLD`, its clock at the real time (the tests sign JWTs at
+/// the real time), called in process.
+fn env() -> Local {
+    let e = Local::open_on(
+        WORLD,
+        ManualClock::at_secs(jiff::Timestamp::now().as_second()),
+    );
+    assert!(e.seeded);
+    e
 }
 
 /// Mints a service-account key through the IAM API, as the owner: the key file
 /// and its private key, ready to sign.
-async fn mint_key(e: &Env, owner: &str, sa: &str) -> (Value, aws_lc_rs::signature::RsaKeyPair) {
+async fn mint_key(e: &Local, owner: &str, sa: &str) -> (Value, aws_lc_rs::signature::RsaKeyPair) {
     use base64::Engine;
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"),
@@ -117,54 +86,25 @@ async fn mint_key(e: &Env, owner: &str, sa: &str) -> (Value, aws_lc_rs::signatur
     (key, pair)
 }
 
-impl Env {
-    fn token(&self, member: &str, scopes: &[&str]) -> String {
-        let s: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        self.cloud.mint_access_token(member, &s, "test").0
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
-
 fn reason(v: &Value) -> &str {
     v["error"]["details"][0]["reason"].as_str().unwrap_or("")
 }
 
 #[tokio::test]
 async fn decisions_come_in_googles_order() {
-    let e = env().await;
+    let e = env();
     let path = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
-    let (s, b) = e.call("GET", path, None, None).await;
+    let (s, b) = e.google.call("GET", path, None, None).await;
     assert_eq!(
         (s, b["error"]["status"].as_str()),
         (401, Some("UNAUTHENTICATED"))
     );
     assert_eq!(reason(&b), "CREDENTIALS_MISSING");
 
-    let (s, b) = e.call("GET", path, Some("ya29.not-a-token"), None).await;
+    let (s, b) = e
+        .google
+        .call("GET", path, Some("ya29.not-a-token"), None)
+        .await;
     assert_eq!(s, 401);
     assert_eq!(reason(&b), "ACCESS_TOKEN_TYPE_UNSUPPORTED");
 
@@ -173,7 +113,7 @@ async fn decisions_come_in_googles_order() {
         "user:owner@example.com",
         &["https://www.googleapis.com/auth/devstorage.read_only"],
     );
-    let (s, b) = e.call("GET", path, Some(&narrow), None).await;
+    let (s, b) = e.google.call("GET", path, Some(&narrow), None).await;
     assert_eq!(s, 403);
     assert_eq!(reason(&b), "ACCESS_TOKEN_SCOPE_INSUFFICIENT");
     assert_eq!(
@@ -182,7 +122,7 @@ async fn decisions_come_in_googles_order() {
     );
 
     let nobody = e.token("user:nobody@example.com", &[CP]);
-    let (s, b) = e.call("GET", path, Some(&nobody), None).await;
+    let (s, b) = e.google.call("GET", path, Some(&nobody), None).await;
     assert_eq!(s, 403);
     assert_eq!(reason(&b), "IAM_PERMISSION_DENIED");
     assert_eq!(
@@ -191,7 +131,7 @@ async fn decisions_come_in_googles_order() {
     );
 
     let reader = e.token("user:reader@example.com", &[CP]);
-    let (s, b) = e.call("GET", path, Some(&reader), None).await;
+    let (s, b) = e.google.call("GET", path, Some(&reader), None).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["name"], "projects/1111111111/secrets/db-pass/versions/2");
     assert_eq!(b["payload"]["data"], "djItdmFsdWU="); // base64("v2-value")
@@ -203,12 +143,13 @@ async fn decisions_come_in_googles_order() {
 
 #[tokio::test]
 async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
-    let e = env().await;
+    let e = env();
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let owner = e.token("user:owner@example.com", &[CP]);
     let missing = "/v1/projects/proj-alpha/secrets/no-such/versions/1:access";
-    let (s1, b1) = e.call("GET", missing, Some(&nobody), None).await;
+    let (s1, b1) = e.google.call("GET", missing, Some(&nobody), None).await;
     let (s2, _) = e
+        .google
         .call(
             "GET",
             "/v1/projects/proj-alpha/secrets/db-pass/versions/1:access",
@@ -218,14 +159,18 @@ async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
         .await;
     assert_eq!((s1, s2), (403, 403));
     assert_eq!(reason(&b1), "IAM_PERMISSION_DENIED");
-    let (s, b) = e.call("GET", missing, Some(&owner), None).await;
+    let (s, b) = e.google.call("GET", missing, Some(&owner), None).await;
     assert_eq!(s, 404, "{b}");
     assert_eq!(b["error"]["status"], "NOT_FOUND");
     // Secret-level grants do not leak other secrets: reader may not see no-such either.
     let reader = e.token("user:reader@example.com", &[CP]);
-    assert_eq!(e.call("GET", missing, Some(&reader), None).await.0, 403);
+    assert_eq!(
+        e.google.call("GET", missing, Some(&reader), None).await.0,
+        403
+    );
     // An unknown project is a denial, not a 404.
     let (s, _) = e
+        .google
         .call(
             "GET",
             "/v1/projects/other-proj/secrets/db-pass/versions/1:access",
@@ -238,11 +183,12 @@ async fn missing_secrets_look_like_denials_unless_the_caller_may_see() {
 
 #[tokio::test]
 async fn version_lifecycle_and_latest() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let v = "/v1/projects/proj-alpha/secrets/db-pass/versions";
     // Disabling the latest version makes `latest` fail, not fall back.
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{v}/2:disable"),
@@ -252,6 +198,7 @@ async fn version_lifecycle_and_latest() {
         .await;
     assert_eq!((s, b["state"].as_str()), (200, Some("DISABLED")), "{b}");
     let (s, b) = e
+        .google
         .call("GET", &format!("{v}/latest:access"), Some(&owner), None)
         .await;
     assert_eq!(s, 400);
@@ -259,6 +206,7 @@ async fn version_lifecycle_and_latest() {
     assert!(b["error"]["message"].as_str().unwrap().contains("DISABLED"));
     // A stale etag is refused.
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{v}/2:enable"),
@@ -268,6 +216,7 @@ async fn version_lifecycle_and_latest() {
         .await;
     assert_eq!(s, 409);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{v}/2:enable"),
@@ -277,6 +226,7 @@ async fn version_lifecycle_and_latest() {
         .await;
     assert_eq!(s, 200);
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{v}/1:destroy"),
@@ -287,10 +237,12 @@ async fn version_lifecycle_and_latest() {
     assert_eq!((s, b["state"].as_str()), (200, Some("DESTROYED")));
     assert!(b["destroyTime"].is_string());
     let (s, _) = e
+        .google
         .call("GET", &format!("{v}/1:access"), Some(&owner), None)
         .await;
     assert_eq!(s, 400);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{v}/1:enable"),
@@ -299,12 +251,19 @@ async fn version_lifecycle_and_latest() {
         )
         .await;
     assert_eq!(s, 400, "a destroyed version cannot come back");
-    let (s, _) = e.call("GET", &format!("{v}/7"), Some(&owner), None).await;
+    let (s, _) = e
+        .google
+        .call("GET", &format!("{v}/7"), Some(&owner), None)
+        .await;
     assert_eq!(s, 404);
-    let (s, _) = e.call("GET", &format!("{v}/0"), Some(&owner), None).await;
+    let (s, _) = e
+        .google
+        .call("GET", &format!("{v}/0"), Some(&owner), None)
+        .await;
     assert_eq!(s, 400);
     // Enum encoding as Google's generated REST clients ask for it.
     let (_, b) = e
+        .google
         .call(
             "GET",
             &format!("{v}/1?%24alt=json%3Benum-encoding%3Dint"),
@@ -317,18 +276,18 @@ async fn version_lifecycle_and_latest() {
 
 #[tokio::test]
 async fn add_version_checks_crc_size_and_base64() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let add = "/v1/projects/proj-alpha/secrets/db-pass:addVersion";
     use base64::Engine;
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let data = b"third";
-    let (s, b) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": (crc32c::crc32c(data) ^ 1).to_string()}}))).await;
+    let (s, b) = e.google.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": (crc32c::crc32c(data) ^ 1).to_string()}}))).await;
     assert_eq!(
         (s, b["error"]["status"].as_str()),
         (400, Some("INVALID_ARGUMENT"))
     );
-    let (s, b) = e.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": crc32c::crc32c(data).to_string()}}))).await;
+    let (s, b) = e.google.call("POST", add, Some(&owner), Some(json!({"payload": {"data": b64(data), "dataCrc32c": crc32c::crc32c(data).to_string()}}))).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
         b["name"], "projects/1111111111/secrets/db-pass/versions/3",
@@ -336,6 +295,7 @@ async fn add_version_checks_crc_size_and_base64() {
     );
     assert_eq!(b["clientSpecifiedPayloadChecksum"], true);
     let (s, _) = e
+        .google
         .call(
             "POST",
             add,
@@ -345,6 +305,7 @@ async fn add_version_checks_crc_size_and_base64() {
         .await;
     assert_eq!(s, 200);
     let (s, b) = e
+        .google
         .call(
             "POST",
             add,
@@ -355,6 +316,7 @@ async fn add_version_checks_crc_size_and_base64() {
     assert_eq!(s, 400);
     assert!(b["error"]["message"].as_str().unwrap().contains("64KiB"));
     let (s, _) = e
+        .google
         .call(
             "POST",
             add,
@@ -364,28 +326,30 @@ async fn add_version_checks_crc_size_and_base64() {
         .await;
     assert_eq!(s, 400);
     let r = e
-        .http
-        .post(format!("{}{add}", e.base))
-        .bearer_auth(&owner)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    let b: Value = r.json().await.unwrap();
+        .google
+        .send(
+            http::Request::post(add)
+                .header("authorization", format!("Bearer {owner}"))
+                .body(b"{not json".to_vec())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let b: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(b["error"]["status"], "INVALID_ARGUMENT");
 }
 
 #[tokio::test]
 async fn secrets_create_list_page_patch_delete() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let base = "/v1/projects/proj-alpha/secrets";
     for i in 0..7 {
-        let (s, b) = e.call("POST", &format!("{base}?secretId=s-{i}"), Some(&owner), Some(json!({"replication": {"automatic": {}}, "labels": {"team": if i % 2 == 0 { "a" } else { "b" }}}))).await;
+        let (s, b) = e.google.call("POST", &format!("{base}?secretId=s-{i}"), Some(&owner), Some(json!({"replication": {"automatic": {}}, "labels": {"team": if i % 2 == 0 { "a" } else { "b" }}}))).await;
         assert_eq!(s, 200, "{b}");
     }
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{base}?secretId=s-0"),
@@ -395,6 +359,7 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!(s, 409);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{base}?secretId=bad%2Fid"),
@@ -404,6 +369,7 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!(s, 400);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{base}?secretId=norepl"),
@@ -416,6 +382,7 @@ async fn secrets_create_list_page_patch_delete() {
     let mut token = String::new();
     loop {
         let (s, b) = e
+            .google
             .call(
                 "GET",
                 &format!("{base}?pageSize=3&pageToken={token}"),
@@ -446,6 +413,7 @@ async fn secrets_create_list_page_patch_delete() {
     want.sort();
     assert_eq!(seen, want);
     let (_, b) = e
+        .google
         .call(
             "GET",
             &format!("{base}?filter=labels.team%3Da"),
@@ -455,6 +423,7 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!(b["secrets"].as_array().unwrap().len(), 4);
     let (s, b) = e
+        .google
         .call(
             "PATCH",
             &format!("{base}/s-1?updateMask=labels"),
@@ -464,6 +433,7 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!((s, b["labels"]["team"].as_str()), (200, Some("c")));
     let (s, _) = e
+        .google
         .call(
             "PATCH",
             &format!("{base}/s-1"),
@@ -473,10 +443,12 @@ async fn secrets_create_list_page_patch_delete() {
         .await;
     assert_eq!(s, 400, "update mask is required");
     let (s, _) = e
+        .google
         .call("DELETE", &format!("{base}/s-1"), Some(&owner), None)
         .await;
     assert_eq!(s, 200);
     let (s, _) = e
+        .google
         .call("GET", &format!("{base}/s-1"), Some(&owner), None)
         .await;
     assert_eq!(s, 404);
@@ -484,11 +456,12 @@ async fn secrets_create_list_page_patch_delete() {
 
 #[tokio::test]
 async fn iam_policies_with_etags_grant_and_test() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let res = "/v1/projects/proj-alpha/secrets/db-pass";
     let (s, p) = e
+        .google
         .call("GET", &format!("{res}:getIamPolicy"), Some(&owner), None)
         .await;
     assert_eq!(s, 200);
@@ -496,6 +469,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     let mut policy = p.clone();
     policy["bindings"].as_array_mut().unwrap().push(json!({"role": "roles/secretmanager.secretAccessor", "members": ["user:nobody@example.com"]}));
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{res}:setIamPolicy"),
@@ -505,6 +479,7 @@ async fn iam_policies_with_etags_grant_and_test() {
         .await;
     assert_eq!(s, 403, "nobody may not set the policy");
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{res}:setIamPolicy"),
@@ -516,6 +491,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     assert_ne!(b["etag"].as_str().unwrap(), etag);
     // The old etag is now stale.
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{res}:setIamPolicy"),
@@ -525,6 +501,7 @@ async fn iam_policies_with_etags_grant_and_test() {
         .await;
     assert_eq!((s, b["error"]["status"].as_str()), (409, Some("ABORTED")));
     let (s, _) = e
+        .google
         .call(
             "GET",
             &format!("{res}/versions/1:access"),
@@ -533,15 +510,15 @@ async fn iam_policies_with_etags_grant_and_test() {
         )
         .await;
     assert_eq!(s, 200, "the grant took effect");
-    let (s, b) = e
-        .call("POST", &format!("{res}:testIamPermissions"), Some(&nobody), Some(json!({"permissions": ["secretmanager.versions.access", "secretmanager.versions.add"]})))
+    let (s, b) = e.google.call("POST", &format!("{res}:testIamPermissions"), Some(&nobody), Some(json!({"permissions": ["secretmanager.versions.access", "secretmanager.versions.add"]})))
         .await;
     assert_eq!(s, 200);
     assert_eq!(b["permissions"], json!(["secretmanager.versions.access"]));
     // Invalid policies are refused.
-    let (s, _) = e.call("POST", &format!("{res}:setIamPolicy"), Some(&owner), Some(json!({"policy": {"bindings": [{"role": "roles/nope", "members": ["user:a@b.c"]}]}}))).await;
+    let (s, _) = e.google.call("POST", &format!("{res}:setIamPolicy"), Some(&owner), Some(json!({"policy": {"bindings": [{"role": "roles/nope", "members": ["user:a@b.c"]}]}}))).await;
     assert_eq!(s, 400);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{res}:setIamPolicy"),
@@ -552,6 +529,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     assert_eq!(s, 400);
     // Project level through Resource Manager.
     let (s, p) = e
+        .google
         .call(
             "POST",
             "/v1/projects/proj-alpha:getIamPolicy",
@@ -562,6 +540,7 @@ async fn iam_policies_with_etags_grant_and_test() {
     assert_eq!(s, 200);
     assert_eq!(p["bindings"][0]["role"], "roles/owner");
     let (s, _) = e
+        .google
         .call(
             "POST",
             "/v1/projects/proj-alpha:getIamPolicy",
@@ -574,10 +553,10 @@ async fn iam_policies_with_etags_grant_and_test() {
 
 #[tokio::test]
 async fn compute_requires_stop_before_changing_scopes() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let inst = "/compute/v1/projects/proj-alpha/zones/us-central1-a/instances/vm-one";
-    let (s, b) = e.call("GET", inst, Some(&owner), None).await;
+    let (s, b) = e.google.call("GET", inst, Some(&owner), None).await;
     assert_eq!((s, b["status"].as_str()), (200, Some("RUNNING")));
     let sa = b["serviceAccounts"][0]["email"]
         .as_str()
@@ -593,6 +572,7 @@ async fn compute_requires_stop_before_changing_scopes() {
     );
     let body = json!({"email": sa, "scopes": [CP]});
     let (s, b) = e
+        .google
         .call(
             "POST",
             &format!("{inst}/setServiceAccount"),
@@ -602,10 +582,12 @@ async fn compute_requires_stop_before_changing_scopes() {
         .await;
     assert_eq!(s, 400, "{b}");
     let (s, op) = e
+        .google
         .call("POST", &format!("{inst}/stop"), Some(&owner), None)
         .await;
     assert_eq!((s, op["status"].as_str()), (200, Some("DONE")));
     let (s, got) = e
+        .google
         .call(
             "GET",
             &format!(
@@ -618,6 +600,7 @@ async fn compute_requires_stop_before_changing_scopes() {
         .await;
     assert_eq!((s, got["operationType"].as_str()), (200, Some("stop")));
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("{inst}/setServiceAccount"),
@@ -627,15 +610,17 @@ async fn compute_requires_stop_before_changing_scopes() {
         .await;
     assert_eq!(s, 200);
     let (s, _) = e
+        .google
         .call("POST", &format!("{inst}/start"), Some(&owner), None)
         .await;
     assert_eq!(s, 200);
-    let (_, b) = e.call("GET", inst, Some(&owner), None).await;
+    let (_, b) = e.google.call("GET", inst, Some(&owner), None).await;
     assert_eq!(b["status"], "RUNNING");
     assert_eq!(b["serviceAccounts"][0]["scopes"], json!([CP]));
     // A reader with cloud-platform but no compute role is refused, Compute style.
     let reader = e.token("user:reader@example.com", &[CP]);
     let (s, b) = e
+        .google
         .call("POST", &format!("{inst}/stop"), Some(&reader), None)
         .await;
     assert_eq!(s, 403);
@@ -644,10 +629,10 @@ async fn compute_requires_stop_before_changing_scopes() {
 
 #[tokio::test]
 async fn oauth2_refresh_grant_and_tokeninfo() {
-    let e = env().await;
+    let e = env();
     // The ADC file the cloud writes for a user is what a client would use.
     e.cloud
-        .write_credential_files(&format!("{}/token", e.base))
+        .write_credential_files("http://127.0.0.1:0/token")
         .unwrap();
     let adc: Value = serde_json::from_slice(
         &std::fs::read(
@@ -659,6 +644,7 @@ async fn oauth2_refresh_grant_and_tokeninfo() {
     )
     .unwrap();
     assert_eq!(adc["type"], "authorized_user");
+    assert_eq!(adc["token_uri"], "http://127.0.0.1:0/token");
     let form = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
         let mut f = vec![
             ("grant_type", "refresh_token".to_owned()),
@@ -678,70 +664,47 @@ async fn oauth2_refresh_grant_and_tokeninfo() {
         }
         f
     };
-    let r = e
-        .http
-        .post(adc["token_uri"].as_str().unwrap())
-        .form(&form(&[]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let t: Value = r.json().await.unwrap();
+    let google = &e.google;
+    let token = |extra: &[(&'static str, &str)]| {
+        let f = form(extra);
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            google.form("/token", None, &pairs).await
+        }
+    };
+    let r = token(&[]).await;
+    assert_eq!(r.status, 200);
+    let t = r.json();
     assert!(t["scope"].as_str().unwrap().contains(CP));
-    let info: Value = e
-        .http
-        .get(format!(
-            "{}/tokeninfo?access_token={}",
-            e.base,
-            t["access_token"].as_str().unwrap()
-        ))
-        .send()
+    let info = e
+        .google
+        .get(
+            &format!(
+                "/tokeninfo?access_token={}",
+                t["access_token"].as_str().unwrap()
+            ),
+            &[],
+        )
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(info["email"], "owner@example.com");
+    let r = token(&[("refresh_token", "1//wrong")]).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "invalid_grant");
+    let r = token(&[("client_secret", "wrong")]).await;
+    assert_eq!(r.status, 401);
+    let r = token(&[("scope", "https://www.googleapis.com/auth/gmail.readonly")]).await;
+    assert_eq!(r.json()["error"], "invalid_scope");
     let r = e
-        .http
-        .post(format!("{}/token", e.base))
-        .form(&form(&[("refresh_token", "1//wrong")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    let r = e
-        .http
-        .post(format!("{}/token", e.base))
-        .form(&form(&[("client_secret", "wrong")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = e
-        .http
-        .post(format!("{}/token", e.base))
-        .form(&form(&[(
-            "scope",
-            "https://www.googleapis.com/auth/gmail.readonly",
-        )]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_scope");
-    let r = e
-        .http
-        .get(format!("{}/tokeninfo?access_token=ya29.bogus", e.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+        .google
+        .get("/tokeninfo?access_token=ya29.bogus", &[])
+        .await;
+    assert_eq!(r.status, 400);
 }
 
 #[tokio::test]
 async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
     let (key, pair) = mint_key(&e, &owner, sa).await;
@@ -754,54 +717,48 @@ async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
         let claims = json!({"iss": sa, "scope": CP, "aud": aud, "iat": now, "exp": exp});
         keyway_cloud::crypto::sign_rs256(&pair, &header, &claims).unwrap()
     };
-    let grant = |a: String| {
-        e.http
-            .post(format!("{}/token", e.base))
-            .form(&[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                ("assertion", a.as_str()),
-            ])
-            .send()
+    let google = &e.google;
+    let grant = |a: String| async move {
+        google
+            .form(
+                "/token",
+                None,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", a.as_str()),
+                ],
+            )
+            .await
     };
-    let r = grant(sign("https://oauth2.googleapis.com/token", now + 3600))
+    let r = grant(sign("https://oauth2.googleapis.com/token", now + 3600)).await;
+    assert_eq!(r.status, 200);
+    let t = r.json();
+    let info = e
+        .google
+        .get(
+            &format!(
+                "/tokeninfo?access_token={}",
+                t["access_token"].as_str().unwrap()
+            ),
+            &[],
+        )
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let t: Value = r.json().await.unwrap();
-    let info: Value = e
-        .http
-        .get(format!(
-            "{}/tokeninfo?access_token={}",
-            e.base,
-            t["access_token"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(info["email"], sa);
-    let r = grant(sign("https://oauth2.googleapis.com/token", now + 7200))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400, "longer than an hour");
-    let r = grant(sign("https://example.com/", now + 600))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400, "wrong audience");
+    let r = grant(sign("https://oauth2.googleapis.com/token", now + 7200)).await;
+    assert_eq!(r.status, 400, "longer than an hour");
+    let r = grant(sign("https://example.com/", now + 600)).await;
+    assert_eq!(r.status, 400, "wrong audience");
     let good = sign("https://oauth2.googleapis.com/token", now + 600);
     let i = good.rfind('.').unwrap() + 10;
     let mut tampered = good.into_bytes();
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
-    let r = grant(String::from_utf8(tampered).unwrap()).await.unwrap();
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error_description"],
-        "Invalid JWT Signature."
-    );
+    let r = grant(String::from_utf8(tampered).unwrap()).await;
+    assert_eq!(r.json()["error_description"], "Invalid JWT Signature.");
     // A principal without keys.create is refused.
     let nobody = e.token("user:nobody@example.com", &[CP]);
     let (s, _) = e
+        .google
         .call(
             "POST",
             &format!("/v1/projects/proj-alpha/serviceAccounts/{sa}/keys"),
@@ -814,7 +771,7 @@ async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
 
 #[tokio::test]
 async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
     let (key, pair) = mint_key(&e, &owner, sa).await;
@@ -831,6 +788,7 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
     let path = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
     // Authenticated as the account: IAM, not authentication, now decides.
     let (s, b) = e
+        .google
         .call(
             "GET",
             path,
@@ -842,6 +800,7 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
     assert_eq!(reason(&b), "IAM_PERMISSION_DENIED");
     // Addressed to another API: not a credential here.
     let (s, _) = e
+        .google
         .call(
             "GET",
             path,
@@ -856,7 +815,7 @@ async fn self_signed_service_account_jwts_are_bearer_tokens_for_their_api() {
 async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     // google-auth signs {iss, sub, scope, iat, exp} without `aud` for a
     // service-account key used with scopes; Google accepts it.
-    let e = env().await;
+    let e = env();
     let owner = e.token("user:owner@example.com", &[CP]);
     let sa = "1111111111-compute@developer.gserviceaccount.com";
     let (key, pair) = mint_key(&e, &owner, sa).await;
@@ -869,6 +828,7 @@ async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     )
     .unwrap();
     let (s, b) = e
+        .google
         .call(
             "GET",
             "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
@@ -879,6 +839,7 @@ async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     assert_eq!((s, reason(&b)), (403, "IAM_PERMISSION_DENIED"), "{b}");
     let narrow = keyway_cloud::crypto::sign_rs256(&pair, &header, &json!({"iss": sa, "sub": sa, "scope": "https://www.googleapis.com/auth/devstorage.read_only", "iat": now, "exp": now + 3600})).unwrap();
     let (s, b) = e
+        .google
         .call(
             "GET",
             "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
@@ -898,14 +859,15 @@ async fn self_signed_jwts_with_a_scope_claim_need_no_audience() {
     )
     .unwrap();
     assert_eq!(
-        e.call(
-            "GET",
-            "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
-            Some(&neither),
-            None
-        )
-        .await
-        .0,
+        e.google
+            .call(
+                "GET",
+                "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access",
+                Some(&neither),
+                None
+            )
+            .await
+            .0,
         401
     );
 }

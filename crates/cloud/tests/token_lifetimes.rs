@@ -6,11 +6,9 @@
 //! Every case uses the extremes (`i64::MIN`/`i64::MAX`, `exp` before `iat`,
 //! numbers no clock reaches) next to the values that must still pass.
 
-mod aws_common;
-
-use aws_common::{NOW, start, xml};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use keyway_testkit::{Api, Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 
 const SA: &str = "signer@jwt-proj.iam.gserviceaccount.com";
@@ -74,7 +72,7 @@ policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "sts:AssumeRole", "R
 }
 
 struct T {
-    e: aws_common::Env,
+    e: Local,
     issuer: aws_lc_rs::signature::RsaKeyPair,
     sa_key: aws_lc_rs::signature::RsaKeyPair,
     sa_kid: String,
@@ -90,7 +88,7 @@ async fn setup() -> T {
         "e": URL_SAFE_NO_PAD.encode(pk.exponent().big_endian_without_leading_zero()),
     }]})
     .to_string();
-    let e = start(&world(&jwks)).await;
+    let e = Local::open(&world(&jwks));
     let (_, minted) = e.cloud.mint_key(SA).unwrap().unwrap();
     let der = STANDARD
         .decode(
@@ -128,24 +126,28 @@ impl T {
         .unwrap()
     }
 
-    async fn form(&self, url: String, form: &[(&str, &str)]) -> (u16, String) {
-        let r = self.e.http.post(url).form(form).send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+    /// A form POST to the Google or the AWS API (through its router).
+    async fn form(&self, api: &Api, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let r = api.form(path, None, form).await;
+        (r.status, r.text())
     }
 }
 
 async fn bearer(t: &T, jwt: String) -> (u16, String) {
-    let url = format!(
-        "{}/v1/projects/jwt-proj/secrets/s/versions/latest:access",
-        t.e.ep.google
-    );
-    let r = t.e.http.get(url).bearer_auth(jwt).send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    let r =
+        t.e.google
+            .get(
+                "/v1/projects/jwt-proj/secrets/s/versions/latest:access",
+                &[("authorization", &format!("Bearer {jwt}"))],
+            )
+            .await;
+    (r.status, r.text())
 }
 
 async fn grant(t: &T, assertion: String) -> (u16, String) {
     t.form(
-        format!("{}/token", t.e.ep.google),
+        &t.e.google,
+        "/token",
         &[
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", &assertion),
@@ -159,7 +161,8 @@ async fn exchange(t: &T, token: String) -> (u16, String) {
         "//iam.googleapis.com/projects/{NUMBER}/locations/global/workloadIdentityPools/oidc-pool/providers/ext-oidc"
     );
     t.form(
-        format!("{}/v1/token", t.e.ep.google),
+        &t.e.google,
+        "/v1/token",
         &[
             (
                 "grant_type",
@@ -288,7 +291,7 @@ async fn web_identity(t: &T, token: &str, duration: Option<&str>) -> (u16, Strin
     if let Some(d) = duration {
         form.push(("DurationSeconds", d));
     }
-    t.form(format!("{}/", t.e.ep.aws), &form).await
+    t.form(&t.e.aws_api, "/", &form).await
 }
 
 #[tokio::test]
@@ -332,7 +335,7 @@ async fn web_identity_token_times_never_overflow() {
     }
 }
 
-async fn chain(t: &T, session: &aws_common::Creds, d: &str) -> (u16, String) {
+async fn chain(t: &T, session: &Creds, d: &str) -> (u16, String) {
     t.e.sts(
         session,
         &[

@@ -11,13 +11,9 @@
 
 mod support;
 
-use keyway_cloud::aws::Aws;
-use keyway_cloud::cloud::Cloud as LocalCloud;
-use keyway_cloud::server;
-use keyway_core::LoopbackAddr;
 use keyway_core::clock::ManualClock;
+use keyway_testkit::Local;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use support::{Cloud, assert_no_leak, keyway, one_line, text};
 
 const ACCOUNT: &str = "210987654321";
@@ -89,55 +85,37 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// The local cloud in this process, on a clock the test sets.
+/// The local cloud in this process, on a clock the test sets, served by a
+/// runtime of its own (these tests run keyway synchronously).
 struct InProcess {
-    // Serves the cloud for as long as the test holds it.
+    local: Local,
+    // Serves the cloud for as long as the test holds it; dropped after `local`.
     _rt: tokio::runtime::Runtime,
-    aws: Arc<Aws>,
-    clock: ManualClock,
-    endpoint: String,
-    _running: server::Running,
-    dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for InProcess {
+    type Target = Local;
+    fn deref(&self) -> &Local {
+        &self.local
+    }
 }
 
 impl InProcess {
     fn start() -> InProcess {
-        let dir = tempfile::tempdir().unwrap();
-        let w = keyway_cloud::world::parse("aws_errors.toml", &world()).unwrap();
-        let clock = ManualClock::at_secs(now());
-        let (cloud, _) = LocalCloud::open(
-            dir.path(),
-            &dir.path().join("master.key"),
-            Some(&w),
-            Arc::new(clock.clone()),
-        )
-        .unwrap();
-        let cloud = Arc::new(cloud);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let running = rt
-            .block_on(server::start(cloud.clone(), LoopbackAddr::ephemeral()))
-            .unwrap();
-        let endpoint = running.endpoints.aws.clone();
-        let aws = Aws::new(cloud).unwrap();
-        InProcess {
-            _rt: rt,
-            aws,
-            clock,
-            endpoint,
-            _running: running,
-            dir,
-        }
+        let local = rt.block_on(Local::open_on(&world(), ManualClock::at_secs(now())).serve());
+        InProcess { local, _rt: rt }
     }
 
     /// A machine with only these AWS variables, pointed at this cloud.
     fn env(&self, vars: &[(&str, &str)]) -> BTreeMap<String, String> {
         let mut env: BTreeMap<String, String> = [
             ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ENDPOINT_URL", self.ep().aws.as_str()),
             ("AWS_REGION", "eu-central-1"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
@@ -147,10 +125,7 @@ impl InProcess {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        env.insert(
-            "HOME".into(),
-            self.dir.path().join("home").display().to_string(),
-        );
+        env.insert("HOME".into(), self.path.join("home").display().to_string());
         for (k, v) in vars {
             env.insert(k.to_string(), v.to_string());
         }
@@ -223,19 +198,8 @@ fn expired_temporary_credentials_are_named_with_their_source() {
 #[test]
 fn a_clock_far_from_aws_is_reported_as_skew() {
     let c = InProcess::start();
-    let key = c
-        .aws
-        .cloud
-        .store
-        .read()
-        .aws
-        .keys
-        .values()
-        .next()
-        .unwrap()
-        .id
-        .clone();
-    let secret = c.aws.user_key_secret(&key).unwrap().to_string();
+    let dev = c.user(ACCOUNT, "dev");
+    let (key, secret) = (dev.akid, dev.secret);
     let env = c.env(&[
         ("AWS_ACCESS_KEY_ID", &key),
         ("AWS_SECRET_ACCESS_KEY", &secret),

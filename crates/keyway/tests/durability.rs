@@ -4,10 +4,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use keyway_testkit::process;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 const WORLD: &str = r#"
 [[project]]
@@ -27,59 +28,17 @@ project = "durable-proj"
 name = "counter"
 "#;
 
-// The child is returned to the caller, which stops and waits for it.
-#[allow(clippy::zombie_processes)]
 fn start(data: &Path, world: &Path) -> (Child, Value) {
-    let _ = std::fs::remove_file(data.join("endpoints.json"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .args(["cloud", "up", "--world"])
-        .arg(world)
-        .arg("--data")
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(b) = std::fs::read(data.join("endpoints.json"))
-            && let Ok(v) = serde_json::from_slice::<Value>(&b)
-        {
-            return (child, v);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the local cloud did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    process::start_cloud(
+        Path::new(env!("CARGO_BIN_EXE_keyway")),
+        world,
+        data,
+        Stdio::null(),
+    )
 }
 
 async fn owner_token(http: &reqwest::Client, data: &Path) -> String {
-    let adc: Value = serde_json::from_slice(
-        &std::fs::read(
-            data.join("users/owner@example.com/gcloud/application_default_credentials.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", adc["client_id"].as_str().unwrap()),
-        ("client_secret", adc["client_secret"].as_str().unwrap()),
-        ("refresh_token", adc["refresh_token"].as_str().unwrap()),
-    ];
-    let t: Value = http
-        .post(adc["token_uri"].as_str().unwrap())
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    t["access_token"].as_str().unwrap().to_owned()
+    process::refresh_user_token(http, data, "owner@example.com").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,8 +90,7 @@ async fn kill_dash_nine_loses_no_acknowledged_version() {
     drop(tx);
     // Let the writers get going, then pull the plug without warning.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    process::signal_and_wait(&mut child, libc::SIGKILL);
     for t in tasks {
         let _ = t.await;
     }
@@ -187,6 +145,5 @@ async fn kill_dash_nine_loses_no_acknowledged_version() {
         .await
         .unwrap();
     assert!(list["totalSize"].as_u64().unwrap() >= max);
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
+    process::stop(&mut child);
 }

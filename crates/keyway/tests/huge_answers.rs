@@ -7,25 +7,17 @@
 
 mod support;
 
+use keyway_testkit::files;
+use keyway_testkit::servers::{Head, Misbehaviour, misbehaving};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 use support::*;
 
 /// Three times keyway's footprint in these runs (about 15 MiB, debug build),
 /// far below what reading a misbehaving body for a few seconds costs (570 MB
 /// for Secret Manager before the caps).
 const RSS_LIMIT_KIB: i64 = 48 * 1024;
-
-#[derive(Clone, Copy, Debug)]
-enum Misbehaviour {
-    /// `Transfer-Encoding: chunked`, 64 KiB chunks until the client leaves.
-    Endless,
-    /// `Content-Length: 4294967296`, then bytes until the client leaves.
-    Declared4GiB,
-}
 
 /// Which requests get the misbehaving answer.
 #[derive(Clone, Copy, Debug)]
@@ -38,111 +30,18 @@ enum Target {
 
 /// A loopback server: OAuth `/token` answers a valid token (unless it is the
 /// target), `GET /` and `…/email` answer as a metadata server, anything else
-/// (or the target) gets the misbehaving body. Every answer says
-/// `Metadata-Flavor: Google`.
+/// (or the target) gets the misbehaving body.
 fn evil_server(how: Misbehaviour, target: Target) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { return };
-            std::thread::spawn(move || serve(s, how, target));
+    misbehaving(how, move |h: &Head| match (target, h.path.as_str()) {
+        (_, "/") if h.method == "GET" => Some(String::new()),
+        (_, p) if p.ends_with("/service-accounts/default/email") => {
+            Some("sa@p.iam.gserviceaccount.com".into())
         }
-    });
-    addr
-}
-
-fn serve(mut s: TcpStream, how: Misbehaviour, target: Target) {
-    loop {
-        let Some((method, path)) = read_request(&mut s) else {
-            return;
-        };
-        let small = |s: &mut TcpStream, body: &str| {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nmetadata-flavor: Google\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(head.as_bytes()).is_ok()
-        };
-        let ok = match (target, path.as_str()) {
-            (_, "/") if method == "GET" => small(&mut s, ""),
-            (_, p) if p.ends_with("/service-accounts/default/email") => {
-                small(&mut s, "sa@p.iam.gserviceaccount.com")
-            }
-            (Target::SecretApi, "/token") => small(
-                &mut s,
-                r#"{"access_token":"ya29.test","expires_in":3599,"token_type":"Bearer"}"#,
-            ),
-            _ => {
-                misbehave(&mut s, how);
-                return;
-            }
-        };
-        if !ok {
-            return;
+        (Target::SecretApi, "/token") => {
+            Some(r#"{"access_token":"ya29.test","expires_in":3599,"token_type":"Bearer"}"#.into())
         }
-    }
-}
-
-/// Reads one request (head and a Content-Length body); its method and its
-/// path without the query.
-fn read_request(s: &mut TcpStream) -> Option<(String, String)> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).ok()?;
-    let mut first = head.lines().next()?.split(' ');
-    let method = first.next()?.to_owned();
-    let target = first.next()?;
-    Some((
-        method,
-        target.split('?').next().unwrap_or_default().to_owned(),
-    ))
-}
-
-fn misbehave(s: &mut TcpStream, how: Misbehaviour) {
-    let chunk = vec![b'7'; 64 << 10];
-    let head = match how {
-        Misbehaviour::Endless => {
-            "HTTP/1.1 200 OK\r\nmetadata-flavor: Google\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
-        }
-        Misbehaviour::Declared4GiB => {
-            "HTTP/1.1 200 OK\r\nmetadata-flavor: Google\r\ncontent-type: application/json\r\ncontent-length: 4294967296\r\n\r\n"
-        }
-    };
-    if s.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    // At most 4 GiB, at about 128 MB/s: enough to exhaust any reader that does
-    // not stop, without flooding the machine when one does not.
-    for _ in 0..65_536 {
-        let sent = match how {
-            Misbehaviour::Endless => s
-                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-                .and_then(|()| s.write_all(&chunk))
-                .and_then(|()| s.write_all(b"\r\n")),
-            Misbehaviour::Declared4GiB => s.write_all(&chunk),
-        };
-        if sent.is_err() {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
+        _ => None,
+    })
 }
 
 /// Runs keyway in `env` and waits for it with `wait4`: (exit code, stderr, peak RSS in KiB).
@@ -187,20 +86,7 @@ fn base_env(dir: &std::path::Path) -> BTreeMap<String, String> {
 }
 
 fn user_credentials(dir: &std::path::Path, token_uri: &str) -> String {
-    let path = dir.join("adc.json");
-    std::fs::write(
-        &path,
-        serde_json::json!({
-            "type": "authorized_user",
-            "client_id": "id.apps.googleusercontent.com",
-            "client_secret": "not-a-real-secret",
-            "refresh_token": "1//not-a-real-token",
-            "token_uri": token_uri,
-        })
-        .to_string(),
-    )
-    .unwrap();
-    path.display().to_string()
+    files::authorized_user(dir, token_uri).display().to_string()
 }
 
 fn check(what: &str, (code, err, rss): (i32, String, i64), cap: &str, url: &str) {

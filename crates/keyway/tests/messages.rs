@@ -5,6 +5,8 @@
 
 mod support;
 
+use keyway_testkit::files;
+use keyway_testkit::servers::closed_port;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -30,30 +32,15 @@ fn stderr_to_file(dir: &Path, env: &BTreeMap<String, String>, args: &[&str]) -> 
     )
 }
 
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[test]
 fn warnings_before_an_error_are_plain_text_in_a_file() {
     let dir = tempfile::tempdir().unwrap();
     // A proxy URL that does not parse (keyway warns and goes on without it), and
     // user credentials whose token endpoint refuses connections (keyway fails).
-    let creds = dir.path().join("adc.json");
-    std::fs::write(
-        &creds,
-        serde_json::json!({
-            "type": "authorized_user",
-            "client_id": "id.apps.googleusercontent.com",
-            "client_secret": "not-a-real-secret",
-            "refresh_token": "1//not-a-real-token",
-            "token_uri": format!("http://127.0.0.1:{}/token", closed_port()),
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let creds = files::authorized_user(
+        dir.path(),
+        &format!("http://127.0.0.1:{}/token", closed_port()),
+    );
     for term in ["xterm-256color", "dumb"] {
         let env = BTreeMap::from([
             ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),

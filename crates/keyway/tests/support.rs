@@ -1,13 +1,14 @@
 //! Shared by the binary's integration tests: start `keyway cloud up` on a world,
 //! build the environment `keyway cloud env` prints, run `keyway` in it, and act
-//! as the project owner over the Google APIs.
+//! as the project owner over the Google APIs. The starting and stopping is
+//! keyway-testkit's (`process`), shared with every test that runs a cloud.
 #![allow(dead_code)]
 
+use keyway_testkit::process;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 pub const KEYWAY: &str = env!("CARGO_BIN_EXE_keyway");
 
@@ -20,8 +21,7 @@ pub struct Cloud {
 
 impl Drop for Cloud {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        process::stop(&mut self.child);
     }
 }
 
@@ -29,25 +29,8 @@ impl Cloud {
     pub fn start(world: &Path) -> Cloud {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let child = Command::new(KEYWAY)
-            .args(["cloud", "up", "--world"])
-            .arg(world)
-            .arg("--data")
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let endpoints = loop {
-            if let Ok(b) = std::fs::read(data.join("endpoints.json"))
-                && let Ok(v) = serde_json::from_slice::<Value>(&b)
-            {
-                break v;
-            }
-            assert!(Instant::now() < deadline, "the local cloud did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let (child, endpoints) =
+            process::start_cloud(Path::new(KEYWAY), world, &data, Stdio::inherit());
         Cloud {
             dir,
             data,
@@ -62,24 +45,7 @@ impl Cloud {
 
     /// The variables `keyway cloud env ARGS` exports, plus a PATH, and nothing else.
     pub fn env(&self, args: &[&str]) -> BTreeMap<String, String> {
-        let out = Command::new(KEYWAY)
-            .args(["cloud", "env", "--data"])
-            .arg(&self.data)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cloud env failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut env = BTreeMap::new();
-        for line in String::from_utf8(out.stdout).unwrap().lines() {
-            if let Some(rest) = line.strip_prefix("export ") {
-                let (k, v) = rest.split_once('=').unwrap();
-                env.insert(k.to_owned(), v.trim_matches('\'').replace(r"'\''", "'"));
-            }
-        }
+        let mut env = process::cloud_env(Path::new(KEYWAY), &self.data, args);
         env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
         env.insert(
             "HOME".into(),
@@ -90,33 +56,12 @@ impl Cloud {
 
     /// The project owner's access token (from the user's ADC file).
     pub fn user_token(&self, email: &str) -> String {
-        let adc: Value = serde_json::from_slice(
-            &std::fs::read(self.data.join(format!(
-                "users/{email}/gcloud/application_default_credentials.json"
-            )))
-            .unwrap(),
-        )
-        .unwrap();
-        adc["token"].as_str().unwrap().to_owned()
+        process::user_token(&self.data, email)
     }
 
     /// An authenticated Google API call as `email`.
     pub fn call(&self, email: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut r = reqwest::Client::new()
-                .request(method.parse().unwrap(), format!("{}{path}", self.google()))
-                .bearer_auth(self.user_token(email));
-            if let Some(b) = body {
-                r = r.json(&b);
-            }
-            let resp = r.send().await.unwrap();
-            let status = resp.status().as_u16();
-            (status, resp.json().await.unwrap_or(Value::Null))
-        })
+        process::call(&self.google(), &self.user_token(email), method, path, body)
     }
 
     /// Stops a VM, sets its scopes, starts it (what the owner does in seed 000).
@@ -209,9 +154,7 @@ pub fn sha256_hex(b: &[u8]) -> String {
 }
 
 pub fn world_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(name)
+    keyway_testkit::paths::in_repo(name)
 }
 
 /// keyway's stderr with its wrapping undone: a message or hint that keyway

@@ -425,7 +425,7 @@ pub fn start_task(aws: &Aws, name: &str) -> Result<TaskStart, String> {
             e.code,
             e.message,
             e.status,
-            super::uuid4().unwrap_or_default()
+            super::ids::uuid4().unwrap_or_default()
         )
     };
     let mut secrets = Vec::new();

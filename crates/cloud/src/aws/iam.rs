@@ -14,11 +14,10 @@
 //! Policy documents are answered URL-encoded, as IAM does (the CLI decodes them).
 
 use super::model::{AwsDoc, IamUser, InlinePolicies, Role};
-use super::sts::Xml;
+use super::xml::Xml;
 use super::{Aws, AwsError, Caller, Proto, Received, policy};
 use crate::store::Change;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -83,21 +82,7 @@ pub fn writes(r: &Received) -> bool {
 
 /// An answer; calls that return nothing (`result` false) have no Result element, as IAM answers them.
 fn ok(action: &str, result: bool, body: impl FnOnce(&mut Xml)) -> Response {
-    let mut x = Xml::new();
-    x.open(&format!("{action}Response xmlns=\"{NS}\""));
-    if result {
-        x.open(&format!("{action}Result"));
-        body(&mut x);
-        x.close(&format!("{action}Result"));
-    }
-    x.open("ResponseMetadata");
-    x.leaf("RequestId", &super::uuid4().unwrap_or_default());
-    x.close("ResponseMetadata");
-    x.close(&format!("{action}Response"));
-    let mut r = x.finish().into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    r
+    super::xml::response(NS, action, result, body)
 }
 
 fn encoded(doc: &Value) -> String {
@@ -372,19 +357,7 @@ fn authorize(
 ) -> Result<(), AwsError> {
     let mut ctx = BTreeMap::new();
     if caller.identity_policies.iter().any(policy::has_conditions) {
-        ctx.insert(
-            "aws:PrincipalArn".to_owned(),
-            caller
-                .who
-                .principal_arns
-                .first()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        ctx.insert(
-            "aws:PrincipalAccount".to_owned(),
-            caller.who.account.clone(),
-        );
+        caller.add_principal_keys(&mut ctx);
     }
     let d = policy::decide(
         &caller.who,

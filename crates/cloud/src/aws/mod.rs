@@ -14,8 +14,10 @@
 
 pub mod compute;
 pub mod ecs;
+pub mod error;
 pub mod federation;
 pub mod iam;
+pub mod ids;
 pub mod model;
 pub mod policy;
 pub mod secretsmanager;
@@ -23,19 +25,23 @@ pub mod seed;
 pub mod sigv4;
 pub mod sts;
 pub mod world;
+pub mod xml;
+
+pub use error::{AwsError, Proto};
 
 use crate::cloud::{Cloud, CloudError};
 use crate::crypto;
 use aws_lc_rs::hmac;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use model::{IamUser, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const SESSION_PREFIX: &str = "KWAYsts.";
@@ -207,7 +213,7 @@ impl Aws {
         let now = self.cloud.clock.now_secs();
         // Callers bound the lifetime (STS: 900..=43200); a clock at the end of time saturates.
         let exp = now.saturating_add(lifetime_secs.max(0));
-        let k = format!("ASIA{}", random_upper(16)?);
+        let k = format!("ASIA{}", ids::random_upper(16)?);
         let claims = SessionClaims {
             k: k.clone(),
             r: role_arn.to_owned(),
@@ -300,124 +306,6 @@ impl Aws {
     }
 }
 
-/// `n` random characters from `A-Z2-7` (as AWS key ids look).
-pub fn random_upper(n: usize) -> Result<String, crypto::CryptoError> {
-    const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let b = crypto::random_bytes::<32>()?;
-    Ok(b.iter()
-        .take(n)
-        .map(|x| A[(*x & 31) as usize] as char)
-        .collect())
-}
-
-/// `n` random alphanumerics (a secret ARN's suffix).
-pub fn random_alnum(n: usize) -> Result<String, crypto::CryptoError> {
-    const A: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let b = crypto::random_bytes::<32>()?;
-    Ok(b.iter()
-        .take(n)
-        .map(|x| A[(*x as usize) % 62] as char)
-        .collect())
-}
-
-pub fn uuid4() -> Result<String, crypto::CryptoError> {
-    let mut b = crypto::random_bytes::<16>()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crypto::hex(&b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    ))
-}
-
-/// The wire protocol a request arrived in, which decides how errors look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    /// STS: XML `ErrorResponse`.
-    Query,
-    /// Secrets Manager: `{"__type", "Message"}`.
-    Json,
-}
-
-/// An error in AWS's shape.
-#[derive(Debug, Clone)]
-pub struct AwsError {
-    pub status: u16,
-    pub code: String,
-    pub message: String,
-    pub proto: Proto,
-}
-
-impl AwsError {
-    pub fn new(proto: Proto, status: u16, code: &str, message: impl Into<String>) -> Self {
-        AwsError {
-            status,
-            code: code.to_owned(),
-            message: message.into(),
-            proto,
-        }
-    }
-
-    pub fn internal(proto: Proto, cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%cause, "internal error while serving an AWS request");
-        let code = if proto == Proto::Json {
-            "InternalServiceError"
-        } else {
-            "InternalFailure"
-        };
-        Self::new(proto, 500, code, "An internal error occurred.")
-    }
-}
-
-impl IntoResponse for AwsError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let request_id = uuid4().unwrap_or_default();
-        let (ctype, body) = match self.proto {
-            Proto::Json => (
-                "application/x-amz-json-1.1",
-                serde_json::to_string(&keyway_wire::aws::JsonError {
-                    type_: self.code.clone(),
-                    message: self.message,
-                })
-                .unwrap_or_default(),
-            ),
-            Proto::Query => {
-                let kind = if self.status >= 500 {
-                    "Receiver"
-                } else {
-                    "Sender"
-                };
-                let mut x = sts::Xml::new();
-                x.open("ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"");
-                x.open("Error");
-                x.leaf("Type", kind);
-                x.leaf("Code", &self.code);
-                x.leaf("Message", &self.message);
-                x.close("Error");
-                x.leaf("RequestId", &request_id);
-                x.close("ErrorResponse");
-                ("text/xml", x.finish())
-            }
-        };
-        let mut r = (status, body).into_response();
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            h.insert("x-amzn-requestid", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&self.code) {
-            h.insert("x-amzn-errortype", v);
-        }
-        r
-    }
-}
-
 /// The authenticated caller of an API request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -429,6 +317,18 @@ pub struct Caller {
     /// The region in the signature's credential scope: the region called.
     pub region: String,
     pub session: Option<SessionClaims>,
+}
+
+impl Caller {
+    /// Adds the global condition keys that name the caller
+    /// (`aws:PrincipalArn`, `aws:PrincipalAccount`) to a request's context.
+    pub fn add_principal_keys(&self, ctx: &mut BTreeMap<String, String>) {
+        ctx.insert(
+            "aws:PrincipalArn".to_owned(),
+            self.who.principal_arns.first().cloned().unwrap_or_default(),
+        );
+        ctx.insert("aws:PrincipalAccount".to_owned(), self.who.account.clone());
+    }
 }
 
 pub fn user_who(u: &IamUser) -> policy::Who {

@@ -3,7 +3,7 @@
 //! document in the store's `docs` table (kinds `aws_*`); secret payloads and
 //! access-key secrets are sealed with the master key before they are stored.
 
-use super::AwsError;
+use super::error::{AwsError, Proto};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -252,7 +252,7 @@ pub struct Tag {
 }
 
 fn e(code: &str, msg: impl Into<String>) -> AwsError {
-    AwsError::new(super::Proto::Json, 400, code, msg)
+    AwsError::new(Proto::Json, 400, code, msg)
 }
 
 /// Tags per secret (a Secrets Manager quota).

@@ -191,19 +191,7 @@ fn context(
     s: Option<&AwsSecret>,
     extra: &[(&str, &str)],
 ) {
-    ctx.insert(
-        "aws:PrincipalArn".to_owned(),
-        caller
-            .who
-            .principal_arns
-            .first()
-            .cloned()
-            .unwrap_or_default(),
-    );
-    ctx.insert(
-        "aws:PrincipalAccount".to_owned(),
-        caller.who.account.clone(),
-    );
+    caller.add_principal_keys(ctx);
     ctx.insert("aws:RequestedRegion".to_owned(), caller.region.clone());
     if let Some(s) = s {
         ctx.insert("secretsmanager:SecretId".to_owned(), s.arn.clone());
@@ -277,7 +265,7 @@ fn client_token(b: &Value) -> Result<String, AwsError> {
                 "1 validation error detected: Value '{t}' at 'clientRequestToken' failed to satisfy constraint: Member must have length greater than or equal to 32"
             ),
         )),
-        None => super::uuid4().map_err(|err| internal(&err)),
+        None => super::ids::uuid4().map_err(|err| internal(&err)),
     }
 }
 
@@ -592,7 +580,7 @@ impl Sm<'_> {
         };
         super::model::check_tags(&tags)?;
         let c = self.caller;
-        let suffix = super::random_alnum(6).map_err(|err| internal(&err))?;
+        let suffix = super::ids::random_alnum(6).map_err(|err| internal(&err))?;
         let arn = super::model::secret_arn(&c.region, &c.who.account, name, &suffix);
         authorize(
             c,

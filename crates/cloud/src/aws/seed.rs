@@ -9,13 +9,13 @@
 //! the versions declared with `value_from_key` are re-sealed with the current
 //! key file (same version id and stages; only the `token_uri` differs).
 
+use super::ids::{random_alnum, random_upper, uuid4};
 use super::model::{
     AccessKey, Account, AwsDoc, AwsSecret, Ec2Instance, EcsTask, IamUser, OidcProvider, Role,
     SecretVersion, Tag, TaskSecret,
 };
 use super::secretsmanager::{CURRENT, PREVIOUS, seal};
 use super::world::AwsWorld;
-use super::{random_alnum, random_upper, uuid4};
 use crate::cloud::{Cloud, CloudError};
 use crate::crypto;
 use crate::store::{Change, StoreError};

@@ -5,55 +5,12 @@
 //! Google (`accounts.google.com`, signed by this cloud's ID-token key) and of
 //! the IAM OIDC providers the world declares (see [`web_identity`]).
 
+use super::xml::Xml;
 use super::{Aws, AwsError, Caller, Proto, Received, policy};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::collections::BTreeMap;
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
-
-/// A tiny XML writer that escapes every text node.
-pub struct Xml(String);
-
-impl Default for Xml {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Xml {
-    pub fn new() -> Self {
-        Xml(String::new())
-    }
-    /// `tag` may carry attributes (`Name xmlns="…"`); only the name is closed.
-    pub fn open(&mut self, tag: &str) {
-        self.0.push('<');
-        self.0.push_str(tag);
-        self.0.push('>');
-    }
-    pub fn close(&mut self, tag: &str) {
-        self.0.push_str("</");
-        self.0.push_str(tag);
-        self.0.push('>');
-    }
-    pub fn leaf(&mut self, tag: &str, text: &str) {
-        self.open(tag);
-        for c in text.chars() {
-            match c {
-                '<' => self.0.push_str("&lt;"),
-                '>' => self.0.push_str("&gt;"),
-                '&' => self.0.push_str("&amp;"),
-                '"' => self.0.push_str("&quot;"),
-                '\'' => self.0.push_str("&apos;"),
-                c => self.0.push(c),
-            }
-        }
-        self.close(tag);
-    }
-    pub fn finish(self) -> String {
-        self.0
-    }
-}
 
 fn err(status: u16, code: &str, msg: impl Into<String>) -> AwsError {
     AwsError::new(Proto::Query, status, code, msg)
@@ -77,19 +34,7 @@ pub(crate) fn params(r: &Received) -> Vec<(String, String)> {
 }
 
 fn ok(action: &str, body: impl FnOnce(&mut Xml)) -> Response {
-    let mut x = Xml::new();
-    x.open(&format!("{action}Response xmlns=\"{NS}\""));
-    x.open(&format!("{action}Result"));
-    body(&mut x);
-    x.close(&format!("{action}Result"));
-    x.open("ResponseMetadata");
-    x.leaf("RequestId", &super::uuid4().unwrap_or_default());
-    x.close("ResponseMetadata");
-    x.close(&format!("{action}Response"));
-    let mut r = x.finish().into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    r
+    super::xml::response(NS, action, true, body)
 }
 
 pub fn dispatch(aws: &Aws, r: &Received) -> Result<Response, AwsError> {
@@ -287,19 +232,7 @@ fn assume_role<'a>(
     if let Some(e) = get("ExternalId") {
         ctx.insert("sts:ExternalId".to_owned(), e.to_owned());
     }
-    ctx.insert(
-        "aws:PrincipalArn".to_owned(),
-        caller
-            .who
-            .principal_arns
-            .first()
-            .cloned()
-            .unwrap_or_default(),
-    );
-    ctx.insert(
-        "aws:PrincipalAccount".to_owned(),
-        caller.who.account.clone(),
-    );
+    caller.add_principal_keys(&mut ctx);
     let st = aws.cloud.store.read();
     let denied = || {
         err(
@@ -404,7 +337,7 @@ pub mod web_identity {
     }
 
     fn issuer(aws: &Aws, iss: &str, role_account: &str) -> Result<Issuer, AwsError> {
-        if iss == "https://accounts.google.com" || iss == GOOGLE {
+        if iss == crate::crypto::ID_TOKEN_ISSUER || iss == GOOGLE {
             return Ok(Issuer {
                 principal: GOOGLE.into(),
                 prefix: GOOGLE.into(),

@@ -174,7 +174,8 @@ pub struct AwsWorld {
     pub secrets: Vec<SecretDecl>,
 }
 
-type Err<'a> = &'a dyn Fn(std::ops::Range<usize>, String) -> crate::world::WorldError;
+/// Makes the caller's error (the world file's, with its line) from a span and a message.
+type Err<'a, E> = &'a dyn Fn(std::ops::Range<usize>, String) -> E;
 
 /// A policy written as a JSON string or a TOML table → a JSON value, validated.
 fn policy_value(v: &Value, resource_policy: bool) -> Result<Value, String> {
@@ -238,11 +239,7 @@ pub fn trusts_service(trust: &Value, account: &str, service: &str) -> bool {
     ) == policy::Decision::Allow
 }
 
-pub fn validate(
-    raw: Raw,
-    key_names: &[String],
-    err: Err<'_>,
-) -> Result<AwsWorld, crate::world::WorldError> {
+pub fn validate<E>(raw: Raw, key_names: &[String], err: Err<'_, E>) -> Result<AwsWorld, E> {
     let mut w = AwsWorld::default();
     for a in raw.accounts {
         let span = a.span();

@@ -86,7 +86,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         })?;
         let now = cloud.clock.now_secs();
         let mut claims = serde_json::json!({
-            "iss": super::oauth2::ISSUER, "aud": audience, "azp": sa.unique_id, "sub": sa.unique_id,
+            "iss": crate::crypto::ID_TOKEN_ISSUER, "aud": audience, "azp": sa.unique_id, "sub": sa.unique_id,
             "iat": now, "exp": now + cloud.cap_lifetime(ID_TOKEN_LIFETIME_SECS),
         });
         if body.include_email == Some(true) {

@@ -13,9 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use keyway_wire::google::oauth2::{JwkSet, OAuthError, TokenInfo, TokenResponse};
 
 pub const GOOGLE_TOKEN_AUDIENCE: &str = "https://oauth2.googleapis.com/token";
-pub const ISSUER: &str = "https://accounts.google.com";
 
-fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+/// An RFC 6749 error (`{"error", "error_description"}`), as Google's token endpoints answer.
+pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Response {
     let body = OAuthError {
         error: error.into(),
         error_description: Some(description.into()),
@@ -29,23 +29,33 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// Form fields (or a JSON object) of a token request.
-fn fields(req: &Req) -> Vec<(String, String)> {
+/// The members of a token request's body when it is JSON (`None` when it is
+/// not): each member through `member`, which may drop it. A JSON body that
+/// is not an object has no fields.
+pub(super) fn json_fields(
+    req: &Req,
+    member: impl Fn(&str, &serde_json::Value) -> Option<(String, String)>,
+) -> Option<Vec<(String, String)>> {
     let ct = req
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if ct.starts_with("application/json") {
-        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-        return v
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
+    if !ct.starts_with("application/json") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    Some(
+        v.as_object()
+            .map(|m| m.iter().filter_map(|(k, v)| member(k, v)).collect())
+            .unwrap_or_default(),
+    )
+}
+
+/// Form fields and query parameters (or a JSON object's string members) of a token request.
+fn fields(req: &Req) -> Vec<(String, String)> {
+    if let Some(f) = json_fields(req, |k, v| Some((k.to_owned(), v.as_str()?.to_owned()))) {
+        return f;
     }
     let mut f: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
     f.extend(req.query.iter().cloned());
@@ -128,7 +138,7 @@ fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
         let now = cloud.clock.now_secs();
         cloud
             .sign_id_token(serde_json::json!({
-                "iss": ISSUER, "azp": client_id, "aud": client_id, "sub": user_sub(&user.email),
+                "iss": crypto::ID_TOKEN_ISSUER, "azp": client_id, "aud": client_id, "sub": user_sub(&user.email),
                 "email": user.email, "email_verified": true, "iat": now, "exp": now + life,
             }))
             .ok()
@@ -187,7 +197,7 @@ fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     if let Some(aud) = claims.target_audience.as_deref() {
         let life = cloud.token_lifetime();
         let id = cloud.sign_id_token(serde_json::json!({
-            "iss": ISSUER, "aud": aud, "azp": sa.unique_id, "sub": sa.unique_id, "email": sa.email,
+            "iss": crypto::ID_TOKEN_ISSUER, "aud": aud, "azp": sa.unique_id, "sub": sa.unique_id, "email": sa.email,
             "email_verified": true, "iat": now, "exp": now + life,
         }));
         return match id {

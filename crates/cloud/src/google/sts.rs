@@ -15,9 +15,7 @@ use crate::cloud::Cloud;
 use crate::iam::Federated;
 use crate::jwt;
 use crate::store::{WiProvider, WiTrust};
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyway_wire::google::oauth2::OAuthError;
 use keyway_wire::google::sts::{self as wire, AwsSubjectToken, StsTokenResponse};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -62,52 +60,27 @@ fn invalid_target() -> StsError {
 
 impl IntoResponse for StsError {
     fn into_response(self) -> Response {
-        let body = OAuthError {
-            error: self.error.into(),
-            error_description: Some(self.description),
-        };
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
-            .into_response()
+        super::oauth2::oauth_error(self.status, self.error, &self.description)
     }
 }
 
 /// The fields of a token-exchange request: a form body (as every client sends
 /// it) or a JSON body with snake_case or camelCase names.
 fn fields(req: &Req) -> Vec<(String, String)> {
-    let ct = req
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ct.starts_with("application/json") {
-        let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
-        return v
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| {
-                        let v = match v {
-                            Value::String(s) => s.clone(),
-                            Value::Array(a) => a
-                                .iter()
-                                .filter_map(|x| x.as_str())
-                                .collect::<Vec<_>>()
-                                .join(" "),
-                            Value::Object(_) => v.to_string(),
-                            _ => return None,
-                        };
-                        Some((snake(k), v))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-    }
-    form_urlencoded::parse(&req.body).into_owned().collect()
+    super::oauth2::json_fields(req, |k, v| {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            Value::Object(_) => v.to_string(),
+            _ => return None,
+        };
+        Some((snake(k), v))
+    })
+    .unwrap_or_else(|| form_urlencoded::parse(&req.body).into_owned().collect())
 }
 
 fn snake(k: &str) -> String {
