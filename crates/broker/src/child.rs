@@ -5,7 +5,7 @@
 //! metadata server; an `AWS_PROFILE` or `AWS_ACCESS_KEY_ID` wins over the
 //! container endpoint in every AWS SDK's chain).
 
-use keyway_core::Env;
+use keyway_core::{Env, vars};
 use std::net::SocketAddr;
 
 /// Removed when the metadata API is served: sources the Google libraries try
@@ -107,8 +107,8 @@ impl ChildEnv {
             c.aws_token_file = true;
             // The profile that may have named the region is gone: keep the
             // region (AWS_REGION for most SDKs, AWS_DEFAULT_REGION for boto3).
-            if env.non_empty("AWS_REGION").is_none()
-                && env.non_empty("AWS_DEFAULT_REGION").is_none()
+            if env.non_empty(vars::AWS_REGION).is_none()
+                && env.non_empty(vars::AWS_DEFAULT_REGION).is_none()
                 && let Some(r) = region
             {
                 c.set.push(("AWS_REGION", r.to_owned()));
