@@ -14,12 +14,16 @@
 //!   exponential backoff inside a deadline, and one set of transient statuses
 //!   ([`is_transient_status`]);
 //! * one description of a transport failure ([`HttpError`], [`describe`]);
-//! * one reader of AWS error bodies and query-protocol documents ([`aws`]).
+//! * one reader of AWS error bodies and query-protocol documents ([`aws`]),
+//!   and one of Google's error bodies ([`google`]), each parsed into the
+//!   typed codes keyway decides on;
+//! * the server's clock, from its `Date` header ([`Reply::date`]).
 //!
 //! The local cloud does not use this crate: it must not share a client's bugs.
 
 pub mod aws;
 mod client;
+pub mod google;
 mod error;
 mod exchange;
 mod retry;

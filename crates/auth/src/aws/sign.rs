@@ -3,6 +3,7 @@
 //! Workload Identity Federation.
 
 use super::AwsCredentials;
+use std::fmt;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use std::time::SystemTime;
@@ -21,7 +22,7 @@ pub fn signature(
     service: &str,
     time: SystemTime,
     settings: SigningSettings,
-) -> Result<(Vec<(String, String)>, String), String> {
+) -> Result<(Vec<(String, String)>, String), SigningError> {
     let identity = aws_credential_types::Credentials::new(
         creds.access_key_id.clone(),
         creds.secret_access_key.expose().clone(),
@@ -37,7 +38,7 @@ pub fn signature(
         .time(time)
         .settings(settings)
         .build()
-        .map_err(|e| format!("signing parameters: {e}"))?
+        .map_err(|e| SigningError::Parameters(e.to_string()))?
         .into();
     let signable = SignableRequest::new(
         method,
@@ -45,9 +46,9 @@ pub fn signature(
         headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         SignableBody::Bytes(body),
     )
-    .map_err(|e| format!("the request cannot be signed: {e}"))?;
+    .map_err(|e| SigningError::Request(e.to_string()))?;
     let (instructions, signature) = sign(signable, &params)
-        .map_err(|e| format!("signing: {e}"))?
+        .map_err(|e| SigningError::Signing(e.to_string()))?
         .into_parts();
     let added = instructions
         .headers()
@@ -55,3 +56,24 @@ pub fn signature(
         .collect();
     Ok((added, signature))
 }
+
+/// Why a request could not be signed (a request keyway built that aws-sigv4
+/// does not accept: never expected, never transient).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningError {
+    Parameters(String),
+    Request(String),
+    Signing(String),
+}
+
+impl fmt::Display for SigningError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SigningError::Parameters(e) => write!(f, "signing parameters: {e}"),
+            SigningError::Request(e) => write!(f, "the request cannot be signed: {e}"),
+            SigningError::Signing(e) => write!(f, "signing: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SigningError {}

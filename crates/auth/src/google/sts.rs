@@ -13,10 +13,11 @@
 //! `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS` (for impersonation) is
 //! accepted too; that is how the local cloud is reached.
 
+use super::file::FileError;
 use super::{AccessToken, Minted};
 use crate::context::AuthContext;
-use crate::error::AuthError;
-use crate::http::{self, Call};
+use crate::error::{AuthError, ConfigProblem, GoogleCall};
+use crate::http;
 use keyway_core::{Env, Secret, vars};
 use serde_json::json;
 
@@ -96,9 +97,29 @@ fn origin(u: &url::Url) -> (String, Option<String>, Option<u16>) {
     )
 }
 
+/// A URL refused by [`check_url`].
+#[derive(Debug)]
+pub(crate) struct UrlRefused {
+    service: Service,
+    url: String,
+}
+
+/// The file error for a refused URL in `field`.
+pub(crate) fn url_error(field: &'static str, r: UrlRefused) -> FileError {
+    FileError::Invalid {
+        field: Some(field),
+        problem: ConfigProblem::NotGoogleEndpoint {
+            field,
+            service: r.service.name(),
+            url: r.url,
+            override_var: r.service.override_var(),
+        },
+    }
+}
+
 /// Checks a `token_url` or impersonation URL against Google's hosts, or the
-/// origin of the user's endpoint override. `Err` says why, for the user.
-pub(crate) fn check_url(service: Service, raw: &str, env: &Env) -> Result<(), String> {
+/// origin of the user's endpoint override.
+pub(crate) fn check_url(service: Service, raw: &str, env: &Env) -> Result<(), UrlRefused> {
     let shown = http::redact_url(raw);
     let name = service.name();
     if let Some(base) = env.non_empty(service.override_var())
@@ -126,11 +147,10 @@ pub(crate) fn check_url(service: Service, raw: &str, env: &Env) -> Result<(), St
     if allowed {
         return Ok(());
     }
-    Err(format!(
-        "\"{shown}\" is not a Google {name} endpoint: it must be https://{name}.googleapis.com/… or a regional or \
-         private form of it (AIP-4117); to use another endpoint (such as a local emulator), set {} to its base URL",
-        service.override_var()
-    ))
+    Err(UrlRefused {
+        service,
+        url: shown,
+    })
 }
 
 /// One STS token exchange.
@@ -148,7 +168,8 @@ pub(crate) struct Exchange<'a> {
 
 /// `POST token_url` with the RFC 8693 form; the federated access token.
 pub(crate) async fn exchange(ctx: &AuthContext, x: &Exchange<'_>) -> Result<Minted, AuthError> {
-    const DOING: &str = "exchanging the subject token at Google STS";
+    const CALL: GoogleCall = GoogleCall::StsExchange;
+    const DOING: &str = CALL.doing();
     let now = ctx.clock.now_secs();
     let scope = x.scopes.join(" ");
     let options = match (x.client, x.user_project) {
@@ -158,11 +179,9 @@ pub(crate) async fn exchange(ctx: &AuthContext, x: &Exchange<'_>) -> Result<Mint
     let url = x.token_url;
     let reply = http::send(
         &ctx.retry,
-        Call {
-            doing: DOING,
-            url,
-            cap: http::TOKEN,
-        },
+        CALL,
+url,
+http::TOKEN,
         false,
         || {
             let mut form: Vec<(&str, &str)> = vec![
@@ -225,7 +244,8 @@ pub(crate) async fn generate_access_token(
     lifetime_secs: u32,
     quota_project: Option<&str>,
 ) -> Result<AccessToken, AuthError> {
-    const DOING: &str = "impersonating a service account (generateAccessToken)";
+    const CALL: GoogleCall = GoogleCall::GenerateAccessToken;
+    const DOING: &str = CALL.doing();
     let auth = bearer(auth)?;
     let body = json!({
         "delegates": delegates,
@@ -234,11 +254,9 @@ pub(crate) async fn generate_access_token(
     });
     let reply = http::send(
         &ctx.retry,
-        Call {
-            doing: DOING,
-            url,
-            cap: http::TOKEN,
-        },
+        CALL,
+url,
+http::TOKEN,
         false,
         || {
             let r = ctx
@@ -302,17 +320,16 @@ pub(crate) async fn generate_id_token(
     audience: &str,
     delegates: Option<&[String]>,
 ) -> Result<Secret<String>, AuthError> {
-    const DOING: &str = "getting an id token for an impersonated service account (generateIdToken)";
+    const CALL: GoogleCall = GoogleCall::GenerateIdToken;
+    const DOING: &str = CALL.doing();
     let url = id_token_url(access_token_url);
     let auth = bearer(auth)?;
     let body = json!({ "audience": audience, "includeEmail": true, "delegates": delegates });
     let reply = http::send(
         &ctx.retry,
-        Call {
-            doing: DOING,
-            url: &url,
-            cap: http::TOKEN,
-        },
+        CALL,
+&url,
+http::TOKEN,
         false,
         || {
             ctx.http
@@ -409,6 +426,10 @@ mod tests {
     fn only_the_override_origin_opens_the_rule() {
         let env = Env::new();
         let e = check_url(Service::Sts, "http://127.0.0.1:5057/v1/token?x=1", &env).unwrap_err();
+        let FileError::Invalid { problem, .. } = url_error("token_url", e) else {
+            panic!()
+        };
+        let e = problem.to_string();
         assert!(
             e.contains("\"http://127.0.0.1:5057/v1/token\" is not a Google sts endpoint"),
             "{e}"
