@@ -3,10 +3,11 @@
 # Weights & Biases key from Secret Manager), told step by step. Builds keyway,
 # starts `keyway cloud` from examples/seed-000.toml, and runs every step inside
 # a loopback-only network namespace. The VM side is keyway (whoami, exec); the
-# owner's side is what gcloud would send, made with curl.
+# owner's side is the real gcloud, configured by `keyway cloud env --user`.
 #
 # `scripts/demo.sh 002` tells seed 002 instead: a Fargate task reading Google
-# data keylessly (ECS task role → Google STS → service-account impersonation).
+# data keylessly (ECS task role → Google STS → service-account impersonation),
+# ending with Google's unmodified Python client reading through keyway's broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" != "--inside" ]; then
@@ -20,6 +21,11 @@ if [ "${1:-}" != "--inside" ]; then
     echo "    about 10 minutes on 2 cores; cargo shows its progress below. Later runs take seconds." >&2
   fi
   cargo build --locked -p keyway
+  if [ "${1:-000}" = 002 ] && ! .venv/bin/python -c 'import google.cloud.secretmanager' 2>/dev/null; then
+    # The last step runs Google's own Python client, unmodified (needs the package registry once).
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  fi
   exec bash scripts/netns.sh bash scripts/demo.sh --inside "${1:-000}"
 fi
 SEED="${2:-000}"
@@ -59,10 +65,22 @@ if [ "$SEED" = 002 ]; then
     sh -c 'printf "workload started; CONFIG sha256: "; printf %s "$CONFIG" | sha256sum | cut -c1-16'
   say "5. The trap: the same job run with the execution role as its task role"
   task rds-to-bigquery-exec-role get sm://curucuru-logs/rds-to-bigquery-config || echo "(keyway exit $?)"
-  say "Done: no Google key and no hand-exported AWS_* variables; the wrong role was named, with the fix."
+  say "6. An unmodified Google client through keyway's broker: google-auth + google-cloud-secret-manager,"
+  echo "   with no credential file and no exported variable (keyway exec --broker gives it GCE_METADATA_HOST)"
+  task rds-to-bigquery exec --broker -- "$PWD/.venv/bin/python" -c '
+import hashlib, os, google.auth
+from google.cloud import secretmanager
+creds, project = google.auth.default()
+client = secretmanager.SecretManagerServiceClient(transport="rest", credentials=creds,
+    client_options={"api_endpoint": os.environ["CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER"].rstrip("/")})
+v = client.access_secret_version(name="projects/curucuru-logs/secrets/rds-to-bigquery-config/versions/latest").payload.data
+print("GOOGLE_APPLICATION_CREDENTIALS in the workload:", os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
+print("google.auth.default():", type(creds).__name__, "of", creds.service_account_email, "in project", project)
+print("read projects/curucuru-logs/secrets/rds-to-bigquery-config, sha256:", hashlib.sha256(v).hexdigest()[:16])'
+  say "Done: no Google key and no hand-exported AWS_* variables; the wrong role was named, with the fix;"
+  echo "and Google's own client read the secret keyless through the broker."
   exit 0
 fi
-field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"json": json}, {"d": d}))' "$1"; }
 
 vm() {  # run a keyway command as a process on the VM would
   ( eval "$("$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm)"; "$KW" "$@" )
@@ -70,19 +88,11 @@ vm() {  # run a keyway command as a process on the VM would
 # The workload: a child that needs WANDB_API_KEY, shown by a hash, never the value.
 WORKLOAD=(sh -c 'printf "workload started; WANDB_API_KEY sha256: "; printf %s "$WANDB_API_KEY" | sha256sum | cut -c1-16')
 run_workload() { vm exec --env WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key -- "${WORKLOAD[@]}" && echo "(exit 0)" || echo "(keyway exit $?)"; }
-owner() {  # what the project owner does with their gcloud login: METHOD PATH [JSON]
-  ( eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"
-    adc="$CLOUDSDK_CONFIG/application_default_credentials.json"
-    tok=$(python3 - "$adc" <<'PY'
-import json, sys, urllib.parse, urllib.request
-a = json.load(open(sys.argv[1]))
-body = urllib.parse.urlencode({"grant_type": "refresh_token", "client_id": a["client_id"], "client_secret": a["client_secret"], "refresh_token": a["refresh_token"]}).encode()
-print(json.load(urllib.request.urlopen(a["token_uri"], body))["access_token"])
-PY
-)
-    curl -s -X "$1" -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' ${3:+-d "$3"} "${CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER%/}$2" )
+owner() {  # the project owner at their terminal: the real gcloud, logged in as kyoto@example.com
+  ( eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"; "$@" )
 }
-INSTANCE=/compute/v1/projects/kaggle-gpu-lab/zones/asia-northeast1-a/instances/kaggle-gpu-vm
+command -v gcloud >/dev/null || { echo "error: the owner's side of the demo runs the Google Cloud CLI (gcloud), which is not installed" >&2; exit 1; }
+ZONE=asia-northeast1-a
 SA=482915736104-compute@developer.gserviceaccount.com
 
 say "The local cloud is up (every port on 127.0.0.1):"
@@ -95,21 +105,23 @@ vm whoami
 say "   keyway exec --env WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key -- <workload>"
 run_workload
 
-say "2. The owner widens the scopes: stop the VM, set cloud-platform, start it"
-owner POST "$INSTANCE/setServiceAccount" "{\"email\":\"$SA\",\"scopes\":[\"cloud-platform\"]}" | field '"while running: " + d["error"]["message"]'
-owner POST "$INSTANCE/stop" | field '"stop: " + d["status"]'
-owner POST "$INSTANCE/setServiceAccount" "{\"email\":\"$SA\",\"scopes\":[\"cloud-platform\"]}" | field '"setServiceAccount: " + d["status"]'
-owner POST "$INSTANCE/start" | field '"start: " + d["status"]'
+say "2. The owner widens the scopes with gcloud: stop the VM, set cloud-platform, start it"
+echo "\$ gcloud compute instances set-service-account kaggle-gpu-vm --zone=$ZONE --service-account=$SA --scopes=cloud-platform   (while it runs)"
+owner gcloud compute instances set-service-account kaggle-gpu-vm --zone=$ZONE --service-account=$SA --scopes=cloud-platform 2>&1 | sed 's/^/  /' || true
+for cmd in "stop kaggle-gpu-vm --zone=$ZONE" \
+           "set-service-account kaggle-gpu-vm --zone=$ZONE --service-account=$SA --scopes=cloud-platform" \
+           "start kaggle-gpu-vm --zone=$ZONE"; do
+  echo "\$ gcloud compute instances $cmd"
+  # shellcheck disable=SC2086 # the words of the command line, as typed
+  owner gcloud compute instances $cmd 2>&1 | sed 's/^/  /'
+done
 
 say "3. The VM tries again: the scope is right now, but the service account has no role"
 run_workload
 
 say "4. The owner grants roles/secretmanager.secretAccessor to the VM's service account (on the secret)"
-policy=$(owner GET /v1/projects/kaggle-gpu-lab/secrets/wandb-api-key:getIamPolicy)
-etag=$(echo "$policy" | field 'd["etag"]')
-owner POST /v1/projects/kaggle-gpu-lab/secrets/wandb-api-key:setIamPolicy \
-  "{\"policy\":{\"etag\":\"$etag\",\"bindings\":[{\"role\":\"roles/secretmanager.secretAccessor\",\"members\":[\"serviceAccount:$SA\"]}]}}" \
-  | field '"bindings: " + json.dumps(d["bindings"])' 2>/dev/null || true
+echo "\$ gcloud secrets add-iam-policy-binding wandb-api-key --member=serviceAccount:$SA --role=roles/secretmanager.secretAccessor"
+owner gcloud secrets add-iam-policy-binding wandb-api-key --member="serviceAccount:$SA" --role=roles/secretmanager.secretAccessor 2>&1 | sed 's/^/  /'
 
 say "5. The VM runs the workload again: it starts, with the key in its environment"
 run_workload
@@ -117,5 +129,5 @@ say "6. The same secret as a private file (0400, on tmpfs, gone when the workloa
 vm exec --env WANDB_KEY_FILE='sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key' -- sh -c 'ls -l "$WANDB_KEY_FILE"; echo "$WANDB_KEY_FILE" > '"$DATA"'/path'
 [ -e "$(cat "$DATA/path")" ] && echo "file still there (bug)" || echo "after exit: $(cat "$DATA/path") no longer exists"
 say "7. The owner, with gcloud user credentials (the 'it just worked in Colab' case): keyway whoami"
-( eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"; out=$("$KW" whoami); sed -n 1,3p <<<"$out" )
+owner "$KW" whoami > "$DATA/whoami.txt"; head -3 "$DATA/whoami.txt"
 say "Done: the denial moved from scopes (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT) to IAM (403 PERMISSION_DENIED) to success, and keyway named the fix each time."

@@ -13,3 +13,5 @@ echo "==> cargo test (offline, loopback-only network)"
 bash scripts/netns.sh cargo test --workspace --offline --locked --quiet
 echo "==> official client libraries against the local cloud (loopback-only network)"
 bash scripts/netns.sh .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
+echo "==> fuzz targets: build, then 20 s each from the committed corpus (loopback-only network)"
+bash scripts/netns.sh bash scripts/fuzz.sh smoke 20

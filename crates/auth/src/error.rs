@@ -11,7 +11,7 @@
 //! as plain strings.
 
 use crate::aws::{AwsAuthError, SigningError};
-use crate::google::{Attempt, SourceKind};
+use crate::google::{Attempt, GoogleService, SourceKind};
 use keyway_http::google::GoogleErrorBody;
 use keyway_http::is_transient_status;
 use std::fmt;
@@ -145,9 +145,7 @@ impl GoogleCall {
     pub const fn doing(self) -> &'static str {
         match self {
             GoogleCall::RefreshUser => "refreshing user credentials",
-            GoogleCall::ServiceAccountToken => {
-                "getting an access token for a service account key"
-            }
+            GoogleCall::ServiceAccountToken => "getting an access token for a service account key",
             GoogleCall::ServiceAccountIdToken => "getting an id token for a service account key",
             GoogleCall::StsExchange => "exchanging the subject token at Google STS",
             GoogleCall::GenerateAccessToken => {
@@ -229,11 +227,10 @@ pub enum ConfigProblem {
     NotGoogleEndpoint {
         /// `token_url`, `service_account_impersonation_url`.
         field: &'static str,
-        /// `sts`, `iamcredentials`.
-        service: &'static str,
+        /// STS or IAM Credentials (which also names the endpoint override
+        /// that would make another origin acceptable).
+        service: GoogleService,
         url: String,
-        /// The endpoint override that would make another origin acceptable.
-        override_var: &'static str,
     },
     /// The `type` names no credentials type Google defines.
     UnknownType(String),
@@ -257,11 +254,12 @@ impl fmt::Display for ConfigProblem {
                 field,
                 service,
                 url,
-                override_var,
             } => write!(
                 f,
                 "{field} \"{url}\" is not a Google {service} endpoint: it must be https://{service}.googleapis.com/… or a regional or \
-                 private form of it (AIP-4117); to use another endpoint (such as a local emulator), set {override_var} to its base URL"
+                 private form of it (AIP-4117); to use another endpoint (such as a local emulator), set {var} to its base URL",
+                service = service.name(),
+                var = service.override_var()
             ),
             UnknownType(t) => write!(
                 f,

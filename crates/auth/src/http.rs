@@ -137,7 +137,8 @@ mod tests {
             400,
             r#"{"error":"invalid_grant","error_description":"Bad Request"}"#,
         );
-        let e = expect_success(r, GoogleCall::RefreshUser, "http://h/token?x=1", false).unwrap_err();
+        let e =
+            expect_success(r, GoogleCall::RefreshUser, "http://h/token?x=1", false).unwrap_err();
         let AuthError::Rejected(r) = &e else {
             panic!("{e}")
         };
@@ -146,7 +147,10 @@ mod tests {
             Some(&keyway_http::google::OAuthErrorCode::InvalidGrant)
         );
         assert_eq!(r.url, "http://h/token");
-        assert!(e.to_string().ends_with("answered 400 Bad Request: invalid_grant: Bad Request"));
+        assert!(
+            e.to_string()
+                .ends_with("answered 400 Bad Request: invalid_grant: Bad Request")
+        );
     }
 
     #[test]

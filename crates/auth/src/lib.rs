@@ -24,6 +24,7 @@
 
 pub mod aws;
 mod cache;
+pub use cache::CacheStatus;
 mod context;
 mod error;
 pub mod google;

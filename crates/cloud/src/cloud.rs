@@ -25,6 +25,9 @@ use std::sync::{Arc, Mutex};
 
 pub const DEFAULT_TOKEN_LIFETIME: i64 = 3599;
 
+/// The meta row holding the SHA-256 of the world file the store was seeded from.
+const WORLD_DIGEST: &str = "world_sha256";
+
 /// Lifetime of the token cached in users' ADC files (see `write_credential_files`).
 pub const ADC_TOKEN_LIFETIME: i64 = 12 * 3600;
 
@@ -42,6 +45,10 @@ pub enum CloudError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
+    #[error(
+        "the store was seeded from a different world file (sha256 {seeded}, this one is {given}); the store keeps its world until --reset"
+    )]
+    WorldDiffers { seeded: String, given: String },
     #[error("writing {path}: {source}")]
     Io {
         path: String,
@@ -94,6 +101,9 @@ pub struct Cloud {
     settings: Settings,
     /// Compute operations, kept in memory (they are all DONE when returned).
     pub operations: Mutex<HashMap<String, Operation>>,
+    /// Other APIs' long-running operations (`google.longrunning.Operation`,
+    /// e.g. a provider update), by name; in memory, all done when returned.
+    pub long_running: Mutex<HashMap<String, serde_json::Value>>,
 }
 
 impl Cloud {
@@ -105,7 +115,7 @@ impl Cloud {
         world: Option<&World>,
         clock: Arc<dyn Clock>,
     ) -> Result<(Cloud, bool), CloudError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| CloudError::Io {
+        crate::datadir::private_dir(data_dir).map_err(|source| CloudError::Io {
             path: data_dir.display().to_string(),
             source,
         })?;
@@ -127,7 +137,8 @@ impl Cloud {
             }
         };
         let seeded_before = store.meta_get("seeded")?.is_some();
-        let settings = match store.meta_get("settings")? {
+        // Sealed: it holds the OAuth client secret.
+        let settings = match store.meta_get_sealed("settings")? {
             Some(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
                 path: data_dir.display().to_string(),
                 kind: "meta".into(),
@@ -145,7 +156,8 @@ impl Cloud {
                     ),
                     oauth_client_secret: format!("GOCSPX-{}", crypto::random_hex(14)?),
                 };
-                store.meta_put("settings", &serde_json::to_vec(&s).unwrap_or_default())?;
+                let json = zeroize::Zeroizing::new(serde_json::to_vec(&s).unwrap_or_default());
+                store.meta_put_sealed("settings", &json)?;
                 s
             }
         };
@@ -157,20 +169,54 @@ impl Cloud {
             data_dir: data_dir.to_path_buf(),
             settings,
             operations: Mutex::new(HashMap::new()),
+            long_running: Mutex::new(HashMap::new()),
         };
         let mut seeded = false;
         if !seeded_before {
             if let Some(w) = world {
                 cloud.seed(w)?;
+                cloud
+                    .store
+                    .meta_put(WORLD_DIGEST, w.source_sha256.as_bytes())?;
                 seeded = true;
             }
             cloud.store.meta_put("seeded", b"1")?;
+        } else if let Some(w) = world
+            && let Some(recorded) = cloud.store.meta_get(WORLD_DIGEST)?
+            && recorded != w.source_sha256.as_bytes()
+        {
+            // A store seeded before digests were recorded cannot be checked.
+            return Err(CloudError::WorldDiffers {
+                seeded: String::from_utf8_lossy(&recorded).into_owned(),
+                given: w.source_sha256.clone(),
+            });
         }
         Ok((cloud, seeded))
     }
 
+    /// The SHA-256 (hex) of the world file the store was seeded from, if
+    /// it was recorded (stores seeded before keyway recorded it have none).
+    pub fn seeded_from(&self) -> Result<Option<String>, CloudError> {
+        Ok(self
+            .store
+            .meta_get(WORLD_DIGEST)?
+            .map(|d| String::from_utf8_lossy(&d).into_owned()))
+    }
+
     pub fn token_lifetime(&self) -> i64 {
         self.settings.token_lifetime_secs
+    }
+
+    /// `requested` seconds, shortened to the world's `token_lifetime_secs` when
+    /// the world set one below Google's default: a world with short-lived
+    /// tokens gets them from every issuer (impersonation and ID tokens too).
+    pub fn cap_lifetime(&self, requested: i64) -> i64 {
+        let cap = self.settings.token_lifetime_secs;
+        if cap < DEFAULT_TOKEN_LIFETIME {
+            requested.min(cap)
+        } else {
+            requested
+        }
     }
 
     pub fn oauth_client_id(&self) -> &str {
@@ -283,6 +329,9 @@ impl Cloud {
                 service_account: sa,
                 attributes: i.attributes.clone(),
                 fingerprint: crypto::random_hex(8)?,
+                last_start_ms: (i.status.as_deref().unwrap_or("RUNNING") == "RUNNING")
+                    .then_some(now),
+                last_stop_ms: None,
             }));
         }
         let mut secret_meta: BTreeMap<(String, String), SecretMeta> = BTreeMap::new();
@@ -419,7 +468,7 @@ impl Cloud {
                 expiry: Some(expiry),
             };
             let dir = self.user_config_dir(&u.email);
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            crate::datadir::private_dir(&dir).map_err(io(&dir))?;
             let path = dir.join("application_default_credentials.json");
             let body =
                 zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default());
@@ -436,7 +485,7 @@ impl Cloud {
         for sa in sas {
             let names = self.world_key_names(&sa.email)?;
             for (name, key_id, pem) in names {
-                std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
+                crate::datadir::private_dir(&keys_dir).map_err(io(&keys_dir))?;
                 let file = self.key_file(&sa, &key_id, &pem, token_uri);
                 let path = keys_dir.join(format!("{name}.json"));
                 let body =

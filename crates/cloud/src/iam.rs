@@ -129,6 +129,34 @@ fn role_permissions(role: &str) -> Option<&'static [&'static str]> {
             "compute.instances.setServiceAccount",
             "compute.zoneOperations.get",
         ],
+        "roles/iam.serviceAccountAdmin" => &[
+            "iam.serviceAccounts.create",
+            "iam.serviceAccounts.delete",
+            "iam.serviceAccounts.disable",
+            "iam.serviceAccounts.enable",
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.getIamPolicy",
+            "iam.serviceAccounts.list",
+            "iam.serviceAccounts.setIamPolicy",
+            "iam.serviceAccounts.undelete",
+            "iam.serviceAccounts.update",
+            "resourcemanager.projects.get",
+        ],
+        "roles/iam.workloadIdentityPoolAdmin" => &[
+            "iam.workloadIdentityPools.create",
+            "iam.workloadIdentityPools.delete",
+            "iam.workloadIdentityPools.get",
+            "iam.workloadIdentityPools.list",
+            "iam.workloadIdentityPools.undelete",
+            "iam.workloadIdentityPools.update",
+            "iam.workloadIdentityPoolProviders.create",
+            "iam.workloadIdentityPoolProviders.delete",
+            "iam.workloadIdentityPoolProviders.get",
+            "iam.workloadIdentityPoolProviders.list",
+            "iam.workloadIdentityPoolProviders.undelete",
+            "iam.workloadIdentityPoolProviders.update",
+            "resourcemanager.projects.get",
+        ],
         "roles/iam.workloadIdentityPoolViewer" => &[
             "iam.workloadIdentityPools.get",
             "iam.workloadIdentityPools.list",
@@ -242,6 +270,8 @@ const OWNER_EXTRA: &[&str] = &[
     "iam.serviceAccounts.setIamPolicy",
     "iam.serviceAccounts.signBlob",
     "iam.serviceAccounts.signJwt",
+    "iam.workloadIdentityPoolProviders.update",
+    "iam.workloadIdentityPools.update",
     "resourcemanager.projects.setIamPolicy",
     "secretmanager.secrets.getIamPolicy",
     "secretmanager.secrets.setIamPolicy",
@@ -320,7 +350,32 @@ fn binding_grants(b: &Binding, who: &Principal<'_>, permission: &str) -> bool {
 }
 
 /// Checks a policy a caller wants to set. Returns a description of the first problem.
+/// The most principals the bindings of one allow policy may name, each
+/// occurrence counted (Google IAM's documented limit).
+pub const MAX_POLICY_MEMBERS: usize = 1500;
+
+/// `n` with thousands separators, as Google writes counts in messages.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub fn validate_policy(p: &Policy) -> Result<(), String> {
+    let members: usize = p.bindings.iter().map(|b| b.members.len()).sum();
+    if members > MAX_POLICY_MEMBERS {
+        return Err(format!(
+            "The number of members in the policy ({}) is larger than the maximum allowed size {}.",
+            grouped(members),
+            grouped(MAX_POLICY_MEMBERS)
+        ));
+    }
     for (i, b) in p.bindings.iter().enumerate() {
         if !known_role(&b.role) {
             return Err(format!(

@@ -6,12 +6,14 @@
 //! place with SQL; [`iam`] decides; [`jwt`] verifies every JWT a caller presents; [`google`] serves the REST APIs and
 //! [`metadata`] one metadata server per VM; [`aws`] serves STS and Secrets
 //! Manager, IMDSv2 per EC2 instance and ECS credentials per task; [`server`] wires them to loopback
-//! sockets. This crate never depends on keyway's client crates, so the cloud
+//! sockets; [`datadir`] keeps one running cloud per data directory, private to its owner. This crate never depends on keyway's client crates, so the cloud
 //! cannot share a client's bugs.
 
 pub mod aws;
+pub mod cel;
 pub mod cloud;
 pub mod crypto;
+pub mod datadir;
 pub mod google;
 pub mod iam;
 pub mod jwt;

@@ -332,7 +332,7 @@ impl Metadata {
         // format stops there, `format=full` adds the email and the instance.
         let mut claims = serde_json::json!({
             "iss": crate::google::oauth2::ISSUER, "aud": aud, "azp": unique, "sub": unique,
-            "iat": now, "exp": now + 3600,
+            "iat": now, "exp": now + self.cloud.cap_lifetime(3600),
         });
         if q.get("format").is_some_and(|f| f == "full") {
             claims["email"] = serde_json::json!(email);

@@ -1,7 +1,9 @@
 //! Starts the local cloud's listeners on loopback (the Google API port, one
 //! metadata server per GCE VM, the AWS API port, one IMDS per EC2 instance and
-//! one ECS agent endpoint per task) and describes them in `DATA/endpoints.json`, which `keyway cloud env` reads to print the variables
-//! that point a process at this cloud.
+//! one ECS agent endpoint per task), all served through keyway-serve (one
+//! connection cap, header/idle/request timeouts and size caps for them all),
+//! and describes them in `DATA/endpoints.json`, which `keyway cloud env`
+//! reads to print the variables that point a process at this cloud.
 
 use crate::cloud::Cloud;
 use keyway_core::LoopbackAddr;
@@ -10,7 +12,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// What a running local cloud serves, and where.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -88,37 +89,35 @@ pub struct InstanceEndpoint {
 
 pub struct Running {
     pub endpoints: Endpoints,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Serves every listener above under one connection cap and set of limits.
+    server: keyway_serve::Server,
 }
 
 impl Running {
+    /// Stops at once: listeners and connections close without waiting.
     pub fn abort(self) {
-        for t in self.tasks {
-            t.abort();
-        }
+        self.server.abort();
+    }
+
+    /// Stops accepting, lets requests in progress finish, then closes.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+
+    /// What the listeners have done (connections open, refused, timed out).
+    pub fn stats(&self) -> keyway_serve::Stats {
+        self.server.stats()
     }
 }
 
-async fn bind(addr: LoopbackAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let l = TcpListener::bind(addr.get()).await?;
-    let a = l.local_addr()?;
-    Ok((l, a))
-}
-
-fn spawn(l: TcpListener, router: axum::Router) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(l, router).await {
-            tracing::error!(%e, "a local cloud listener stopped");
-        }
-    })
-}
-
 /// Binds the Google API port (`google` may be port 0 for ephemeral) and one
-/// ephemeral port per instance, and serves them until aborted.
+/// ephemeral port per instance, and serves them with keyway-serve's default
+/// limits until stopped.
 pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<Running> {
-    let mut tasks = Vec::new();
-    let (l, addr) = bind(google).await?;
-    tasks.push(spawn(l, crate::google::router(cloud.clone())));
+    let server = keyway_serve::Server::new(keyway_serve::Limits::default());
+    let addr = server
+        .bind(google, crate::google::router(cloud.clone()))
+        .await?;
     let base = format!("http://{addr}");
     let mut instances = BTreeMap::new();
     let list: Vec<(String, String, String, String)> = cloud
@@ -129,12 +128,13 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
         .map(|(k, i)| (k.clone(), i.project.clone(), i.zone.clone(), i.name.clone()))
         .collect();
     for (key, project, zone, name) in list {
-        let (l, a) = bind(
-            LoopbackAddr::new(SocketAddr::new(google.get().ip(), 0))
-                .unwrap_or(LoopbackAddr::ephemeral()),
-        )
-        .await?;
-        tasks.push(spawn(l, crate::metadata::router(cloud.clone(), key)));
+        let a = server
+            .bind(
+                LoopbackAddr::new(SocketAddr::new(google.get().ip(), 0))
+                    .unwrap_or(LoopbackAddr::ephemeral()),
+                crate::metadata::router(cloud.clone(), key),
+            )
+            .await?;
         instances.insert(
             name,
             InstanceEndpoint {
@@ -167,8 +167,7 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
     let aws = crate::aws::Aws::new(cloud.clone()).map_err(std::io::Error::other)?;
     let ip = google.get().ip();
     let any = || LoopbackAddr::new(SocketAddr::new(ip, 0)).unwrap_or(LoopbackAddr::ephemeral());
-    let (l, a) = bind(any()).await?;
-    tasks.push(spawn(l, crate::aws::router(aws.clone())));
+    let a = server.bind(any(), crate::aws::router(aws.clone())).await?;
     let aws_base = format!("http://{a}");
     let (ec2_list, task_list) = {
         let st = cloud.store.read();
@@ -179,11 +178,12 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
     };
     let mut ec2 = BTreeMap::new();
     for i in ec2_list {
-        let (l, a) = bind(any()).await?;
-        tasks.push(spawn(
-            l,
-            crate::aws::compute::imds_router(aws.clone(), i.name.clone()),
-        ));
+        let a = server
+            .bind(
+                any(),
+                crate::aws::compute::imds_router(aws.clone(), i.name.clone()),
+            )
+            .await?;
         ec2.insert(
             i.name.clone(),
             Ec2Endpoint {
@@ -196,11 +196,12 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
     }
     let mut ecs = BTreeMap::new();
     for t in task_list {
-        let (l, a) = bind(any()).await?;
-        tasks.push(spawn(
-            l,
-            crate::aws::compute::ecs_router(aws.clone(), t.name.clone()),
-        ));
+        let a = server
+            .bind(
+                any(),
+                crate::aws::compute::ecs_router(aws.clone(), t.name.clone()),
+            )
+            .await?;
         ecs.insert(
             t.name.clone(),
             TaskEndpoint {
@@ -268,17 +269,37 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
         aws_users,
         control_token: aws.control_token.clone(),
     };
-    Ok(Running { endpoints, tasks })
+    Ok(Running { endpoints, server })
 }
 
 impl Endpoints {
+    /// The files [`Endpoints::write`] writes, with their contents.
+    fn files(&self) -> [(&'static str, Vec<u8>); 2] {
+        [
+            ("control.token", self.control_token.as_bytes().to_vec()),
+            (
+                "endpoints.json",
+                serde_json::to_vec_pretty(self).unwrap_or_default(),
+            ),
+        ]
+    }
+
     pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
-        let body = serde_json::to_vec_pretty(self).unwrap_or_default();
-        crate::crypto::write_private(
-            &data_dir.join("control.token"),
-            self.control_token.as_bytes(),
-        )?;
-        crate::crypto::write_private(&data_dir.join("endpoints.json"), &body)
+        for (name, body) in self.files() {
+            crate::crypto::write_private(&data_dir.join(name), &body)?;
+        }
+        Ok(())
+    }
+
+    /// Removes what [`Endpoints::write`] wrote, but only files that still
+    /// hold it: never another instance's.
+    pub fn remove_written(&self, data_dir: &Path) {
+        for (name, body) in self.files() {
+            let path = data_dir.join(name);
+            if std::fs::read(&path).is_ok_and(|b| b == body) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     pub fn read(data_dir: &Path) -> Result<Endpoints, String> {

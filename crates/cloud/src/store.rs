@@ -7,8 +7,15 @@
 //! transaction (WAL, `synchronous=FULL`), and only then applied to memory. A
 //! response is sent after the commit, so an acknowledged write survives `kill -9`.
 //!
-//! Secret payloads (and the cloud's own signing keys) are sealed with the master
-//! key before they reach SQLite; the database file alone reveals none of them.
+//! Secret payloads, their CRC32C checksums (a checksum narrows down what a
+//! short payload can be), the cloud's own signing keys and its settings (the
+//! OAuth client secret) are sealed with the master key before they reach
+//! SQLite; the database file alone reveals none of them. The database, its
+//! WAL and shared-memory files are 0600, and deleted content is overwritten
+//! (`secure_delete`).
+//!
+//! Schema 1 (before 2026-12) kept checksums and settings in the clear; such a
+//! store is sealed in place when it is first opened (schema 2).
 
 use crate::crypto::{CryptoError, MasterKey};
 use keyway_wire::google::iam::Policy;
@@ -35,6 +42,11 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error("the store at {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "the store at {path} was created by a newer keyway (schema {found}, this build knows {known})"
     )]
@@ -45,7 +57,7 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA: i64 = 1;
+const SCHEMA: i64 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Project {
@@ -102,6 +114,11 @@ pub struct Instance {
     pub scopes: Vec<String>,
     pub attributes: BTreeMap<String, String>,
     pub fingerprint: String,
+    /// When it was last started and stopped (Compute's lastStartTimestamp / lastStopTimestamp).
+    #[serde(default)]
+    pub last_start_ms: Option<i64>,
+    #[serde(default)]
+    pub last_stop_ms: Option<i64>,
 }
 
 /// A workload identity pool (IAM v1 `WorkloadIdentityPool`), under a project.
@@ -148,6 +165,8 @@ pub struct WiProvider {
     pub id: String,
     #[serde(default)]
     pub display_name: String,
+    #[serde(default)]
+    pub description: String,
     #[serde(default)]
     pub disabled: bool,
     pub trust: WiTrust,
@@ -285,17 +304,37 @@ impl Store {
             source,
         };
         let existed = path.exists();
+        let io = |source: std::io::Error| StoreError::Io {
+            path: p.clone(),
+            source,
+        };
+        if existed {
+            // An older keyway left them 0644.
+            for suffix in ["", "-wal", "-shm"] {
+                crate::datadir::private_file(&dir.join(format!("cloud.db{suffix}"))).map_err(io)?;
+            }
+        } else {
+            // SQLite gives the WAL and shared-memory files the database's mode.
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+        }
         let conn = Connection::open(&path).map_err(sql)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
              PRAGMA busy_timeout=5000;
+             PRAGMA secure_delete=ON;
              CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS docs (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, key));
              CREATE TABLE IF NOT EXISTS versions (
                 project TEXT NOT NULL, secret TEXT NOT NULL, number INTEGER NOT NULL,
                 create_ms INTEGER NOT NULL, state TEXT NOT NULL, destroy_ms INTEGER,
-                crc32c INTEGER NOT NULL, client_checksum INTEGER NOT NULL, sealed BLOB NOT NULL,
+                crc32c BLOB NOT NULL, client_checksum INTEGER NOT NULL, sealed BLOB NOT NULL,
                 PRIMARY KEY (project, secret, number));",
         )
         .map_err(sql)?;
@@ -342,6 +381,15 @@ impl Store {
                 )
                 .map_err(sql)?;
             }
+        }
+        if schema.is_some_and(|s| s < SCHEMA) {
+            seal_schema_1(&conn, &master).map_err(|e| match e {
+                Migrate::Sql(source) => StoreError::Sql {
+                    path: p.clone(),
+                    source,
+                },
+                Migrate::Crypto(c) => StoreError::Crypto(c),
+            })?;
         }
         let store = Store {
             path,
@@ -455,13 +503,14 @@ impl Store {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(6)?,
                     Version {
                         number: r.get::<_, i64>(2)? as u64,
                         create_ms: r.get(3)?,
                         state: VersionState::parse(&r.get::<_, String>(4)?)
                             .unwrap_or(VersionState::StateUnspecified),
                         destroy_ms: r.get(5)?,
-                        crc32c: r.get::<_, i64>(6)? as u32,
+                        crc32c: 0,
                         client_checksum: r.get::<_, i64>(7)? != 0,
                         sealed: r.get(8)?,
                     },
@@ -469,7 +518,8 @@ impl Store {
             })
             .map_err(|e| self.err(e))?;
         for row in rows {
-            let (project, secret, v) = row.map_err(|e| self.err(e))?;
+            let (project, secret, crc, mut v) = row.map_err(|e| self.err(e))?;
+            v.crc32c = open_crc(&self.master, &project, &secret, v.number, &crc)?;
             let entry = st
                 .projects
                 .get_mut(&project)
@@ -549,8 +599,8 @@ impl Store {
                 .execute("DELETE FROM docs WHERE kind='secret' AND key=?1", params![format!("{project}/{secret}")])
                 .and_then(|_| tx.execute("DELETE FROM versions WHERE project=?1 AND secret=?2", params![project, secret]))
                 .map(|_| ()),
-            Change::PutVersion { project, secret, version: v } => tx
-                .execute(
+            Change::PutVersion { project, secret, version: v } => seal_crc(&self.master, project, secret, v.number, v.crc32c)
+                .and_then(|crc| tx.execute(
                     "INSERT OR REPLACE INTO versions (project, secret, number, create_ms, state, destroy_ms, crc32c, client_checksum, sealed)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
@@ -560,11 +610,11 @@ impl Store {
                         v.create_ms,
                         state_name(v.state),
                         v.destroy_ms,
-                        v.crc32c as i64,
+                        crc,
                         v.client_checksum as i64,
                         v.sealed
                     ],
-                )
+                ))
                 .map(|_| ()),
             Change::PutAws(d) => put(d.kind(), &d.key(), d.to_json()),
             Change::DeleteAws { kind, key } => {
@@ -592,6 +642,22 @@ impl Store {
             .query_map(params![prefix], |r| r.get::<_, String>(0))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// A meta value sealed under its own key name (see [`Store::meta_put_sealed`]).
+    pub fn meta_get_sealed(
+        &self,
+        k: &str,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError> {
+        match self.meta_get(k)? {
+            Some(sealed) => Ok(Some(self.master.open(k.as_bytes(), &sealed)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Seals `v` with the master key, bound to the key name `k`, and stores it.
+    pub fn meta_put_sealed(&self, k: &str, v: &[u8]) -> Result<(), StoreError> {
+        self.meta_put(k, &self.master.seal(k.as_bytes(), v)?)
     }
 
     pub fn meta_put(&self, k: &str, v: &[u8]) -> Result<(), StoreError> {
@@ -631,6 +697,95 @@ impl Store {
 
 fn payload_aad(project: &str, secret: &str, n: u64) -> String {
     format!("projects/{project}/secrets/{secret}/versions/{n}")
+}
+
+fn crc_aad(project: &str, secret: &str, n: u64) -> String {
+    format!("projects/{project}/secrets/{secret}/versions/{n}:crc32c")
+}
+
+fn seal_crc(
+    master: &MasterKey,
+    project: &str,
+    secret: &str,
+    n: u64,
+    crc: u32,
+) -> Result<Vec<u8>, rusqlite::Error> {
+    master
+        .seal(crc_aad(project, secret, n).as_bytes(), &crc.to_be_bytes())
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn open_crc(
+    master: &MasterKey,
+    project: &str,
+    secret: &str,
+    n: u64,
+    sealed: &[u8],
+) -> Result<u32, StoreError> {
+    let plain = master.open(crc_aad(project, secret, n).as_bytes(), sealed)?;
+    let bytes: [u8; 4] = plain.as_slice().try_into().map_err(|_| CryptoError::Open)?;
+    Ok(u32::from_be_bytes(bytes))
+}
+
+enum Migrate {
+    Sql(rusqlite::Error),
+    Crypto(CryptoError),
+}
+
+impl From<rusqlite::Error> for Migrate {
+    fn from(e: rusqlite::Error) -> Self {
+        Migrate::Sql(e)
+    }
+}
+
+impl From<CryptoError> for Migrate {
+    fn from(e: CryptoError) -> Self {
+        Migrate::Crypto(e)
+    }
+}
+
+/// Schema 1 → 2: seals each version's CRC32C and the settings row, in one
+/// transaction, then checkpoints so that no clear copy stays in the WAL or
+/// the database file (`secure_delete` overwrites what the updates free).
+fn seal_schema_1(conn: &Connection, master: &MasterKey) -> Result<(), Migrate> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let run = || -> Result<(), Migrate> {
+        let rows: Vec<(String, String, i64, i64)> = conn
+            .prepare(
+                "SELECT project, secret, number, crc32c FROM versions WHERE typeof(crc32c) = 'integer'",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        for (project, secret, number, crc) in rows {
+            let sealed = seal_crc(master, &project, &secret, number as u64, crc as u32)?;
+            conn.execute(
+                "UPDATE versions SET crc32c = ?1 WHERE project = ?2 AND secret = ?3 AND number = ?4",
+                params![sealed, project, secret, number],
+            )?;
+        }
+        let settings: Option<Vec<u8>> = conn
+            .query_row("SELECT v FROM meta WHERE k = 'settings'", [], |r| r.get(0))
+            .optional()?;
+        if let Some(plain) = settings {
+            let plain = zeroize::Zeroizing::new(plain);
+            let sealed = master.seal(b"settings", &plain)?;
+            conn.execute(
+                "UPDATE meta SET v = ?1 WHERE k = 'settings'",
+                params![sealed],
+            )?;
+        }
+        conn.execute("UPDATE meta SET v = ?1 WHERE k = 'schema'", params![SCHEMA])?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    Ok(())
 }
 
 fn apply(st: &mut State, c: Change) {

@@ -2,7 +2,9 @@
 //! to reproduce (projects, users, service accounts, VMs, IAM bindings, secrets;
 //! and, in [`crate::aws::world`], AWS accounts, IAM, EC2, ECS and Secrets Manager).
 //! It seeds an empty store once; after that the store is the truth and the
-//! world file is not re-read (`keyway cloud up --reset` starts over).
+//! world file is not re-read (`keyway cloud up --reset` starts over). The
+//! store records the digest of the file it was seeded from, and a start
+//! with a different file is refused rather than silently keeping the old world.
 //!
 //! Every error names the file, the line and the key, because a world file is
 //! written by hand.
@@ -231,6 +233,9 @@ pub struct World {
     pub wi_pools: Vec<WiPoolDecl>,
     /// Providers with their mapping defaulted and their JWKS read.
     pub wi_providers: Vec<crate::store::WiProvider>,
+    /// SHA-256 (hex) of the world file's text: the store records the digest
+    /// of the file it was seeded from, so a different file is noticed.
+    pub source_sha256: String,
 }
 
 pub const DEFAULT_SCOPES: &[&str] = &[
@@ -332,6 +337,7 @@ pub fn parse(file: &str, src: &str) -> Result<World, WorldError> {
 
     let mut w = World {
         settings: raw.settings.map(|s| s.into_inner()).unwrap_or_default(),
+        source_sha256: crate::crypto::hex(&crate::crypto::sha256(src.as_bytes())),
         ..World::default()
     };
     if let Some(l) = w.settings.token_lifetime_secs
@@ -853,6 +859,7 @@ fn validate_provider(
         pool: p.pool,
         id: p.id,
         display_name: p.display_name.unwrap_or_default(),
+        description: String::new(),
         disabled: p.disabled,
         trust,
         attribute_mapping: mapping,

@@ -468,6 +468,55 @@ async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
     assert_eq!(f.access(sa_token, "direct-secret").await.0, 403);
 }
 
+/// `[settings] token_lifetime_secs` shortens every token the cloud issues:
+/// STS's federated token, impersonated access tokens whatever lifetime is
+/// asked, and ID tokens (brokers and clients are tested across refreshes).
+#[tokio::test]
+async fn a_world_with_short_token_lifetimes_caps_every_issuer() {
+    let (ext_key, jwks) = issuer_key();
+    let e = aws_common::start(&format!(
+        "[settings]\ntoken_lifetime_secs = 30\n{}",
+        world(&jwks)
+    ))
+    .await;
+    let f = Fed { e, ext_key };
+    let admin = f.e.user("111111111111", "admin");
+    let (s, t) = f.aws_token(&admin, "aws-main", Style::Python, IAM).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["expires_in"], 30, "{t}");
+    let fed = t["access_token"].as_str().unwrap();
+    let (s, b) = f
+        .impersonate(fed, SA, json!({"scope": [CP], "lifetime": "3600s"}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let at = |secs: i64| {
+        jiff::Timestamp::from_second(secs)
+            .unwrap()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    assert_eq!(b["expireTime"], at(NOW + 30), "{b}");
+    let (s, b) = f
+        .call(
+            "POST",
+            &format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"),
+            fed,
+            Some(json!({"audience": "https://broker.example"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(b["token"].as_str().unwrap().split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        30
+    );
+}
+
 #[tokio::test]
 async fn a_federated_token_reads_a_secret_bound_to_its_principal_set() {
     let f = start().await;

@@ -299,6 +299,11 @@ impl Common {
                 if path.iter().any(String::is_empty) {
                     return Err(format!("field '{v}' has an empty part; write field=a.b.c"));
                 }
+                if v.contains('#') {
+                    return Err(format!(
+                        "field '{v}' contains '#', which starts the version"
+                    ));
+                }
                 self.field = Some(path);
             }
             "destination" => match v {
@@ -307,7 +312,7 @@ impl Common {
                 _ => return Err(format!("destination '{v}' is not 'env' or 'tempfile'")),
             },
             "filename" => {
-                if v.is_empty() || v == "." || v == ".." || v.contains('/') || v.contains('\0') {
+                if v.is_empty() || v == "." || v == ".." || v.contains(['/', '\0', '#']) {
                     return Err(format!("filename '{v}' must be a plain file name"));
                 }
                 self.file_name = Some(v.to_owned());
@@ -403,6 +408,9 @@ mod tests {
             ("sm://proj-1/x?colour=red", "unknown option 'colour'"),
             ("sm://proj-1/x?field=a..b", "empty part"),
             ("sm://proj-1/x?filename=../etc/passwd", "plain file name"),
+            // Found by fuzz/secret_ref: these printed as references that read back otherwise.
+            ("sm://proj-1/x#latest?filename=a#b", "plain file name"),
+            ("sm://proj-1/x#1?field=a#b", "contains '#'"),
             ("sm://proj-1/x?destination=disk", "not 'env' or 'tempfile'"),
             ("hello", "expected"),
         ] {

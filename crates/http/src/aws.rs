@@ -153,11 +153,15 @@ impl AwsErrorCode {
             ResourceNotFoundException => AwsErrorKind::NotFound,
             ExpiredToken | ExpiredTokenException => AwsErrorKind::ExpiredCredentials,
             InvalidClientTokenId | UnrecognizedClientException => AwsErrorKind::UnknownCredentials,
-            SignatureDoesNotMatch | InvalidSignatureException | IncompleteSignature
+            SignatureDoesNotMatch
+            | InvalidSignatureException
+            | IncompleteSignature
             | MissingAuthenticationToken => AwsErrorKind::BadSignature,
             InvalidIdentityToken | IdpRejectedClaim => AwsErrorKind::BadIdentityToken,
             DecryptionFailure => AwsErrorKind::Decryption,
-            InvalidRequestException | InvalidParameterException | InvalidParameterValue
+            InvalidRequestException
+            | InvalidParameterException
+            | InvalidParameterValue
             | RegionDisabledException => AwsErrorKind::InvalidRequest,
             IdpCommunicationError | Retryable(_) => AwsErrorKind::Transient,
             Other(_) => AwsErrorKind::Other,

@@ -238,7 +238,10 @@ impl GoogleErrorBody {
         if let Ok(e) = serde_json::from_slice::<OAuthError>(body) {
             return GoogleErrorBody::OAuth(OAuthFailure {
                 code: OAuthErrorCode::parse(&e.error),
-                description: e.error_description.filter(|d| !d.is_empty()).map(|d| clip(&d)),
+                description: e
+                    .error_description
+                    .filter(|d| !d.is_empty())
+                    .map(|d| clip(&d)),
             });
         }
         if let Ok(g) = serde_json::from_slice::<GoogleError>(body) {

@@ -23,9 +23,9 @@
 
 pub mod aws;
 mod client;
-pub mod google;
 mod error;
 mod exchange;
+pub mod google;
 mod retry;
 
 pub use client::{client, proxies};

@@ -176,10 +176,12 @@ pub fn refused_hint(r: &Rejection, facts: Option<&Facts>) -> Option<String> {
                 "the temporary credentials from the {source} have expired; check the machine's clock, then retry (keyway refreshes them before their Expiration)"
             ),
         },
-        AwsErrorKind::UnknownCredentials if facts.is_some_and(|f| f.stale_session_token) => format!(
-            "the {source} holds a long-term access key (AKIA…) and a session token beside it: AWS refuses a long-term key sent with any session token. \
+        AwsErrorKind::UnknownCredentials if facts.is_some_and(|f| f.stale_session_token) => {
+            format!(
+                "the {source} holds a long-term access key (AKIA…) and a session token beside it: AWS refuses a long-term key sent with any session token. \
              The session token is left over from earlier temporary credentials:\n$ unset AWS_SESSION_TOKEN"
-        ),
+            )
+        }
         AwsErrorKind::UnknownCredentials => format!(
             "AWS does not know the access key from the {source} (deleted, inactive, or of another account or partition); check them with keyway whoami"
         ),

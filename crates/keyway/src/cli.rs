@@ -63,9 +63,61 @@ pub enum Command {
     /// profile with `credential_process = keyway token --aws` hands keyway's
     /// credentials to any AWS SDK or the AWS CLI.
     Token(TokenArgs),
+    /// Serve keyway's credentials on loopback at the endpoints SDKs already know,
+    /// for the containers of a task or pod (a sidecar), until SIGINT or SIGTERM.
+    ///
+    /// The GCE metadata API (gce) makes Google's libraries in any language use
+    /// keyway's Google credentials (Workload Identity Federation included) as if
+    /// on Compute Engine; the ECS credentials API (ecs) makes every AWS SDK use
+    /// keyway's AWS credentials (AssumeRoleWithWebIdentity from Google included);
+    /// the secrets API (secrets) answers as the AWS Secrets Manager Agent does
+    /// (GET /secretsmanager/get?secretId=…, /v1/ID, /ping, with the token in
+    /// X-Aws-Parameters-Secrets-Token), and GET /keyway/get?secretId=REFERENCE
+    /// answers the same shape for any keyway reference (Google's included).
+    /// Tokens and credentials are refreshed ahead of expiry in the background.
+    /// When ready, the variables a workload needs are printed on stdout as shell
+    /// lines (`unset …`, `export …`; also written to --env-file): GCE_METADATA_HOST
+    /// and GCE_METADATA_IP, AWS_CONTAINER_CREDENTIALS_FULL_URI and
+    /// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, KEYWAY_SECRETS_URL and
+    /// KEYWAY_SECRETS_TOKEN_FILE, and the variables that would make an SDK pick
+    /// another source first, to unset. The metadata API requires
+    /// `Metadata-Flavor: Google`; the others the token in --token-file.
+    Serve(ServeArgs),
     /// The local, offline cloud: Google and AWS APIs with real IAM decisions on an embedded store.
     #[command(subcommand)]
     Cloud(CloudCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The APIs to serve: gce, ecs, secrets (comma-separated), or auto (each
+    /// one whose credentials keyway finds).
+    #[arg(long, value_name = "APIS", default_value = "auto")]
+    pub apis: String,
+    /// How long the secrets API serves a value from memory before fetching it
+    /// again (0 to 3600; 0 = every request fetches), as the agent's ttl_seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub secrets_ttl: u64,
+    /// Where to listen; must be loopback. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: keyway_core::LoopbackAddr,
+    /// The file holding the token callers of the ECS and secrets APIs present: read if it
+    /// exists, else created (mode 0440) with a fresh random token. Default: a
+    /// private file created for this run and removed at exit.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Also write the variables to this file (mode 0644), for `. FILE` in a
+    /// workload's container; removed at exit.
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// The project id the metadata API reports (default: GOOGLE_CLOUD_PROJECT,
+    /// else what the credentials say, e.g. the service account's project).
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
+    /// The project number the metadata API reports (default: the Workload
+    /// Identity Federation audience's, if any).
+    #[arg(long, value_name = "NUMBER")]
+    pub project_number: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +139,19 @@ pub struct ExecArgs {
     /// Give up on resolving after this many seconds (retries included).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+    /// Serve keyway's credentials to the command on loopback for as long as it
+    /// runs (see `keyway serve`): APIS is gce, ecs, secrets (comma-separated) or
+    /// auto (the default: each one whose credentials keyway finds). The command
+    /// gets GCE_METADATA_HOST/GCE_METADATA_IP, AWS_CONTAINER_CREDENTIALS_FULL_URI
+    /// with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, and KEYWAY_SECRETS_URL with
+    /// KEYWAY_SECRETS_TOKEN_FILE (the token files private, 0400), and loses
+    /// the variables that would make an SDK pick another source first
+    /// (GOOGLE_APPLICATION_CREDENTIALS, AWS_ACCESS_KEY_ID, AWS_PROFILE, …).
+    #[arg(long, value_name = "APIS", num_args = 0..=1, require_equals = true, default_missing_value = "auto")]
+    pub broker: Option<String>,
+    /// Where the broker listens (loopback; default a free port on 127.0.0.1).
+    #[arg(long, value_name = "ADDR", requires = "broker")]
+    pub broker_listen: Option<keyway_core::LoopbackAddr>,
     /// The command and its arguments.
     #[arg(
         required = true,
@@ -146,7 +211,8 @@ pub enum CloudCommand {
     /// the truth (changes made through the APIs survive restarts) and the world
     /// file is not re-read unless --reset is given. Every server binds loopback on
     /// an ephemeral port; when ready, one JSON line describing them is printed on
-    /// stdout and written to DATA/endpoints.json.
+    /// stdout and written to DATA/endpoints.json. One cloud runs per data
+    /// directory: a second `cloud up` on it (with or without --reset) is refused.
     Up(UpArgs),
     /// Print shell exports that make a process behave as if it ran on an
     /// instance of the local cloud, or as a logged-in user. Use: eval "$(keyway cloud env ...)"
@@ -268,10 +334,16 @@ pub struct EnvArgs {
     #[arg(long, conflicts_with_all = ["user", "instance"])]
     pub task: Option<String>,
     /// Act as this AWS IAM user (NAME or ACCOUNT/NAME) on a developer machine:
-    /// its access key in a shared credentials file.
+    /// its access key in a shared credentials file, the region, every AWS
+    /// endpoint (IAM's included) on the local cloud, no IMDS, no pager; the aws
+    /// CLI and the SDKs run as this user unchanged.
     #[arg(long, conflicts_with_all = ["user", "instance", "task"])]
     pub aws_user: Option<String>,
-    /// Act as this user after `gcloud auth application-default login`.
+    /// Act as this user after `gcloud auth login` and `gcloud auth
+    /// application-default login`: the ADC file the client libraries read, and
+    /// gcloud itself logged in (a fresh access token in a private file, the
+    /// account, the project, every API endpoint override, no prompts, no update
+    /// checks). The token lives an hour; run this again for a new one.
     #[arg(long)]
     pub user: Option<String>,
 }

@@ -52,6 +52,15 @@ pub fn sh_quote(arg: &str) -> String {
 }
 
 pub const ACCESSOR: &str = "roles/secretmanager.secretAccessor";
+pub const SECRET_VIEWER: &str = "roles/secretmanager.viewer";
+
+/// The narrowest predefined role that grants a Secret Manager permission.
+pub fn role_granting(permission: &str) -> &'static str {
+    match permission {
+        "secretmanager.versions.access" => ACCESSOR,
+        _ => SECRET_VIEWER,
+    }
+}
 pub const WORKLOAD_IDENTITY_USER: &str = "roles/iam.workloadIdentityUser";
 
 /// The three commands that change a VM's access scopes (it must be stopped).
@@ -59,7 +68,15 @@ pub fn vm_scopes(project: &str, zone: &str, vm: &str, service_account: &str) -> 
     let zone = format!("--zone={zone}");
     let project = format!("--project={project}");
     vec![
-        Cmd::new(["gcloud", "compute", "instances", "stop", vm, &zone, &project]),
+        Cmd::new([
+            "gcloud",
+            "compute",
+            "instances",
+            "stop",
+            vm,
+            &zone,
+            &project,
+        ]),
         Cmd::new([
             "gcloud",
             "compute",
@@ -96,24 +113,18 @@ pub fn grant_on_secret(project: &str, secret: &str, member: &str, role: &str) ->
     ])
 }
 
-/// Grants `role` to `member` on a service account (who may act as it).
+/// Grants `role` to `member` on a service account (who may act as it). The
+/// account's email names its project, so no `--project` is needed.
 pub fn grant_on_service_account(service_account: &str, member: &str, role: &str) -> Cmd {
-    let project = service_account
-        .split_once('@')
-        .and_then(|(_, d)| d.strip_suffix(".iam.gserviceaccount.com"));
-    let mut argv = vec![
-        "gcloud".to_owned(),
-        "iam".into(),
-        "service-accounts".into(),
-        "add-iam-policy-binding".into(),
-        service_account.into(),
-    ];
-    if let Some(p) = project {
-        argv.push(format!("--project={p}"));
-    }
-    argv.push(format!("--member={member}"));
-    argv.push(format!("--role={role}"));
-    Cmd(argv)
+    Cmd::new([
+        "gcloud",
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        service_account,
+        &format!("--role={role}"),
+        &format!("--member={member}"),
+    ])
 }
 
 /// Enables a secret version.
@@ -125,32 +136,6 @@ pub fn enable_version(project: &str, secret: &str, version: &str) -> Cmd {
         "enable",
         version,
         &format!("--secret={secret}"),
-        &format!("--project={project}"),
-    ])
-}
-
-/// Adds a version to a secret, the value read from stdin.
-pub fn add_version(project: &str, secret: &str) -> Cmd {
-    Cmd::new([
-        "gcloud",
-        "secrets",
-        "versions",
-        "add",
-        secret,
-        "--data-file=-",
-        &format!("--project={project}"),
-    ])
-}
-
-/// Creates a secret with its first version, the value read from stdin.
-pub fn create_secret(project: &str, secret: &str) -> Cmd {
-    Cmd::new([
-        "gcloud",
-        "secrets",
-        "create",
-        secret,
-        "--replication-policy=automatic",
-        "--data-file=-",
         &format!("--project={project}"),
     ])
 }
@@ -172,6 +157,7 @@ pub fn describe_provider(project: &str, pool: &str, provider: &str, location: &s
 }
 
 /// Sets an AWS provider's attribute condition.
+#[cfg_attr(not(test), allow(dead_code))] // for `keyway doctor`'s federation checks
 pub fn set_provider_condition(
     project: &str,
     pool: &str,

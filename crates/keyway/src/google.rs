@@ -206,7 +206,10 @@ pub fn member_for(f: &Federation, aws_role: Option<&str>) -> Option<String> {
 
 /// Who the workload is on the AWS side: GetCallerIdentity with keyway's
 /// AWS chain (best effort, hints only).
-pub async fn aws_presented(env: &Env, http: &reqwest::Client) -> Option<keyway_auth::CallerIdentity> {
+pub async fn aws_presented(
+    env: &Env,
+    http: &reqwest::Client,
+) -> Option<keyway_auth::CallerIdentity> {
     let ask = async {
         let p = crate::aws::provider(env, http, false).await.ok()?;
         keyway_auth::caller_identity(&p).await.ok()

@@ -6,6 +6,7 @@
 mod aws;
 mod cli;
 mod commands;
+mod fixes;
 mod google;
 mod logging;
 mod output;

@@ -16,8 +16,8 @@ use aws_sigv4::http_request::SigningSettings;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_auth::AwsCredentials;
-use keyway_auth::aws::{AwsService, Rejection, SigningError};
 pub use keyway_auth::aws::signature;
+use keyway_auth::aws::{AwsService, Rejection, SigningError};
 use keyway_core::{Clock, Reference, Secret};
 use keyway_http::aws::{AwsError, AwsErrorCode, AwsErrorKind, error_of};
 use keyway_http::{Call, Cap, HttpError, Reply, redact_url};
@@ -67,9 +67,8 @@ pub fn sign_request(
         let name = http::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| {
             SigningError::Signing(format!("signing produced a bad header name: {e}"))
         })?;
-        let mut value = http::HeaderValue::from_str(&v).map_err(|_| {
-            SigningError::Signing(format!("signing produced a bad value for {k}"))
-        })?;
+        let mut value = http::HeaderValue::from_str(&v)
+            .map_err(|_| SigningError::Signing(format!("signing produced a bad value for {k}")))?;
         value.set_sensitive(k != "x-amz-date");
         req.headers_mut().insert(name, value);
     }
@@ -86,6 +85,38 @@ pub fn endpoint(env: &keyway_core::Env, service_env: &str, service: &str, region
 }
 
 pub async fn get_secret_value(f: &Fetcher, r: &Reference) -> Result<Secret<Vec<u8>>, FetchError> {
+    call_get_secret_value(f, r, decode).await
+}
+
+/// GetSecretValue's whole answer (the JSON body AWS sent: ARN, Name,
+/// VersionId, SecretString or SecretBinary, VersionStages, CreatedDate), for
+/// callers that hand it on as it is (the broker's Secrets Manager
+/// Agent-compatible API). Failures are classified as for [`get_secret_value`].
+pub async fn get_secret_value_response(
+    f: &Fetcher,
+    r: &Reference,
+) -> Result<Secret<Vec<u8>>, FetchError> {
+    call_get_secret_value(f, r, |body, reference| {
+        let mut checked: GetSecretValueResponse =
+            serde_json::from_slice(body).map_err(|_| FetchError::Corrupt {
+                reference: reference.to_owned(),
+                reason: "the response is not a GetSecretValue response".into(),
+            })?;
+        checked.secret_string.zeroize();
+        checked.secret_binary.zeroize();
+        Ok(Secret::new(body.to_vec()))
+    })
+    .await
+}
+
+/// A 200 answer's body, turned into what the caller wants.
+type Decode = fn(&[u8], &str) -> Result<Secret<Vec<u8>>, FetchError>;
+
+async fn call_get_secret_value(
+    f: &Fetcher,
+    r: &Reference,
+    decode: Decode,
+) -> Result<Secret<Vec<u8>>, FetchError> {
     let Reference::AwsSecretsManager {
         region,
         secret_id,
@@ -133,23 +164,25 @@ pub async fn get_secret_value(f: &Fetcher, r: &Reference) -> Result<Secret<Vec<u
             // Fresh for every attempt: the provider refreshes credentials near their expiry.
             // A transient failure of the chain (IMDS or the ECS agent briefly
             // down at a refresh) is retried like any other.
-            let creds = provider
-                .credentials()
-                .await
-                .map_err(|error| FetchError::AwsCredentials {
-                    reference: reference.clone(),
-                    error,
-                })?;
-            let (reply, signed_at) = signed
-                .post(&call, &creds, timeout)
-                .await
-                .map_err(|e| match e {
-                    PostError::Http(error) => FetchError::Transport {
+            let creds =
+                provider
+                    .credentials()
+                    .await
+                    .map_err(|error| FetchError::AwsCredentials {
                         reference: reference.clone(),
                         error,
-                    },
-                    PostError::Signing(e) => FetchError::Internal(e.to_string()),
-                })?;
+                    })?;
+            let (reply, signed_at) =
+                signed
+                    .post(&call, &creds, timeout)
+                    .await
+                    .map_err(|e| match e {
+                        PostError::Http(error) => FetchError::Transport {
+                            reference: reference.clone(),
+                            error,
+                        },
+                        PostError::Signing(e) => FetchError::Internal(e.to_string()),
+                    })?;
             // The body is a Secret: zeroised when `reply` drops.
             if reply.status == 200 {
                 return decode(reply.body.expose(), reference);
@@ -251,11 +284,13 @@ pub fn classify(
 ) -> FetchError {
     let reference = reference.to_owned();
     let url = redact_url(url);
-    let AwsError { code, message } = error_of(reply.body.expose(), reply.header("x-amzn-errortype"))
-        .unwrap_or_else(|| AwsError {
-            code: AwsErrorCode::Other(String::new()),
-            message: String::from_utf8_lossy(&reply.body.expose()[..reply.body.len().min(200)])
-                .into_owned(),
+    let AwsError { code, message } =
+        error_of(reply.body.expose(), reply.header("x-amzn-errortype")).unwrap_or_else(|| {
+            AwsError {
+                code: AwsErrorCode::Other(String::new()),
+                message: String::from_utf8_lossy(&reply.body.expose()[..reply.body.len().min(200)])
+                    .into_owned(),
+            }
         });
     match code.kind() {
         AwsErrorKind::AccessDenied => FetchError::AwsAccessDenied { reference, message },

@@ -7,8 +7,8 @@ use crate::{FetchError, Fetcher};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_core::{Reference, Secret};
-use keyway_http::{Call, Cap, redact_url};
 use keyway_http::google::{ErrorReason, GoogleErrorBody, RpcStatus};
+use keyway_http::{Call, Cap, redact_url};
 use keyway_wire::google::secretmanager::AccessSecretVersionResponse;
 use zeroize::Zeroize;
 

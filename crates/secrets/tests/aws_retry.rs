@@ -1,6 +1,6 @@
 //! A transient failure of the AWS credential chain inside a Secrets Manager
-//! fetch is retried: credentials from IMDS that are due for refresh, an IMDS
-//! that answers 503 once at that refresh, and the fetch still succeeds within
+//! fetch is retried: credentials from IMDS that have expired (so they must be
+//! refreshed), an IMDS that answers 503 once at that refresh, and the fetch still succeeds within
 //! its deadline (the credential chain itself is told not to retry, so the
 //! retry seen is the fetch's, decided by the error's typed `is_transient`).
 //! A refusal (404 from IMDS, not transient) is not retried.
@@ -76,9 +76,10 @@ async fn serve(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -
     format!("http://{addr}")
 }
 
-/// An IMDS whose credentials expire in 100 s (so every use refreshes them)
-/// and whose credentials document fails with `fail_status` on the calls
-/// numbered in `fail_on` (from 0).
+/// An IMDS whose credentials have already expired (so every use must
+/// refresh them: the cache serves no expired value, even after a failed
+/// refresh) and whose credentials document fails with `fail_status` on the
+/// calls numbered in `fail_on` (from 0).
 async fn imds(calls: Arc<AtomicUsize>, fail_on: &'static [usize], fail_status: u16) -> String {
     serve(move |line| {
         if line.starts_with("PUT /latest/api/token") {
@@ -92,7 +93,7 @@ async fn imds(calls: Arc<AtomicUsize>, fail_on: &'static [usize], fail_status: u
             if fail_on.contains(&n) {
                 return (fail_status, String::new());
             }
-            let exp = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(100);
+            let exp = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(10);
             return (
                 200,
                 format!(
@@ -111,7 +112,12 @@ async fn fetcher(imds: &str, sm: &str) -> Result<Fetcher, keyway_auth::AwsAuthEr
         .with("AWS_ENDPOINT_URL", sm)
         .with("HOME", "/nonexistent-home");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut ctx = AuthContext::new(env.clone(), Arc::new(MemFs::new()), Arc::new(SystemClock), http.clone());
+    let mut ctx = AuthContext::new(
+        env.clone(),
+        Arc::new(MemFs::new()),
+        Arc::new(SystemClock),
+        http.clone(),
+    );
     // The chain does not retry on its own: any retry seen is the fetch's.
     ctx.retry = RetryPolicy {
         max_attempts: 1,

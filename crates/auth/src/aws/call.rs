@@ -5,8 +5,8 @@
 //! at. Transient refusals (5xx, 429, throttling codes) are retried; the rest
 //! return at once.
 
-use super::error::{AwsAuthError, AwsService, Rejection};
 use super::AwsSourceKind;
+use super::error::{AwsAuthError, AwsService, Rejection};
 use crate::context::RetryPolicy;
 use crate::http::{Call, Cap, Reply, redact_url};
 use keyway_http::aws::{AwsError, AwsErrorCode};

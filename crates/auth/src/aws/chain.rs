@@ -251,7 +251,12 @@ pub(super) async fn run(
                     role,
                 },
             };
-            Ok(answered(attempts, source, creds, Refetch::Imds { endpoint }))
+            Ok(answered(
+                attempts,
+                source,
+                creds,
+                Refetch::Imds { endpoint },
+            ))
         }
         // At the default address, no answer means "not on EC2".
         Err(e) if endpoint == imds::DEFAULT => {

@@ -35,8 +35,7 @@ pub(super) fn url(ctx: &AuthContext) -> Result<Option<String>, AwsAuthError> {
     let Some(full) = ctx.env.non_empty(FULL) else {
         return Ok(None);
     };
-    let u = url::Url::parse(full)
-        .map_err(|e| bad(FULL, format!("{FULL} is not a URL ({e})")))?;
+    let u = url::Url::parse(full).map_err(|e| bad(FULL, format!("{FULL} is not a URL ({e})")))?;
     let allowed = match (u.scheme(), u.host()) {
         ("https", Some(_)) => true,
         ("http", Some(url::Host::Ipv4(ip))) => {

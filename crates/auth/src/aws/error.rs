@@ -32,10 +32,7 @@ pub enum AwsAuthError {
 
     /// A source of a kind keyway recognises but does not handle yet.
     #[error("getting aws credentials from the {kind}: {detail} is not supported yet")]
-    Unsupported {
-        kind: AwsSourceKind,
-        detail: String,
-    },
+    Unsupported { kind: AwsSourceKind, detail: String },
 
     /// No complete answer arrived from the source's endpoint (or from an AWS
     /// API called with the credentials).

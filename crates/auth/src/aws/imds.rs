@@ -48,7 +48,11 @@ async fn token(
     let url = format!("{endpoint}/latest/api/token");
     let reply = call::send(
         policy,
-        imds_call("getting an IMDSv2 session token", &url, http::METADATA_VALUE),
+        imds_call(
+            "getting an IMDSv2 session token",
+            &url,
+            http::METADATA_VALUE,
+        ),
         || {
             Ok(Attempt {
                 request: ctx

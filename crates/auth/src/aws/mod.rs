@@ -47,8 +47,10 @@ pub use web_identity::DEFAULT_GOOGLE_AUDIENCE;
 
 pub(crate) use imds::region_of_zone_url;
 
-/// Replaced this long before their Expiration (as the SDKs do).
-const REFRESH_AHEAD_SECS: i64 = 300;
+/// Replaced this long before their Expiration (capped at half their lifetime):
+/// botocore's advisory refresh window, so credentials keyway hands to an SDK
+/// (through the broker's ECS API) are never already inside the SDK's own window.
+const REFRESH_AHEAD: Duration = Duration::from_secs(15 * 60);
 
 /// One set of AWS credentials.
 #[derive(Clone)]
@@ -165,7 +167,9 @@ pub enum AwsLocation {
 pub enum WebIdentityToken {
     File(PathBuf),
     /// A Google ID token (KEYWAY_AWS_WEB_IDENTITY=google) for this audience.
-    Google { audience: String },
+    Google {
+        audience: String,
+    },
 }
 
 impl fmt::Display for AwsSource {
@@ -275,6 +279,12 @@ pub struct AwsAttempt {
     pub outcome: AwsOutcome,
 }
 
+impl crate::cache::Expiring for AwsCredentials {
+    fn expires_at(&self) -> Option<i64> {
+        self.expires_at
+    }
+}
+
 /// Options of the chain: which sources it consults and how IMDS is reached.
 /// A narrower chain is a typed choice here (as aws-config's provider
 /// configuration is), never a rewritten environment.
@@ -338,7 +348,7 @@ struct Inner {
     attempts: Vec<AwsAttempt>,
     region: Option<(String, &'static str)>,
     fetch: chain::Refetch,
-    cache: tokio::sync::Mutex<AwsCredentials>,
+    cache: crate::cache::Cache<AwsCredentials, AwsAuthError>,
 }
 
 impl fmt::Debug for AwsCredentialsProvider {
@@ -379,18 +389,27 @@ impl AwsCredentialsProvider {
         &self.inner.ctx
     }
 
-    /// Current credentials: the cached ones unless they expire within the refresh margin.
+    /// Current credentials: the cached ones unless they are due for refresh
+    /// (then one refresh for all concurrent callers; while it runs, or shortly
+    /// after it failed, the cached ones as long as they are valid).
     pub async fn credentials(&self) -> Result<AwsCredentials, AwsAuthError> {
-        let mut cached = self.inner.cache.lock().await;
-        if let Some(exp) = cached.expires_at {
-            let now = self.inner.ctx.clock.now_secs();
-            if exp - now <= REFRESH_AHEAD_SECS {
-                tracing::debug!(source = %self.inner.source, "aws credentials near expiry, refreshing");
-                *cached =
-                    chain::refetch(&self.inner.ctx, &self.inner.options, &self.inner.fetch).await?;
-            }
-        }
-        Ok(cached.clone())
+        let inner = &*self.inner;
+        inner
+            .cache
+            .get(
+                || inner.ctx.clock.now_secs(),
+                || async {
+                    tracing::debug!(source = %inner.source, "aws credentials due for refresh");
+                    chain::refetch(&inner.ctx, &inner.options, &inner.fetch).await
+                },
+            )
+            .await
+    }
+
+    /// What the credentials cache holds: expiry, when a refresh is due, whether
+    /// the last refresh failed.
+    pub fn status(&self) -> Option<crate::cache::CacheStatus> {
+        self.inner.cache.status()
     }
 }
 
@@ -411,7 +430,7 @@ pub async fn aws_default(
             attempts,
             region,
             fetch: found.fetch,
-            cache: tokio::sync::Mutex::new(found.creds),
+            cache: crate::cache::Cache::seeded(REFRESH_AHEAD, found.creds, ctx.clock.now_secs()),
         }),
     })
 }

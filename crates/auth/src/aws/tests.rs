@@ -350,9 +350,7 @@ fn relative_uri_goes_to_the_ecs_agent_and_wins_over_full() {
         )
         .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/x");
     assert_eq!(
-        ecs::url(&ctx(env, MemFs::new()))
-            .unwrap()
-            .as_deref(),
+        ecs::url(&ctx(env, MemFs::new())).unwrap().as_deref(),
         Some("http://169.254.170.2/v2/credentials/abc")
     );
     let env = Env::new().with("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/x");
@@ -365,12 +363,7 @@ fn relative_uri_goes_to_the_ecs_agent_and_wins_over_full() {
         "http://169.254.170.23/v1/credentials",
     ] {
         let env = Env::new().with("AWS_CONTAINER_CREDENTIALS_FULL_URI", ok);
-        assert!(
-            ecs::url(&ctx(env, MemFs::new()))
-                .unwrap()
-                .is_some(),
-            "{ok}"
-        );
+        assert!(ecs::url(&ctx(env, MemFs::new())).unwrap().is_some(), "{ok}");
     }
 }
 

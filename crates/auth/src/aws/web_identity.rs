@@ -237,12 +237,10 @@ pub(super) async fn assume_role(
     // The answer holds the secret key: kept in a Secret (zeroised when dropped).
     let text = Secret::new(String::from_utf8_lossy(reply.body.expose()).into_owned());
     let field = |t: &str| {
-        keyway_http::aws::xml_text(text.expose(), t).ok_or_else(|| {
-            AwsAuthError::InvalidResponse {
-                kind: kind,
-                url: http::redact_url(&url),
-                reason: format!("an AssumeRoleWithWebIdentity response without {t}"),
-            }
+        keyway_http::aws::xml_text(text.expose(), t).ok_or_else(|| AwsAuthError::InvalidResponse {
+            kind,
+            url: http::redact_url(&url),
+            reason: format!("an AssumeRoleWithWebIdentity response without {t}"),
         })
     };
     Ok(AwsCredentials {

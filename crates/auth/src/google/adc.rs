@@ -4,6 +4,7 @@
 //! a configured source that is broken stops it (a bad file named by the user
 //! must not be silently replaced by whatever comes next).
 
+use super::TokenCache;
 use super::external::External;
 use super::file::{self, CredentialsFile, FileError};
 use super::impersonated::Impersonated;
@@ -13,7 +14,6 @@ use super::{
     Provider, Source, SourceKind,
 };
 use super::{authorized_user::AuthorizedUser, service_account::ServiceAccount};
-use crate::cache::TokenCache;
 use crate::context::{AuthContext, RetryPolicy};
 use crate::error::{AuthError, ConfigProblem};
 use keyway_core::{Secret, vars};
@@ -41,7 +41,13 @@ pub async fn google_default(
         Some(p) if !p.is_empty() => {
             let path = PathBuf::from(p);
             let bytes = read(ctx, &path, SourceKind::EnvFile)?.ok_or_else(|| {
-                invalid(&path, SourceKind::EnvFile, None, None, ConfigProblem::Missing)
+                invalid(
+                    &path,
+                    SourceKind::EnvFile,
+                    None,
+                    None,
+                    ConfigProblem::Missing,
+                )
             })?;
             attempts.push(Attempt {
                 source: SourceKind::EnvFile,
@@ -53,7 +59,10 @@ pub async fn google_default(
             SourceKind::EnvFile,
             Absent::Empty { var: gac },
         )),
-        None => attempts.push(not_configured(SourceKind::EnvFile, Absent::Unset { var: gac })),
+        None => attempts.push(not_configured(
+            SourceKind::EnvFile,
+            Absent::Unset { var: gac },
+        )),
     }
 
     // 2. gcloud's file.
@@ -204,18 +213,19 @@ pub fn credential_file(ctx: &AuthContext) -> Result<Option<CredentialFile>, Auth
             _ => Ok(None),
         };
     };
-    let parsed = parse(ctx, &path, origin, &bytes)?;
+    let parsed = parse(&ctx.env, &path, origin, &bytes)?;
     Ok(Some(CredentialFile::of(&path, origin, &parsed)))
 }
 
-/// The parsed file, or its error with the field's line.
-fn parse(
-    ctx: &AuthContext,
+/// The parsed file, or its error with the field's line (`env` supplies only
+/// the endpoint overrides the parser consults).
+pub(super) fn parse(
+    env: &keyway_core::Env,
     path: &Path,
     origin: SourceKind,
     bytes: &Secret<Vec<u8>>,
 ) -> Result<CredentialsFile, AuthError> {
-    file::parse(bytes, &ctx.env).map_err(|e| match e {
+    file::parse(bytes, env).map_err(|e| match e {
         FileError::Invalid { field, problem } => {
             let line = match (&problem, field) {
                 (ConfigProblem::NotJson(_), _) => file::json_error_line(bytes),
@@ -241,7 +251,7 @@ async fn from_file(
     attempts: Vec<Attempt>,
     scopes: &[String],
 ) -> Result<GoogleCredentials, AuthError> {
-    let parsed = parse(ctx, &path, origin, bytes)?;
+    let parsed = parse(&ctx.env, &path, origin, bytes)?;
     let described = CredentialFile::of(&path, origin, &parsed);
     let creds = match parsed {
         CredentialsFile::Impersonated(mut cfg) => {

@@ -9,7 +9,6 @@ use crate::error::{AuthError, GoogleCall};
 use crate::http;
 use keyway_core::Secret;
 
-
 pub(crate) struct AuthorizedUser {
     client_id: String,
     client_secret: Secret<String>,
@@ -56,8 +55,8 @@ impl AuthorizedUser {
         let reply = http::send(
             &ctx.retry,
             GoogleCall::RefreshUser,
-url,
-http::TOKEN,
+            url,
+            http::TOKEN,
             false,
             || {
                 ctx.http.post(url).form(&[

@@ -76,7 +76,10 @@ impl WorkloadProvider {
 
     /// `principalSet://iam.googleapis.com/projects/N/locations/L/workloadIdentityPools/P/` + `rest`.
     pub fn principal_set(&self, rest: &str) -> String {
-        format!("principalSet://iam.googleapis.com/{}/{rest}", self.pool_name())
+        format!(
+            "principalSet://iam.googleapis.com/{}/{rest}",
+            self.pool_name()
+        )
     }
 
     /// Parses an audience; `None` unless it names a workload identity pool provider.
@@ -185,7 +188,11 @@ mod tests {
     fn audiences_name_their_provider() {
         let p = WorkloadProvider::from_audience("//iam.googleapis.com/projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider").unwrap();
         assert_eq!(
-            (p.project_number.as_str(), p.pool.as_str(), p.provider.as_str()),
+            (
+                p.project_number.as_str(),
+                p.pool.as_str(),
+                p.provider.as_str()
+            ),
             ("402718395026", "bq-pool", "aws-provider")
         );
         assert_eq!(
@@ -196,7 +203,12 @@ mod tests {
             p.audience(),
             "//iam.googleapis.com/projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider"
         );
-        assert!(WorkloadProvider::from_audience("//iam.googleapis.com/locations/global/workforcePools/p/providers/x").is_none());
+        assert!(
+            WorkloadProvider::from_audience(
+                "//iam.googleapis.com/locations/global/workforcePools/p/providers/x"
+            )
+            .is_none()
+        );
         assert!(WorkloadProvider::from_audience("x").is_none());
     }
 }

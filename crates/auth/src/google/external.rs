@@ -6,7 +6,7 @@
 //! lifetime `service_account_impersonation.token_lifetime_seconds`, default 3600).
 //!
 //! The subject token is fetched anew for every exchange and never cached or
-//! shown; the resulting token is cached by the credentials' [`TokenCache`](crate::cache).
+//! shown; the resulting token is cached by the credentials' [`Cache`](crate::cache).
 
 use super::aws_source::{AwsConfig, AwsSubject};
 use super::executable::{self, ExecutableConfig};
@@ -305,6 +305,11 @@ impl External {
         self.cfg.quota_project_id.as_deref()
     }
 
+    /// The STS audience: the pool provider's full resource name.
+    pub(crate) fn audience(&self) -> &str {
+        &self.cfg.audience
+    }
+
     /// "aws1 via … → STS https://sts.googleapis.com/v1/token → impersonating sa@p.iam…"
     pub(crate) fn chain(&self) -> String {
         let source = match (&self.cfg.source, &self.aws) {
@@ -349,8 +354,8 @@ impl External {
                 let reply = http::send(
                     &ctx.retry,
                     GoogleCall::SubjectTokenUrl,
-url,
-http::METADATA_VALUE,
+                    url,
+                    http::METADATA_VALUE,
                     false,
                     || {
                         let mut r = ctx.http.get(url.as_str());

@@ -112,7 +112,10 @@ pub(crate) fn line_of_key(doc: &[u8], key: &str) -> Option<usize> {
                 if text == key.as_bytes() && doc.get(k) == Some(&b':') {
                     return Some(line);
                 }
-                line += doc[start..j.min(doc.len())].iter().filter(|b| **b == b'\n').count();
+                line += doc[start..j.min(doc.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
                 i = j;
             }
             _ => {}

@@ -204,7 +204,13 @@ impl Metadata {
         let url = self.url("token", query);
         let now = ctx.clock.now_secs();
         let reply = self
-            .get(ctx, &ctx.retry, GoogleCall::MetadataToken, &url, http::TOKEN)
+            .get(
+                ctx,
+                &ctx.retry,
+                GoogleCall::MetadataToken,
+                &url,
+                http::TOKEN,
+            )
             .await?;
         // The response names no scopes; `identity()` asks the server for them.
         super::token_from_reply(&reply, DOING, &url, now, None)

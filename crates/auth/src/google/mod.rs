@@ -7,6 +7,7 @@
 mod adc;
 mod authorized_user;
 mod aws_source;
+mod check;
 mod describe;
 mod executable;
 mod external;
@@ -18,9 +19,11 @@ mod service_account;
 mod sts;
 
 pub use adc::{credential_file, google_default};
+pub use check::check_credentials_file;
 pub use describe::{CredentialFile, Federation, SubjectSourceKind, WorkloadProvider};
+pub use sts::Service as GoogleService;
 
-use crate::cache::TokenCache;
+use crate::cache::{Cache, CacheStatus, Expiring, Keyed};
 use crate::context::AuthContext;
 use crate::error::AuthError;
 use crate::http::{self, Reply};
@@ -288,22 +291,55 @@ pub struct Identity {
     pub expires_at: Option<i64>,
 }
 
+impl Expiring for AccessToken {
+    fn expires_at(&self) -> Option<i64> {
+        Some(self.expires_at)
+    }
+}
+
+/// The access-token cache of one set of scopes.
+pub(crate) type TokenCache = Cache<AccessToken, AuthError>;
+
+/// A Google-signed ID token and its `exp`.
+#[derive(Clone)]
+struct IdToken {
+    token: Secret<String>,
+    expires_at: i64,
+}
+
+impl Expiring for IdToken {
+    fn expires_at(&self) -> Option<i64> {
+        Some(self.expires_at)
+    }
+}
+
+/// How many audiences keep a cached ID token (a broker's callers choose them).
+const ID_TOKEN_AUDIENCES: usize = 64;
+
 /// Credentials found by [`google_default`]. Cheap to clone; clones share one
-/// token cache.
+/// token cache. [`GoogleCredentials::with_scopes`] makes a handle on the same
+/// source with its own scopes and cache.
 #[derive(Clone)]
 pub struct GoogleCredentials {
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    shared: Arc<Shared>,
+    scopes: Vec<String>,
+    cache: TokenCache,
+}
+
+/// What every scope set of one source shares.
+struct Shared {
     ctx: AuthContext,
     source: Source,
     attempts: Vec<Attempt>,
-    scopes: Vec<String>,
     provider: Provider,
-    cache: TokenCache,
     /// An email learned from an ID token that came with a refresh.
     learned_email: Mutex<Option<String>>,
+    /// ID tokens by audience.
+    id_tokens: Keyed<String, IdToken, AuthError>,
     /// What the credentials file said, for file sources.
     file: std::sync::OnceLock<CredentialFile>,
 }
@@ -326,7 +362,7 @@ pub(crate) struct Minted {
 impl fmt::Debug for GoogleCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GoogleCredentials")
-            .field("source", &self.inner.source)
+            .field("source", &self.inner.shared.source)
             .field("scopes", &self.inner.scopes)
             .finish_non_exhaustive()
     }
@@ -343,38 +379,60 @@ impl GoogleCredentials {
     ) -> Self {
         GoogleCredentials {
             inner: Arc::new(Inner {
-                ctx: ctx.clone(),
-                source,
-                attempts,
+                shared: Arc::new(Shared {
+                    ctx: ctx.clone(),
+                    source,
+                    attempts,
+                    provider,
+                    learned_email: Mutex::new(None),
+                    id_tokens: Keyed::new(ID_TOKEN_AUDIENCES, ctx.refresh_ahead),
+                    file: std::sync::OnceLock::new(),
+                }),
                 scopes: scopes.to_vec(),
-                provider,
                 cache,
-                learned_email: Mutex::new(None),
-                file: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The same credentials asking for other scopes, with a token cache of
+    /// their own. Sources whose scopes are fixed upstream (a metadata server, a
+    /// user's refresh token) return the tokens they have whatever is asked.
+    pub fn with_scopes(&self, scopes: &[String]) -> GoogleCredentials {
+        GoogleCredentials {
+            inner: Arc::new(Inner {
+                shared: self.inner.shared.clone(),
+                scopes: scopes.to_vec(),
+                cache: TokenCache::new(self.inner.shared.ctx.refresh_ahead),
             }),
         }
     }
 
     /// Records what the credentials file said (set once, when built from a file).
     pub(crate) fn with_file(self, file: CredentialFile) -> Self {
-        let _ = self.inner.file.set(file);
+        let _ = self.inner.shared.file.set(file);
         self
     }
 
     /// What the credentials file said (its type, account, and federation
     /// settings), for credentials read from a file.
     pub fn file(&self) -> Option<&CredentialFile> {
-        self.inner.file.get()
+        self.inner.shared.file.get()
     }
 
     /// Where these credentials came from.
     pub fn source(&self) -> &Source {
-        &self.inner.source
+        &self.inner.shared.source
     }
 
     /// Every source tried, in order, ending with the one that answered.
     pub fn attempts(&self) -> &[Attempt] {
-        &self.inner.attempts
+        &self.inner.shared.attempts
+    }
+
+    /// What the access-token cache holds (expiry, when it is due for refresh,
+    /// whether the last refresh failed); `None` before the first token.
+    pub fn token_status(&self) -> Option<CacheStatus> {
+        self.inner.cache.status()
     }
 
     /// The scopes requested for access tokens.
@@ -385,7 +443,7 @@ impl GoogleCredentials {
     /// The `quota_project_id` of an authorized_user file, or the `project_id` of a
     /// service account key.
     pub fn project_hint(&self) -> Option<&str> {
-        match &self.inner.provider {
+        match &self.inner.shared.provider {
             Provider::AuthorizedUser(u) => u.quota_project_id(),
             Provider::ServiceAccount(s) => s.project_id(),
             Provider::Metadata(_) => None,
@@ -394,20 +452,31 @@ impl GoogleCredentials {
         }
     }
 
-    /// An access token: the cached one while fresh, else one refresh shared by
-    /// all concurrent callers.
+    /// For Workload Identity Federation, the provider's resource name (the STS
+    /// audience, `//iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/…`).
+    pub fn federation_audience(&self) -> Option<&str> {
+        match &self.inner.shared.provider {
+            Provider::External(e) => Some(e.audience()),
+            _ => None,
+        }
+    }
+
+    /// An access token: the cached one while fresh (or while a refresh is in
+    /// flight, or shortly after one failed, as long as it is valid), else one
+    /// refresh shared by all concurrent callers.
     pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
-        let inner = &self.inner;
+        let scopes = &self.inner.scopes;
+        let inner = &*self.inner.shared;
         let clock = || inner.ctx.clock.now_secs();
-        inner
+        self.inner
             .cache
             .get(clock, || async {
                 let minted = match &inner.provider {
                     Provider::AuthorizedUser(u) => u.fetch_token(&inner.ctx).await?,
-                    Provider::ServiceAccount(s) => s.fetch_token(&inner.ctx, &inner.scopes).await?,
-                    Provider::Metadata(m) => m.fetch_token(&inner.ctx, &inner.scopes).await?,
-                    Provider::External(e) => e.fetch_token(&inner.ctx, &inner.scopes).await?,
-                    Provider::Impersonated(i) => i.fetch_token(&inner.ctx, &inner.scopes).await?,
+                    Provider::ServiceAccount(s) => s.fetch_token(&inner.ctx, scopes).await?,
+                    Provider::Metadata(m) => m.fetch_token(&inner.ctx, scopes).await?,
+                    Provider::External(e) => e.fetch_token(&inner.ctx, scopes).await?,
+                    Provider::Impersonated(i) => i.fetch_token(&inner.ctx, scopes).await?,
                 };
                 if let Some(email) = minted.email {
                     *inner.learned_email.lock().unwrap_or_else(|p| p.into_inner()) = Some(email);
@@ -422,7 +491,7 @@ impl GoogleCredentials {
     /// its expiry. Gets (or reuses) an access token.
     pub async fn identity(&self) -> Result<Identity, AuthError> {
         let token = self.access_token().await?;
-        let inner = &self.inner;
+        let inner = &*self.inner.shared;
         let (email, scopes) = match &inner.provider {
             Provider::AuthorizedUser(u) => {
                 let learned = inner
@@ -464,17 +533,36 @@ impl GoogleCredentials {
         if token.scopes.is_some() {
             return Ok(token.scopes);
         }
-        match &self.inner.provider {
-            Provider::Metadata(m) => Ok(Some(m.scopes(&self.inner.ctx).await?)),
+        match &self.inner.shared.provider {
+            Provider::Metadata(m) => Ok(Some(m.scopes(&self.inner.shared.ctx).await?)),
             _ => Ok(None),
         }
     }
 
-    /// A Google-signed ID token for `audience` (not cached). Service account keys
-    /// and metadata servers sign their own; impersonated and federated credentials
-    /// (with impersonation) ask IAM Credentials `generateIdToken`.
+    /// A Google-signed ID token for `audience`, cached per audience like access
+    /// tokens (refreshed ahead of its `exp`, one refresh for concurrent callers).
+    /// Service account keys and metadata servers sign their own; impersonated and
+    /// federated credentials (with impersonation) ask IAM Credentials `generateIdToken`.
     pub async fn id_token(&self, audience: &str) -> Result<Secret<String>, AuthError> {
-        let inner = &self.inner;
+        let inner = &*self.inner.shared;
+        let cache = inner.id_tokens.get(&audience.to_owned());
+        let clock = || inner.ctx.clock.now_secs();
+        let t = cache
+            .get(clock, || async {
+                let now = inner.ctx.clock.now_secs();
+                let token = self.fetch_id_token(audience).await?;
+                // Unverified: the issuer is who we just asked; only the expiry matters here.
+                let expires_at = jwt::claims_unverified(&token)
+                    .and_then(|c| c.get("exp").and_then(serde_json::Value::as_i64))
+                    .unwrap_or(now);
+                Ok(IdToken { token, expires_at })
+            })
+            .await?;
+        Ok(t.token)
+    }
+
+    async fn fetch_id_token(&self, audience: &str) -> Result<Secret<String>, AuthError> {
+        let inner = &*self.inner.shared;
         match &inner.provider {
             Provider::Metadata(m) => m.id_token(&inner.ctx, audience).await,
             Provider::ServiceAccount(s) => s.id_token(&inner.ctx, audience).await,

@@ -71,19 +71,12 @@ impl ServiceAccount {
         assertion: &Secret<String>,
     ) -> Result<http::Reply, AuthError> {
         let url = self.cfg.token_uri.as_str();
-        http::send(
-            &ctx.retry,
-            call,
-url,
-http::TOKEN,
-            false,
-            || {
-                ctx.http.post(url).form(&[
-                    ("grant_type", JWT_BEARER),
-                    ("assertion", assertion.expose().as_str()),
-                ])
-            },
-        )
+        http::send(&ctx.retry, call, url, http::TOKEN, false, || {
+            ctx.http.post(url).form(&[
+                ("grant_type", JWT_BEARER),
+                ("assertion", assertion.expose().as_str()),
+            ])
+        })
         .await
     }
 
@@ -99,13 +92,8 @@ http::TOKEN,
         let scope = (!scopes.is_empty()).then(|| ("scope", Value::String(scopes.join(" "))));
         let assertion = self.assertion(now, scope)?;
         let reply = self.exchange(ctx, CALL, &assertion).await?;
-        let mut minted = super::token_from_reply(
-            &reply,
-            CALL.doing(),
-            &self.cfg.token_uri,
-            now,
-            Some(scopes),
-        )?;
+        let mut minted =
+            super::token_from_reply(&reply, CALL.doing(), &self.cfg.token_uri, now, Some(scopes))?;
         // The id_token's email is the account's own; no need to learn it.
         minted.email = None;
         Ok(minted)

@@ -28,22 +28,24 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// (what google-auth sends).
 pub(crate) const IAM_SCOPE: &str = "https://www.googleapis.com/auth/iam";
 
-/// Which Google service a URL must belong to.
+/// Which Google service a credential file's URL must belong to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Service {
+pub enum Service {
     Sts,
     IamCredentials,
 }
 
 impl Service {
-    fn name(self) -> &'static str {
+    /// The service's host prefix: `sts`, `iamcredentials`.
+    pub fn name(self) -> &'static str {
         match self {
             Service::Sts => "sts",
             Service::IamCredentials => "iamcredentials",
         }
     }
 
-    fn override_var(self) -> &'static str {
+    /// The endpoint override that makes another origin acceptable.
+    pub fn override_var(self) -> &'static str {
         match self {
             Service::Sts => vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS,
             Service::IamCredentials => vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS,
@@ -110,9 +112,8 @@ pub(crate) fn url_error(field: &'static str, r: UrlRefused) -> FileError {
         field: Some(field),
         problem: ConfigProblem::NotGoogleEndpoint {
             field,
-            service: r.service.name(),
+            service: r.service,
             url: r.url,
-            override_var: r.service.override_var(),
         },
     }
 }
@@ -177,33 +178,26 @@ pub(crate) async fn exchange(ctx: &AuthContext, x: &Exchange<'_>) -> Result<Mint
         _ => None,
     };
     let url = x.token_url;
-    let reply = http::send(
-        &ctx.retry,
-        CALL,
-url,
-http::TOKEN,
-        false,
-        || {
-            let mut form: Vec<(&str, &str)> = vec![
-                ("grant_type", TOKEN_EXCHANGE),
-                ("audience", x.audience),
-                ("requested_token_type", ACCESS_TOKEN_TYPE),
-                ("subject_token", x.subject_token.expose().as_str()),
-                ("subject_token_type", x.subject_token_type),
-            ];
-            if !scope.is_empty() {
-                form.push(("scope", scope.as_str()));
-            }
-            if let Some(o) = &options {
-                form.push(("options", o.as_str()));
-            }
-            let req = ctx.http.post(url).form(&form);
-            match x.client {
-                Some((id, secret)) => req.basic_auth(id, Some(secret.expose())),
-                None => req,
-            }
-        },
-    )
+    let reply = http::send(&ctx.retry, CALL, url, http::TOKEN, false, || {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", TOKEN_EXCHANGE),
+            ("audience", x.audience),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+            ("subject_token", x.subject_token.expose().as_str()),
+            ("subject_token_type", x.subject_token_type),
+        ];
+        if !scope.is_empty() {
+            form.push(("scope", scope.as_str()));
+        }
+        if let Some(o) = &options {
+            form.push(("options", o.as_str()));
+        }
+        let req = ctx.http.post(url).form(&form);
+        match x.client {
+            Some((id, secret)) => req.basic_auth(id, Some(secret.expose())),
+            None => req,
+        }
+    })
     .await?;
     let mut minted = super::token_from_reply(&reply, DOING, url, now, Some(x.scopes))?;
     minted.email = None;
@@ -252,24 +246,17 @@ pub(crate) async fn generate_access_token(
         "scope": scopes,
         "lifetime": format!("{lifetime_secs}s"),
     });
-    let reply = http::send(
-        &ctx.retry,
-        CALL,
-url,
-http::TOKEN,
-        false,
-        || {
-            let r = ctx
-                .http
-                .post(url)
-                .header(reqwest::header::AUTHORIZATION, auth.clone())
-                .json(&body);
-            match quota_project {
-                Some(p) => r.header("x-goog-user-project", p),
-                None => r,
-            }
-        },
-    )
+    let reply = http::send(&ctx.retry, CALL, url, http::TOKEN, false, || {
+        let r = ctx
+            .http
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, auth.clone())
+            .json(&body);
+        match quota_project {
+            Some(p) => r.header("x-goog-user-project", p),
+            None => r,
+        }
+    })
     .await?;
     let GenerateAccessTokenResponse {
         access_token,
@@ -325,19 +312,12 @@ pub(crate) async fn generate_id_token(
     let url = id_token_url(access_token_url);
     let auth = bearer(auth)?;
     let body = json!({ "audience": audience, "includeEmail": true, "delegates": delegates });
-    let reply = http::send(
-        &ctx.retry,
-        CALL,
-&url,
-http::TOKEN,
-        false,
-        || {
-            ctx.http
-                .post(url.as_str())
-                .header(reqwest::header::AUTHORIZATION, auth.clone())
-                .json(&body)
-        },
-    )
+    let reply = http::send(&ctx.retry, CALL, &url, http::TOKEN, false, || {
+        ctx.http
+            .post(url.as_str())
+            .header(reqwest::header::AUTHORIZATION, auth.clone())
+            .json(&body)
+    })
     .await?;
     let GenerateIdTokenResponse { token } =
         http::parse_json(&reply, DOING, &url, "a response with token")?;

@@ -2,9 +2,7 @@
 //! the attempts say, and which errors stop the chain.
 
 use crate::support::*;
-use keyway_auth::{
-    Absent, AuthError, CredentialKind, Outcome, Source, SourceKind, google_default,
-};
+use keyway_auth::{Absent, AuthError, CredentialKind, Outcome, Source, SourceKind, google_default};
 use keyway_core::clock::ManualClock;
 use keyway_core::{Env, MemFs, vars};
 use std::path::PathBuf;
@@ -252,7 +250,10 @@ async fn a_stalling_probe_gives_up_quickly() {
     assert!(
         matches!(
             &attempts[2].outcome,
-            Outcome::NotConfigured(Absent::NoMetadataServer { var: Some("GCE_METADATA_IP"), .. })
+            Outcome::NotConfigured(Absent::NoMetadataServer {
+                var: Some("GCE_METADATA_IP"),
+                ..
+            })
         ),
         "{err}"
     );
@@ -350,7 +351,16 @@ async fn an_explicit_metadata_host_that_is_down_is_a_failure_not_silence() {
         panic!("{:?}", attempts[2])
     };
     assert!(why.to_string().starts_with(&format!("GCE_METADATA_HOST is {nobody}, but checking for a metadata server: could not reach http://{nobody}/")), "{why}");
-    assert!(matches!(**why, AuthError::MetadataUnreachable { var: "GCE_METADATA_HOST", .. }), "{why}");
+    assert!(
+        matches!(
+            **why,
+            AuthError::MetadataUnreachable {
+                var: "GCE_METADATA_HOST",
+                ..
+            }
+        ),
+        "{why}"
+    );
     assert!(
         err.to_string()
             .contains("metadata server: failed: GCE_METADATA_HOST is"),

@@ -309,6 +309,12 @@ fn ecs_serve(m: &Machine, uri: &Uri, headers: &HeaderMap) -> Response {
 #[derive(Serialize, Deserialize)]
 pub struct TaskStart {
     pub auth_token: Option<String>,
+    /// The credentials path (`/v2/credentials/ID`), if the revision started has a task role.
+    #[serde(default)]
+    pub credentials_path: Option<String>,
+    /// The task definition revision started (`family:revision`).
+    #[serde(default)]
+    pub task_definition: String,
     pub secrets: Vec<(String, String)>,
 }
 
@@ -373,9 +379,40 @@ pub fn parse_value_from(v: &str) -> Result<ValueFrom, String> {
     })
 }
 
-/// Starts a task as ECS would: resolves its `secrets` with the execution role.
-/// The error is ECS's stopped reason.
+/// Runs the newest ACTIVE revision of the task's family from now on, if one
+/// was registered after the revision it runs (its roles, `secrets` and
+/// `environment` change; its ids and credentials endpoint stay).
+fn adopt_latest_revision(aws: &Aws, name: &str) -> Result<(), String> {
+    aws.cloud
+        .store
+        .write(|st| {
+            let Some(task) = st.aws.tasks.get(name) else {
+                return Ok((vec![], ()));
+            };
+            let Some(d) = st
+                .aws
+                .latest_task_def(&task.account, &task.region, &task.family)
+                .filter(|d| d.revision > task.revision)
+            else {
+                return Ok((vec![], ()));
+            };
+            let mut t = task.clone();
+            t.revision = d.revision;
+            t.task_role_arn = d.task_role_arn();
+            t.execution_role_arn = d.execution_role_arn();
+            t.secrets = d.secrets();
+            t.environment = d.environment();
+            tracing::info!(task = %name, task_definition = %d.arn(), "ECS task runs a new task definition revision");
+            Ok::<_, crate::store::StoreError>((vec![crate::store::Change::PutAws(super::model::AwsDoc::Task(t))], ()))
+        })
+        .map_err(|e| format!("the local cloud could not record the task's new revision: {e}"))
+}
+
+/// Starts a task as ECS would: runs the newest revision of its family and
+/// resolves that revision's `secrets` with its execution role. The error is
+/// ECS's stopped reason.
 pub fn start_task(aws: &Aws, name: &str) -> Result<TaskStart, String> {
+    adopt_latest_revision(aws, name)?;
     let st = aws.cloud.store.read();
     let task = st
         .aws
@@ -449,6 +486,11 @@ pub fn start_task(aws: &Aws, name: &str) -> Result<TaskStart, String> {
             .task_role_arn
             .as_ref()
             .map(|_| task_auth_token(aws, task)),
+        credentials_path: task
+            .task_role_arn
+            .as_ref()
+            .map(|_| format!("/v2/credentials/{}", task.credentials_id)),
+        task_definition: format!("{}:{}", task.family, task.revision),
         secrets,
     })
 }

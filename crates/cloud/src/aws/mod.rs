@@ -13,7 +13,9 @@
 //! lookup and they survive restarts. Decisions follow IAM ([`policy`]).
 
 pub mod compute;
+pub mod ecs;
 pub mod federation;
+pub mod iam;
 pub mod model;
 pub mod policy;
 pub mod secretsmanager;
@@ -458,7 +460,7 @@ pub fn session_caller(role: &Role, session: &str, region: &str) -> Caller {
     Caller {
         who: session_who(role, session),
         user_id: format!("{}:{session}", role.id),
-        identity_policies: role.policies.clone(),
+        identity_policies: role.policies.documents(),
         access_key: String::new(),
         region: region.to_owned(),
         session: None,
@@ -570,7 +572,7 @@ impl Aws {
             let caller = Caller {
                 who: user_who(user),
                 user_id: user.id.clone(),
-                identity_policies: user.policies.clone(),
+                identity_policies: user.policies.documents(),
                 access_key: c.access_key.clone(),
                 region: c.region.clone(),
                 session: None,
@@ -666,8 +668,14 @@ async fn handle(
                 | "secretsmanager.PutSecretValue"
                 | "secretsmanager.DeleteSecret"
                 | "secretsmanager.RestoreSecret"
+                | "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition"
         )
-    );
+    ) || (target.is_none()
+        && (iam::writes(&r) || r.uri.path().starts_with("/_keyway/")));
+    // Every AWS answer carries the service's own time, from its clock (hyper
+    // would add the machine's): a client whose signature was refused as
+    // expired can compare it with the time it signed at.
+    let date = http_date(aws.cloud.clock.now_secs());
     let reply = if writes {
         match tokio::task::spawn_blocking(move || dispatch(&aws, &r, target.as_deref())).await {
             Ok(r) => r,
@@ -676,9 +684,23 @@ async fn handle(
     } else {
         dispatch(&aws, &r, target.as_deref())
     };
-    let response = reply.unwrap_or_else(IntoResponse::into_response);
+    let mut response = reply.unwrap_or_else(IntoResponse::into_response);
+    if let Some(date) = date {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, date);
+    }
     tracing::debug!(%method, path = %uri.path(), status = response.status().as_u16(), "aws api");
     response
+}
+
+/// `Wed, 02 Dec 2026 12:22:06 GMT` (RFC 9110's IMF-fixdate).
+fn http_date(secs: i64) -> Option<axum::http::HeaderValue> {
+    let t = jiff::Timestamp::from_second(secs).ok()?;
+    let s = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&t)
+        .ok()?;
+    axum::http::HeaderValue::from_str(&s).ok()
 }
 
 fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, AwsError> {
@@ -688,6 +710,7 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
     if let Some(t) = target {
         return match t.split_once('.') {
             Some(("secretsmanager", op)) => secretsmanager::dispatch(aws, r, op),
+            Some((ecs::TARGET_PREFIX, op)) => ecs::dispatch(aws, r, op),
             _ => Err(AwsError::new(
                 Proto::Json,
                 400,
@@ -695,6 +718,9 @@ fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, A
                 format!("The operation {t} is not served by the local cloud."),
             )),
         };
+    }
+    if iam::handles(r) {
+        return iam::dispatch(aws, r);
     }
     sts::dispatch(aws, r)
 }
@@ -822,6 +848,16 @@ mod tests {
             cache.signing_key(&c, "s");
         }
         assert!(lock(&cache.signing).len() <= KEY_CACHE_MAX);
+    }
+
+    #[test]
+    fn answers_carry_the_cloud_clock_as_an_http_date() {
+        let d = http_date(1_796_214_126).unwrap();
+        assert_eq!(d.to_str().unwrap(), "Wed, 02 Dec 2026 12:22:06 GMT");
+        let back = jiff::fmt::rfc2822::DateTimeParser::new()
+            .parse_timestamp(d.to_str().unwrap())
+            .unwrap();
+        assert_eq!(back.as_second(), 1_796_214_126);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! document in the store's `docs` table (kinds `aws_*`); secret payloads and
 //! access-key secrets are sealed with the master key before they are stored.
 
+use super::AwsError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -21,9 +22,11 @@ pub struct IamUser {
     pub arn: String,
     /// `AIDA…`
     pub id: String,
-    /// Inline identity policies (JSON policy documents).
+    /// Inline identity policies by name.
     #[serde(default)]
-    pub policies: Vec<Value>,
+    pub policies: InlinePolicies,
+    #[serde(default)]
+    pub create_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,9 +54,51 @@ pub struct Role {
     pub id: String,
     /// The trust policy (who may assume the role).
     pub trust: Value,
+    /// Inline identity policies by name.
     #[serde(default)]
-    pub policies: Vec<Value>,
+    pub policies: InlinePolicies,
     pub max_session_secs: i64,
+    #[serde(default)]
+    pub create_ms: i64,
+}
+
+/// A principal's inline policies (`PutRolePolicy`, `PutUserPolicy`), by name.
+/// The world declares them without names; they are called `policy-1`,
+/// `policy-2`, … in the order written (so is a list in a store written before
+/// policies had names).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(transparent)]
+pub struct InlinePolicies(pub BTreeMap<String, Value>);
+
+impl InlinePolicies {
+    pub fn from_unnamed(docs: &[Value]) -> Self {
+        InlinePolicies(
+            docs.iter()
+                .enumerate()
+                .map(|(i, d)| (format!("policy-{}", i + 1), d.clone()))
+                .collect(),
+        )
+    }
+
+    /// The documents, for a policy decision.
+    pub fn documents(&self) -> Vec<Value> {
+        self.0.values().cloned().collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for InlinePolicies {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Named(BTreeMap<String, Value>),
+            Unnamed(Vec<Value>),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Named(m) => InlinePolicies(m),
+            Stored::Unnamed(v) => InlinePolicies::from_unnamed(&v),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,12 +151,158 @@ impl EcsTask {
     }
 }
 
+/// A registered ECS task definition revision (`RegisterTaskDefinition`, or a
+/// world-declared task's definition, which is revision 1 of its family).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskDefinition {
+    pub account: String,
+    pub region: String,
+    pub family: String,
+    pub revision: u32,
+    /// `ACTIVE` (or `INACTIVE` once deregistered).
+    pub status: String,
+    pub registered_ms: i64,
+    /// The ARN of who registered it.
+    pub registered_by: String,
+    /// The registered fields as given (`containerDefinitions`, `taskRoleArn`,
+    /// `executionRoleArn`, `networkMode`, `cpu`, `memory`, …), role names
+    /// already made ARNs.
+    pub definition: Value,
+}
+
+impl TaskDefinition {
+    pub fn key(account: &str, region: &str, family: &str, revision: u32) -> String {
+        format!("{account}/{region}/{family}:{revision}")
+    }
+
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:ecs:{}:{}:task-definition/{}:{}",
+            self.region, self.account, self.family, self.revision
+        )
+    }
+
+    fn str_field(&self, k: &str) -> Option<String> {
+        self.definition
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+
+    pub fn task_role_arn(&self) -> Option<String> {
+        self.str_field("taskRoleArn")
+    }
+
+    pub fn execution_role_arn(&self) -> Option<String> {
+        self.str_field("executionRoleArn")
+    }
+
+    /// The container the local task runs: the first of `containerDefinitions`.
+    fn container(&self) -> Option<&Value> {
+        self.definition
+            .get("containerDefinitions")
+            .and_then(Value::as_array)
+            .and_then(|c| c.first())
+    }
+
+    /// Its `secrets` (`name` → `valueFrom`).
+    pub fn secrets(&self) -> Vec<TaskSecret> {
+        self.container()
+            .and_then(|c| c.get("secrets"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| {
+                        Some(TaskSecret {
+                            name: s.get("name")?.as_str()?.to_owned(),
+                            value_from: s.get("valueFrom")?.as_str()?.to_owned(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Its `environment` (`name` → `value`).
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        self.container()
+            .and_then(|c| c.get("environment"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| {
+                        Some((
+                            e.get("name")?.as_str()?.to_owned(),
+                            e.get("value")?.as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Tag {
     #[serde(rename = "Key")]
     pub key: String,
     #[serde(rename = "Value")]
     pub value: String,
+}
+
+fn e(code: &str, msg: impl Into<String>) -> AwsError {
+    AwsError::new(super::Proto::Json, 400, code, msg)
+}
+
+/// Tags per secret (a Secrets Manager quota).
+pub const MAX_TAGS: usize = 50;
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+
+/// The documented tag limits: at most 50 tags (a quota, so
+/// LimitExceededException), keys of 1 to 128 and values of 0 to 256
+/// characters (the API's length constraints, so AWS's validation message).
+pub fn check_tags(tags: &[Tag]) -> Result<(), AwsError> {
+    if tags.len() > MAX_TAGS {
+        return Err(e(
+            "LimitExceededException",
+            format!(
+                "The request failed because it would exceed one of the Secrets Manager quotas: {} tags, at most {MAX_TAGS} per secret.",
+                tags.len()
+            ),
+        ));
+    }
+    for (i, t) in tags.iter().enumerate() {
+        let n = i + 1;
+        let key = t.key.chars().count();
+        let too = |what: &str, v: &str, bound: &str| {
+            e(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value '{v}' at 'tags.{n}.member.{what}' failed to satisfy constraint: Member must have length {bound}"
+                ),
+            )
+        };
+        if key == 0 {
+            return Err(too("key", &t.key, "greater than or equal to 1"));
+        }
+        if key > MAX_TAG_KEY {
+            return Err(too(
+                "key",
+                &t.key,
+                &format!("less than or equal to {MAX_TAG_KEY}"),
+            ));
+        }
+        if t.value.chars().count() > MAX_TAG_VALUE {
+            return Err(too(
+                "value",
+                &t.value,
+                &format!("less than or equal to {MAX_TAG_VALUE}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +383,7 @@ pub enum AwsDoc {
     Task(EcsTask),
     Secret(AwsSecret),
     OidcProvider(OidcProvider),
+    TaskDef(TaskDefinition),
 }
 
 impl AwsDoc {
@@ -205,6 +397,7 @@ impl AwsDoc {
             AwsDoc::Task(_) => "aws_task",
             AwsDoc::Secret(_) => "aws_secret",
             AwsDoc::OidcProvider(_) => "aws_oidc_provider",
+            AwsDoc::TaskDef(_) => "aws_task_def",
         }
     }
 
@@ -218,6 +411,7 @@ impl AwsDoc {
             AwsDoc::Task(t) => t.name.clone(),
             AwsDoc::Secret(s) => s.arn.clone(),
             AwsDoc::OidcProvider(p) => p.arn.clone(),
+            AwsDoc::TaskDef(d) => TaskDefinition::key(&d.account, &d.region, &d.family, d.revision),
         }
     }
 
@@ -231,6 +425,7 @@ impl AwsDoc {
             AwsDoc::Task(x) => serde_json::to_string(x),
             AwsDoc::Secret(x) => serde_json::to_string(x),
             AwsDoc::OidcProvider(x) => serde_json::to_string(x),
+            AwsDoc::TaskDef(x) => serde_json::to_string(x),
         };
         // Plain structs of strings, numbers and JSON values: serialisation cannot fail.
         r.unwrap_or_default()
@@ -247,6 +442,7 @@ impl AwsDoc {
             "aws_task" => serde_json::from_str(body).map(AwsDoc::Task),
             "aws_secret" => serde_json::from_str(body).map(AwsDoc::Secret),
             "aws_oidc_provider" => serde_json::from_str(body).map(AwsDoc::OidcProvider),
+            "aws_task_def" => serde_json::from_str(body).map(AwsDoc::TaskDef),
             _ => return None,
         })
     }
@@ -272,6 +468,8 @@ pub struct AwsState {
     pub secret_names: BTreeMap<(String, String, String), String>,
     /// IAM OIDC providers, by ARN.
     pub oidc_providers: BTreeMap<String, OidcProvider>,
+    /// ECS task definitions, by `ACCOUNT/REGION/FAMILY:REVISION`.
+    pub task_defs: BTreeMap<String, TaskDefinition>,
 }
 
 impl AwsState {
@@ -305,6 +503,12 @@ impl AwsState {
             AwsDoc::OidcProvider(p) => {
                 self.oidc_providers.insert(p.arn.clone(), p);
             }
+            AwsDoc::TaskDef(d) => {
+                self.task_defs.insert(
+                    TaskDefinition::key(&d.account, &d.region, &d.family, d.revision),
+                    d,
+                );
+            }
         }
     }
 
@@ -320,6 +524,24 @@ impl AwsState {
             }
             _ => {}
         }
+    }
+
+    /// The newest ACTIVE revision of a task definition family.
+    pub fn latest_task_def(
+        &self,
+        account: &str,
+        region: &str,
+        family: &str,
+    ) -> Option<&TaskDefinition> {
+        self.task_defs
+            .values()
+            .filter(|d| {
+                d.account == account
+                    && d.region == region
+                    && d.family == family
+                    && d.status == "ACTIVE"
+            })
+            .max_by_key(|d| d.revision)
     }
 
     pub fn role_by_name(&self, account: &str, name: &str) -> Option<&Role> {

@@ -590,6 +590,7 @@ impl Sm<'_> {
             Some(v) => serde_json::from_value(v.clone())
                 .map_err(|err| e("SerializationException", err.to_string()))?,
         };
+        super::model::check_tags(&tags)?;
         let c = self.caller;
         let suffix = super::random_alnum(6).map_err(|err| internal(&err))?;
         let arn = super::model::secret_arn(&c.region, &c.who.account, name, &suffix);

@@ -40,7 +40,8 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
             name: u.name.clone(),
             arn: arn.clone(),
             id: format!("AIDA{}", random_upper(17)?),
-            policies: u.policies.clone(),
+            policies: super::model::InlinePolicies::from_unnamed(&u.policies),
+            create_ms: now,
         })));
         for _ in 0..u.access_keys.unwrap_or(1) {
             let id = format!("AKIA{}", random_upper(16)?);
@@ -68,8 +69,9 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
                 .trust
                 .clone()
                 .unwrap_or_else(|| serde_json::json!({"Version": "2012-10-17", "Statement": []})),
-            policies: r.policies.clone(),
+            policies: super::model::InlinePolicies::from_unnamed(&r.policies),
             max_session_secs: r.max_session_secs.unwrap_or(3600),
+            create_ms: now,
         })));
     }
     for p in &w.oidc_providers {
@@ -102,7 +104,7 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
         })));
     }
     for t in &w.tasks {
-        out.push(Change::PutAws(AwsDoc::Task(EcsTask {
+        let task = EcsTask {
             name: t.name.clone(),
             account: t.account.clone(),
             region: t.region.clone(),
@@ -129,7 +131,12 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
                 .collect(),
             environment: t.environment.clone(),
             create_ms: now,
-        })));
+        };
+        // The task's definition is revision 1 of its family.
+        out.push(Change::PutAws(AwsDoc::TaskDef(
+            super::ecs::world_definition(&task),
+        )));
+        out.push(Change::PutAws(AwsDoc::Task(task)));
     }
     for s in &w.secrets {
         let arn = super::model::secret_arn(&s.region, &s.account, &s.name, &random_alnum(6)?);
@@ -257,7 +264,7 @@ pub fn refresh(cloud: &Cloud, token_uri: &str) -> Result<(), CloudError> {
     for (path, text) in files {
         let text = zeroize::Zeroizing::new(text);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| CloudError::Io {
+            crate::datadir::private_dir(dir).map_err(|source| CloudError::Io {
                 path: dir.display().to_string(),
                 source,
             })?;

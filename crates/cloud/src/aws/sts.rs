@@ -59,7 +59,7 @@ fn err(status: u16, code: &str, msg: impl Into<String>) -> AwsError {
     AwsError::new(Proto::Query, status, code, msg)
 }
 
-fn params(r: &Received) -> Vec<(String, String)> {
+pub(crate) fn params(r: &Received) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = r
         .uri
         .query()

@@ -96,6 +96,10 @@ pub struct TaskDecl {
     pub region: String,
     #[serde(default)]
     pub cluster: Option<String>,
+    /// The task definition family (default: the task's name). The task's own
+    /// fields are its revision 1; each start runs the family's newest ACTIVE
+    /// revision (`aws ecs register-task-definition` adds one). Unique per
+    /// account and region.
     #[serde(default)]
     pub family: Option<String>,
     /// The task role: what the containers' SDKs get. Absent: no credentials.
@@ -616,6 +620,26 @@ pub fn validate(
                 ),
             ));
         }
+        // A task runs the newest revision of its family, so two tasks of one
+        // family would run one definition: each declares its own.
+        let family = |d: &TaskDecl| d.family.clone().unwrap_or_else(|| d.name.clone());
+        if let Some(o) = w
+            .tasks
+            .iter()
+            .find(|o| o.account == t.account && o.region == t.region && family(o) == family(&t))
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[ecs_task]] '{}' key `family`: task '{}' already runs family '{}' in {} {}; each task runs the newest revision of its own family",
+                    t.name,
+                    o.name,
+                    family(&t),
+                    t.account,
+                    t.region
+                ),
+            ));
+        }
         w.tasks.push(t);
     }
     for s in raw.secrets {
@@ -650,6 +674,31 @@ pub fn validate(
                 span,
                 format!(
                     "[[aws_secret]] key `name`: '{}' must be 1-512 letters, digits or /_+=.@-",
+                    s.name
+                ),
+            ));
+        }
+        // Secrets Manager's tag limits, as CreateSecret enforces them.
+        let max = crate::aws::model::MAX_TAGS;
+        if s.tags.len() > max {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_secret]] '{}' key `tags`: {} tags, Secrets Manager allows at most {max} per secret",
+                    s.name,
+                    s.tags.len()
+                ),
+            ));
+        }
+        if let Some((k, _)) = s
+            .tags
+            .iter()
+            .find(|(k, v)| !(1..=128).contains(&k.chars().count()) || v.chars().count() > 256)
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[aws_secret]] '{}' key `tags`: tag '{k}' needs a key of 1-128 and a value of at most 256 characters",
                     s.name
                 ),
             ));

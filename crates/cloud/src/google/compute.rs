@@ -1,7 +1,9 @@
-//! Compute Engine v1, what seed 000 needs: instances get/stop/start/
-//! setServiceAccount and zone operations. Changing the service account or its
-//! scopes requires the instance to be stopped, as on GCE. Operations complete
-//! at once and are kept in memory only.
+//! Compute Engine v1, what seed 000 and gcloud's fixes for it need: instances
+//! get/stop/start/setServiceAccount and zone operations (get, wait). Changing
+//! the service account or its scopes requires the instance to be stopped, as on
+//! GCE. An instance is rendered with what gcloud reads of it (one network
+//! interface with its internal and, while running, external address, a boot
+//! disk, scheduling). Operations complete at once and are kept in memory only.
 
 use super::{
     ApiError, CLOUD_PLATFORM, CLOUD_PLATFORM_RO, Reply, Req, authenticate, ok_json, require_scope,
@@ -96,8 +98,16 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
             } else {
                 "RUNNING"
             };
+            let now = cloud.clock.now_millis();
             let i = cloud.store.write(|st| {
                 let mut i = st.instances.get(&key).ok_or_else(not_found)?.clone();
+                if i.status != to {
+                    if op == "stop" {
+                        i.last_stop_ms = Some(now);
+                    } else {
+                        i.last_start_ms = Some(now);
+                    }
+                }
                 i.status = to.into();
                 Ok::<_, ApiError>((vec![Change::PutInstance(i.clone())], i))
             })?;
@@ -188,18 +198,41 @@ pub fn instance_link(i: &Instance) -> String {
     )
 }
 
+/// The region of a zone (`asia-northeast1-a` → `asia-northeast1`).
+fn region_of(zone: &str) -> &str {
+    zone.rsplit_once('-').map(|(r, _)| r).unwrap_or(zone)
+}
+
+/// The instance's addresses, derived from its id so they are stable: an
+/// internal one in the default network's `10.128.0.0/9` space, and, while it
+/// runs, an ephemeral external one that changes at each start. External
+/// addresses come from TEST-NET-3 (203.0.113.0/24, RFC 5737), which routes
+/// nowhere: nothing can mistake them for a real host.
+fn addresses(i: &Instance) -> (String, Option<String>) {
+    let internal = format!(
+        "10.{}.{}.{}",
+        128 + (i.id >> 16) % 64,
+        (i.id >> 8) % 16,
+        2 + i.id % 250
+    );
+    let external = (i.status == "RUNNING").then(|| {
+        let seed = i.id ^ i.last_start_ms.unwrap_or(i.create_ms) as u64;
+        format!("203.0.113.{}", 1 + seed % 254)
+    });
+    (internal, external)
+}
+
 fn render(i: &Instance) -> wire::Instance {
+    let project = format!("{BASE}/projects/{}", i.project);
+    let (internal, external) = addresses(i);
     wire::Instance {
         kind: "compute#instance".into(),
         id: i.id.to_string(),
         creation_timestamp: crate::time::rfc3339_offset(i.create_ms),
         name: i.name.clone(),
-        machine_type: format!(
-            "{BASE}/projects/{}/zones/{}/machineTypes/{}",
-            i.project, i.zone, i.machine_type
-        ),
+        machine_type: format!("{project}/zones/{}/machineTypes/{}", i.zone, i.machine_type),
         status: i.status.clone(),
-        zone: format!("{BASE}/projects/{}/zones/{}", i.project, i.zone),
+        zone: format!("{project}/zones/{}", i.zone),
         service_accounts: i
             .service_account
             .iter()
@@ -222,6 +255,57 @@ fn render(i: &Instance) -> wire::Instance {
         },
         self_link: instance_link(i),
         fingerprint: i.fingerprint.clone(),
+        network_interfaces: vec![wire::NetworkInterface {
+            kind: "compute#networkInterface".into(),
+            name: "nic0".into(),
+            network: format!("{project}/global/networks/default"),
+            subnetwork: format!(
+                "{project}/regions/{}/subnetworks/default",
+                region_of(&i.zone)
+            ),
+            network_ip: internal,
+            stack_type: "IPV4_ONLY".into(),
+            fingerprint: i.fingerprint.clone(),
+            access_configs: vec![wire::AccessConfig {
+                kind: "compute#accessConfig".into(),
+                name: "External NAT".into(),
+                type_: "ONE_TO_ONE_NAT".into(),
+                nat_ip: external,
+                network_tier: "PREMIUM".into(),
+            }],
+        }],
+        disks: vec![wire::AttachedDisk {
+            kind: "compute#attachedDisk".into(),
+            type_: "PERSISTENT".into(),
+            mode: "READ_WRITE".into(),
+            source: format!("{project}/zones/{}/disks/{}", i.zone, i.name),
+            device_name: i.name.clone(),
+            index: 0,
+            boot: true,
+            auto_delete: true,
+            interface: "SCSI".into(),
+            disk_size_gb: "10".into(),
+        }],
+        scheduling: Some(wire::Scheduling {
+            on_host_maintenance: "MIGRATE".into(),
+            automatic_restart: true,
+            preemptible: false,
+            provisioning_model: "STANDARD".into(),
+        }),
+        tags: Some(wire::Tags {
+            fingerprint: "42WmSpB8rSM=".into(),
+            items: Vec::new(),
+        }),
+        label_fingerprint: "42WmSpB8rSM=".into(),
+        cpu_platform: if i.status == "RUNNING" {
+            "Intel Broadwell".into()
+        } else {
+            "Unknown CPU Platform".into()
+        },
+        can_ip_forward: false,
+        deletion_protection: false,
+        last_start_timestamp: i.last_start_ms.map(crate::time::rfc3339_offset),
+        last_stop_timestamp: i.last_stop_ms.map(crate::time::rfc3339_offset),
     }
 }
 

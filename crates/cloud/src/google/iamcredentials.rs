@@ -87,7 +87,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         let now = cloud.clock.now_secs();
         let mut claims = serde_json::json!({
             "iss": super::oauth2::ISSUER, "aud": audience, "azp": sa.unique_id, "sub": sa.unique_id,
-            "iat": now, "exp": now + ID_TOKEN_LIFETIME_SECS,
+            "iat": now, "exp": now + cloud.cap_lifetime(ID_TOKEN_LIFETIME_SECS),
         });
         if body.include_email == Some(true) {
             claims["email"] = sa.email.clone().into();
@@ -132,7 +132,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         &format!("serviceAccount:{}", sa.email),
         &scopes,
         &sa.unique_id,
-        life,
+        cloud.cap_lifetime(life),
     );
     let expire_time = crate::time::rfc3339_seconds((cloud.clock.now_secs() + life) * 1000);
     tracing::info!(caller = %caller.member, target = %sa.email, "iamcredentials issued an access token");

@@ -1,7 +1,7 @@
 //! Cloud Resource Manager v1, the part that holds project-level IAM:
 //! `projects.get`, `getIamPolicy`, `setIamPolicy`, `testIamPermissions`.
 
-use super::secretmanager::{checked_policy_update, with_etag};
+use super::secretmanager::{checked_policy_update, set_iam_policy_request, with_etag};
 use super::{
     ApiError, CLOUD_PLATFORM, CLOUD_PLATFORM_RO, Reply, Req, authenticate, ok_json, require_scope,
 };
@@ -9,9 +9,7 @@ use crate::cloud::Cloud;
 use crate::iam;
 use crate::store::Change;
 use axum::http::Method;
-use keyway_wire::google::iam::{
-    SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
-};
+use keyway_wire::google::iam::{TestIamPermissionsRequest, TestIamPermissionsResponse};
 
 const SERVICE: &str = "cloudresourcemanager.googleapis.com";
 
@@ -69,7 +67,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         ));
     }
     if op == "SetIamPolicy" {
-        let body: SetIamPolicyRequest = req.json()?;
+        let body = set_iam_policy_request(req)?;
         let policy = cloud.store.write(|st| {
             let p = st
                 .project(pid)

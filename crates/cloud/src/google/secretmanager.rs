@@ -9,11 +9,13 @@ use crate::store::{Change, Project, SecretEntry, SecretMeta, State, Version};
 use axum::http::Method;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use keyway_wire::google::error::{ErrorDetail, FieldViolation};
 use keyway_wire::google::iam::{
     Policy, SetIamPolicyRequest, TestIamPermissionsRequest, TestIamPermissionsResponse,
 };
 use keyway_wire::google::secretmanager as sm;
 use keyway_wire::google::secretmanager::VersionState;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 const SERVICE: &str = "secretmanager.googleapis.com";
@@ -273,6 +275,7 @@ impl Ctx<'_> {
                 return Err(ApiError::already_exists(format!("Secret [{}] already exists.", secret_name(p, &id))));
             }
             validate_labels(&body.labels)?;
+            validate_annotations(&body.annotations)?;
             let meta = SecretMeta {
                 id: id.clone(),
                 create_ms: now,
@@ -352,7 +355,10 @@ impl Ctx<'_> {
                         validate_labels(&body.labels)?;
                         m.labels = body.labels.clone();
                     }
-                    "annotations" => m.annotations = body.annotations.clone(),
+                    "annotations" => {
+                        validate_annotations(&body.annotations)?;
+                        m.annotations = body.annotations.clone();
+                    }
                     "version_aliases" | "versionAliases" => {
                         for (alias, v) in &body.version_aliases {
                             let ok = v.parse::<usize>().is_ok_and(|n| n >= 1 && n <= s.versions.len());
@@ -637,7 +643,7 @@ impl Ctx<'_> {
     }
 
     fn set_iam_policy(&self) -> Reply {
-        let body: SetIamPolicyRequest = self.req.json()?;
+        let body = set_iam_policy_request(self.req)?;
         let policy = self.cloud.store.write(|st| -> Result<_, ApiError> {
             let (p, s) = self.existing(st, "secretmanager.secrets.setIamPolicy")?;
             let new = checked_policy_update(&s.meta.iam, body.policy.clone())?;
@@ -706,6 +712,36 @@ fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Total size of a secret's annotation keys and values: less than 16 KiB.
+const MAX_ANNOTATIONS_BYTES: usize = 16 * 1024;
+
+/// Secret Manager's documented annotation rules: keys of 1 to 63 characters
+/// (at most 128 bytes of UTF-8) that begin and end with a letter or digit
+/// and hold only letters, digits, `-`, `_` and `.`; keys and values together
+/// under 16 KiB.
+fn validate_annotations(a: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for k in a.keys() {
+        let alnum = |c: char| c.is_ascii_alphanumeric();
+        let ok = (1..=63).contains(&k.chars().count())
+            && k.len() <= 128
+            && k.starts_with(alnum)
+            && k.ends_with(alnum)
+            && k.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(ApiError::invalid_argument(format!(
+                "Invalid annotation key '{k}': keys are 1 to 63 characters, begin and end with a letter or digit, and hold only letters, digits, -, _ and ."
+            )));
+        }
+    }
+    let size: usize = a.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size >= MAX_ANNOTATIONS_BYTES {
+        return Err(ApiError::invalid_argument(format!(
+            "The total size of annotation keys and values must be less than 16KiB; it is {size} bytes."
+        )));
+    }
+    Ok(())
+}
+
 /// The policy's etag: a hash of its content, so any change changes it.
 pub fn policy_etag(p: &Policy) -> String {
     let mut clean = p.clone();
@@ -723,10 +759,112 @@ pub fn with_etag(p: &Policy) -> Policy {
     out
 }
 
+/// Do two policy etags name the same bytes? An etag is `bytes` on the wire:
+/// gcloud's generated clients send back, URL-safe, the base64 they received.
+fn same_etag(given: &str, current: &str) -> bool {
+    let bytes = |s: &str| decode_b64(s).unwrap_or_else(|| s.as_bytes().to_vec());
+    bytes(given) == bytes(current)
+}
+
+/// The fields of `SetIamPolicyRequest` and what it holds, as Google's JSON
+/// parser knows them (both the JSON and the proto spelling).
+const SET_IAM_POLICY_FIELDS: &[&str] = &["policy", "updateMask", "update_mask"];
+const POLICY_FIELDS: &[&str] = &[
+    "version",
+    "bindings",
+    "auditConfigs",
+    "audit_configs",
+    "etag",
+];
+const BINDING_FIELDS: &[&str] = &["role", "members", "condition"];
+const EXPR_FIELDS: &[&str] = &["expression", "title", "description", "location"];
+const AUDIT_CONFIG_FIELDS: &[&str] = &["service", "auditLogConfigs", "audit_log_configs"];
+const AUDIT_LOG_CONFIG_FIELDS: &[&str] =
+    &["logType", "log_type", "exemptedMembers", "exempted_members"];
+
+/// Google refuses a JSON field it does not know, naming it and where it was
+/// (`Unknown name "x" at 'policy.bindings[0]': Cannot find field.`).
+fn unknown_name(name: &str, at: &str) -> ApiError {
+    let message = if at.is_empty() {
+        format!("Invalid JSON payload received. Unknown name \"{name}\": Cannot find field.")
+    } else {
+        format!(
+            "Invalid JSON payload received. Unknown name \"{name}\" at '{at}': Cannot find field."
+        )
+    };
+    let mut e = ApiError::invalid_argument(message.clone());
+    e.body = e.body.with_detail(ErrorDetail::BadRequest {
+        field_violations: vec![FieldViolation {
+            field: at.to_owned(),
+            description: message,
+        }],
+    });
+    e
+}
+
+/// The first field of `v` (an object at `at`) that is not in `known`.
+fn check_fields(v: &Value, at: &str, known: &[&str]) -> Result<(), ApiError> {
+    if let Value::Object(m) = v
+        && let Some(k) = m.keys().find(|k| !known.contains(&k.as_str()))
+    {
+        return Err(unknown_name(k, at));
+    }
+    Ok(())
+}
+
+fn check_list(
+    v: Option<&Value>,
+    at: &str,
+    each: impl Fn(&Value, &str) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    if let Some(Value::Array(items)) = v {
+        for (i, item) in items.iter().enumerate() {
+            each(item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A setIamPolicy body as Google reads it: every field must be known (an
+/// unknown one is refused, never ignored: a policy of unknown fields would
+/// otherwise empty the policy) and `policy` is required.
+pub fn set_iam_policy_request(req: &super::Req) -> Result<SetIamPolicyRequest, ApiError> {
+    let body: Value = req.json()?;
+    check_fields(&body, "", SET_IAM_POLICY_FIELDS)?;
+    let Some(policy) = body.get("policy").filter(|p| !p.is_null()) else {
+        let mut e = ApiError::invalid_argument("Request contains an invalid argument.");
+        e.body = e.body.with_detail(ErrorDetail::BadRequest {
+            field_violations: vec![FieldViolation {
+                field: "policy".into(),
+                description: "The policy to set is required.".into(),
+            }],
+        });
+        return Err(e);
+    };
+    check_fields(policy, "policy", POLICY_FIELDS)?;
+    check_list(policy.get("bindings"), "policy.bindings", |b, at| {
+        check_fields(b, at, BINDING_FIELDS)?;
+        if let Some(c) = b.get("condition") {
+            check_fields(c, &format!("{at}.condition"), EXPR_FIELDS)?;
+        }
+        Ok(())
+    })?;
+    let audit = policy.get("auditConfigs").or(policy.get("audit_configs"));
+    check_list(audit, "policy.audit_configs", |a, at| {
+        check_fields(a, at, AUDIT_CONFIG_FIELDS)?;
+        let logs = a.get("auditLogConfigs").or(a.get("audit_log_configs"));
+        check_list(logs, &format!("{at}.audit_log_configs"), |l, at| {
+            check_fields(l, at, AUDIT_LOG_CONFIG_FIELDS)
+        })
+    })?;
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::invalid_argument(format!("Invalid JSON payload received. {e}")))
+}
+
 /// setIamPolicy semantics shared by every resource: a stale etag is ABORTED,
 /// an invalid policy INVALID_ARGUMENT.
 pub fn checked_policy_update(current: &Policy, mut new: Policy) -> Result<Policy, ApiError> {
-    if !new.etag.is_empty() && new.etag != policy_etag(current) {
+    if !new.etag.is_empty() && !same_etag(&new.etag, &policy_etag(current)) {
         return Err(ApiError::aborted(
             "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
         ));
@@ -734,4 +872,39 @@ pub fn checked_policy_update(current: &Policy, mut new: Policy) -> Result<Policy
     iam::validate_policy(&new).map_err(ApiError::invalid_argument)?;
     new.etag.clear();
     Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_compare_as_bytes_in_either_base64_alphabet() {
+        assert!(same_etag("_GwznjUN5uc=", "/GwznjUN5uc="));
+        assert!(same_etag("/GwznjUN5uc=", "/GwznjUN5uc="));
+        assert!(!same_etag("_GwznjUN5uc=", "-GwznjUN5uc="));
+        assert!(!same_etag("not base64!", "/GwznjUN5uc="));
+        let mut p = Policy::default();
+        iam::add_binding(&mut p, "roles/viewer", "user:a@b.c");
+        let stale = checked_policy_update(
+            &p,
+            Policy {
+                etag: "AAAAAAAAAAA=".into(),
+                ..p.clone()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(stale.status.as_u16(), 409);
+        let url_safe = policy_etag(&p).replace('/', "_").replace('+', "-");
+        assert!(
+            checked_policy_update(
+                &p,
+                Policy {
+                    etag: url_safe,
+                    ..p.clone()
+                }
+            )
+            .is_ok()
+        );
+    }
 }

@@ -33,10 +33,11 @@ fn valid_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
 }
 
-/// Staging labels: 1-256 characters, no ':' (it separates ARN fields) or control characters.
+/// Staging labels: 1-256 characters, no ':' (it separates ARN fields), '?'
+/// or '#' (they end a reference's name and fragment), or control characters.
 fn valid_stage(s: &str) -> bool {
     (1..=256).contains(&s.len())
-        && !s.contains(':')
+        && !s.contains([':', '?', '#'])
         && !s.chars().any(char::is_control)
         && !s.contains(char::is_whitespace)
 }
@@ -219,7 +220,12 @@ pub(super) fn parse_aws(
         return Err(err("give a version stage or a version id, not both".into()));
     }
     if !secret_id.starts_with("arn:") {
-        // Display writes ids after '#', where only UUID-shaped ones read back as ids.
+        // Display writes a stage or an id after '#', where a UUID-shaped value reads back as an id.
+        if let Some(s) = stage.as_ref().filter(|s| uuid_shaped(s)) {
+            return Err(err(format!(
+                "version stage '{s}' is shaped like a version id; use version-id= or the ARN form"
+            )));
+        }
         if let Some(v) = id.as_ref().filter(|v| !uuid_shaped(v)) {
             return Err(err(format!(
                 "version id '{v}' is not UUID-shaped; use the ARN form for other ids"
@@ -399,6 +405,16 @@ mod tests {
             ("aws-sm://x?version=2", "version-stage= or version-id="),
             ("aws-sm://x?colour=red", "unknown option 'colour'"),
             ("aws-sm://x?filename=../x", "plain file name"),
+            // Found by fuzz/secret_ref: a stage holding '?' printed as `#b?c=d`,
+            // which reads back as the stage `b` and an option `c`.
+            (
+                "aws-sm://prod/db?version-stage=b?nation=tempfile",
+                "not a version stage",
+            ),
+            (
+                "aws-sm://p?version-stage=ba1b2c3d-4e5f-6a7b-8a9d-0e1f2a3b4c5d",
+                "shaped like a version id",
+            ),
         ] {
             let e = SecretRef::parse(s).unwrap_err();
             assert!(e.to_string().contains(needle), "{s}: {e}");

@@ -1,6 +1,8 @@
-//! `keyway cloud up`, `keyway cloud env` (a Google user or VM; an EC2
-//! instance; an ECS task, whose start resolves its `secrets` in the cloud) and
-//! `keyway cloud cred-config` (a Workload Identity Federation credential file).
+//! `keyway cloud up`, `keyway cloud env` (a Google user, with gcloud logged
+//! in, or VM; an AWS IAM user, with the aws CLI configured; an EC2 instance;
+//! an ECS task, whose start runs its family's newest task definition and
+//! resolves its `secrets` in the cloud) and `keyway cloud cred-config` (a
+//! Workload Identity Federation credential file).
 
 use crate::cli::{CredConfigArgs, EnvArgs, SourceType, UpArgs};
 use anyhow::{Context, bail};
@@ -15,12 +17,27 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .listen
         .parse()
         .with_context(|| format!("--listen {}", a.listen))?;
-    let data = a.data.data;
-    let key_file = a.key_file.unwrap_or_else(|| data.join("master.key"));
+    // Every path the cloud prints or writes is absolute: it must still work
+    // after the user changes directory.
+    let data = absolute(&a.data.data)?;
+    let key_file = match a.key_file {
+        Some(k) => absolute(&k)?,
+        None => data.join("master.key"),
+    };
     let world = match &a.world {
         Some(p) => Some(keyway_cloud::world::load(p)?),
         None => None,
     };
+    // One running cloud per data directory, held until this process ends;
+    // taken before anything in it is read, reset or written.
+    let _lock = keyway_cloud::datadir::lock(&data)?;
+    // Nothing else runs here, so these are a dead instance's.
+    for f in ["endpoints.json", "control.token"] {
+        let _ = std::fs::remove_file(data.join(f));
+    }
+    // Private to its owner, also when an older keyway made it.
+    keyway_cloud::datadir::make_private(&data)
+        .with_context(|| format!("making {} private", data.display()))?;
     if a.reset {
         if world.is_none() {
             bail!("--reset needs --world: the store would be empty");
@@ -48,11 +65,27 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             data.display()
         );
     }
-    let (cloud, seeded) = Cloud::open(&data, &key_file, world.as_ref(), Arc::new(SystemClock))
-        .with_context(|| format!("opening the local cloud in {}", data.display()))?;
-    if !seeded && a.world.is_some() && !fresh {
+    let (cloud, seeded) = match Cloud::open(&data, &key_file, world.as_ref(), Arc::new(SystemClock))
+    {
+        Err(keyway_cloud::cloud::CloudError::WorldDiffers { .. }) => {
+            let w = absolute(a.world.as_deref().unwrap_or(std::path::Path::new("")))?;
+            bail!(
+                "{} holds a local cloud seeded from a different world file than {}: after its first start the store is the truth, and this world was not applied.\n\
+                     To start over from {}, deleting the store (its secrets, keys and changes):\n  \
+                     keyway cloud up --world {} --data {} --reset\n\
+                     Or keep it: start without --world, or with the world file it was seeded from.",
+                data.display(),
+                w.display(),
+                w.display(),
+                q(&w.display().to_string()),
+                q(&data.display().to_string()),
+            );
+        }
+        r => r.with_context(|| format!("opening the local cloud in {}", data.display()))?,
+    };
+    if !seeded && a.world.is_some() && !fresh && cloud.seeded_from()?.is_none() {
         tracing::warn!(
-            "{} already holds a local cloud; the world file was not re-applied (use --reset to start over)",
+            "{} was seeded by an older keyway, which recorded no world file: the world file was not re-applied (use --reset to start over from it)",
             data.display()
         );
     }
@@ -62,6 +95,9 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
+        // Handlers first: a SIGTERM sent as soon as the endpoints appear must
+        // still stop the cloud cleanly.
+        let shutdown = shutdown_signals()?;
         let running = server::start(cloud.clone(), listen)
             .await
             .context("binding the local cloud's ports")?;
@@ -72,34 +108,45 @@ pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         for name in ep.instances.keys() {
             // A VM has no gcloud login: give each an empty CLOUDSDK_CONFIG.
             let dir = data.join("instances").join(name).join("gcloud");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            keyway_cloud::datadir::private_dir(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
         ep.write(&data)
             .with_context(|| format!("writing {}", data.join("endpoints.json").display()))?;
         crate::output::outln!("{}", serde_json::to_string(&ep)?)?;
         tracing::info!(google = %ep.google, instances = ep.instances.len(), "local cloud ready");
-        wait_for_shutdown().await;
-        let _ = std::fs::remove_file(data.join("endpoints.json"));
-        let _ = std::fs::remove_file(data.join("control.token"));
-        running.abort();
+        shutdown.await;
+        ep.remove_written(&data);
+        running.shutdown().await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_shutdown() {
+/// Installs SIGTERM and SIGINT handlers now; the future ends at the first signal.
+fn shutdown_signals() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers, serve until killed.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
+}
+
+fn absolute(p: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+}
+
+/// "it has: a, b", or "it has no NOUN" when there are none: never an empty list.
+fn it_has<'a>(names: impl Iterator<Item = &'a String>, noun: &str) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        format!("it has no {noun}")
+    } else {
+        format!("it has: {}", names.join(", "))
     }
 }
 
@@ -108,7 +155,7 @@ fn q(s: &str) -> String {
 }
 
 pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
-    let data = a.data.data;
+    let data = absolute(&a.data.data)?;
     let ep = Endpoints::read(&data).map_err(anyhow::Error::msg)?;
     if let Some(task) = &a.task {
         return aws_env(&data, &ep, AwsTarget::Task(task));
@@ -130,9 +177,9 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &a.instance {
         let Some(i) = ep.instances.get(name) else {
             bail!(
-                "the local cloud in {} has no instance '{name}' (it has: {})",
+                "the local cloud in {} has no instance '{name}' ({})",
                 data.display(),
-                ep.instances.keys().cloned().collect::<Vec<_>>().join(", ")
+                it_has(ep.instances.keys().chain(ep.ec2.keys()), "VMs")
             );
         };
         export("GCE_METADATA_HOST", &i.metadata);
@@ -148,20 +195,30 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
         let email = a.user.unwrap_or_default();
         let Some(u) = ep.users.get(&email) else {
             bail!(
-                "the local cloud in {} has no user '{email}' (it has: {})",
+                "the local cloud in {} has no user '{email}' ({})",
                 data.display(),
-                ep.users.keys().cloned().collect::<Vec<_>>().join(", ")
+                it_has(ep.users.keys(), "users")
             );
         };
         project = u.project.clone();
         config_dir = u.cloudsdk_config.clone();
         // Off a VM: nothing should probe for a metadata server.
         export("NO_GCE_CHECK", "True");
+        export("CLOUDSDK_CORE_CHECK_GCE_METADATA", "false");
+        // gcloud itself: logged in as the user, with a fresh access token in a
+        // private file (gcloud never sees the refresh token).
+        let dir = absolute(std::path::Path::new(&config_dir))?;
+        let token_file = write_gcloud_token(&dir, g)
+            .with_context(|| format!("giving gcloud an access token for {email}"))?;
+        export(
+            "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE",
+            &token_file.display().to_string(),
+        );
+        export("CLOUDSDK_CORE_ACCOUNT", &email);
     }
     export(
         "CLOUDSDK_CONFIG",
-        &std::path::absolute(&config_dir)
-            .unwrap_or_else(|_| config_dir.clone().into())
+        &absolute(std::path::Path::new(&config_dir))?
             .display()
             .to_string(),
     );
@@ -169,30 +226,12 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
         export("GOOGLE_CLOUD_PROJECT", p);
         export("CLOUDSDK_CORE_PROJECT", p);
     }
-    for api in [
-        "SECRETMANAGER",
-        "CLOUDRESOURCEMANAGER",
-        "IAM",
-        "IAMCREDENTIALS",
-        "STS",
-        "OAUTH2",
-    ] {
-        export(
-            &format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"),
-            &format!("{g}/"),
-        );
-    }
-    export(
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
-        &format!("{g}/compute/v1/"),
-    );
+    gcloud_settings(&mut export, g);
     // AWS, reached from Google compute or a developer's machine: the local AWS
     // APIs (for AssumeRoleWithWebIdentity with a Google ID token, or a user's
     // own AWS setup), no instance or container credentials, no shared files
     // from the real home directory.
-    export("AWS_ENDPOINT_URL", &ep.aws);
-    export("AWS_ENDPOINT_URL_SECRETSMANAGER", &ep.aws);
-    export("AWS_ENDPOINT_URL_STS", &ep.aws);
+    aws_endpoints(&mut export, &ep.aws);
     export("AWS_EC2_METADATA_DISABLED", "true");
     export("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     export("AWS_CONFIG_FILE", "/dev/null");
@@ -210,6 +249,110 @@ pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
     }
     crate::output::out!("{text}")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Google APIs gcloud and the client libraries reach through
+/// `CLOUDSDK_API_ENDPOINT_OVERRIDES_*` (all on the one Google port; Compute's
+/// override carries its `compute/v1/` path, as gcloud expects of it).
+const GOOGLE_APIS: [&str; 6] = [
+    "SECRETMANAGER",
+    "CLOUDRESOURCEMANAGER",
+    "IAM",
+    "IAMCREDENTIALS",
+    "STS",
+    "OAUTH2",
+];
+
+/// The Google side every environment shares: the endpoint overrides, and a
+/// gcloud that never prompts, never checks for updates and reports nothing.
+fn gcloud_settings(export: &mut impl FnMut(&str, &str), google: &str) {
+    for api in GOOGLE_APIS {
+        export(
+            &format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"),
+            &format!("{google}/"),
+        );
+    }
+    export(
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
+        &format!("{google}/compute/v1/"),
+    );
+    export("CLOUDSDK_CORE_DISABLE_PROMPTS", "1");
+    export("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK", "true");
+    export("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "true");
+    export("CLOUDSDK_SURVEY_DISABLE_PROMPTS", "true");
+}
+
+/// The AWS APIs of the local cloud, for the SDKs and the aws CLI: one port for
+/// every service (IAM is global, so it gets its own variable as well as the
+/// general one), and no pager.
+fn aws_endpoints(export: &mut impl FnMut(&str, &str), aws: &str) {
+    export("AWS_ENDPOINT_URL", aws);
+    for service in ["SECRETSMANAGER", "STS", "IAM", "ECS"] {
+        export(&format!("AWS_ENDPOINT_URL_{service}"), aws);
+    }
+    export("AWS_PAGER", "");
+}
+
+/// Gets a fresh access token for the user whose gcloud ADC file is in `dir`
+/// (the OAuth refresh-token grant, against the running cloud's token endpoint)
+/// and writes it to `dir/keyway-access-token` (0600), the file gcloud reads
+/// through `CLOUDSDK_AUTH_ACCESS_TOKEN_FILE`. The token lives as long as the
+/// cloud's access tokens do (an hour by default); run `keyway cloud env` again
+/// for a new one.
+fn write_gcloud_token(dir: &std::path::Path, google: &str) -> anyhow::Result<std::path::PathBuf> {
+    let adc = dir.join("application_default_credentials.json");
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&adc).with_context(|| format!("reading {}", adc.display()))?,
+    );
+    let file: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a credentials file", adc.display()))?;
+    let field = |k: &str| {
+        file.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("{} has no `{k}`", adc.display()))
+    };
+    let form = [
+        ("grant_type", "refresh_token".to_owned()),
+        ("client_id", field("client_id")?),
+        ("client_secret", field("client_secret")?),
+        ("refresh_token", field("refresh_token")?),
+    ];
+    let url = format!("{google}/token");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let token = rt.block_on(async {
+        let r = reqwest::Client::builder()
+            .no_proxy()
+            .build()?
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .with_context(|| format!("calling the local cloud's token endpoint {url}"))?;
+        let status = r.status();
+        let body: serde_json::Value = r
+            .json()
+            .await
+            .context("reading the local cloud's token answer")?;
+        match body.get("access_token").and_then(|t| t.as_str()) {
+            Some(t) if status.is_success() => Ok(zeroize::Zeroizing::new(t.to_owned())),
+            // The OAuth error code and description never carry the token.
+            _ => bail!(
+                "the local cloud refused the refresh token ({status}: {} {})",
+                body.get("error").and_then(|v| v.as_str()).unwrap_or(""),
+                body.get("error_description")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+            ),
+        }
+    })?;
+    let path = dir.join("keyway-access-token");
+    write_private(&path, token.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 enum AwsTarget<'a> {
@@ -274,9 +417,9 @@ fn aws_env(
         AwsTarget::Task(name) => {
             let Some(t) = ep.tasks.get(name) else {
                 bail!(
-                    "the local cloud in {} has no ECS task '{name}' (it has: {})",
+                    "the local cloud in {} has no ECS task '{name}' ({})",
                     data.display(),
-                    ep.tasks.keys().cloned().collect::<Vec<_>>().join(", ")
+                    it_has(ep.tasks.keys(), "ECS tasks")
                 );
             };
             // ECS resolves `secrets` before the container exists: a denial means no start.
@@ -289,7 +432,8 @@ fn aws_env(
                 &format!("{}{}", t.agent, t.metadata_path),
             );
             export("AWS_EC2_METADATA_DISABLED", "true");
-            match (&t.credentials_path, &start.auth_token) {
+            // The revision started decides (a new one may have added a task role).
+            match (&start.credentials_path, &start.auth_token) {
                 (Some(p), Some(tok)) => {
                     export(
                         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -323,9 +467,9 @@ fn aws_env(
                 .collect();
             let [(key, u)] = found.as_slice() else {
                 bail!(
-                    "the local cloud in {} has no single AWS user '{name}' (it has: {}); name it as ACCOUNT/NAME",
+                    "the local cloud in {} has no single AWS user '{name}' ({}); name it as ACCOUNT/NAME",
                     data.display(),
-                    ep.aws_users.keys().cloned().collect::<Vec<_>>().join(", ")
+                    it_has(ep.aws_users.keys(), "AWS users")
                 );
             };
             export("AWS_SHARED_CREDENTIALS_FILE", &u.credentials_file);
@@ -349,7 +493,11 @@ fn aws_env(
         }
         AwsTarget::Ec2(name) => {
             let Some(i) = ep.ec2.get(name) else {
-                bail!("the local cloud has no EC2 instance '{name}'")
+                bail!(
+                    "the local cloud in {} has no EC2 instance '{name}' ({})",
+                    data.display(),
+                    it_has(ep.ec2.keys(), "EC2 instances")
+                )
             };
             export("AWS_EC2_METADATA_SERVICE_ENDPOINT", &i.imds);
             export("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4");
@@ -368,33 +516,17 @@ fn aws_env(
             )
         }
     };
-    export("AWS_ENDPOINT_URL", &ep.aws);
-    export("AWS_ENDPOINT_URL_SECRETSMANAGER", &ep.aws);
-    export("AWS_ENDPOINT_URL_STS", &ep.aws);
+    aws_endpoints(&mut export, &ep.aws);
     // Google, reached from AWS compute: no metadata server, the local Google APIs.
-    std::fs::create_dir_all(&config_dir)
+    keyway_cloud::datadir::private_dir(&config_dir)
         .with_context(|| format!("creating {}", config_dir.display()))?;
     export(
         "CLOUDSDK_CONFIG",
-        &std::path::absolute(&config_dir)
-            .unwrap_or(config_dir.clone())
-            .display()
-            .to_string(),
+        &absolute(&config_dir)?.display().to_string(),
     );
     export("NO_GCE_CHECK", "True");
-    for api in [
-        "SECRETMANAGER",
-        "CLOUDRESOURCEMANAGER",
-        "IAM",
-        "IAMCREDENTIALS",
-        "STS",
-        "OAUTH2",
-    ] {
-        export(
-            &format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"),
-            &format!("{g}/"),
-        );
-    }
+    export("CLOUDSDK_CORE_CHECK_GCE_METADATA", "false");
+    gcloud_settings(&mut export, g);
     crate::output::out!(
         "# keyway local cloud ({}), pid {}, {header}\n{out}unset {}\n",
         data.display(),

@@ -71,9 +71,23 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
             }
         };
         tracing::info!(references = wanted.len(), "all references resolved");
+        let mut env = env;
+        let broker = match &a.broker {
+            Some(apis) => match super::broker::exec(&mut env, apis, a.broker_listen).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
+                }
+            },
+            None => None,
+        };
         let mut args = a.command.into_iter();
         let program = args.next().context("no command given")?;
         let mut plan = Plan::new(program, env).args(args);
+        if let Some(b) = &broker {
+            plan = b.deliver(plan);
+        }
         plan.tmp = TmpfsPolicy::Require;
         plan.die_with_keyway = !a.keep_running_if_keyway_dies;
         for (w, v) in wanted.iter().zip(values) {
@@ -84,7 +98,11 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
                 }
             };
         }
-        match keyway_exec::run(plan).await {
+        let exit = keyway_exec::run(plan).await;
+        if let Some(b) = broker {
+            b.stop().await;
+        }
+        match exit {
             Ok(exit) => Ok(exit.into()),
             Err(e) => {
                 errln!("error: {}", wrap(&e.to_string(), 7, 4, WIDTH));

@@ -1,9 +1,11 @@
 //! One module per command; `run` maps the parsed command line to them.
 
+mod broker;
 mod cloud;
 mod exec;
 mod get;
 mod resolve;
+mod serve;
 mod token;
 mod whoami;
 
@@ -18,6 +20,7 @@ pub fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
         Command::Get(a) => get::run(a, env),
         Command::Whoami(a) => whoami::run(a, env),
         Command::Token(a) => token::run(a, env),
+        Command::Serve(a) => serve::run(a, env),
         Command::Cloud(CloudCommand::Up(a)) => cloud::up(a),
         Command::Cloud(CloudCommand::Env(a)) => cloud::env(a),
         Command::Cloud(CloudCommand::CredConfig(a)) => cloud::cred_config(a),

@@ -159,7 +159,11 @@ async fn aws_part(
     let p = aws::provider(env, http, aws::looks_like_ec2())
         .await
         .map_err(|e| e.to_string())?;
-    let (account, arn, user_id) = aws::caller_identity(env, http, &p).await.map_err(|e| {
+    let keyway_auth::CallerIdentity {
+        account,
+        arn,
+        user_id,
+    } = keyway_auth::caller_identity(&p).await.map_err(|e| {
         format!(
             "{} answered, but STS GetCallerIdentity failed: {e}",
             p.source()

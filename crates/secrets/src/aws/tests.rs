@@ -88,7 +88,11 @@ fn classification_follows_the_error_type() {
     };
     assert_eq!(rejection.server_time, Some(1_000_000));
     assert_eq!(rejection.clock_skew(), Some(3600));
-    assert!(r.to_string().contains("(AWS's clock is 60 min ahead of this machine's)"), "{r}");
+    assert!(
+        r.to_string()
+            .contains("(AWS's clock is 60 min ahead of this machine's)"),
+        "{r}"
+    );
     assert!(t("ThrottlingException", 400).is_transient());
     assert!(
         super::classify(
@@ -97,7 +101,10 @@ fn classification_follows_the_error_type() {
             &reply(
                 400,
                 br#"{"message":"Rate exceeded"}"#,
-                &[("x-amzn-errortype", "ThrottlingException:http://internal.amazon.com/coral/")]
+                &[(
+                    "x-amzn-errortype",
+                    "ThrottlingException:http://internal.amazon.com/coral/"
+                )]
             ),
             keyway_auth::AwsSourceKind::Environment,
             0,

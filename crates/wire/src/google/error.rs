@@ -54,6 +54,9 @@ pub enum ErrorDetail {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FieldViolation {
+    /// The path of the field (`policy.bindings[0]`); Google leaves it out
+    /// for a violation at the top of the request.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub field: String,
     pub description: String,
 }

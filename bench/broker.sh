@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Benchmark of the broker (`keyway serve`) beside AWS's Secrets Manager Agent
+# (../shared/peers/aws-secretsmanager-agent), both against the same local cloud, same run:
+#   a. cached-secret requests (GET /secretsmanager/get?secretId=…, the token header), wrk -t2 -cC,
+#      agent and broker alternating, ROUNDS rounds each; medians of req/s, p50 and p99;
+#   b. cached-token requests on the broker's GCE metadata API (…/service-accounts/default/token);
+#   c. resident memory of both after the runs (VmRSS, and the peak VmHWM);
+#   d. 1,000 concurrent callers (1,000 connections, requests back to back) on the token
+#      endpoint for BURST seconds while tokens live 20 s: the upstream token requests counted at
+#      the local cloud (its metadata server's debug log) against the refreshes due in the window.
+# Targets (issue 10): >= 1.5x the agent's cache-hit throughput, p99 no worse than the agent's,
+# broker RSS < 12 MiB, one upstream refresh per expiry whatever the number of callers.
+# Release build; everything after set-up runs in a loopback-only network namespace.
+#
+#   bench/broker.sh [--rounds N] [--seconds S] [--connections C] [--burst S]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=3 SECONDS_PER=10 CONNS=32 BURST=25
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --seconds) SECONDS_PER=$2; shift 2 ;;
+    --connections) CONNS=$2; shift 2 ;;
+    --burst) BURST=$2; shift 2 ;;
+    --inside) INSIDE=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+AGENT=${AGENT:-$PWD/../shared/peers/aws-secretsmanager-agent/aws_secretsmanager_agent}
+[ -x "$AGENT" ] || AGENT=/work/shared/peers/aws-secretsmanager-agent/aws_secretsmanager_agent
+[ -x "$AGENT" ] || { echo "the Secrets Manager Agent build is not at $AGENT (set AGENT=...)" >&2; exit 1; }
+
+if [ -z "${INSIDE:-}" ]; then
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  cargo build --release --locked --quiet -p keyway
+  exec env AGENT="$AGENT" bash scripts/netns.sh bash bench/broker.sh --inside --rounds "$ROUNDS" --seconds "$SECONDS_PER" --connections "$CONNS" --burst "$BURST"
+fi
+
+# Nothing below may look for real clouds: explicit endpoints only.
+export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null NO_GCE_CHECK=true
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL \
+  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_WEB_IDENTITY_TOKEN_FILE \
+  GOOGLE_APPLICATION_CREDENTIALS GCE_METADATA_HOST GCE_METADATA_IP
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+KW="$PWD/target/release/keyway"
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+source bench/lib.sh
+scratch
+export HOME="$WORK/home"; mkdir -p "$HOME"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- the world: a VM with a service account (the broker's Google side), an IAM user and a secret
+cat > "$WORK/world.toml" <<'T'
+[settings]
+token_lifetime_secs = 20
+
+[[project]]
+id = "bench-proj"
+number = 210000000001
+
+[[service_account]]
+project = "bench-proj"
+name = "bench-runner"
+
+[[instance]]
+project = "bench-proj"
+zone = "us-central1-a"
+name = "bench-vm"
+service_account = "bench-runner@bench-proj.iam.gserviceaccount.com"
+scopes = ["cloud-platform"]
+
+[[aws_account]]
+id = "111122223333"
+
+[[aws_user]]
+account = "111122223333"
+name = "bench"
+policies = ['{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "sts:GetCallerIdentity"], "Resource": "*"}]}']
+
+[[aws_secret]]
+account = "111122223333"
+region = "us-west-2"
+name = "bench-secret"
+versions = [{ string = "a-32-byte-benchmark-secret-value" }]
+T
+KEYWAY_LOG=warn,keyway_cloud::metadata=debug "$KW" cloud up --world "$WORK/world.toml" --data "$WORK/kw" > /dev/null 2> "$WORK/cloud.log" &
+PIDS+=($!)
+wait_file "$WORK/kw/endpoints.json"
+"$KW" cloud env --data "$WORK/kw" --aws-user bench > "$WORK/user.env"
+"$KW" cloud env --data "$WORK/kw" --instance bench-vm | grep -E '^export GCE_METADATA_(HOST|IP)=' > "$WORK/vm.env"
+# shellcheck disable=SC1091
+. "$WORK/user.env"
+case "$AWS_ENDPOINT_URL_SECRETSMANAGER" in http://127.0.0.1:*) ;; *) echo "refusing: $AWS_ENDPOINT_URL_SECRETSMANAGER is not loopback" >&2; exit 1 ;; esac
+KEY_ID=$(awk -F' *= *' '/aws_access_key_id/{print $2}' "$AWS_SHARED_CREDENTIALS_FILE")
+KEY_SECRET=$(awk -F' *= *' '/aws_secret_access_key/{print $2}' "$AWS_SHARED_CREDENTIALS_FILE")
+
+# --- the agent, as its README runs it against the local cloud -------------------------------------
+AGENT_PORT=$(free_port)
+head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1 > "$WORK/agent.token"
+cat > "$WORK/agent.toml" <<T
+log_level = "WARN"
+log_to_file = false
+http_port = "$AGENT_PORT"
+ttl_seconds = "3600"
+cache_size = "1000"
+region = "us-west-2"
+validate_credentials = true
+T
+(cd "$WORK" && AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL_SECRETSMANAGER" AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
+  AWS_TOKEN="file://$WORK/agent.token" exec "$AGENT" --config "$WORK/agent.toml") > "$WORK/agent.log" 2>&1 &
+PIDS+=($!); AGENT_PID=$!
+
+# --- the broker --------------------------------------------------------------------------------------
+BROKER_PORT=$(free_port)
+(. "$WORK/vm.env"; exec "$KW" -q serve --apis gce,secrets --listen "127.0.0.1:$BROKER_PORT" \
+  --token-file "$WORK/broker.token" --env-file "$WORK/broker.env" --secrets-ttl 3600) > /dev/null 2> "$WORK/broker.log" &
+PIDS+=($!); BROKER_PID=$!
+wait_file "$WORK/broker.env"
+
+AGENT_URL="http://127.0.0.1:$AGENT_PORT/secretsmanager/get?secretId=bench-secret"
+BROKER_URL="http://127.0.0.1:$BROKER_PORT/secretsmanager/get?secretId=bench-secret"
+TOKEN_URL="http://127.0.0.1:$BROKER_PORT/computeMetadata/v1/instance/service-accounts/default/token"
+AH="X-Aws-Parameters-Secrets-Token: $(cat "$WORK/agent.token")"
+BH="X-Aws-Parameters-Secrets-Token: $(cat "$WORK/broker.token")"
+for _ in $(seq 100); do curl -sf -H "$AH" "$AGENT_URL" > "$WORK/agent.json" 2>/dev/null && break; sleep 0.1; done
+curl -sf -H "$BH" "$BROKER_URL" > "$WORK/broker.json"
+curl -sf -H "Metadata-Flavor: Google" "$TOKEN_URL" > /dev/null
+python3 - "$WORK/agent.json" "$WORK/broker.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a == b, f"the agent and the broker answer differently:\n{a}\n{b}"
+assert a["SecretString"] == "a-32-byte-benchmark-secret-value"
+PY
+
+: > "$WORK/agent.txt"; : > "$WORK/broker.txt"; : > "$WORK/gce.txt"
+for _ in $(seq "$ROUNDS"); do
+  wrk -t2 -c"$CONNS" -d"${SECONDS_PER}s" --latency -H "$AH" "$AGENT_URL" | parse >> "$WORK/agent.txt"
+  wrk -t2 -c"$CONNS" -d"${SECONDS_PER}s" --latency -H "$BH" "$BROKER_URL" | parse >> "$WORK/broker.txt"
+  wrk -t2 -c"$CONNS" -d"${SECONDS_PER}s" --latency -H "Metadata-Flavor: Google" "$TOKEN_URL" | parse >> "$WORK/gce.txt"
+done
+mem() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+echo "$(mem "$AGENT_PID" VmRSS) $(mem "$AGENT_PID" VmHWM) $(mem "$BROKER_PID" VmRSS) $(mem "$BROKER_PID" VmHWM)" > "$WORK/mem.txt"
+
+# --- d. 1,000 callers on the token endpoint across token expiries --------------------------------------
+before=$(grep -c 'service-accounts/default/token' "$WORK/cloud.log" || true)
+python3 - "$BROKER_PORT" "$BURST" > "$WORK/burst.txt" <<'PY'
+import asyncio, json, sys, time
+port, burst = int(sys.argv[1]), float(sys.argv[2])
+req = (b"GET /computeMetadata/v1/instance/service-accounts/default/token HTTP/1.1\r\n"
+       b"Host: 127.0.0.1\r\nMetadata-Flavor: Google\r\n\r\n")
+stats = {"ok": 0, "errors": 0, "tokens": set()}
+async def caller(deadline):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    while time.monotonic() < deadline:
+        w.write(req)
+        head = await r.readuntil(b"\r\n\r\n")
+        n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+        body = await r.readexactly(n)
+        if head.startswith(b"HTTP/1.1 200"):
+            stats["ok"] += 1
+            stats["tokens"].add(json.loads(body)["access_token"])
+        else:
+            stats["errors"] += 1
+    w.close()
+async def main():
+    deadline = time.monotonic() + burst
+    await asyncio.gather(*(caller(deadline) for _ in range(1000)))
+asyncio.run(main())
+print(stats["ok"], stats["errors"], len(stats["tokens"]))
+PY
+after=$(grep -c 'service-accounts/default/token' "$WORK/cloud.log" || true)
+echo "$((after - before))" >> "$WORK/burst.txt"
+
+python3 - "$WORK" "$CONNS" "$SECONDS_PER" "$LOAD" "$BURST" <<'PY'
+import statistics, sys
+work, conns, secs, load, burst = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+rows = lambda n: [tuple(map(float, l.split())) for l in open(f"{work}/{n}.txt") if l.strip()]
+ag, br, gce = rows("agent"), rows("broker"), rows("gce")
+med = lambda rs, i: statistics.median(r[i] for r in rs)
+print(f"\nCached requests on loopback — wrk -t2 -c{conns} -d{secs}s, {len(ag)} rounds each, alternating, medians")
+print(f"{'':44}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+print(f"{'Secrets Manager Agent 2.0.0 (secretsmanager/get)':44}{med(ag,0):>10.0f}{med(ag,1):>10.3f}{med(ag,2):>10.3f}")
+print(f"{'keyway broker (secretsmanager/get)':44}{med(br,0):>10.0f}{med(br,1):>10.3f}{med(br,2):>10.3f}")
+print(f"{'keyway broker (GCE token)':44}{med(gce,0):>10.0f}{med(gce,1):>10.3f}{med(gce,2):>10.3f}")
+ratio = med(br, 0) / med(ag, 0)
+print(f"throughput ratio broker/agent: {ratio:.2f}x (target >= 1.5x: {'met' if ratio >= 1.5 else 'NOT met'}); "
+      f"p99 {med(br,2):.3f} vs {med(ag,2):.3f} ms ({'met' if med(br,2) <= med(ag,2) else 'NOT met'})")
+print(f"per-round req/s agent: {[int(r[0]) for r in ag]}  broker: {[int(r[0]) for r in br]}  token: {[int(r[0]) for r in gce]}")
+a_rss, a_hwm, b_rss, b_hwm = (int(x) / 1024 for x in open(f"{work}/mem.txt").read().split())
+print(f"resident memory after the runs: agent {a_rss:.1f} MiB (peak {a_hwm:.1f}), broker {b_rss:.1f} MiB (peak {b_hwm:.1f}) "
+      f"(target broker < 12 MiB: {'met' if b_hwm < 12 else 'NOT met'})")
+ok, errors, tokens, upstream = (int(x) for x in open(f"{work}/burst.txt").read().split())
+due = burst / 10
+verdict = "met" if upstream <= int(due) + 1 and upstream <= tokens else "NOT met"
+print(f"1,000 concurrent callers on the token endpoint for {burst:.0f} s (tokens live 20 s, refreshed at half-life, "
+      f"{due:.1f} refreshes due): {ok} answers, {errors} errors, {tokens} distinct tokens served, "
+      f"{upstream} upstream token requests (target one per refresh: {verdict})")
+print(f"load average at start: {load}")
+PY
