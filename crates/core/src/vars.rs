@@ -32,14 +32,56 @@ pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2: &str = "CLOUDSDK_API_ENDPOINT_
 /// (Google's opt-in; without it such credentials are refused).
 pub const GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES: &str =
     "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES";
+/// The command search path the child's program is looked up on.
+pub const PATH: &str = "PATH";
 /// HOME, for ~/.config/gcloud.
 pub const HOME: &str = "HOME";
 /// Runtime directory preferred for tmpfs secret files.
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+/// The temporary directory, where neither XDG_RUNTIME_DIR nor /dev/shm is there.
+pub const TMPDIR: &str = "TMPDIR";
 /// keyway's log filter (tracing env-filter syntax).
 pub const KEYWAY_LOG: &str = "KEYWAY_LOG";
 /// The local cloud's data directory.
 pub const KEYWAY_CLOUD_DATA: &str = "KEYWAY_CLOUD_DATA";
+/// The local cloud's master key file (default: DATA/master.key).
+pub const KEYWAY_CLOUD_KEY_FILE: &str = "KEYWAY_CLOUD_KEY_FILE";
+
+// The AWS credential chain, with the SDKs' meanings (in the order aws-config reads them).
+/// Long-term or session access key id.
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+/// Its secret key.
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// The session token that goes with temporary keys.
+pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+/// The profile of the shared files to use.
+pub const AWS_PROFILE: &str = "AWS_PROFILE";
+/// The older name of AWS_PROFILE (read when it is unset).
+pub const AWS_DEFAULT_PROFILE: &str = "AWS_DEFAULT_PROFILE";
+/// The shared credentials file (default ~/.aws/credentials).
+pub const AWS_SHARED_CREDENTIALS_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
+/// The shared config file (default ~/.aws/config).
+pub const AWS_CONFIG_FILE: &str = "AWS_CONFIG_FILE";
+/// The region.
+pub const AWS_REGION: &str = "AWS_REGION";
+/// The older name of AWS_REGION (read when it is unset).
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+/// The ECS container credentials path, relative to 169.254.170.2.
+pub const AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: &str = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
+/// A full container credentials URL (loopback, or ECS/EKS link-local addresses).
+pub const AWS_CONTAINER_CREDENTIALS_FULL_URI: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+/// The Authorization header value sent to the full URI.
+pub const AWS_CONTAINER_AUTHORIZATION_TOKEN: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN";
+/// A file holding that value (read at each refresh; wins over the variable).
+pub const AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
+/// `true`: never ask EC2's instance metadata service.
+pub const AWS_EC2_METADATA_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
+/// The instance metadata service's address (default http://169.254.169.254).
+pub const AWS_EC2_METADATA_SERVICE_ENDPOINT: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT";
+/// Set by ECS in every task (`AWS_ECS_FARGATE`, `AWS_ECS_EC2`): keyway runs in an ECS task.
+pub const AWS_EXECUTION_ENV: &str = "AWS_EXECUTION_ENV";
+/// Set by the ECS agent in every task's containers: the task metadata endpoint.
+pub const ECS_CONTAINER_METADATA_URI_V4: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
 // AWS web identity (AssumeRoleWithWebIdentity), with the SDKs' meanings.
 /// A file holding an OpenID Connect ID token (re-read at each refresh).

@@ -65,6 +65,39 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Writing a new version of a secret file, or putting it in place, failed
+    /// (the file keeps its previous contents unless the error says otherwise).
+    #[error("replacing the secret file for {var} at {}", path.display())]
+    ReplaceFile {
+        var: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// An update names a variable the plan did not deliver (or delivered the other way).
+    #[error("updating the workload: {var} is not a {kind} the workload was started with")]
+    UpdateUnknown { var: String, kind: &'static str },
+
+    /// A restart must give every variable the plan set; this one is missing.
+    #[error("restarting the workload: no new value for {var}, which the workload was started with")]
+    UpdateMissingVar { var: String },
+
+    /// An environment variable cannot change in a running process: only a restart can deliver it.
+    #[error(
+        "updating the workload: {var} is delivered in the environment; only a restart can change it"
+    )]
+    UpdateVarWithoutRestart { var: String },
+
+    /// Sending the change signal to the workload failed.
+    #[error("signalling the workload (pid {pid}) with signal {signal}")]
+    Signal {
+        pid: i32,
+        signal: i32,
+        #[source]
+        source: io::Error,
+    },
+
     /// The program or one of its arguments contains a NUL byte (`index` 0 is the program).
     #[error("starting the program: argument {index} contains a NUL byte")]
     NulInArgument { index: usize },

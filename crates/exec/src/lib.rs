@@ -22,6 +22,10 @@
 //! * [`Plan`]: what to run. Fields are public; [`Plan::new`] and the builder
 //!   methods are shortcuts. [`FileSecret`] is one file to deliver, and
 //!   [`TmpfsPolicy`] says whether a disk-backed directory is acceptable.
+//! * [`run_with_updates`] is [`run`] for a workload whose secrets may change
+//!   while it runs: [`updates`] makes an [`Updater`]/[`Updates`] pair, and each
+//!   [`Update`] sent replaces secret files atomically, then signals or restarts
+//!   the workload ([`Action`]); see the `watch` module.
 //! * [`run`] → `Result<`[`ChildExit`]`, `[`Error`]`>`. [`ChildExit::code`] is
 //!   the code keyway should exit with: `exit(N)` → N, death by signal N → 128+N.
 //!   [`Error::exit_code`] gives 127 for a missing program, 126 for one that
@@ -109,8 +113,9 @@ mod error;
 mod secret_dir;
 mod spawn;
 mod supervise;
+mod watch;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -119,6 +124,7 @@ use keyway_core::{Env, Secret};
 use crate::envblock::EnvBlock;
 pub use crate::error::Error;
 use crate::secret_dir::SecretDir;
+pub use crate::watch::{Action, Update, UpdateError, Updater, Updates, updates};
 
 /// Everything [`run`] needs: what to start and what to give it.
 #[derive(Debug)]
@@ -253,6 +259,19 @@ pub fn secret_bytes(mut secret: Secret<String>) -> Secret<Vec<u8>> {
 /// files, spawns the program, forwards signals until it exits, removes the
 /// files, and returns how it ended. See the crate documentation.
 pub async fn run(plan: Plan) -> Result<ChildExit, Error> {
+    run_inner(plan, None).await
+}
+
+/// [`run`], and while the workload runs, carry out the [`Update`]s sent
+/// through the [`Updater`] paired with `updates`: replace secret files
+/// atomically, then signal the workload or restart it (see [`Action`]). The
+/// exit returned is that of the last process started. Updates stop being
+/// read when every `Updater` is dropped; the workload runs on.
+pub async fn run_with_updates(plan: Plan, mut updates: Updates) -> Result<ChildExit, Error> {
+    run_inner(plan, Some(&mut updates)).await
+}
+
+async fn run_inner(plan: Plan, updates: Option<&mut Updates>) -> Result<ChildExit, Error> {
     let Plan {
         program,
         args,
@@ -276,7 +295,7 @@ pub async fn run(plan: Plan) -> Result<ChildExit, Error> {
     let plan_vars: Vec<String> = vars.iter().map(|(name, _)| name.clone()).collect();
     let mut env = EnvBlock::build(&base_env, &remove, vars)?;
     check_files(&env, &files)?;
-    let command = spawn::Command::prepare(&program, &args, env.get("PATH"))?;
+    let command = spawn::Command::prepare(&program, &args, env.get(keyway_core::vars::PATH))?;
 
     let reap_all = subreaper || nix::unistd::getpid().as_raw() == 1;
     if subreaper {
@@ -285,7 +304,7 @@ pub async fn run(plan: Plan) -> Result<ChildExit, Error> {
     }
     let mut signals = supervise::Signals::install()?;
 
-    let dir = write_files(&base_env, &tmp, files, &mut env)?;
+    let (dir, file_paths) = write_files(&base_env, &tmp, files, &mut env)?;
     tracing::debug!(
         program = %command.path().display(),
         args = args.len(),
@@ -304,7 +323,19 @@ pub async fn run(plan: Plan) -> Result<ChildExit, Error> {
     drop(env); // zeroises every NAME=value buffer
     tracing::debug!(pid = pid.as_raw(), program = %command.path().display(), "workload started");
 
-    let exit = supervise::supervise(pid, &mut signals, reap_all).await;
+    let watch = updates.map(|updates| {
+        let workload = watch::Workload {
+            command: &command,
+            tie,
+            base_env: &base_env,
+            remove: &remove,
+            dir: dir.as_ref(),
+            files: file_paths,
+            vars: plan_vars.iter().cloned().collect(),
+        };
+        (updates, workload)
+    });
+    let exit = supervise::supervise(pid, &mut signals, reap_all, watch).await;
     if let Some(dir) = dir {
         let path = dir.path().to_owned();
         match dir.remove() {
@@ -337,6 +368,9 @@ fn check_files(env: &EnvBlock, files: &[FileSecret]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Each file's variable, and its file name and path.
+type FilePaths = BTreeMap<String, (String, PathBuf)>;
+
 /// Creates the private directory and writes the files, dropping (zeroising)
 /// each secret once written. `None` when there are no files.
 fn write_files(
@@ -344,17 +378,19 @@ fn write_files(
     tmp: &TmpfsPolicy,
     files: Vec<FileSecret>,
     env: &mut EnvBlock,
-) -> Result<Option<SecretDir>, Error> {
+) -> Result<(Option<SecretDir>, FilePaths), Error> {
+    let mut paths = FilePaths::new();
     if files.is_empty() {
-        return Ok(None);
+        return Ok((None, paths));
     }
     let (root, on_tmpfs) = secret_dir::choose_root(&secret_dir::candidate_roots(base_env), tmp)?;
     let dir = SecretDir::create_in(&root, on_tmpfs)?;
     for file in files {
         let path = dir.write(&file.var, &file.file_name, file.contents.expose())?;
         env.set_path(&file.var, &path)?;
+        paths.insert(file.var, (file.file_name, path));
     }
-    Ok(Some(dir))
+    Ok((Some(dir), paths))
 }
 
 #[cfg(test)]

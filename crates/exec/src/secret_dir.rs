@@ -28,10 +28,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use keyway_core::Env;
+use keyway_core::{Env, Secret};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::sys::statfs::{TMPFS_MAGIC, fstatfs, statfs};
+use nix::unistd::UnlinkatFlags;
 
 use crate::TmpfsPolicy;
 use crate::error::Error;
@@ -47,7 +48,7 @@ const NAME_ATTEMPTS: usize = 16;
 pub(crate) fn candidate_roots(env: &Env) -> Vec<PathBuf> {
     let mut roots = Vec::new();
     if let Some(xdg) = env
-        .non_empty("XDG_RUNTIME_DIR")
+        .non_empty(keyway_core::vars::XDG_RUNTIME_DIR)
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
     {
@@ -214,11 +215,101 @@ impl SecretDir {
         Ok(path)
     }
 
+    /// Writes new contents for existing secret files as temporary files in the
+    /// same directory (mode 0400, `O_CREAT|O_EXCL|O_NOFOLLOW`), without touching
+    /// the files yet. [`Staged::commit`] then renames each over its file: a
+    /// reader sees the whole old contents or the whole new ones, never a mix,
+    /// at the same path. If any write fails, nothing is replaced (the
+    /// temporary files are removed). Each `(var, file_name, contents)` names a
+    /// file [`SecretDir::write`] created.
+    pub(crate) fn stage<'a>(
+        &'a self,
+        files: impl IntoIterator<Item = (&'a str, &'a str, Secret<Vec<u8>>)>,
+    ) -> Result<Staged<'a>, Error> {
+        let mut staged = Staged {
+            dir: self,
+            temps: Vec::new(),
+        };
+        for (var, file_name, contents) in files {
+            let path = self.path.join(file_name);
+            let fail = |source: io::Error| Error::ReplaceFile {
+                var: var.to_owned(),
+                path: path.clone(),
+                source,
+            };
+            let flags = OFlag::O_CREAT
+                | OFlag::O_EXCL
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_WRONLY
+                | OFlag::O_CLOEXEC;
+            let mut attempt = 0;
+            let (temp, fd) = loop {
+                let temp = format!(".{}", unique_name(attempt));
+                match nix::fcntl::openat(&self.dir, temp.as_str(), flags, Mode::S_IRUSR) {
+                    Ok(fd) => break (temp, fd),
+                    Err(nix::errno::Errno::EEXIST) if attempt + 1 < NAME_ATTEMPTS => attempt += 1,
+                    Err(e) => return Err(fail(e.into())),
+                }
+            };
+            // Recorded before writing, so a failed write removes it too.
+            staged.temps.push((temp, file_name, var));
+            let mut file = File::from(fd);
+            file.set_permissions(Permissions::from_mode(0o400))
+                .map_err(fail)?;
+            file.write_all(contents.expose()).map_err(fail)?;
+            // `contents` drops here: the Secret zeroises its buffer.
+        }
+        Ok(staged)
+    }
+
     /// Removes the directory now, reporting failure (dropping does the same
     /// but can only log).
     pub(crate) fn remove(mut self) -> io::Result<()> {
         let path = std::mem::take(&mut self.path);
         std::fs::remove_dir_all(&path)
+    }
+}
+
+/// New contents written beside the files they replace, not yet in place;
+/// dropped uncommitted, the temporary files are removed.
+pub(crate) struct Staged<'a> {
+    dir: &'a SecretDir,
+    /// (temporary name, file name, variable), in the order given.
+    temps: Vec<(String, &'a str, &'a str)>,
+}
+
+impl Staged<'_> {
+    /// Renames every temporary file over its file (`renameat`, atomic for
+    /// each file). In a directory only keyway writes to, on one file system,
+    /// a rename fails only if the directory itself was tampered with; then the
+    /// files before it stay replaced and the error names the one that failed.
+    pub(crate) fn commit(mut self) -> Result<(), Error> {
+        let temps = std::mem::take(&mut self.temps);
+        let mut rest = temps.iter();
+        for (temp, file_name, var) in rest.by_ref() {
+            if let Err(errno) =
+                nix::fcntl::renameat(&self.dir.dir, temp.as_str(), &self.dir.dir, *file_name)
+            {
+                // Put back what is left so that drop removes it.
+                self.temps = std::iter::once((temp.clone(), *file_name, *var))
+                    .chain(rest.cloned())
+                    .collect();
+                return Err(Error::ReplaceFile {
+                    var: (*var).to_owned(),
+                    path: self.dir.path.join(file_name),
+                    source: errno.into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        for (temp, _, _) in &self.temps {
+            let _ = nix::unistd::unlinkat(&self.dir.dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
     }
 }
 

@@ -25,8 +25,12 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, getpgid, getpgrp, tcgetpgrp};
 use tokio::signal::unix::{SignalKind, signal};
 
+use tokio::sync::oneshot;
+
 use crate::ChildExit;
+use crate::envblock::EnvBlock;
 use crate::error::Error;
+use crate::watch::{Applied, Update, Updates, Workload, send};
 
 /// The signals keyway passes on to the child.
 pub(crate) const FORWARDED: [Signal; 7] = [
@@ -40,12 +44,18 @@ pub(crate) const FORWARDED: [Signal; 7] = [
 ];
 
 /// Something the supervisor must react to.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Event {
     /// A child (ours or an adopted orphan) changed state.
     ChildChanged,
     /// Keyway received a signal to forward.
     Received(Signal),
+    /// A restart's stop timeout ran out.
+    GraceOver,
+    /// New values to deliver.
+    Update((Update, oneshot::Sender<Result<(), Error>>)),
+    /// Nobody will send updates any more.
+    UpdatesClosed,
 }
 
 /// The installed handlers.
@@ -94,22 +104,151 @@ impl Signals {
 }
 
 /// Forwards signals to `child` until it exits, reaping orphans too when
-/// `reap_all`, and returns how it ended.
+/// `reap_all`, and returns how it ended. With `watch`, also carries out the
+/// updates that arrive (see the `watch` module); a restart replaces `child`
+/// with a new process, and the exit returned is the last process's.
 pub(crate) async fn supervise(
-    child: Pid,
+    mut child: Pid,
     signals: &mut Signals,
     reap_all: bool,
+    mut watch: Option<(&mut Updates, Workload<'_>)>,
 ) -> Result<ChildExit, Error> {
+    let mut restart: Option<Restart> = None;
+    let mut updates_open = watch.is_some();
     loop {
         if let Some(exit) = reap(child, reap_all)? {
-            tracing::debug!(pid = child.as_raw(), ?exit, "workload exited");
-            return Ok(exit);
+            match (restart.take(), &watch) {
+                (Some(r), Some((_, workload))) if !r.cancelled => {
+                    tracing::debug!(
+                        pid = child.as_raw(),
+                        ?exit,
+                        "workload stopped for a restart"
+                    );
+                    child = workload.command.spawn(&r.env, workload.tie)?;
+                    drop(r.env); // zeroises every NAME=value buffer
+                    tracing::info!(
+                        pid = child.as_raw(),
+                        "workload restarted with the new values"
+                    );
+                    let _ = r.reply.send(Ok(()));
+                    continue;
+                }
+                _ => {
+                    tracing::debug!(pid = child.as_raw(), ?exit, "workload exited");
+                    return Ok(exit);
+                }
+            }
         }
-        match signals.next().await? {
+        let grace = restart.as_ref().and_then(|r| r.kill_at);
+        let listening = updates_open && restart.is_none();
+        let event = tokio::select! {
+            biased;
+            event = signals.next() => event?,
+            () = sleep_until(grace), if grace.is_some() => Event::GraceOver,
+            update = next_update(&mut watch), if listening => match update {
+                Some(update) => Event::Update(update),
+                None => Event::UpdatesClosed,
+            },
+        };
+        match event {
             Event::ChildChanged => {}
-            Event::Received(sig) => forward(child, sig),
+            Event::Received(sig) => {
+                forward(child, sig);
+                if let Some(r) = restart.as_mut().filter(|_| is_stop_request(sig)) {
+                    if !r.cancelled {
+                        tracing::info!(signal = %sig, "stop requested: the restart is cancelled");
+                    }
+                    r.cancelled = true;
+                }
+            }
+            Event::GraceOver => {
+                if let Some(r) = restart.as_mut() {
+                    r.kill_at = None;
+                    tracing::warn!(
+                        pid = child.as_raw(),
+                        "the workload did not exit after SIGTERM within the stop timeout; killing it"
+                    );
+                    if let Err(errno) = kill(child, Signal::SIGKILL) {
+                        tracing::warn!(pid = child.as_raw(), %errno, "could not kill the workload");
+                    }
+                }
+            }
+            Event::UpdatesClosed => updates_open = false,
+            Event::Update((update, reply)) => {
+                let Some((updates, workload)) = watch.as_ref() else {
+                    continue;
+                };
+                // A workload that has just exited on its own is not restarted:
+                // its exit ends the run (the update's sender learns it has ended).
+                if let Some(exit) = reap(child, reap_all)? {
+                    tracing::debug!(pid = child.as_raw(), ?exit, "workload exited");
+                    return Ok(exit);
+                }
+                match workload.apply(child.as_raw(), update) {
+                    Ok(Applied::Signalled) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Ok(Applied::Restart(env)) => {
+                        tracing::info!(
+                            pid = child.as_raw(),
+                            "stopping the workload to restart it (SIGTERM)"
+                        );
+                        match send(child.as_raw(), libc::SIGTERM) {
+                            Ok(()) => {
+                                restart = Some(Restart {
+                                    env,
+                                    reply,
+                                    kill_at: Some(
+                                        tokio::time::Instant::now() + updates.stop_timeout,
+                                    ),
+                                    cancelled: false,
+                                });
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
         }
     }
+}
+
+/// A restart under way: the old process was sent `SIGTERM`.
+struct Restart {
+    /// The new process's environment (zeroised when dropped).
+    env: EnvBlock,
+    reply: oneshot::Sender<Result<(), Error>>,
+    /// When to send `SIGKILL`; `None` once sent.
+    kill_at: Option<tokio::time::Instant>,
+    /// keyway was asked to stop meanwhile: end with the old process.
+    cancelled: bool,
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_update(
+    watch: &mut Option<(&mut Updates, Workload<'_>)>,
+) -> Option<(Update, oneshot::Sender<Result<(), Error>>)> {
+    match watch {
+        Some((updates, _)) => updates.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Signals that ask keyway to stop. SIGHUP is not one: for a wrapper of
+/// daemons it usually means "reload", and it is forwarded like USR1.
+fn is_stop_request(sig: Signal) -> bool {
+    matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)
 }
 
 fn forward(child: Pid, sig: Signal) {

@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(name = "keyway", version, about = "Secrets and cloud credentials for any workload, on any cloud.", long_about = None)]
@@ -41,6 +42,12 @@ pub enum Command {
     /// or aws-sm://NAME-or-ARN[#STAGE-or-VERSION-ID].
     /// Options: ?version=V (Google), ?version-stage=S / ?version-id=ID (AWS), ?field=a.b (a JSON
     /// field), ?destination=tempfile, ?filename=NAME.
+    ///
+    /// With --watch[=INTERVAL] the references are resolved again while the command
+    /// runs, and a changed value is delivered: a file replaced atomically at the
+    /// same path (then SIGHUP, or --on-change=signal:SIG), or the command restarted
+    /// with the new environment (--on-change=restart; automatic for a changed
+    /// environment variable). A failed re-resolve changes nothing.
     ///
     /// AWS credentials come from the SDKs' chain: AWS_ACCESS_KEY_ID, the shared files (AWS_PROFILE),
     /// web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), ECS, then IMDSv2. From Google to AWS
@@ -152,6 +159,38 @@ pub struct ExecArgs {
     /// Where the broker listens (loopback; default a free port on 127.0.0.1).
     #[arg(long, value_name = "ADDR", requires = "broker")]
     pub broker_listen: Option<keyway_core::LoopbackAddr>,
+    /// Keep the command's secrets current while it runs: every INTERVAL
+    /// (default 60s; 30s, 5m, 1h30m or plain seconds; 1s to 24h) resolve every
+    /// reference again and deliver what changed, as --on-change says. A change
+    /// is a new value (a new version with the same value delivers nothing);
+    /// each changed reference is logged (-v) by name and version, never its
+    /// value. If a reference cannot be resolved (a denial, a disabled version,
+    /// no network), nothing is changed: the command runs on with the values it
+    /// has, keyway warns (once while it lasts) naming the reference and why, and
+    /// tries again at the next interval.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "60s", value_parser = parse_interval)]
+    pub watch: Option<Duration>,
+    /// With --watch, what a changed secret does to the running command:
+    /// `auto` (the default): a changed file is replaced and the command gets
+    /// SIGHUP (a program that does not handle SIGHUP dies of it: use restart);
+    /// a changed environment variable restarts the command, since the
+    /// environment of a running process cannot be changed. `signal:SIG`: replace
+    /// changed files, then send SIG (a name, HUP, SIGUSR1, RTMIN+2, or a number);
+    /// changed environment variables then cannot reach the command (keyway warns
+    /// at start and at each such change). `restart`: replace changed files, stop the
+    /// command (SIGTERM, then SIGKILL after --stop-timeout) and start it again
+    /// with every value current. Files are replaced atomically (a new 0400 file
+    /// renamed over the old: same path, never a partial read). keyway exits with
+    /// the status of the last command started.
+    #[arg(long, value_name = "ACTION", default_value = "auto", requires = "watch",
+          value_parser = parse_on_change)]
+    pub on_change: OnChange,
+    /// With --watch: how long a restart waits for the command to exit after
+    /// SIGTERM before sending SIGKILL (e.g. 10s, 1m; 0s kills at once).
+    #[arg(long, value_name = "DURATION", default_value = "10s", requires = "watch",
+          value_parser = parse_stop_timeout)]
+    pub stop_timeout: Duration,
     /// The command and its arguments.
     #[arg(
         required = true,
@@ -284,8 +323,8 @@ pub struct CredConfigArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The master key the local cloud was started with (as for `keyway cloud up`).
-    /// Default: DATA/master.key.
-    #[arg(long, env = "KEYWAY_CLOUD_KEY_FILE")]
+    /// Default: $KEYWAY_CLOUD_KEY_FILE, else DATA/master.key.
+    #[arg(long)]
     pub key_file: Option<PathBuf>,
 }
 
@@ -297,9 +336,30 @@ pub enum SourceType {
 
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// The local cloud's data directory.
-    #[arg(long, env = "KEYWAY_CLOUD_DATA", default_value = ".keyway-cloud")]
-    pub data: PathBuf,
+    /// The local cloud's data directory. Default: $KEYWAY_CLOUD_DATA, else .keyway-cloud.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// `--data`, else `KEYWAY_CLOUD_DATA` (read from the environment main captured), else `.keyway-cloud`.
+    pub fn dir(&self, env: &keyway_core::Env) -> PathBuf {
+        self.data
+            .clone()
+            .or_else(|| {
+                env.non_empty(keyway_core::vars::KEYWAY_CLOUD_DATA)
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(".keyway-cloud"))
+    }
+}
+
+/// `--key-file`, else `KEYWAY_CLOUD_KEY_FILE`; `None` means DATA/master.key.
+pub fn key_file(flag: Option<PathBuf>, env: &keyway_core::Env) -> Option<PathBuf> {
+    flag.or_else(|| {
+        env.non_empty(keyway_core::vars::KEYWAY_CLOUD_KEY_FILE)
+            .map(PathBuf::from)
+    })
 }
 
 #[derive(Debug, Args)]
@@ -310,8 +370,9 @@ pub struct UpArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The master key that encrypts payloads at rest (created if the store is new).
-    /// Default: DATA/master.key. Keep it apart from the data directory to separate key and data.
-    #[arg(long, env = "KEYWAY_CLOUD_KEY_FILE")]
+    /// Default: $KEYWAY_CLOUD_KEY_FILE, else DATA/master.key. Keep it apart from the data
+    /// directory to separate key and data.
+    #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// Delete the store (and its master key, if it is in DATA) first and seed again from --world.
     #[arg(long)]
@@ -346,4 +407,234 @@ pub struct EnvArgs {
     /// checks). The token lives an hour; run this again for a new one.
     #[arg(long)]
     pub user: Option<String>,
+}
+
+/// What `exec --watch` does to the running command when a secret changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnChange {
+    /// Files: replace and SIGHUP; any environment variable: restart.
+    Auto,
+    /// Replace files, then send this signal (a raw number).
+    Signal(i32),
+    /// Replace files, stop the command and start it again.
+    Restart,
+}
+
+/// The shortest and longest `--watch` intervals.
+pub const WATCH_MIN: Duration = Duration::from_secs(1);
+pub const WATCH_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration as people write one: plain seconds (`30`), or jiff's friendly
+/// and ISO 8601 forms (`30s`, `5m`, `1h30m`, `1.5s`, `PT1M`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty; expected a duration such as 30s, 5m or 90".into());
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{t} seconds is out of range"));
+    }
+    let d: jiff::SignedDuration = t
+        .parse()
+        .map_err(|_| "not a duration; expected e.g. 30s, 5m, 1h30m or plain seconds".to_owned())?;
+    Duration::try_from(d).map_err(|_| "a duration cannot be negative".to_owned())
+}
+
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < WATCH_MIN {
+        return Err(format!(
+            "too short: at least {}s (each interval resolves every reference again)",
+            WATCH_MIN.as_secs()
+        ));
+    }
+    if d > WATCH_MAX {
+        return Err(format!("too long: at most {}h", WATCH_MAX.as_secs() / 3600));
+    }
+    Ok(d)
+}
+
+fn parse_stop_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(3600) {
+        return Err("too long: at most 1h".into());
+    }
+    Ok(d)
+}
+
+fn parse_on_change(s: &str) -> Result<OnChange, String> {
+    match s {
+        "auto" => Ok(OnChange::Auto),
+        "restart" => Ok(OnChange::Restart),
+        _ => match s.strip_prefix("signal:") {
+            Some(sig) => parse_signal(sig).map(OnChange::Signal),
+            None => Err(
+                "expected auto, restart or signal:SIG (e.g. signal:HUP, signal:USR1, signal:10)"
+                    .into(),
+            ),
+        },
+    }
+}
+
+/// A signal by name (`HUP`, `SIGHUP`, `hup`, `RTMIN+2`, `SIGRTMAX-1`) or number.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let bad = || {
+        format!(
+            "unknown signal {s:?}: use a name (HUP, USR1, TERM, RTMIN+N, ...) or a number 1-{max}"
+        )
+    };
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse::<i32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(bad()),
+        };
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let rt = |base: i32, rest: &str, sign: i32| -> Result<i32, String> {
+        let n = if rest.is_empty() {
+            0
+        } else {
+            rest.parse::<i32>().map_err(|_| bad())?
+        };
+        let n = base + sign * n;
+        if (min..=max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        }
+    };
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return match rest.strip_prefix('+') {
+            Some(n) => rt(min, n, 1),
+            None if rest.is_empty() => Ok(min),
+            None => Err(bad()),
+        };
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        return match rest.strip_prefix('-') {
+            Some(n) => rt(max, n, -1),
+            None if rest.is_empty() => Ok(max),
+            None => Err(bad()),
+        };
+    }
+    SIGNALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, sig)| *sig)
+        .ok_or_else(bad)
+}
+
+/// `SIGHUP`, `SIGRTMIN+2`, or the number: how logs name a signal.
+pub fn signal_name(n: i32) -> String {
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    match SIGNALS.iter().find(|(_, s)| *s == n) {
+        Some((name, _)) => format!("SIG{name}"),
+        None if n == min => "SIGRTMIN".into(),
+        None if n > min && n <= max => format!("SIGRTMIN+{}", n - min),
+        None => n.to_string(),
+    }
+}
+
+/// Linux's signal names (without `SIG`), as kill(1) knows them.
+const SIGNALS: [(&str, i32); 33] = [
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("IOT", libc::SIGIOT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("POLL", libc::SIGPOLL),
+    ("PWR", libc::SIGPWR),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_in_the_forms_people_write() {
+        assert_eq!(parse_interval("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_interval("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_interval("PT2M"), Ok(Duration::from_secs(120)));
+        for (bad, why) in [
+            ("0", "too short"),
+            ("500ms", "too short"),
+            ("-5s", "negative"),
+            ("25h", "too long"),
+            ("99999999999999999999", "out of range"),
+            ("soon", "not a duration"),
+            ("", "empty"),
+            ("5 parsecs", "not a duration"),
+        ] {
+            let e = parse_interval(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn on_change_and_signals() {
+        assert_eq!(parse_on_change("auto"), Ok(OnChange::Auto));
+        assert_eq!(parse_on_change("restart"), Ok(OnChange::Restart));
+        for (text, n) in [
+            ("signal:HUP", libc::SIGHUP),
+            ("signal:SIGHUP", libc::SIGHUP),
+            ("signal:usr1", libc::SIGUSR1),
+            ("signal:SIGTERM", libc::SIGTERM),
+            ("signal:10", 10),
+            ("signal:RTMIN", libc::SIGRTMIN()),
+            ("signal:SIGRTMIN+2", libc::SIGRTMIN() + 2),
+            ("signal:RTMAX-1", libc::SIGRTMAX() - 1),
+        ] {
+            assert_eq!(parse_on_change(text), Ok(OnChange::Signal(n)), "{text}");
+        }
+        assert_eq!(signal_name(libc::SIGHUP), "SIGHUP");
+        assert_eq!(signal_name(libc::SIGRTMIN() + 2), "SIGRTMIN+2");
+        for bad in [
+            "signal:",
+            "signal:NOPE",
+            "signal:0",
+            "signal:65",
+            "signal:-1",
+            "signal:RTMIN+99",
+            "signal:RTMINX",
+            "hup",
+            "Restart",
+            "",
+        ] {
+            assert!(parse_on_change(bad).is_err(), "{bad}");
+        }
+    }
 }

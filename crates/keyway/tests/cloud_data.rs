@@ -314,3 +314,33 @@ fn every_path_the_cloud_prints_is_absolute_and_everything_it_writes_is_private()
     }
     stop(child);
 }
+
+/// `KEYWAY_CLOUD_DATA` names the data directory when `--data` is not given
+/// (read from the environment main captured, not by clap), and `--data` wins.
+#[test]
+fn the_data_directory_comes_from_keyway_cloud_data_unless_data_is_given() {
+    let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
+    let env_out = |data_var: &Path, flag: Option<&Path>| {
+        let mut cmd = Command::new(KEYWAY);
+        cmd.args(["cloud", "env", "--instance", "kaggle-gpu-vm"])
+            .env("KEYWAY_CLOUD_DATA", data_var);
+        if let Some(f) = flag {
+            cmd.arg("--data").arg(f);
+        }
+        cmd.output().unwrap()
+    };
+    let from_var = env_out(&cloud.data, None);
+    assert!(from_var.status.success(), "{}", text(&from_var.stderr));
+    assert!(
+        text(&from_var.stdout).contains(&cloud.google()),
+        "{}",
+        text(&from_var.stdout)
+    );
+    let nowhere = cloud.dir.path().join("not-a-cloud");
+    let flag_wins = env_out(&nowhere, Some(&cloud.data));
+    assert!(flag_wins.status.success(), "{}", text(&flag_wins.stderr));
+    let refused = env_out(&nowhere, None);
+    assert!(!refused.status.success());
+    let err = text(&refused.stderr);
+    assert!(err.contains(&nowhere.display().to_string()), "{err}");
+}

@@ -88,6 +88,15 @@ pub async fn get_secret_value(f: &Fetcher, r: &Reference) -> Result<Secret<Vec<u
     call_get_secret_value(f, r, decode).await
 }
 
+/// [`get_secret_value`], with the `VersionId` that answered (if the answer has one).
+pub async fn get_secret_value_versioned(
+    f: &Fetcher,
+    r: &Reference,
+) -> Result<(Secret<Vec<u8>>, Option<String>), FetchError> {
+    let body = get_secret_value_response(f, r).await?;
+    decode_versioned(body.expose(), &r.to_string())
+}
+
 /// GetSecretValue's whole answer (the JSON body AWS sent: ARN, Name,
 /// VersionId, SecretString or SecretBinary, VersionStages, CreatedDate), for
 /// callers that hand it on as it is (the broker's Secrets Manager
@@ -250,13 +259,22 @@ impl Signed<'_> {
 }
 
 fn decode(body: &[u8], reference: &str) -> Result<Secret<Vec<u8>>, FetchError> {
+    decode_versioned(body, reference).map(|(value, _)| value)
+}
+
+/// The value of a GetSecretValue answer and its `VersionId` (if not empty).
+fn decode_versioned(
+    body: &[u8],
+    reference: &str,
+) -> Result<(Secret<Vec<u8>>, Option<String>), FetchError> {
     let corrupt = |reason: &str| FetchError::Corrupt {
         reference: reference.to_owned(),
         reason: reason.to_owned(),
     };
     let mut resp: GetSecretValueResponse = serde_json::from_slice(body)
         .map_err(|_| corrupt("the response is not a GetSecretValue response"))?;
-    match (resp.secret_string.take(), resp.secret_binary.take()) {
+    let version = Some(std::mem::take(&mut resp.version_id)).filter(|v| !v.is_empty());
+    let value = match (resp.secret_string.take(), resp.secret_binary.take()) {
         (Some(s), _) => Ok(Secret::new(s.into_bytes())),
         (None, Some(mut b)) => {
             let d = STANDARD
@@ -268,7 +286,8 @@ fn decode(body: &[u8], reference: &str) -> Result<Secret<Vec<u8>>, FetchError> {
         (None, None) => Err(corrupt(
             "the response has neither SecretString nor SecretBinary",
         )),
-    }
+    };
+    value.map(|v| (v, version))
 }
 
 /// Classifies an error answer by its typed code (`__type`,

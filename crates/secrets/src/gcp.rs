@@ -22,6 +22,16 @@ pub async fn access(
     r: &Reference,
     token: &Secret<String>,
 ) -> Result<Secret<Vec<u8>>, FetchError> {
+    access_versioned(f, r, token).await.map(|(value, _)| value)
+}
+
+/// [`access`], with the version that answered: the last segment of the
+/// accessed version's `name` (`latest` resolved to its number), if present.
+pub async fn access_versioned(
+    f: &Fetcher,
+    r: &Reference,
+    token: &Secret<String>,
+) -> Result<(Secret<Vec<u8>>, Option<String>), FetchError> {
     let Reference::GcpSecretManager {
         project,
         secret,
@@ -65,7 +75,7 @@ pub async fn access(
     .await
 }
 
-fn decode(body: &[u8], reference: &str) -> Result<Secret<Vec<u8>>, FetchError> {
+fn decode(body: &[u8], reference: &str) -> Result<(Secret<Vec<u8>>, Option<String>), FetchError> {
     let corrupt = |reason: &str| FetchError::Corrupt {
         reference: reference.to_owned(),
         reason: reason.to_owned(),
@@ -84,7 +94,12 @@ fn decode(body: &[u8], reference: &str) -> Result<Secret<Vec<u8>>, FetchError> {
             "the payload's CRC32C does not match payload.dataCrc32c: it was damaged in transit",
         ));
     }
-    Ok(data)
+    let version = resp
+        .name
+        .rsplit_once("/versions/")
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty());
+    Ok((data, version))
 }
 
 /// The permission `:access` needs.
@@ -196,7 +211,13 @@ mod tests {
             "{} > {ACCESS_CAP}",
             body.len()
         );
-        assert_eq!(decode(body.as_bytes(), "r").unwrap().expose(), &payload);
+        let (value, version) = decode(body.as_bytes(), "r").unwrap();
+        assert_eq!(value.expose(), &payload);
+        assert_eq!(
+            version.as_deref(),
+            Some("1"),
+            "the version is the name's last segment"
+        );
     }
 
     #[test]
@@ -205,7 +226,8 @@ mod tests {
             r#"{{"name":"n","payload":{{"data":"aGk=","dataCrc32c":"{}"}}}}"#,
             crc32c::crc32c(b"hi")
         );
-        assert_eq!(decode(ok.as_bytes(), "r").unwrap().expose(), b"hi");
+        let (value, version) = decode(ok.as_bytes(), "r").unwrap();
+        assert_eq!((value.expose().as_slice(), version), (&b"hi"[..], None));
         let bad = r#"{"name":"n","payload":{"data":"aGk=","dataCrc32c":"1"}}"#;
         assert!(matches!(
             decode(bad.as_bytes(), "r"),

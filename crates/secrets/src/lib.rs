@@ -61,6 +61,16 @@ pub fn retry_within(deadline: Duration) -> RetryPolicy {
     }
 }
 
+/// A fetched value and the version the service answered with.
+#[derive(Debug)]
+pub struct Fetched {
+    pub value: Secret<Vec<u8>>,
+    /// Which version was read, when the answer says (not secret): Secret
+    /// Manager's version number (the last segment of the accessed version's
+    /// `name`, so `latest` is resolved), Secrets Manager's `VersionId`.
+    pub version: Option<String>,
+}
+
 pub const SECRETMANAGER_DEFAULT: &str = "https://secretmanager.googleapis.com/";
 
 impl Fetcher {
@@ -89,15 +99,24 @@ impl Fetcher {
         r: &SecretRef,
         google_token: Option<&Secret<String>>,
     ) -> Result<Secret<Vec<u8>>, FetchError> {
-        let payload = match &r.source {
+        self.fetch_versioned(r, google_token).await.map(|f| f.value)
+    }
+
+    /// Fetches one reference, with the version the service answered with.
+    pub async fn fetch_versioned(
+        &self,
+        r: &SecretRef,
+        google_token: Option<&Secret<String>>,
+    ) -> Result<Fetched, FetchError> {
+        let (payload, version) = match &r.source {
             keyway_core::Reference::GcpSecretManager { .. } => {
                 let token = google_token.ok_or(FetchError::NoCredentials {
                     reference: r.source.to_string(),
                 })?;
-                gcp::access(self, &r.source, token).await?
+                gcp::access_versioned(self, &r.source, token).await?
             }
             keyway_core::Reference::AwsSecretsManager { .. } => {
-                aws::get_secret_value(self, &r.source).await?
+                aws::get_secret_value_versioned(self, &r.source).await?
             }
         };
         // The ECS json-key is a top-level field.
@@ -111,13 +130,14 @@ impl Fetcher {
             ) => Some(vec![k.clone()]),
             _ => None,
         };
-        match path {
-            None => Ok(payload),
+        let value = match path {
+            None => payload,
             Some(path) => field::extract(&payload, &path).map_err(|reason| FetchError::Field {
                 reference: r.to_string(),
                 reason,
-            }),
-        }
+            })?,
+        };
+        Ok(Fetched { value, version })
     }
 
     /// Fetches every reference, at most `concurrency` at a time. Results come
@@ -127,10 +147,23 @@ impl Fetcher {
         refs: &[SecretRef],
         google_token: Option<&Secret<String>>,
     ) -> Vec<Result<Secret<Vec<u8>>, FetchError>> {
-        let mut out: Vec<Option<Result<Secret<Vec<u8>>, FetchError>>> =
+        self.fetch_all_versioned(refs, google_token)
+            .await
+            .into_iter()
+            .map(|r| r.map(|f| f.value))
+            .collect()
+    }
+
+    /// [`Fetcher::fetch_all`], with the version each value came from.
+    pub async fn fetch_all_versioned(
+        &self,
+        refs: &[SecretRef],
+        google_token: Option<&Secret<String>>,
+    ) -> Vec<Result<Fetched, FetchError>> {
+        let mut out: Vec<Option<Result<Fetched, FetchError>>> =
             (0..refs.len()).map(|_| None).collect();
         let mut stream = futures::stream::iter(refs.iter().enumerate())
-            .map(|(i, r)| async move { (i, self.fetch(r, google_token).await) })
+            .map(|(i, r)| async move { (i, self.fetch_versioned(r, google_token).await) })
             .buffer_unordered(self.concurrency.max(1));
         while let Some((i, res)) = stream.next().await {
             out[i] = Some(res);

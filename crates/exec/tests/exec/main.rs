@@ -8,6 +8,7 @@ mod files;
 mod orphans;
 mod reaping;
 mod redaction;
+mod rotation;
 mod signals;
 mod support;
 

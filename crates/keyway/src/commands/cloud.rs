@@ -8,19 +8,25 @@ use crate::cli::{CredConfigArgs, EnvArgs, SourceType, UpArgs};
 use anyhow::{Context, bail};
 use keyway_cloud::cloud::{Cloud, CredSource};
 use keyway_cloud::server::{self, Endpoints};
-use keyway_core::{LoopbackAddr, SystemClock};
+use keyway_core::{Env, LoopbackAddr, SystemClock};
+use keyway_http::{Call, Cap};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-pub fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
+/// How long `cloud env` waits for the running local cloud's answer (the whole
+/// request, body included; the body is read under a 1 MiB cap).
+const LOCAL_CLOUD_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn up(a: UpArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let listen: LoopbackAddr = a
         .listen
         .parse()
         .with_context(|| format!("--listen {}", a.listen))?;
     // Every path the cloud prints or writes is absolute: it must still work
     // after the user changes directory.
-    let data = absolute(&a.data.data)?;
-    let key_file = match a.key_file {
+    let data = absolute(&a.data.dir(env))?;
+    let key_file = match crate::cli::key_file(a.key_file, env) {
         Some(k) => absolute(&k)?,
         None => data.join("master.key"),
     };
@@ -154,8 +160,8 @@ fn q(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-pub fn env(a: EnvArgs) -> anyhow::Result<ExitCode> {
-    let data = absolute(&a.data.data)?;
+pub fn env(a: EnvArgs, env: &Env) -> anyhow::Result<ExitCode> {
+    let data = absolute(&a.data.dir(env))?;
     let ep = Endpoints::read(&data).map_err(anyhow::Error::msg)?;
     if let Some(task) = &a.task {
         return aws_env(&data, &ep, AwsTarget::Task(task));
@@ -324,21 +330,23 @@ fn write_gcloud_token(dir: &std::path::Path, google: &str) -> anyhow::Result<std
         .build()
         .context("starting the async runtime")?;
     let token = rt.block_on(async {
-        let r = reqwest::Client::builder()
+        let request = reqwest::Client::builder()
             .no_proxy()
             .build()?
             .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .with_context(|| format!("calling the local cloud's token endpoint {url}"))?;
-        let status = r.status();
-        let body: serde_json::Value = r
-            .json()
-            .await
-            .context("reading the local cloud's token answer")?;
+            .form(&form);
+        let call = Call {
+            doing: "refreshing the user's token at the local cloud",
+            url: &url,
+            cap: Cap::mib(1),
+        };
+        let r = keyway_http::exchange(request, LOCAL_CLOUD_TIMEOUT, &call).await?;
+        let status = r.status;
+        let status_ok = (200..300).contains(&status);
+        let body: serde_json::Value = serde_json::from_slice(r.body.expose())
+            .context("reading the local cloud's token answer (not JSON)")?;
         match body.get("access_token").and_then(|t| t.as_str()) {
-            Some(t) if status.is_success() => Ok(zeroize::Zeroizing::new(t.to_owned())),
+            Some(t) if status_ok => Ok(zeroize::Zeroizing::new(t.to_owned())),
             // The OAuth error code and description never carry the token.
             _ => bail!(
                 "the local cloud refused the refresh token ({status}: {} {})",
@@ -369,17 +377,21 @@ fn start_task(ep: &Endpoints, task: &str) -> anyhow::Result<keyway_cloud::aws::c
         .context("starting the async runtime")?;
     let url = format!("{}/_keyway/ecs/start-task", ep.aws);
     rt.block_on(async {
-        let r = reqwest::Client::builder()
+        let request = reqwest::Client::builder()
             .no_proxy()
             .build()?
             .post(&url)
             .bearer_auth(&ep.control_token)
-            .json(&serde_json::json!({ "task": task }))
-            .send()
-            .await
-            .with_context(|| format!("calling the local cloud at {}", ep.aws))?;
-        let ok = r.status().is_success();
-        let body: serde_json::Value = r.json().await.context("reading the local cloud's answer")?;
+            .json(&serde_json::json!({ "task": task }));
+        let call = Call {
+            doing: "starting an ECS task at the local cloud",
+            url: &url,
+            cap: Cap::mib(1),
+        };
+        let r = keyway_http::exchange(request, LOCAL_CLOUD_TIMEOUT, &call).await?;
+        let ok = (200..300).contains(&r.status);
+        let body: serde_json::Value = serde_json::from_slice(r.body.expose())
+            .context("reading the local cloud's answer (not JSON)")?;
         if !ok {
             let msg = body
                 .get("message")
@@ -588,7 +600,7 @@ fn json_field(a: &CredConfigArgs) -> anyhow::Result<Option<String>> {
     }
 }
 
-pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
+pub fn cred_config(a: CredConfigArgs, env: &Env) -> anyhow::Result<ExitCode> {
     let (project, pool, provider) = parse_provider_name(&a.provider)?;
     let source = if a.aws {
         if a.credential_source_type.is_some() || a.credential_source_field_name.is_some() {
@@ -622,12 +634,12 @@ pub fn cred_config(a: CredConfigArgs) -> anyhow::Result<ExitCode> {
             "say where the subject token comes from: --aws, --credential-source-file PATH or --credential-source-url URL"
         );
     };
-    let data = a.data.data;
+    let data = a.data.dir(env);
     let ep = Endpoints::read(&data).map_err(anyhow::Error::msg)?;
     if !data.join("cloud.db").exists() {
         bail!("{} holds no local cloud (no cloud.db)", data.display());
     }
-    let key_file = a.key_file.unwrap_or_else(|| data.join("master.key"));
+    let key_file = crate::cli::key_file(a.key_file, env).unwrap_or_else(|| data.join("master.key"));
     // The running cloud commits every write before answering, so the store on
     // disk is the truth; pools and providers are world declarations anyway.
     let (cloud, _) = Cloud::open(&data, &key_file, None, Arc::new(SystemClock))

@@ -1,6 +1,7 @@
 //! `keyway exec`: resolve, fail closed, then hand over to keyway-exec.
 
 use super::resolve::{self, Wanted};
+use super::watch::Watch;
 use crate::WIDTH;
 use crate::cli::ExecArgs;
 use crate::output::{errln, wrap};
@@ -13,7 +14,28 @@ use std::time::Duration;
 /// keyway's own failure before the command could start (the convention of env(1) and docker).
 pub const EXIT_KEYWAY_FAILED: u8 = 125;
 
+/// clap's status for a usage error.
+const EXIT_USAGE: u8 = 2;
+
 pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
+    // `--watch 30s -- app` would run a program named 30s: the interval needs `=`.
+    if a.watch.is_some()
+        && let Some(first) = a.command.first().and_then(|c| c.to_str())
+        && crate::cli::parse_interval(first).is_ok()
+    {
+        errln!(
+            "error: {}",
+            wrap(
+                &format!(
+                    "'{first}' would be run as the command: an interval is given as --watch={first}"
+                ),
+                7,
+                4,
+                WIDTH
+            )
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let mut wanted: Vec<Wanted> = Vec::new();
     let mut bad = Vec::new();
     for spec in &a.env {
@@ -56,14 +78,9 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let values = match resolve::resolve(
-            &env,
-            &wanted,
-            a.concurrency as usize,
-            Duration::from_secs(a.timeout),
-        )
-        .await
-        {
+        let mut resolver =
+            resolve::Resolver::new(&env, a.concurrency as usize, Duration::from_secs(a.timeout));
+        let fetched = match resolver.resolve(&wanted).await {
             Ok(v) => v,
             Err(failures) => {
                 resolve::report(&failures);
@@ -71,6 +88,20 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
             }
         };
         tracing::info!(references = wanted.len(), "all references resolved");
+        let watch = match a.watch {
+            Some(_) if wanted.is_empty() => {
+                tracing::warn!("--watch: the command has no secret references to watch");
+                None
+            }
+            Some(interval) => Some(Watch::new(
+                resolver,
+                wanted.clone(),
+                &fetched,
+                interval,
+                a.on_change,
+            )?),
+            None => None,
+        };
         let mut env = env;
         let broker = match &a.broker {
             Some(apis) => match super::broker::exec(&mut env, apis, a.broker_listen).await {
@@ -90,7 +121,7 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         }
         plan.tmp = TmpfsPolicy::Require;
         plan.die_with_keyway = !a.keep_running_if_keyway_dies;
-        for (w, v) in wanted.iter().zip(values) {
+        for (w, v) in wanted.iter().zip(fetched.into_iter().map(|f| f.value)) {
             plan = match &w.reference.delivery {
                 Delivery::Value => plan.var(w.name.clone(), v),
                 Delivery::File { .. } => {
@@ -98,7 +129,19 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
                 }
             };
         }
-        let exit = keyway_exec::run(plan).await;
+        let exit = match watch {
+            None => keyway_exec::run(plan).await,
+            Some(watch) => {
+                let (updater, updates) = keyway_exec::updates(a.stop_timeout);
+                let run = keyway_exec::run_with_updates(plan, updates);
+                tokio::pin!(run);
+                // The watch ends only when the workload has: then `run` is about to return.
+                tokio::select! {
+                    exit = &mut run => exit,
+                    () = watch.run(updater) => run.await,
+                }
+            }
+        };
         if let Some(b) = broker {
             b.stop().await;
         }

@@ -7,6 +7,7 @@ mod get;
 mod resolve;
 mod serve;
 mod token;
+mod watch;
 mod whoami;
 
 use crate::cli::{Cli, CloudCommand, Command};
@@ -21,8 +22,8 @@ pub fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
         Command::Whoami(a) => whoami::run(a, env),
         Command::Token(a) => token::run(a, env),
         Command::Serve(a) => serve::run(a, env),
-        Command::Cloud(CloudCommand::Up(a)) => cloud::up(a),
-        Command::Cloud(CloudCommand::Env(a)) => cloud::env(a),
-        Command::Cloud(CloudCommand::CredConfig(a)) => cloud::cred_config(a),
+        Command::Cloud(CloudCommand::Up(a)) => cloud::up(a, &env),
+        Command::Cloud(CloudCommand::Env(a)) => cloud::env(a, &env),
+        Command::Cloud(CloudCommand::CredConfig(a)) => cloud::cred_config(a, &env),
     }
 }

@@ -9,11 +9,13 @@ use crate::aws;
 use crate::fixes;
 use crate::google::{self, Who};
 use crate::output::{errln, wrap};
+use keyway_auth::GoogleCredentials;
 use keyway_core::{Env, Reference, Secret, SecretRef, vars};
-use keyway_secrets::{FetchError, Fetcher};
+use keyway_secrets::{FetchError, Fetched, Fetcher};
 use std::time::Duration;
 
 /// One reference to resolve, and what it is for (an env var name, or "argument").
+#[derive(Clone)]
 pub struct Wanted {
     pub name: String,
     pub reference: SecretRef,
@@ -21,9 +23,13 @@ pub struct Wanted {
 
 pub struct Failure {
     pub name: String,
+    /// The reference, as the user wrote it (normalised).
+    pub reference: String,
     /// What went wrong, naming the reference.
     pub error: String,
     pub hint: Option<String>,
+    /// Whether trying again later may succeed (the error's own `is_transient()`).
+    pub transient: bool,
 }
 
 impl std::fmt::Display for Failure {
@@ -46,161 +52,235 @@ pub async fn resolve(
     concurrency: usize,
     timeout: Duration,
 ) -> Result<Vec<Secret<Vec<u8>>>, Vec<Failure>> {
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let http = google::http_client(env);
-    let needs_google = wanted
-        .iter()
-        .any(|w| matches!(w.reference.source, Reference::GcpSecretManager { .. }));
-    let mut creds = None;
-    let mut token: Option<Secret<String>> = None;
-    if needs_google {
-        match tokio::time::timeout(timeout, google::token(env, &http)).await {
-            Ok(Ok((t, c))) => {
-                token = Some(t);
-                creds = Some(c);
-            }
-            Ok(Err(e)) => {
-                let hint = google::credentials_failure_hint(env, &http, e.auth()).await;
-                return Err(all_fail(
-                    wanted,
-                    &format!("no Google credentials: {e:#}"),
-                    hint,
-                ));
-            }
-            Err(_) => {
-                return Err(all_fail(
-                    wanted,
-                    &format!(
-                        "getting Google credentials took longer than {}s",
-                        timeout.as_secs()
-                    ),
-                    None,
-                ));
-            }
+    let fetched = Resolver::new(env, concurrency, timeout)
+        .resolve(wanted)
+        .await?;
+    Ok(fetched.into_iter().map(|f| f.value).collect())
+}
+
+/// Resolves references, keeping the credentials it found between calls, so
+/// that `exec --watch` re-resolves through keyway-auth's caches (a token is
+/// refreshed when it nears expiry, not fetched again every round).
+pub struct Resolver {
+    env: Env,
+    http: reqwest::Client,
+    concurrency: usize,
+    timeout: Duration,
+    google: Option<GoogleCredentials>,
+    aws: Option<keyway_auth::AwsCredentialsProvider>,
+    /// Look up who the credentials are to write hints when a Google reference
+    /// fails (a start); off for the rounds of a watch, which only log.
+    pub hints: bool,
+}
+
+impl Resolver {
+    pub fn new(env: &Env, concurrency: usize, timeout: Duration) -> Resolver {
+        Resolver {
+            env: env.clone(),
+            http: google::http_client(env),
+            concurrency,
+            timeout,
+            google: None,
+            aws: None,
+            hints: true,
         }
     }
-    let needs_aws = wanted
-        .iter()
-        .any(|w| matches!(w.reference.source, Reference::AwsSecretsManager { .. }));
-    // AWS credentials failing fails the AWS references only (nothing runs anyway: fail closed).
-    let mut aws_failure: Option<(String, Option<String>)> = None;
-    let mut aws_provider = None;
-    if needs_aws {
-        match tokio::time::timeout(timeout, aws::provider(env, &http, true)).await {
-            Ok(Ok(p)) => {
-                tracing::info!(source = %p.source(), region = ?p.region(), "aws credentials");
-                aws_provider = Some(p);
-            }
-            Ok(Err(e)) => {
-                aws_failure = Some((
-                    format!("no AWS credentials: {e}"),
-                    aws::credentials_hint(env, &e),
-                ))
-            }
-            Err(_) => {
-                aws_failure = Some((
-                    format!(
-                        "getting AWS credentials took longer than {}s",
-                        timeout.as_secs()
-                    ),
-                    None,
-                ))
-            }
+
+    /// Values (with the version each came from) in the order of `wanted`, or
+    /// every failure.
+    pub async fn resolve(&mut self, wanted: &[Wanted]) -> Result<Vec<Fetched>, Vec<Failure>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
         }
-    }
-    let mut fetcher = Fetcher::new(http.clone(), env);
-    fetcher.concurrency = concurrency;
-    fetcher.retry = keyway_secrets::retry_within(timeout);
-    fetcher.aws = aws_provider.clone();
-    let refs: Vec<SecretRef> = wanted.iter().map(|w| w.reference.clone()).collect();
-    let results = fetcher.fetch_all(&refs, token.as_ref()).await;
-    // Who the credentials are matters only for hints: ask only when something failed.
-    let who: Option<Who> = match &creds {
-        Some(c)
-            if results.iter().zip(wanted).any(|(r, w)| {
-                r.is_err() && matches!(w.reference.source, Reference::GcpSecretManager { .. })
-            }) =>
-        {
-            let mut who = google::who(c, &http).await;
-            if who.email.is_empty() {
-                who.principal = google::federated_member(env, &http, c).await;
-            }
-            Some(who)
-        }
-        _ => None,
-    };
-    // The same for AWS: who the credentials are, asked only when an AWS reference failed.
-    let aws_facts = match &aws_provider {
-        Some(p)
-            if results.iter().zip(wanted).any(|(r, w)| {
-                r.is_err() && matches!(w.reference.source, Reference::AwsSecretsManager { .. })
-            }) =>
-        {
-            aws::facts(p).await
-        }
-        _ => aws::Facts::default(),
-    };
-    let mut values = Vec::with_capacity(results.len());
-    let mut failures = Vec::new();
-    for (w, r) in wanted.iter().zip(results) {
-        match r {
-            Ok(v) => values.push(v),
-            Err(FetchError::NoAwsCredentials { .. }) if aws_failure.is_some() => {
-                let (error, hint) = aws_failure.clone().unwrap_or_default();
-                failures.push(Failure {
-                    name: w.name.clone(),
-                    error: format!("reading {}: {error}", w.reference),
-                    hint,
-                });
-            }
-            Err(FetchError::Transport { reference, error }) => {
-                let var = match w.reference.source {
-                    Reference::AwsSecretsManager { .. } => vars::AWS_ENDPOINT_URL_SECRETSMANAGER,
-                    Reference::GcpSecretManager { .. } => {
-                        vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER
+        let (env, http, timeout) = (&self.env, &self.http, self.timeout);
+        let needs_google = wanted
+            .iter()
+            .any(|w| matches!(w.reference.source, Reference::GcpSecretManager { .. }));
+        let mut token: Option<Secret<String>> = None;
+        if needs_google {
+            match &self.google {
+                // Known credentials: their cache answers, or refreshes.
+                Some(c) => match tokio::time::timeout(timeout, c.access_token()).await {
+                    Ok(Ok(t)) => token = Some(t.token),
+                    Ok(Err(e)) => {
+                        return Err(all_fail(
+                            wanted,
+                            &format!("getting an access token from {}: {e}", c.source()),
+                            None,
+                            e.is_transient(),
+                        ));
                     }
-                };
-                failures.push(Failure {
-                    name: w.name.clone(),
-                    hint: Some(transport_hint(&error, var)),
-                    error: FetchError::Transport { reference, error }.to_string(),
-                })
+                    Err(_) => return Err(google_timeout(wanted, timeout)),
+                },
+                None => match tokio::time::timeout(timeout, google::token(env, http)).await {
+                    Ok(Ok((t, c))) => {
+                        token = Some(t);
+                        self.google = Some(c);
+                    }
+                    Ok(Err(e)) => {
+                        let transient = e.auth().is_transient();
+                        let hint = google::credentials_failure_hint(env, http, e.auth()).await;
+                        return Err(all_fail(
+                            wanted,
+                            &format!("no Google credentials: {e:#}"),
+                            hint,
+                            transient,
+                        ));
+                    }
+                    Err(_) => return Err(google_timeout(wanted, timeout)),
+                },
             }
-            Err(e) if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => failures
-                .push(Failure {
-                    name: w.name.clone(),
-                    hint: aws::hint(
+        }
+        let needs_aws = wanted
+            .iter()
+            .any(|w| matches!(w.reference.source, Reference::AwsSecretsManager { .. }));
+        // AWS credentials failing fails the AWS references only (nothing runs anyway: fail closed).
+        let mut aws_failure: Option<(String, Option<String>, bool)> = None;
+        if needs_aws && self.aws.is_none() {
+            match tokio::time::timeout(timeout, aws::provider(env, http, true)).await {
+                Ok(Ok(p)) => {
+                    tracing::info!(source = %p.source(), region = ?p.region(), "aws credentials");
+                    self.aws = Some(p);
+                }
+                Ok(Err(e)) => {
+                    aws_failure = Some((
+                        format!("no AWS credentials: {e}"),
+                        aws::credentials_hint(env, &e),
+                        e.is_transient(),
+                    ))
+                }
+                Err(_) => {
+                    aws_failure = Some((
+                        format!(
+                            "getting AWS credentials took longer than {}s",
+                            timeout.as_secs()
+                        ),
+                        None,
+                        true,
+                    ))
+                }
+            }
+        }
+        let aws_provider = &self.aws;
+        let mut fetcher = Fetcher::new(http.clone(), env);
+        fetcher.concurrency = self.concurrency;
+        fetcher.retry = keyway_secrets::retry_within(timeout);
+        fetcher.aws = aws_provider.clone();
+        let refs: Vec<SecretRef> = wanted.iter().map(|w| w.reference.clone()).collect();
+        let results = fetcher.fetch_all_versioned(&refs, token.as_ref()).await;
+        // Who the credentials are matters only for hints: ask only when something failed.
+        let who: Option<Who> = match &self.google {
+            Some(c)
+                if self.hints
+                    && results.iter().zip(wanted).any(|(r, w)| {
+                        r.is_err()
+                            && matches!(w.reference.source, Reference::GcpSecretManager { .. })
+                    }) =>
+            {
+                let mut who = google::who(c, http).await;
+                if who.email.is_empty() {
+                    who.principal = google::federated_member(env, http, c).await;
+                }
+                Some(who)
+            }
+            _ => None,
+        };
+        // The same for AWS: who the credentials are, asked only when an AWS reference failed.
+        let aws_facts = match aws_provider {
+            Some(p)
+                if self.hints
+                    && results.iter().zip(wanted).any(|(r, w)| {
+                        r.is_err()
+                            && matches!(w.reference.source, Reference::AwsSecretsManager { .. })
+                    }) =>
+            {
+                aws::facts(p).await
+            }
+            _ => aws::Facts::default(),
+        };
+        let mut values = Vec::with_capacity(results.len());
+        let mut failures = Vec::new();
+        for (w, r) in wanted.iter().zip(results) {
+            let e = match r {
+                Ok(v) => {
+                    values.push(v);
+                    continue;
+                }
+                Err(e) => e,
+            };
+            let (reference, transient) = (w.reference.to_string(), e.is_transient());
+            let failure = |error: String, hint: Option<String>| Failure {
+                name: w.name.clone(),
+                reference: reference.clone(),
+                error,
+                hint,
+                transient,
+            };
+            failures.push(match e {
+                FetchError::NoAwsCredentials { .. } if aws_failure.is_some() => {
+                    let (error, hint, transient) = aws_failure.clone().unwrap_or_default();
+                    Failure {
+                        transient,
+                        ..failure(format!("reading {}: {error}", w.reference), hint)
+                    }
+                }
+                FetchError::Transport { reference, error } => {
+                    let var = match w.reference.source {
+                        Reference::AwsSecretsManager { .. } => {
+                            vars::AWS_ENDPOINT_URL_SECRETSMANAGER
+                        }
+                        Reference::GcpSecretManager { .. } => {
+                            vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER
+                        }
+                    };
+                    let hint = transport_hint(&error, var);
+                    failure(
+                        FetchError::Transport { reference, error }.to_string(),
+                        Some(hint),
+                    )
+                }
+                e if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => failure(
+                    e.to_string(),
+                    aws::hint(
                         &e,
                         &w.reference.source,
                         aws_provider.as_ref(),
                         env,
                         &aws_facts,
                     ),
-                    error: e.to_string(),
-                }),
-            Err(e) => failures.push(Failure {
-                name: w.name.clone(),
-                hint: hint(&e, &w.reference, who.as_ref()),
-                error: e.to_string(),
-            }),
+                ),
+                e => failure(e.to_string(), hint(&e, &w.reference, who.as_ref())),
+            });
         }
-    }
-    if failures.is_empty() {
-        Ok(values)
-    } else {
-        Err(failures)
+        if failures.is_empty() {
+            Ok(values)
+        } else {
+            Err(failures)
+        }
     }
 }
 
-fn all_fail(wanted: &[Wanted], error: &str, hint: Option<String>) -> Vec<Failure> {
+fn google_timeout(wanted: &[Wanted], timeout: Duration) -> Vec<Failure> {
+    all_fail(
+        wanted,
+        &format!(
+            "getting Google credentials took longer than {}s",
+            timeout.as_secs()
+        ),
+        None,
+        true,
+    )
+}
+
+fn all_fail(wanted: &[Wanted], error: &str, hint: Option<String>, transient: bool) -> Vec<Failure> {
     wanted
         .iter()
         .map(|w| Failure {
             name: w.name.clone(),
+            reference: w.reference.to_string(),
             error: format!("reading {}: {error}", w.reference),
             hint: hint.clone(),
+            transient,
         })
         .collect()
 }

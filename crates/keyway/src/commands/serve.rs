@@ -102,14 +102,16 @@ fn token_from(path: &Path, cleanup: &mut Cleanup) -> anyhow::Result<Token> {
 }
 
 /// A 0700 directory for this run: on XDG_RUNTIME_DIR if set, else /dev/shm
-/// (tmpfs), else the temporary directory.
+/// (tmpfs), else TMPDIR, else /tmp.
 fn private_dir(env: &Env) -> anyhow::Result<PathBuf> {
     let base = env
         .non_empty(keyway_core::vars::XDG_RUNTIME_DIR)
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
         .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
-        .unwrap_or_else(std::env::temp_dir);
+        .unwrap_or_else(|| {
+            PathBuf::from(env.non_empty(keyway_core::vars::TMPDIR).unwrap_or("/tmp"))
+        });
     let dir = base.join(format!("keyway-serve-{}", std::process::id()));
     std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))

@@ -151,6 +151,11 @@ fn string_and_binary_payloads() {
     assert_eq!(decode(s, "r").unwrap().expose(), b"hello");
     let b = br#"{"ARN":"a","Name":"n","VersionId":"v","SecretBinary":"AP8=","VersionStages":["AWSCURRENT"],"CreatedDate":1.0}"#;
     assert_eq!(decode(b, "r").unwrap().expose(), &[0u8, 255]);
+    let (value, version) = decode_versioned(b, "r").unwrap();
+    assert_eq!(
+        (value.expose().as_slice(), version.as_deref()),
+        (&[0u8, 255][..], Some("v"))
+    );
     let n = br#"{"ARN":"a","Name":"n","VersionId":"v","VersionStages":[],"CreatedDate":1.0}"#;
     assert!(matches!(decode(n, "r"), Err(FetchError::Corrupt { .. })));
     // A binary secret asked for as a JSON field: the field extractor says so.
