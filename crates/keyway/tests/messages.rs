@@ -217,3 +217,39 @@ versions = [{{ string = "via-google-web-identity" }}]
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(text(&out.stdout), "via-google-web-identity");
 }
+
+/// Every failure of `keyway exec` before its command starts exits 125 (as the
+/// README and --help promise), usage errors included; the command never runs.
+/// Other subcommands keep clap's usage status, 2.
+#[test]
+fn exec_fails_with_125_before_the_command_starts_usage_errors_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    let env: BTreeMap<String, String> = [("PATH".to_owned(), "/usr/bin:/bin".to_owned())].into();
+    let cases: [&[&str]; 6] = [
+        // clap: a bad value, a missing value, no command at all (an unknown
+        // option is the command, as for env(1)).
+        &["exec", "--timeout", "soon", "--", "sh", "-c", &touch],
+        &["exec", "--env"],
+        &["exec"],
+        // the global options before the subcommand change nothing.
+        &["-v", "exec", "--timeout", "soon", "--", "sh", "-c", &touch],
+        // keyway's own checks: a reference that does not parse.
+        &["exec", "--env", "A=sm://", "--", "sh", "-c", &touch],
+        &["exec", "--env", "NOEQUALS", "--", "sh", "-c", &touch],
+    ];
+    for args in cases {
+        let (code, err) = stderr_to_file(dir.path(), &env, args);
+        assert_eq!(code, 125, "keyway {args:?}: {err}");
+        assert!(err.contains("error"), "keyway {args:?} says why: {err}");
+        assert!(!marker.exists(), "keyway {args:?} ran the command");
+    }
+    // Help is not a failure; other subcommands' usage errors keep clap's 2.
+    assert_eq!(stderr_to_file(dir.path(), &env, &["exec", "--help"]).0, 0);
+    assert_eq!(
+        stderr_to_file(dir.path(), &env, &["get", "--no-such-option"]).0,
+        2
+    );
+    assert_eq!(stderr_to_file(dir.path(), &env, &["--no-such-option"]).0, 2);
+}
