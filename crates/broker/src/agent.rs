@@ -391,7 +391,9 @@ impl Failure {
             FetchError::AwsCredentials { error, .. } => {
                 (400, "UnrecognizedClientException", error.to_string())
             }
-            FetchError::Field { reason, .. } => (400, "InvalidParameterException", reason.clone()),
+            FetchError::Field { reason, .. } => {
+                (400, "InvalidParameterException", reason.to_string())
+            }
             FetchError::Transport {
                 error: keyway_http::HttpError::Timeout { .. },
                 ..

@@ -76,7 +76,10 @@ pub enum FetchError {
     Corrupt { reference: String, reason: String },
     /// The JSON field the reference names could not be taken from the payload.
     #[error("reading {reference}: {reason}")]
-    Field { reference: String, reason: String },
+    Field {
+        reference: String,
+        reason: crate::field::FieldError,
+    },
     #[error("reading {reference}: no Google credentials were found")]
     NoCredentials { reference: String },
     /// AWS IAM refused (AccessDeniedException): no policy allows the action.
