@@ -106,10 +106,8 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         let broker = match &a.broker {
             Some(apis) => match super::broker::exec(&mut env, apis, a.broker_listen).await {
                 Ok(b) => Some(b),
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
-                }
+                // Printed by main, which exits 125 for exec.
+                Err(e) => return Err(e),
             },
             None => None,
         };
