@@ -10,6 +10,7 @@ use keyway_auth::aws::{AwsErrorKind, AwsService, Rejection};
 use keyway_auth::{
     AwsAuthError, AwsChainOptions, AwsCredentialsProvider, AwsSourceKind, CallerIdentity,
 };
+use keyway_core::vars;
 use keyway_core::{Env, Reference};
 use keyway_secrets::FetchError;
 
@@ -42,9 +43,9 @@ pub fn looks_like_ec2() -> bool {
 
 /// Whether the environment is an ECS task's.
 pub fn in_ecs(env: &Env) -> bool {
-    env.non_empty("ECS_CONTAINER_METADATA_URI_V4").is_some()
+    env.non_empty(vars::ECS_CONTAINER_METADATA_URI_V4).is_some()
         || env
-            .non_empty("AWS_EXECUTION_ENV")
+            .non_empty(vars::AWS_EXECUTION_ENV)
             .is_some_and(|v| v.starts_with("AWS_ECS"))
 }
 

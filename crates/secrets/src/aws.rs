@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use keyway_auth::AwsCredentials;
 pub use keyway_auth::aws::signature;
 use keyway_auth::aws::{AwsService, Rejection, SigningError};
+use keyway_core::vars;
 use keyway_core::{Clock, Reference, Secret};
 use keyway_http::aws::{AwsError, AwsErrorCode, AwsErrorKind, error_of};
 use keyway_http::{Call, Cap, HttpError, Reply, redact_url};
@@ -79,7 +80,7 @@ pub fn sign_request(
 /// names (AWS_ENDPOINT_URL_{SERVICE}, then AWS_ENDPOINT_URL). No trailing '/'.
 pub fn endpoint(env: &keyway_core::Env, service_env: &str, service: &str, region: &str) -> String {
     env.non_empty(&format!("AWS_ENDPOINT_URL_{service_env}"))
-        .or(env.non_empty("AWS_ENDPOINT_URL"))
+        .or(env.non_empty(vars::AWS_ENDPOINT_URL))
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("https://{service}.{region}.amazonaws.com"))
 }

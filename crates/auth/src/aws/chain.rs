@@ -113,8 +113,8 @@ pub(super) async fn run(
                 session_name,
             }) => {
                 let region = env
-                    .non_empty("AWS_REGION")
-                    .or(env.non_empty("AWS_DEFAULT_REGION"))
+                    .non_empty(vars::AWS_REGION)
+                    .or(env.non_empty(vars::AWS_DEFAULT_REGION))
                     .or(profile_region.as_ref().map(|(r, _)| r.as_str()));
                 let wi = WebIdentity {
                     kind,
@@ -149,8 +149,8 @@ pub(super) async fn run(
     let kind = AwsSourceKind::WebIdentity;
     if opts.consults(kind) {
         let region = env
-            .non_empty("AWS_REGION")
-            .or(env.non_empty("AWS_DEFAULT_REGION"))
+            .non_empty(vars::AWS_REGION)
+            .or(env.non_empty(vars::AWS_DEFAULT_REGION))
             .or(profile_region.as_ref().map(|(r, _)| r.as_str()));
         match web_identity::from_env(ctx)
             .await
@@ -215,7 +215,7 @@ pub(super) async fn run(
         return Err(nothing(attempts));
     }
     if env
-        .non_empty("AWS_EC2_METADATA_DISABLED")
+        .non_empty(vars::AWS_EC2_METADATA_DISABLED)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     {
         not_configured(attempts, kind, AwsAbsent::ImdsDisabled);
@@ -223,7 +223,7 @@ pub(super) async fn run(
     }
     let endpoint = match (
         &opts.imds,
-        env.non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT"),
+        env.non_empty(vars::AWS_EC2_METADATA_SERVICE_ENDPOINT),
     ) {
         (ImdsEndpoint::At(e), _) => e.trim_end_matches('/').to_owned(),
         (ImdsEndpoint::Unavailable(why), _) => {

@@ -11,6 +11,7 @@ use super::{AwsCredentials, AwsSourceKind};
 use crate::AuthContext;
 use crate::http::{self, redact_url};
 use keyway_core::Secret;
+use keyway_core::vars;
 use keyway_wire::aws::ContainerCredentials;
 use std::net::IpAddr;
 use zeroize::Zeroize;
@@ -60,7 +61,10 @@ pub(super) fn url(ctx: &AuthContext) -> Result<Option<String>, AwsAuthError> {
 }
 
 fn token(ctx: &AuthContext) -> Result<Option<Secret<String>>, AwsAuthError> {
-    if let Some(path) = ctx.env.non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
+    if let Some(path) = ctx
+        .env
+        .non_empty(vars::AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)
+    {
         let mut b = ctx.fs.read(std::path::Path::new(path)).map_err(|e| {
             AwsAuthError::config(
                 KIND,
@@ -77,7 +81,7 @@ fn token(ctx: &AuthContext) -> Result<Option<Secret<String>>, AwsAuthError> {
     }
     Ok(ctx
         .env
-        .non_empty("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+        .non_empty(vars::AWS_CONTAINER_AUTHORIZATION_TOKEN)
         .map(|t| Secret::new(t.to_owned())))
 }
 

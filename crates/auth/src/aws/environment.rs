@@ -6,6 +6,7 @@ use super::error::{AwsAuthError, AwsConfigProblem};
 use super::{AwsCredentials, AwsSourceKind};
 use crate::AuthContext;
 use keyway_core::Secret;
+use keyway_core::vars;
 
 /// The credentials the variables hold; `Ok(None)` when neither is set.
 pub(super) fn credentials(ctx: &AuthContext) -> Result<Option<AwsCredentials>, AwsAuthError> {
@@ -17,14 +18,14 @@ pub(super) fn credentials(ctx: &AuthContext) -> Result<Option<AwsCredentials>, A
         )
     };
     match (
-        env.non_empty("AWS_ACCESS_KEY_ID"),
-        env.non_empty("AWS_SECRET_ACCESS_KEY"),
+        env.non_empty(vars::AWS_ACCESS_KEY_ID),
+        env.non_empty(vars::AWS_SECRET_ACCESS_KEY),
     ) {
         (Some(id), Some(secret)) => Ok(Some(AwsCredentials {
             access_key_id: id.to_owned(),
             secret_access_key: Secret::new(secret.to_owned()),
             session_token: env
-                .non_empty("AWS_SESSION_TOKEN")
+                .non_empty(vars::AWS_SESSION_TOKEN)
                 .map(|t| Secret::new(t.to_owned())),
             expires_at: None,
         })),

@@ -8,6 +8,7 @@ use super::error::{AwsAuthError, AwsConfigProblem};
 use super::{AwsAbsent, AwsCredentials, AwsSourceKind};
 use crate::AuthContext;
 use keyway_core::Secret;
+use keyway_core::vars;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -17,8 +18,8 @@ const KIND: AwsSourceKind = AwsSourceKind::Profile;
 pub(super) fn name(ctx: &AuthContext) -> (String, bool) {
     match ctx
         .env
-        .non_empty("AWS_PROFILE")
-        .or(ctx.env.non_empty("AWS_DEFAULT_PROFILE"))
+        .non_empty(vars::AWS_PROFILE)
+        .or(ctx.env.non_empty(vars::AWS_DEFAULT_PROFILE))
     {
         Some(p) => (p.to_owned(), true),
         None => ("default".to_owned(), false),
@@ -27,15 +28,15 @@ pub(super) fn name(ctx: &AuthContext) -> (String, bool) {
 
 /// The credentials and config files.
 pub(super) fn files(ctx: &AuthContext) -> (PathBuf, PathBuf) {
-    let home = PathBuf::from(ctx.env.non_empty("HOME").unwrap_or("/"));
+    let home = PathBuf::from(ctx.env.non_empty(vars::HOME).unwrap_or("/"));
     let creds = ctx
         .env
-        .non_empty("AWS_SHARED_CREDENTIALS_FILE")
+        .non_empty(vars::AWS_SHARED_CREDENTIALS_FILE)
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".aws/credentials"));
     let config = ctx
         .env
-        .non_empty("AWS_CONFIG_FILE")
+        .non_empty(vars::AWS_CONFIG_FILE)
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".aws/config"));
     (creds, config)

@@ -28,6 +28,7 @@ use crate::{
 };
 use aws_sigv4::http_request::SigningSettings;
 use keyway_core::Secret;
+use keyway_core::vars;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `credential_source` of an aws1 file.
@@ -73,7 +74,7 @@ fn origin_of(raw: &str) -> Option<String> {
 impl AwsSubject {
     /// Runs the AWS chain narrowed to aws1's sources and resolves the region.
     pub(crate) async fn resolve(ctx: &AuthContext, cfg: &AwsConfig) -> Result<Self, AuthError> {
-        let imds = match ctx.env.non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
+        let imds = match ctx.env.non_empty(vars::AWS_EC2_METADATA_SERVICE_ENDPOINT) {
             Some(e) => Some(e.trim_end_matches('/').to_owned()),
             None => cfg.url.as_deref().and_then(origin_of),
         };
