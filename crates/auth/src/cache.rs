@@ -278,12 +278,13 @@ mod tests {
     }
 
     fn err() -> AuthError {
-        AuthError::Rejected {
-            doing: "x",
+        AuthError::Rejected(Box::new(crate::error::Rejection {
+            call: crate::error::GoogleCall::RefreshUser,
             url: "u".into(),
             status: 503,
-            summary: None,
-        }
+            body: keyway_http::google::GoogleErrorBody::Text(None),
+            server_time: None,
+        }))
     }
 
     #[tokio::test]

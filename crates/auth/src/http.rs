@@ -2,13 +2,13 @@
 //! calls state, and what a credential endpoint's answer means. Retries,
 //! timeouts, body caps and transport errors are keyway-http's; here a 2xx
 //! reply is checked (a metadata server must say so), an error status becomes
-//! [`AuthError::Rejected`] with a short summary of Google's error body, and a
-//! JSON answer is parsed without ever quoting it (it may hold a credential).
+//! [`AuthError::Rejected`] with Google's error body read into its typed codes
+//! (keyway-http's one reader) and the server's `Date`, and a JSON answer is
+//! parsed without ever quoting it (it may hold a credential).
 
 use crate::context::RetryPolicy;
-use crate::error::AuthError;
-use keyway_wire::google::GoogleError;
-use keyway_wire::google::oauth2::OAuthError;
+use crate::error::{AuthError, GoogleCall, Rejection};
+use keyway_http::google::GoogleErrorBody;
 
 pub(crate) use keyway_http::{Call, Cap, Reply, redact_url};
 
@@ -24,18 +24,21 @@ pub(crate) const METADATA_VALUE: Cap = Cap::kib(64);
 /// retries per `policy`. With `metadata`, the reply must come from a metadata server.
 pub(crate) async fn send(
     policy: &RetryPolicy,
-    call: Call<'_>,
+    google: GoogleCall,
+    url: &str,
+    cap: Cap,
     metadata: bool,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Reply, AuthError> {
-    let Call { doing, url, .. } = call;
+    let doing = google.doing();
+    let call = Call { doing, url, cap };
     keyway_http::with_retries(policy, doing, url, |attempt, timeout| {
         let req = build();
         async move {
             tracing::debug!(doing, url = %redact_url(url), attempt, ?timeout, "sending request");
             let reply = keyway_http::exchange(req, timeout, &call).await?;
             tracing::debug!(doing, url = %redact_url(url), status = reply.status, bytes = reply.body.len(), "got response");
-            expect_success(reply, doing, url, metadata)
+            expect_success(reply, google, url, metadata)
         }
     })
     .await
@@ -47,10 +50,11 @@ pub(crate) async fn send(
 /// is not a metadata server).
 pub(crate) fn expect_success(
     reply: Reply,
-    doing: &'static str,
+    call: GoogleCall,
     url: &str,
     metadata: bool,
 ) -> Result<Reply, AuthError> {
+    let doing = call.doing();
     if (200..300).contains(&reply.status) {
         if metadata && !reply.metadata_flavor() {
             return Err(AuthError::InvalidResponse {
@@ -61,50 +65,13 @@ pub(crate) fn expect_success(
         }
         return Ok(reply);
     }
-    Err(AuthError::Rejected {
-        doing,
+    Err(AuthError::Rejected(Box::new(Rejection {
+        call,
         url: redact_url(url),
         status: reply.status,
-        summary: summarize_error_body(&reply),
-    })
-}
-
-/// What an error body says, briefly: OAuth's `error: error_description`,
-/// `google.rpc.Status`'s `STATUS: message`, or the first line of plain text.
-fn summarize_error_body(reply: &Reply) -> Option<String> {
-    let body = reply.body.expose();
-    if let Ok(e) = serde_json::from_slice::<OAuthError>(body) {
-        return Some(match e.error_description {
-            Some(d) if !d.is_empty() => format!("{}: {}", e.error, clip(&d)),
-            _ => e.error,
-        });
-    }
-    if let Ok(g) = serde_json::from_slice::<GoogleError>(body) {
-        let status = if g.error.status.is_empty() {
-            g.error.code.to_string()
-        } else {
-            g.error.status
-        };
-        return Some(format!("{status}: {}", clip(&g.error.message)));
-    }
-    let text = String::from_utf8_lossy(body);
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    Some(clip(line))
-}
-
-/// At most 200 printable characters.
-fn clip(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if cleaned.chars().count() > 200 {
-        let mut out: String = cleaned.chars().take(200).collect();
-        out.push('…');
-        out
-    } else {
-        cleaned
-    }
+        body: GoogleErrorBody::parse(reply.body.expose()),
+        server_time: reply.date(),
+    })))
 }
 
 /// The body as JSON of type `T`, or an error that says what arrived instead
@@ -165,26 +132,25 @@ mod tests {
     }
 
     #[test]
-    fn error_bodies_are_summarized() {
+    fn error_statuses_are_typed_refusals() {
         let r = reply(
             400,
             r#"{"error":"invalid_grant","error_description":"Bad Request"}"#,
         );
+        let e =
+            expect_success(r, GoogleCall::RefreshUser, "http://h/token?x=1", false).unwrap_err();
+        let AuthError::Rejected(r) = &e else {
+            panic!("{e}")
+        };
         assert_eq!(
-            summarize_error_body(&r).as_deref(),
-            Some("invalid_grant: Bad Request")
+            r.body.oauth_code(),
+            Some(&keyway_http::google::OAuthErrorCode::InvalidGrant)
         );
-        let r = reply(
-            403,
-            r#"{"error":{"code":403,"message":"denied","status":"PERMISSION_DENIED"}}"#,
+        assert_eq!(r.url, "http://h/token");
+        assert!(
+            e.to_string()
+                .ends_with("answered 400 Bad Request: invalid_grant: Bad Request")
         );
-        assert_eq!(
-            summarize_error_body(&r).as_deref(),
-            Some("PERMISSION_DENIED: denied")
-        );
-        let r = reply(404, "\n  Not Found\nmore");
-        assert_eq!(summarize_error_body(&r).as_deref(), Some("Not Found"));
-        assert_eq!(summarize_error_body(&reply(500, "")), None);
     }
 
     #[test]

@@ -8,7 +8,14 @@
 //! wait, and retries transient failures within a deadline.
 //!
 //! AWS credentials come from the SDKs' chain ([`aws_default`]), with the
-//! same provenance: which source answered, and why the others did not.
+//! same provenance: which source answered, and why the others did not; and
+//! [`caller_identity`] says who they are (STS GetCallerIdentity).
+//!
+//! Every failure is a typed value that answers `is_transient()` where it is
+//! built ([`AuthError`], [`AwsAuthError`]): the source, the OAuth/STS error
+//! code or AWS's error code, the HTTP status, Google's rpc status and
+//! `ErrorInfo` reason, the server's clock. What a credentials file says is
+//! exposed as data ([`credential_file`], [`GoogleCredentials::file`]).
 //!
 //! Nothing here reads the process environment, the real filesystem or the clock
 //! directly: all of it comes in an [`AuthContext`]. Tokens, refresh tokens,
@@ -24,15 +31,17 @@ pub mod google;
 mod http;
 
 pub use aws::{
-    AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsCredentialsProvider, AwsOutcome,
-    AwsSource, AwsSourceKind, ImdsEndpoint, aws_default,
+    AwsAbsent, AwsAttempt, AwsAuthError, AwsChainOptions, AwsCredentials, AwsCredentialsProvider,
+    AwsLocation, AwsOutcome, AwsSource, AwsSourceKind, CallerIdentity, ImdsEndpoint, aws_default,
+    caller_identity,
 };
 pub use context::{
     AuthContext, DEFAULT_METADATA_PROBE_TIMEOUT, DEFAULT_REFRESH_AHEAD, RetryPolicy,
 };
-pub use error::AuthError;
+pub use error::{AuthError, ConfigProblem, GoogleCall, Rejection, SubjectCause, SubjectFrom};
 pub use google::{
-    AccessToken, Attempt, CredentialKind, GoogleCredentials, Identity, Outcome, Source, SourceKind,
+    Absent, AccessToken, Attempt, CredentialFile, CredentialKind, Federation, GoogleCredentials,
+    Identity, Outcome, Source, SourceKind, SubjectSourceKind, WorkloadProvider, credential_file,
     google_default,
 };
 pub use keyway_http::HttpError;

@@ -375,11 +375,25 @@ impl Failure {
             | FetchError::NotEnabled { message, .. } => {
                 (400, "InvalidRequestException", message.clone())
             }
-            FetchError::AwsCredentials { message, .. }
-            | FetchError::Unauthenticated { message, .. } => {
+            FetchError::Unauthenticated { message, .. } => {
                 (400, "UnrecognizedClientException", message.clone())
             }
-            FetchError::Field { reason, .. } => (400, "InvalidParameterException", reason.clone()),
+            FetchError::AwsRefused { rejection, .. } => (
+                400,
+                "UnrecognizedClientException",
+                rejection.message.clone(),
+            ),
+            // The chain failed transiently at a refresh: the agent's answer
+            // when its own upstream cannot be reached.
+            FetchError::AwsCredentials { error, .. } if error.is_transient() => {
+                (502, "ConnectionError", "Read Error".to_owned())
+            }
+            FetchError::AwsCredentials { error, .. } => {
+                (400, "UnrecognizedClientException", error.to_string())
+            }
+            FetchError::Field { reason, .. } => {
+                (400, "InvalidParameterException", reason.to_string())
+            }
             FetchError::Transport {
                 error: keyway_http::HttpError::Timeout { .. },
                 ..

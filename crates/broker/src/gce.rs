@@ -221,13 +221,9 @@ pub(crate) fn not_found() -> Response<Body> {
 fn unavailable(what: &str, e: &AuthError) -> Response<Body> {
     let status = if e.is_transient() {
         StatusCode::SERVICE_UNAVAILABLE
-    } else if matches!(
-        e,
-        AuthError::Rejected {
-            status: 400 | 401 | 403,
-            ..
-        } | AuthError::OperationUnsupported { .. }
-    ) {
+    } else if matches!(e.status(), Some(400 | 401 | 403))
+        || matches!(e, AuthError::OperationUnsupported { .. })
+    {
         StatusCode::FORBIDDEN
     } else {
         StatusCode::INTERNAL_SERVER_ERROR

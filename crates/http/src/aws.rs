@@ -15,21 +15,180 @@ use quick_xml::events::Event;
 /// and message, as the service sent them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsError {
-    pub code: String,
+    pub code: AwsErrorCode,
     pub message: String,
 }
 
 impl AwsError {
+    /// Whether the SDKs retry this code whatever the status (see
+    /// [`AwsErrorCode::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.code.is_transient()
+    }
+}
+
+/// The error codes keyway acts on, parsed once where the answer is read; any
+/// other code is kept as [`AwsErrorCode::Other`]. AWS spells some codes
+/// differently per protocol (query protocol `AccessDenied`/`ExpiredToken`,
+/// JSON protocol `AccessDeniedException`/`ExpiredTokenException`): both
+/// spellings are kept, so what AWS said can be shown as it said it, and
+/// [`AwsErrorCode::kind`] says what they mean.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AwsErrorCode {
+    AccessDenied,
+    AccessDeniedException,
+    ResourceNotFoundException,
+    ExpiredToken,
+    ExpiredTokenException,
+    InvalidClientTokenId,
+    UnrecognizedClientException,
+    SignatureDoesNotMatch,
+    InvalidSignatureException,
+    IncompleteSignature,
+    MissingAuthenticationToken,
+    InvalidIdentityToken,
+    IdpCommunicationError,
+    IdpRejectedClaim,
+    DecryptionFailure,
+    InvalidRequestException,
+    InvalidParameterException,
+    InvalidParameterValue,
+    RegionDisabledException,
+    /// A throttling or server-side code the SDKs retry (the text is kept).
+    Retryable(String),
+    /// Any other code (or none: an empty string when the body named none).
+    Other(String),
+}
+
+/// What an AWS error code means for the caller: each kind is a different fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AwsErrorKind {
+    /// IAM said no: a policy must allow the action.
+    AccessDenied,
+    /// The resource does not exist (or not in this region/account).
+    NotFound,
+    /// Temporary credentials past their expiry.
+    ExpiredCredentials,
+    /// The access key id (or key and session token together) is not known to AWS.
+    UnknownCredentials,
+    /// The signature did not verify (a wrong secret key, or a clock far off).
+    BadSignature,
+    /// A web identity token STS refused (malformed, expired, wrong audience).
+    BadIdentityToken,
+    /// KMS could not decrypt.
+    Decryption,
+    /// The request is not valid in the resource's current state.
+    InvalidRequest,
+    /// Throttling or a brief server failure.
+    Transient,
+    Other,
+}
+
+impl AwsErrorCode {
+    /// Parses a code as AWS sent it (after the `#` and before the `:` of a
+    /// JSON `__type` or `x-amzn-ErrorType`).
+    pub fn parse(code: &str) -> AwsErrorCode {
+        use AwsErrorCode::*;
+        match code {
+            "AccessDenied" => AccessDenied,
+            "AccessDeniedException" => AccessDeniedException,
+            "ResourceNotFoundException" => ResourceNotFoundException,
+            "ExpiredToken" => ExpiredToken,
+            "ExpiredTokenException" => ExpiredTokenException,
+            "InvalidClientTokenId" => InvalidClientTokenId,
+            "UnrecognizedClientException" => UnrecognizedClientException,
+            "SignatureDoesNotMatch" => SignatureDoesNotMatch,
+            "InvalidSignatureException" => InvalidSignatureException,
+            "IncompleteSignature" | "IncompleteSignatureException" => IncompleteSignature,
+            "MissingAuthenticationToken" | "MissingAuthenticationTokenException" => {
+                MissingAuthenticationToken
+            }
+            "InvalidIdentityToken" => InvalidIdentityToken,
+            "IDPCommunicationError" => IdpCommunicationError,
+            "IDPRejectedClaim" => IdpRejectedClaim,
+            "DecryptionFailure" => DecryptionFailure,
+            "InvalidRequestException" => InvalidRequestException,
+            "InvalidParameterException" => InvalidParameterException,
+            "InvalidParameterValue" => InvalidParameterValue,
+            "RegionDisabledException" => RegionDisabledException,
+            c if is_retryable_code(c) => Retryable(c.to_owned()),
+            c => Other(c.to_owned()),
+        }
+    }
+
+    /// The code as AWS spells it.
+    pub fn as_str(&self) -> &str {
+        use AwsErrorCode::*;
+        match self {
+            AccessDenied => "AccessDenied",
+            AccessDeniedException => "AccessDeniedException",
+            ResourceNotFoundException => "ResourceNotFoundException",
+            ExpiredToken => "ExpiredToken",
+            ExpiredTokenException => "ExpiredTokenException",
+            InvalidClientTokenId => "InvalidClientTokenId",
+            UnrecognizedClientException => "UnrecognizedClientException",
+            SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            InvalidSignatureException => "InvalidSignatureException",
+            IncompleteSignature => "IncompleteSignature",
+            MissingAuthenticationToken => "MissingAuthenticationToken",
+            InvalidIdentityToken => "InvalidIdentityToken",
+            IdpCommunicationError => "IDPCommunicationError",
+            IdpRejectedClaim => "IDPRejectedClaim",
+            DecryptionFailure => "DecryptionFailure",
+            InvalidRequestException => "InvalidRequestException",
+            InvalidParameterException => "InvalidParameterException",
+            InvalidParameterValue => "InvalidParameterValue",
+            RegionDisabledException => "RegionDisabledException",
+            Retryable(c) | Other(c) => c,
+        }
+    }
+
+    /// What the code means (see [`AwsErrorKind`]).
+    pub fn kind(&self) -> AwsErrorKind {
+        use AwsErrorCode::*;
+        match self {
+            AccessDenied | AccessDeniedException => AwsErrorKind::AccessDenied,
+            ResourceNotFoundException => AwsErrorKind::NotFound,
+            ExpiredToken | ExpiredTokenException => AwsErrorKind::ExpiredCredentials,
+            InvalidClientTokenId | UnrecognizedClientException => AwsErrorKind::UnknownCredentials,
+            SignatureDoesNotMatch
+            | InvalidSignatureException
+            | IncompleteSignature
+            | MissingAuthenticationToken => AwsErrorKind::BadSignature,
+            InvalidIdentityToken | IdpRejectedClaim => AwsErrorKind::BadIdentityToken,
+            DecryptionFailure => AwsErrorKind::Decryption,
+            InvalidRequestException
+            | InvalidParameterException
+            | InvalidParameterValue
+            | RegionDisabledException => AwsErrorKind::InvalidRequest,
+            IdpCommunicationError | Retryable(_) => AwsErrorKind::Transient,
+            Other(_) => AwsErrorKind::Other,
+        }
+    }
+
     /// Whether the SDKs retry this code whatever the status: throttling, and
     /// the transient failures they list (as aws-smithy-runtime does, plus STS's
     /// `IDPCommunicationError`, which the SDKs retry for web identity).
     pub fn is_transient(&self) -> bool {
-        is_transient_code(&self.code)
+        self.kind() == AwsErrorKind::Transient
+    }
+
+    /// Whether AWS named no code at all.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, AwsErrorCode::Other(c) if c.is_empty())
     }
 }
 
-/// See [`AwsError::is_transient`].
-pub fn is_transient_code(code: &str) -> bool {
+impl std::fmt::Display for AwsErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the SDKs retry `code` whatever the status.
+fn is_retryable_code(code: &str) -> bool {
     matches!(
         code,
         "Throttling"
@@ -52,7 +211,6 @@ pub fn is_transient_code(code: &str) -> bool {
             | "InternalServiceError"
             | "InternalError"
             | "ServiceUnavailable"
-            | "IDPCommunicationError"
     )
 }
 
@@ -72,16 +230,22 @@ pub fn error_of(body: &[u8], error_type_header: Option<&str>) -> Option<AwsError
             .map(str::to_owned)
             .or_else(|| field(&["__type", "code", "Code"]).map(|t| code_of(&t).to_owned()))?;
         let message = field(&["message", "Message", "errorMessage"]).unwrap_or_default();
-        return Some(AwsError { code, message });
+        return Some(AwsError {
+            code: AwsErrorCode::parse(&code),
+            message,
+        });
     }
     let text = std::str::from_utf8(body).ok()?;
     if text.trim_start().starts_with('<') {
         let code = xml_text(text, "Code").or_else(|| header_code.map(str::to_owned))?;
         let message = xml_text(text, "Message").unwrap_or_default();
-        return Some(AwsError { code, message });
+        return Some(AwsError {
+            code: AwsErrorCode::parse(&code),
+            message,
+        });
     }
     header_code.map(|c| AwsError {
-        code: c.to_owned(),
+        code: AwsErrorCode::parse(c),
         message: String::new(),
     })
 }
@@ -141,7 +305,8 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(e.code, "ResourceNotFoundException");
+        assert_eq!(e.code, AwsErrorCode::ResourceNotFoundException);
+        assert_eq!(e.code.kind(), AwsErrorKind::NotFound);
         assert_eq!(
             e.message,
             "Secrets Manager can't find the specified secret."
@@ -151,7 +316,7 @@ mod tests {
             Some("ThrottlingException:http://internal.amazon.com/coral/com.amazon.coral.availability/"),
         )
         .unwrap();
-        assert_eq!(e.code, "ThrottlingException");
+        assert_eq!(e.code.as_str(), "ThrottlingException");
         assert!(e.is_transient());
         assert_eq!(error_of(b"<html>proxy</html", None), None);
         assert_eq!(error_of(b"", None), None);
@@ -164,7 +329,8 @@ mod tests {
     <Message>Not authorized to perform sts:AssumeRoleWithWebIdentity &amp; more &lt;x&gt; &#233;</Message>
   </Error><RequestId>r</RequestId></ErrorResponse>"#;
         let e = error_of(doc.as_bytes(), None).unwrap();
-        assert_eq!(e.code, "AccessDenied");
+        assert_eq!(e.code, AwsErrorCode::AccessDenied);
+        assert_eq!(e.code.kind(), AwsErrorKind::AccessDenied);
         assert_eq!(
             e.message,
             "Not authorized to perform sts:AssumeRoleWithWebIdentity & more <x> é"

@@ -82,6 +82,15 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The server's clock when it answered (its `Date` header, RFC 9110), in
+    /// unix seconds: compared with the local clock it tells a skewed clock
+    /// apart from other signature failures.
+    pub fn date(&self) -> Option<i64> {
+        let t = httpdate::parse_http_date(self.header("date")?).ok()?;
+        let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        i64::try_from(secs).ok()
+    }
 }
 
 impl fmt::Debug for Reply {

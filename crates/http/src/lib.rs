@@ -14,7 +14,10 @@
 //!   exponential backoff inside a deadline, and one set of transient statuses
 //!   ([`is_transient_status`]);
 //! * one description of a transport failure ([`HttpError`], [`describe`]);
-//! * one reader of AWS error bodies and query-protocol documents ([`aws`]).
+//! * one reader of AWS error bodies and query-protocol documents ([`aws`]),
+//!   and one of Google's error bodies ([`google`]), each parsed into the
+//!   typed codes keyway decides on;
+//! * the server's clock, from its `Date` header ([`Reply::date`]).
 //!
 //! The local cloud does not use this crate: it must not share a client's bugs.
 
@@ -22,6 +25,7 @@ pub mod aws;
 mod client;
 mod error;
 mod exchange;
+pub mod google;
 mod retry;
 
 pub use client::{client, proxies};

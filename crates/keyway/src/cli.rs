@@ -24,7 +24,8 @@ pub enum Command {
     /// Every reference (from --env, and inherited variables whose value starts with
     /// sm://, gcp:secretmanager:, aws-sm:// or arn:aws:secretsmanager:) is resolved concurrently before the
     /// command starts. If any fails, the command never starts: keyway names each
-    /// failed reference and why, and exits 125. Values delivered as files
+    /// failed reference and why, and exits 125 (as for any failure of keyway's own
+    /// before the command starts, a usage error of `keyway exec` included). Values delivered as files
     /// (?destination=tempfile or ?filename=NAME) live in a private 0700 directory
     /// on tmpfs, each file 0400, and are removed when the command exits, however
     /// it exits. Signals are forwarded; keyway exits with the command's status

@@ -6,6 +6,7 @@
 mod aws;
 mod cli;
 mod commands;
+mod fixes;
 mod google;
 mod logging;
 mod output;
@@ -21,18 +22,37 @@ pub const WIDTH: usize = 100;
 fn main() -> ExitCode {
     // The one place the process environment is read; everything below gets it as a value.
     let env = Env::from_process();
-    let cli = match cli::Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `keyway exec` keeps env(1)'s and docker's convention for every failure
+    // of keyway's own before the command starts, usage errors included: 125.
+    let failed = if subcommand(&args) == Some("exec") {
+        commands::EXIT_KEYWAY_FAILED
+    } else {
+        1
+    };
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => return clap_exit(e),
+        Err(e) => return clap_exit(e, (failed != 1).then_some(failed)),
     };
     logging::init(&env, cli.verbose, cli.quiet);
     match commands::run(cli, env) {
         Ok(code) => code,
         Err(e) => {
             report(&e);
-            ExitCode::from(1)
+            ExitCode::from(failed)
         }
     }
+}
+
+/// The subcommand named on the command line: the first argument after the
+/// program's that is not an option (keyway's global options, -v and -q, take
+/// no value).
+fn subcommand(args: &[std::ffi::OsString]) -> Option<&str> {
+    args.iter()
+        .skip(1)
+        .map(|a| a.to_str())
+        .find(|a| !a.is_some_and(|a| a.starts_with('-')))
+        .flatten()
 }
 
 /// Prints `error: …` and each cause on its own line, wrapped at [`WIDTH`].
@@ -48,8 +68,8 @@ pub fn report(e: &anyhow::Error) {
 
 /// `--help` and `--version` go to stdout through [`output`] (so a closed pipe
 /// or a full disk is handled as for any command); usage errors go to stderr
-/// with clap's status (2).
-fn clap_exit(e: clap::Error) -> ExitCode {
+/// with clap's status (2), or `usage_status` when the subcommand has its own.
+fn clap_exit(e: clap::Error, usage_status: Option<u8>) -> ExitCode {
     let rendered = e.render().to_string();
     match e.kind() {
         _ if !e.use_stderr() => match output::stdout(rendered.as_bytes()) {
@@ -61,7 +81,7 @@ fn clap_exit(e: clap::Error) -> ExitCode {
         },
         _ => {
             output::stderr(rendered.as_bytes());
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            ExitCode::from(usage_status.unwrap_or_else(|| u8::try_from(e.exit_code()).unwrap_or(2)))
         }
     }
 }

@@ -204,3 +204,57 @@ versions = [{{ string = "via-google-web-identity" }}]
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(text(&out.stdout), "via-google-web-identity");
 }
+
+/// Every failure of `keyway exec` before its command starts exits 125 (as the
+/// README and --help promise), usage errors included; the command never runs.
+/// Other subcommands keep clap's usage status, 2.
+#[test]
+fn exec_fails_with_125_before_the_command_starts_usage_errors_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    let home = dir.path().display().to_string();
+    let env: BTreeMap<String, String> = [
+        ("PATH", "/usr/bin:/bin"),
+        ("HOME", home.as_str()),
+        // Long-term keys: the ECS API of the broker refuses to serve them.
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE12"),
+        ("AWS_SECRET_ACCESS_KEY", "not-a-real-secret"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .into();
+    let cases: [&[&str]; 7] = [
+        // clap: a bad value, a missing value, no command at all (an unknown
+        // option is the command, as for env(1)).
+        &["exec", "--timeout", "soon", "--", "sh", "-c", &touch],
+        &["exec", "--env"],
+        &["exec"],
+        // the global options before the subcommand change nothing.
+        &["-v", "exec", "--timeout", "soon", "--", "sh", "-c", &touch],
+        // keyway's own checks: a reference that does not parse.
+        &["exec", "--env", "A=sm://", "--", "sh", "-c", &touch],
+        &["exec", "--env", "NOEQUALS", "--", "sh", "-c", &touch],
+        // a broker that cannot be served (long-term keys on the ECS API),
+        // reported by main as every other error.
+        &["exec", "--broker=ecs", "--", "sh", "-c", &touch],
+    ];
+    for args in cases {
+        let (code, err) = stderr_to_file(dir.path(), &env, args);
+        assert_eq!(code, 125, "keyway {args:?}: {err}");
+        assert_eq!(
+            err.matches("error:").count(),
+            1,
+            "keyway {args:?} says why, once: {err}"
+        );
+        assert!(!marker.exists(), "keyway {args:?} ran the command");
+        assert!(!err.contains("not-a-real-secret"), "{err}");
+    }
+    // Help is not a failure; other subcommands' usage errors keep clap's 2.
+    assert_eq!(stderr_to_file(dir.path(), &env, &["exec", "--help"]).0, 0);
+    assert_eq!(
+        stderr_to_file(dir.path(), &env, &["get", "--no-such-option"]).0,
+        2
+    );
+    assert_eq!(stderr_to_file(dir.path(), &env, &["--no-such-option"]).0, 2);
+}

@@ -529,7 +529,9 @@ fn watch_and_on_change_arguments_are_checked() {
     ] {
         let out = keyway(&env, args);
         let err = one_line(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        // A usage error of `keyway exec` is a failure before the command
+        // starts: 125, as the README promises.
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
     // Accepted forms: the command runs (no references, so nothing to watch).

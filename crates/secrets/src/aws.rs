@@ -1,12 +1,15 @@
 //! AWS Secrets Manager's GetSecretValue (JSON 1.1: `POST /`,
 //! `X-Amz-Target: secretsmanager.GetSecretValue`), signed with SigV4 by the
-//! `aws-sigv4` crate at the fetcher's clock, and STS GetCallerIdentity for
-//! `whoami`. SecretString comes back as its bytes, SecretBinary base64-decoded.
-//! Errors are read by keyway-http's one AWS error reader and classified by
-//! their code so the user learns whether IAM, the secret, KMS or the
-//! credentials are at fault; requests go through keyway-http (retries inside
-//! the fetcher's deadline for transient statuses, the codes the SDKs retry and
-//! connection failures; answers capped at what the API can send).
+//! `aws-sigv4` crate at the fetcher's clock. SecretString comes back as its
+//! bytes, SecretBinary base64-decoded. Errors are read by keyway-http's one
+//! AWS error reader and classified by their typed code so the user learns
+//! whether IAM, the secret, KMS or the credentials are at fault (a refused
+//! signature keeps AWS's `Date` beside the time keyway signed at, so a clock
+//! far off is a fact); requests go through keyway-http (retries inside the
+//! fetcher's deadline for transient statuses, the codes the SDKs retry,
+//! connection failures, and transient failures of the credential chain;
+//! answers capped at what the API can send). Who the credentials are (STS
+//! GetCallerIdentity) is keyway-auth's.
 
 use crate::{FetchError, Fetcher};
 use aws_sigv4::http_request::SigningSettings;
@@ -14,9 +17,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_auth::AwsCredentials;
 pub use keyway_auth::aws::signature;
+use keyway_auth::aws::{AwsService, Rejection, SigningError};
+use keyway_core::vars;
 use keyway_core::{Clock, Reference, Secret};
-use keyway_http::aws::{AwsError, error_of, xml_text};
-use keyway_http::{Call, Cap, HttpError, Reply, RetryPolicy, redact_url};
+use keyway_http::aws::{AwsError, AwsErrorCode, AwsErrorKind, error_of};
+use keyway_http::{Call, Cap, HttpError, Reply, redact_url};
 use keyway_wire::aws::secretsmanager::{GetSecretValueRequest, GetSecretValueResponse};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroize;
@@ -26,8 +31,6 @@ use zeroize::Zeroize;
 /// is at most 64 KiB, 87,384 bytes of base64. Plus the ARN, name, version id
 /// and stages.
 pub const GET_SECRET_VALUE_CAP: Cap = Cap::kib(400);
-/// The largest GetCallerIdentity answer read (an ARN, an account, a user id).
-pub const CALLER_IDENTITY_CAP: Cap = Cap::kib(64);
 
 /// Signs a request in place: adds `x-amz-date`, `x-amz-security-token` (for
 /// temporary credentials) and `authorization`. The one signing path keyway uses.
@@ -38,7 +41,7 @@ pub fn sign_request(
     service: &str,
     time: SystemTime,
     settings: SigningSettings,
-) -> Result<(), String> {
+) -> Result<(), SigningError> {
     let uri = req.uri().to_string();
     let headers: Vec<(String, String)> = req
         .headers()
@@ -62,10 +65,11 @@ pub fn sign_request(
         settings,
     )?;
     for (k, v) in added {
-        let name = http::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| format!("signing produced a bad header name: {e}"))?;
+        let name = http::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| {
+            SigningError::Signing(format!("signing produced a bad header name: {e}"))
+        })?;
         let mut value = http::HeaderValue::from_str(&v)
-            .map_err(|_| format!("signing produced a bad value for {k}"))?;
+            .map_err(|_| SigningError::Signing(format!("signing produced a bad value for {k}")))?;
         value.set_sensitive(k != "x-amz-date");
         req.headers_mut().insert(name, value);
     }
@@ -76,7 +80,7 @@ pub fn sign_request(
 /// names (AWS_ENDPOINT_URL_{SERVICE}, then AWS_ENDPOINT_URL). No trailing '/'.
 pub fn endpoint(env: &keyway_core::Env, service_env: &str, service: &str, region: &str) -> String {
     env.non_empty(&format!("AWS_ENDPOINT_URL_{service_env}"))
-        .or(env.non_empty("AWS_ENDPOINT_URL"))
+        .or(env.non_empty(vars::AWS_ENDPOINT_URL))
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("https://{service}.{region}.amazonaws.com"))
 }
@@ -168,28 +172,33 @@ async fn call_get_secret_value(
         let (reference, url, signed) = (&reference, &url, &signed);
         async move {
             // Fresh for every attempt: the provider refreshes credentials near their expiry.
-            let creds = provider
-                .credentials()
-                .await
-                .map_err(|e| FetchError::AwsCredentials {
-                    reference: reference.clone(),
-                    message: e.to_string(),
-                })?;
-            let reply = signed
-                .post(&call, &creds, timeout)
-                .await
-                .map_err(|e| match e {
-                    PostError::Http(error) => FetchError::Transport {
+            // A transient failure of the chain (IMDS or the ECS agent briefly
+            // down at a refresh) is retried like any other.
+            let creds =
+                provider
+                    .credentials()
+                    .await
+                    .map_err(|error| FetchError::AwsCredentials {
                         reference: reference.clone(),
                         error,
-                    },
-                    other => FetchError::Internal(other.to_string()),
-                })?;
+                    })?;
+            let (reply, signed_at) =
+                signed
+                    .post(&call, &creds, timeout)
+                    .await
+                    .map_err(|e| match e {
+                        PostError::Http(error) => FetchError::Transport {
+                            reference: reference.clone(),
+                            error,
+                        },
+                        PostError::Signing(e) => FetchError::Internal(e.to_string()),
+                    })?;
             // The body is a Secret: zeroised when `reply` drops.
             if reply.status == 200 {
                 return decode(reply.body.expose(), reference);
             }
-            Err(classify(reference, url, &reply))
+            let source = provider.source().kind;
+            Err(classify(reference, url, &reply, source, signed_at))
         }
     })
     .await
@@ -208,22 +217,18 @@ struct Signed<'a> {
 
 enum PostError {
     Http(HttpError),
-    Signing(String),
-    /// A non-200 answer (only where the caller does not classify it itself).
-    Refused {
-        status: u16,
-        error: Option<AwsError>,
-    },
+    Signing(SigningError),
 }
 
 impl Signed<'_> {
-    /// One signed POST through keyway-http; any status is a reply.
+    /// One signed POST through keyway-http; any status is a reply, returned
+    /// with the unix second it was signed at.
     async fn post(
         &self,
         call: &Call<'_>,
         creds: &AwsCredentials,
         timeout: Duration,
-    ) -> Result<Reply, PostError> {
+    ) -> Result<(Reply, i64), PostError> {
         let mut b = http::Request::builder()
             .method("POST")
             .uri(call.url)
@@ -231,9 +236,9 @@ impl Signed<'_> {
         if let Some(t) = self.target {
             b = b.header("x-amz-target", t);
         }
-        let mut req = b
-            .body(self.body.to_vec())
-            .map_err(|e| PostError::Signing(format!("building the request: {e}")))?;
+        let mut req = b.body(self.body.to_vec()).map_err(|e| {
+            PostError::Signing(SigningError::Request(format!("building the request: {e}")))
+        })?;
         let millis = self.clock.now_millis().max(0) as u64;
         let time = UNIX_EPOCH + Duration::from_millis(millis);
         sign_request(
@@ -247,9 +252,10 @@ impl Signed<'_> {
         .map_err(PostError::Signing)?;
         let (parts, body) = req.into_parts();
         let request = self.http.post(call.url).headers(parts.headers).body(body);
-        keyway_http::exchange(request, timeout, call)
+        let reply = keyway_http::exchange(request, timeout, call)
             .await
-            .map_err(PostError::Http)
+            .map_err(PostError::Http)?;
+        Ok((reply, (millis / 1000) as i64))
     }
 }
 
@@ -285,69 +291,66 @@ fn decode_versioned(
     value.map(|v| (v, version))
 }
 
-/// Classifies an error answer by its code (`__type`, `x-amzn-ErrorType`, or
-/// an XML `Code`), as keyway-http's AWS error reader finds it.
-pub fn classify(reference: &str, url: &str, reply: &Reply) -> FetchError {
-    classify_body(
-        reference,
-        url,
-        reply.status,
-        reply.body.expose(),
-        reply.header("x-amzn-errortype"),
-    )
-}
-
-fn classify_body(
+/// Classifies an error answer by its typed code (`__type`,
+/// `x-amzn-ErrorType`, or an XML `Code`), as keyway-http's AWS error reader
+/// finds it. `source` is where the credentials came from and `signed_at`
+/// when the request was signed (for a refused signature).
+pub fn classify(
     reference: &str,
     url: &str,
-    status: u16,
-    body: &[u8],
-    error_type: Option<&str>,
+    reply: &Reply,
+    source: keyway_auth::AwsSourceKind,
+    signed_at: i64,
 ) -> FetchError {
     let reference = reference.to_owned();
     let url = redact_url(url);
-    let AwsError { code, message } = error_of(body, error_type).unwrap_or_else(|| AwsError {
-        code: String::new(),
-        message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-    });
-    match code.as_str() {
-        "AccessDeniedException" => {
-            let (principal, action, resource) = parse_denial(&message);
-            FetchError::AwsAccessDenied {
-                reference,
-                principal,
-                action,
-                resource,
-                message,
+    let AwsError { code, message } =
+        error_of(reply.body.expose(), reply.header("x-amzn-errortype")).unwrap_or_else(|| {
+            AwsError {
+                code: AwsErrorCode::Other(String::new()),
+                message: String::from_utf8_lossy(&reply.body.expose()[..reply.body.len().min(200)])
+                    .into_owned(),
             }
-        }
-        "ResourceNotFoundException" => FetchError::NotFound {
+        });
+    match code.kind() {
+        AwsErrorKind::AccessDenied => FetchError::AwsAccessDenied { reference, message },
+        AwsErrorKind::NotFound => FetchError::NotFound {
             reference,
             message,
             code: "ResourceNotFoundException",
         },
-        "DecryptionFailure" => FetchError::AwsDecryption { reference, message },
-        "InvalidRequestException" => FetchError::AwsInvalidRequest { reference, message },
-        "UnrecognizedClientException"
-        | "InvalidSignatureException"
-        | "ExpiredTokenException"
-        | "InvalidClientTokenId"
-        | "SignatureDoesNotMatch"
-        | "ExpiredToken" => FetchError::AwsCredentials {
+        AwsErrorKind::Decryption => FetchError::AwsDecryption { reference, message },
+        AwsErrorKind::InvalidRequest if code == AwsErrorCode::InvalidRequestException => {
+            FetchError::AwsInvalidRequest { reference, message }
+        }
+        AwsErrorKind::ExpiredCredentials
+        | AwsErrorKind::UnknownCredentials
+        | AwsErrorKind::BadSignature => FetchError::AwsRefused {
             reference,
-            message: format!("{code}: {message}"),
+            rejection: Box::new(Rejection {
+                source,
+                service: AwsService::SecretsManager,
+                url,
+                status: reply.status,
+                code,
+                message,
+                role_arn: None,
+                presented: None,
+                signed_at: Some(signed_at),
+                server_time: reply.date(),
+            }),
         },
-        c if keyway_http::aws::is_transient_code(c) => FetchError::Throttled {
+        AwsErrorKind::Transient => FetchError::Throttled {
             reference,
             url,
-            status,
-            code,
+            status: reply.status,
+            code: code.as_str().to_owned(),
             message,
         },
         _ => FetchError::Rejected {
             reference,
             url,
-            status,
+            status: reply.status,
             message: if code.is_empty() {
                 message
             } else {
@@ -357,100 +360,11 @@ fn classify_body(
     }
 }
 
-/// "User: P is not authorized to perform: A on resource: R because ..." → (P, A, R).
-fn parse_denial(m: &str) -> (Option<String>, Option<String>, Option<String>) {
-    let word = |after: &str| {
-        m.split_once(after)
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .map(|w| w.trim_end_matches([',', '.']).to_owned())
-    };
-    (word("User: "), word("perform: "), word("resource: "))
-}
-
-/// STS GetCallerIdentity: (account, arn, user id).
-pub async fn caller_identity(
-    http: &reqwest::Client,
-    env: &keyway_core::Env,
-    clock: &dyn Clock,
-    creds: &AwsCredentials,
-    region: &str,
-) -> Result<(String, String, String), String> {
-    let url = endpoint(env, "STS", "sts", region);
-    let call = Call {
-        doing: "calling STS GetCallerIdentity",
-        url: &url,
-        cap: CALLER_IDENTITY_CAP,
-    };
-    let signed = Signed {
-        http,
-        region,
-        service: "sts",
-        content_type: "application/x-www-form-urlencoded; charset=utf-8",
-        target: None,
-        body: b"Action=GetCallerIdentity&Version=2011-06-15",
-        clock,
-    };
-    let policy = RetryPolicy::with_deadline(Duration::from_secs(10));
-    let reply = keyway_http::with_retries(&policy, call.doing, &url, |_, timeout| {
-        let signed = &signed;
-        async move {
-            let reply = signed.post(&call, creds, timeout).await?;
-            if reply.status != 200 {
-                return Err(PostError::Refused {
-                    status: reply.status,
-                    error: error_of(reply.body.expose(), reply.header("x-amzn-errortype")),
-                });
-            }
-            Ok(reply)
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        PostError::Refused { status, error } => format!(
-            "{} answered {status}: {}",
-            redact_url(&url),
-            error
-                .map(|e| format!("{} {}", e.code, e.message))
-                .unwrap_or_default()
-        ),
-        other => other.to_string(),
-    })?;
-    let text = String::from_utf8_lossy(reply.body.expose()).into_owned();
-    match (
-        xml_text(&text, "Account"),
-        xml_text(&text, "Arn"),
-        xml_text(&text, "UserId"),
-    ) {
-        (Some(a), Some(arn), Some(u)) => Ok((a, arn, u)),
-        _ => Err(format!(
-            "{} sent an unexpected GetCallerIdentity response",
-            redact_url(&url)
-        )),
-    }
-}
-
-impl keyway_http::Transient for PostError {
-    fn is_transient(&self) -> bool {
-        match self {
-            PostError::Http(e) => e.is_transient(),
-            PostError::Signing(_) => false,
-            PostError::Refused { status, error } => {
-                keyway_http::is_transient_status(*status)
-                    || error.as_ref().is_some_and(AwsError::is_transient)
-            }
-        }
-    }
-}
-
 impl std::fmt::Display for PostError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PostError::Http(e) => e.fmt(f),
-            PostError::Signing(m) => f.write_str(m),
-            PostError::Refused { status, error } => match error {
-                Some(e) => write!(f, "answered {status}: {} {}", e.code, e.message),
-                None => write!(f, "answered {status}"),
-            },
+            PostError::Signing(e) => e.fmt(f),
         }
     }
 }

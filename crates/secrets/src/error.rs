@@ -1,7 +1,12 @@
 //! Why a reference could not be resolved. Each variant is a different fix for
-//! the user, so the classification follows Google's own signals: the HTTP
-//! status, the `google.rpc.Status` code and the `ErrorInfo.reason`.
-//! No variant ever carries a secret value.
+//! the user, so the classification follows the clouds' own signals, read into
+//! typed codes by keyway-http: for Google the HTTP status, the
+//! `google.rpc.Status` code and the `ErrorInfo` reason and metadata; for AWS
+//! the error code (and, for a refused signature, AWS's clock beside ours).
+//! Never the wording of a message. No variant ever carries a secret value.
+
+use keyway_auth::AwsAuthError;
+use keyway_auth::aws::Rejection;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -17,7 +22,11 @@ pub enum FetchError {
     )]
     PermissionDenied {
         reference: String,
+        /// The permission IAM checked (its `ErrorInfo.metadata.permission`,
+        /// else the one the call needs).
         permission: String,
+        /// The resource it was checked on, when Google says.
+        resource: Option<String>,
         message: String,
     },
     /// The secret or version does not exist (and the caller may see that it does not).
@@ -31,6 +40,9 @@ pub enum FetchError {
     /// The version exists but is disabled or destroyed.
     #[error("reading {reference}: {message} (400 FAILED_PRECONDITION)")]
     NotEnabled { reference: String, message: String },
+    /// The API is not enabled in the project (403 SERVICE_DISABLED).
+    #[error("reading {reference}: {message} (403 SERVICE_DISABLED)")]
+    ServiceDisabled { reference: String, message: String },
     /// The credentials were refused (401).
     #[error("reading {reference}: the credentials were refused (401 UNAUTHENTICATED): {message}")]
     Unauthenticated { reference: String, message: String },
@@ -64,18 +76,15 @@ pub enum FetchError {
     Corrupt { reference: String, reason: String },
     /// The JSON field the reference names could not be taken from the payload.
     #[error("reading {reference}: {reason}")]
-    Field { reference: String, reason: String },
+    Field {
+        reference: String,
+        reason: crate::field::FieldError,
+    },
     #[error("reading {reference}: no Google credentials were found")]
     NoCredentials { reference: String },
-    /// AWS IAM refused (AccessDeniedException); who, what and on what, as AWS said.
+    /// AWS IAM refused (AccessDeniedException): no policy allows the action.
     #[error("reading {reference}: access denied (AccessDeniedException): {message}")]
-    AwsAccessDenied {
-        reference: String,
-        principal: Option<String>,
-        action: Option<String>,
-        resource: Option<String>,
-        message: String,
-    },
+    AwsAccessDenied { reference: String, message: String },
     /// KMS could not decrypt the secret with the caller's permissions.
     #[error(
         "reading {reference}: the secret could not be decrypted (DecryptionFailure): {message}"
@@ -84,9 +93,21 @@ pub enum FetchError {
     /// The secret cannot be read now (e.g. it is marked for deletion).
     #[error("reading {reference}: {message} (InvalidRequestException)")]
     AwsInvalidRequest { reference: String, message: String },
-    /// The AWS credentials were refused, expired, or could not be had.
-    #[error("reading {reference}: the AWS credentials are not usable: {message}")]
-    AwsCredentials { reference: String, message: String },
+    /// The AWS credential chain could not give credentials (at a refresh):
+    /// transient when the source's failure is.
+    #[error("reading {reference}: {error}")]
+    AwsCredentials {
+        reference: String,
+        error: AwsAuthError,
+    },
+    /// AWS refused the credentials themselves: expired, unknown, or a
+    /// signature that did not verify (a wrong key, or a clock far off:
+    /// [`Rejection::clock_skew`]).
+    #[error("reading {reference}: the AWS credentials are not usable: {} {}{}", rejection.code, rejection.message, Skew(rejection))]
+    AwsRefused {
+        reference: String,
+        rejection: Box<Rejection>,
+    },
     #[error(
         "reading {reference}: no AWS region (set AWS_REGION, a profile region, or use the secret's ARN)"
     )]
@@ -97,11 +118,29 @@ pub enum FetchError {
     Internal(String),
 }
 
+/// ` (AWS's clock is … this machine's)` when the clocks are too far apart.
+struct Skew<'a>(&'a Rejection);
+
+impl std::fmt::Display for Skew<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.clock_skew().filter(|_| self.0.clock_skewed()) {
+            Some(s) => write!(
+                f,
+                " (AWS's clock is {} min {} this machine's)",
+                (s.unsigned_abs() + 30) / 60,
+                if s > 0 { "ahead of" } else { "behind" }
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
 impl FetchError {
     /// Worth retrying: the same request may succeed later.
     pub fn is_transient(&self) -> bool {
         match self {
             FetchError::Transport { error, .. } => error.is_transient(),
+            FetchError::AwsCredentials { error, .. } => error.is_transient(),
             FetchError::Throttled { .. } => true,
             FetchError::Rejected { status, .. } => keyway_http::is_transient_status(*status),
             _ => false,

@@ -4,46 +4,61 @@
 
 use keyway_core::Secret;
 
-pub fn extract(payload: &Secret<Vec<u8>>, path: &[String]) -> Result<Secret<Vec<u8>>, String> {
-    let text = std::str::from_utf8(payload.expose()).map_err(|_| {
-        format!(
-            "field '{}' asked for, but the payload is binary, not JSON",
-            path.join(".")
-        )
+/// Why a field could not be taken from a payload. Names the field's path and
+/// the payload's shape, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldError {
+    #[error("field '{path}' asked for, but the payload is binary, not JSON")]
+    Binary { path: String },
+    /// serde_json's description, which quotes no input, only positions.
+    #[error("field '{path}' asked for, but the payload is not JSON ({reason})")]
+    NotJson { path: String, reason: String },
+    #[error("the JSON payload has no field '{at}' (fields there: {})", fields.join(", "))]
+    NoSuchField { at: String, fields: Vec<String> },
+    #[error("'{at}': the value there is an array; use a number")]
+    NotAnIndex { at: String },
+    #[error("'{at}': the array has {len} elements")]
+    OutOfRange { at: String, len: usize },
+    #[error("'{at}': the value above it is not an object")]
+    NotAnObject { at: String },
+}
+
+pub fn extract(payload: &Secret<Vec<u8>>, path: &[String]) -> Result<Secret<Vec<u8>>, FieldError> {
+    let text = std::str::from_utf8(payload.expose()).map_err(|_| FieldError::Binary {
+        path: path.join("."),
     })?;
-    // serde_json's error messages quote no input, only positions.
-    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "field '{}' asked for, but the payload is not JSON ({e})",
-            path.join(".")
-        )
-    })?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| FieldError::NotJson {
+            path: path.join("."),
+            reason: e.to_string(),
+        })?;
     let out = lookup(&value, path);
     value.wipe();
     out
 }
 
-fn lookup(value: &serde_json::Value, path: &[String]) -> Result<Secret<Vec<u8>>, String> {
+fn lookup(value: &serde_json::Value, path: &[String]) -> Result<Secret<Vec<u8>>, FieldError> {
     let mut cur = value;
     for (i, key) in path.iter().enumerate() {
-        let here = path[..=i].join(".");
+        let at = path[..=i].join(".");
         cur = match cur {
-            serde_json::Value::Object(m) => m.get(key).ok_or_else(|| {
-                let mut keys: Vec<&str> = m.keys().map(String::as_str).collect();
-                keys.sort_unstable();
-                format!(
-                    "the JSON payload has no field '{here}' (fields there: {})",
-                    keys.join(", ")
-                )
-            })?,
+            serde_json::Value::Object(m) => match m.get(key) {
+                Some(v) => v,
+                None => {
+                    let mut fields: Vec<String> = m.keys().cloned().collect();
+                    fields.sort_unstable();
+                    return Err(FieldError::NoSuchField { at, fields });
+                }
+            },
             serde_json::Value::Array(a) => {
                 let idx: usize = key
                     .parse()
-                    .map_err(|_| format!("'{here}': the value there is an array; use a number"))?;
+                    .map_err(|_| FieldError::NotAnIndex { at: at.clone() })?;
                 a.get(idx)
-                    .ok_or_else(|| format!("'{here}': the array has {} elements", a.len()))?
+                    .ok_or(FieldError::OutOfRange { at, len: a.len() })?
             }
-            _ => return Err(format!("'{here}': the value above it is not an object")),
+            _ => return Err(FieldError::NotAnObject { at }),
         };
     }
     Ok(Secret::new(match cur {
@@ -98,16 +113,47 @@ mod tests {
     fn errors_name_the_field_not_the_value() {
         let j = s(br#"{"user": "admin", "password": "TOPSECRET"}"#);
         let e = extract(&j, &p("pasword")).unwrap_err();
-        assert!(
-            e.contains("no field 'pasword'") && e.contains("password, user"),
-            "{e}"
+        assert_eq!(
+            e,
+            FieldError::NoSuchField {
+                at: "pasword".into(),
+                fields: vec!["password".into(), "user".into()]
+            }
         );
-        assert!(!e.contains("TOPSECRET"));
+        let shown = format!("{e} {e:?}");
+        assert!(
+            shown.contains("no field 'pasword'") && shown.contains("password, user"),
+            "{shown}"
+        );
+        assert!(!shown.contains("TOPSECRET"));
         let e = extract(&j, &p("user.name")).unwrap_err();
-        assert!(e.contains("not an object"), "{e}");
+        assert_eq!(
+            e,
+            FieldError::NotAnObject {
+                at: "user.name".into()
+            }
+        );
         let e = extract(&s(b"\xff\xfe binary"), &p("a")).unwrap_err();
-        assert!(e.contains("binary"), "{e}");
+        assert_eq!(e, FieldError::Binary { path: "a".into() });
         let e = extract(&s(b"TOPSECRET plain text"), &p("a")).unwrap_err();
-        assert!(e.contains("not JSON") && !e.contains("TOPSECRET"), "{e}");
+        let shown = format!("{e} {e:?}");
+        assert!(
+            matches!(e, FieldError::NotJson { .. }) && !shown.contains("TOPSECRET"),
+            "{shown}"
+        );
+        let arr = s(br#"{"hosts": ["a"]}"#);
+        assert_eq!(
+            extract(&arr, &p("hosts.x")).unwrap_err(),
+            FieldError::NotAnIndex {
+                at: "hosts.x".into()
+            }
+        );
+        assert_eq!(
+            extract(&arr, &p("hosts.3")).unwrap_err(),
+            FieldError::OutOfRange {
+                at: "hosts.3".into(),
+                len: 1
+            }
+        );
     }
 }

@@ -7,9 +7,8 @@ use crate::{FetchError, Fetcher};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_core::{Reference, Secret};
+use keyway_http::google::{ErrorReason, GoogleErrorBody, RpcStatus};
 use keyway_http::{Call, Cap, redact_url};
-use keyway_wire::google::GoogleError;
-use keyway_wire::google::error::reason;
 use keyway_wire::google::secretmanager::AccessSecretVersionResponse;
 use zeroize::Zeroize;
 
@@ -103,36 +102,34 @@ fn decode(body: &[u8], reference: &str) -> Result<(Secret<Vec<u8>>, Option<Strin
     Ok((data, version))
 }
 
+/// The permission `:access` needs.
+const ACCESS_PERMISSION: &str = "secretmanager.versions.access";
+
+/// Classifies an error answer by Google's typed signals: the status, the rpc
+/// status and the `ErrorInfo` reason and metadata.
 fn classify(reference: &str, url: &str, status: u16, body: &[u8]) -> FetchError {
-    let parsed: Option<GoogleError> = serde_json::from_slice(body).ok();
-    let message = parsed
-        .as_ref()
-        .map(|e| e.error.message.clone())
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    let parsed = GoogleErrorBody::parse(body);
+    let message = match &parsed {
+        GoogleErrorBody::Rpc(r) => r.message.clone(),
+        other => other.to_string(),
+    };
     let reference = reference.to_owned();
-    let rpc_status = parsed
-        .as_ref()
-        .map(|e| e.error.status.as_str())
-        .unwrap_or("");
-    let why = parsed.as_ref().and_then(|e| e.reason());
-    match (status, why) {
-        (403, Some(reason::SCOPE_INSUFFICIENT)) => FetchError::InsufficientScopes { reference },
-        (403, _) if message.contains("insufficient authentication scopes") => {
+    let rpc_status = parsed.rpc().map(|r| &r.status);
+    match (status, parsed.reason()) {
+        (403, Some(ErrorReason::AccessTokenScopeInsufficient)) => {
             FetchError::InsufficientScopes { reference }
         }
-        (403, _)
-            if message.starts_with("Permission '")
-                || why == Some(reason::IAM_PERMISSION_DENIED) =>
-        {
-            let permission = parsed
-                .as_ref()
-                .and_then(|e| e.metadata("permission"))
-                .map(str::to_owned)
-                .or_else(|| message.split('\'').nth(1).map(str::to_owned))
-                .unwrap_or_else(|| "secretmanager.versions.access".into());
+        (403, Some(ErrorReason::ServiceDisabled)) => {
+            FetchError::ServiceDisabled { reference, message }
+        }
+        (403, _) if rpc_status == Some(&RpcStatus::PermissionDenied) => {
             FetchError::PermissionDenied {
                 reference,
-                permission,
+                permission: parsed
+                    .metadata("permission")
+                    .unwrap_or(ACCESS_PERMISSION)
+                    .to_owned(),
+                resource: parsed.metadata("resource").map(str::to_owned),
                 message,
             }
         }
@@ -142,7 +139,7 @@ fn classify(reference: &str, url: &str, status: u16, body: &[u8]) -> FetchError 
             message,
             code: "404 NOT_FOUND",
         },
-        (400, _) if rpc_status == "FAILED_PRECONDITION" => {
+        (400, _) if rpc_status == Some(&RpcStatus::FailedPrecondition) => {
             FetchError::NotEnabled { reference, message }
         }
         _ => FetchError::Rejected {
@@ -169,6 +166,19 @@ mod tests {
         match classify("r", "u", 403, iam) {
             FetchError::PermissionDenied { permission, .. } => {
                 assert_eq!(permission, "secretmanager.versions.access")
+            }
+            other => panic!("{other:?}"),
+        }
+        // The permission and resource come from ErrorInfo, not the message.
+        let info = br#"{"error":{"code":403,"message":"Denied.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"IAM_PERMISSION_DENIED","domain":"iam.googleapis.com","metadata":{"permission":"secretmanager.versions.get","resource":"projects/p/secrets/s"}}]}}"#;
+        match classify("r", "u", 403, info) {
+            FetchError::PermissionDenied {
+                permission,
+                resource,
+                ..
+            } => {
+                assert_eq!(permission, "secretmanager.versions.get");
+                assert_eq!(resource.as_deref(), Some("projects/p/secrets/s"));
             }
             other => panic!("{other:?}"),
         }

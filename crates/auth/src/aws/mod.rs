@@ -6,7 +6,10 @@
 //! (RELATIVE or FULL URI, with the authorization token or token file), then
 //! IMDSv2. Each source is tried in turn and recorded as an [`AwsAttempt`]; the
 //! first that is configured answers, and one that is configured but fails
-//! stops the chain (as the SDKs do) with an error that says which.
+//! stops the chain (as the SDKs do) with an error that says which. One file
+//! per source (`environment.rs`, `profile.rs`, `web_identity.rs`, `ecs.rs`,
+//! `imds.rs`), the order in `chain.rs`, one way of calling AWS in `call.rs`,
+//! and STS's GetCallerIdentity ("who are these credentials?") in `sts.rs`.
 //!
 //! Implemented directly on reqwest rather than with aws-config: keyway needs to
 //! know which provider answered and why the others did not, to read the
@@ -14,19 +17,35 @@
 //! machine as data), and to point IMDS and the ECS endpoint at loopback.
 //! Temporary credentials are cached until shortly before their Expiration (the
 //! ECS endpoint is rate-limited). Secret keys and session tokens are
-//! [`Secret`]s: no `Debug`, error or log line shows them.
+//! [`Secret`]s: no `Debug`, error or log line shows them. Every failure is a
+//! typed [`AwsAuthError`] that knows whether it is transient.
 
-mod providers;
+mod call;
+mod chain;
+mod ecs;
+mod environment;
+mod error;
+mod imds;
+mod profile;
 mod sign;
+mod sts;
+mod web_identity;
 
 use crate::AuthContext;
 use keyway_core::Secret;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use providers::{DEFAULT_GOOGLE_AUDIENCE, parse_ini};
-pub use sign::signature;
+pub use error::{AwsAuthError, AwsConfigProblem, AwsService, MAX_CLOCK_SKEW_SECS, Rejection};
+pub use keyway_http::aws::{AwsErrorCode, AwsErrorKind};
+pub use profile::parse_ini;
+pub use sign::{SigningError, signature};
+pub use sts::{CallerIdentity, caller_identity};
+pub use web_identity::DEFAULT_GOOGLE_AUDIENCE;
+
+pub(crate) use imds::region_of_zone_url;
 
 /// Replaced this long before their Expiration (capped at half their lifetime):
 /// botocore's advisory refresh window, so credentials keyway hands to an SDK
@@ -59,6 +78,14 @@ impl fmt::Debug for AwsCredentials {
     }
 }
 
+impl AwsCredentials {
+    /// Whether the access key id is a long-term IAM user key (`AKIA…`), which
+    /// AWS refuses with any session token beside it.
+    pub fn is_long_term_key(&self) -> bool {
+        self.access_key_id.starts_with("AKIA")
+    }
+}
+
 /// The sources of the chain, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AwsSourceKind {
@@ -70,6 +97,16 @@ pub enum AwsSourceKind {
 }
 
 impl AwsSourceKind {
+    /// Every source, in the chain's order.
+    pub const ALL: [AwsSourceKind; 5] = [
+        AwsSourceKind::Environment,
+        AwsSourceKind::Profile,
+        AwsSourceKind::WebIdentity,
+        AwsSourceKind::EcsContainer,
+        AwsSourceKind::Imds,
+    ];
+
+    /// A stable machine name.
     pub fn as_str(self) -> &'static str {
         match self {
             AwsSourceKind::Environment => "environment",
@@ -97,28 +134,70 @@ impl fmt::Display for AwsSourceKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsSource {
     pub kind: AwsSourceKind,
-    /// The profile and file, the endpoint URL, or the variable.
+    /// The profile and file, the endpoint URL, or the variable, for people.
     pub detail: String,
+    /// The same, as data.
+    pub location: AwsLocation,
+}
+
+/// Where exactly a source found the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AwsLocation {
+    /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
+    Environment,
+    /// A profile of the shared files (static keys).
+    Profile { profile: String },
+    /// AssumeRoleWithWebIdentity (a token file, or keyway's Google ID token),
+    /// from the environment or a profile.
+    WebIdentity {
+        profile: Option<String>,
+        role_arn: String,
+        token: WebIdentityToken,
+    },
+    /// The ECS container credentials endpoint (URL without query).
+    EcsContainer { url: String },
+    /// IMDSv2, for the instance profile's role.
+    Imds { endpoint: String, role: String },
+}
+
+/// Where a web identity token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebIdentityToken {
+    File(PathBuf),
+    /// A Google ID token (KEYWAY_AWS_WEB_IDENTITY=google) for this audience.
+    Google {
+        audience: String,
+    },
 }
 
 impl fmt::Display for AwsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = self.kind.to_string();
-        // The environment source's name already says which variable it is.
-        if kind.contains(&self.detail) {
-            f.write_str(&kind)
-        } else {
-            write!(f, "{kind} ({})", self.detail)
+        match self.location {
+            // The environment source's name already says which variable it is.
+            AwsLocation::Environment => write!(f, "{}", self.kind),
+            _ => write!(f, "{} ({})", self.kind, self.detail),
         }
     }
 }
 
 /// What trying one source gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AwsOutcome {
-    NotConfigured(String),
-    Failed(String),
+    NotConfigured(AwsAbsent),
+    Failed(Box<AwsAuthError>),
     Answered,
+}
+
+impl AwsOutcome {
+    /// The failure, for [`AwsOutcome::Failed`].
+    pub fn failure(&self) -> Option<&AwsAuthError> {
+        match self {
+            AwsOutcome::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for AwsOutcome {
@@ -131,56 +210,79 @@ impl fmt::Display for AwsOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a source does not apply here.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AwsAbsent {
+    /// `AWS_ACCESS_KEY_ID` is not set.
+    NoAccessKeyVariable,
+    /// No profile of that name in either shared file (the default profile,
+    /// not named by the user).
+    NoProfile {
+        profile: String,
+        credentials_file: PathBuf,
+        config_file: PathBuf,
+    },
+    /// The (default) profile holds no keys.
+    ProfileWithoutKeys { profile: String },
+    /// Neither AWS_WEB_IDENTITY_TOKEN_FILE nor KEYWAY_AWS_WEB_IDENTITY is set.
+    NoWebIdentity,
+    /// Neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor _FULL_URI is set.
+    NoContainerEndpoint,
+    /// AWS_EC2_METADATA_DISABLED=true.
+    ImdsDisabled,
+    /// IMDS was not probed (no endpoint set, and this does not look like EC2).
+    ImdsNotProbed,
+    /// The chain's options say IMDS is not available, and why.
+    ImdsUnavailable(String),
+    /// Nothing answered at IMDS's default address (not on EC2).
+    NoImds(Box<AwsAuthError>),
+}
+
+impl fmt::Display for AwsAbsent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AwsAbsent::NoAccessKeyVariable => f.write_str("AWS_ACCESS_KEY_ID is not set"),
+            AwsAbsent::NoProfile {
+                profile,
+                credentials_file,
+                config_file,
+            } => write!(
+                f,
+                "no profile '{profile}' in {} or {}",
+                credentials_file.display(),
+                config_file.display()
+            ),
+            AwsAbsent::ProfileWithoutKeys { profile } => {
+                write!(f, "profile '{profile}' holds no keys")
+            }
+            AwsAbsent::NoWebIdentity => {
+                f.write_str("AWS_WEB_IDENTITY_TOKEN_FILE (or KEYWAY_AWS_WEB_IDENTITY) is not set")
+            }
+            AwsAbsent::NoContainerEndpoint => {
+                f.write_str("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI are not set")
+            }
+            AwsAbsent::ImdsDisabled => f.write_str("AWS_EC2_METADATA_DISABLED=true"),
+            AwsAbsent::ImdsNotProbed => f.write_str(
+                "not probed (no AWS_EC2_METADATA_SERVICE_ENDPOINT, and this does not look like EC2)",
+            ),
+            AwsAbsent::ImdsUnavailable(why) => f.write_str(why),
+            AwsAbsent::NoImds(e) => write!(f, "no instance metadata service ({e})"),
+        }
+    }
+}
+
+/// One source tried, and its outcome.
+#[derive(Debug, Clone)]
 pub struct AwsAttempt {
     pub source: AwsSourceKind,
     pub outcome: AwsOutcome,
-}
-
-/// Why no AWS credentials could be had.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum AwsAuthError {
-    #[error("finding aws credentials: no source answered ({})", list(attempts))]
-    NotConfigured { attempts: Vec<AwsAttempt> },
-    /// A source is configured but cannot be used (bad file, bad variable, refused URI, failed request).
-    /// `transient`: the request failed in a way that may succeed later (unreachable, 5xx, throttled).
-    #[error("getting aws credentials from the {kind}: {reason}")]
-    Failed {
-        kind: AwsSourceKind,
-        reason: String,
-        transient: bool,
-    },
-    #[error("getting aws credentials from the {kind}: {detail} is not supported yet")]
-    Unsupported { kind: AwsSourceKind, detail: String },
-}
-
-impl AwsAuthError {
-    /// Whether trying again later may succeed (the source was unreachable,
-    /// answered 5xx or throttled); configuration mistakes and refusals are not.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            AwsAuthError::Failed {
-                transient: true,
-                ..
-            }
-        )
-    }
 }
 
 impl crate::cache::Expiring for AwsCredentials {
     fn expires_at(&self) -> Option<i64> {
         self.expires_at
     }
-}
-
-fn list(attempts: &[AwsAttempt]) -> String {
-    attempts
-        .iter()
-        .map(|a| format!("{}: {}", a.source, a.outcome))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Options of the chain: which sources it consults and how IMDS is reached.
@@ -211,17 +313,6 @@ pub enum ImdsEndpoint {
     At(String),
     /// None: the reason is reported as the source's "not configured".
     Unavailable(String),
-}
-
-impl AwsSourceKind {
-    /// Every source, in the chain's order.
-    pub const ALL: [AwsSourceKind; 5] = [
-        AwsSourceKind::Environment,
-        AwsSourceKind::Profile,
-        AwsSourceKind::WebIdentity,
-        AwsSourceKind::EcsContainer,
-        AwsSourceKind::Imds,
-    ];
 }
 
 impl AwsChainOptions {
@@ -256,7 +347,7 @@ struct Inner {
     source: AwsSource,
     attempts: Vec<AwsAttempt>,
     region: Option<(String, &'static str)>,
-    fetch: providers::Refetch,
+    fetch: chain::Refetch,
     cache: crate::cache::Cache<AwsCredentials, AwsAuthError>,
 }
 
@@ -284,6 +375,20 @@ impl AwsCredentialsProvider {
         self.inner.region.as_ref().map(|(r, w)| (r.as_str(), *w))
     }
 
+    /// The role these credentials are a session of, when keyway assumed it
+    /// (web identity).
+    pub fn role_arn(&self) -> Option<&str> {
+        match &self.inner.source.location {
+            AwsLocation::WebIdentity { role_arn, .. } => Some(role_arn),
+            _ => None,
+        }
+    }
+
+    /// The context the chain ran in (calls made with these credentials use it).
+    pub(crate) fn context(&self) -> &AuthContext {
+        &self.inner.ctx
+    }
+
     /// Current credentials: the cached ones unless they are due for refresh
     /// (then one refresh for all concurrent callers; while it runs, or shortly
     /// after it failed, the cached ones as long as they are valid).
@@ -295,19 +400,10 @@ impl AwsCredentialsProvider {
                 || inner.ctx.clock.now_secs(),
                 || async {
                     tracing::debug!(source = %inner.source, "aws credentials due for refresh");
-                    providers::refetch(&inner.ctx, &inner.options, &inner.fetch).await
+                    chain::refetch(&inner.ctx, &inner.options, &inner.fetch).await
                 },
             )
             .await
-    }
-
-    /// The role these credentials are a session of, when keyway assumed it
-    /// (web identity); `None` when the source does not say.
-    pub fn role_arn(&self) -> Option<&str> {
-        match &self.inner.fetch {
-            providers::Refetch::WebIdentity(wi) => Some(&wi.role_arn),
-            _ => None,
-        }
     }
 
     /// What the credentials cache holds: expiry, when a refresh is due, whether
@@ -323,8 +419,8 @@ pub async fn aws_default(
     options: AwsChainOptions,
 ) -> Result<AwsCredentialsProvider, AwsAuthError> {
     let mut attempts = Vec::new();
-    let found = providers::chain(ctx, &options, &mut attempts).await?;
-    let region = providers::region(ctx, &options, found.profile_region.clone(), &found.fetch).await;
+    let found = chain::run(ctx, &options, &mut attempts).await?;
+    let region = chain::region(ctx, &options, found.profile_region.clone(), &found.fetch).await;
     tracing::debug!(source = %found.source, region = ?region, "aws credentials found");
     Ok(AwsCredentialsProvider {
         inner: Arc::new(Inner {

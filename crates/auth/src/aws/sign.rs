@@ -5,6 +5,7 @@
 use super::AwsCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
+use std::fmt;
 use std::time::SystemTime;
 
 /// The headers SigV4 adds to a request given as parts, and the signature.
@@ -21,14 +22,14 @@ pub fn signature(
     service: &str,
     time: SystemTime,
     settings: SigningSettings,
-) -> Result<(Vec<(String, String)>, String), String> {
+) -> Result<(Vec<(String, String)>, String), SigningError> {
     // aws-sigv4 panics when it must take the Host from a URI that has none.
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"))
         && url::Url::parse(uri).map_or(true, |u| u.host_str().is_none_or(str::is_empty))
     {
-        return Err(format!(
-            "the request cannot be signed: {uri:?} names no host and there is no Host header"
-        ));
+        return Err(SigningError::NoHost {
+            uri: uri.to_owned(),
+        });
     }
     let identity = aws_credential_types::Credentials::new(
         creds.access_key_id.clone(),
@@ -45,7 +46,7 @@ pub fn signature(
         .time(time)
         .settings(settings)
         .build()
-        .map_err(|e| format!("signing parameters: {e}"))?
+        .map_err(|e| SigningError::Parameters(e.to_string()))?
         .into();
     let signable = SignableRequest::new(
         method,
@@ -53,9 +54,9 @@ pub fn signature(
         headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         SignableBody::Bytes(body),
     )
-    .map_err(|e| format!("the request cannot be signed: {e}"))?;
+    .map_err(|e| SigningError::Request(e.to_string()))?;
     let (instructions, signature) = sign(signable, &params)
-        .map_err(|e| format!("signing: {e}"))?
+        .map_err(|e| SigningError::Signing(e.to_string()))?
         .into_parts();
     let added = instructions
         .headers()
@@ -63,6 +64,35 @@ pub fn signature(
         .collect();
     Ok((added, signature))
 }
+
+/// Why a request could not be signed (a request keyway built that aws-sigv4
+/// does not accept: never expected, never transient).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningError {
+    Parameters(String),
+    /// The URI has no host and no Host header was given (aws-sigv4 would panic).
+    NoHost {
+        uri: String,
+    },
+    Request(String),
+    Signing(String),
+}
+
+impl fmt::Display for SigningError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SigningError::Parameters(e) => write!(f, "signing parameters: {e}"),
+            SigningError::NoHost { uri } => write!(
+                f,
+                "the request cannot be signed: {uri:?} names no host and there is no Host header"
+            ),
+            SigningError::Request(e) => write!(f, "the request cannot be signed: {e}"),
+            SigningError::Signing(e) => write!(f, "signing: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SigningError {}
 
 #[cfg(test)]
 mod tests {
@@ -91,7 +121,8 @@ mod tests {
             )
         };
         let e = sign("/", &[]).unwrap_err();
-        assert!(e.contains("names no host"), "{e}");
+        assert_eq!(e, SigningError::NoHost { uri: "/".into() });
+        assert!(e.to_string().contains("names no host"), "{e}");
         assert!(sign("/", &[("Host".into(), "example.com".into())]).is_ok());
         assert!(sign("https://sts.amazonaws.com/", &[]).is_ok());
     }

@@ -10,11 +10,12 @@ use super::file::{self, CredentialsFile, FileError};
 use super::impersonated::Impersonated;
 use super::metadata::{self, Detection, Metadata};
 use super::{
-    AccessToken, Attempt, CredentialKind, GoogleCredentials, Outcome, Provider, Source, SourceKind,
+    Absent, AccessToken, Attempt, CredentialFile, CredentialKind, GoogleCredentials, Outcome,
+    Provider, Source, SourceKind,
 };
 use super::{authorized_user::AuthorizedUser, service_account::ServiceAccount};
 use crate::context::{AuthContext, RetryPolicy};
-use crate::error::AuthError;
+use crate::error::{AuthError, ConfigProblem};
 use keyway_core::{Secret, vars};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,8 +40,15 @@ pub async fn google_default(
     match ctx.env.get(gac) {
         Some(p) if !p.is_empty() => {
             let path = PathBuf::from(p);
-            let bytes = read(ctx, &path, SourceKind::EnvFile)?
-                .map_err(|reason| invalid(&path, SourceKind::EnvFile, None, reason))?;
+            let bytes = read(ctx, &path, SourceKind::EnvFile)?.ok_or_else(|| {
+                invalid(
+                    &path,
+                    SourceKind::EnvFile,
+                    None,
+                    None,
+                    ConfigProblem::Missing,
+                )
+            })?;
             attempts.push(Attempt {
                 source: SourceKind::EnvFile,
                 outcome: Outcome::Answered,
@@ -49,30 +57,23 @@ pub async fn google_default(
         }
         Some(_) => attempts.push(not_configured(
             SourceKind::EnvFile,
-            format!("{gac} is set but empty"),
+            Absent::Empty { var: gac },
         )),
         None => attempts.push(not_configured(
             SourceKind::EnvFile,
-            format!("{gac} is not set"),
+            Absent::Unset { var: gac },
         )),
     }
 
     // 2. gcloud's file.
     match gcloud_file(ctx) {
-        None => attempts.push(not_configured(
-            SourceKind::GcloudFile,
-            format!(
-                "neither {} nor {} is set, so there is no gcloud configuration directory",
-                vars::CLOUDSDK_CONFIG,
-                vars::HOME
-            ),
-        )),
+        None => attempts.push(not_configured(SourceKind::GcloudFile, Absent::NoConfigDir)),
         Some(path) => match read(ctx, &path, SourceKind::GcloudFile)? {
-            Err(_) => attempts.push(not_configured(
+            None => attempts.push(not_configured(
                 SourceKind::GcloudFile,
-                format!("no file at {}", path.display()),
+                Absent::NoFile(path.clone()),
             )),
-            Ok(bytes) => {
+            Some(bytes) => {
                 attempts.push(Attempt {
                     source: SourceKind::GcloudFile,
                     outcome: Outcome::Answered,
@@ -123,7 +124,7 @@ pub async fn google_default(
         Detection::Failed(why) => {
             attempts.push(Attempt {
                 source: SourceKind::MetadataServer,
-                outcome: Outcome::Failed(why),
+                outcome: Outcome::Failed(Box::new(why)),
             });
             Err(nothing(attempts))
         }
@@ -135,8 +136,8 @@ fn nothing(attempts: Vec<Attempt>) -> AuthError {
     AuthError::NotConfigured { attempts }
 }
 
-fn not_configured(source: SourceKind, why: String) -> Attempt {
-    tracing::debug!(%source, why, "credentials source not configured");
+fn not_configured(source: SourceKind, why: Absent) -> Attempt {
+    tracing::debug!(%source, %why, "credentials source not configured");
     Attempt {
         source,
         outcome: Outcome::NotConfigured(why),
@@ -147,13 +148,15 @@ fn invalid(
     path: &Path,
     origin: SourceKind,
     field: Option<&'static str>,
-    reason: String,
+    line: Option<usize>,
+    problem: ConfigProblem,
 ) -> AuthError {
     AuthError::InvalidConfig {
         path: path.to_owned(),
         origin,
         field,
-        reason,
+        line,
+        problem,
     }
 }
 
@@ -169,23 +172,75 @@ fn gcloud_file(ctx: &AuthContext) -> Option<PathBuf> {
     Some(dir.join("application_default_credentials.json"))
 }
 
-/// The file's bytes; `Ok(Err(reason))` when it does not exist, `Err` when it
+/// The file's bytes; `Ok(None)` when it does not exist, `Err` when it
 /// exists but cannot be read.
 fn read(
     ctx: &AuthContext,
     path: &Path,
     origin: SourceKind,
-) -> Result<Result<Secret<Vec<u8>>, String>, AuthError> {
+) -> Result<Option<Secret<Vec<u8>>>, AuthError> {
     match ctx.fs.read(path) {
-        Ok(bytes) => Ok(Ok(Secret::new(bytes))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Err("the file does not exist".into())),
+        Ok(bytes) => Ok(Some(Secret::new(bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(invalid(
             path,
             origin,
             None,
-            format!("cannot read the file ({e})"),
+            None,
+            ConfigProblem::Unreadable(e.to_string()),
         )),
     }
+}
+
+/// The credentials file Application Default Credentials would read
+/// (GOOGLE_APPLICATION_CREDENTIALS, else gcloud's well-known file), parsed
+/// and described without its secrets and without any network call: what it
+/// is, whose, and for Workload Identity Federation its pool, provider,
+/// service account and subject-token source. `Ok(None)` when neither is
+/// there (the metadata server is next); the same error as
+/// [`google_default`] when the file is missing or invalid.
+pub fn credential_file(ctx: &AuthContext) -> Result<Option<CredentialFile>, AuthError> {
+    let (path, origin) = match ctx.env.non_empty(vars::GOOGLE_APPLICATION_CREDENTIALS) {
+        Some(p) => (PathBuf::from(p), SourceKind::EnvFile),
+        None => match gcloud_file(ctx) {
+            Some(p) => (p, SourceKind::GcloudFile),
+            None => return Ok(None),
+        },
+    };
+    let Some(bytes) = read(ctx, &path, origin)? else {
+        return match origin {
+            SourceKind::EnvFile => Err(invalid(&path, origin, None, None, ConfigProblem::Missing)),
+            _ => Ok(None),
+        };
+    };
+    let parsed = parse(&ctx.env, &path, origin, &bytes)?;
+    Ok(Some(CredentialFile::of(&path, origin, &parsed)))
+}
+
+/// The parsed file, or its error with the field's line (`env` supplies only
+/// the endpoint overrides the parser consults).
+pub(super) fn parse(
+    env: &keyway_core::Env,
+    path: &Path,
+    origin: SourceKind,
+    bytes: &Secret<Vec<u8>>,
+) -> Result<CredentialsFile, AuthError> {
+    file::parse(bytes, env).map_err(|e| match e {
+        FileError::Invalid { field, problem } => {
+            let line = match (&problem, field) {
+                (ConfigProblem::NotJson(_), _) => file::json_error_line(bytes),
+                (_, Some(f)) => file::line_of_key(bytes.expose(), f),
+                _ => None,
+            };
+            invalid(path, origin, field, line, problem)
+        }
+        FileError::Unsupported { kind, detail } => AuthError::Unsupported {
+            path: path.to_owned(),
+            origin,
+            kind,
+            detail,
+        },
+    })
 }
 
 async fn from_file(
@@ -196,15 +251,8 @@ async fn from_file(
     attempts: Vec<Attempt>,
     scopes: &[String],
 ) -> Result<GoogleCredentials, AuthError> {
-    let parsed = file::parse(bytes, &ctx.env).map_err(|e| match e {
-        FileError::Invalid { field, reason } => invalid(&path, origin, field, reason),
-        FileError::Unsupported { kind, detail } => AuthError::Unsupported {
-            path: path.clone(),
-            origin,
-            kind,
-            detail,
-        },
-    })?;
+    let parsed = parse(&ctx.env, &path, origin, bytes)?;
+    let described = CredentialFile::of(&path, origin, &parsed);
     let creds = match parsed {
         CredentialsFile::Impersonated(mut cfg) => {
             // The source credentials need a cloud-platform token to call IAM Credentials.
@@ -213,7 +261,8 @@ async fn from_file(
                     &path,
                     origin,
                     Some("source_credentials"),
-                    "missing field \"source_credentials\"".into(),
+                    None,
+                    ConfigProblem::MissingField("source_credentials"),
                 )
             })?;
             let source = build(
@@ -244,7 +293,7 @@ async fn from_file(
         other => build(ctx, &path, origin, other, attempts, scopes).await?,
     };
     tracing::info!(source = %creds.source(), "using google credentials");
-    Ok(creds)
+    Ok(creds.with_file(described))
 }
 
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -322,7 +371,8 @@ async fn build(
                 path,
                 origin,
                 Some("source_credentials"),
-                "impersonated_service_account credentials cannot be the source of other impersonated credentials".into(),
+                None,
+                ConfigProblem::Invalid("impersonated_service_account credentials cannot be the source of other impersonated credentials".into()),
             ));
         }
     };

@@ -5,11 +5,9 @@
 use super::Minted;
 use super::file::AuthorizedUserConfig;
 use crate::context::AuthContext;
-use crate::error::AuthError;
-use crate::http::{self, Call};
+use crate::error::{AuthError, GoogleCall};
+use crate::http;
 use keyway_core::Secret;
-
-const DOING: &str = "refreshing user credentials";
 
 pub(crate) struct AuthorizedUser {
     client_id: String,
@@ -56,11 +54,9 @@ impl AuthorizedUser {
         let now = ctx.clock.now_secs();
         let reply = http::send(
             &ctx.retry,
-            Call {
-                doing: DOING,
-                url,
-                cap: http::TOKEN,
-            },
+            GoogleCall::RefreshUser,
+            url,
+            http::TOKEN,
             false,
             || {
                 ctx.http.post(url).form(&[
@@ -72,6 +68,6 @@ impl AuthorizedUser {
             },
         )
         .await?;
-        super::token_from_reply(&reply, DOING, url, now, None)
+        super::token_from_reply(&reply, GoogleCall::RefreshUser.doing(), url, now, None)
     }
 }

@@ -20,14 +20,15 @@
 //! `/latest/api/token`), so `imdsv2_session_token_url` is checked but not needed.
 
 use crate::context::AuthContext;
-use crate::error::AuthError;
-use crate::http::{self, Call};
+use crate::error::{AuthError, SubjectCause, SubjectFrom};
+use crate::http;
 use crate::{
     AwsChainOptions, AwsCredentials, AwsCredentialsProvider, AwsSourceKind, ImdsEndpoint,
     aws_default,
 };
 use aws_sigv4::http_request::SigningSettings;
 use keyway_core::Secret;
+use keyway_core::vars;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `credential_source` of an aws1 file.
@@ -46,11 +47,15 @@ pub(crate) struct AwsSubject {
     verification_url: String,
 }
 
-fn fail(reason: impl Into<String>) -> AuthError {
+fn fail(cause: SubjectCause) -> AuthError {
     AuthError::SubjectToken {
-        from: "aws1 (AWS credentials)".into(),
-        reason: reason.into(),
+        from: SubjectFrom::Aws1,
+        cause,
     }
+}
+
+fn aws(e: crate::AwsAuthError) -> AuthError {
+    fail(SubjectCause::Aws(Box::new(e)))
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -69,7 +74,7 @@ fn origin_of(raw: &str) -> Option<String> {
 impl AwsSubject {
     /// Runs the AWS chain narrowed to aws1's sources and resolves the region.
     pub(crate) async fn resolve(ctx: &AuthContext, cfg: &AwsConfig) -> Result<Self, AuthError> {
-        let imds = match ctx.env.non_empty("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
+        let imds = match ctx.env.non_empty(vars::AWS_EC2_METADATA_SERVICE_ENDPOINT) {
             Some(e) => Some(e.trim_end_matches('/').to_owned()),
             None => cfg.url.as_deref().and_then(origin_of),
         };
@@ -88,21 +93,17 @@ impl AwsSubject {
             probe_default_imds: false,
             ..AwsChainOptions::default()
         };
-        let provider = aws_default(ctx, options)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let provider = aws_default(ctx, options).await.map_err(aws)?;
         let (region, region_from) = match provider.region() {
             Some((r, from)) => (r.to_owned(), from.to_owned()),
             _ => match (&cfg.region_url, &imds) {
                 (Some(region_url), Some(endpoint)) => {
-                    let r = region_from_url(ctx, endpoint, region_url).await?;
+                    let r = crate::aws::region_of_zone_url(ctx, endpoint, region_url)
+                        .await
+                        .map_err(aws)?;
                     (r, format!("region_url {}", http::redact_url(region_url)))
                 }
-                _ => {
-                    return Err(fail(
-                        "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or give the credential source a region_url",
-                    ));
-                }
+                _ => return Err(fail(SubjectCause::NoAwsRegion)),
             },
         };
         Ok(AwsSubject {
@@ -129,81 +130,11 @@ impl AwsSubject {
         ctx: &AuthContext,
         audience: &str,
     ) -> Result<Secret<String>, AuthError> {
-        let creds = self
-            .provider
-            .credentials()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let creds = self.provider.credentials().await.map_err(aws)?;
         let millis = ctx.clock.now_millis().max(0) as u64;
         let time = UNIX_EPOCH + Duration::from_millis(millis);
         subject_token(&creds, &self.region, &self.verification_url, audience, time).map_err(fail)
     }
-}
-
-/// The region from IMDS `region_url` (an availability zone such as `us-east-2b`), over IMDSv2.
-async fn region_from_url(
-    ctx: &AuthContext,
-    endpoint: &str,
-    region_url: &str,
-) -> Result<String, AuthError> {
-    // Point the file's URL at the endpoint in use (it names 169.254.169.254 unless overridden).
-    let path = url::Url::parse(region_url)
-        .map(|u| u.path().to_owned())
-        .map_err(|_| fail(format!("region_url {region_url:?} is not a URL")))?;
-    let url = format!("{endpoint}{path}");
-    let token_url = format!("{endpoint}/latest/api/token");
-    let reply = http::send(
-        &ctx.retry,
-        Call {
-            doing: "getting an IMDSv2 session token",
-            url: &token_url,
-            cap: http::METADATA_VALUE,
-        },
-        false,
-        || {
-            ctx.http
-                .put(token_url.as_str())
-                .header("X-aws-ec2-metadata-token-ttl-seconds", "300")
-        },
-    )
-    .await
-    .map_err(|e| fail(e.to_string()))?;
-    let token = Secret::new(
-        String::from_utf8_lossy(reply.body.expose())
-            .trim()
-            .to_owned(),
-    );
-    let mut value = reqwest::header::HeaderValue::from_str(token.expose())
-        .map_err(|_| fail("the IMDS session token is not a valid header value"))?;
-    value.set_sensitive(true);
-    let reply = http::send(
-        &ctx.retry,
-        Call {
-            doing: "reading the AWS region from instance metadata",
-            url: &url,
-            cap: http::METADATA_VALUE,
-        },
-        false,
-        || {
-            ctx.http
-                .get(url.as_str())
-                .header("X-aws-ec2-metadata-token", value.clone())
-        },
-    )
-    .await
-    .map_err(|e| fail(e.to_string()))?;
-    let zone = String::from_utf8_lossy(reply.body.expose())
-        .trim()
-        .to_owned();
-    let mut region = zone.clone();
-    region.pop();
-    if region.is_empty() || !zone.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(fail(format!(
-            "{} answered {zone:?}, not an availability zone",
-            http::redact_url(&url)
-        )));
-    }
-    Ok(region)
 }
 
 /// The aws1 subject token: the signed `POST` of `verification_url` (with
@@ -219,14 +150,11 @@ pub(crate) fn subject_token(
     verification_url: &str,
     audience: &str,
     time: SystemTime,
-) -> Result<Secret<String>, String> {
+) -> Result<Secret<String>, SubjectCause> {
     let url = verification_url.replace("{region}", region);
-    let parsed = url::Url::parse(&url)
-        .map_err(|_| format!("regional_cred_verification_url {url:?} is not a URL"))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| format!("regional_cred_verification_url {url:?} has no host"))?
-        .to_owned();
+    let bad = || SubjectCause::BadVerificationUrl(http::redact_url(&url));
+    let parsed = url::Url::parse(&url).map_err(|_| bad())?;
+    let host = parsed.host_str().ok_or_else(bad)?.to_owned();
     let host = match parsed.port() {
         Some(p) => format!("{host}:{p}"),
         None => host,
@@ -242,7 +170,13 @@ pub(crate) fn subject_token(
         &service,
         time,
         SigningSettings::default(),
-    )?;
+    )
+    .map_err(SubjectCause::Signing)?;
+    let missing = |h: &str| {
+        SubjectCause::Signing(crate::aws::SigningError::Signing(format!(
+            "signing produced no {h} header"
+        )))
+    };
     let find = |name: &str| {
         added
             .iter()
@@ -252,12 +186,12 @@ pub(crate) fn subject_token(
     let mut headers: Vec<(&str, &str)> = vec![
         (
             "Authorization",
-            find("authorization").ok_or("signing produced no authorization header")?,
+            find("authorization").ok_or_else(|| missing("authorization"))?,
         ),
         ("host", host.as_str()),
         (
             "x-amz-date",
-            find("x-amz-date").ok_or("signing produced no x-amz-date header")?,
+            find("x-amz-date").ok_or_else(|| missing("x-amz-date"))?,
         ),
     ];
     if let Some(t) = find("x-amz-security-token") {

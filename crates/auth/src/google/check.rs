@@ -4,7 +4,7 @@
 //! parser Application Default Credentials runs, and reports its errors as ADC
 //! would for a GOOGLE_APPLICATION_CREDENTIALS file at `path`.
 
-use super::file::{self, CredentialsFile, FileError};
+use super::file::CredentialsFile;
 use super::{CredentialKind, SourceKind};
 use crate::error::AuthError;
 use keyway_core::{Env, Secret};
@@ -18,21 +18,7 @@ pub fn check_credentials_file(
     bytes: &[u8],
     env: &Env,
 ) -> Result<CredentialKind, AuthError> {
-    let origin = SourceKind::EnvFile;
-    let parsed = file::parse(&Secret::new(bytes.to_vec()), env).map_err(|e| match e {
-        FileError::Invalid { field, reason } => AuthError::InvalidConfig {
-            path: path.to_owned(),
-            origin,
-            field,
-            reason,
-        },
-        FileError::Unsupported { kind, detail } => AuthError::Unsupported {
-            path: path.to_owned(),
-            origin,
-            kind,
-            detail,
-        },
-    })?;
+    let parsed = super::adc::parse(env, path, SourceKind::EnvFile, &Secret::new(bytes.to_vec()))?;
     Ok(match parsed {
         CredentialsFile::AuthorizedUser(_) => CredentialKind::AuthorizedUser,
         CredentialsFile::ServiceAccount(_) => CredentialKind::ServiceAccount,

@@ -12,7 +12,7 @@
 //! carries the token.
 
 use crate::context::AuthContext;
-use crate::error::AuthError;
+use crate::error::{AuthError, SubjectCause, SubjectFrom};
 use keyway_core::{Secret, vars};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -47,8 +47,8 @@ pub(crate) struct Request<'a> {
 
 fn fail(cfg: &ExecutableConfig, reason: impl Into<String>) -> AuthError {
     AuthError::SubjectToken {
-        from: format!("the executable `{}`", cfg.command),
-        reason: reason.into(),
+        from: SubjectFrom::Executable(cfg.command.clone()),
+        cause: SubjectCause::Executable(reason.into()),
     }
 }
 

@@ -14,8 +14,8 @@ use super::file::{Doc, FileError, invalid};
 use super::sts::{self, Service};
 use super::{AccessToken, Minted};
 use crate::context::AuthContext;
-use crate::error::AuthError;
-use crate::http::{self, Call};
+use crate::error::{AuthError, GoogleCall, SubjectCause, SubjectFrom};
+use crate::http;
 use keyway_core::{Env, Secret};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -80,16 +80,11 @@ pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ExternalAccountConfig, F
     let token_url = doc
         .string("token_url")?
         .unwrap_or_else(|| sts::DEFAULT_TOKEN_URL.to_owned());
-    sts::check_url(Service::Sts, &token_url, env)
-        .map_err(|r| invalid("token_url", format!("token_url {r}")))?;
+    sts::check_url(Service::Sts, &token_url, env).map_err(|p| sts::url_error("token_url", p))?;
     let impersonation_url = doc.string("service_account_impersonation_url")?;
     if let Some(u) = &impersonation_url {
-        sts::check_url(Service::IamCredentials, u, env).map_err(|r| {
-            invalid(
-                "service_account_impersonation_url",
-                format!("service_account_impersonation_url {r}"),
-            )
-        })?;
+        sts::check_url(Service::IamCredentials, u, env)
+            .map_err(|p| sts::url_error("service_account_impersonation_url", p))?;
     }
     let lifetime_secs = match doc.take_doc("service_account_impersonation")? {
         Some(mut opts) => match opts.integer("token_lifetime_seconds")? {
@@ -124,7 +119,7 @@ pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ExternalAccountConfig, F
     let quota_project_id = doc.string("quota_project_id")?;
     let mut src = doc
         .take_doc("credential_source")?
-        .ok_or_else(|| invalid("credential_source", "missing field \"credential_source\""))?;
+        .ok_or_else(|| super::file::missing("credential_source"))?;
     let source = parse_source(&mut src)?;
     Ok(ExternalAccountConfig {
         audience,
@@ -341,14 +336,14 @@ impl External {
         let cfg = &self.cfg;
         match &cfg.source {
             SubjectSource::File { path, format } => {
-                let from = || format!("the file {}", path.display());
+                let from = || SubjectFrom::File(path.clone());
                 let content = ctx.fs.read(path).map_err(|e| AuthError::SubjectToken {
                     from: from(),
-                    reason: format!("cannot read it ({e})"),
+                    cause: SubjectCause::Unreadable(e.to_string()),
                 })?;
                 extract(Secret::new(content), format).map_err(|reason| AuthError::SubjectToken {
                     from: from(),
-                    reason,
+                    cause: SubjectCause::BadContent(reason),
                 })
             }
             SubjectSource::Url {
@@ -356,14 +351,11 @@ impl External {
                 headers,
                 format,
             } => {
-                const DOING: &str = "getting the subject token";
                 let reply = http::send(
                     &ctx.retry,
-                    Call {
-                        doing: DOING,
-                        url,
-                        cap: http::METADATA_VALUE,
-                    },
+                    GoogleCall::SubjectTokenUrl,
+                    url,
+                    http::METADATA_VALUE,
                     false,
                     || {
                         let mut r = ctx.http.get(url.as_str());
@@ -380,8 +372,8 @@ impl External {
                 )
                 .await?;
                 extract(reply.body, format).map_err(|reason| AuthError::SubjectToken {
-                    from: format!("the URL {}", http::redact_url(url)),
-                    reason,
+                    from: SubjectFrom::Url(http::redact_url(url)),
+                    cause: SubjectCause::BadContent(reason),
                 })
             }
             SubjectSource::Executable(e) => {
@@ -395,8 +387,8 @@ impl External {
             SubjectSource::Aws(_) => match &self.aws {
                 Some(a) => a.subject_token(ctx, &cfg.audience).await,
                 None => Err(AuthError::SubjectToken {
-                    from: "aws1".into(),
-                    reason: "AWS credentials were not resolved".into(),
+                    from: SubjectFrom::Aws1,
+                    cause: SubjectCause::BadContent("AWS credentials were not resolved".into()),
                 }),
             },
         }
@@ -484,7 +476,7 @@ mod tests {
 
     fn field_of(r: Result<ExternalAccountConfig, FileError>) -> (Option<&'static str>, String) {
         match r {
-            Err(FileError::Invalid { field, reason }) => (field, reason),
+            Err(FileError::Invalid { field, problem }) => (field, problem.to_string()),
             Err(e) => panic!("{e:?}"),
             Ok(_) => panic!("parsed"),
         }

@@ -10,6 +10,7 @@
 //! libraries treat as optional, and their plain `String`s would hold secrets.
 
 use super::jwt;
+use crate::error::ConfigProblem;
 use aws_lc_rs::signature::RsaKeyPair;
 use keyway_core::{Env, Secret, vars};
 use serde_json::{Map, Value};
@@ -52,7 +53,7 @@ pub(crate) struct ServiceAccountConfig {
 pub(crate) enum FileError {
     Invalid {
         field: Option<&'static str>,
-        reason: String,
+        problem: ConfigProblem,
     },
     Unsupported {
         kind: String,
@@ -60,11 +61,75 @@ pub(crate) enum FileError {
     },
 }
 
+/// `field` has an invalid value, described by `reason`.
 pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> FileError {
     FileError::Invalid {
         field: Some(field),
-        reason: reason.into(),
+        problem: ConfigProblem::Invalid(reason.into()),
     }
+}
+
+/// `field` is required and absent.
+pub(super) fn missing(field: &'static str) -> FileError {
+    FileError::Invalid {
+        field: Some(field),
+        problem: ConfigProblem::MissingField(field),
+    }
+}
+
+/// `field` is not of the JSON type `expected` (e.g. "a string").
+pub(super) fn wrong_type(field: &'static str, expected: &'static str) -> FileError {
+    FileError::Invalid {
+        field: Some(field),
+        problem: ConfigProblem::WrongType { field, expected },
+    }
+}
+
+/// The line (from 1) where the object key `"key"` first appears in a JSON
+/// document, found by reading the document's tokens (strings are skipped
+/// whole, so a value that happens to contain the key's text is not taken for
+/// it): the line a user edits to fix that field.
+pub(crate) fn line_of_key(doc: &[u8], key: &str) -> Option<usize> {
+    let mut line = 1;
+    let mut i = 0;
+    while i < doc.len() {
+        match doc[i] {
+            b'\n' => line += 1,
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < doc.len() && doc[j] != b'"' {
+                    if doc[j] == b'\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                let text = doc.get(start..j.min(doc.len()))?;
+                let mut k = j + 1;
+                while k < doc.len() && doc[k].is_ascii_whitespace() {
+                    k += 1;
+                }
+                if text == key.as_bytes() && doc.get(k) == Some(&b':') {
+                    return Some(line);
+                }
+                line += doc[start..j.min(doc.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
+                i = j;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The line of the first JSON syntax error in a document, if it is not JSON.
+pub(crate) fn json_error_line(bytes: &Secret<Vec<u8>>) -> Option<usize> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes.expose())
+        .err()
+        .map(|e| e.line())
 }
 
 /// A parsed JSON object whose string values are wiped when it is dropped.
@@ -95,17 +160,13 @@ impl Doc {
             Some(Value::String(s)) => Ok(Some(s)),
             Some(mut other) => {
                 wipe(&mut other);
-                Err(invalid(
-                    field,
-                    format!("field \"{field}\" must be a string"),
-                ))
+                Err(wrong_type(field, "a string"))
             }
         }
     }
 
     pub(super) fn required(&mut self, field: &'static str) -> Result<String, FileError> {
-        self.string(field)?
-            .ok_or_else(|| invalid(field, format!("missing field \"{field}\"")))
+        self.string(field)?.ok_or_else(|| missing(field))
     }
 
     pub(super) fn secret(
@@ -134,10 +195,7 @@ impl Doc {
             Some(Value::Object(m)) => Ok(Some(Doc(m))),
             Some(mut other) => {
                 wipe(&mut other);
-                Err(invalid(
-                    field,
-                    format!("field \"{field}\" must be a JSON object"),
-                ))
+                Err(wrong_type(field, "a JSON object"))
             }
         }
     }
@@ -153,10 +211,7 @@ impl Doc {
                         Value::String(s) => out.push(s),
                         mut other => {
                             wipe(&mut other);
-                            return Err(invalid(
-                                field,
-                                format!("field \"{field}\" must be a list of strings"),
-                            ));
+                            return Err(wrong_type(field, "a list of strings"));
                         }
                     }
                 }
@@ -164,10 +219,7 @@ impl Doc {
             }
             Some(mut other) => {
                 wipe(&mut other);
-                Err(invalid(
-                    field,
-                    format!("field \"{field}\" must be a list of strings"),
-                ))
+                Err(wrong_type(field, "a list of strings"))
             }
         }
     }
@@ -179,7 +231,7 @@ impl Doc {
             Some(Value::Number(n)) => n
                 .as_i64()
                 .map(Some)
-                .ok_or_else(|| invalid(field, format!("field \"{field}\" must be an integer"))),
+                .ok_or_else(|| wrong_type(field, "an integer")),
             Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
                 invalid(
                     field,
@@ -188,10 +240,7 @@ impl Doc {
             }),
             Some(mut other) => {
                 wipe(&mut other);
-                Err(invalid(
-                    field,
-                    format!("field \"{field}\" must be an integer"),
-                ))
+                Err(wrong_type(field, "an integer"))
             }
         }
     }
@@ -228,7 +277,7 @@ pub(crate) fn parse(bytes: &Secret<Vec<u8>>, env: &Env) -> Result<CredentialsFil
     let value: Value = serde_json::from_slice(bytes.expose()).map_err(|e| FileError::Invalid {
         field: None,
         // Syntax errors carry a position, not content.
-        reason: format!("not valid JSON ({e})"),
+        problem: ConfigProblem::NotJson(e.to_string()),
     })?;
     let mut doc = match value {
         Value::Object(m) => Doc(m),
@@ -236,7 +285,7 @@ pub(crate) fn parse(bytes: &Secret<Vec<u8>>, env: &Env) -> Result<CredentialsFil
             wipe(&mut other);
             return Err(FileError::Invalid {
                 field: None,
-                reason: "expected a JSON object".into(),
+                problem: ConfigProblem::NotAnObject,
             });
         }
     };
@@ -279,12 +328,10 @@ pub(super) fn parse_doc(
             kind.clone(),
             "Google Distributed Cloud Hosted; not planned".into(),
         )),
-        other => Err(invalid(
-            "type",
-            format!(
-                "unknown credentials type \"{other}\" (expected authorized_user, service_account, external_account, external_account_authorized_user or impersonated_service_account)"
-            ),
-        )),
+        other => Err(FileError::Invalid {
+            field: Some("type"),
+            problem: ConfigProblem::UnknownType(other.to_owned()),
+        }),
     }
 }
 
@@ -373,7 +420,7 @@ mod tests {
 
     fn invalid_field(r: Result<CredentialsFile, FileError>) -> (Option<&'static str>, String) {
         match r {
-            Err(FileError::Invalid { field, reason }) => (field, reason),
+            Err(FileError::Invalid { field, problem }) => (field, problem.to_string()),
             Err(e) => panic!("unexpected {e:?}"),
             Ok(_) => panic!("parsed"),
         }
@@ -470,6 +517,26 @@ mod tests {
                 Ok(_) => panic!("parsed"),
             }
         }
+    }
+
+    #[test]
+    fn keys_are_found_on_their_line_not_in_values() {
+        let doc = br#"{
+  "type": "external_account",
+  "note": "the \"token_url\": is here only as text",
+  "credential_source": {
+    "url": "http://x"
+  },
+  "token_url": "https://evil.example/v1/token"
+}"#;
+        assert_eq!(line_of_key(doc, "token_url"), Some(7));
+        assert_eq!(line_of_key(doc, "url"), Some(5));
+        assert_eq!(line_of_key(doc, "type"), Some(2));
+        assert_eq!(line_of_key(doc, "nope"), None);
+        assert_eq!(
+            json_error_line(&Secret::new(b"{\n\"a\": 1,\n}".to_vec())),
+            Some(3)
+        );
     }
 
     #[test]

@@ -27,12 +27,8 @@ pub(crate) struct ImpersonatedConfig {
 
 pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ImpersonatedConfig, FileError> {
     let url = doc.required("service_account_impersonation_url")?;
-    sts::check_url(Service::IamCredentials, &url, env).map_err(|r| {
-        invalid(
-            "service_account_impersonation_url",
-            format!("service_account_impersonation_url {r}"),
-        )
-    })?;
+    sts::check_url(Service::IamCredentials, &url, env)
+        .map_err(|p| sts::url_error("service_account_impersonation_url", p))?;
     let email = sts::target_email(&url).ok_or_else(|| {
         invalid(
             "service_account_impersonation_url",
@@ -44,11 +40,11 @@ pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ImpersonatedConfig, File
     let quota_project_id = doc.string("quota_project_id")?;
     let mut src = doc
         .take_doc("source_credentials")?
-        .ok_or_else(|| invalid("source_credentials", "missing field \"source_credentials\""))?;
+        .ok_or_else(|| super::file::missing("source_credentials"))?;
     let source = parse_doc(&mut src, env, true).map_err(|e| match e {
-        FileError::Invalid { field, reason } => FileError::Invalid {
+        FileError::Invalid { field, problem } => FileError::Invalid {
             field,
-            reason: format!("source_credentials: {reason}"),
+            problem: crate::error::ConfigProblem::InSourceCredentials(Box::new(problem)),
         },
         FileError::Unsupported { kind, detail } => FileError::Unsupported {
             kind,

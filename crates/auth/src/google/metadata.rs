@@ -9,9 +9,9 @@
 //! Every request sends `Metadata-Flavor: Google` and every answer must carry it
 //! back: a captive portal or a stray web server is not a metadata server.
 
-use super::Minted;
+use super::{Absent, Minted};
 use crate::context::{AuthContext, RetryPolicy};
-use crate::error::AuthError;
+use crate::error::{AuthError, GoogleCall};
 use crate::http::{self, Call};
 use keyway_core::{Secret, vars};
 use std::time::Duration;
@@ -29,9 +29,9 @@ pub(crate) enum Detection {
     Found {
         host: String,
     },
-    NotConfigured(String),
+    NotConfigured(Absent),
     /// Configured explicitly but not usable.
-    Failed(String),
+    Failed(AuthError),
 }
 
 /// `http://h:p` or `h:p/` → `h:p`; anything with a path or query is refused.
@@ -52,7 +52,7 @@ fn normalize_host(var: &'static str, raw: &str) -> Result<String, AuthError> {
 
 /// `GET http://host/` expecting `Metadata-Flavor: Google`, retried per `policy`.
 async fn ping(ctx: &AuthContext, host: &str, policy: &RetryPolicy) -> Result<(), AuthError> {
-    const DOING: &str = "checking for a metadata server";
+    const DOING: &str = GoogleCall::MetadataPing.doing();
     let url = format!("http://{host}/");
     let url = url.as_str();
     let call = Call {
@@ -96,21 +96,22 @@ pub(crate) async fn detect(ctx: &AuthContext) -> Result<Detection, AuthError> {
         };
         return Ok(match ping(ctx, &host, &policy).await {
             Ok(()) => Detection::Found { host },
-            Err(e) => Detection::Failed(format!("{var} is {host}, but {e}")),
+            Err(e) => Detection::Failed(AuthError::MetadataUnreachable {
+                var,
+                host,
+                cause: Box::new(e),
+            }),
         });
     }
     if ctx.env.flag(vars::NO_GCE_CHECK) {
-        return Ok(Detection::NotConfigured(format!(
-            "{} is set, so no metadata server was looked for",
-            vars::NO_GCE_CHECK
-        )));
+        return Ok(Detection::NotConfigured(Absent::NoGceCheck));
     }
-    let (host, var_note) = match ctx.env.non_empty(vars::GCE_METADATA_IP) {
+    let (host, var) = match ctx.env.non_empty(vars::GCE_METADATA_IP) {
         Some(raw) => (
             normalize_host(vars::GCE_METADATA_IP, raw)?,
-            format!(" (from {})", vars::GCE_METADATA_IP),
+            Some(vars::GCE_METADATA_IP),
         ),
-        None => (DEFAULT_METADATA_IP.to_owned(), String::new()),
+        None => (DEFAULT_METADATA_IP.to_owned(), None),
     };
     // One short probe: off Google Cloud nothing answers and the laptop must not wait.
     let policy = RetryPolicy {
@@ -123,10 +124,11 @@ pub(crate) async fn detect(ctx: &AuthContext) -> Result<Detection, AuthError> {
         Ok(()) => Detection::Found { host },
         Err(e) => {
             tracing::debug!(error = %e, "no metadata server");
-            Detection::NotConfigured(format!(
-                "no metadata server answered at {host}{var_note} within {:?} (not on Google Cloud?)",
-                ctx.metadata_probe_timeout
-            ))
+            Detection::NotConfigured(Absent::NoMetadataServer {
+                host,
+                var,
+                waited: ctx.metadata_probe_timeout,
+            })
         }
     })
 }
@@ -155,10 +157,11 @@ impl Metadata {
         &self,
         ctx: &AuthContext,
         policy: &RetryPolicy,
-        call: Call<'_>,
+        call: GoogleCall,
+        url: &str,
+        cap: http::Cap,
     ) -> Result<http::Reply, AuthError> {
-        let url = call.url;
-        http::send(policy, call, true, || {
+        http::send(policy, call, url, cap, true, || {
             ctx.http.get(url).header("Metadata-Flavor", "Google")
         })
         .await
@@ -168,15 +171,13 @@ impl Metadata {
         &self,
         ctx: &AuthContext,
         policy: &RetryPolicy,
-        doing: &'static str,
+        call: GoogleCall,
         url: &str,
     ) -> Result<Secret<String>, AuthError> {
-        let call = Call {
-            doing,
-            url,
-            cap: http::METADATA_VALUE,
-        };
-        let reply = self.get(ctx, policy, call).await?;
+        let doing = call.doing();
+        let reply = self
+            .get(ctx, policy, call, url, http::METADATA_VALUE)
+            .await?;
         let text = String::from_utf8(reply.body.expose().clone()).map_err(|_| {
             AuthError::InvalidResponse {
                 doing,
@@ -193,7 +194,7 @@ impl Metadata {
         ctx: &AuthContext,
         scopes: &[String],
     ) -> Result<Minted, AuthError> {
-        const DOING: &str = "getting an access token from the metadata server";
+        const DOING: &str = GoogleCall::MetadataToken.doing();
         let joined = scopes.join(",");
         let query: &[(&str, &str)] = if scopes.is_empty() {
             &[]
@@ -202,12 +203,15 @@ impl Metadata {
         };
         let url = self.url("token", query);
         let now = ctx.clock.now_secs();
-        let call = Call {
-            doing: DOING,
-            url: &url,
-            cap: http::TOKEN,
-        };
-        let reply = self.get(ctx, &ctx.retry, call).await?;
+        let reply = self
+            .get(
+                ctx,
+                &ctx.retry,
+                GoogleCall::MetadataToken,
+                &url,
+                http::TOKEN,
+            )
+            .await?;
         // The response names no scopes; `identity()` asks the server for them.
         super::token_from_reply(&reply, DOING, &url, now, None)
     }
@@ -218,9 +222,10 @@ impl Metadata {
         ctx: &AuthContext,
         policy: &RetryPolicy,
     ) -> Result<String, AuthError> {
-        const DOING: &str = "reading the service account's email from the metadata server";
+        const CALL: GoogleCall = GoogleCall::MetadataEmail;
+        const DOING: &str = CALL.doing();
         let url = self.url("email", &[]);
-        let text = self.get_text(ctx, policy, DOING, &url).await?;
+        let text = self.get_text(ctx, policy, CALL, &url).await?;
         let email = text.expose().trim();
         if email.is_empty() || email.contains(char::is_whitespace) {
             return Err(AuthError::InvalidResponse {
@@ -234,9 +239,9 @@ impl Metadata {
 
     /// `GET …/default/scopes`: one scope per line.
     pub(crate) async fn scopes(&self, ctx: &AuthContext) -> Result<Vec<String>, AuthError> {
-        const DOING: &str = "reading the service account's scopes from the metadata server";
+        const CALL: GoogleCall = GoogleCall::MetadataScopes;
         let url = self.url("scopes", &[]);
-        let text = self.get_text(ctx, &ctx.retry, DOING, &url).await?;
+        let text = self.get_text(ctx, &ctx.retry, CALL, &url).await?;
         Ok(text
             .expose()
             .lines()
@@ -252,9 +257,10 @@ impl Metadata {
         ctx: &AuthContext,
         audience: &str,
     ) -> Result<Secret<String>, AuthError> {
-        const DOING: &str = "getting an id token from the metadata server";
+        const CALL: GoogleCall = GoogleCall::MetadataIdToken;
+        const DOING: &str = CALL.doing();
         let url = self.url("identity", &[("audience", audience), ("format", "full")]);
-        let text = self.get_text(ctx, &ctx.retry, DOING, &url).await?;
+        let text = self.get_text(ctx, &ctx.retry, CALL, &url).await?;
         let token = Secret::new(text.expose().trim().to_owned());
         if token.expose().is_empty() || token.expose().split('.').count() != 3 {
             return Err(AuthError::InvalidResponse {

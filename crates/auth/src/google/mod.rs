@@ -8,6 +8,7 @@ mod adc;
 mod authorized_user;
 mod aws_source;
 mod check;
+mod describe;
 mod executable;
 mod external;
 mod file;
@@ -17,8 +18,10 @@ mod metadata;
 mod service_account;
 mod sts;
 
-pub use adc::google_default;
+pub use adc::{credential_file, google_default};
 pub use check::check_credentials_file;
+pub use describe::{CredentialFile, Federation, SubjectSourceKind, WorkloadProvider};
+pub use sts::Service as GoogleService;
 
 use crate::cache::{Cache, CacheStatus, Expiring, Keyed};
 use crate::context::AuthContext;
@@ -65,14 +68,24 @@ impl fmt::Display for SourceKind {
 }
 
 /// What happened when one source was tried.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// The source does not apply here (variable unset, no file, no metadata server).
-    NotConfigured(String),
+    NotConfigured(Absent),
     /// The source was configured but could not be used.
-    Failed(String),
+    Failed(Box<AuthError>),
     /// This source provided the credentials.
     Answered,
+}
+
+impl Outcome {
+    /// The failure, for [`Outcome::Failed`].
+    pub fn failure(&self) -> Option<&AuthError> {
+        match self {
+            Outcome::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -85,8 +98,59 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// One source tried, and its outcome.
+/// Why a source does not apply here.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Absent {
+    /// The variable is not set.
+    Unset { var: &'static str },
+    /// The variable is set but empty.
+    Empty { var: &'static str },
+    /// Neither CLOUDSDK_CONFIG nor HOME is set.
+    NoConfigDir,
+    /// No file at the path.
+    NoFile(PathBuf),
+    /// NO_GCE_CHECK is set.
+    NoGceCheck,
+    /// Nothing answered the probe at `host` within `waited`.
+    NoMetadataServer {
+        host: String,
+        /// GCE_METADATA_IP, when it named the address.
+        var: Option<&'static str>,
+        waited: std::time::Duration,
+    },
+}
+
+impl fmt::Display for Absent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Absent::Unset { var } => write!(f, "{var} is not set"),
+            Absent::Empty { var } => write!(f, "{var} is set but empty"),
+            Absent::NoConfigDir => write!(
+                f,
+                "neither {} nor {} is set, so there is no gcloud configuration directory",
+                keyway_core::vars::CLOUDSDK_CONFIG,
+                keyway_core::vars::HOME
+            ),
+            Absent::NoFile(p) => write!(f, "no file at {}", p.display()),
+            Absent::NoGceCheck => write!(
+                f,
+                "{} is set, so no metadata server was looked for",
+                keyway_core::vars::NO_GCE_CHECK
+            ),
+            Absent::NoMetadataServer { host, var, waited } => {
+                write!(f, "no metadata server answered at {host}")?;
+                if let Some(v) = var {
+                    write!(f, " (from {v})")?;
+                }
+                write!(f, " within {waited:?} (not on Google Cloud?)")
+            }
+        }
+    }
+}
+
+/// One source tried, and its outcome.
+#[derive(Debug, Clone)]
 pub struct Attempt {
     pub source: SourceKind,
     pub outcome: Outcome,
@@ -276,6 +340,8 @@ struct Shared {
     learned_email: Mutex<Option<String>>,
     /// ID tokens by audience.
     id_tokens: Keyed<String, IdToken, AuthError>,
+    /// What the credentials file said, for file sources.
+    file: std::sync::OnceLock<CredentialFile>,
 }
 
 enum Provider {
@@ -320,6 +386,7 @@ impl GoogleCredentials {
                     provider,
                     learned_email: Mutex::new(None),
                     id_tokens: Keyed::new(ID_TOKEN_AUDIENCES, ctx.refresh_ahead),
+                    file: std::sync::OnceLock::new(),
                 }),
                 scopes: scopes.to_vec(),
                 cache,
@@ -338,6 +405,18 @@ impl GoogleCredentials {
                 cache: TokenCache::new(self.inner.shared.ctx.refresh_ahead),
             }),
         }
+    }
+
+    /// Records what the credentials file said (set once, when built from a file).
+    pub(crate) fn with_file(self, file: CredentialFile) -> Self {
+        let _ = self.inner.shared.file.set(file);
+        self
+    }
+
+    /// What the credentials file said (its type, account, and federation
+    /// settings), for credentials read from a file.
+    pub fn file(&self) -> Option<&CredentialFile> {
+        self.inner.shared.file.get()
     }
 
     /// Where these credentials came from.

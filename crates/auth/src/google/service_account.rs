@@ -10,8 +10,8 @@ use super::Minted;
 use super::file::{GOOGLE_TOKEN_URI, ServiceAccountConfig};
 use super::jwt;
 use crate::context::AuthContext;
-use crate::error::AuthError;
-use crate::http::{self, Call};
+use crate::error::{AuthError, GoogleCall};
+use crate::http;
 use keyway_core::Secret;
 use serde_json::{Value, json};
 
@@ -67,25 +67,16 @@ impl ServiceAccount {
     async fn exchange(
         &self,
         ctx: &AuthContext,
-        doing: &'static str,
+        call: GoogleCall,
         assertion: &Secret<String>,
     ) -> Result<http::Reply, AuthError> {
         let url = self.cfg.token_uri.as_str();
-        http::send(
-            &ctx.retry,
-            Call {
-                doing,
-                url,
-                cap: http::TOKEN,
-            },
-            false,
-            || {
-                ctx.http.post(url).form(&[
-                    ("grant_type", JWT_BEARER),
-                    ("assertion", assertion.expose().as_str()),
-                ])
-            },
-        )
+        http::send(&ctx.retry, call, url, http::TOKEN, false, || {
+            ctx.http.post(url).form(&[
+                ("grant_type", JWT_BEARER),
+                ("assertion", assertion.expose().as_str()),
+            ])
+        })
         .await
     }
 
@@ -96,13 +87,13 @@ impl ServiceAccount {
         ctx: &AuthContext,
         scopes: &[String],
     ) -> Result<Minted, AuthError> {
-        const DOING: &str = "getting an access token for a service account key";
+        const CALL: GoogleCall = GoogleCall::ServiceAccountToken;
         let now = ctx.clock.now_secs();
         let scope = (!scopes.is_empty()).then(|| ("scope", Value::String(scopes.join(" "))));
         let assertion = self.assertion(now, scope)?;
-        let reply = self.exchange(ctx, DOING, &assertion).await?;
+        let reply = self.exchange(ctx, CALL, &assertion).await?;
         let mut minted =
-            super::token_from_reply(&reply, DOING, &self.cfg.token_uri, now, Some(scopes))?;
+            super::token_from_reply(&reply, CALL.doing(), &self.cfg.token_uri, now, Some(scopes))?;
         // The id_token's email is the account's own; no need to learn it.
         minted.email = None;
         Ok(minted)
@@ -114,13 +105,14 @@ impl ServiceAccount {
         ctx: &AuthContext,
         audience: &str,
     ) -> Result<Secret<String>, AuthError> {
-        const DOING: &str = "getting an id token for a service account key";
+        const CALL: GoogleCall = GoogleCall::ServiceAccountIdToken;
+        const DOING: &str = CALL.doing();
         let now = ctx.clock.now_secs();
         let assertion = self.assertion(
             now,
             Some(("target_audience", Value::String(audience.to_owned()))),
         )?;
-        let reply = self.exchange(ctx, DOING, &assertion).await?;
+        let reply = self.exchange(ctx, CALL, &assertion).await?;
         let IdTokenResponse { id_token } = http::parse_json(
             &reply,
             DOING,

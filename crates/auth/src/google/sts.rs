@@ -13,10 +13,11 @@
 //! `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS` (for impersonation) is
 //! accepted too; that is how the local cloud is reached.
 
+use super::file::FileError;
 use super::{AccessToken, Minted};
 use crate::context::AuthContext;
-use crate::error::AuthError;
-use crate::http::{self, Call};
+use crate::error::{AuthError, ConfigProblem, GoogleCall};
+use crate::http;
 use keyway_core::{Env, Secret, vars};
 use serde_json::json;
 
@@ -27,22 +28,24 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// (what google-auth sends).
 pub(crate) const IAM_SCOPE: &str = "https://www.googleapis.com/auth/iam";
 
-/// Which Google service a URL must belong to.
+/// Which Google service a credential file's URL must belong to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Service {
+pub enum Service {
     Sts,
     IamCredentials,
 }
 
 impl Service {
-    fn name(self) -> &'static str {
+    /// The service's host prefix: `sts`, `iamcredentials`.
+    pub fn name(self) -> &'static str {
         match self {
             Service::Sts => "sts",
             Service::IamCredentials => "iamcredentials",
         }
     }
 
-    fn override_var(self) -> &'static str {
+    /// The endpoint override that makes another origin acceptable.
+    pub fn override_var(self) -> &'static str {
         match self {
             Service::Sts => vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS,
             Service::IamCredentials => vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS,
@@ -96,9 +99,28 @@ fn origin(u: &url::Url) -> (String, Option<String>, Option<u16>) {
     )
 }
 
+/// A URL refused by [`check_url`].
+#[derive(Debug)]
+pub(crate) struct UrlRefused {
+    service: Service,
+    url: String,
+}
+
+/// The file error for a refused URL in `field`.
+pub(crate) fn url_error(field: &'static str, r: UrlRefused) -> FileError {
+    FileError::Invalid {
+        field: Some(field),
+        problem: ConfigProblem::NotGoogleEndpoint {
+            field,
+            service: r.service,
+            url: r.url,
+        },
+    }
+}
+
 /// Checks a `token_url` or impersonation URL against Google's hosts, or the
-/// origin of the user's endpoint override. `Err` says why, for the user.
-pub(crate) fn check_url(service: Service, raw: &str, env: &Env) -> Result<(), String> {
+/// origin of the user's endpoint override.
+pub(crate) fn check_url(service: Service, raw: &str, env: &Env) -> Result<(), UrlRefused> {
     let shown = http::redact_url(raw);
     let name = service.name();
     if let Some(base) = env.non_empty(service.override_var())
@@ -126,11 +148,10 @@ pub(crate) fn check_url(service: Service, raw: &str, env: &Env) -> Result<(), St
     if allowed {
         return Ok(());
     }
-    Err(format!(
-        "\"{shown}\" is not a Google {name} endpoint: it must be https://{name}.googleapis.com/… or a regional or \
-         private form of it (AIP-4117); to use another endpoint (such as a local emulator), set {} to its base URL",
-        service.override_var()
-    ))
+    Err(UrlRefused {
+        service,
+        url: shown,
+    })
 }
 
 /// One STS token exchange.
@@ -148,7 +169,8 @@ pub(crate) struct Exchange<'a> {
 
 /// `POST token_url` with the RFC 8693 form; the federated access token.
 pub(crate) async fn exchange(ctx: &AuthContext, x: &Exchange<'_>) -> Result<Minted, AuthError> {
-    const DOING: &str = "exchanging the subject token at Google STS";
+    const CALL: GoogleCall = GoogleCall::StsExchange;
+    const DOING: &str = CALL.doing();
     let now = ctx.clock.now_secs();
     let scope = x.scopes.join(" ");
     let options = match (x.client, x.user_project) {
@@ -156,35 +178,26 @@ pub(crate) async fn exchange(ctx: &AuthContext, x: &Exchange<'_>) -> Result<Mint
         _ => None,
     };
     let url = x.token_url;
-    let reply = http::send(
-        &ctx.retry,
-        Call {
-            doing: DOING,
-            url,
-            cap: http::TOKEN,
-        },
-        false,
-        || {
-            let mut form: Vec<(&str, &str)> = vec![
-                ("grant_type", TOKEN_EXCHANGE),
-                ("audience", x.audience),
-                ("requested_token_type", ACCESS_TOKEN_TYPE),
-                ("subject_token", x.subject_token.expose().as_str()),
-                ("subject_token_type", x.subject_token_type),
-            ];
-            if !scope.is_empty() {
-                form.push(("scope", scope.as_str()));
-            }
-            if let Some(o) = &options {
-                form.push(("options", o.as_str()));
-            }
-            let req = ctx.http.post(url).form(&form);
-            match x.client {
-                Some((id, secret)) => req.basic_auth(id, Some(secret.expose())),
-                None => req,
-            }
-        },
-    )
+    let reply = http::send(&ctx.retry, CALL, url, http::TOKEN, false, || {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", TOKEN_EXCHANGE),
+            ("audience", x.audience),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+            ("subject_token", x.subject_token.expose().as_str()),
+            ("subject_token_type", x.subject_token_type),
+        ];
+        if !scope.is_empty() {
+            form.push(("scope", scope.as_str()));
+        }
+        if let Some(o) = &options {
+            form.push(("options", o.as_str()));
+        }
+        let req = ctx.http.post(url).form(&form);
+        match x.client {
+            Some((id, secret)) => req.basic_auth(id, Some(secret.expose())),
+            None => req,
+        }
+    })
     .await?;
     let mut minted = super::token_from_reply(&reply, DOING, url, now, Some(x.scopes))?;
     minted.email = None;
@@ -225,33 +238,25 @@ pub(crate) async fn generate_access_token(
     lifetime_secs: u32,
     quota_project: Option<&str>,
 ) -> Result<AccessToken, AuthError> {
-    const DOING: &str = "impersonating a service account (generateAccessToken)";
+    const CALL: GoogleCall = GoogleCall::GenerateAccessToken;
+    const DOING: &str = CALL.doing();
     let auth = bearer(auth)?;
     let body = json!({
         "delegates": delegates,
         "scope": scopes,
         "lifetime": format!("{lifetime_secs}s"),
     });
-    let reply = http::send(
-        &ctx.retry,
-        Call {
-            doing: DOING,
-            url,
-            cap: http::TOKEN,
-        },
-        false,
-        || {
-            let r = ctx
-                .http
-                .post(url)
-                .header(reqwest::header::AUTHORIZATION, auth.clone())
-                .json(&body);
-            match quota_project {
-                Some(p) => r.header("x-goog-user-project", p),
-                None => r,
-            }
-        },
-    )
+    let reply = http::send(&ctx.retry, CALL, url, http::TOKEN, false, || {
+        let r = ctx
+            .http
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, auth.clone())
+            .json(&body);
+        match quota_project {
+            Some(p) => r.header("x-goog-user-project", p),
+            None => r,
+        }
+    })
     .await?;
     let GenerateAccessTokenResponse {
         access_token,
@@ -302,25 +307,17 @@ pub(crate) async fn generate_id_token(
     audience: &str,
     delegates: Option<&[String]>,
 ) -> Result<Secret<String>, AuthError> {
-    const DOING: &str = "getting an id token for an impersonated service account (generateIdToken)";
+    const CALL: GoogleCall = GoogleCall::GenerateIdToken;
+    const DOING: &str = CALL.doing();
     let url = id_token_url(access_token_url);
     let auth = bearer(auth)?;
     let body = json!({ "audience": audience, "includeEmail": true, "delegates": delegates });
-    let reply = http::send(
-        &ctx.retry,
-        Call {
-            doing: DOING,
-            url: &url,
-            cap: http::TOKEN,
-        },
-        false,
-        || {
-            ctx.http
-                .post(url.as_str())
-                .header(reqwest::header::AUTHORIZATION, auth.clone())
-                .json(&body)
-        },
-    )
+    let reply = http::send(&ctx.retry, CALL, &url, http::TOKEN, false, || {
+        ctx.http
+            .post(url.as_str())
+            .header(reqwest::header::AUTHORIZATION, auth.clone())
+            .json(&body)
+    })
     .await?;
     let GenerateIdTokenResponse { token } =
         http::parse_json(&reply, DOING, &url, "a response with token")?;
@@ -409,6 +406,10 @@ mod tests {
     fn only_the_override_origin_opens_the_rule() {
         let env = Env::new();
         let e = check_url(Service::Sts, "http://127.0.0.1:5057/v1/token?x=1", &env).unwrap_err();
+        let FileError::Invalid { problem, .. } = url_error("token_url", e) else {
+            panic!()
+        };
+        let e = problem.to_string();
         assert!(
             e.contains("\"http://127.0.0.1:5057/v1/token\" is not a Google sts endpoint"),
             "{e}"

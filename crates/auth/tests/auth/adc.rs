@@ -2,7 +2,7 @@
 //! the attempts say, and which errors stop the chain.
 
 use crate::support::*;
-use keyway_auth::{AuthError, CredentialKind, Outcome, Source, SourceKind, google_default};
+use keyway_auth::{Absent, AuthError, CredentialKind, Outcome, Source, SourceKind, google_default};
 use keyway_core::clock::ManualClock;
 use keyway_core::{Env, MemFs, vars};
 use std::path::PathBuf;
@@ -242,10 +242,20 @@ async fn a_stalling_probe_gives_up_quickly() {
         panic!("{err}")
     };
     assert_eq!(
-        attempts[2].outcome,
-        Outcome::NotConfigured(format!(
-            "no metadata server answered at {addr} (from GCE_METADATA_IP) within 500ms (not on Google Cloud?)"
-        ))
+        attempts[2].outcome.to_string(),
+        format!(
+            "not configured: no metadata server answered at {addr} (from GCE_METADATA_IP) within 500ms (not on Google Cloud?)"
+        )
+    );
+    assert!(
+        matches!(
+            &attempts[2].outcome,
+            Outcome::NotConfigured(Absent::NoMetadataServer {
+                var: Some("GCE_METADATA_IP"),
+                ..
+            })
+        ),
+        "{err}"
     );
 }
 
@@ -340,7 +350,17 @@ async fn an_explicit_metadata_host_that_is_down_is_a_failure_not_silence() {
     let Outcome::Failed(why) = &attempts[2].outcome else {
         panic!("{:?}", attempts[2])
     };
-    assert!(why.starts_with(&format!("GCE_METADATA_HOST is {nobody}, but checking for a metadata server: could not reach http://{nobody}/")), "{why}");
+    assert!(why.to_string().starts_with(&format!("GCE_METADATA_HOST is {nobody}, but checking for a metadata server: could not reach http://{nobody}/")), "{why}");
+    assert!(
+        matches!(
+            **why,
+            AuthError::MetadataUnreachable {
+                var: "GCE_METADATA_HOST",
+                ..
+            }
+        ),
+        "{why}"
+    );
     assert!(
         err.to_string()
             .contains("metadata server: failed: GCE_METADATA_HOST is"),
@@ -433,7 +453,8 @@ async fn a_bad_env_file_stops_the_chain() {
             path: p,
             origin,
             field,
-            reason,
+            problem,
+            ..
         } = &err
         else {
             panic!("{path}: {msg}")
@@ -441,6 +462,7 @@ async fn a_bad_env_file_stops_the_chain() {
         assert_eq!(p, &PathBuf::from(path));
         assert_eq!(*origin, SourceKind::EnvFile);
         assert_eq!(*field, want_field, "{path}");
+        let reason = problem.to_string();
         assert!(reason.contains(want_reason), "{path}: {reason}");
         assert!(
             msg.starts_with(&format!(

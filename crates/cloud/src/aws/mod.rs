@@ -572,6 +572,10 @@ async fn handle(
         )
     ) || (target.is_none()
         && (iam::writes(&r) || r.uri.path().starts_with("/_keyway/")));
+    // Every AWS answer carries the service's own time, from its clock (hyper
+    // would add the machine's): a client whose signature was refused as
+    // expired can compare it with the time it signed at.
+    let date = http_date(aws.cloud.clock.now_secs());
     let reply = if writes {
         match tokio::task::spawn_blocking(move || dispatch(&aws, &r, target.as_deref())).await {
             Ok(r) => r,
@@ -580,9 +584,23 @@ async fn handle(
     } else {
         dispatch(&aws, &r, target.as_deref())
     };
-    let response = reply.unwrap_or_else(IntoResponse::into_response);
+    let mut response = reply.unwrap_or_else(IntoResponse::into_response);
+    if let Some(date) = date {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, date);
+    }
     tracing::debug!(%method, path = %uri.path(), status = response.status().as_u16(), "aws api");
     response
+}
+
+/// `Wed, 02 Dec 2026 12:22:06 GMT` (RFC 9110's IMF-fixdate).
+fn http_date(secs: i64) -> Option<axum::http::HeaderValue> {
+    let t = jiff::Timestamp::from_second(secs).ok()?;
+    let s = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&t)
+        .ok()?;
+    axum::http::HeaderValue::from_str(&s).ok()
 }
 
 fn dispatch(aws: &Aws, r: &Received, target: Option<&str>) -> Result<Response, AwsError> {
@@ -730,6 +748,16 @@ mod tests {
             cache.signing_key(&c, "s");
         }
         assert!(lock(&cache.signing).len() <= KEY_CACHE_MAX);
+    }
+
+    #[test]
+    fn answers_carry_the_cloud_clock_as_an_http_date() {
+        let d = http_date(1_796_214_126).unwrap();
+        assert_eq!(d.to_str().unwrap(), "Wed, 02 Dec 2026 12:22:06 GMT");
+        let back = jiff::fmt::rfc2822::DateTimeParser::new()
+            .parse_timestamp(d.to_str().unwrap())
+            .unwrap();
+        assert_eq!(back.as_second(), 1_796_214_126);
     }
 
     #[test]

@@ -14,27 +14,16 @@ use std::time::Duration;
 /// keyway's own failure before the command could start (the convention of env(1) and docker).
 pub const EXIT_KEYWAY_FAILED: u8 = 125;
 
-/// clap's status for a usage error.
-const EXIT_USAGE: u8 = 2;
-
 pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
     // `--watch 30s -- app` would run a program named 30s: the interval needs `=`.
     if a.watch.is_some()
         && let Some(first) = a.command.first().and_then(|c| c.to_str())
         && crate::cli::parse_interval(first).is_ok()
     {
-        errln!(
-            "error: {}",
-            wrap(
-                &format!(
-                    "'{first}' would be run as the command: an interval is given as --watch={first}"
-                ),
-                7,
-                4,
-                WIDTH
-            )
+        // A usage error: printed by main, which exits 125 for exec.
+        anyhow::bail!(
+            "'{first}' would be run as the command: an interval is given as --watch={first}"
         );
-        return Ok(ExitCode::from(EXIT_USAGE));
     }
     let mut wanted: Vec<Wanted> = Vec::new();
     let mut bad = Vec::new();
@@ -106,10 +95,8 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         let broker = match &a.broker {
             Some(apis) => match super::broker::exec(&mut env, apis, a.broker_listen).await {
                 Ok(b) => Some(b),
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
-                }
+                // Printed by main, which exits 125 for exec.
+                Err(e) => return Err(e),
             },
             None => None,
         };

@@ -10,6 +10,8 @@ mod token;
 mod watch;
 mod whoami;
 
+pub use exec::EXIT_KEYWAY_FAILED;
+
 use crate::cli::{Cli, CloudCommand, Command};
 use keyway_core::Env;
 use std::process::ExitCode;

@@ -6,9 +6,10 @@
 
 use crate::WIDTH;
 use crate::aws;
+use crate::fixes;
 use crate::google::{self, Who};
 use crate::output::{errln, wrap};
-use keyway_auth::{AuthError, GoogleCredentials};
+use keyway_auth::GoogleCredentials;
 use keyway_core::{Env, Reference, Secret, SecretRef, vars};
 use keyway_secrets::{FetchError, Fetched, Fetcher};
 use std::time::Duration;
@@ -117,11 +118,8 @@ impl Resolver {
                         self.google = Some(c);
                     }
                     Ok(Err(e)) => {
-                        let transient = e
-                            .chain()
-                            .find_map(|c| c.downcast_ref::<AuthError>())
-                            .is_some_and(AuthError::is_transient);
-                        let hint = google::credentials_failure_hint(env, http, &e).await;
+                        let transient = e.auth().is_transient();
+                        let hint = google::credentials_failure_hint(env, http, e.auth()).await;
                         return Err(all_fail(
                             wanted,
                             &format!("no Google credentials: {e:#}"),
@@ -187,6 +185,19 @@ impl Resolver {
             }
             _ => None,
         };
+        // The same for AWS: who the credentials are, asked only when an AWS reference failed.
+        let aws_facts = match aws_provider {
+            Some(p)
+                if self.hints
+                    && results.iter().zip(wanted).any(|(r, w)| {
+                        r.is_err()
+                            && matches!(w.reference.source, Reference::AwsSecretsManager { .. })
+                    }) =>
+            {
+                aws::facts(p).await
+            }
+            _ => aws::Facts::default(),
+        };
         let mut values = Vec::with_capacity(results.len());
         let mut failures = Vec::new();
         for (w, r) in wanted.iter().zip(results) {
@@ -228,9 +239,16 @@ impl Resolver {
                         Some(hint),
                     )
                 }
-                e if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => {
-                    failure(e.to_string(), aws::hint(&e, aws_provider.as_ref(), env))
-                }
+                e if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => failure(
+                    e.to_string(),
+                    aws::hint(
+                        &e,
+                        &w.reference.source,
+                        aws_provider.as_ref(),
+                        env,
+                        &aws_facts,
+                    ),
+                ),
                 e => failure(e.to_string(), hint(&e, &w.reference, who.as_ref())),
             });
         }
@@ -267,7 +285,9 @@ fn all_fail(wanted: &[Wanted], error: &str, hint: Option<String>, transient: boo
         .collect()
 }
 
-/// The command that fixes a failure, when keyway can tell.
+/// The command that fixes a failure, when keyway can tell: a match on the
+/// failure's variant, with the names filled in from the reference and from
+/// who the credentials are.
 fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
     let Reference::GcpSecretManager {
         project,
@@ -277,15 +297,17 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
     else {
         return None;
     };
+    let lines = |cmds: &[fixes::Cmd]| cmds.iter().map(|c| format!("\n$ {c}")).collect::<String>();
     match e {
         FetchError::InsufficientScopes { .. } => Some(match who.and_then(|w| w.vm.as_ref()) {
-            Some(vm) => format!(
-                "the VM's access scopes do not include cloud-platform (IAM roles cannot make up for a missing scope). As the project owner:\n\
-                 $ gcloud compute instances stop {n} --zone={z} && gcloud compute instances set-service-account {n} --zone={z} --service-account={sa} --scopes=cloud-platform && gcloud compute instances start {n} --zone={z}",
-                n = vm.name,
-                z = vm.zone,
-                sa = who.map(|w| w.email.as_str()).unwrap_or("SERVICE_ACCOUNT")
-            ),
+            Some(vm) => {
+                let sa = who.map(|w| w.email.as_str()).unwrap_or("SERVICE_ACCOUNT");
+                format!(
+                    "the VM's access scopes do not include cloud-platform (IAM roles cannot make up for a missing scope); \
+                     scopes change only while the VM is stopped. As the project owner:{}",
+                    lines(&fixes::vm_scopes(&vm.project, &vm.zone, &vm.name, sa))
+                )
+            }
             None => "request a token with the https://www.googleapis.com/auth/cloud-platform scope"
                 .to_owned(),
         }),
@@ -293,21 +315,26 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
             let member = who
                 .map(|w| w.member())
                 .unwrap_or_else(|| "PRINCIPAL".into());
-            let role = if permission == "secretmanager.versions.access" {
-                "roles/secretmanager.secretAccessor"
-            } else {
-                "roles/secretmanager.viewer"
-            };
+            let role = fixes::role_granting(permission);
             Some(format!(
-                "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner:\n\
-                 $ gcloud secrets add-iam-policy-binding {secret} --project={project} --member={member} --role={role}"
+                "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner:{}",
+                lines(&[fixes::grant_on_secret(project, secret, &member, role)])
             ))
         }
         FetchError::NotFound { .. } => Some(format!(
-            "list what exists:\n$ gcloud secrets versions list {secret} --project={project}"
+            "list what exists:\n$ {}",
+            fixes::Cmd::new([
+                "gcloud",
+                "secrets",
+                "versions",
+                "list",
+                secret,
+                &format!("--project={project}")
+            ])
         )),
         FetchError::NotEnabled { .. } => Some(format!(
-            "enable the version (a destroyed version cannot come back):\n$ gcloud secrets versions enable {version} --secret={secret} --project={project}"
+            "enable the version (a destroyed version cannot come back):{}",
+            lines(&[fixes::enable_version(project, secret, version)])
         )),
         _ => None,
     }

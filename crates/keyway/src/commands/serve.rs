@@ -48,7 +48,7 @@ pub fn run(a: ServeArgs, env: Env) -> anyhow::Result<ExitCode> {
             .and_then(|_| out.flush())
             .context("writing to stdout")?;
         drop(out);
-        eprintln!(
+        crate::output::errln!(
             "keyway serve: {} on http://{} (until SIGINT or SIGTERM)",
             running.apis.join(", "),
             running.addr

@@ -8,6 +8,7 @@ use crate::cli::{Output, WhoamiArgs};
 use crate::google;
 use crate::output::{out, outln};
 use anyhow::Context;
+use keyway_auth::{AuthError, AwsAuthError, AwsOutcome, Outcome};
 use keyway_core::Env;
 use serde_json::json;
 use std::process::ExitCode;
@@ -23,14 +24,25 @@ pub fn run(a: WhoamiArgs, env: Env) -> anyhow::Result<ExitCode> {
         let w = aws_part(&env, &http).await;
         let (g_json, g_text) = match &g {
             Ok((j, t)) => (j.clone(), t.clone()),
-            Err(e) => (
-                json!({"error": format!("{e:#}")}),
-                missing("google", &format!("{e:#}")),
-            ),
+            Err(e) => {
+                let nothing = e
+                    .downcast_ref::<AuthError>()
+                    .is_some_and(google_nothing_configured);
+                (
+                    json!({"error": format!("{e:#}")}),
+                    missing("google", &format!("{e:#}"), nothing),
+                )
+            }
         };
         let (w_json, w_text) = match &w {
             Ok((j, t)) => (j.clone(), t.clone()),
-            Err(e) => (json!({"error": e}), missing("aws", e)),
+            Err(e) => {
+                let shown = e.to_string();
+                (
+                    json!({"error": shown}),
+                    missing("aws", &shown, e.nothing_configured()),
+                )
+            }
         };
         if a.output == Output::Json {
             outln!(
@@ -50,11 +62,8 @@ pub fn run(a: WhoamiArgs, env: Env) -> anyhow::Result<ExitCode> {
 /// The text line for a cloud whose credentials were not found: short when
 /// nothing is configured (the JSON output lists every source checked), the
 /// whole reason, one clause a line, when something was configured but failed.
-fn missing(cloud: &str, error: &str) -> String {
-    let not_configured = error.contains("no source answered")
-        || error.contains("no credentials were found")
-        || error.contains("not configured");
-    if not_configured && !error.contains("failed") {
+fn missing(cloud: &str, error: &str, nothing_configured: bool) -> String {
+    if nothing_configured {
         return format!(
             "{cloud:<17}no credentials found (`keyway whoami --output json` lists every source checked)\n"
         );
@@ -63,6 +72,47 @@ fn missing(cloud: &str, error: &str) -> String {
         "{cloud:<17}none: {}\n",
         error.replace("; ", "\n                   ")
     )
+}
+
+/// No Google source applies here (none was configured and failed).
+fn google_nothing_configured(e: &AuthError) -> bool {
+    match e {
+        AuthError::NotConfigured { attempts } => attempts
+            .iter()
+            .all(|a| matches!(a.outcome, Outcome::NotConfigured(_))),
+        _ => false,
+    }
+}
+
+/// Why `whoami` has no AWS identity.
+enum AwsMissing {
+    /// The chain found no credentials, or a source failed.
+    Chain(AwsAuthError),
+    /// A source answered, but STS does not accept what it gave.
+    Identity { source: String, error: AwsAuthError },
+}
+
+impl AwsMissing {
+    fn nothing_configured(&self) -> bool {
+        match self {
+            AwsMissing::Chain(AwsAuthError::NotConfigured { attempts }) => attempts
+                .iter()
+                .all(|a| matches!(a.outcome, AwsOutcome::NotConfigured(_))),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for AwsMissing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AwsMissing::Chain(e) => e.fmt(f),
+            AwsMissing::Identity { source, error } => write!(
+                f,
+                "{source} answered, but STS GetCallerIdentity failed: {error}"
+            ),
+        }
+    }
 }
 
 async fn google_part(
@@ -155,16 +205,20 @@ async fn google_part(
 async fn aws_part(
     env: &Env,
     http: &reqwest::Client,
-) -> Result<(serde_json::Value, String), String> {
+) -> Result<(serde_json::Value, String), AwsMissing> {
     let p = aws::provider(env, http, aws::looks_like_ec2())
         .await
-        .map_err(|e| e.to_string())?;
-    let (account, arn, user_id) = aws::caller_identity(env, http, &p).await.map_err(|e| {
-        format!(
-            "{} answered, but STS GetCallerIdentity failed: {e}",
-            p.source()
-        )
-    })?;
+        .map_err(AwsMissing::Chain)?;
+    let keyway_auth::CallerIdentity {
+        account,
+        arn,
+        user_id,
+    } = keyway_auth::caller_identity(&p)
+        .await
+        .map_err(|error| AwsMissing::Identity {
+            source: p.source().to_string(),
+            error,
+        })?;
     let expires = p
         .credentials()
         .await
@@ -210,4 +264,57 @@ async fn aws_part(
         ));
     }
     Ok((v, t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyway_auth::{Absent, Attempt, AwsAbsent, AwsAttempt, AwsSourceKind, SourceKind};
+
+    #[test]
+    fn nothing_configured_is_decided_on_the_attempts_not_the_text() {
+        let unset = Attempt {
+            source: SourceKind::EnvFile,
+            outcome: Outcome::NotConfigured(Absent::Unset {
+                var: "GOOGLE_APPLICATION_CREDENTIALS",
+            }),
+        };
+        let failed = Attempt {
+            source: SourceKind::MetadataServer,
+            outcome: Outcome::Failed(Box::new(AuthError::InvalidEnv {
+                var: "GCE_METADATA_HOST",
+                reason: "not configured".into(),
+            })),
+        };
+        assert!(google_nothing_configured(&AuthError::NotConfigured {
+            attempts: vec![unset.clone()]
+        }));
+        // A failed source is shown in full, whatever its words say.
+        assert!(!google_nothing_configured(&AuthError::NotConfigured {
+            attempts: vec![unset, failed]
+        }));
+
+        let none = AwsAttempt {
+            source: AwsSourceKind::Environment,
+            outcome: AwsOutcome::NotConfigured(AwsAbsent::NoAccessKeyVariable),
+        };
+        assert!(
+            AwsMissing::Chain(AwsAuthError::NotConfigured {
+                attempts: vec![none.clone()]
+            })
+            .nothing_configured()
+        );
+        let broken = AwsAttempt {
+            source: AwsSourceKind::Imds,
+            outcome: AwsOutcome::Failed(Box::new(AwsAuthError::NoInstanceProfile)),
+        };
+        assert!(
+            !AwsMissing::Chain(AwsAuthError::NotConfigured {
+                attempts: vec![none, broken]
+            })
+            .nothing_configured()
+        );
+        let line = missing("aws", "a; b", false);
+        assert_eq!(line, "aws              none: a\n                   b\n");
+    }
 }
