@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export KEYWAY_BIN="$PWD/target/debug/keyway"
-echo "==> cargo fmt --check and cargo clippy -D warnings"
+echo "==> cargo fmt --check, cargo clippy -D warnings, ARCHITECTURE.md's invariants"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --offline --locked --quiet -- -D warnings
+python3 scripts/invariants.py
 echo "==> cargo test (offline, loopback-only network)"
 bash scripts/netns.sh cargo test --workspace --offline --locked --quiet
 echo "==> official client libraries against the local cloud (loopback-only network)"

@@ -15,7 +15,7 @@ pub mod gcp;
 pub use error::FetchError;
 
 use futures::StreamExt;
-use keyway_core::{Clock, Secret, SecretRef, SystemClock};
+use keyway_core::{Clock, Secret, SecretRef};
 use keyway_http::RetryPolicy;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +74,9 @@ pub struct Fetched {
 pub const SECRETMANAGER_DEFAULT: &str = "https://secretmanager.googleapis.com/";
 
 impl Fetcher {
-    pub fn new(http: reqwest::Client, env: &keyway_core::Env) -> Fetcher {
+    /// A fetcher for `env`'s endpoints; `clock` signs AWS requests (the binary
+    /// passes the system clock, tests a manual one).
+    pub fn new(http: reqwest::Client, env: &keyway_core::Env, clock: Arc<dyn Clock>) -> Fetcher {
         let mut base = env
             .non_empty(keyway_core::vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER)
             .unwrap_or(SECRETMANAGER_DEFAULT)
@@ -89,7 +91,7 @@ impl Fetcher {
             retry: retry_within(Duration::from_secs(30)),
             aws: None,
             env: env.clone(),
-            clock: Arc::new(SystemClock),
+            clock,
         }
     }
 

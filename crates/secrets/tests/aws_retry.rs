@@ -132,7 +132,7 @@ async fn fetcher(imds: &str, sm: &str) -> Result<Fetcher, keyway_auth::AwsAuthEr
         },
     )
     .await?;
-    let mut f = Fetcher::new(http, &env);
+    let mut f = Fetcher::new(http, &env, std::sync::Arc::new(keyway_core::SystemClock));
     f.aws = Some(provider);
     f.retry = RetryPolicy {
         base_delay: Duration::from_millis(5),

@@ -162,7 +162,7 @@ pub async fn start(
             }
             tracing::info!("not serving the secrets API: {why}");
         } else {
-            let mut fetcher = keyway_secrets::Fetcher::new(http.clone(), env);
+            let mut fetcher = keyway_secrets::Fetcher::new(http.clone(), env, clock.clone());
             fetcher.aws = aws;
             tracing::info!(
                 ttl_secs = secrets_ttl.as_secs(),

@@ -162,7 +162,11 @@ impl Resolver {
             }
         }
         let aws_provider = &self.aws;
-        let mut fetcher = Fetcher::new(http.clone(), env);
+        let mut fetcher = Fetcher::new(
+            http.clone(),
+            env,
+            std::sync::Arc::new(keyway_core::SystemClock),
+        );
         fetcher.concurrency = self.concurrency;
         fetcher.retry = keyway_secrets::retry_within(timeout);
         fetcher.aws = aws_provider.clone();

@@ -3,7 +3,7 @@
 
 use super::*;
 use aws_sigv4::http_request::{PayloadChecksumKind, SessionTokenMode, UriPathNormalizationMode};
-use std::path::PathBuf;
+use keyway_testkit::sigv4_suite;
 
 /// A reply with `status`, `body` and the headers given.
 fn reply(status: u16, body: &[u8], headers: &[(&str, &str)]) -> Reply {
@@ -163,68 +163,34 @@ fn string_and_binary_payloads() {
     assert_eq!(e, crate::field::FieldError::Binary { path: "k".into() });
 }
 
-fn suite() -> PathBuf {
-    let base = std::env::var("KEYWAY_VECTORS").unwrap_or_else(|_| "/work/shared/vectors".into());
-    PathBuf::from(base).join("aws-sigv4-suite/v4")
-}
-
 type Parsed = (String, String, Vec<(String, String)>, String, Vec<u8>);
 
 /// (method, path-and-query, headers without host, host, body)
 fn parse_request(text: &str) -> Option<Parsed> {
-    let (head, body) = match text.split_once("\n\n") {
-        Some((h, b)) => (h, b.as_bytes().to_vec()),
-        None => (text, Vec::new()),
-    };
-    let mut lines = head.lines();
-    let first = lines.next()?.strip_suffix(" HTTP/1.1")?;
-    let (method, target) = first.split_once(' ')?;
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for l in lines {
-        if l.starts_with(' ') || l.starts_with('\t') {
-            // obs-fold: a recipient replaces it with one space (RFC 9112 section 5.2);
-            // http refuses a raw line break in a header value.
-            let last = headers.last_mut()?;
-            last.1.push(' ');
-            last.1.push_str(l.trim());
-        } else {
-            let (k, v) = l.split_once(':')?;
-            headers.push((k.to_owned(), v.to_owned()));
-        }
-    }
-    let host = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("host"))?
-        .1
-        .clone();
+    let r = sigv4_suite::parse_request(text).ok()?;
+    let host = r.host()?.to_owned();
+    let target = r.target();
+    let mut headers = r.headers;
     headers.retain(|(k, _)| !k.eq_ignore_ascii_case("host"));
-    Some((method.to_owned(), target.to_owned(), headers, host, body))
+    Some((r.method, target, headers, host, r.body))
 }
 
 #[test]
 fn aws_sigv4_suite_client_direction() {
-    let Ok(entries) = std::fs::read_dir(suite()) else {
-        eprintln!("skipping: no SigV4 suite at {}", suite().display());
-        return;
-    };
+    // The suite is found from the repository; a missing suite fails the test.
     let mut ran = 0;
     let mut failures = Vec::new();
-    for e in entries.flatten() {
-        let dir = e.path();
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (Ok(ctx), Ok(req), Ok(want_sig), Ok(want_signed), Ok(creq)) = (
-            std::fs::read_to_string(dir.join("context.json")),
-            std::fs::read_to_string(dir.join("request.txt")),
-            std::fs::read_to_string(dir.join("header-signature.txt")),
-            std::fs::read_to_string(dir.join("header-signed-request.txt")),
-            std::fs::read_to_string(dir.join("header-canonical-request.txt")),
+    for case in sigv4_suite::cases() {
+        let name = case.name.clone();
+        let (Some(req), Some(want_sig), Some(want_signed), Some(creq)) = (
+            case.file("request.txt"),
+            case.file("header-signature.txt"),
+            case.file("header-signed-request.txt"),
+            case.file("header-canonical-request.txt"),
         ) else {
             continue;
         };
-        let ctx: serde_json::Value = serde_json::from_str(&ctx).expect("context.json");
+        let ctx = &case.context;
         let (method, target, headers, host, body) = parse_request(&req).expect("request.txt");
         let c = &ctx["credentials"];
         let creds = AwsCredentials {
@@ -318,7 +284,11 @@ fn aws_sigv4_suite_client_direction() {
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(ran >= 30, "only {ran} cases found in {}", suite().display());
+    assert!(
+        ran >= 30,
+        "only {ran} cases found in {}",
+        sigv4_suite::dir().display()
+    );
     assert!(
         failures.is_empty(),
         "{} of {ran} cases failed:\n{}",
