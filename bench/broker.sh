@@ -13,6 +13,8 @@
 # Release build; everything after set-up runs in a loopback-only network namespace.
 #
 #   bench/broker.sh [--rounds N] [--seconds S] [--connections C] [--burst S]
+# KW=/path/to/keyway measures that binary instead of building target/release/keyway (e.g. an
+# earlier commit's build, for a before/after comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=3 SECONDS_PER=10 CONNS=32 BURST=25
@@ -32,8 +34,8 @@ AGENT=${AGENT:-$PWD/../shared/peers/aws-secretsmanager-agent/aws_secretsmanager_
 
 if [ -z "${INSIDE:-}" ]; then
   command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-  cargo build --release --locked --quiet -p keyway
-  exec env AGENT="$AGENT" bash scripts/netns.sh bash bench/broker.sh --inside --rounds "$ROUNDS" --seconds "$SECONDS_PER" --connections "$CONNS" --burst "$BURST"
+  [ -n "${KW:-}" ] || cargo build --release --locked --quiet -p keyway
+  exec env AGENT="$AGENT" KW="${KW:-}" bash scripts/netns.sh bash bench/broker.sh --inside --rounds "$ROUNDS" --seconds "$SECONDS_PER" --connections "$CONNS" --burst "$BURST"
 fi
 
 # Nothing below may look for real clouds: explicit endpoints only.
@@ -42,7 +44,7 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_
   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_WEB_IDENTITY_TOKEN_FILE \
   GOOGLE_APPLICATION_CREDENTIALS GCE_METADATA_HOST GCE_METADATA_IP
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-KW="$PWD/target/release/keyway"
+KW=${KW:-$PWD/target/release/keyway}
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 source bench/lib.sh
 scratch
@@ -133,10 +135,27 @@ assert a["SecretString"] == "a-32-byte-benchmark-secret-value"
 PY
 
 : > "$WORK/agent.txt"; : > "$WORK/broker.txt"; : > "$WORK/gce.txt"
+# CPU time (user + system, clock ticks) of process $1 so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# bench PID HEADER URL -> "rps p50 p99 server_us wrk_us": wrk's figures, then the CPU time
+# (user + system) the server and wrk each spent per request during the run.
+bench() {
+  local pid=$1 header=$2 url=$3 t0 t1
+  t0=$(ticks "$pid")
+  /usr/bin/time -f '%U %S' -o "$WORK/wrk.cpu" \
+    wrk -t2 -c"$CONNS" -d"${SECONDS_PER}s" --latency -H "$header" "$url" > "$WORK/wrk.out"
+  t1=$(ticks "$pid")
+  read -r rps p50 p99 < <(parse < "$WORK/wrk.out")
+  read -r wu ws < "$WORK/wrk.cpu"
+  python3 -c 'import sys; rps, p50, p99, dt, tick, wu, ws, secs = map(float, sys.argv[1:]); n = rps * secs
+print(f"{rps:.0f} {p50:.3f} {p99:.3f} {dt * tick / n:.2f} {(wu + ws) * 1e6 / n:.2f}")' \
+    "$rps" "$p50" "$p99" "$((t1 - t0))" "$TICK_US" "$wu" "$ws" "$SECONDS_PER"
+}
 for _ in $(seq "$ROUNDS"); do
-  wrk -t2 -c"$CONNS" -d"${SECONDS_PER}s" --latency -H "$AH" "$AGENT_URL" | parse >> "$WORK/agent.txt"
-  wrk -t2 -c"$CONNS" -d"${SECONDS_PER}s" --latency -H "$BH" "$BROKER_URL" | parse >> "$WORK/broker.txt"
-  wrk -t2 -c"$CONNS" -d"${SECONDS_PER}s" --latency -H "Metadata-Flavor: Google" "$TOKEN_URL" | parse >> "$WORK/gce.txt"
+  bench "$AGENT_PID" "$AH" "$AGENT_URL" >> "$WORK/agent.txt"
+  bench "$BROKER_PID" "$BH" "$BROKER_URL" >> "$WORK/broker.txt"
+  bench "$BROKER_PID" "Metadata-Flavor: Google" "$TOKEN_URL" >> "$WORK/gce.txt"
 done
 mem() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 echo "$(mem "$AGENT_PID" VmRSS) $(mem "$AGENT_PID" VmHWM) $(mem "$BROKER_PID" VmRSS) $(mem "$BROKER_PID" VmHWM)" > "$WORK/mem.txt"
@@ -178,10 +197,11 @@ rows = lambda n: [tuple(map(float, l.split())) for l in open(f"{work}/{n}.txt") 
 ag, br, gce = rows("agent"), rows("broker"), rows("gce")
 med = lambda rs, i: statistics.median(r[i] for r in rs)
 print(f"\nCached requests on loopback — wrk -t2 -c{conns} -d{secs}s, {len(ag)} rounds each, alternating, medians")
-print(f"{'':44}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-print(f"{'Secrets Manager Agent 2.0.0 (secretsmanager/get)':44}{med(ag,0):>10.0f}{med(ag,1):>10.3f}{med(ag,2):>10.3f}")
-print(f"{'keyway broker (secretsmanager/get)':44}{med(br,0):>10.0f}{med(br,1):>10.3f}{med(br,2):>10.3f}")
-print(f"{'keyway broker (GCE token)':44}{med(gce,0):>10.0f}{med(gce,1):>10.3f}{med(gce,2):>10.3f}")
+print("(CPU: user + system time per request, in microseconds, of the server and of wrk, during the run)")
+print(f"{'':50}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv CPU':>9}{'wrk CPU':>9}")
+for label, rs in (("Secrets Manager Agent 2.0.0 (secretsmanager/get)", ag),
+                  ("keyway broker (secretsmanager/get)", br), ("keyway broker (GCE token)", gce)):
+    print(f"{label:50}{med(rs,0):>9.0f}{med(rs,1):>9.3f}{med(rs,2):>9.3f}{med(rs,3):>9.2f}{med(rs,4):>9.2f}")
 ratio = med(br, 0) / med(ag, 0)
 print(f"throughput ratio broker/agent: {ratio:.2f}x (target >= 1.5x: {'met' if ratio >= 1.5 else 'NOT met'}); "
       f"p99 {med(br,2):.3f} vs {med(ag,2):.3f} ms ({'met' if med(br,2) <= med(ag,2) else 'NOT met'})")

@@ -7,8 +7,19 @@
 //! (allowed seconds); the phases are tracked here instead, from the bytes
 //! read, the request handed to the router and the response body's end.
 //! The router runs under the request-time limit and behind the body cap.
+//!
+//! The phases cost a request almost nothing: a phase change is two atomic
+//! stores and wakes nobody. The watchdog is one timer per connection that
+//! is never re-armed on a phase change: when it fires it reads the phase and
+//! its start, closes the connection if that phase's deadline has passed, and
+//! otherwise sleeps until that deadline or for the shortest limit, whichever
+//! comes first. A phase that begins after the timer was armed has a deadline
+//! at least the shortest limit away, so no deadline is ever checked late.
+//! The connection task is woken from outside only to be evicted or when the
+//! server begins to drain or closes.
 
 use crate::{CLOSED, DRAINING, Inner};
+use atomic_waker::AtomicWaker;
 use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
@@ -19,13 +30,13 @@ use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -45,8 +56,9 @@ pub(crate) struct ConnState {
     /// When the phase began, in ms since `epoch`.
     since: AtomicU64,
     epoch: Instant,
-    /// Woken on every phase change, so the watchdog re-reads its deadline.
-    wake: Notify,
+    /// The connection's task, woken when it is evicted or the server's
+    /// state changes (never on a phase change).
+    task: AtomicWaker,
 }
 
 impl ConnState {
@@ -55,7 +67,7 @@ impl ConnState {
             phase: AtomicU8::new(IDLE),
             since: AtomicU64::new(epoch.elapsed().as_millis() as u64),
             epoch,
-            wake: Notify::new(),
+            task: AtomicWaker::new(),
         }
     }
 
@@ -80,9 +92,18 @@ impl ConnState {
         };
         if ok {
             self.since.store(self.now(), Ordering::Release);
-            self.wake.notify_one();
         }
         ok
+    }
+
+    /// Wakes the connection's task to read its orders (eviction, the
+    /// server's state).
+    pub(crate) fn wake(&self) {
+        self.task.wake();
+    }
+
+    fn evicted(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == EVICTED
     }
 
     /// When it became idle, if it is idle.
@@ -92,7 +113,11 @@ impl ConnState {
 
     /// Tells an idle connection to close; false if it is no longer idle.
     pub(crate) fn evict(&self) -> bool {
-        self.enter(Some(IDLE), EVICTED)
+        let done = self.enter(Some(IDLE), EVICTED);
+        if done {
+            self.wake();
+        }
+        done
     }
 
     /// When the current phase runs out, or `None` when the connection must
@@ -184,45 +209,66 @@ where
     });
     let conn = http.serve_connection(TokioIo::new(Watched { io, st: st.clone() }), svc);
     tokio::pin!(conn);
-    let mut run = inner.run.subscribe();
+    // Every phase lasts at least this long: the watchdog's longest sleep.
+    let check_every = l.idle.min(l.header_read);
+    let first = st
+        .deadline(&inner)
+        .unwrap_or_else(Instant::now)
+        .min(Instant::now() + check_every);
+    let timer = tokio::time::sleep_until(first);
+    tokio::pin!(timer);
     let mut draining = false;
-    loop {
-        let Some(deadline) = st.deadline(&inner) else {
-            tracing::debug!("closing an idle connection to make room for a new one");
-            break;
-        };
-        if *run.borrow_and_update() == DRAINING && !draining {
-            conn.as_mut().graceful_shutdown();
-            draining = true;
+    let end = std::future::poll_fn(|cx| {
+        // Registered before the orders are read, so that an order given
+        // after the read wakes this task again.
+        st.task.register(cx.waker());
+        if st.evicted() {
+            return Poll::Ready(End::Evicted);
         }
-        if *run.borrow() == CLOSED {
-            break;
+        match inner.state.load(Ordering::Acquire) {
+            CLOSED => return Poll::Ready(End::Closed),
+            DRAINING if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            _ => {}
         }
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                break;
+        if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+            return Poll::Ready(End::Served(r));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            match st.deadline(&inner) {
+                None => return Poll::Ready(End::Evicted),
+                Some(d) if d <= now => return Poll::Ready(End::TimedOut),
+                Some(d) => timer.as_mut().reset(d.min(now + check_every)),
             }
-            _ = st.wake.notified() => {}
-            changed = run.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                // The phase may have changed just now: only a deadline that
-                // still holds closes the connection.
-                if st.deadline(&inner).is_some_and(|d| d <= Instant::now()) {
-                    inner.timed_out.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("closing a connection that outlived its phase's time limit");
-                    break;
-                }
-            }
+        }
+        Poll::Pending
+    })
+    .await;
+    match end {
+        End::Served(Ok(())) | End::Closed => {}
+        End::Served(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        End::Evicted => tracing::debug!("closing an idle connection to make room for a new one"),
+        End::TimedOut => {
+            inner.timed_out.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("closing a connection that outlived its phase's time limit");
         }
     }
     inner.release(id);
+}
+
+/// Why a connection's task ended.
+enum End {
+    /// hyper finished with it (the client closed, or the server drained it).
+    Served(Result<(), hyper::Error>),
+    /// It was closed to make room for a new connection.
+    Evicted,
+    /// Its phase outlived its limit.
+    TimedOut,
+    /// The server closed.
+    Closed,
 }
 
 struct Ctx {
@@ -258,15 +304,32 @@ impl Ctx {
                 format!("the request body ({declared} bytes) exceeds {max_body} bytes"),
             );
         }
-        let flags = Arc::new(BodyFlags::default());
-        let req = req.map(|b| {
-            Body::new(WatchedBody {
-                inner: Limited::new(b, max_body),
-                flags: flags.clone(),
-            })
-        });
-        match tokio::time::timeout(request_time, self.app.clone().oneshot(req)).await {
-            Ok(Ok(resp)) if flags.over.load(Ordering::Acquire) => {
+        // A request without a body (most are GETs) needs no cap and no
+        // watch on its body.
+        let flags = (!req.body().is_end_stream()).then(|| Arc::new(BodyFlags::default()));
+        let req = match &flags {
+            Some(flags) => req.map(|b| {
+                Body::new(WatchedBody {
+                    inner: Limited::new(b, max_body),
+                    flags: flags.clone(),
+                })
+            }),
+            None => req.map(|_| Body::empty()),
+        };
+        let flag = |f: fn(&BodyFlags) -> &AtomicBool| {
+            flags.as_ref().is_some_and(|b| f(b).load(Ordering::Acquire))
+        };
+        let call = self.app.clone().oneshot(req);
+        tokio::pin!(call);
+        // Most answers are ready at once (a cached value): the request's
+        // timer is armed only when the router has to wait.
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+        let outcome = match first {
+            Poll::Ready(r) => Ok(r),
+            Poll::Pending => tokio::time::timeout(request_time, call).await,
+        };
+        match outcome {
+            Ok(Ok(resp)) if flag(|b| &b.over) => {
                 drop(resp);
                 refusal(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -277,7 +340,7 @@ impl Ctx {
             Ok(Err(never)) => match never {},
             Err(_) => {
                 self.inner.timed_out.fetch_add(1, Ordering::Relaxed);
-                if flags.waiting.load(Ordering::Acquire) {
+                if flag(|b| &b.waiting) {
                     refusal(
                         StatusCode::REQUEST_TIMEOUT,
                         format!(

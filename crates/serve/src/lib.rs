@@ -51,7 +51,7 @@ use keyway_core::LoopbackAddr;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -185,8 +185,10 @@ pub(crate) struct Inner {
     pub(crate) evicted: AtomicU64,
     pub(crate) timed_out: AtomicU64,
     pub(crate) accept_errors: AtomicU64,
-    /// SERVING, DRAINING or CLOSED.
+    /// SERVING, DRAINING or CLOSED, watched by the accept loops.
     pub(crate) run: watch::Sender<u8>,
+    /// The same, read by connections when they are woken (see [`Inner::set_run`]).
+    pub(crate) state: AtomicU8,
     /// Accept loops running.
     pub(crate) loops: AtomicUsize,
     /// Woken whenever a connection or an accept loop ends.
@@ -225,6 +227,18 @@ impl Inner {
             self.evicted.fetch_add(1, Ordering::Relaxed);
         }
         done
+    }
+
+    /// Moves the server to `state` (DRAINING or CLOSED): the accept loops
+    /// see it through the watch channel; every connection is woken to read
+    /// it (a connection admitted later reads it at its first poll).
+    fn set_run(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+        self.run.send_replace(state);
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for st in conns.values() {
+            st.wake();
+        }
     }
 
     pub(crate) fn release(&self, id: u64) {
@@ -276,6 +290,7 @@ impl Server {
                 timed_out: AtomicU64::new(0),
                 accept_errors: AtomicU64::new(0),
                 run,
+                state: AtomicU8::new(SERVING),
                 loops: AtomicUsize::new(0),
                 ended: Notify::new(),
             }),
@@ -320,16 +335,16 @@ impl Server {
     /// whatever is left. Returns when every listener and connection is gone.
     pub async fn shutdown(&self) {
         let i = &self.inner;
-        i.run.send_replace(DRAINING);
+        i.set_run(DRAINING);
         let _ = tokio::time::timeout(i.limits.shutdown_grace, self.quiet()).await;
-        i.run.send_replace(CLOSED);
+        i.set_run(CLOSED);
         // Tasks see CLOSED at their next poll and drop their sockets.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.quiet()).await;
     }
 
     /// Stops at once: listeners and connections close without waiting.
     pub fn abort(&self) {
-        self.inner.run.send_replace(CLOSED);
+        self.inner.set_run(CLOSED);
     }
 
     /// Waits until no listener and no connection is left.

@@ -174,6 +174,48 @@ async fn a_slowloris_head_is_cut_off() {
 }
 
 #[tokio::test]
+async fn a_head_begun_after_a_keep_alive_wait_gets_its_own_full_limit_and_no_more() {
+    // The watchdog's timer is not re-armed when a phase changes: a head that
+    // begins long after the connection went idle must still be cut off one
+    // head limit after its first byte, neither earlier (from the idle
+    // phase's start) nor at the idle limit a minute later.
+    let head = Duration::from_millis(400);
+    let (server, addr, _) = start(Limits {
+        header_read: head,
+        idle: Duration::from_secs(60),
+        ..limits()
+    })
+    .await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(GUARD, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status(&buf[..n]), 200);
+    // Idle on the kept-alive connection for several head limits.
+    tokio::time::sleep(head * 3 + Duration::from_millis(150)).await;
+    s.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let began = std::time::Instant::now();
+    assert!(closed_by_server(&mut s).await, "a partial head was kept");
+    let took = began.elapsed();
+    assert!(
+        took >= head - Duration::from_millis(20),
+        "cut off {took:?} after its first byte, before the head limit {head:?}"
+    );
+    assert!(
+        took < head + Duration::from_secs(5),
+        "cut off only {took:?} after its first byte (head limit {head:?})"
+    );
+    assert!(server.stats().timed_out >= 1);
+}
+
+#[tokio::test]
 async fn an_idle_connection_waits_for_its_request_then_times_out() {
     // Idle time is not head time: a keep-alive connection that is quiet for
     // longer than the head limit is still served.
