@@ -35,7 +35,10 @@ pub fn vector_candidates() -> Vec<PathBuf> {
     if let Some(v) = std::env::var_os("KEYWAY_VECTORS") {
         return vec![PathBuf::from(v)];
     }
+    // Through the real path: a checkout reached by a symbolic link has its
+    // neighbours where the link points, not where the link is.
     let root = workspace_root();
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
     root.ancestors()
         .skip(1)
         .map(|a| a.join("shared").join("vectors"))
