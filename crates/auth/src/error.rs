@@ -384,14 +384,23 @@ struct Attempts<'a>(&'a [Attempt]);
 
 impl fmt::Display for Attempts<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, a) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{}: {}", a.source, a.outcome)?;
-        }
-        Ok(())
+        write_attempts(f, self.0.iter().map(|a| (&a.source, &a.outcome)))
     }
+}
+
+/// `source: outcome; source: outcome; …`, the one way a credential chain's
+/// attempts are listed (Google's and AWS's alike).
+pub(crate) fn write_attempts<S: fmt::Display, O: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    attempts: impl Iterator<Item = (S, O)>,
+) -> fmt::Result {
+    for (i, (source, outcome)) in attempts.enumerate() {
+        if i > 0 {
+            f.write_str("; ")?;
+        }
+        write!(f, "{source}: {outcome}")?;
+    }
+    Ok(())
 }
 
 struct Status(u16);

@@ -347,13 +347,7 @@ struct List<'a>(&'a [AwsAttempt]);
 
 impl fmt::Display for List<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, a) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{}: {}", a.source, a.outcome)?;
-        }
-        Ok(())
+        crate::error::write_attempts(f, self.0.iter().map(|a| (&a.source, &a.outcome)))
     }
 }
 
