@@ -18,6 +18,12 @@ pub const NO_GCE_CHECK: &str = "NO_GCE_CHECK";
 pub const GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
 pub const GCLOUD_PROJECT: &str = "GCLOUD_PROJECT";
 pub const CLOUDSDK_CORE_PROJECT: &str = "CLOUDSDK_CORE_PROJECT";
+/// gcloud's active account (`keyway doctor` asks what it may do beside the
+/// workload's own identity).
+pub const CLOUDSDK_CORE_ACCOUNT: &str = "CLOUDSDK_CORE_ACCOUNT";
+/// A file holding an access token gcloud uses instead of its stored
+/// credentials (read by `keyway doctor`, with CLOUDSDK_CORE_ACCOUNT).
+pub const CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: &str = "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE";
 /// Base URL of Secret Manager (gcloud's override convention, with a trailing slash).
 pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER: &str =
     "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER";

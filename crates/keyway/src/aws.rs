@@ -4,8 +4,9 @@
 //! the typed error (AWS's error code, the service, the two clocks), never
 //! its text.
 
-use crate::fixes::{self, AwsPrincipal};
-use crate::google;
+use crate::context;
+use crate::diagnosis::{Code, Fix, Problem};
+use crate::fixes::{self, AwsPrincipal, Cmd};
 use keyway_auth::aws::{AwsErrorKind, AwsService, Rejection};
 use keyway_auth::{
     AwsAuthError, AwsChainOptions, AwsCredentialsProvider, AwsSourceKind, CallerIdentity,
@@ -21,7 +22,7 @@ pub async fn provider(
     http: &reqwest::Client,
     probe_default_imds: bool,
 ) -> Result<AwsCredentialsProvider, AwsAuthError> {
-    let ctx = google::context(env, http);
+    let ctx = context::context(env, http);
     keyway_auth::aws_default(
         &ctx,
         AwsChainOptions {
@@ -53,30 +54,41 @@ pub const NO_TASK_ROLE: &str = "this ECS task has no task role, so its container
      The task execution role does not help: ECS uses it only to pull images and resolve `secrets: valueFrom` before the container starts. \
      Set taskRoleArn in the task definition to a role that may call secretsmanager:GetSecretValue on the secret.";
 
-/// What to do when no AWS credentials could be had.
-pub fn credentials_hint(env: &Env, e: &AwsAuthError) -> Option<String> {
+/// The diagnosis when no AWS credentials could be had.
+pub fn credentials_problem(env: &Env, e: &AwsAuthError) -> Option<Problem> {
     match e {
-        AwsAuthError::NotConfigured { .. } if in_ecs(env) => Some(NO_TASK_ROLE.into()),
-        AwsAuthError::NotConfigured { .. } => Some(
-            "set AWS_PROFILE (with keys in ~/.aws/credentials) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on EC2/ECS with a role".into(),
-        ),
+        AwsAuthError::NotConfigured { .. } if in_ecs(env) => {
+            Some(Problem::new(Code::AwsNoTaskRole, NO_TASK_ROLE))
+        }
+        AwsAuthError::NotConfigured { .. } => Some(Problem::new(
+            Code::AwsNoCredentials,
+            "set AWS_PROFILE (with keys in ~/.aws/credentials) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on EC2/ECS with a role",
+        )),
+        AwsAuthError::Transport {
+            kind: AwsSourceKind::EcsContainer,
+            ..
+        } => Some(Problem::new(
+            Code::AwsEcsEndpointUnreachable,
+            "the ECS container credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI) did not answer: \
+             outside ECS, unset those variables; inside, check that the task's network mode reaches 169.254.170.2, or the broker that _FULL_URI names is running",
+        )),
         AwsAuthError::Rejected(r)
             if r.service == AwsService::StsAssumeRoleWithWebIdentity
                 && r.code.kind() == AwsErrorKind::AccessDenied =>
         {
-            Some(
+            Some(Problem::new(
+                Code::AwsTrustPolicyRefused,
                 "the role's trust policy must allow sts:AssumeRoleWithWebIdentity for this token: Principal {\"Federated\": \"accounts.google.com\"} \
                  with a condition accounts.google.com:aud = the service account's unique id (the token's azp, shown above) for Google, \
-                 or the IAM OIDC provider's ARN with HOST:aud/HOST:sub conditions"
-                    .into(),
-            )
+                 or the IAM OIDC provider's ARN with HOST:aud/HOST:sub conditions",
+            ))
         }
-        AwsAuthError::Rejected(r) => refused_hint(r, None),
+        AwsAuthError::Rejected(r) => refused_problem(r, None),
         _ => None,
     }
 }
 
-/// Facts a hint for an AWS failure may use, asked only when something failed.
+/// Facts a diagnosis of an AWS failure may use, asked only when something failed.
 #[derive(Default)]
 pub struct Facts {
     /// Who the credentials are (GetCallerIdentity), when AWS still accepts them.
@@ -85,7 +97,7 @@ pub struct Facts {
     pub stale_session_token: bool,
 }
 
-/// Gathers [`Facts`] for hints.
+/// Gathers [`Facts`] for diagnoses.
 pub async fn facts(p: &AwsCredentialsProvider) -> Facts {
     let stale_session_token = p
         .credentials()
@@ -97,14 +109,14 @@ pub async fn facts(p: &AwsCredentialsProvider) -> Facts {
     }
 }
 
-/// The fix for an AWS fetch failure, when keyway can tell.
-pub fn hint(
+/// The diagnosis of an AWS fetch failure, when keyway can tell.
+pub fn problem(
     e: &FetchError,
     reference: &Reference,
     p: Option<&AwsCredentialsProvider>,
     env: &Env,
     facts: &Facts,
-) -> Option<String> {
+) -> Option<Problem> {
     let source = p.map(|p| p.source().kind);
     match e {
         FetchError::AwsAccessDenied { .. } => {
@@ -123,35 +135,62 @@ pub fn hint(
             let action = "secretsmanager:GetSecretValue";
             let doc = fixes::allow_policy(action, &resource);
             let principal = AwsPrincipal::of(id);
-            let fix = fixes::put_policy(&principal, "keyway-read-secret", &doc)
-                .map(|c| format!("\n$ {c}"))
-                .unwrap_or_default();
-            Some(match (source, in_ecs(env), &principal) {
+            let fix = fixes::put_policy(&principal, "keyway-read-secret", &doc).map(Fix::run);
+            let cause = match (source, in_ecs(env), &principal) {
                 (Some(AwsSourceKind::EcsContainer), _, AwsPrincipal::Role(role))
                 | (_, true, AwsPrincipal::Role(role)) => format!(
                     "inside an ECS task keyway acts as the task ROLE ({role}); allow {action} on {resource} in its policy (or the secret's resource policy). \
-                     The task EXECUTION role is not involved: it only resolves `secrets: valueFrom` when the task starts.{fix}"
+                     The task EXECUTION role is not involved: it only resolves `secrets: valueFrom` when the task starts."
                 ),
                 (Some(AwsSourceKind::Imds), _, AwsPrincipal::Role(role)) => format!(
-                    "allow {action} on {resource} in the policy of the instance profile's role ({role}){fix}"
+                    "allow {action} on {resource} in the policy of the instance profile's role ({role})"
                 ),
                 _ => format!(
-                    "allow {action} on {resource} for {} (an identity policy, or the secret's resource policy){fix}",
+                    "allow {action} on {resource} for {} (an identity policy, or the secret's resource policy)",
                     id.arn
                 ),
-            })
+            };
+            Some(Problem::new(Code::AwsAccessDenied, cause).fixes(fix))
         }
         FetchError::NotFound { .. } => Some(
-            "list what exists (the name is case-sensitive; check the region):\n$ aws secretsmanager list-secrets".into(),
+            Problem::new(
+                Code::AwsSecretNotFound,
+                "list what exists (the name is case-sensitive; check the region):",
+            )
+            .fix(Fix::run(Cmd::new([
+                "aws",
+                "secretsmanager",
+                "list-secrets",
+            ]))),
         ),
-        FetchError::AwsInvalidRequest { .. } => Some(
-            "if the secret is scheduled for deletion:\n$ aws secretsmanager restore-secret --secret-id NAME".into(),
-        ),
-        FetchError::AwsDecryption { .. } => {
-            Some("the caller also needs kms:Decrypt on the secret's KMS key".into())
+        FetchError::AwsInvalidRequest { .. } => {
+            let Reference::AwsSecretsManager { secret_id, .. } = reference else {
+                return None;
+            };
+            Some(
+                Problem::new(
+                    Code::AwsSecretScheduledForDeletion,
+                    "if the secret is scheduled for deletion:",
+                )
+                .fix(Fix::run(Cmd::new([
+                    "aws",
+                    "secretsmanager",
+                    "restore-secret",
+                    "--secret-id",
+                    secret_id,
+                ]))),
+            )
         }
-        FetchError::AwsRefused { rejection, .. } => refused_hint(rejection, Some(facts)),
-        FetchError::AwsCredentials { error, .. } => credentials_hint(env, error),
+        FetchError::AwsDecryption { .. } => Some(Problem::new(
+            Code::AwsKmsDecrypt,
+            "the caller also needs kms:Decrypt on the secret's KMS key",
+        )),
+        FetchError::AwsNoRegion { .. } => Some(Problem::new(
+            Code::AwsNoRegion,
+            "set AWS_REGION (or the profile's region), or write the secret's full ARN in the reference",
+        )),
+        FetchError::AwsRefused { rejection, .. } => refused_problem(rejection, Some(facts)),
+        FetchError::AwsCredentials { error, .. } => credentials_problem(env, error),
         _ => None,
     }
 }
@@ -159,35 +198,50 @@ pub fn hint(
 /// Why AWS refused the credentials themselves, naming where they came from:
 /// a clock far off (AWS's `Date` against ours), expired temporary
 /// credentials, a long-term key with a session token, or a key AWS does not know.
-pub fn refused_hint(r: &Rejection, facts: Option<&Facts>) -> Option<String> {
+pub fn refused_problem(r: &Rejection, facts: Option<&Facts>) -> Option<Problem> {
     let source = r.source;
     if r.clock_skewed() {
-        return Some(format!(
-            "this machine's clock is more than 15 minutes away from AWS's (AWS's Date header against the time keyway signed at), \
+        return Some(Problem::new(
+            Code::AwsClockSkew,
+            format!(
+                "this machine's clock is more than 15 minutes away from AWS's (AWS's Date header against the time keyway signed at), \
              so AWS rejects every signed request; fix the clock (NTP, e.g. timedatectl set-ntp true). The credentials came from the {source}"
+            ),
         ));
     }
     Some(match r.code.kind() {
-        AwsErrorKind::ExpiredCredentials => match source {
-            AwsSourceKind::Environment | AwsSourceKind::Profile => format!(
-                "the temporary credentials (session token) from the {source} have expired; nothing refreshes them there: \
-                 export fresh ones (aws sts assume-role, aws configure export-credentials) or use a source that refreshes (web identity, ECS, EC2)"
-            ),
-            _ => format!(
-                "the temporary credentials from the {source} have expired; check the machine's clock, then retry (keyway refreshes them before their Expiration)"
-            ),
-        },
+        AwsErrorKind::ExpiredCredentials => Problem::new(
+            Code::AwsCredentialsExpired,
+            match source {
+                AwsSourceKind::Environment | AwsSourceKind::Profile => format!(
+                    "the temporary credentials (session token) from the {source} have expired; nothing refreshes them there: \
+                     export fresh ones (aws sts assume-role, aws configure export-credentials) or use a source that refreshes (web identity, ECS, EC2)"
+                ),
+                _ => format!(
+                    "the temporary credentials from the {source} have expired; check the machine's clock, then retry (keyway refreshes them before their Expiration)"
+                ),
+            },
+        ),
         AwsErrorKind::UnknownCredentials if facts.is_some_and(|f| f.stale_session_token) => {
-            format!(
-                "the {source} holds a long-term access key (AKIA…) and a session token beside it: AWS refuses a long-term key sent with any session token. \
+            Problem::new(
+                Code::AwsStaleSessionToken,
+                format!(
+                    "the {source} holds a long-term access key (AKIA…) and a session token beside it: AWS refuses a long-term key sent with any session token. \
              The session token is left over from earlier temporary credentials:\n$ unset AWS_SESSION_TOKEN"
+                ),
             )
         }
-        AwsErrorKind::UnknownCredentials => format!(
-            "AWS does not know the access key from the {source} (deleted, inactive, or of another account or partition); check them with keyway whoami"
+        AwsErrorKind::UnknownCredentials => Problem::new(
+            Code::AwsUnknownAccessKey,
+            format!(
+                "AWS does not know the access key from the {source} (deleted, inactive, or of another account or partition); check them with keyway whoami"
+            ),
         ),
-        AwsErrorKind::BadSignature => format!(
-            "the signature did not verify: the secret access key from the {source} does not belong to its access key id"
+        AwsErrorKind::BadSignature => Problem::new(
+            Code::AwsBadSignature,
+            format!(
+                "the signature did not verify: the secret access key from the {source} does not belong to its access key id"
+            ),
         ),
         _ => return None,
     })

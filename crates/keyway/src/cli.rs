@@ -60,6 +60,22 @@ pub enum Command {
     Get(GetArgs),
     /// Show the identity keyway would use, where it came from, its scopes and expiry.
     Whoami(WhoamiArgs),
+    /// Check what `exec` would do, step by step, and explain every failure.
+    ///
+    /// For Google and AWS (or, given references, for the clouds they name):
+    /// which credentials source answers and what else was tried, the token,
+    /// who it is (a VM's service account and the VM's access scopes, a user, a
+    /// federated workload), and each reference's value. For every failure: the
+    /// cause in one sentence and the fix, as the gcloud or aws command to run
+    /// with the real names filled in, or the file and line to change. A denial is
+    /// checked with testIamPermissions, and against gcloud's user credentials
+    /// when this machine has them (your user holding the role while the VM's
+    /// service account does not).
+    ///
+    /// Exit status: 0 when every step checks out (warnings included), 1 when a
+    /// step failed, 2 for a usage error. `--output json` prints the report in the
+    /// schema keyway.doctor/v1 (see the README).
+    Doctor(DoctorArgs),
     /// Print a credential on stdout for scripts and other tools: a Google access
     /// token (default), a Google ID token (--audience), or AWS credentials (--aws).
     ///
@@ -235,6 +251,19 @@ pub struct WhoamiArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Secret references to check (the forms `keyway exec --help` lists).
+    #[arg(value_name = "REF")]
+    pub references: Vec<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Seconds each step may take.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

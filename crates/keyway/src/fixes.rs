@@ -127,6 +127,18 @@ pub fn grant_on_service_account(service_account: &str, member: &str, role: &str)
     ])
 }
 
+/// Lists a secret's versions (what exists, and each one's state).
+pub fn list_versions(project: &str, secret: &str) -> Cmd {
+    Cmd::new([
+        "gcloud",
+        "secrets",
+        "versions",
+        "list",
+        secret,
+        &format!("--project={project}"),
+    ])
+}
+
 /// Enables a secret version.
 pub fn enable_version(project: &str, secret: &str, version: &str) -> Cmd {
     Cmd::new([

@@ -7,33 +7,19 @@
 //! credentials file says comes from keyway-auth ([`keyway_auth::credential_file`]):
 //! the binary never reads or parses a credentials file itself.
 
+use crate::context::context;
+use crate::diagnosis::{Code, Fix, Problem};
 use crate::fixes;
 use keyway_auth::{
-    AuthContext, AuthError, AwsAuthError, CredentialKind, Federation, GoogleCall,
+    AuthError, AwsAuthError, ConfigProblem, CredentialKind, Federation, GoogleCall,
     GoogleCredentials, Source, SubjectCause, SubjectFrom, SubjectSourceKind,
 };
-use keyway_core::{Env, RealFs, Secret, SystemClock};
+use keyway_core::{Env, Secret};
 use keyway_http::google::{OAuthErrorCode, RpcStatus};
 use keyway_http::{Call, Cap};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
-
-/// The one HTTP client of a command (keyway-http's: lazy TLS roots, proxies
-/// except for metadata and loopback).
-pub fn http_client(env: &Env) -> reqwest::Client {
-    keyway_http::client(env)
-}
-
-pub fn context(env: &Env, http: &reqwest::Client) -> AuthContext {
-    AuthContext::new(
-        env.clone(),
-        Arc::new(RealFs),
-        Arc::new(SystemClock),
-        http.clone(),
-    )
-}
 
 /// The VM a metadata-server identity runs on.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -241,15 +227,20 @@ pub async fn federated_member(
     member_for(&f, role.as_deref())
 }
 
-/// The fix when Google credentials could not be had: for Workload Identity
-/// Federation, why STS or IAM Credentials refused; otherwise where to look.
-pub async fn credentials_failure_hint(
+/// The diagnosis when Google credentials could not be had: the credentials
+/// file itself (missing, invalid at a line, a URL that is not Google's), user
+/// credentials expired or revoked, a metadata server that does not answer,
+/// and for Workload Identity Federation why STS or IAM Credentials refused.
+pub async fn credentials_problem(
     env: &Env,
     http: &reqwest::Client,
     e: &AuthError,
-) -> Option<String> {
+) -> Option<Problem> {
+    if let Some(p) = configuration_problem(e) {
+        return Some(p);
+    }
     let Some(f) = federation(env, http) else {
-        return Some(CREDENTIALS_HINT.into());
+        return Some(no_credentials(e));
     };
     let provider = f.provider.as_ref();
     let aws = f.subject == SubjectSourceKind::Aws1;
@@ -259,16 +250,35 @@ pub async fn credentials_failure_hint(
             cause: SubjectCause::Aws(inner),
         } if matches!(**inner, AwsAuthError::NotConfigured { .. }) => {
             Some(if crate::aws::in_ecs(env) {
-                format!(
-                    "this ECS task has no task role, so its containers get no AWS credentials (no AWS_CONTAINER_CREDENTIALS_* variable) to sign the subject token with. \
+                Problem::new(
+                    Code::FederationNoAwsCredentials,
+                    format!(
+                        "this ECS task has no task role, so its containers get no AWS credentials (no AWS_CONTAINER_CREDENTIALS_* variable) to sign the subject token with. \
                      The task execution role does not help: ECS uses it only to pull images and resolve `secrets: valueFrom` before the container starts. \
                      Set taskRoleArn in the task definition to the role that provider {} of pool {} admits; no need to fetch and export AWS_* variables by hand",
-                    provider.map(|p| p.provider.as_str()).unwrap_or("?"),
-                    provider.map(|p| p.pool.as_str()).unwrap_or("?"),
+                        provider.map(|p| p.provider.as_str()).unwrap_or("?"),
+                        provider.map(|p| p.pool.as_str()).unwrap_or("?"),
+                    ),
                 )
             } else {
-                "aws1 signs the subject token with the workload's AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or run on ECS with a task role or on EC2 with an instance profile".into()
+                Problem::new(
+                    Code::FederationNoAwsCredentials,
+                    "aws1 signs the subject token with the workload's AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or run on ECS with a task role or on EC2 with an instance profile",
+                )
             })
+        }
+        AuthError::Rejected(r)
+            if r.call == GoogleCall::StsExchange
+                && r.body.oauth_code() == Some(&OAuthErrorCode::InvalidTarget) =>
+        {
+            Some(Problem::new(
+                Code::FederationAudienceMismatch,
+                format!(
+                    "Google STS does not know the audience {} (no such pool or provider, a disabled one, or a provider of another project number): \
+                     the credential configuration must name the provider as `gcloud iam workload-identity-pools create-cred-config` writes it",
+                    f.audience
+                ),
+            ))
         }
         AuthError::Rejected(r)
             if r.call == GoogleCall::StsExchange
@@ -293,16 +303,16 @@ pub async fn credentials_failure_hint(
                     } else {
                         String::new()
                     };
-                    format!(
+                    Problem::new(Code::FederationConditionRefused, format!(
                         "Google STS refused the AWS identity this workload presented, {} (attribute.aws_role = {role}): the attribute condition of provider {} in pool {} does not admit it.{ecs} \
-                         Run with the role the condition admits, or change the condition (`keyway doctor` prints the condition that admits this role). See it:\n$ {describe}",
+                         Run with the role the condition admits, or change the condition (`keyway doctor` prints the condition that admits this role). See it:",
                         id.arn, p.provider, p.pool
-                    )
+                    )).fix(Fix::run(describe))
                 }
-                None => format!(
-                    "the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition:\n$ {describe}",
+                None => Problem::new(Code::FederationConditionRefused, format!(
+                    "the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition:",
                     p.provider, p.pool
-                ),
+                )).fix(Fix::run(describe)),
             })
         }
         AuthError::Rejected(r)
@@ -320,10 +330,95 @@ pub async fn credentials_failure_hint(
             };
             let member = member_for(&f, role.as_deref())?;
             let fix = fixes::grant_on_service_account(&sa, &member, fixes::WORKLOAD_IDENTITY_USER);
-            Some(format!(
-                "the federated identity may not impersonate {sa} (or the account does not exist): it needs roles/iam.workloadIdentityUser on the service account. As the project owner:\n$ {fix}"
-            ))
+            Some(Problem::new(Code::FederationMissingWorkloadIdentityUser, format!(
+                "the federated identity may not impersonate {sa} (or the account does not exist): it needs roles/iam.workloadIdentityUser on the service account."
+            )).fix(Fix::run_as("the project owner", fix)))
         }
-        _ => Some(CREDENTIALS_HINT.into()),
+        _ => Some(no_credentials(e)),
     }
+}
+
+/// Problems of the configuration itself, whatever the credentials' type: a
+/// file that is missing or invalid (at its line), user credentials Google no
+/// longer accepts, a metadata server named but silent.
+pub fn configuration_problem(e: &AuthError) -> Option<Problem> {
+    match e {
+        AuthError::InvalidConfig {
+            path,
+            origin,
+            problem: ConfigProblem::Missing,
+            ..
+        } => Some(Problem::new(
+            Code::GoogleCredentialsFileMissing,
+            format!(
+                "{} names {}, which does not exist: point it at the credentials file, or unset it so that ADC looks at gcloud's file and the metadata server",
+                origin,
+                path.display()
+            ),
+        )),
+        AuthError::InvalidConfig {
+            path,
+            line,
+            problem,
+            ..
+        } => {
+            let code = match problem {
+                ConfigProblem::NotGoogleEndpoint { .. } => Code::FederationBadUrl,
+                _ => Code::GoogleCredentialsFileInvalid,
+            };
+            let change = match problem {
+                ConfigProblem::NotGoogleEndpoint { field, service, .. } => format!(
+                    "set {field} to a https://{}.googleapis.com URL (Google's libraries refuse any other host before they send anything; \
+                     {} points keyway at another one), or regenerate the file with `gcloud iam workload-identity-pools create-cred-config`",
+                    service.name(),
+                    service.override_var()
+                ),
+                other => format!("fix it: {other}"),
+            };
+            Some(
+                Problem::new(
+                    code,
+                    format!("the credentials file {} is not valid.", path.display()),
+                )
+                .fix(Fix::Edit {
+                    file: path.clone(),
+                    line: *line,
+                    change,
+                }),
+            )
+        }
+        AuthError::Rejected(r)
+            if r.call == GoogleCall::RefreshUser
+                && r.body.oauth_code() == Some(&OAuthErrorCode::InvalidGrant) =>
+        {
+            Some(
+                Problem::new(
+                    Code::GoogleUserCredentialsExpired,
+                    "Google refused the user credentials' refresh token (invalid_grant): it has expired or was revoked \
+                     (a password change, `gcloud auth application-default revoke`, or an organisation's session length). Log in again:",
+                )
+                .fix(Fix::run(fixes::Cmd::new([
+                    "gcloud",
+                    "auth",
+                    "application-default",
+                    "login",
+                ]))),
+            )
+        }
+        AuthError::MetadataUnreachable { var, host, .. } => Some(Problem::new(
+            Code::GoogleMetadataUnreachable,
+            format!(
+                "{var} is {host}, but nothing there answers as a metadata server: start what it names (`keyway serve`, or run under `keyway exec --broker`), or unset {var}"
+            ),
+        )),
+        _ => None,
+    }
+}
+
+fn no_credentials(e: &AuthError) -> Problem {
+    let code = match e {
+        AuthError::NotConfigured { .. } => Code::GoogleNoCredentials,
+        _ => Code::Other,
+    };
+    Problem::new(code, CREDENTIALS_HINT)
 }

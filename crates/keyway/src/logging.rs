@@ -44,8 +44,8 @@ pub fn init(env: &Env, verbose: u8, quiet: bool) {
     };
 }
 
-/// Whether stderr gets ANSI colour.
-fn colour(env: &Env, stderr_is_terminal: bool) -> bool {
+/// Whether output to a terminal (stderr for logs, stdout for `doctor`) gets ANSI colour.
+pub fn colour(env: &Env, stderr_is_terminal: bool) -> bool {
     stderr_is_terminal
         && env.non_empty(vars::NO_COLOR).is_none()
         && env.get(vars::TERM) != Some("dumb")

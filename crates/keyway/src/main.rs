@@ -6,6 +6,8 @@
 mod aws;
 mod cli;
 mod commands;
+mod context;
+mod diagnosis;
 mod fixes;
 mod google;
 mod logging;
@@ -37,10 +39,43 @@ fn main() -> ExitCode {
     logging::init(&env, cli.verbose, cli.quiet);
     match commands::run(cli, env) {
         Ok(code) => code,
-        Err(e) => {
-            report(&e);
-            ExitCode::from(failed)
+        Err(e) => match e.downcast_ref::<Failed>() {
+            Some(f) => {
+                errln!("{}", f.message);
+                ExitCode::from(f.status.unwrap_or(failed))
+            }
+            None => {
+                report(&e);
+                ExitCode::from(failed)
+            }
+        },
+    }
+}
+
+/// A failure a command has laid out itself (a block of failures, each with
+/// its diagnosis), for `main` to print, once, as it is; and the status to
+/// exit with when it is not the command's usual one.
+#[derive(Debug)]
+pub struct Failed {
+    pub message: String,
+    pub status: Option<u8>,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failed {}
+
+impl Failed {
+    pub fn error(message: String) -> anyhow::Error {
+        Failed {
+            message,
+            status: None,
         }
+        .into()
     }
 }
 

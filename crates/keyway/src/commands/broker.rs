@@ -3,6 +3,7 @@
 //! before any workload relies on it), serving them on loopback through
 //! keyway-serve, and keeping them fresh.
 
+use crate::context;
 use crate::{aws, google};
 use anyhow::{Context, bail};
 use keyway_broker::child::ChildEnv;
@@ -95,7 +96,7 @@ pub async fn start(
     token: Arc<Token>,
     secrets_ttl: std::time::Duration,
 ) -> anyhow::Result<Running> {
-    let http = google::http_client(env);
+    let http = context::http_client(env);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut broker = Broker::default();
     let mut region: Option<String> = None;

@@ -2,9 +2,10 @@
 
 use super::resolve::{self, Wanted};
 use super::watch::Watch;
+use crate::Failed;
 use crate::WIDTH;
 use crate::cli::ExecArgs;
-use crate::output::{errln, wrap};
+use crate::output::wrap;
 use anyhow::Context;
 use keyway_core::{Delivery, Env, SecretRef};
 use keyway_exec::{Plan, TmpfsPolicy};
@@ -56,11 +57,11 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         }
     }
     if !bad.is_empty() {
-        errln!("error: invalid secret references; nothing was run");
+        let mut m = String::from("error: invalid secret references; nothing was run");
         for b in &bad {
-            errln!("  {}", wrap(b, 2, 4, WIDTH));
+            m.push_str(&format!("\n  {}", wrap(b, 2, 4, WIDTH)));
         }
-        return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
+        return Err(Failed::error(m));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -71,10 +72,7 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
             resolve::Resolver::new(&env, a.concurrency as usize, Duration::from_secs(a.timeout));
         let fetched = match resolver.resolve(&wanted).await {
             Ok(v) => v,
-            Err(failures) => {
-                resolve::report(&failures);
-                return Ok(ExitCode::from(EXIT_KEYWAY_FAILED));
-            }
+            Err(failures) => return Err(resolve::unresolved(&failures)),
         };
         tracing::info!(references = wanted.len(), "all references resolved");
         let watch = match a.watch {
@@ -134,10 +132,11 @@ pub fn run(a: ExecArgs, env: Env) -> anyhow::Result<ExitCode> {
         }
         match exit {
             Ok(exit) => Ok(exit.into()),
-            Err(e) => {
-                errln!("error: {}", wrap(&e.to_string(), 7, 4, WIDTH));
-                Ok(ExitCode::from(e.exit_code()))
+            Err(e) => Err(Failed {
+                message: format!("error: {}", wrap(&e.to_string(), 7, 4, WIDTH)),
+                status: Some(e.exit_code()),
             }
+            .into()),
         }
     })
 }

@@ -1,9 +1,10 @@
 //! `keyway get REF`: the payload on stdout, byte for byte.
 
 use super::resolve::{self, Wanted};
+use crate::Failed;
 use crate::WIDTH;
 use crate::cli::GetArgs;
-use crate::output::{self, errln, wrap};
+use crate::output::{self, wrap};
 use anyhow::Context;
 use keyway_core::{Env, SecretRef};
 use std::process::ExitCode;
@@ -32,13 +33,18 @@ pub fn run(a: GetArgs, env: Env) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(failures) => {
-            for f in &failures {
-                errln!("error: {}", wrap(&f.error, 7, 4, WIDTH));
-                if let Some(h) = &f.hint {
-                    errln!("  hint: {}", wrap(h, 8, 4, WIDTH));
-                }
-            }
-            Ok(ExitCode::from(1))
+            let blocks: Vec<String> = failures
+                .iter()
+                .map(|f| match &f.hint {
+                    Some(h) => format!(
+                        "error: {}\n  hint: {}",
+                        wrap(&f.error, 7, 4, WIDTH),
+                        wrap(&h.to_string(), 8, 4, WIDTH)
+                    ),
+                    None => format!("error: {}", wrap(&f.error, 7, 4, WIDTH)),
+                })
+                .collect();
+            Err(Failed::error(blocks.join("\n")))
         }
     }
 }

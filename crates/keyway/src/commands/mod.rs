@@ -2,6 +2,7 @@
 
 mod broker;
 mod cloud;
+mod doctor;
 mod exec;
 mod get;
 mod resolve;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
         Command::Exec(a) => exec::run(a, env),
         Command::Get(a) => get::run(a, env),
         Command::Whoami(a) => whoami::run(a, env),
+        Command::Doctor(a) => doctor::run(a, env),
         Command::Token(a) => token::run(a, env),
         Command::Serve(a) => serve::run(a, env),
         Command::Cloud(CloudCommand::Up(a)) => cloud::up(a, &env),

@@ -4,11 +4,14 @@
 //! failure into a message that says which reference failed, why, and, when the
 //! fix is known, the one command that fixes it.
 
+use crate::Failed;
 use crate::WIDTH;
 use crate::aws;
+use crate::context;
+use crate::diagnosis::{Code, Fix, Problem};
 use crate::fixes;
 use crate::google::{self, Who};
-use crate::output::{errln, wrap};
+use crate::output::wrap;
 use keyway_auth::GoogleCredentials;
 use keyway_core::{Env, Reference, Secret, SecretRef, vars};
 use keyway_secrets::{FetchError, Fetched, Fetcher};
@@ -27,7 +30,8 @@ pub struct Failure {
     pub reference: String,
     /// What went wrong, naming the reference.
     pub error: String,
-    pub hint: Option<String>,
+    /// The diagnosis, when keyway can tell.
+    pub hint: Option<Problem>,
     /// Whether trying again later may succeed (the error's own `is_transient()`).
     pub transient: bool,
 }
@@ -39,7 +43,7 @@ impl std::fmt::Display for Failure {
         let head = format!("{}: {}", self.name, self.error);
         write!(f, "{}", wrap(&head, 2, 6, WIDTH))?;
         if let Some(h) = &self.hint {
-            write!(f, "\n    hint: {}", wrap(h, 10, 6, WIDTH))?;
+            write!(f, "\n    hint: {}", wrap(&h.to_string(), 10, 6, WIDTH))?;
         }
         Ok(())
     }
@@ -77,7 +81,7 @@ impl Resolver {
     pub fn new(env: &Env, concurrency: usize, timeout: Duration) -> Resolver {
         Resolver {
             env: env.clone(),
-            http: google::http_client(env),
+            http: context::http_client(env),
             concurrency,
             timeout,
             google: None,
@@ -119,7 +123,7 @@ impl Resolver {
                     }
                     Ok(Err(e)) => {
                         let transient = e.auth().is_transient();
-                        let hint = google::credentials_failure_hint(env, http, e.auth()).await;
+                        let hint = google::credentials_problem(env, http, e.auth()).await;
                         return Err(all_fail(
                             wanted,
                             &format!("no Google credentials: {e:#}"),
@@ -135,7 +139,7 @@ impl Resolver {
             .iter()
             .any(|w| matches!(w.reference.source, Reference::AwsSecretsManager { .. }));
         // AWS credentials failing fails the AWS references only (nothing runs anyway: fail closed).
-        let mut aws_failure: Option<(String, Option<String>, bool)> = None;
+        let mut aws_failure: Option<(String, Option<Problem>, bool)> = None;
         if needs_aws && self.aws.is_none() {
             match tokio::time::timeout(timeout, aws::provider(env, http, true)).await {
                 Ok(Ok(p)) => {
@@ -145,7 +149,7 @@ impl Resolver {
                 Ok(Err(e)) => {
                     aws_failure = Some((
                         format!("no AWS credentials: {e}"),
-                        aws::credentials_hint(env, &e),
+                        aws::credentials_problem(env, &e),
                         e.is_transient(),
                     ))
                 }
@@ -213,7 +217,7 @@ impl Resolver {
                 Err(e) => e,
             };
             let (reference, transient) = (w.reference.to_string(), e.is_transient());
-            let failure = |error: String, hint: Option<String>| Failure {
+            let failure = |error: String, hint: Option<Problem>| Failure {
                 name: w.name.clone(),
                 reference: reference.clone(),
                 error,
@@ -237,7 +241,7 @@ impl Resolver {
                             vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER
                         }
                     };
-                    let hint = transport_hint(&error, var);
+                    let hint = transport_problem(&error, var);
                     failure(
                         FetchError::Transport { reference, error }.to_string(),
                         Some(hint),
@@ -245,7 +249,7 @@ impl Resolver {
                 }
                 e if matches!(w.reference.source, Reference::AwsSecretsManager { .. }) => failure(
                     e.to_string(),
-                    aws::hint(
+                    aws::problem(
                         &e,
                         &w.reference.source,
                         aws_provider.as_ref(),
@@ -253,7 +257,10 @@ impl Resolver {
                         &aws_facts,
                     ),
                 ),
-                e => failure(e.to_string(), hint(&e, &w.reference, who.as_ref())),
+                e => failure(
+                    e.to_string(),
+                    google_problem(&e, &w.reference, who.as_ref()),
+                ),
             });
         }
         if failures.is_empty() {
@@ -276,7 +283,12 @@ fn google_timeout(wanted: &[Wanted], timeout: Duration) -> Vec<Failure> {
     )
 }
 
-fn all_fail(wanted: &[Wanted], error: &str, hint: Option<String>, transient: bool) -> Vec<Failure> {
+fn all_fail(
+    wanted: &[Wanted],
+    error: &str,
+    hint: Option<Problem>,
+    transient: bool,
+) -> Vec<Failure> {
     wanted
         .iter()
         .map(|w| Failure {
@@ -289,10 +301,10 @@ fn all_fail(wanted: &[Wanted], error: &str, hint: Option<String>, transient: boo
         .collect()
 }
 
-/// The command that fixes a failure, when keyway can tell: a match on the
-/// failure's variant, with the names filled in from the reference and from
-/// who the credentials are.
-fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
+/// The diagnosis of a Google fetch failure, when keyway can tell: a match on
+/// the failure's variant, with the names filled in from the reference and
+/// from who the credentials are.
+pub fn google_problem(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<Problem> {
     let Reference::GcpSecretManager {
         project,
         secret,
@@ -301,69 +313,88 @@ fn hint(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Option<String> {
     else {
         return None;
     };
-    let lines = |cmds: &[fixes::Cmd]| cmds.iter().map(|c| format!("\n$ {c}")).collect::<String>();
+    const OWNER: &str = "the project owner";
     match e {
         FetchError::InsufficientScopes { .. } => Some(match who.and_then(|w| w.vm.as_ref()) {
             Some(vm) => {
                 let sa = who.map(|w| w.email.as_str()).unwrap_or("SERVICE_ACCOUNT");
-                format!(
+                Problem::new(
+                    Code::GoogleScopeInsufficient,
                     "the VM's access scopes do not include cloud-platform (IAM roles cannot make up for a missing scope); \
-                     scopes change only while the VM is stopped. As the project owner:{}",
-                    lines(&fixes::vm_scopes(&vm.project, &vm.zone, &vm.name, sa))
+                     scopes change only while the VM is stopped.",
+                )
+                .fixes(
+                    fixes::vm_scopes(&vm.project, &vm.zone, &vm.name, sa)
+                        .into_iter()
+                        .map(|c| Fix::run_as(OWNER, c)),
                 )
             }
-            None => "request a token with the https://www.googleapis.com/auth/cloud-platform scope"
-                .to_owned(),
+            None => Problem::new(
+                Code::GoogleScopeInsufficient,
+                "request a token with the https://www.googleapis.com/auth/cloud-platform scope",
+            ),
         }),
         FetchError::PermissionDenied { permission, .. } => {
             let member = who
                 .map(|w| w.member())
                 .unwrap_or_else(|| "PRINCIPAL".into());
             let role = fixes::role_granting(permission);
-            Some(format!(
-                "{member} lacks {permission} on the secret (or the secret does not exist). As the project owner:{}",
-                lines(&[fixes::grant_on_secret(project, secret, &member, role)])
-            ))
+            Some(
+                Problem::new(
+                    Code::GooglePermissionDenied,
+                    format!(
+                        "{member} lacks {permission} on the secret (or the secret does not exist)."
+                    ),
+                )
+                .fix(Fix::run_as(
+                    OWNER,
+                    fixes::grant_on_secret(project, secret, &member, role),
+                )),
+            )
         }
-        FetchError::NotFound { .. } => Some(format!(
-            "list what exists:\n$ {}",
-            fixes::Cmd::new([
-                "gcloud",
-                "secrets",
-                "versions",
-                "list",
-                secret,
-                &format!("--project={project}")
-            ])
-        )),
-        FetchError::NotEnabled { .. } => Some(format!(
-            "enable the version (a destroyed version cannot come back):{}",
-            lines(&[fixes::enable_version(project, secret, version)])
-        )),
+        FetchError::NotFound { .. } => Some(
+            Problem::new(
+                Code::GoogleSecretNotFound,
+                "the secret or the version does not exist; list what exists:",
+            )
+            .fix(Fix::run(fixes::list_versions(project, secret))),
+        ),
+        FetchError::NotEnabled { .. } => Some(
+            Problem::new(
+                Code::GoogleVersionDisabled,
+                "enable the version (a destroyed version cannot come back):",
+            )
+            .fix(Fix::run(fixes::enable_version(project, secret, version))),
+        ),
         _ => None,
     }
 }
 
 /// What to check when a secrets endpoint gave no usable answer; `override_var`
 /// is the variable that points keyway at another endpoint.
-fn transport_hint(e: &keyway_http::HttpError, override_var: &str) -> String {
+pub fn transport_problem(e: &keyway_http::HttpError, override_var: &str) -> Problem {
     match e {
-        keyway_http::HttpError::TooLarge { .. } => format!(
-            "no secret is that large: whatever answered is not the service keyway expected; check {override_var} (and any proxy in HTTPS_PROXY)"
+        keyway_http::HttpError::TooLarge { .. } => Problem::new(
+            Code::Unreachable,
+            format!(
+                "no secret is that large: whatever answered is not the service keyway expected; check {override_var} (and any proxy in HTTPS_PROXY)"
+            ),
         ),
-        _ => {
-            format!("check the network, or {override_var} if you point keyway at another endpoint")
-        }
+        _ => Problem::new(
+            Code::Unreachable,
+            format!("check the network, or {override_var} if you point keyway at another endpoint"),
+        ),
     }
 }
 
-/// Prints failures (one block each) to stderr.
-pub fn report(failures: &[Failure]) {
-    errln!(
+/// Failures as `exec` reports them: a line saying nothing ran, then a block each.
+pub fn unresolved(failures: &[Failure]) -> anyhow::Error {
+    let mut m = format!(
         "error: {} of the secret references could not be resolved; nothing was run",
         failures.len()
     );
     for f in failures {
-        errln!("  {f}");
+        m.push_str(&format!("\n  {f}"));
     }
+    Failed::error(m)
 }

@@ -7,6 +7,7 @@
 
 use crate::aws;
 use crate::cli::{Output, TokenArgs};
+use crate::context;
 use crate::google;
 use crate::output;
 use anyhow::{Context, bail};
@@ -55,7 +56,7 @@ pub fn parse_scopes(list: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 async fn produce(a: &TokenArgs, env: &Env) -> anyhow::Result<Secret<String>> {
-    let http = google::http_client(env);
+    let http = context::http_client(env);
     if a.aws {
         let p = aws::provider(env, &http, true)
             .await
@@ -82,7 +83,7 @@ async fn produce(a: &TokenArgs, env: &Env) -> anyhow::Result<Secret<String>> {
         return Ok(Secret::new(v.to_string()));
     }
     let scopes = parse_scopes(&a.scopes)?;
-    let ctx = google::context(env, &http);
+    let ctx = context::context(env, &http);
     let creds = keyway_auth::google_default(&ctx, &scopes).await?;
     tracing::info!(source = %creds.source(), "Google credentials");
     if let Some(aud) = &a.audience {

@@ -5,6 +5,7 @@
 
 use crate::aws;
 use crate::cli::{Output, WhoamiArgs};
+use crate::context;
 use crate::google;
 use crate::output::{out, outln};
 use anyhow::Context;
@@ -19,7 +20,7 @@ pub fn run(a: WhoamiArgs, env: Env) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let http = google::http_client(&env);
+        let http = context::http_client(&env);
         let g = google_part(&env, &http).await;
         let w = aws_part(&env, &http).await;
         let (g_json, g_text) = match &g {
