@@ -29,8 +29,9 @@ pub mod xml;
 
 pub use error::{AwsError, Proto};
 
-use crate::cloud::{Cloud, CloudError};
+use crate::cloud::Cloud;
 use crate::crypto;
+use crate::error::CloudError;
 use aws_lc_rs::hmac;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -177,8 +177,8 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::cloud::CloudError> for ApiError {
-    fn from(e: crate::cloud::CloudError) -> Self {
+impl From<crate::error::CloudError> for ApiError {
+    fn from(e: crate::error::CloudError) -> Self {
         ApiError::internal(&e)
     }
 }
