@@ -114,7 +114,6 @@ pub struct AccessSecretVersionResponse {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AddSecretVersionRequest {
-    #[serde(default)]
     pub payload: Option<SecretPayload>,
 }
 
