@@ -2,7 +2,7 @@
 //! signing routine for Secrets Manager calls and for the aws1 subject token of
 //! Workload Identity Federation.
 
-use super::AwsCredentials;
+use super::credentials::AwsCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use std::fmt;
