@@ -551,16 +551,8 @@ impl Cloud {
         azp: &str,
         life: i64,
     ) -> (String, i64) {
-        let now = self.clock.now_secs();
-        let claims = TokenClaims {
-            sub: member.to_owned(),
-            scp: scopes.to_vec(),
-            iat: now,
-            exp: now + life,
-            azp: azp.to_owned(),
-            fed: None,
-        };
-        (self.tokens.mint(&claims), life)
+        let token = self.mint(member.to_owned(), scopes, azp.to_owned(), None, life);
+        (token, life)
     }
 
     /// Mints a federated access token (STS token exchange) for the workload
@@ -571,16 +563,28 @@ impl Cloud {
         scopes: &[String],
         life: i64,
     ) -> String {
+        self.mint(fed.member(), scopes, String::new(), Some(fed.clone()), life)
+    }
+
+    /// An access token of `sub` (for the client `azp`; a federated workload's
+    /// pool context in `fed`), issued now and valid `life` seconds.
+    fn mint(
+        &self,
+        sub: String,
+        scopes: &[String],
+        azp: String,
+        fed: Option<iam::Federated>,
+        life: i64,
+    ) -> String {
         let now = self.clock.now_secs();
-        let claims = TokenClaims {
-            sub: fed.member(),
+        self.tokens.mint(&TokenClaims {
+            sub,
             scp: scopes.to_vec(),
             iat: now,
             exp: now + life,
-            azp: String::new(),
-            fed: Some(fed.clone()),
-        };
-        self.tokens.mint(&claims)
+            azp,
+            fed,
+        })
     }
 
     /// Verifies a bearer token.

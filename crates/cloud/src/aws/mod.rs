@@ -321,6 +321,25 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The decision of the caller's identity policies alone (no resource
+    /// policy), on a resource of the caller's own account.
+    pub fn decide_own(
+        &self,
+        action: &str,
+        resource: &str,
+        ctx: &BTreeMap<String, String>,
+    ) -> policy::Decision {
+        policy::decide(
+            &self.who,
+            &self.identity_policies,
+            None,
+            &self.who.account,
+            action,
+            resource,
+            ctx,
+        )
+    }
+
     /// Adds the global condition keys that name the caller
     /// (`aws:PrincipalArn`, `aws:PrincipalAccount`) to a request's context.
     pub fn add_principal_keys(&self, ctx: &mut BTreeMap<String, String>) {
@@ -651,13 +670,7 @@ mod tests {
             ),
         ];
         let body = br#"{"SecretId":"s"}"#.to_vec();
-        let r = sigv4::Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: &body,
-        };
+        let r = sigv4::Request::post(&headers, &body);
         let add = sigv4::sign(
             &r,
             "AKIAEXAMPLE",
@@ -675,13 +688,7 @@ mod tests {
     fn cached_signing_keys_still_verify_every_signature_and_follow_the_secret() {
         let cache = KeyCache::default();
         let (headers, body) = signed("right-secret");
-        let r = sigv4::Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: &body,
-        };
+        let r = sigv4::Request::post(&headers, &body);
         let c = sigv4::parse(&r).unwrap();
         assert!(sigv4::verify_with_key(
             &r,
@@ -736,13 +743,7 @@ mod tests {
     fn the_signing_key_cache_is_bounded() {
         let cache = KeyCache::default();
         let (headers, body) = signed("s");
-        let r = sigv4::Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: &body,
-        };
+        let r = sigv4::Request::post(&headers, &body);
         let mut c = sigv4::parse(&r).unwrap();
         for i in 0..KEY_CACHE_MAX + 10 {
             c.access_key = format!("AKIA{i:016}");

@@ -656,32 +656,13 @@ mod tests {
         let trust = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:user/dev"}, "Action": "sts:AssumeRole",
             "Condition": {"StringEquals": {"sts:ExternalId": "xyz"}}}]});
         let w = who("111111111111");
+        let assume = |ctx: &BTreeMap<String, String>| {
+            decide(&w, &[], Some(&trust), "111111111111", "sts:AssumeRole", "r", ctx)
+        };
         let mut ctx = BTreeMap::new();
-        assert_ne!(
-            decide(
-                &w,
-                &[],
-                Some(&trust),
-                "111111111111",
-                "sts:AssumeRole",
-                "r",
-                &ctx
-            ),
-            Decision::Allow
-        );
+        assert_ne!(assume(&ctx), Decision::Allow);
         ctx.insert("sts:ExternalId".into(), "xyz".into());
-        assert_eq!(
-            decide(
-                &w,
-                &[],
-                Some(&trust),
-                "111111111111",
-                "sts:AssumeRole",
-                "r",
-                &ctx
-            ),
-            Decision::Allow
-        );
+        assert_eq!(assume(&ctx), Decision::Allow);
         assert!(validate(&json!({"Statement": [{"Effect": "Allow", "Action": "*", "Condition": {"Weird": {}}}]}), false).is_err());
     }
 }

@@ -44,6 +44,19 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> Request<'a> {
+    /// `POST /` with no query: how the JSON and query protocols send every request.
+    pub fn post(headers: &'a [(String, String)], body: &'a [u8]) -> Self {
+        Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body,
+        }
+    }
+}
+
 /// What the signature claims.
 #[derive(Debug, Clone)]
 pub struct Claimed {

@@ -99,72 +99,70 @@ impl Parser {
         r
     }
 
-    fn or(&mut self) -> Result<Node, Fail> {
-        let mut left = self.and()?;
-        while matches!(self.peek(), Tok::Punct("||")) {
+    /// A left-associative chain of what `operand` parses, joined by the
+    /// operators `op` recognises, each built into a node by `join`.
+    fn chain<O>(
+        &mut self,
+        operand: fn(&mut Self) -> Result<Node, Fail>,
+        op: fn(&Tok) -> Option<O>,
+        join: fn(O, Box<Node>, Box<Node>) -> Kind,
+    ) -> Result<Node, Fail> {
+        let mut left = operand(self)?;
+        while let Some(o) = op(self.peek()) {
             let (_, pos) = self.bump();
-            let right = self.and()?;
-            left = Node::new(Kind::Or(Box::new(left), Box::new(right)), pos)?;
+            let right = operand(self)?;
+            left = Node::new(join(o, Box::new(left), Box::new(right)), pos)?;
         }
         Ok(left)
+    }
+
+    fn or(&mut self) -> Result<Node, Fail> {
+        self.chain(
+            Self::and,
+            |t| matches!(t, Tok::Punct("||")).then_some(()),
+            |_, l, r| Kind::Or(l, r),
+        )
     }
 
     fn and(&mut self) -> Result<Node, Fail> {
-        let mut left = self.relation()?;
-        while matches!(self.peek(), Tok::Punct("&&")) {
-            let (_, pos) = self.bump();
-            let right = self.relation()?;
-            left = Node::new(Kind::And(Box::new(left), Box::new(right)), pos)?;
-        }
-        Ok(left)
+        self.chain(
+            Self::relation,
+            |t| matches!(t, Tok::Punct("&&")).then_some(()),
+            |_, l, r| Kind::And(l, r),
+        )
     }
 
     fn relation(&mut self) -> Result<Node, Fail> {
-        let mut left = self.addition()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("==") => BinOp::Eq,
-                Tok::Punct("!=") => BinOp::Ne,
-                Tok::Punct("<") => BinOp::Lt,
-                Tok::Punct("<=") => BinOp::Le,
-                Tok::Punct(">") => BinOp::Gt,
-                Tok::Punct(">=") => BinOp::Ge,
-                Tok::Ident(w) if w == "in" => BinOp::In,
-                _ => return Ok(left),
-            };
-            let (_, pos) = self.bump();
-            let right = self.addition()?;
-            left = Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), pos)?;
-        }
+        let op = |t: &Tok| match t {
+            Tok::Punct("==") => Some(BinOp::Eq),
+            Tok::Punct("!=") => Some(BinOp::Ne),
+            Tok::Punct("<") => Some(BinOp::Lt),
+            Tok::Punct("<=") => Some(BinOp::Le),
+            Tok::Punct(">") => Some(BinOp::Gt),
+            Tok::Punct(">=") => Some(BinOp::Ge),
+            Tok::Ident(w) if w == "in" => Some(BinOp::In),
+            _ => None,
+        };
+        self.chain(Self::addition, op, Kind::Binary)
     }
 
     fn addition(&mut self) -> Result<Node, Fail> {
-        let mut left = self.multiplication()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("+") => BinOp::Add,
-                Tok::Punct("-") => BinOp::Sub,
-                _ => return Ok(left),
-            };
-            let (_, pos) = self.bump();
-            let right = self.multiplication()?;
-            left = Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), pos)?;
-        }
+        let op = |t: &Tok| match t {
+            Tok::Punct("+") => Some(BinOp::Add),
+            Tok::Punct("-") => Some(BinOp::Sub),
+            _ => None,
+        };
+        self.chain(Self::multiplication, op, Kind::Binary)
     }
 
     fn multiplication(&mut self) -> Result<Node, Fail> {
-        let mut left = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("*") => BinOp::Mul,
-                Tok::Punct("/") => BinOp::Div,
-                Tok::Punct("%") => BinOp::Rem,
-                _ => return Ok(left),
-            };
-            let (_, pos) = self.bump();
-            let right = self.unary()?;
-            left = Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), pos)?;
-        }
+        let op = |t: &Tok| match t {
+            Tok::Punct("*") => Some(BinOp::Mul),
+            Tok::Punct("/") => Some(BinOp::Div),
+            Tok::Punct("%") => Some(BinOp::Rem),
+            _ => None,
+        };
+        self.chain(Self::unary, op, Kind::Binary)
     }
 
     fn unary(&mut self) -> Result<Node, Fail> {

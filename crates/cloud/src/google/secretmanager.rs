@@ -437,14 +437,7 @@ impl Ctx<'_> {
                     .store
                     .seal_payload(&p.id, &s.meta.id, number, &data)?,
             };
-            Ok((
-                vec![Change::PutVersion {
-                    project: p.id.clone(),
-                    secret: s.meta.id.clone(),
-                    version: v.clone(),
-                }],
-                (p.clone(), s.meta.id.clone(), v),
-            ))
+            Ok(put_version(p, s, v))
         })?;
         Ok(ok_json(
             &render_version(&p, &id, &v),
@@ -621,14 +614,7 @@ impl Ctx<'_> {
                 nv.destroy_ms = Some(now);
                 nv.sealed = Vec::new();
             }
-            Ok((
-                vec![Change::PutVersion {
-                    project: p.id.clone(),
-                    secret: s.meta.id.clone(),
-                    version: nv.clone(),
-                }],
-                (p.clone(), s.meta.id.clone(), nv),
-            ))
+            Ok(put_version(p, s, nv))
         })?;
         Ok(ok_json(
             &render_version(&p, &id, &v),
@@ -872,6 +858,21 @@ pub fn checked_policy_update(current: &Policy, mut new: Policy) -> Result<Policy
     iam::validate_policy(&new).map_err(ApiError::invalid_argument)?;
     new.etag.clear();
     Ok(new)
+}
+
+/// The store's change that puts `v` as a version of the secret `s` of `p`,
+/// and what the answer renders: the project, the secret id and the version.
+fn put_version(
+    p: &Project,
+    s: &SecretEntry,
+    v: Version,
+) -> (Vec<Change>, (Project, String, Version)) {
+    let change = Change::PutVersion {
+        project: p.id.clone(),
+        secret: s.meta.id.clone(),
+        version: v.clone(),
+    };
+    (vec![change], (p.clone(), s.meta.id.clone(), v))
 }
 
 #[cfg(test)]
