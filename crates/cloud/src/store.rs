@@ -115,7 +115,9 @@ pub struct Instance {
     pub attributes: BTreeMap<String, String>,
     pub fingerprint: String,
     /// When it was last started and stopped (Compute's lastStartTimestamp / lastStopTimestamp).
+    #[serde(default)]
     pub last_start_ms: Option<i64>,
+    #[serde(default)]
     pub last_stop_ms: Option<i64>,
 }
 
@@ -150,6 +152,7 @@ pub enum WiTrust {
         issuer_uri: String,
         #[serde(default)]
         allowed_audiences: Vec<String>,
+        #[serde(default)]
         jwks_json: Option<String>,
     },
 }
@@ -170,6 +173,7 @@ pub struct WiProvider {
     /// `google.subject`, `google.groups`, `attribute.NAME` → CEL expression.
     #[serde(default)]
     pub attribute_mapping: BTreeMap<String, String>,
+    #[serde(default)]
     pub attribute_condition: Option<String>,
 }
 

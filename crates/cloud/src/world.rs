@@ -25,6 +25,7 @@ pub struct WorldError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
+    #[serde(default)]
     settings: Option<Spanned<Settings>>,
     #[serde(default)]
     project: Vec<Spanned<ProjectDecl>>,
@@ -62,6 +63,7 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Lifetime of access and ID tokens the cloud mints, in seconds (Google: 3599).
+    #[serde(default)]
     pub token_lifetime_secs: Option<i64>,
 }
 
@@ -84,12 +86,14 @@ pub struct ServiceAccountDecl {
     pub project: String,
     /// The account id: the part before `@PROJECT.iam.gserviceaccount.com`.
     pub name: String,
+    #[serde(default)]
     pub display_name: Option<String>,
     /// JSON keys to mint at seed time, written to `DATA/keys/NAME.json`.
     #[serde(default)]
     pub keys: Vec<String>,
     /// The numeric unique id (`sub`/`azp` of its ID tokens); random when absent.
     /// Declare it to write an AWS trust condition on `accounts.google.com:aud`.
+    #[serde(default)]
     pub unique_id: Option<String>,
 }
 
@@ -99,15 +103,19 @@ pub struct InstanceDecl {
     pub project: String,
     pub zone: String,
     pub name: String,
+    #[serde(default)]
     pub status: Option<String>,
     /// `"default"` (the Compute Engine default service account, the default),
     /// an email, or `"none"`.
+    #[serde(default)]
     pub service_account: Option<String>,
     /// Access scopes: URLs or gcloud aliases (`default`, `cloud-platform`, ...).
     /// Absent means `["default"]`, GCE's "Allow default access".
+    #[serde(default)]
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
     pub machine_type: Option<String>,
 }
 
@@ -134,9 +142,12 @@ pub struct SecretDecl {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionDecl {
+    #[serde(default)]
     pub data: Option<String>,
+    #[serde(default)]
     pub data_base64: Option<String>,
     /// `enabled` (default), `disabled` or `destroyed`.
+    #[serde(default)]
     pub state: Option<String>,
 }
 
@@ -147,6 +158,7 @@ pub struct WiPoolDecl {
     pub project: String,
     /// 4-32 lowercase letters, digits or hyphens (the `gcp-` prefix is Google's).
     pub id: String,
+    #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
     pub disabled: bool,
@@ -160,14 +172,19 @@ pub struct WiProviderDecl {
     pub project: String,
     pub pool: String,
     pub id: String,
+    #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
     pub disabled: bool,
+    #[serde(default)]
     pub aws: Option<AwsProviderDecl>,
+    #[serde(default)]
     pub oidc: Option<OidcProviderDecl>,
     /// `google.subject` / `google.groups` / `attribute.NAME` → CEL expression
     /// over `assertion`. Absent: Google's default for the provider type.
+    #[serde(default)]
     pub attribute_mapping: Option<BTreeMap<String, String>>,
+    #[serde(default)]
     pub attribute_condition: Option<String>,
 }
 
@@ -189,8 +206,10 @@ pub struct OidcProviderDecl {
     /// The issuer's keys as a JWKS document. Without it (and without
     /// `jwks_file`) the issuer must be the local cloud's own
     /// (`https://accounts.google.com`), whose signing key is used.
+    #[serde(default)]
     pub jwks_json: Option<String>,
     /// A JWKS file, relative to the world file's directory.
+    #[serde(default)]
     pub jwks_file: Option<String>,
 }
 

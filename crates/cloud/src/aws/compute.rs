@@ -310,6 +310,7 @@ fn ecs_serve(m: &Machine, uri: &Uri, headers: &HeaderMap) -> Response {
 pub struct TaskStart {
     pub auth_token: Option<String>,
     /// The credentials path (`/v2/credentials/ID`), if the revision started has a task role.
+    #[serde(default)]
     pub credentials_path: Option<String>,
     /// The task definition revision started (`family:revision`).
     #[serde(default)]

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Account {
     pub id: String,
+    #[serde(default)]
     pub alias: Option<String>,
 }
 
@@ -315,6 +316,7 @@ pub struct SecretVersion {
     pub sealed: String,
     /// A world-declared Google service-account key whose JSON this version holds;
     /// re-rendered at each start (the key file embeds the live token endpoint).
+    #[serde(default)]
     pub key_ref: Option<String>,
 }
 
@@ -324,16 +326,21 @@ pub struct AwsSecret {
     pub account: String,
     pub region: String,
     pub name: String,
+    #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
     pub kms_key_id: Option<String>,
     #[serde(default)]
     pub tags: Vec<Tag>,
     pub create_ms: i64,
     pub changed_ms: i64,
     /// Set while scheduled for deletion: when it will be deleted.
+    #[serde(default)]
     pub deletion_ms: Option<i64>,
     /// When DeleteSecret was called.
+    #[serde(default)]
     pub deleted_ms: Option<i64>,
+    #[serde(default)]
     pub policy: Option<Value>,
     /// Oldest first.
     pub versions: Vec<SecretVersion>,
@@ -359,7 +366,9 @@ pub struct OidcProvider {
     pub url: String,
     pub client_ids: Vec<String>,
     /// The signing keys (a JWKS document) given inline, or the file to read them from at each use.
+    #[serde(default)]
     pub jwks: Option<Value>,
+    #[serde(default)]
     pub jwks_file: Option<String>,
 }
 

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 pub struct AccountDecl {
     pub id: String,
+    #[serde(default)]
     pub alias: Option<String>,
 }
 
@@ -30,6 +31,7 @@ pub struct UserDecl {
     pub policies: Vec<Value>,
     /// How many access keys to mint (0-2, default 1), written to
     /// `DATA/aws/users/ACCOUNT/NAME/credentials` at each start.
+    #[serde(default)]
     pub access_keys: Option<u32>,
 }
 
@@ -39,10 +41,12 @@ pub struct RoleDecl {
     pub account: String,
     pub name: String,
     /// The trust policy; absent means nobody may assume the role.
+    #[serde(default)]
     pub trust: Option<Value>,
     #[serde(default)]
     pub policies: Vec<Value>,
     /// MaxSessionDuration, 3600-43200 (default 3600).
+    #[serde(default)]
     pub max_session_secs: Option<i64>,
 }
 
@@ -56,7 +60,9 @@ pub struct OidcProviderDecl {
     pub account: String,
     pub url: String,
     pub client_id_list: Vec<String>,
+    #[serde(default)]
     pub jwks: Option<Value>,
+    #[serde(default)]
     pub jwks_file: Option<String>,
 }
 
@@ -66,9 +72,12 @@ pub struct Ec2Decl {
     pub account: String,
     pub name: String,
     pub region: String,
+    #[serde(default)]
     pub availability_zone: Option<String>,
+    #[serde(default)]
     pub instance_type: Option<String>,
     /// The instance profile's role (name in the instance's account).
+    #[serde(default)]
     pub role: Option<String>,
 }
 
@@ -85,15 +94,19 @@ pub struct TaskDecl {
     pub account: String,
     pub name: String,
     pub region: String,
+    #[serde(default)]
     pub cluster: Option<String>,
     /// The task definition family (default: the task's name). The task's own
     /// fields are its revision 1; each start runs the family's newest ACTIVE
     /// revision (`aws ecs register-task-definition` adds one). Unique per
     /// account and region.
+    #[serde(default)]
     pub family: Option<String>,
     /// The task role: what the containers' SDKs get. Absent: no credentials.
+    #[serde(default)]
     pub task_role: Option<String>,
     /// The execution role: what ECS uses to pull `secrets` at start.
+    #[serde(default)]
     pub execution_role: Option<String>,
     #[serde(default)]
     pub secrets: Vec<TaskSecretDecl>,
@@ -104,13 +117,18 @@ pub struct TaskDecl {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretVersionDecl {
+    #[serde(default)]
     pub string: Option<String>,
+    #[serde(default)]
     pub binary_base64: Option<String>,
     /// The JSON of a world-declared Google service-account key (a name from
     /// some `[[service_account]]`'s `keys`), rendered with the live token endpoint.
+    #[serde(default)]
     pub value_from_key: Option<String>,
     /// Default: the last version AWSCURRENT, the one before AWSPREVIOUS.
+    #[serde(default)]
     pub stages: Option<Vec<String>>,
+    #[serde(default)]
     pub id: Option<String>,
 }
 
@@ -120,10 +138,13 @@ pub struct SecretDecl {
     pub account: String,
     pub region: String,
     pub name: String,
+    #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
     pub kms_key_id: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    #[serde(default)]
     pub policy: Option<Value>,
     #[serde(default)]
     pub versions: Vec<SecretVersionDecl>,

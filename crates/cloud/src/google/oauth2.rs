@@ -239,11 +239,15 @@ fn jwt_bearer_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct SaJwtClaims {
     pub iss: String,
+    #[serde(default)]
     pub sub: Option<String>,
     /// Absent in self-signed JWTs that carry a `scope` claim instead (google-auth
     /// sends those for service-account keys with scopes).
+    #[serde(default)]
     pub aud: Option<String>,
+    #[serde(default)]
     pub scope: Option<String>,
+    #[serde(default)]
     pub target_audience: Option<String>,
     /// From the verifier (a NumericDate may be a decimal).
     #[serde(skip)]

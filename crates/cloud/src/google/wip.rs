@@ -157,26 +157,37 @@ fn render(pool_name: &str, pr: &WiProvider) -> Value {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ProviderPatch {
+    #[serde(default)]
     display_name: Option<String>,
+    #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
     disabled: Option<bool>,
+    #[serde(default)]
     attribute_mapping: Option<BTreeMap<String, String>>,
+    #[serde(default)]
     attribute_condition: Option<String>,
+    #[serde(default)]
     aws: Option<AwsPatch>,
+    #[serde(default)]
     oidc: Option<OidcPatch>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct AwsPatch {
+    #[serde(default)]
     account_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct OidcPatch {
+    #[serde(default)]
     issuer_uri: Option<String>,
+    #[serde(default)]
     allowed_audiences: Option<Vec<String>>,
+    #[serde(default)]
     jwks_json: Option<String>,
 }
 

@@ -128,7 +128,9 @@ pub struct MetadataItem {
 /// Body of `instances.setServiceAccount`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SetServiceAccountRequest {
+    #[serde(default)]
     pub email: Option<String>,
+    #[serde(default)]
     pub scopes: Option<Vec<String>>,
 }
 

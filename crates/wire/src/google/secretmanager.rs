@@ -114,6 +114,7 @@ pub struct AccessSecretVersionResponse {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AddSecretVersionRequest {
+    #[serde(default)]
     pub payload: Option<SecretPayload>,
 }
 

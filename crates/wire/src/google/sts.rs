@@ -40,9 +40,12 @@ pub struct AwsHeader {
 /// `POST …/serviceAccounts/EMAIL:generateAccessToken` body.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct GenerateAccessTokenRequest {
+    #[serde(default)]
     pub delegates: Option<Vec<String>>,
+    #[serde(default)]
     pub scope: Option<Vec<String>>,
     /// A protobuf Duration (`"3600s"`).
+    #[serde(default)]
     pub lifetime: Option<String>,
 }
 
@@ -58,8 +61,11 @@ pub struct GenerateAccessTokenResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct GenerateIdTokenRequest {
+    #[serde(default)]
     pub delegates: Option<Vec<String>>,
+    #[serde(default)]
     pub audience: Option<String>,
+    #[serde(default)]
     pub include_email: Option<bool>,
 }
 
