@@ -690,27 +690,19 @@ mod tests {
         let (headers, body) = signed("right-secret");
         let r = sigv4::Request::post(&headers, &body);
         let c = sigv4::parse(&r).unwrap();
-        assert!(sigv4::verify_with_key(
-            &r,
-            &c,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        // Whether `claimed` verifies on `req` with the (cached) key of `c`'s scope and `secret`.
+        let verifies = |req: &sigv4::Request, claimed: &sigv4::Claimed, secret: &str| {
+            sigv4::verify_with_key(req, claimed, &cache.signing_key(&c, secret))
+        };
+        assert!(verifies(&r, &c, "right-secret"));
         // The same scope again: the cached key, and still a real check of each request.
-        assert!(sigv4::verify_with_key(
-            &r,
-            &c,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        assert!(verifies(&r, &c, "right-secret"));
         let tampered_body = br#"{"SecretId":"t"}"#;
         let t = sigv4::Request {
             body: tampered_body,
             ..r
         };
-        assert!(!sigv4::verify_with_key(
-            &t,
-            &c,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        assert!(!verifies(&t, &c, "right-secret"));
         let mut bad = c.clone();
         bad.signature.replace_range(
             ..1,
@@ -720,22 +712,10 @@ mod tests {
                 "0"
             },
         );
-        assert!(!sigv4::verify_with_key(
-            &r,
-            &bad,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        assert!(!verifies(&r, &bad, "right-secret"));
         // Another secret for the same key id and scope never meets the cached key.
-        assert!(!sigv4::verify_with_key(
-            &r,
-            &c,
-            &cache.signing_key(&c, "other-secret")
-        ));
-        assert!(sigv4::verify_with_key(
-            &r,
-            &c,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        assert!(!verifies(&r, &c, "other-secret"));
+        assert!(verifies(&r, &c, "right-secret"));
         assert_eq!(lock(&cache.signing).len(), 1);
     }
 

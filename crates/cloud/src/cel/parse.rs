@@ -37,6 +37,23 @@ struct Parser {
     nest: u32,
 }
 
+/// Recognises the operators `ops` by their symbols (`in` is a word).
+fn binary(ops: &'static [BinOp]) -> impl Fn(&Tok) -> Option<BinOp> {
+    move |t| {
+        let word = match t {
+            Tok::Punct(p) => *p,
+            Tok::Ident(w) => w.as_str(),
+            _ => return None,
+        };
+        ops.iter().copied().find(|o| o.symbol() == word)
+    }
+}
+
+/// Recognises the one operator `p`.
+fn punct(p: &'static str) -> impl Fn(&Tok) -> Option<()> {
+    move |t| matches!(t, Tok::Punct(q) if *q == p).then_some(())
+}
+
 impl Parser {
     fn peek(&self) -> &Tok {
         &self.toks[self.at.min(self.toks.len() - 1)].tok
@@ -104,7 +121,7 @@ impl Parser {
     fn chain<O>(
         &mut self,
         operand: fn(&mut Self) -> Result<Node, Fail>,
-        op: fn(&Tok) -> Option<O>,
+        op: impl Fn(&Tok) -> Option<O>,
         join: fn(O, Box<Node>, Box<Node>) -> Kind,
     ) -> Result<Node, Fail> {
         let mut left = operand(self)?;
@@ -117,52 +134,33 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Node, Fail> {
-        self.chain(
-            Self::and,
-            |t| matches!(t, Tok::Punct("||")).then_some(()),
-            |_, l, r| Kind::Or(l, r),
-        )
+        self.chain(Self::and, punct("||"), |_, l, r| Kind::Or(l, r))
     }
 
     fn and(&mut self) -> Result<Node, Fail> {
-        self.chain(
-            Self::relation,
-            |t| matches!(t, Tok::Punct("&&")).then_some(()),
-            |_, l, r| Kind::And(l, r),
-        )
+        self.chain(Self::relation, punct("&&"), |_, l, r| Kind::And(l, r))
     }
 
     fn relation(&mut self) -> Result<Node, Fail> {
-        let op = |t: &Tok| match t {
-            Tok::Punct("==") => Some(BinOp::Eq),
-            Tok::Punct("!=") => Some(BinOp::Ne),
-            Tok::Punct("<") => Some(BinOp::Lt),
-            Tok::Punct("<=") => Some(BinOp::Le),
-            Tok::Punct(">") => Some(BinOp::Gt),
-            Tok::Punct(">=") => Some(BinOp::Ge),
-            Tok::Ident(w) if w == "in" => Some(BinOp::In),
-            _ => None,
-        };
-        self.chain(Self::addition, op, Kind::Binary)
+        use BinOp::*;
+        self.chain(
+            Self::addition,
+            binary(&[Eq, Ne, Lt, Le, Gt, Ge, In]),
+            Kind::Binary,
+        )
     }
 
     fn addition(&mut self) -> Result<Node, Fail> {
-        let op = |t: &Tok| match t {
-            Tok::Punct("+") => Some(BinOp::Add),
-            Tok::Punct("-") => Some(BinOp::Sub),
-            _ => None,
-        };
-        self.chain(Self::multiplication, op, Kind::Binary)
+        self.chain(
+            Self::multiplication,
+            binary(&[BinOp::Add, BinOp::Sub]),
+            Kind::Binary,
+        )
     }
 
     fn multiplication(&mut self) -> Result<Node, Fail> {
-        let op = |t: &Tok| match t {
-            Tok::Punct("*") => Some(BinOp::Mul),
-            Tok::Punct("/") => Some(BinOp::Div),
-            Tok::Punct("%") => Some(BinOp::Rem),
-            _ => None,
-        };
-        self.chain(Self::unary, op, Kind::Binary)
+        use BinOp::*;
+        self.chain(Self::unary, binary(&[Mul, Div, Rem]), Kind::Binary)
     }
 
     fn unary(&mut self) -> Result<Node, Fail> {
