@@ -370,33 +370,38 @@ impl keyway_http::Transient for AuthError {
 }
 
 /// ` (line N)`, unless the problem already says where (a JSON syntax error).
-/// What happened when one source was tried.
+/// What happened when one source of a chain was tried: Google's
+/// ([`Outcome`]) and AWS's ([`AwsOutcome`](crate::AwsOutcome)), each with its
+/// own reasons `A` for "not configured" and its own error `E`.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum ChainOutcome<A, E> {
     /// The source does not apply here (variable unset, no file, no metadata server).
-    NotConfigured(Absent),
+    NotConfigured(A),
     /// The source was configured but could not be used.
-    Failed(Box<AuthError>),
+    Failed(Box<E>),
     /// This source provided the credentials.
     Answered,
 }
 
-impl Outcome {
-    /// The failure, for [`Outcome::Failed`].
-    pub fn failure(&self) -> Option<&AuthError> {
+/// What happened when one source of Google's chain was tried.
+pub type Outcome = ChainOutcome<Absent, AuthError>;
+
+impl<A, E> ChainOutcome<A, E> {
+    /// The failure, for [`ChainOutcome::Failed`].
+    pub fn failure(&self) -> Option<&E> {
         match self {
-            Outcome::Failed(e) => Some(e),
+            ChainOutcome::Failed(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for Outcome {
+impl<A: fmt::Display, E: fmt::Display> fmt::Display for ChainOutcome<A, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::NotConfigured(why) => write!(f, "not configured: {why}"),
-            Outcome::Failed(why) => write!(f, "failed: {why}"),
-            Outcome::Answered => f.write_str("answered"),
+            ChainOutcome::NotConfigured(why) => write!(f, "not configured: {why}"),
+            ChainOutcome::Failed(why) => write!(f, "failed: {why}"),
+            ChainOutcome::Answered => f.write_str("answered"),
         }
     }
 }

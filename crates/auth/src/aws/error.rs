@@ -338,33 +338,8 @@ impl keyway_http::Transient for AwsAuthError {
     }
 }
 
-/// What trying one source gave.
-#[derive(Debug, Clone)]
-pub enum AwsOutcome {
-    NotConfigured(AwsAbsent),
-    Failed(Box<AwsAuthError>),
-    Answered,
-}
-
-impl AwsOutcome {
-    /// The failure, for [`AwsOutcome::Failed`].
-    pub fn failure(&self) -> Option<&AwsAuthError> {
-        match self {
-            AwsOutcome::Failed(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for AwsOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AwsOutcome::NotConfigured(why) => write!(f, "not configured: {why}"),
-            AwsOutcome::Failed(why) => write!(f, "failed: {why}"),
-            AwsOutcome::Answered => f.write_str("answered"),
-        }
-    }
-}
+/// What trying one source of the AWS chain gave.
+pub type AwsOutcome = crate::error::ChainOutcome<AwsAbsent, AwsAuthError>;
 
 /// Why a source does not apply here.
 #[derive(Debug, Clone)]

@@ -563,10 +563,26 @@ mod tests {
         assert!(r.contains("between 600 and 43200"), "{r}");
         // What else is wrong, and the field each file names.
         for (extra, source, field) in [
-            (r#","workforce_pool_user_project":"p""#, file, "workforce_pool_user_project"),
-            ("", r#"{"executable":{"command":"x","timeout_millis":121000}}"#, "timeout_millis"),
-            ("", r#"{"environment_id":"aws2","regional_cred_verification_url":"x"}"#, "environment_id"),
-            ("", r#"{"url":"http://x","format":{"type":"json"}}"#, "subject_token_field_name"),
+            (
+                r#","workforce_pool_user_project":"p""#,
+                file,
+                "workforce_pool_user_project",
+            ),
+            (
+                "",
+                r#"{"executable":{"command":"x","timeout_millis":121000}}"#,
+                "timeout_millis",
+            ),
+            (
+                "",
+                r#"{"environment_id":"aws2","regional_cred_verification_url":"x"}"#,
+                "environment_id",
+            ),
+            (
+                "",
+                r#"{"url":"http://x","format":{"type":"json"}}"#,
+                "subject_token_field_name",
+            ),
             ("", "{}", "credential_source"),
         ] {
             let (f, _) = field_of(parse(&with(extra, source), &env));

@@ -430,17 +430,20 @@ mod tests {
 
     #[test]
     fn implicit_aws_prefixes() {
-        assert!(SecretRef::parse_implicit("aws-sm://x").unwrap().is_some());
-        assert!(
-            SecretRef::parse_implicit("arn:aws:secretsmanager:us-east-1:123456789012:secret:x")
-                .unwrap()
-                .is_some()
-        );
+        for (s, prefixed) in [
+            ("aws-sm://x", true),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
+                true,
+            ),
+            ("arn:aws:iam::123456789012:role/x", false),
+        ] {
+            assert_eq!(
+                SecretRef::parse_implicit(s).unwrap().is_some(),
+                prefixed,
+                "{s}"
+            );
+        }
         assert!(SecretRef::parse_implicit("arn:aws:secretsmanager:nope").is_err());
-        assert!(
-            SecretRef::parse_implicit("arn:aws:iam::123456789012:role/x")
-                .unwrap()
-                .is_none()
-        );
     }
 }
