@@ -430,6 +430,12 @@ mod tests {
             ("hello", false),
             ("sm://p-1/x", true),
             ("gcp:secretmanager:projects/p-1/secrets/x", true),
+            ("aws-sm://x", true),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
+                true,
+            ),
+            ("arn:aws:iam::123456789012:role/x", false),
         ] {
             assert_eq!(
                 SecretRef::parse_implicit(s).unwrap().is_some(),
@@ -438,5 +444,6 @@ mod tests {
             );
         }
         assert!(SecretRef::parse_implicit("sm://nope").is_err());
+        assert!(SecretRef::parse_implicit("arn:aws:secretsmanager:nope").is_err());
     }
 }

@@ -685,13 +685,7 @@ mod tests {
     #[test]
     fn sign_then_verify() {
         let headers = vec![("host".to_owned(), "127.0.0.1:1".to_owned())];
-        let r = Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: b"Action=GetCallerIdentity",
-        };
+        let r = Request::post(&headers, b"Action=GetCallerIdentity");
         let add = sign(
             &r,
             "AKIDEXAMPLE",

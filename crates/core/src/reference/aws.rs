@@ -427,23 +427,4 @@ mod tests {
                 .is_none()
         );
     }
-
-    #[test]
-    fn implicit_aws_prefixes() {
-        for (s, prefixed) in [
-            ("aws-sm://x", true),
-            (
-                "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
-                true,
-            ),
-            ("arn:aws:iam::123456789012:role/x", false),
-        ] {
-            assert_eq!(
-                SecretRef::parse_implicit(s).unwrap().is_some(),
-                prefixed,
-                "{s}"
-            );
-        }
-        assert!(SecretRef::parse_implicit("arn:aws:secretsmanager:nope").is_err());
-    }
 }
