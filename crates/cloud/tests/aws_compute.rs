@@ -7,76 +7,7 @@ use keyway_cloud::aws::compute;
 use keyway_testkit::{Creds, Local, xml};
 use serde_json::{Value, json};
 
-const WORLD: &str = r#"
-[[aws_account]]
-id = "111111111111"
-
-[[aws_role]]
-account = "111111111111"
-name = "web-role"
-trust = { Statement = [{ Effect = "Allow", Principal = { Service = "ec2.amazonaws.com" }, Action = "sts:AssumeRole" }] }
-policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}']
-
-[[aws_role]]
-account = "111111111111"
-name = "task-role"
-trust = '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
-policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}']
-
-[[aws_role]]
-account = "111111111111"
-name = "exec-role"
-trust = '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
-policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "arn:aws:secretsmanager:us-east-1:111111111111:secret:db-*"}]}']
-
-[[ec2_instance]]
-account = "111111111111"
-name = "web-1"
-region = "us-east-1"
-role = "web-role"
-
-[[ec2_instance]]
-account = "111111111111"
-name = "bare-1"
-region = "us-east-1"
-
-[[ecs_task]]
-account = "111111111111"
-name = "api"
-region = "us-east-1"
-task_role = "task-role"
-execution_role = "exec-role"
-secrets = [
-  { name = "DB_PASS", value_from = "arn:aws:secretsmanager:us-east-1:111111111111:secret:db:password::" },
-  { name = "DB_JSON", value_from = "db" },
-]
-
-[[ecs_task]]
-account = "111111111111"
-name = "no-role"
-region = "us-east-1"
-execution_role = "exec-role"
-
-[[ecs_task]]
-account = "111111111111"
-name = "denied"
-region = "us-east-1"
-task_role = "task-role"
-execution_role = "exec-role"
-secrets = [{ name = "API_KEY", value_from = "api-key" }]
-
-[[aws_secret]]
-account = "111111111111"
-region = "us-east-1"
-name = "db"
-versions = [{ string = '{"user":"app","password":"hunter2"}' }]
-
-[[aws_secret]]
-account = "111111111111"
-region = "us-east-1"
-name = "api-key"
-versions = [{ string = "k-123" }]
-"#;
+const WORLD: &str = include_str!("worlds/aws_compute.toml");
 
 #[tokio::test]
 async fn imdsv2_requires_a_session_token_and_serves_the_instance_role() {

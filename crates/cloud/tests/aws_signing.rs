@@ -16,27 +16,7 @@ use keyway_testkit::{Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
 
-const WORLD: &str = r#"
-[[aws_account]]
-id = "111111111111"
-
-[[aws_user]]
-account = "111111111111"
-name = "admin"
-policies = ['{"Statement": [{"Effect": "Allow", "Action": ["secretsmanager:*", "sts:AssumeRole"], "Resource": "*"}]}']
-
-[[aws_role]]
-account = "111111111111"
-name = "deployer"
-trust = '{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "sts:AssumeRole"}]}'
-policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}']
-
-[[aws_secret]]
-account = "111111111111"
-region = "us-east-1"
-name = "app/db"
-versions = [{ string = "the-db-password" }]
-"#;
+const WORLD: &str = include_str!("worlds/aws_signing.toml");
 
 const GCI: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const SM_JSON: &str = "application/x-amz-json-1.1";

@@ -8,6 +8,7 @@
 //! AWS's codes and words.
 
 use keyway_cloud::crypto::JwtSigner;
+use keyway_testkit::worlds::fill;
 use keyway_testkit::{Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 
@@ -18,66 +19,16 @@ const K8S: &str = "oidc.k8s.example.com/id/CLUSTER1";
 const K8S_SUB: &str = "system:serviceaccount:payments:api";
 
 fn world(jwks_file: &str) -> String {
-    format!(
-        r#"
-[[project]]
-id = "etl-prod"
-number = 123456789012
-
-[[service_account]]
-project = "etl-prod"
-name = "etl-runner"
-unique_id = "{SA_ID}"
-
-[[service_account]]
-project = "etl-prod"
-name = "etl-other"
-unique_id = "{OTHER_SA_ID}"
-
-[[instance]]
-project = "etl-prod"
-zone = "us-central1-a"
-name = "etl-vm"
-service_account = "etl-runner@etl-prod.iam.gserviceaccount.com"
-
-[[instance]]
-project = "etl-prod"
-zone = "us-central1-a"
-name = "other-vm"
-service_account = "etl-other@etl-prod.iam.gserviceaccount.com"
-
-[[aws_account]]
-id = "{ACCOUNT}"
-
-[[aws_oidc_provider]]
-account = "{ACCOUNT}"
-url = "https://{K8S}"
-client_id_list = ["sts.amazonaws.com"]
-jwks_file = "{jwks_file}"
-
-[[aws_role]]
-account = "{ACCOUNT}"
-name = "gcp-reader"
-trust = '''{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"Federated": "accounts.google.com"}}, "Action": "sts:AssumeRoleWithWebIdentity",
-  "Condition": {{"StringEquals": {{"accounts.google.com:aud": "{SA_ID}", "accounts.google.com:oaud": "sts.amazonaws.com"}}}}}}]}}'''
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}}]}}']
-
-[[aws_role]]
-account = "{ACCOUNT}"
-name = "k8s-reader"
-trust = '''{{"Statement": [{{"Effect": "Allow", "Principal": {{"Federated": "arn:aws:iam::{ACCOUNT}:oidc-provider/{K8S}"}}, "Action": "sts:AssumeRoleWithWebIdentity",
-  "Condition": {{"StringEquals": {{"{K8S}:aud": "sts.amazonaws.com", "{K8S}:sub": "{K8S_SUB}"}}}}}}]}}'''
-
-[[aws_role]]
-account = "{ACCOUNT}"
-name = "no-federation"
-trust = '{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{ACCOUNT}:root"}}, "Action": ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"]}}]}}'
-
-[[aws_role]]
-account = "{ACCOUNT}"
-name = "wrong-action"
-trust = '{{"Statement": [{{"Effect": "Allow", "Principal": {{"Federated": "accounts.google.com"}}, "Action": "sts:AssumeRole"}}]}}'
-"#
+    fill(
+        include_str!("worlds/aws_web_identity.toml"),
+        &[
+            ("ACCOUNT", ACCOUNT),
+            ("SA_ID", SA_ID),
+            ("OTHER_SA_ID", OTHER_SA_ID),
+            ("K8S", K8S),
+            ("K8S_SUB", K8S_SUB),
+            ("jwks_file", jwks_file),
+        ],
     )
 }
 

@@ -11,6 +11,8 @@ use aws_sigv4::sign::v4;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use keyway_cloud::cloud::CredSource;
+use keyway_testkit::CLOUD_PLATFORM as CP;
+use keyway_testkit::worlds::fill;
 use keyway_testkit::{Creds, Local, NOW};
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
@@ -18,7 +20,6 @@ use std::time::{Duration, UNIX_EPOCH};
 const NUMBER: u64 = 424242424242;
 const SA: &str = "wif-runner@fed-proj.iam.gserviceaccount.com";
 const SA2: &str = "deep-runner@fed-proj.iam.gserviceaccount.com";
-const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
 const IAM: &str = "https://www.googleapis.com/auth/iam";
 const AWS4: &str = "urn:ietf:params:aws:token-type:aws4_request";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -32,155 +33,16 @@ fn audience(p: &str, provider: &str) -> String {
 }
 
 fn world(jwks: &str) -> String {
-    format!(
-        r#"
-[[project]]
-id = "fed-proj"
-number = {NUMBER}
-
-[[user]]
-email = "owner@example.com"
-
-[[service_account]]
-project = "fed-proj"
-name = "wif-runner"
-
-[[service_account]]
-project = "fed-proj"
-name = "deep-runner"
-
-[[secret]]
-project = "fed-proj"
-name = "db-pass"
-versions = [{{ data = "s3cr3t-db" }}]
-
-[[secret]]
-project = "fed-proj"
-name = "direct-secret"
-versions = [{{ data = "direct-value" }}]
-
-[[binding]]
-resource = "projects/fed-proj"
-role = "roles/owner"
-members = ["user:owner@example.com"]
-
-[[binding]]
-resource = "projects/fed-proj/secrets/db-pass"
-role = "roles/secretmanager.secretAccessor"
-members = ["serviceAccount:{SA}"]
-
-[[binding]]
-resource = "projects/fed-proj/secrets/direct-secret"
-role = "roles/secretmanager.secretAccessor"
-members = [
-  "principalSet://iam.googleapis.com/{aws_pool}/attribute.account/111111111111",
-  "principalSet://iam.googleapis.com/{aws_pool}/attribute.aws_role/arn:aws:sts::111111111111:assumed-role/deployer",
-]
-
-[[binding]]
-resource = "projects/fed-proj/serviceAccounts/{SA}"
-role = "roles/iam.workloadIdentityUser"
-members = [
-  "principal://iam.googleapis.com/{aws_pool}/subject/arn:aws:iam::111111111111:user/admin",
-  "principal://iam.googleapis.com/{aws_pool}/subject/arn:aws:sts::111111111111:assumed-role/deployer/test",
-  "principalSet://iam.googleapis.com/{oidc_pool}/*",
-]
-
-[[binding]]
-resource = "projects/fed-proj/serviceAccounts/{SA2}"
-role = "roles/iam.serviceAccountTokenCreator"
-members = ["serviceAccount:{SA}"]
-
-[[workload_identity_pools]]
-project = "fed-proj"
-id = "aws-pool"
-
-[[workload_identity_pools]]
-project = "fed-proj"
-id = "oidc-pool"
-
-[[workload_identity_pools]]
-project = "fed-proj"
-id = "off-pool"
-disabled = true
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-main"
-aws = {{ account_id = "111111111111" }}
-attribute_mapping = {{ "google.subject" = "assertion.arn", "attribute.account" = "assertion.account" }}
-attribute_condition = "assertion.account == '111111111111'"
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-strict"
-aws = {{ account_id = "111111111111" }}
-attribute_mapping = {{ "google.subject" = "assertion.arn" }}
-attribute_condition = "assertion.arn.startsWith('arn:aws:iam::111111111111:user/') && google.subject.endsWith('/admin')"
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-dflt"
-aws = {{ account_id = "111111111111" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-other"
-aws = {{ account_id = "222222222222" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-off"
-disabled = true
-aws = {{ account_id = "111111111111" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "off-pool"
-id = "aws-in-off"
-aws = {{ account_id = "111111111111" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "oidc-pool"
-id = "local"
-oidc = {{ issuer_uri = "https://accounts.google.com" }}
-attribute_mapping = {{ "google.subject" = "assertion.sub" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "oidc-pool"
-id = "ext-issuer"
-oidc = {{ issuer_uri = "https://issuer.example.com", allowed_audiences = ["my-aud"], jwks_json = '{jwks}' }}
-attribute_mapping = {{ "google.subject" = "assertion.sub" }}
-
-[[aws_account]]
-id = "111111111111"
-
-[[aws_account]]
-id = "222222222222"
-
-[[aws_user]]
-account = "111111111111"
-name = "admin"
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}}]}}']
-
-[[aws_user]]
-account = "111111111111"
-name = "nobody"
-
-[[aws_role]]
-account = "111111111111"
-name = "deployer"
-trust = '{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::111111111111:root"}}, "Action": "sts:AssumeRole"}}]}}'
-"#,
-        aws_pool = pool("aws-pool"),
-        oidc_pool = pool("oidc-pool"),
+    fill(
+        include_str!("worlds/federation.toml"),
+        &[
+            ("NUMBER", &NUMBER.to_string()),
+            ("SA", SA),
+            ("SA2", SA2),
+            ("jwks", jwks),
+            ("aws_pool", &pool("aws-pool")),
+            ("oidc_pool", &pool("oidc-pool")),
+        ],
     )
 }
 

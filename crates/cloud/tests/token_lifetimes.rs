@@ -8,6 +8,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use keyway_testkit::worlds::fill;
 use keyway_testkit::{Api, Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 
@@ -19,55 +20,14 @@ const MIN: i64 = i64::MIN;
 const MAX: i64 = i64::MAX;
 
 fn world(jwks: &str) -> String {
-    format!(
-        r#"
-[[project]]
-id = "jwt-proj"
-number = {NUMBER}
-
-[[service_account]]
-project = "jwt-proj"
-name = "signer"
-
-[[secret]]
-project = "jwt-proj"
-name = "s"
-versions = [{{ data = "v" }}]
-
-[[workload_identity_pools]]
-project = "jwt-proj"
-id = "oidc-pool"
-
-[[workload_identity_pool_providers]]
-project = "jwt-proj"
-pool = "oidc-pool"
-id = "ext-oidc"
-oidc = {{ issuer_uri = "{ISSUER}", allowed_audiences = ["my-aud"], jwks_json = '{jwks}' }}
-attribute_mapping = {{ "google.subject" = "assertion.sub" }}
-
-[[aws_account]]
-id = "{ACCOUNT}"
-
-[[aws_oidc_provider]]
-account = "{ACCOUNT}"
-url = "{ISSUER}"
-client_id_list = ["sts.amazonaws.com"]
-jwks = '{jwks}'
-
-[[aws_user]]
-account = "{ACCOUNT}"
-name = "admin"
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}}]}}']
-
-[[aws_role]]
-account = "{ACCOUNT}"
-name = "web"
-max_session_secs = 7200
-trust = '''{{"Statement": [
-  {{"Effect": "Allow", "Principal": {{"Federated": "arn:aws:iam::{ACCOUNT}:oidc-provider/issuer.example.com"}}, "Action": "sts:AssumeRoleWithWebIdentity"}},
-  {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{ACCOUNT}:root"}}, "Action": "sts:AssumeRole"}}]}}'''
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}}]}}']
-"#
+    fill(
+        include_str!("worlds/token_lifetimes.toml"),
+        &[
+            ("NUMBER", &NUMBER.to_string()),
+            ("ISSUER", ISSUER),
+            ("ACCOUNT", ACCOUNT),
+            ("jwks", jwks),
+        ],
     )
 }
 

@@ -13,6 +13,7 @@ mod support;
 
 use keyway_core::clock::ManualClock;
 use keyway_testkit::Local;
+use keyway_testkit::worlds::fill;
 use std::collections::BTreeMap;
 use support::{Cloud, assert_no_leak, keyway, one_line, text};
 
@@ -22,59 +23,14 @@ const OTHER_SA_ID: &str = "110000000000000000099";
 const SECRET_VALUE: &str = "pg://reporting:Wq8-not-for-logs@db.internal/app";
 
 fn world() -> String {
-    format!(
-        r#"
-[[project]]
-id = "etl-prod"
-number = 123456789012
-
-[[service_account]]
-project = "etl-prod"
-name = "etl-runner"
-unique_id = "{SA_ID}"
-
-[[service_account]]
-project = "etl-prod"
-name = "etl-intruder"
-unique_id = "{OTHER_SA_ID}"
-
-[[instance]]
-project = "etl-prod"
-zone = "us-central1-a"
-name = "etl-vm"
-service_account = "etl-runner@etl-prod.iam.gserviceaccount.com"
-scopes = ["cloud-platform"]
-
-[[instance]]
-project = "etl-prod"
-zone = "us-central1-a"
-name = "intruder-vm"
-service_account = "etl-intruder@etl-prod.iam.gserviceaccount.com"
-scopes = ["cloud-platform"]
-
-[[aws_account]]
-id = "{ACCOUNT}"
-
-[[aws_user]]
-account = "{ACCOUNT}"
-name = "dev"
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}}]}}']
-
-[[aws_role]]
-account = "{ACCOUNT}"
-name = "gcp-etl"
-trust = '''{{"Version": "2012-10-17", "Statement": [
-  {{"Effect": "Allow", "Principal": {{"Federated": "accounts.google.com"}}, "Action": "sts:AssumeRoleWithWebIdentity",
-    "Condition": {{"StringEquals": {{"accounts.google.com:aud": "{SA_ID}"}}}}}},
-  {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{ACCOUNT}:root"}}, "Action": "sts:AssumeRole"}}]}}'''
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}}]}}']
-
-[[aws_secret]]
-account = "{ACCOUNT}"
-region = "eu-central-1"
-name = "reporting/db-url"
-versions = [{{ string = "{SECRET_VALUE}" }}]
-"#
+    fill(
+        include_str!("worlds/aws_errors.toml"),
+        &[
+            ("SA_ID", SA_ID),
+            ("OTHER_SA_ID", OTHER_SA_ID),
+            ("ACCOUNT", ACCOUNT),
+            ("SECRET_VALUE", SECRET_VALUE),
+        ],
     )
 }
 

@@ -5,15 +5,10 @@
 //! the highest verbosity, lets the value reach stdout or stderr.
 
 mod support;
+use keyway_testkit::CLOUD_PLATFORM as CP;
+use keyway_testkit::worlds::fill;
+use support::seed000::*;
 use support::*;
-
-const SECRET: &str = "local-wandb-key-0f3a9c2e71b84d55a6e0c9d13b7f2e48";
-const PROJECT: &str = "kaggle-gpu-lab";
-const OWNER: &str = "kyoto@example.com";
-const VM: &str = "kaggle-gpu-vm";
-const ZONE: &str = "asia-northeast1-a";
-const SA: &str = "482915736104-compute@developer.gserviceaccount.com";
-const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 fn exec_hash(env: &std::collections::BTreeMap<String, String>) -> std::process::Output {
     keyway(
@@ -217,27 +212,12 @@ fn binary_payloads_come_out_byte_for_byte_and_json_fields_resolve() {
     let world = dir.path().join("world.toml");
     std::fs::write(
         &world,
-        format!(
-            r#"
-[[project]]
-id = "bytes-proj"
-number = 7777777777
-[[user]]
-email = "dev@example.com"
-[[binding]]
-resource = "projects/bytes-proj"
-role = "roles/secretmanager.admin"
-members = ["user:dev@example.com"]
-[[secret]]
-project = "bytes-proj"
-name = "blob"
-versions = [{{ data_base64 = "{}" }}]
-[[secret]]
-project = "bytes-proj"
-name = "db"
-versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }}]
-"#,
-            base64::engine::general_purpose::STANDARD.encode(&all_bytes)
+        fill(
+            include_str!("worlds/seed000_bytes.toml"),
+            &[(
+                "BLOB",
+                &base64::engine::general_purpose::STANDARD.encode(&all_bytes),
+            )],
         ),
     )
     .unwrap();
