@@ -5,17 +5,17 @@
 //! read Secret Manager directly; OIDC ID tokens from the local issuer and from
 //! a foreign issuer with an inline JWKS; and every refusal, worded as Google's.
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
+mod common;
+
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::sign_sts;
 use keyway_cloud::cloud::CredSource;
 use keyway_testkit::CLOUD_PLATFORM as CP;
 use keyway_testkit::worlds::fill;
 use keyway_testkit::{Creds, Local, NOW};
 use serde_json::{Value, json};
-use std::time::{Duration, UNIX_EPOCH};
 
 const NUMBER: u64 = 424242424242;
 const SA: &str = "wif-runner@fed-proj.iam.gserviceaccount.com";
@@ -96,23 +96,6 @@ fn subject_token(c: &Creds, region: &str, target: &str, at: i64, style: Style) -
     if matches!(style, Style::Go) {
         headers.push(("x-goog-cloud-target-resource".into(), target.to_owned()));
     }
-    let identity = Credentials::new(
-        c.akid.clone(),
-        c.secret.clone(),
-        c.token.clone(),
-        None,
-        "test",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(scope_region)
-        .name("sts")
-        .time(UNIX_EPOCH + Duration::from_secs(at as u64))
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
     let signable = SignableRequest::new(
         "POST",
         &url,
@@ -120,7 +103,7 @@ fn subject_token(c: &Creds, region: &str, target: &str, at: i64, style: Style) -
         SignableBody::Bytes(b""),
     )
     .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let instructions = sign_sts(signable, c, scope_region, at, SigningSettings::default());
     let mut all: Vec<(String, String)> = instructions
         .headers()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -10,6 +10,11 @@ use keyway_testkit::worlds::fill;
 use support::seed000::*;
 use support::*;
 
+const VM: &str = "kaggle-gpu-vm";
+const ZONE: &str = "asia-northeast1-a";
+/// The VM's service account (the project's default compute account).
+const SA: &str = "482915736104-compute@developer.gserviceaccount.com";
+
 fn exec_hash(env: &std::collections::BTreeMap<String, String>) -> std::process::Output {
     keyway(
         env,

@@ -12,16 +12,12 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub const KEYWAY: &str = env!("CARGO_BIN_EXE_keyway");
 
-/// What `examples/seed-000.toml` declares, as the tests that run on it name it.
+/// What `examples/seed-000.toml` declares that more than one test names.
 pub mod seed000 {
     pub const OWNER: &str = "kyoto@example.com";
     pub const PROJECT: &str = "kaggle-gpu-lab";
     /// Version 1 of `wandb-api-key`.
     pub const SECRET: &str = "local-wandb-key-0f3a9c2e71b84d55a6e0c9d13b7f2e48";
-    pub const VM: &str = "kaggle-gpu-vm";
-    pub const ZONE: &str = "asia-northeast1-a";
-    /// The VM's service account (the project's default compute account).
-    pub const SA: &str = "482915736104-compute@developer.gserviceaccount.com";
 }
 
 pub struct Cloud {

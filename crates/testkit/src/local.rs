@@ -145,6 +145,19 @@ impl Api {
     }
 }
 
+impl Creds {
+    /// The credentials in an IMDS or ECS credentials document
+    /// (`AccessKeyId`, `SecretAccessKey`, `Token`).
+    pub fn from_document(v: &Value) -> Creds {
+        let field = |k: &str| v[k].as_str().map(str::to_owned);
+        Creds {
+            akid: field("AccessKeyId").unwrap_or_else(|| panic!("no AccessKeyId in {v}")),
+            secret: field("SecretAccessKey").unwrap_or_else(|| panic!("no SecretAccessKey in {v}")),
+            token: field("Token"),
+        }
+    }
+}
+
 /// An [`Api`] called as one principal (its bearer token): each call's answer
 /// as JSON (a string when it is not JSON).
 pub struct Bearer<'a> {
@@ -332,6 +345,27 @@ impl Local {
         self
     }
 
+    /// `method url` over a socket (the listeners of [`Local::start`]) with
+    /// these headers: the status and the body.
+    pub async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut r = self.http.request(method, url);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = r.status().as_u16();
+        (
+            status,
+            r.text().await.unwrap_or_else(|e| panic!("{url}: {e}")),
+        )
+    }
+
     /// Where the listeners are (after [`Local::start`] or [`Local::serve`]).
     pub fn ep(&self) -> &Endpoints {
         match &self.running {
@@ -353,16 +387,12 @@ impl Local {
     /// The first access key of IAM user `name` in `account`.
     pub fn user(&self, account: &str, name: &str) -> Creds {
         let arn = format!("arn:aws:iam::{account}:user/{name}");
-        let akid = self
-            .cloud
-            .store
-            .read()
-            .aws
-            .keys
-            .values()
-            .find(|k| k.user_arn == arn)
+        let store = self.cloud.store.read();
+        let key = store.aws.keys.values().find(|k| k.user_arn == arn);
+        let akid = key
             .map(|k| k.id.clone())
             .unwrap_or_else(|| panic!("{arn} has no access key"));
+        drop(store);
         let secret = self.aws.user_key_secret(&akid).unwrap().to_string();
         Creds {
             akid,
