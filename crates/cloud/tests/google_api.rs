@@ -2,6 +2,9 @@
 //! order of decisions (401, scope 403, IAM 403, then 404), Secret Manager's
 //! resource semantics, and Compute's stop-before-setServiceAccount rule.
 
+mod common;
+
+use common::key_from_pem;
 use keyway_core::clock::ManualClock;
 use keyway_testkit::CLOUD_PLATFORM as CP;
 use keyway_testkit::{Bearer, Local};
@@ -37,10 +40,7 @@ impl Key {
         let file: Value =
             serde_json::from_slice(&b64.decode(b["privateKeyData"].as_str().unwrap()).unwrap())
                 .unwrap();
-        let pem = file["private_key"].as_str().unwrap();
-        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = b64.decode(body).unwrap();
-        let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+        let pair = key_from_pem(file["private_key"].as_str().unwrap());
         Key { file, pair }
     }
 
