@@ -20,9 +20,6 @@ use serde_json::{Value, json};
 const NUMBER: &str = "424242424242";
 const SA: &str = "wif-runner@fed-proj.iam.gserviceaccount.com";
 const SA2: &str = "deep-runner@fed-proj.iam.gserviceaccount.com";
-const IAM: &str = "https://www.googleapis.com/auth/iam";
-const AWS4: &str = "urn:ietf:params:aws:token-type:aws4_request";
-const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 fn pool(p: &str) -> String {
     format!("projects/{NUMBER}/locations/global/workloadIdentityPools/{p}")
@@ -45,6 +42,12 @@ fn world(jwks: &str) -> String {
         ],
     )
 }
+
+/// The scope google-auth asks for when it impersonates, and the subject
+/// token types of AWS and OIDC.
+const IAM: &str = "https://www.googleapis.com/auth/iam";
+const AWS4: &str = "urn:ietf:params:aws:token-type:aws4_request";
+const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 struct Fed {
     e: Local,

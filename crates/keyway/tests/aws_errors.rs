@@ -15,11 +15,13 @@ use keyway_core::clock::ManualClock;
 use keyway_testkit::Local;
 use keyway_testkit::worlds::fill;
 use std::collections::BTreeMap;
-use support::{Cloud, assert_no_leak, keyway, one_line, text};
+use support::{Cloud, assert_no_leak, exec_in, keyway, one_line, text};
 
 const ACCOUNT: &str = "210987654321";
 const SA_ID: &str = "110000000000000000042";
 const OTHER_SA_ID: &str = "110000000000000000099";
+/// The `--env` of every run: the secret only the role reads.
+const DB_URL: &str = "DB_URL=aws-sm://reporting/db-url";
 const SECRET_VALUE: &str = "pg://reporting:Wq8-not-for-logs@db.internal/app";
 
 fn world() -> String {
@@ -103,18 +105,7 @@ fn expired_temporary_credentials_are_named_with_their_source() {
         ("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key),
         ("AWS_SESSION_TOKEN", &creds.session_token),
     ]);
-    let out = keyway(
-        &env,
-        &[
-            "exec",
-            "--env",
-            "DB_URL=aws-sm://reporting/db-url",
-            "--",
-            "sh",
-            "-c",
-            "echo started",
-        ],
-    );
+    let out = exec_in(&env, &[DB_URL], &["sh", "-c", "echo started"]);
     assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
     let err = one_line(&out.stderr);
     assert!(
@@ -166,16 +157,7 @@ fn a_clock_far_from_aws_is_reported_as_skew() {
     assert_eq!(text(&out.stdout), SECRET_VALUE);
     // AWS's clock an hour ahead of this machine's: every signature is "expired".
     c.clock.set_secs(now() + 3600);
-    let out = keyway(
-        &env,
-        &[
-            "exec",
-            "--env",
-            "DB_URL=aws-sm://reporting/db-url",
-            "--",
-            "true",
-        ],
-    );
+    let out = exec_in(&env, &[DB_URL], &["true"]);
     assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
     let err = one_line(&out.stderr);
     assert!(
@@ -235,17 +217,10 @@ fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused()
     );
     let mut with_expected = env.clone();
     with_expected.insert("EXPECTED".into(), SECRET_VALUE.into());
-    let out = keyway(
+    let out = exec_in(
         &with_expected,
-        &[
-            "exec",
-            "--env",
-            "DB_URL=aws-sm://reporting/db-url",
-            "--",
-            "sh",
-            "-c",
-            "test \"$DB_URL\" = \"$EXPECTED\"",
-        ],
+        &[DB_URL],
+        &["sh", "-c", "test \"$DB_URL\" = \"$EXPECTED\""],
     );
     assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let out = keyway(&env, &["whoami", "--output", "json"]);
@@ -260,16 +235,7 @@ fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused()
 
     // Another VM of the same project: its service account is not the role's condition.
     let env = vm_env(&cloud, "intruder-vm");
-    let out = keyway(
-        &env,
-        &[
-            "exec",
-            "--env",
-            "DB_URL=aws-sm://reporting/db-url",
-            "--",
-            "true",
-        ],
-    );
+    let out = exec_in(&env, &[DB_URL], &["true"]);
     assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
     let err = one_line(&out.stderr);
     assert!(

@@ -16,13 +16,10 @@ const ZONE: &str = "asia-northeast1-a";
 const SA: &str = "482915736104-compute@developer.gserviceaccount.com";
 
 fn exec_hash(env: &std::collections::BTreeMap<String, String>) -> std::process::Output {
-    keyway(
+    exec_in(
         env,
+        &["WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key"],
         &[
-            "exec",
-            "--env",
-            "WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key",
-            "--",
             "sh",
             "-c",
             "printf %s \"$WANDB_API_KEY\" | sha256sum | cut -d' ' -f1",
@@ -115,17 +112,10 @@ fn files_are_private_on_tmpfs_and_gone_after_the_child() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let user = cloud.env(&["--user", OWNER]);
     let script = "d=$(dirname \"$KEYFILE\"); stat -f -c %T \"$d\"; stat -c %a \"$d\"; stat -c %a \"$KEYFILE\"; basename \"$KEYFILE\"; sha256sum < \"$KEYFILE\" | cut -d' ' -f1; echo \"$KEYFILE\"";
-    let out = keyway(
+    let out = exec_in(
         &user,
-        &[
-            "exec",
-            "--env",
-            "KEYFILE=sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
+        &["KEYFILE=sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key"],
+        &["sh", "-c", script],
     );
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
@@ -149,11 +139,10 @@ fn exit_codes_pass_through_and_inherited_references_resolve() {
         "WANDB_API_KEY".into(),
         "sm://kaggle-gpu-lab/wandb-api-key".into(),
     );
-    let out = keyway(
+    let out = exec_in(
         &user,
+        &[],
         &[
-            "exec",
-            "--",
             "sh",
             "-c",
             "printf %s \"$WANDB_API_KEY\" | sha256sum | cut -d' ' -f1; exit 7",
@@ -173,23 +162,15 @@ fn exit_codes_pass_through_and_inherited_references_resolve() {
 fn fail_closed_names_every_failed_reference() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let user = cloud.env(&["--user", OWNER]);
-    let out = keyway(
+    let out = exec_in(
         &user,
         &[
-            "exec",
-            "--env",
             "GOOD=sm://kaggle-gpu-lab/wandb-api-key",
-            "--env",
             "MISSING=sm://kaggle-gpu-lab/no-such-secret",
-            "--env",
             "BADVER=sm://kaggle-gpu-lab/wandb-api-key#9",
-            "--env",
             "FIELD=sm://kaggle-gpu-lab/wandb-api-key?field=token",
-            "--",
-            "sh",
-            "-c",
-            "echo RAN",
         ],
+        &["sh", "-c", "echo RAN"],
     );
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(125));
@@ -267,17 +248,10 @@ fn binary_payloads_come_out_byte_for_byte_and_json_fields_resolve() {
         one_line(&out.stderr)
     );
     // As a file it is delivered intact.
-    let out = keyway(
+    let out = exec_in(
         &user,
-        &[
-            "exec",
-            "--env",
-            "BLOB=sm://bytes-proj/blob?destination=tempfile",
-            "--",
-            "sh",
-            "-c",
-            "cat \"$BLOB\"",
-        ],
+        &["BLOB=sm://bytes-proj/blob?destination=tempfile"],
+        &["sh", "-c", "cat \"$BLOB\""],
     );
     assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(out.stdout, all_bytes);

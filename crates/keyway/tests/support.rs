@@ -141,6 +141,37 @@ pub fn keyway(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `keyway exec` in `env` (as [`keyway`]): each of `vars` (`NAME=REFERENCE`)
+/// given with `--env`, then `command`.
+pub fn exec_in(env: &BTreeMap<String, String>, vars: &[&str], command: &[&str]) -> Output {
+    let mut args = vec!["exec"];
+    for var in vars {
+        args.extend(["--env", var]);
+    }
+    args.push("--");
+    args.extend_from_slice(command);
+    keyway(env, &args)
+}
+
+/// What an ECS task's credentials endpoint serves it (the task's
+/// environment names the endpoint and its token): the task role's secret key
+/// and session token.
+pub fn task_role_credentials(env: &BTreeMap<String, String>) -> (String, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let doc: Value = rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = &env["AWS_CONTAINER_CREDENTIALS_FULL_URI"];
+        let token = &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"];
+        let r = client.get(url).header("Authorization", token).send();
+        r.await.unwrap().json().await.unwrap()
+    });
+    let field = |k: &str| doc[k].as_str().unwrap().to_owned();
+    (field("SecretAccessKey"), field("Token"))
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
