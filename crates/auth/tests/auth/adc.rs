@@ -114,7 +114,7 @@ async fn cloudsdk_config_moves_the_gcloud_file() {
         )
         .with(GCLOUD_FILE, "{ not even json");
     let env = base_env().with(vars::CLOUDSDK_CONFIG, "/etc/gcloud-alt");
-    let creds = google_default(&ctx(env, fs, &clock), &[]).await.unwrap();
+    let creds = adc(env, fs, &clock).await.unwrap();
     assert_eq!(
         creds.source(),
         &Source::GcloudFile {
@@ -193,9 +193,7 @@ async fn legacy_gce_metadata_root_and_scheme_prefix_work() {
     let md = FakeMetadata::start().await;
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_ROOT, &format!("http://{}/", md.host()));
-    let creds = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap();
+    let creds = adc(env, MemFs::new(), &clock).await.unwrap();
     assert_eq!(creds.source().kind(), SourceKind::MetadataServer);
     creds.access_token().await.unwrap();
     assert_eq!(
@@ -212,9 +210,7 @@ async fn probe_finds_a_metadata_server_at_gce_metadata_ip() {
     let env = Env::new()
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_IP, &md.host());
-    let creds = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap();
+    let creds = adc(env, MemFs::new(), &clock).await.unwrap();
     assert_eq!(
         creds.source(),
         &Source::MetadataServer {
@@ -233,9 +229,7 @@ async fn a_stalling_probe_gives_up_quickly() {
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_IP, &addr.to_string());
     let started = Instant::now();
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1500), "probe took {took:?}");
     let AuthError::NotConfigured { attempts } = &err else {
@@ -266,9 +260,7 @@ async fn nothing_configured_lists_all_three_attempts() {
     let env = Env::new()
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_IP, &nobody.to_string());
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     let AuthError::NotConfigured { attempts } = &err else {
         panic!("{err}")
     };
@@ -310,9 +302,7 @@ async fn no_gce_check_skips_the_metadata_server() {
         .with(vars::NO_GCE_CHECK, "1")
         .with(vars::GCE_METADATA_IP, &md.host())
         .with(vars::GOOGLE_APPLICATION_CREDENTIALS, "");
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     let AuthError::NotConfigured { attempts } = &err else {
         panic!("{err}")
     };
@@ -341,9 +331,7 @@ async fn an_explicit_metadata_host_that_is_down_is_a_failure_not_silence() {
     let nobody = closed_port().await;
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, &nobody.to_string());
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     let AuthError::NotConfigured { attempts } = &err else {
         panic!("{err}")
     };
@@ -374,9 +362,7 @@ async fn an_explicit_host_that_is_not_a_metadata_server_is_refused() {
     *md.state.ping_flavor.lock().unwrap() = false;
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, &md.host());
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("without the header Metadata-Flavor: Google, so it is not a metadata server"),
@@ -393,9 +379,7 @@ async fn an_explicit_host_that_is_not_a_metadata_server_is_refused() {
 async fn a_bad_gce_metadata_host_value_is_an_error() {
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, "127.0.0.1:80/computeMetadata/v1");
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -445,9 +429,7 @@ async fn a_bad_env_file_stops_the_chain() {
             .with(vars::GOOGLE_APPLICATION_CREDENTIALS, path)
             .with(vars::GCE_METADATA_HOST, &md.host());
         let clock = ManualClock::at_secs(T0);
-        let err = google_default(&ctx(env, fs, &clock), &[])
-            .await
-            .unwrap_err();
+        let err = adc(env, fs, &clock).await.unwrap_err();
         let msg = err.to_string();
         let AuthError::InvalidConfig {
             path: p,
@@ -484,9 +466,7 @@ async fn a_bad_gcloud_file_stops_the_chain_too() {
     let clock = ManualClock::at_secs(T0);
     let fs = MemFs::new().with(GCLOUD_FILE, "{\"type\":\"authorized_user\"}");
     let env = base_env().with(vars::GCE_METADATA_HOST, &md.host());
-    let err = google_default(&ctx(env, fs, &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, fs, &clock).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -515,9 +495,7 @@ async fn unsupported_types_say_so() {
             };
             let fs = MemFs::new().with(path, content.clone());
             let clock = ManualClock::at_secs(T0);
-            let err = google_default(&ctx(env, fs, &clock), &[])
-                .await
-                .unwrap_err();
+            let err = adc(env, fs, &clock).await.unwrap_err();
             let msg = err.to_string();
             let AuthError::Unsupported {
                 path: p, kind: k, ..
@@ -567,9 +545,7 @@ async fn a_metadata_server_that_will_not_name_its_account_is_still_used() {
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, &md.host());
     let started = Instant::now();
-    let creds = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap();
+    let creds = adc(env, MemFs::new(), &clock).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
