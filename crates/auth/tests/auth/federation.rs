@@ -145,7 +145,26 @@ async fn handle(
     StatusCode::NOT_FOUND.into_response()
 }
 
+/// Gets an access token through the ADC chain of `c`: the subject token
+/// `fake`'s STS was given for it.
+async fn token_then_subject(c: &keyway_auth::AuthContext, fake: &Fake) -> String {
+    let creds = google_default(c, &[]).await.unwrap();
+    creds.access_token().await.unwrap();
+    let sts = fake.seen().pop().unwrap();
+    form(&sts.body)["subject_token"].clone()
+}
+
 impl Fake {
+    /// [`Fake::env`] of an ECS task in eu-west-3 whose credentials endpoint
+    /// (and its token) this fake serves.
+    fn ecs_env(&self) -> Env {
+        let endpoint = format!("{}/ecs/creds", self.base());
+        self.env()
+            .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint)
+            .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
+            .with("AWS_REGION", "eu-west-3")
+    }
+
     async fn start() -> Self {
         let state = Arc::new(FedState::default());
         let addr = serve(Router::new().fallback(handle).with_state(state.clone())).await;
@@ -226,14 +245,7 @@ async fn aws1_via_the_ecs_endpoint_then_sts_then_impersonation() {
         Some(SA),
         json!({"subject_token_type": "urn:ietf:params:aws:token-type:aws4_request", "service_account_impersonation": {"token_lifetime_seconds": 1800}}),
     );
-    let env = fake
-        .env()
-        .with(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            &format!("{}/ecs/creds", fake.base()),
-        )
-        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
-        .with("AWS_REGION", "eu-west-3");
+    let env = fake.ecs_env();
     let clock = ManualClock::at_secs(T0);
     let creds = google_default(&ctx(env, wif(file), &clock), &scopes(&[CLOUD_PLATFORM]))
         .await
@@ -602,29 +614,11 @@ echo '{{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-typ
         Arc::new(clock.clone()),
         http_client(),
     );
-    google_default(&c, &[])
-        .await
-        .unwrap()
-        .access_token()
-        .await
-        .unwrap();
-    assert_eq!(
-        form(&fake.seen().pop().unwrap().body)["subject_token"],
-        "cached.jwt.token"
-    );
+    assert_eq!(token_then_subject(&c, &fake).await, "cached.jwt.token");
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
     // Once it has expired, the command runs again and is told the output file.
     clock.advance_secs(60);
-    google_default(&c, &[])
-        .await
-        .unwrap()
-        .access_token()
-        .await
-        .unwrap();
-    assert_eq!(
-        form(&fake.seen().pop().unwrap().body)["subject_token"],
-        SUBJECT
-    );
+    assert_eq!(token_then_subject(&c, &fake).await, SUBJECT);
     let last = std::fs::read_to_string(&log).unwrap();
     assert!(
         last.lines()
@@ -769,14 +763,7 @@ async fn secrets_stay_out_of_debug_and_errors() {
         Some("denied@my-proj.iam.gserviceaccount.com"),
         json!({}),
     );
-    let env = fake
-        .env()
-        .with(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            &format!("{}/ecs/creds", fake.base()),
-        )
-        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
-        .with("AWS_REGION", "eu-west-3");
+    let env = fake.ecs_env();
     let creds = adc(env, wif(file), &clock).await.unwrap();
     let e = creds.access_token().await.unwrap_err();
     let text = format!(
