@@ -8,11 +8,39 @@ use keyway_core::{Env, MemFs, vars};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The attempts of a chain that found no credentials (any other error fails the test).
+fn not_configured(err: &AuthError) -> &[keyway_auth::Attempt] {
+    let AuthError::NotConfigured { attempts } = err else {
+        panic!("{err}")
+    };
+    attempts
+}
+
 fn outcomes(attempts: &[keyway_auth::Attempt]) -> Vec<(SourceKind, String)> {
     attempts
         .iter()
         .map(|a| (a.source, a.outcome.to_string()))
         .collect()
+}
+
+/// A credential file named by GOOGLE_APPLICATION_CREDENTIALS, not an impersonation chain.
+fn env_file(path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
+    let path = path.as_ref().to_owned();
+    Source::EnvFile {
+        path,
+        kind,
+        chain: None,
+    }
+}
+
+/// gcloud's ADC file, not an impersonation chain.
+fn gcloud_file(path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
+    let path = path.as_ref().to_owned();
+    Source::GcloudFile {
+        path,
+        kind,
+        chain: None,
+    }
 }
 
 #[tokio::test]
@@ -27,17 +55,11 @@ async fn env_file_beats_gcloud_file_beats_metadata() {
     let env = base_env()
         .with(vars::GOOGLE_APPLICATION_CREDENTIALS, "/creds/sa.json")
         .with(vars::GCE_METADATA_HOST, &md.host());
-    let creds = google_default(&ctx(env, fs, &clock), &scopes(&[CLOUD_PLATFORM]))
-        .await
-        .unwrap();
+    let creds = adc_for(env, fs, &clock, &[CLOUD_PLATFORM]).await.unwrap();
 
     assert_eq!(
         creds.source(),
-        &Source::EnvFile {
-            path: "/creds/sa.json".into(),
-            kind: CredentialKind::ServiceAccount,
-            chain: None
-        }
+        &env_file("/creds/sa.json", CredentialKind::ServiceAccount)
     );
     assert_eq!(
         creds.source().to_string(),
@@ -70,17 +92,11 @@ async fn gcloud_file_answers_with_user_credentials_and_beats_metadata() {
     let env = base_env()
         .with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2, &oauth.base())
         .with(vars::GCE_METADATA_HOST, &md.host());
-    let creds = google_default(&ctx(env, fs, &clock), &scopes(&[CLOUD_PLATFORM]))
-        .await
-        .unwrap();
+    let creds = adc_for(env, fs, &clock, &[CLOUD_PLATFORM]).await.unwrap();
 
     assert_eq!(
         creds.source(),
-        &Source::GcloudFile {
-            path: GCLOUD_FILE.into(),
-            kind: CredentialKind::AuthorizedUser,
-            chain: None
-        }
+        &gcloud_file(GCLOUD_FILE, CredentialKind::AuthorizedUser)
     );
     assert_eq!(
         creds.source().to_string(),
@@ -117,11 +133,10 @@ async fn cloudsdk_config_moves_the_gcloud_file() {
     let creds = adc(env, fs, &clock).await.unwrap();
     assert_eq!(
         creds.source(),
-        &Source::GcloudFile {
-            path: "/etc/gcloud-alt/application_default_credentials.json".into(),
-            kind: CredentialKind::AuthorizedUser,
-            chain: None
-        }
+        &gcloud_file(
+            "/etc/gcloud-alt/application_default_credentials.json",
+            CredentialKind::AuthorizedUser
+        )
     );
 }
 
@@ -132,12 +147,9 @@ async fn metadata_server_answers_via_gce_metadata_host() {
     let env = Env::new()
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_HOST, &md.host());
-    let creds = google_default(
-        &ctx(env, MemFs::new(), &clock),
-        &scopes(&[CLOUD_PLATFORM, "openid"]),
-    )
-    .await
-    .unwrap();
+    let creds = adc_for(env, MemFs::new(), &clock, &[CLOUD_PLATFORM, "openid"])
+        .await
+        .unwrap();
 
     assert_eq!(
         creds.source(),
@@ -232,9 +244,7 @@ async fn a_stalling_probe_gives_up_quickly() {
     let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1500), "probe took {took:?}");
-    let AuthError::NotConfigured { attempts } = &err else {
-        panic!("{err}")
-    };
+    let attempts = not_configured(&err);
     assert_eq!(
         attempts[2].outcome.to_string(),
         format!(
@@ -261,9 +271,7 @@ async fn nothing_configured_lists_all_three_attempts() {
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_IP, &nobody.to_string());
     let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
-    let AuthError::NotConfigured { attempts } = &err else {
-        panic!("{err}")
-    };
+    let attempts = not_configured(&err);
     assert_eq!(
         outcomes(attempts),
         vec![
@@ -303,9 +311,7 @@ async fn no_gce_check_skips_the_metadata_server() {
         .with(vars::GCE_METADATA_IP, &md.host())
         .with(vars::GOOGLE_APPLICATION_CREDENTIALS, "");
     let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
-    let AuthError::NotConfigured { attempts } = &err else {
-        panic!("{err}")
-    };
+    let attempts = not_configured(&err);
     assert_eq!(
         outcomes(attempts),
         vec![
@@ -332,9 +338,7 @@ async fn an_explicit_metadata_host_that_is_down_is_a_failure_not_silence() {
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, &nobody.to_string());
     let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
-    let AuthError::NotConfigured { attempts } = &err else {
-        panic!("{err}")
-    };
+    let attempts = not_configured(&err);
     let Outcome::Failed(why) = &attempts[2].outcome else {
         panic!("{:?}", attempts[2])
     };
@@ -530,11 +534,7 @@ async fn real_files_are_read_through_the_fs_seam() {
     let creds = google_default(&c, &[]).await.unwrap();
     assert_eq!(
         creds.source(),
-        &Source::EnvFile {
-            path,
-            kind: CredentialKind::AuthorizedUser,
-            chain: None
-        }
+        &env_file(&path, CredentialKind::AuthorizedUser)
     );
 }
 

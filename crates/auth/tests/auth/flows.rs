@@ -110,9 +110,7 @@ async fn user_credentials_refresh_and_learn_the_email_from_the_id_token() {
     let clock = ManualClock::at_secs(T0);
     let fs = MemFs::new().with(GCLOUD_FILE, data("authorized_user.json"));
     let env = base_env().with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2, &oauth.base());
-    let creds = google_default(&ctx(env, fs, &clock), &scopes(&[CLOUD_PLATFORM]))
-        .await
-        .unwrap();
+    let creds = adc_for(env, fs, &clock, &[CLOUD_PLATFORM]).await.unwrap();
     let id = creds.identity().await.unwrap();
     assert_eq!(id.email.as_deref(), Some("alice@example.com"));
     assert_eq!(id.scopes.as_ref().map(|s| s.len()), Some(3));

@@ -63,6 +63,16 @@ pub async fn adc(
     keyway_auth::google_default(&ctx(env, fs, clock), &[]).await
 }
 
+/// The ADC chain in `env`, over the files of `fs`, asking for the scopes `asked`.
+pub async fn adc_for(
+    env: Env,
+    fs: MemFs,
+    clock: &ManualClock,
+    asked: &[&str],
+) -> Result<keyway_auth::GoogleCredentials, keyway_auth::AuthError> {
+    keyway_auth::google_default(&ctx(env, fs, clock), &scopes(asked)).await
+}
+
 /// Files holding only a credential configuration, at `/creds/wif.json`.
 pub fn wif(file: String) -> MemFs {
     MemFs::new().with("/creds/wif.json", file)
