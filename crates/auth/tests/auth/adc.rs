@@ -23,24 +23,22 @@ fn outcomes(attempts: &[keyway_auth::Attempt]) -> Vec<(SourceKind, String)> {
         .collect()
 }
 
-/// A credential file named by GOOGLE_APPLICATION_CREDENTIALS, not an impersonation chain.
-fn env_file(path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
-    let path = path.as_ref().to_owned();
-    Source::EnvFile {
-        path,
-        kind,
-        chain: None,
+/// The source of the credential file GOOGLE_APPLICATION_CREDENTIALS names
+/// (or, `gcloud`, of gcloud's well-known file), not an impersonation chain.
+fn file_source(gcloud: bool, path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
+    let (path, chain) = (path.as_ref().to_owned(), None);
+    match gcloud {
+        true => Source::GcloudFile { path, kind, chain },
+        false => Source::EnvFile { path, kind, chain },
     }
 }
 
-/// gcloud's ADC file, not an impersonation chain.
+fn env_file(path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
+    file_source(false, path, kind)
+}
+
 fn gcloud_file(path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
-    let path = path.as_ref().to_owned();
-    Source::GcloudFile {
-        path,
-        kind,
-        chain: None,
-    }
+    file_source(true, path, kind)
 }
 
 #[tokio::test]
