@@ -67,6 +67,12 @@ impl Checker {
         }
     }
 
+    /// [`Checker::everything`] of the credentials in the file `content`.
+    async fn file(&mut self, what: &str, content: String, clock: &ManualClock) {
+        let creds = from_file(content, clock).await.unwrap();
+        self.everything(what, &creds).await;
+    }
+
     async fn everything(&mut self, what: &str, creds: &GoogleCredentials) {
         self.clean(
             what,
@@ -156,21 +162,11 @@ async fn no_secret_reaches_errors_debug_or_logs() {
 
     // Success: user credentials, service account, metadata server.
     oauth.expect_user("123", CLIENT_SECRET, REFRESH_TOKEN);
-    ck.everything(
-        "user success",
-        &from_file(user_file(&oauth.token_uri()), &clock)
-            .await
-            .unwrap(),
-    )
-    .await;
+    ck.file("user success", user_file(&oauth.token_uri()), &clock)
+        .await;
     oauth.expect_sa(SA_EMAIL, "1");
-    ck.everything(
-        "sa success",
-        &from_file(sa_file(&oauth.token_uri(), None), &clock)
-            .await
-            .unwrap(),
-    )
-    .await;
+    ck.file("sa success", sa_file(&oauth.token_uri(), None), &clock)
+        .await;
     let env = base_env().with(vars::GCE_METADATA_HOST, &md.host());
     let m = google_default(&quick(env, MemFs::new(), &clock), &[])
         .await
@@ -180,22 +176,11 @@ async fn no_secret_reaches_errors_debug_or_logs() {
 
     // Token endpoint errors: refused grant, 5xx until giving up, odd 200 bodies, garbage, stalls, resets.
     oauth.expect_user("123", CLIENT_SECRET, "another");
-    ck.everything(
-        "invalid_grant",
-        &from_file(user_file(&oauth.token_uri()), &clock)
-            .await
-            .unwrap(),
-    )
-    .await;
+    ck.file("invalid_grant", user_file(&oauth.token_uri()), &clock)
+        .await;
     oauth.expect_user("123", CLIENT_SECRET, REFRESH_TOKEN);
     oauth.script(&[Reply::Status(500); 20]);
-    ck.everything(
-        "500s",
-        &from_file(user_file(&oauth.token_uri()), &clock)
-            .await
-            .unwrap(),
-    )
-    .await;
+    ck.file("500s", user_file(&oauth.token_uri()), &clock).await;
     oauth.state.script.lock().unwrap().clear();
     for body in [
         json!({"unexpected": ACCESS_TOKEN, "refresh_token": REFRESH_TOKEN}),
@@ -204,54 +189,24 @@ async fn no_secret_reaches_errors_debug_or_logs() {
         json!({"id_token": 5, "access_token": ACCESS_TOKEN}),
     ] {
         *oauth.state.body_override.lock().unwrap() = Some(body.to_string());
-        ck.everything(
-            "odd body (user)",
-            &from_file(user_file(&oauth.token_uri()), &clock)
-                .await
-                .unwrap(),
-        )
-        .await;
-        ck.everything(
-            "odd body (sa)",
-            &from_file(sa_file(&oauth.token_uri(), None), &clock)
-                .await
-                .unwrap(),
-        )
-        .await;
+        ck.file("odd body (user)", user_file(&oauth.token_uri()), &clock)
+            .await;
+        ck.file("odd body (sa)", sa_file(&oauth.token_uri(), None), &clock)
+            .await;
     }
     *oauth.state.body_override.lock().unwrap() = None;
     oauth.script(&[Reply::Garbage]);
-    ck.everything(
-        "garbage",
-        &from_file(user_file(&oauth.token_uri()), &clock)
-            .await
-            .unwrap(),
-    )
-    .await;
+    ck.file("garbage", user_file(&oauth.token_uri()), &clock)
+        .await;
     let (stall, _) = stall_server().await;
-    ck.everything(
-        "stall",
-        &from_file(user_file(&format!("http://{stall}/token")), &clock)
-            .await
-            .unwrap(),
-    )
-    .await;
+    ck.file("stall", user_file(&format!("http://{stall}/token")), &clock)
+        .await;
     let (reset, _) = reset_server(usize::MAX, "").await;
-    ck.everything(
-        "reset",
-        &from_file(user_file(&format!("http://{reset}/token")), &clock)
-            .await
-            .unwrap(),
-    )
-    .await;
+    ck.file("reset", user_file(&format!("http://{reset}/token")), &clock)
+        .await;
     oauth.expect_sa("someone-else@example.com", "1");
-    ck.everything(
-        "sa refused",
-        &from_file(sa_file(&oauth.token_uri(), None), &clock)
-            .await
-            .unwrap(),
-    )
-    .await;
+    ck.file("sa refused", sa_file(&oauth.token_uri(), None), &clock)
+        .await;
 
     // Metadata errors: an impostor echoing the token without the header, garbage, 403.
     for reply in [Reply::NoFlavor, Reply::Garbage, Reply::Status(403)] {

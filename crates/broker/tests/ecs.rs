@@ -118,9 +118,7 @@ async fn a_thousand_callers_at_expiry_cause_one_upstream_refresh() {
     let clock = ManualClock::at_secs(T0);
     let (r, up, token) = broker(&clock, 3600).await;
     clock.advance_secs(3601);
-    up.knobs
-        .delay_ms
-        .store(200, std::sync::atomic::Ordering::SeqCst);
+    up.knobs.set_delay_ms(200);
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let (r, t) = (r.clone(), token.expose().to_owned());

@@ -15,6 +15,17 @@ use serde_json::Value;
 use std::sync::Arc;
 use support::*;
 
+/// The default service account's access and ID tokens.
+const TOKEN: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+const IDENTITY: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
+
+/// [`broker`] on a clock at [`T0`], which it returns.
+async fn broker_at_t0(lifetime: i64) -> (ManualClock, Router, Upstream) {
+    let clock = ManualClock::at_secs(T0);
+    let (r, up) = broker(&clock, lifetime).await;
+    (clock, r, up)
+}
+
 async fn broker(clock: &ManualClock, lifetime: i64) -> (Router, Upstream) {
     let up = Upstream::metadata(clock, lifetime).await;
     let ctx = ctx(up.env(), clock);
@@ -123,8 +134,7 @@ async fn ping_and_listings_as_gce_answers_them() {
 
 #[tokio::test]
 async fn refusals_as_gce_refuses() {
-    let clock = ManualClock::at_secs(T0);
-    let (r, up) = broker(&clock, 3600).await;
+    let (_clock, r, up) = broker_at_t0(3600).await;
     let hits = up.knobs.hits();
     let token = "/computeMetadata/v1/instance/service-accounts/default/token";
 
@@ -177,10 +187,8 @@ async fn refusals_as_gce_refuses() {
 
 #[tokio::test]
 async fn tokens_are_cached_and_count_down() {
-    let clock = ManualClock::at_secs(T0);
-    let (r, up) = broker(&clock, 3600).await;
-    let path = "/computeMetadata/v1/instance/service-accounts/default/token";
-    let (s, h, b) = call(&r, md(path)).await;
+    let (clock, r, up) = broker_at_t0(3600).await;
+    let (s, h, b) = call(&r, md(TOKEN)).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(h["metadata-flavor"], "Google");
@@ -190,10 +198,10 @@ async fn tokens_are_cached_and_count_down() {
     let first = v["access_token"].as_str().unwrap().to_owned();
     assert!(first.starts_with("ya29.upstream-"));
     for _ in 0..50 {
-        call(&r, md(path)).await;
+        call(&r, md(TOKEN)).await;
     }
     clock.advance_secs(600);
-    let (_, _, b) = call(&r, md(path)).await;
+    let (_, _, b) = call(&r, md(TOKEN)).await;
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["access_token"], first.as_str());
     assert_eq!(v["expires_in"], 3000);
@@ -212,8 +220,7 @@ async fn tokens_are_cached_and_count_down() {
 
 #[tokio::test]
 async fn other_scopes_get_their_own_token() {
-    let clock = ManualClock::at_secs(T0);
-    let (r, up) = broker(&clock, 3600).await;
+    let (_clock, r, up) = broker_at_t0(3600).await;
     let base = "/computeMetadata/v1/instance/service-accounts/default/token";
     call(&r, md(base)).await;
     // The default set, spelled by a client: the same cache.
@@ -238,20 +245,16 @@ async fn other_scopes_get_their_own_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_callers_at_expiry_cause_one_upstream_refresh() {
-    let clock = ManualClock::at_secs(T0);
-    let (r, up) = broker(&clock, 60).await;
-    let path = "/computeMetadata/v1/instance/service-accounts/default/token";
-    call(&r, md(path)).await;
+    let (clock, r, up) = broker_at_t0(60).await;
+    call(&r, md(TOKEN)).await;
     assert_eq!(up.knobs.hits(), 1);
     // The token has expired; the upstream takes a while to answer.
     clock.advance_secs(61);
-    up.knobs
-        .delay_ms
-        .store(200, std::sync::atomic::Ordering::SeqCst);
+    up.knobs.set_delay_ms(200);
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let r = r.clone();
-        tasks.push(tokio::spawn(async move { call(&r, md(path)).await }));
+        tasks.push(tokio::spawn(async move { call(&r, md(TOKEN)).await }));
     }
     let mut tokens = std::collections::BTreeSet::new();
     for t in tasks {
@@ -266,17 +269,15 @@ async fn a_thousand_callers_at_expiry_cause_one_upstream_refresh() {
 
 #[tokio::test]
 async fn an_outage_serves_the_cached_token_until_it_expires_then_503() {
-    let clock = ManualClock::at_secs(T0);
-    let (r, up) = broker(&clock, 3600).await;
-    let path = "/computeMetadata/v1/instance/service-accounts/default/token";
-    let (_, _, b) = call(&r, md(path)).await;
+    let (clock, r, up) = broker_at_t0(3600).await;
+    let (_, _, b) = call(&r, md(TOKEN)).await;
     let v: Value = serde_json::from_slice(&b).unwrap();
     let token = v["access_token"].as_str().unwrap().to_owned();
     up.knobs.set_down(true);
     // Due for refresh (refresh-ahead 225 s); upstream down: the cached token, still valid.
     clock.advance_secs(3500);
     for _ in 0..20 {
-        let (s, _, b) = call(&r, md(path)).await;
+        let (s, _, b) = call(&r, md(TOKEN)).await;
         assert_eq!(s, StatusCode::OK);
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["access_token"], token.as_str());
@@ -289,7 +290,7 @@ async fn an_outage_serves_the_cached_token_until_it_expires_then_503() {
     );
     // Expired: answered as the metadata server does when it cannot mint one.
     clock.advance_secs(100);
-    let (s, h, b) = call(&r, md(path)).await;
+    let (s, h, b) = call(&r, md(TOKEN)).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(h["metadata-flavor"], "Google");
     assert!(
@@ -299,7 +300,7 @@ async fn an_outage_serves_the_cached_token_until_it_expires_then_503() {
     );
     // Back up: served again.
     up.knobs.set_down(false);
-    let (s, _, b) = call(&r, md(path)).await;
+    let (s, _, b) = call(&r, md(TOKEN)).await;
     assert_eq!(s, StatusCode::OK);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_ne!(v["access_token"], token.as_str());
@@ -307,9 +308,8 @@ async fn an_outage_serves_the_cached_token_until_it_expires_then_503() {
 
 #[tokio::test]
 async fn identity_tokens_need_an_audience_and_are_cached_per_audience() {
-    let clock = ManualClock::at_secs(T0);
-    let (r, up) = broker(&clock, 3600).await;
-    let base = "/computeMetadata/v1/instance/service-accounts/default/identity";
+    let (_clock, r, up) = broker_at_t0(3600).await;
+    let base = IDENTITY;
     let (s, _, b) = call(&r, md(base)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(text(&b).contains("audience"));

@@ -4,37 +4,11 @@
 //! annotations beyond their documented limits, and Secrets Manager tags
 //! beyond 50 or beyond their lengths are refused with each cloud's error.
 
+use keyway_testkit::CLOUD_PLATFORM as CP;
 use keyway_testkit::Local;
 use serde_json::{Value, json};
 
-const WORLD: &str = r#"
-[[project]]
-id = "proj-l"
-number = 4444444444
-
-[[user]]
-email = "owner@example.com"
-
-[[binding]]
-resource = "projects/proj-l"
-role = "roles/owner"
-members = ["user:owner@example.com"]
-
-[[secret]]
-project = "proj-l"
-name = "s"
-versions = [{ data = "v" }]
-
-[[aws_account]]
-id = "111111111111"
-
-[[aws_user]]
-account = "111111111111"
-name = "admin"
-policies = ['{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}']
-"#;
-
-const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
+const WORLD: &str = include_str!("worlds/api_limits.toml");
 
 async fn google(e: &Local, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let token = e.token("user:owner@example.com", &[CP]);

@@ -7,177 +7,84 @@ use keyway_cloud::aws::compute;
 use keyway_testkit::{Creds, Local, xml};
 use serde_json::{Value, json};
 
-const WORLD: &str = r#"
-[[aws_account]]
-id = "111111111111"
+const WORLD: &str = include_str!("worlds/aws_compute.toml");
 
-[[aws_role]]
-account = "111111111111"
-name = "web-role"
-trust = { Statement = [{ Effect = "Allow", Principal = { Service = "ec2.amazonaws.com" }, Action = "sts:AssumeRole" }] }
-policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}']
+const CREDS: &str = "latest/meta-data/iam/security-credentials/";
 
-[[aws_role]]
-account = "111111111111"
-name = "task-role"
-trust = '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
-policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}']
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
 
-[[aws_role]]
-account = "111111111111"
-name = "exec-role"
-trust = '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
-policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "arn:aws:secretsmanager:us-east-1:111111111111:secret:db-*"}]}']
+/// GET `path` of the IMDS at `imds`, with a session token or none.
+async fn imds_get(e: &Local, imds: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let token = token.map(|t| ("x-aws-ec2-metadata-token", t));
+    let headers: Vec<(&str, &str)> = token.into_iter().collect();
+    e.request("GET", &format!("{imds}{path}"), &headers).await
+}
 
-[[ec2_instance]]
-account = "111111111111"
-name = "web-1"
-region = "us-east-1"
-role = "web-role"
+/// PUT `latest/api/token` of the IMDS at `imds`, asking for `ttl` seconds or not.
+async fn imds_token(e: &Local, imds: &str, ttl: Option<&str>) -> (u16, String) {
+    let ttl = ttl.map(|t| ("X-aws-ec2-metadata-token-ttl-seconds", t));
+    let headers: Vec<(&str, &str)> = ttl.into_iter().collect();
+    e.request("PUT", &format!("{imds}latest/api/token"), &headers)
+        .await
+}
 
-[[ec2_instance]]
-account = "111111111111"
-name = "bare-1"
-region = "us-east-1"
-
-[[ecs_task]]
-account = "111111111111"
-name = "api"
-region = "us-east-1"
-task_role = "task-role"
-execution_role = "exec-role"
-secrets = [
-  { name = "DB_PASS", value_from = "arn:aws:secretsmanager:us-east-1:111111111111:secret:db:password::" },
-  { name = "DB_JSON", value_from = "db" },
-]
-
-[[ecs_task]]
-account = "111111111111"
-name = "no-role"
-region = "us-east-1"
-execution_role = "exec-role"
-
-[[ecs_task]]
-account = "111111111111"
-name = "denied"
-region = "us-east-1"
-task_role = "task-role"
-execution_role = "exec-role"
-secrets = [{ name = "API_KEY", value_from = "api-key" }]
-
-[[aws_secret]]
-account = "111111111111"
-region = "us-east-1"
-name = "db"
-versions = [{ string = '{"user":"app","password":"hunter2"}' }]
-
-[[aws_secret]]
-account = "111111111111"
-region = "us-east-1"
-name = "api-key"
-versions = [{ string = "k-123" }]
-"#;
+/// The control endpoint `keyway cloud env --task` calls to start `task`,
+/// with the control token or without.
+async fn start_task(e: &Local, task: &str, with_token: bool) -> (u16, Value) {
+    let url = format!("{}/_keyway/ecs/start-task", e.ep().aws);
+    let mut r = e.http.post(&url).json(&json!({ "task": task }));
+    if with_token {
+        r = r.bearer_auth(&e.ep().control_token);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
 
 #[tokio::test]
 async fn imdsv2_requires_a_session_token_and_serves_the_instance_role() {
     let e = Local::start(WORLD).await;
     let imds = &e.ep().ec2["web-1"].imds;
-    let get = |path: &str, token: Option<&str>| {
-        let mut r = e.http.get(format!("{imds}{path}"));
-        if let Some(t) = token {
-            r = r.header("x-aws-ec2-metadata-token", t);
-        }
-        r.send()
-    };
-    let r = get("latest/meta-data/iam/security-credentials/", None)
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401, "IMDSv1 is refused");
-    let r = e
-        .http
-        .put(format!("{imds}latest/api/token"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400, "a token needs a TTL");
-    let r = e
-        .http
-        .put(format!("{imds}latest/api/token"))
-        .header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let token = r.text().await.unwrap();
-    let r = get("latest/meta-data/iam/security-credentials/", Some("forged"))
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    for path in [
-        "latest/meta-data/iam/security-credentials/",
-        "latest/meta-data/iam/security-credentials",
-    ] {
-        let r = get(path, Some(&token)).await.unwrap();
-        assert_eq!(r.text().await.unwrap(), "web-role");
+    let (s, _) = imds_get(&e, imds, CREDS, None).await;
+    assert_eq!(s, 401, "IMDSv1 is refused");
+    let (s, _) = imds_token(&e, imds, None).await;
+    assert_eq!(s, 400, "a token needs a TTL");
+    let (s, token) = imds_token(&e, imds, Some("21600")).await;
+    assert_eq!(s, 200);
+    let tok = Some(token.as_str());
+    assert_eq!(imds_get(&e, imds, CREDS, Some("forged")).await.0, 401);
+    for path in [CREDS, CREDS.trim_end_matches('/')] {
+        assert_eq!(imds_get(&e, imds, path, tok).await.1, "web-role");
     }
-    let v: Value = get(
-        "latest/meta-data/iam/security-credentials/web-role",
-        Some(&token),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let web_role = format!("{CREDS}web-role");
+    let v = json(&imds_get(&e, imds, &web_role, tok).await.1);
     assert_eq!(v["Code"], "Success");
     assert_eq!(v["Type"], "AWS-HMAC");
     assert!(
         v["AccessKeyId"].as_str().unwrap().starts_with("ASIA")
             && v["Expiration"].as_str().unwrap().ends_with('Z')
     );
-    let again: Value = get(
-        "latest/meta-data/iam/security-credentials/web-role",
-        Some(&token),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let again = json(&imds_get(&e, imds, &web_role, tok).await.1);
     assert_eq!(
         again["AccessKeyId"], v["AccessKeyId"],
         "IMDS hands out the same credentials until near expiry"
     );
-    let r = get(
-        "latest/meta-data/iam/security-credentials/other-role",
-        Some(&token),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
     assert_eq!(
-        get("latest/meta-data/placement/region", Some(&token))
+        imds_get(&e, imds, &format!("{CREDS}other-role"), tok)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "us-east-1"
+            .0,
+        404
     );
-    let doc: Value = get("latest/dynamic/instance-identity/document", Some(&token))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let region = "latest/meta-data/placement/region";
+    assert_eq!(imds_get(&e, imds, region, tok).await.1, "us-east-1");
+    let document = "latest/dynamic/instance-identity/document";
+    let doc = json(&imds_get(&e, imds, document, tok).await.1);
     assert_eq!(doc["accountId"], "111111111111");
     let id = doc["instanceId"].as_str().unwrap().to_owned();
     // The credentials work, as a session of the role named after the instance.
-    let c = Creds {
-        akid: v["AccessKeyId"].as_str().unwrap().into(),
-        secret: v["SecretAccessKey"].as_str().unwrap().into(),
-        token: v["Token"].as_str().map(str::to_owned),
-    };
+    let c = Creds::from_document(&v);
     let (s, x) = e.sts(&c, &[("Action", "GetCallerIdentity")]).await;
     assert_eq!(s, 200, "{x}");
     assert_eq!(
@@ -186,33 +93,11 @@ async fn imdsv2_requires_a_session_token_and_serves_the_instance_role() {
     );
     // A token expires with its TTL; an instance without a profile has no iam/.
     let bare = &e.ep().ec2["bare-1"].imds;
-    let t2 = e
-        .http
-        .put(format!("{bare}latest/api/token"))
-        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = e
-        .http
-        .get(format!("{bare}latest/meta-data/iam/security-credentials/"))
-        .header("x-aws-ec2-metadata-token", &t2)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
+    let (_, t2) = imds_token(&e, bare, Some("60")).await;
+    assert_eq!(imds_get(&e, bare, CREDS, Some(&t2)).await.0, 404);
     e.clock.advance_secs(61);
-    let r = e
-        .http
-        .get(format!("{bare}latest/meta-data/instance-id"))
-        .header("x-aws-ec2-metadata-token", &t2)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+    let instance_id = "latest/meta-data/instance-id";
+    assert_eq!(imds_get(&e, bare, instance_id, Some(&t2)).await.0, 401);
 }
 
 #[tokio::test]
@@ -222,40 +107,25 @@ async fn ecs_endpoint_needs_the_token_and_serves_the_task_role_only() {
     let start = compute::start_task(&e.aws, "api").unwrap();
     let token = start.auth_token.clone().unwrap();
     let url = format!("{}{}", t.agent, t.credentials_path.as_ref().unwrap());
-    let r = e.http.get(&url).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    let r = e
-        .http
-        .get(&url)
-        .header("Authorization", "wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    let r = e
-        .http
-        .get(format!("{}/v2/credentials/not-the-id", t.agent))
-        .header("Authorization", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    let v: Value = e
-        .http
-        .get(&url)
-        .header("Authorization", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = format!("{}/v2/credentials/not-the-id", t.agent);
+    for (url, authorization, status) in [
+        (&url, None, 401),
+        (&url, Some("wrong"), 401),
+        (&other, Some(token.as_str()), 400),
+    ] {
+        let headers: Vec<_> = authorization
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        assert_eq!(
+            e.request("GET", url, &headers).await.0,
+            status,
+            "{authorization:?}"
+        );
+    }
+    let v = json(&e.request("GET", &url, &[("Authorization", &token)]).await.1);
     assert_eq!(v["RoleArn"], "arn:aws:iam::111111111111:role/task-role");
-    let c = Creds {
-        akid: v["AccessKeyId"].as_str().unwrap().into(),
-        secret: v["SecretAccessKey"].as_str().unwrap().into(),
-        token: v["Token"].as_str().map(str::to_owned),
-    };
+    let c = Creds::from_document(&v);
     let (s, x) = e.sts(&c, &[("Action", "GetCallerIdentity")]).await;
     assert_eq!(s, 200, "{x}");
     assert!(
@@ -264,53 +134,30 @@ async fn ecs_endpoint_needs_the_token_and_serves_the_task_role_only() {
     );
     // The task role reads what the execution role may not.
     let (s, v) = e
-        .sm(
-            &c,
-            "us-east-1",
-            "GetSecretValue",
-            json!({"SecretId": "api-key"}),
-        )
+        .signed(&c, "us-east-1")
+        .sm("GetSecretValue", json!({"SecretId": "api-key"}))
         .await;
     assert_eq!((s, v["SecretString"].as_str()), (200, Some("k-123")));
-    let meta: Value = e
-        .http
-        .get(format!("{}{}/task", t.agent, t.metadata_path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let task = format!("{}{}/task", t.agent, t.metadata_path);
+    let meta = json(&e.request("GET", &task, &[]).await.1);
     assert_eq!(meta["LaunchType"], "FARGATE");
-    assert!(
-        meta["TaskARN"]
-            .as_str()
-            .unwrap()
-            .starts_with("arn:aws:ecs:us-east-1:111111111111:task/default/")
-    );
+    let arn = meta["TaskARN"].as_str().unwrap();
+    assert!(arn.starts_with("arn:aws:ecs:us-east-1:111111111111:task/default/"));
     // Without a task role there is no credentials endpoint and no token.
     assert!(e.ep().tasks["no-role"].credentials_path.is_none());
-    assert!(
-        compute::start_task(&e.aws, "no-role")
-            .unwrap()
-            .auth_token
-            .is_none()
-    );
+    let no_role = compute::start_task(&e.aws, "no-role").unwrap();
+    assert!(no_role.auth_token.is_none());
 }
 
 #[tokio::test]
 async fn task_secrets_resolve_with_the_execution_role_at_start() {
     let e = Local::start(WORLD).await;
     let s = compute::start_task(&e.aws, "api").unwrap();
+    let json_secret = r#"{"user":"app","password":"hunter2"}"#;
     assert_eq!(
         s.secrets,
-        vec![
-            ("DB_PASS".to_owned(), "hunter2".to_owned()),
-            (
-                "DB_JSON".to_owned(),
-                r#"{"user":"app","password":"hunter2"}"#.to_owned()
-            )
-        ]
+        [("DB_PASS", "hunter2"), ("DB_JSON", json_secret)]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
     );
     assert!(
         !format!("{s:?}").contains("hunter2"),
@@ -330,91 +177,67 @@ async fn task_secrets_resolve_with_the_execution_role_at_start() {
     assert!(err.contains("is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:111111111111:secret:api-key-"), "{err}");
     assert!(!err.contains("k-123"));
     // Through the control endpoint, as `keyway cloud env --task` calls it.
-    let url = format!("{}/_keyway/ecs/start-task", e.ep().aws);
-    let r = e
-        .http
-        .post(&url)
-        .json(&json!({"task": "api"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    let r = e
-        .http
-        .post(&url)
-        .bearer_auth(&e.ep().control_token)
-        .json(&json!({"task": "denied"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    let v: Value = r.json().await.unwrap();
-    assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("ResourceInitializationError")
-    );
-    let r = e
-        .http
-        .post(&url)
-        .bearer_auth(&e.ep().control_token)
-        .json(&json!({"task": "api"}))
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
+    assert_eq!(start_task(&e, "api", false).await.0, 401);
+    let (s, v) = start_task(&e, "denied", true).await;
+    assert_eq!(s, 400);
+    let message = v["message"].as_str().unwrap();
+    assert!(message.starts_with("ResourceInitializationError"));
+    let (_, v) = start_task(&e, "api", true).await;
     assert_eq!(v["secrets"][0], json!(["DB_PASS", "hunter2"]));
     // The json-key form fails clearly when the key is absent.
-    assert_eq!(
-        compute::parse_value_from(
-            "arn:aws:secretsmanager:us-east-1:1:secret:db-AbCdEf:k:AWSPREVIOUS:"
-        )
-        .unwrap()
-        .stage
-        .as_deref(),
-        Some("AWSPREVIOUS")
-    );
+    let with_stage = "arn:aws:secretsmanager:us-east-1:1:secret:db-AbCdEf:k:AWSPREVIOUS:";
+    let parsed = compute::parse_value_from(with_stage).unwrap();
+    assert_eq!(parsed.stage.as_deref(), Some("AWSPREVIOUS"));
     assert!(compute::parse_value_from("arn:aws:ssm:us-east-1:1:parameter/x").is_err());
 }
 
 #[test]
 fn world_errors_name_the_table_and_key() {
-    let bad = WORLD.replace(
-        "Service = \"ec2.amazonaws.com\"",
-        "Service = \"lambda.amazonaws.com\"",
-    );
-    let e = keyway_cloud::world::parse("w.toml", &bad).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("[[ec2_instance]] 'web-1' key `role`")
-            && e.to_string().contains("ec2.amazonaws.com"),
-        "{e}"
-    );
-    assert_eq!(e.line, 23, "the line of the [[ec2_instance]] table: {e}");
-    let bad = WORLD.replace("id = \"111111111111\"", "id = \"1111\"");
-    let e = keyway_cloud::world::parse("w.toml", &bad).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("w.toml:2: [[aws_account]] key `id`"),
-        "{e}"
-    );
-    let bad = WORLD.replace(
-        "task_role = \"task-role\"\nexecution_role = \"exec-role\"\nsecrets = [\n",
-        "task_role = \"exec-rol\"\nexecution_role = \"exec-role\"\nsecrets = [\n",
-    );
-    let e = keyway_cloud::world::parse("w.toml", &bad).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("[[ecs_task]] 'api' key `task_role`: no [[aws_role]] 'exec-rol'"),
-        "{e}"
-    );
-    let bad = WORLD.replace(
-        "Action = \"sts:AssumeRole\" }]",
-        "Actions = \"sts:AssumeRole\" }]",
-    );
-    let e = keyway_cloud::world::parse("w.toml", &bad).unwrap_err();
-    assert!(e.to_string().contains("key `trust`"), "{e}");
+    // What the world says, what it says instead; how the error starts (with
+    // the file and line), what it names, and the line it gives.
+    let cases = [
+        (
+            "Service = \"ec2.amazonaws.com\"",
+            "Service = \"lambda.amazonaws.com\"",
+            "",
+            &["[[ec2_instance]] 'web-1' key `role`", "ec2.amazonaws.com"][..],
+            // The line of the [[ec2_instance]] table.
+            Some(23),
+        ),
+        (
+            "id = \"111111111111\"",
+            "id = \"1111\"",
+            "w.toml:2: [[aws_account]] key `id`",
+            &[],
+            None,
+        ),
+        (
+            "task_role = \"task-role\"\nexecution_role = \"exec-role\"\nsecrets = [\n",
+            "task_role = \"exec-rol\"\nexecution_role = \"exec-role\"\nsecrets = [\n",
+            "",
+            &["[[ecs_task]] 'api' key `task_role`: no [[aws_role]] 'exec-rol'"],
+            None,
+        ),
+        (
+            "Action = \"sts:AssumeRole\" }]",
+            "Actions = \"sts:AssumeRole\" }]",
+            "",
+            &["key `trust`"],
+            None,
+        ),
+    ];
+    for (from, to, starts, names, line) in cases {
+        let bad = WORLD.replace(from, to);
+        let e = keyway_cloud::world::parse("w.toml", &bad).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with(starts), "{e}");
+        for name in names {
+            assert!(text.contains(name), "{name}: {e}");
+        }
+        if let Some(line) = line {
+            assert_eq!(e.line, line, "{e}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -446,25 +269,11 @@ async fn seed_001_world_loads_and_the_key_reaches_the_task() {
     // The task role reads the same secret through Secrets Manager.
     let t = &e.ep().tasks["wevox-batch"];
     let url = format!("{}{}", t.agent, t.credentials_path.as_ref().unwrap());
-    let v: Value = e
-        .http
-        .get(&url)
-        .header("Authorization", s.auth_token.as_ref().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let c = Creds {
-        akid: v["AccessKeyId"].as_str().unwrap().into(),
-        secret: v["SecretAccessKey"].as_str().unwrap().into(),
-        token: v["Token"].as_str().map(str::to_owned),
-    };
+    let auth = [("Authorization", s.auth_token.as_deref().unwrap())];
+    let c = Creds::from_document(&json(&e.request("GET", &url, &auth).await.1));
     let (st, v) = e
+        .signed(&c, "ap-northeast-1")
         .sm(
-            &c,
-            "ap-northeast-1",
             "GetSecretValue",
             json!({"SecretId": "wevox/gcp-credentials"}),
         )
@@ -473,11 +282,8 @@ async fn seed_001_world_loads_and_the_key_reaches_the_task() {
     assert_eq!(v["SecretString"].as_str(), Some(value.as_str()));
     // The first task definition: KEY is injected, but the containers get no credentials.
     assert!(t.credentials_path.is_some());
-    assert!(
-        e.ep().tasks["wevox-batch-no-task-role"]
-            .credentials_path
-            .is_none()
-    );
+    let no_task_role = &e.ep().tasks["wevox-batch-no-task-role"];
+    assert!(no_task_role.credentials_path.is_none());
     let s2 = compute::start_task(&e.aws, "wevox-batch-no-task-role").unwrap();
     assert!(s2.auth_token.is_none() && s2.secrets.len() == 1);
 }

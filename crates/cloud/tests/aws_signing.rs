@@ -6,40 +6,31 @@
 //! and a long-term `AKIA…` key sent with a session token. A presigned
 //! GetCallerIdentity URL made by boto3 offline verifies, as EKS tokens need.
 
-use aws_credential_types::Credentials;
+mod common;
+
 use aws_sigv4::http_request::{
-    SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
 };
-use aws_sigv4::sign::v4;
+use common::sign_sts;
 use keyway_cloud::aws::sigv4;
 use keyway_testkit::{Creds, Local, NOW, xml};
 use serde_json::{Value, json};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-const WORLD: &str = r#"
-[[aws_account]]
-id = "111111111111"
-
-[[aws_user]]
-account = "111111111111"
-name = "admin"
-policies = ['{"Statement": [{"Effect": "Allow", "Action": ["secretsmanager:*", "sts:AssumeRole"], "Resource": "*"}]}']
-
-[[aws_role]]
-account = "111111111111"
-name = "deployer"
-trust = '{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "sts:AssumeRole"}]}'
-policies = ['{"Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}']
-
-[[aws_secret]]
-account = "111111111111"
-region = "us-east-1"
-name = "app/db"
-versions = [{ string = "the-db-password" }]
-"#;
+const WORLD: &str = include_str!("worlds/aws_signing.toml");
 
 const GCI: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const SM_JSON: &str = "application/x-amz-json-1.1";
+const GET_DB: &[u8] = br#"{"SecretId":"app/db"}"#;
+const MISMATCH: &str = "SignatureDoesNotMatch";
+const UNSIGNED: &str = "InvalidSignatureException";
+
+/// The cloud on [`WORLD`] and its admin's keys.
+fn open() -> (Local, Creds) {
+    let e = Local::open(WORLD);
+    let admin = e.user("111111111111", "admin");
+    (e, admin)
+}
 
 /// AWS's URI encoding of a query key or value (everything but unreserved).
 fn enc(s: &str) -> String {
@@ -51,40 +42,22 @@ fn enc(s: &str) -> String {
 fn presign(
     e: &Local,
     c: &Creds,
-    query: &str,
     headers: &[(&str, &str)],
-    expires: Duration,
+    expires: u64,
     at: i64,
     token: SessionTokenMode,
 ) -> String {
-    let url = format!("http://{}/?{query}", e.host());
+    let url = format!("http://{}/?{GCI}", e.host());
     let host = e.host();
     let mut all: Vec<(&str, &str)> = vec![("host", host.as_str())];
     all.extend_from_slice(headers);
-    let identity = Credentials::new(
-        c.akid.clone(),
-        c.secret.clone(),
-        c.token.clone(),
-        None,
-        "test",
-    )
-    .into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(expires);
+    settings.expires_in = Some(Duration::from_secs(expires));
     settings.session_token_mode = token;
-    let signing = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("sts")
-        .time(UNIX_EPOCH + Duration::from_secs(at as u64))
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
     let signable =
         SignableRequest::new("GET", &url, all.into_iter(), SignableBody::Bytes(b"")).unwrap();
-    let (instructions, _) = sign(signable, &signing).unwrap().into_parts();
+    let instructions = sign_sts(signable, c, "us-east-1", at, settings);
     let (_, query_params) = instructions.into_parts();
     let mut out = url;
     for (k, v) in query_params {
@@ -96,16 +69,21 @@ fn presign(
     out
 }
 
-/// A SigV4 `Authorization` for `headers` (which must hold `x-amz-date`) that
-/// lists only `signed` as signed headers, as a client that leaves headers out of
-/// its signature sends it. The signature itself is right for what it lists.
-fn authorization_listing(
+/// A GetCallerIdentity URL presigned as `c` at `at`, valid `expires` seconds.
+fn gci_url(e: &Local, c: &Creds, expires: u64, at: i64) -> String {
+    presign(e, c, &[], expires, at, SessionTokenMode::Include)
+}
+
+/// `headers` (which must hold `x-amz-date`) with a SigV4 `Authorization` that
+/// lists only `signed` as signed headers, as a client that leaves headers out
+/// of its signature sends it. The signature itself is right for what it lists.
+fn with_authorization(
     c: &Creds,
     service: &str,
     headers: &[(String, String)],
     signed: &[&str],
     body: &[u8],
-) -> String {
+) -> Vec<(String, String)> {
     let date = headers
         .iter()
         .find(|(k, _)| k == "x-amz-date")
@@ -129,13 +107,22 @@ fn authorization_listing(
     };
     let claimed = sigv4::parse(&req).unwrap();
     let sts = sigv4::string_to_sign(&sigv4::canonical_request(&req, &claimed), &claimed);
-    auth(&sigv4::signature(
-        &c.secret,
-        &date,
-        "us-east-1",
-        service,
-        &sts,
-    ))
+    let signature = sigv4::signature(&c.secret, &date, "us-east-1", service, &sts);
+    with_auth.last_mut().unwrap().1 = auth(&signature);
+    with_auth
+}
+
+/// The headers of a Secrets Manager GetSecretValue at [`NOW`], before any
+/// authorization; `more` after them.
+fn sm_headers(e: &Local, more: &[(&str, &str)]) -> Vec<(String, String)> {
+    let target = "secretsmanager.GetSecretValue";
+    let date = sigv4::format_amz_date(NOW);
+    let fixed = [("host", e.host()), ("content-type", SM_JSON.into())];
+    let fixed = fixed
+        .into_iter()
+        .chain([("x-amz-target", target.into()), ("x-amz-date", date)]);
+    let more = more.iter().map(|(k, v)| (*k, v.to_string()));
+    fixed.chain(more).map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 /// GETs a presigned URL of the cloud's AWS API (through its router).
@@ -156,65 +143,53 @@ async fn post(e: &Local, headers: &[(String, String)], body: &[u8]) -> (u16, Str
     (r.status, r.text())
 }
 
-fn code(x: &str) -> String {
+/// An error's `json_key` (JSON answers) or `<xml_tag>` (XML ones); "" if none.
+fn error_field(x: &str, json_key: &str, xml_tag: &str) -> String {
     if x.starts_with('{') {
         let v: Value = serde_json::from_str(x).unwrap();
-        v["__type"].as_str().unwrap_or("").to_owned()
-    } else if x.contains("<Code>") {
-        xml(x, "Code")
+        v[json_key].as_str().unwrap_or("").to_owned()
+    } else if x.contains(&format!("<{xml_tag}>")) {
+        xml(x, xml_tag)
     } else {
         String::new()
     }
 }
 
+fn code(x: &str) -> String {
+    error_field(x, "__type", "Code")
+}
+
 fn message(x: &str) -> String {
-    if x.starts_with('{') {
-        let v: Value = serde_json::from_str(x).unwrap();
-        v["Message"].as_str().unwrap_or("").to_owned()
-    } else if x.contains("<Message>") {
-        xml(x, "Message")
-    } else {
-        String::new()
-    }
+    error_field(x, "Message", "Message")
+}
+
+/// Asserts an answer's status and error code; its body.
+#[track_caller]
+fn refused((s, x): (u16, String), status: u16, want: &str) -> String {
+    assert_eq!((s, code(&x).as_str()), (status, want), "{x}");
+    x
 }
 
 #[tokio::test]
 async fn presigned_expires_must_be_seconds_up_to_a_week() {
-    let e = Local::open(WORLD);
-    let admin = e.user("111111111111", "admin");
-    let week = presign(
-        &e,
-        &admin,
-        GCI,
-        &[],
-        Duration::from_secs(604_800),
-        NOW,
-        SessionTokenMode::Include,
-    );
+    let (e, admin) = open();
+    let week = gci_url(&e, &admin, 604_800, NOW);
     let (s, x) = get(&e, &week, &[]).await;
     assert_eq!(s, 200, "{x}");
     assert_eq!(xml(&x, "Arn"), "arn:aws:iam::111111111111:user/admin");
 
     // A week and a second, and a hundred years: aws-sigv4 signs them, AWS refuses them.
     for secs in [604_801u64, 100 * 365 * 86_400] {
-        let url = presign(
-            &e,
-            &admin,
-            GCI,
-            &[],
-            Duration::from_secs(secs),
-            NOW,
-            SessionTokenMode::Include,
-        );
-        let (s, x) = get(&e, &url, &[]).await;
-        assert_eq!(
-            (s, code(&x).as_str()),
-            (400, "AuthorizationQueryParametersError"),
-            "{secs}: {x}"
+        let url = gci_url(&e, &admin, secs, NOW);
+        let x = refused(
+            get(&e, &url, &[]).await,
+            400,
+            "AuthorizationQueryParametersError",
         );
         assert_eq!(
             message(&x),
             "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
+            "{secs}"
         );
     }
     // Values no signer produces: refused before any signature is computed.
@@ -237,11 +212,10 @@ async fn presigned_expires_must_be_seconds_up_to_a_week() {
     ] {
         let url = week.replace("X-Amz-Expires=604800", &format!("X-Amz-Expires={v}"));
         assert_ne!(url, week);
-        let (s, x) = get(&e, &url, &[]).await;
-        assert_eq!(
-            (s, code(&x).as_str()),
-            (400, "AuthorizationQueryParametersError"),
-            "{v}: {x}"
+        let x = refused(
+            get(&e, &url, &[]).await,
+            400,
+            "AuthorizationQueryParametersError",
         );
         assert!(message(&x).starts_with(want), "{v}: {x}");
     }
@@ -249,28 +223,14 @@ async fn presigned_expires_must_be_seconds_up_to_a_week() {
 
 #[tokio::test]
 async fn a_presigned_url_lives_fifteen_minutes_whatever_its_expires_says() {
-    let e = Local::open(WORLD);
-    let admin = e.user("111111111111", "admin");
-    let week = presign(
-        &e,
-        &admin,
-        GCI,
-        &[],
-        Duration::from_secs(604_800),
-        NOW,
-        SessionTokenMode::Include,
-    );
+    let (e, admin) = open();
+    let week = gci_url(&e, &admin, 604_800, NOW);
     // STS and Secrets Manager do not honour X-Amz-Expires (only S3 does): a
     // presigned request is good for the same 15 minutes as any signature.
     e.clock.advance_secs(14 * 60);
     assert_eq!(get(&e, &week, &[]).await.0, 200);
     e.clock.advance_secs(2 * 60);
-    let (s, x) = get(&e, &week, &[]).await;
-    assert_eq!(
-        (s, code(&x).as_str()),
-        (403, "SignatureDoesNotMatch"),
-        "{x}"
-    );
+    let x = refused(get(&e, &week, &[]).await, 403, MISMATCH);
     assert!(
         message(&x).starts_with("Signature expired: ") && message(&x).contains("15 min."),
         "{x}"
@@ -281,51 +241,32 @@ async fn a_presigned_url_lives_fifteen_minutes_whatever_its_expires_says() {
 
     // A short X-Amz-Expires (EKS tokens say 60) is not cut short either: AWS
     // STS accepts such a URL for its 15 minutes, and EKS relies on that.
+    let cluster = |id| [("x-k8s-aws-id", id)];
     let now = e.clock_now();
     let eks = presign(
         &e,
         &admin,
-        GCI,
-        &[("x-k8s-aws-id", "cluster-1")],
-        Duration::from_secs(60),
+        &cluster("cluster-1"),
+        60,
         now,
         SessionTokenMode::Include,
     );
     e.clock.advance_secs(5 * 60);
-    let (s, x) = get(&e, &eks, &[("x-k8s-aws-id", "cluster-1")]).await;
+    let (s, x) = get(&e, &eks, &cluster("cluster-1")).await;
     assert_eq!(s, 200, "{x}");
     // The signed EKS header is part of the signature.
-    let (s, x) = get(&e, &eks, &[("x-k8s-aws-id", "cluster-2")]).await;
-    assert_eq!(
-        (s, code(&x).as_str()),
-        (403, "SignatureDoesNotMatch"),
-        "{x}"
-    );
+    refused(get(&e, &eks, &cluster("cluster-2")).await, 403, MISMATCH);
     // Signed in the future beyond the skew.
-    let later = presign(
-        &e,
-        &admin,
-        GCI,
-        &[],
-        Duration::from_secs(60),
-        e.clock_now() + 16 * 60,
-        SessionTokenMode::Include,
-    );
-    let (s, x) = get(&e, &later, &[]).await;
-    assert_eq!(
-        (s, code(&x).as_str()),
-        (403, "SignatureDoesNotMatch"),
-        "{x}"
-    );
+    let later = gci_url(&e, &admin, 60, e.clock_now() + 16 * 60);
+    let x = refused(get(&e, &later, &[]).await, 403, MISMATCH);
     assert!(message(&x).starts_with("Signature not yet current"), "{x}");
 }
 
 #[tokio::test]
 async fn host_must_be_signed() {
-    let e = Local::open(WORLD);
-    let admin = e.user("111111111111", "admin");
+    let (e, admin) = open();
     let body = GCI.as_bytes().to_vec();
-    let mut headers = vec![
+    let headers = vec![
         ("host".to_owned(), e.host()),
         (
             "content-type".to_owned(),
@@ -334,208 +275,105 @@ async fn host_must_be_signed() {
         ("x-amz-date".to_owned(), sigv4::format_amz_date(NOW)),
     ];
     // The control: host and the date signed.
-    let auth = authorization_listing(&admin, "sts", &headers, &["host", "x-amz-date"], &body);
-    headers.push(("authorization".into(), auth));
-    assert_eq!(post(&e, &headers, &body).await.0, 200);
+    let sent = with_authorization(&admin, "sts", &headers, &["host", "x-amz-date"], &body);
+    assert_eq!(post(&e, &sent, &body).await.0, 200);
     for signed in [&["x-amz-date"][..], &["content-type", "x-amz-date"], &[]] {
-        headers.pop();
-        let auth = authorization_listing(&admin, "sts", &headers, signed, &body);
-        headers.push(("authorization".into(), auth));
-        let (s, x) = post(&e, &headers, &body).await;
-        assert_eq!(
-            (s, code(&x).as_str()),
-            (403, "SignatureDoesNotMatch"),
-            "{signed:?}: {x}"
-        );
+        let sent = with_authorization(&admin, "sts", &headers, signed, &body);
+        let x = refused(post(&e, &sent, &body).await, 403, MISMATCH);
         assert_eq!(
             message(&x),
-            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+            "{signed:?}"
         );
     }
     // Secrets Manager words it as a JSON service does.
-    let body = br#"{"SecretId":"app/db"}"#.to_vec();
-    let mut headers = vec![
-        ("host".to_owned(), e.host()),
-        ("content-type".to_owned(), SM_JSON.to_owned()),
-        (
-            "x-amz-target".to_owned(),
-            "secretsmanager.GetSecretValue".to_owned(),
-        ),
-        ("x-amz-date".to_owned(), sigv4::format_amz_date(NOW)),
-    ];
-    let auth = authorization_listing(
+    let signed = ["content-type", "x-amz-date", "x-amz-target"];
+    let sent = with_authorization(
         &admin,
         "secretsmanager",
-        &headers,
-        &["content-type", "x-amz-date", "x-amz-target"],
-        &body,
+        &sm_headers(&e, &[]),
+        &signed,
+        GET_DB,
     );
-    headers.push(("authorization".into(), auth));
-    let (s, x) = post(&e, &headers, &body).await;
-    assert_eq!(
-        (s, code(&x).as_str()),
-        (400, "InvalidSignatureException"),
-        "{x}"
-    );
+    let x = refused(post(&e, &sent, GET_DB).await, 400, UNSIGNED);
     assert!(!x.contains("the-db-password"));
     // A presigned URL without host in X-Amz-SignedHeaders.
-    let url = presign(
-        &e,
-        &admin,
-        GCI,
-        &[],
-        Duration::from_secs(60),
-        NOW,
-        SessionTokenMode::Include,
-    );
+    let url = gci_url(&e, &admin, 60, NOW);
     let url = url.replace("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=");
-    let (s, x) = get(&e, &url, &[]).await;
-    assert_eq!(
-        (s, code(&x).as_str()),
-        (403, "SignatureDoesNotMatch"),
-        "{x}"
-    );
+    let x = refused(get(&e, &url, &[]).await, 403, MISMATCH);
     assert!(message(&x).starts_with("'Host'"), "{x}");
 }
 
 #[tokio::test]
 async fn every_x_amz_header_sent_must_be_signed() {
-    let e = Local::open(WORLD);
-    let admin = e.user("111111111111", "admin");
-    let body = br#"{"SecretId":"app/db"}"#.to_vec();
-    let mut headers = vec![
-        ("host".to_owned(), e.host()),
-        ("content-type".to_owned(), SM_JSON.to_owned()),
-        (
-            "x-amz-target".to_owned(),
-            "secretsmanager.GetSecretValue".to_owned(),
-        ),
-        ("x-amz-date".to_owned(), sigv4::format_amz_date(NOW)),
-    ];
+    let (e, admin) = open();
+    let headers = sm_headers(&e, &[]);
     let all = ["content-type", "host", "x-amz-date", "x-amz-target"];
-    let auth = authorization_listing(&admin, "secretsmanager", &headers, &all, &body);
-    headers.push(("authorization".into(), auth));
-    let (s, x) = post(&e, &headers, &body).await;
+    let sign = |headers: &[(String, String)], signed: &[&str]| {
+        with_authorization(&admin, "secretsmanager", headers, signed, GET_DB)
+    };
+    let (s, x) = post(&e, &sign(&headers, &all), GET_DB).await;
     assert_eq!(s, 200, "{x}");
     assert!(x.contains("the-db-password"));
 
     // The attack of the report: x-amz-target left out of the signature, so the
     // same signature would serve any action.
-    headers.pop();
-    let auth = authorization_listing(
-        &admin,
-        "secretsmanager",
-        &headers,
-        &["content-type", "host", "x-amz-date"],
-        &body,
-    );
-    headers.push(("authorization".into(), auth));
+    let mut sent = sign(&headers, &["content-type", "host", "x-amz-date"]);
     for target in [
         "secretsmanager.GetSecretValue",
         "secretsmanager.DescribeSecret",
     ] {
-        headers[2].1 = target.to_owned();
-        let (s, x) = post(&e, &headers, &body).await;
-        assert_eq!(
-            (s, code(&x).as_str()),
-            (400, "InvalidSignatureException"),
-            "{target}: {x}"
-        );
+        sent[2].1 = target.to_owned();
+        let x = refused(post(&e, &sent, GET_DB).await, 400, UNSIGNED);
         assert_eq!(
             message(&x),
-            "There were headers present in the request which were not signed: x-amz-target"
+            "There were headers present in the request which were not signed: x-amz-target",
+            "{target}"
         );
     }
     // The date header that dates the signature must be signed too.
-    headers[2].1 = "secretsmanager.GetSecretValue".to_owned();
-    headers.pop();
-    let auth = authorization_listing(
-        &admin,
-        "secretsmanager",
-        &headers,
-        &["content-type", "host", "x-amz-target"],
-        &body,
-    );
-    headers.push(("authorization".into(), auth));
-    let (s, x) = post(&e, &headers, &body).await;
-    assert_eq!((s, code(&x).as_str()), (400, "InvalidSignatureException"));
+    let sent = sign(&headers, &["content-type", "host", "x-amz-target"]);
+    let x = refused(post(&e, &sent, GET_DB).await, 400, UNSIGNED);
     assert!(message(&x).ends_with("not signed: x-amz-date"), "{x}");
     // Any other x-amz-* header a client adds after signing.
-    headers.pop();
-    let auth = authorization_listing(&admin, "secretsmanager", &headers, &all, &body);
-    headers.push(("authorization".into(), auth));
-    headers.push(("X-Amz-Content-Sha256".into(), "UNSIGNED-PAYLOAD".to_owned()));
-    headers.push(("x-amz-user-agent".into(), "after/1.0".to_owned()));
-    let (s, x) = post(&e, &headers, &body).await;
-    assert_eq!((s, code(&x).as_str()), (400, "InvalidSignatureException"));
+    let mut sent = sign(&headers, &all);
+    sent.push(("X-Amz-Content-Sha256".into(), "UNSIGNED-PAYLOAD".to_owned()));
+    sent.push(("x-amz-user-agent".into(), "after/1.0".to_owned()));
+    let x = refused(post(&e, &sent, GET_DB).await, 400, UNSIGNED);
     assert!(
         message(&x).ends_with("not signed: x-amz-content-sha256, x-amz-user-agent"),
         "{x}"
     );
     // Headers outside x-amz-* (user-agent, x-amzn-trace-id) need not be signed.
-    headers.truncate(headers.len() - 2);
-    headers.push(("x-amzn-trace-id".into(), "Root=1-abc".to_owned()));
-    headers.push(("user-agent".into(), "curl/8".to_owned()));
-    assert_eq!(post(&e, &headers, &body).await.0, 200);
+    let mut sent = sign(&headers, &all);
+    sent.push(("x-amzn-trace-id".into(), "Root=1-abc".to_owned()));
+    sent.push(("user-agent".into(), "curl/8".to_owned()));
+    assert_eq!(post(&e, &sent, GET_DB).await.0, 200);
 }
 
 #[tokio::test]
 async fn the_session_token_must_be_signed() {
-    let e = Local::open(WORLD);
-    let admin = e.user("111111111111", "admin");
+    let (e, admin) = open();
     let session = e
         .assume(&admin, "arn:aws:iam::111111111111:role/deployer")
         .await;
     let token = session.token.clone().unwrap();
     let (s, v) = e
-        .sm(
-            &session,
-            "us-east-1",
-            "GetSecretValue",
-            json!({"SecretId": "app/db"}),
-        )
+        .signed(&session, "us-east-1")
+        .sm("GetSecretValue", json!({"SecretId": "app/db"}))
         .await;
     assert_eq!(s, 200, "{v}");
 
     // Header form: the token sent but left out of SignedHeaders.
-    let body = br#"{"SecretId":"app/db"}"#.to_vec();
-    let mut headers = vec![
-        ("host".to_owned(), e.host()),
-        ("content-type".to_owned(), SM_JSON.to_owned()),
-        (
-            "x-amz-target".to_owned(),
-            "secretsmanager.GetSecretValue".to_owned(),
-        ),
-        ("x-amz-date".to_owned(), sigv4::format_amz_date(NOW)),
-        ("x-amz-security-token".to_owned(), token.clone()),
-    ];
-    let auth = authorization_listing(
-        &session,
-        "secretsmanager",
-        &headers,
-        &["content-type", "host", "x-amz-date", "x-amz-target"],
-        &body,
-    );
-    headers.push(("authorization".into(), auth));
-    let (s, x) = post(&e, &headers, &body).await;
-    assert_eq!(
-        (s, code(&x).as_str()),
-        (400, "InvalidSignatureException"),
-        "{x}"
-    );
+    let headers = sm_headers(&e, &[("x-amz-security-token", &token)]);
+    let signed = ["content-type", "host", "x-amz-date", "x-amz-target"];
+    let sent = with_authorization(&session, "secretsmanager", &headers, &signed, GET_DB);
+    let x = refused(post(&e, &sent, GET_DB).await, 400, UNSIGNED);
     assert!(message(&x).ends_with("x-amz-security-token"), "{x}");
     assert!(!x.contains(&token) && !x.contains("the-db-password"));
 
     // Presigned form: signed with the token in the query, it verifies…
-    let url = presign(
-        &e,
-        &session,
-        GCI,
-        &[],
-        Duration::from_secs(60),
-        NOW,
-        SessionTokenMode::Include,
-    );
+    let url = gci_url(&e, &session, 60, NOW);
     assert!(url.contains("X-Amz-Security-Token="));
     assert_eq!(get(&e, &url, &[]).await.0, 200);
     // …but the token moved out of the query into an unsigned header does not.
@@ -545,36 +383,18 @@ async fn the_session_token_must_be_signed() {
         .map(|i| start_tok + 1 + i)
         .unwrap_or(url.len());
     let without = format!("{}{}", &url[..start_tok], &url[end_tok..]);
-    let (s, x) = get(&e, &without, &[("x-amz-security-token", &token)]).await;
-    assert_eq!(
-        (s, code(&x).as_str()),
-        (403, "SignatureDoesNotMatch"),
-        "{x}"
-    );
+    let answer = get(&e, &without, &[("x-amz-security-token", &token)]).await;
+    let x = refused(answer, 403, MISMATCH);
     assert!(message(&x).ends_with("x-amz-security-token"), "{x}");
     // A presigned URL whose token was added after signing (SessionTokenMode::Exclude).
-    let after = presign(
-        &e,
-        &session,
-        GCI,
-        &[],
-        Duration::from_secs(60),
-        NOW,
-        SessionTokenMode::Exclude,
-    );
+    let after = presign(&e, &session, &[], 60, NOW, SessionTokenMode::Exclude);
     assert!(after.contains("X-Amz-Security-Token="));
-    let (s, x) = get(&e, &after, &[]).await;
-    assert_eq!(
-        (s, code(&x).as_str()),
-        (403, "SignatureDoesNotMatch"),
-        "{x}"
-    );
+    refused(get(&e, &after, &[]).await, 403, MISMATCH);
 }
 
 #[tokio::test]
 async fn a_long_term_key_with_a_session_token_is_an_invalid_token() {
-    let e = Local::open(WORLD);
-    let admin = e.user("111111111111", "admin");
+    let (e, admin) = open();
     assert!(admin.akid.starts_with("AKIA"));
     let session = e
         .assume(&admin, "arn:aws:iam::111111111111:role/deployer")
@@ -585,19 +405,15 @@ async fn a_long_term_key_with_a_session_token_is_an_invalid_token() {
             token: Some(token),
             ..admin.clone()
         };
-        let (s, x) = e.sts(&with_token, &[("Action", "GetCallerIdentity")]).await;
-        assert_eq!((s, code(&x).as_str()), (403, "InvalidClientTokenId"), "{x}");
+        let answer = e.sts(&with_token, &[("Action", "GetCallerIdentity")]).await;
+        let x = refused(answer, 403, "InvalidClientTokenId");
         assert_eq!(
             message(&x),
             "The security token included in the request is invalid."
         );
         let (s, v) = e
-            .sm(
-                &with_token,
-                "us-east-1",
-                "GetSecretValue",
-                json!({"SecretId": "app/db"}),
-            )
+            .signed(&with_token, "us-east-1")
+            .sm("GetSecretValue", json!({"SecretId": "app/db"}))
             .await;
         assert_eq!(
             (s, v["__type"].as_str().unwrap_or("")),
@@ -605,17 +421,8 @@ async fn a_long_term_key_with_a_session_token_is_an_invalid_token() {
             "{v}"
         );
         assert!(!v.to_string().contains("the-db-password"));
-        let url = presign(
-            &e,
-            &with_token,
-            GCI,
-            &[],
-            Duration::from_secs(60),
-            NOW,
-            SessionTokenMode::Include,
-        );
-        let (s, x) = get(&e, &url, &[]).await;
-        assert_eq!((s, code(&x).as_str()), (403, "InvalidClientTokenId"), "{x}");
+        let url = gci_url(&e, &with_token, 60, NOW);
+        refused(get(&e, &url, &[]).await, 403, "InvalidClientTokenId");
     }
 }
 

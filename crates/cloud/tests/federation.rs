@@ -5,23 +5,21 @@
 //! read Secret Manager directly; OIDC ID tokens from the local issuer and from
 //! a foreign issuer with an inline JWKS; and every refusal, worded as Google's.
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
+mod common;
+
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{claims_of, issuer_key, sign_sts};
 use keyway_cloud::cloud::CredSource;
+use keyway_testkit::CLOUD_PLATFORM as CP;
+use keyway_testkit::worlds::fill;
 use keyway_testkit::{Creds, Local, NOW};
 use serde_json::{Value, json};
-use std::time::{Duration, UNIX_EPOCH};
 
-const NUMBER: u64 = 424242424242;
+const NUMBER: &str = "424242424242";
 const SA: &str = "wif-runner@fed-proj.iam.gserviceaccount.com";
 const SA2: &str = "deep-runner@fed-proj.iam.gserviceaccount.com";
-const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
-const IAM: &str = "https://www.googleapis.com/auth/iam";
-const AWS4: &str = "urn:ietf:params:aws:token-type:aws4_request";
-const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 fn pool(p: &str) -> String {
     format!("projects/{NUMBER}/locations/global/workloadIdentityPools/{p}")
@@ -32,170 +30,24 @@ fn audience(p: &str, provider: &str) -> String {
 }
 
 fn world(jwks: &str) -> String {
-    format!(
-        r#"
-[[project]]
-id = "fed-proj"
-number = {NUMBER}
-
-[[user]]
-email = "owner@example.com"
-
-[[service_account]]
-project = "fed-proj"
-name = "wif-runner"
-
-[[service_account]]
-project = "fed-proj"
-name = "deep-runner"
-
-[[secret]]
-project = "fed-proj"
-name = "db-pass"
-versions = [{{ data = "s3cr3t-db" }}]
-
-[[secret]]
-project = "fed-proj"
-name = "direct-secret"
-versions = [{{ data = "direct-value" }}]
-
-[[binding]]
-resource = "projects/fed-proj"
-role = "roles/owner"
-members = ["user:owner@example.com"]
-
-[[binding]]
-resource = "projects/fed-proj/secrets/db-pass"
-role = "roles/secretmanager.secretAccessor"
-members = ["serviceAccount:{SA}"]
-
-[[binding]]
-resource = "projects/fed-proj/secrets/direct-secret"
-role = "roles/secretmanager.secretAccessor"
-members = [
-  "principalSet://iam.googleapis.com/{aws_pool}/attribute.account/111111111111",
-  "principalSet://iam.googleapis.com/{aws_pool}/attribute.aws_role/arn:aws:sts::111111111111:assumed-role/deployer",
-]
-
-[[binding]]
-resource = "projects/fed-proj/serviceAccounts/{SA}"
-role = "roles/iam.workloadIdentityUser"
-members = [
-  "principal://iam.googleapis.com/{aws_pool}/subject/arn:aws:iam::111111111111:user/admin",
-  "principal://iam.googleapis.com/{aws_pool}/subject/arn:aws:sts::111111111111:assumed-role/deployer/test",
-  "principalSet://iam.googleapis.com/{oidc_pool}/*",
-]
-
-[[binding]]
-resource = "projects/fed-proj/serviceAccounts/{SA2}"
-role = "roles/iam.serviceAccountTokenCreator"
-members = ["serviceAccount:{SA}"]
-
-[[workload_identity_pools]]
-project = "fed-proj"
-id = "aws-pool"
-
-[[workload_identity_pools]]
-project = "fed-proj"
-id = "oidc-pool"
-
-[[workload_identity_pools]]
-project = "fed-proj"
-id = "off-pool"
-disabled = true
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-main"
-aws = {{ account_id = "111111111111" }}
-attribute_mapping = {{ "google.subject" = "assertion.arn", "attribute.account" = "assertion.account" }}
-attribute_condition = "assertion.account == '111111111111'"
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-strict"
-aws = {{ account_id = "111111111111" }}
-attribute_mapping = {{ "google.subject" = "assertion.arn" }}
-attribute_condition = "assertion.arn.startsWith('arn:aws:iam::111111111111:user/') && google.subject.endsWith('/admin')"
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-dflt"
-aws = {{ account_id = "111111111111" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-other"
-aws = {{ account_id = "222222222222" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "aws-pool"
-id = "aws-off"
-disabled = true
-aws = {{ account_id = "111111111111" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "off-pool"
-id = "aws-in-off"
-aws = {{ account_id = "111111111111" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "oidc-pool"
-id = "local"
-oidc = {{ issuer_uri = "https://accounts.google.com" }}
-attribute_mapping = {{ "google.subject" = "assertion.sub" }}
-
-[[workload_identity_pool_providers]]
-project = "fed-proj"
-pool = "oidc-pool"
-id = "ext-issuer"
-oidc = {{ issuer_uri = "https://issuer.example.com", allowed_audiences = ["my-aud"], jwks_json = '{jwks}' }}
-attribute_mapping = {{ "google.subject" = "assertion.sub" }}
-
-[[aws_account]]
-id = "111111111111"
-
-[[aws_account]]
-id = "222222222222"
-
-[[aws_user]]
-account = "111111111111"
-name = "admin"
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}}]}}']
-
-[[aws_user]]
-account = "111111111111"
-name = "nobody"
-
-[[aws_role]]
-account = "111111111111"
-name = "deployer"
-trust = '{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::111111111111:root"}}, "Action": "sts:AssumeRole"}}]}}'
-"#,
-        aws_pool = pool("aws-pool"),
-        oidc_pool = pool("oidc-pool"),
+    fill(
+        include_str!("worlds/federation.toml"),
+        &[
+            ("NUMBER", NUMBER),
+            ("SA", SA),
+            ("SA2", SA2),
+            ("jwks", jwks),
+            ("aws_pool", &pool("aws-pool")),
+            ("oidc_pool", &pool("oidc-pool")),
+        ],
     )
 }
 
-/// A foreign OIDC issuer's key: the pair and its JWKS.
-fn issuer_key() -> (aws_lc_rs::signature::RsaKeyPair, String) {
-    use aws_lc_rs::signature::KeyPair;
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let pk = pair.public_key();
-    let jwks = json!({"keys": [{
-        "kty": "RSA", "alg": "RS256", "use": "sig", "kid": "ext-1",
-        "n": URL_SAFE_NO_PAD.encode(pk.modulus().big_endian_without_leading_zero()),
-        "e": URL_SAFE_NO_PAD.encode(pk.exponent().big_endian_without_leading_zero()),
-    }]});
-    (pair, jwks.to_string())
-}
+/// The scope google-auth asks for when it impersonates, and the subject
+/// token types of AWS and OIDC.
+const IAM: &str = "https://www.googleapis.com/auth/iam";
+const AWS4: &str = "urn:ietf:params:aws:token-type:aws4_request";
+const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 struct Fed {
     e: Local,
@@ -203,7 +55,7 @@ struct Fed {
 }
 
 async fn start() -> Fed {
-    let (ext_key, jwks) = issuer_key();
+    let (ext_key, jwks) = issuer_key("ext-1");
     let e = Local::open(&world(&jwks));
     Fed { e, ext_key }
 }
@@ -234,23 +86,6 @@ fn subject_token(c: &Creds, region: &str, target: &str, at: i64, style: Style) -
     if matches!(style, Style::Go) {
         headers.push(("x-goog-cloud-target-resource".into(), target.to_owned()));
     }
-    let identity = Credentials::new(
-        c.akid.clone(),
-        c.secret.clone(),
-        c.token.clone(),
-        None,
-        "test",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(scope_region)
-        .name("sts")
-        .time(UNIX_EPOCH + Duration::from_secs(at as u64))
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
     let signable = SignableRequest::new(
         "POST",
         &url,
@@ -258,7 +93,7 @@ fn subject_token(c: &Creds, region: &str, target: &str, at: i64, style: Style) -
         SignableBody::Bytes(b""),
     )
     .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let instructions = sign_sts(signable, c, scope_region, at, SigningSettings::default());
     let mut all: Vec<(String, String)> = instructions
         .headers()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -335,6 +170,13 @@ impl Fed {
         self.exchange(&aud, &t, AWS4, scope).await
     }
 
+    /// [`Fed::aws_token`] that must succeed: the answer.
+    async fn aws_ok(&self, c: &Creds, provider: &str, style: Style, scope: &str) -> Value {
+        let (s, t) = self.aws_token(c, provider, style, scope).await;
+        assert_eq!(s, 200, "{t}");
+        t
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -353,6 +195,20 @@ impl Fed {
             Some(body),
         )
         .await
+    }
+
+    async fn id_token(&self, bearer: &str, body: Value) -> (u16, Value) {
+        let path = format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken");
+        self.call("POST", &path, bearer, Some(body)).await
+    }
+
+    /// Exchanges each `(audience, subject token, its type)` and asserts the
+    /// refusal: the error and what its description names.
+    async fn refusals(&self, cases: &[(&str, &str, &str, &str, &str)]) {
+        for (aud, token, token_type, error, needle) in cases {
+            let r = self.exchange(aud, token, token_type, CP).await;
+            assert_refused(&r, error, needle);
+        }
     }
 
     async fn access(&self, bearer: &str, secret: &str) -> (u16, Value) {
@@ -375,6 +231,15 @@ fn payload(v: &Value) -> String {
     .unwrap()
 }
 
+/// A time as Google's APIs write it.
+fn rfc3339(secs: i64) -> String {
+    let t = jiff::Timestamp::from_second(secs).unwrap();
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+const GRANT: &str = "invalid_grant";
+const REQUEST: &str = "invalid_request";
+
 fn assert_refused(r: &(u16, Value), error: &str, needle: &str) {
     assert_eq!(r.0, 400, "{}", r.1);
     assert_eq!(r.1["error"], error, "{}", r.1);
@@ -386,8 +251,7 @@ fn assert_refused(r: &(u16, Value), error: &str, needle: &str) {
 async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
     let f = start().await;
     let admin = f.e.user("111111111111", "admin");
-    let (s, t) = f.aws_token(&admin, "aws-main", Style::Python, IAM).await;
-    assert_eq!(s, 200, "{t}");
+    let t = f.aws_ok(&admin, "aws-main", Style::Python, IAM).await;
     assert_eq!(
         t["issued_token_type"],
         "urn:ietf:params:oauth:token-type:access_token"
@@ -431,13 +295,7 @@ async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
     assert_eq!(s, 200, "{b}");
     let sa_token = b["accessToken"].as_str().unwrap();
     let expire = b["expireTime"].as_str().unwrap();
-    assert_eq!(
-        expire,
-        jiff::Timestamp::from_second(NOW + 3600)
-            .unwrap()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
-    );
+    assert_eq!(expire, rfc3339(NOW + 3600));
     let (s, b) = f.access(sa_token, "db-pass").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(payload(&b), "s3cr3t-db");
@@ -450,43 +308,26 @@ async fn aws_user_exchanges_impersonates_and_reads_a_secret() {
 /// asked, and ID tokens (brokers and clients are tested across refreshes).
 #[tokio::test]
 async fn a_world_with_short_token_lifetimes_caps_every_issuer() {
-    let (ext_key, jwks) = issuer_key();
+    let (ext_key, jwks) = issuer_key("ext-1");
     let e = Local::open(&format!(
         "[settings]\ntoken_lifetime_secs = 30\n{}",
         world(&jwks)
     ));
     let f = Fed { e, ext_key };
     let admin = f.e.user("111111111111", "admin");
-    let (s, t) = f.aws_token(&admin, "aws-main", Style::Python, IAM).await;
-    assert_eq!(s, 200, "{t}");
+    let t = f.aws_ok(&admin, "aws-main", Style::Python, IAM).await;
     assert_eq!(t["expires_in"], 30, "{t}");
     let fed = t["access_token"].as_str().unwrap();
     let (s, b) = f
         .impersonate(fed, SA, json!({"scope": [CP], "lifetime": "3600s"}))
         .await;
     assert_eq!(s, 200, "{b}");
-    let at = |secs: i64| {
-        jiff::Timestamp::from_second(secs)
-            .unwrap()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
-    };
-    assert_eq!(b["expireTime"], at(NOW + 30), "{b}");
+    assert_eq!(b["expireTime"], rfc3339(NOW + 30), "{b}");
     let (s, b) = f
-        .call(
-            "POST",
-            &format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"),
-            fed,
-            Some(json!({"audience": "https://broker.example"})),
-        )
+        .id_token(fed, json!({"audience": "https://broker.example"}))
         .await;
     assert_eq!(s, 200, "{b}");
-    let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(b["token"].as_str().unwrap().split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = claims_of(b["token"].as_str().unwrap());
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         30
@@ -497,8 +338,7 @@ async fn a_world_with_short_token_lifetimes_caps_every_issuer() {
 async fn a_federated_token_reads_a_secret_bound_to_its_principal_set() {
     let f = start().await;
     let nobody = f.e.user("111111111111", "nobody");
-    let (s, t) = f.aws_token(&nobody, "aws-main", Style::Python, CP).await;
-    assert_eq!(s, 200, "{t}");
+    let t = f.aws_ok(&nobody, "aws-main", Style::Python, CP).await;
     let fed = t["access_token"].as_str().unwrap();
     let (s, b) = f.access(fed, "direct-secret").await;
     assert_eq!(s, 200, "{b}");
@@ -532,8 +372,7 @@ async fn role_session_credentials_in_the_go_shape_are_accepted() {
         f.e.assume(&admin, "arn:aws:iam::111111111111:role/deployer")
             .await;
     assert!(session.akid.starts_with("ASIA"));
-    let (s, t) = f.aws_token(&session, "aws-main", Style::Go, IAM).await;
-    assert_eq!(s, 200, "{t}");
+    let t = f.aws_ok(&session, "aws-main", Style::Go, IAM).await;
     let fed = t["access_token"].as_str().unwrap();
     let caller = f.e.cloud.verify_access_token(fed).unwrap();
     assert!(
@@ -548,8 +387,7 @@ async fn role_session_credentials_in_the_go_shape_are_accepted() {
         .await;
     assert_eq!(s, 200, "{b}");
     // Google's default AWS mapping: attribute.aws_role is the role ARN without the session.
-    let (s, t) = f.aws_token(&session, "aws-dflt", Style::Python, CP).await;
-    assert_eq!(s, 200, "{t}");
+    let t = f.aws_ok(&session, "aws-dflt", Style::Python, CP).await;
     let fed = t["access_token"].as_str().unwrap();
     let caller = f.e.cloud.verify_access_token(fed).unwrap();
     assert_eq!(
@@ -589,43 +427,64 @@ async fn aws_refusals() {
     );
     assert!(!r.1.to_string().contains(&admin.secret));
 
-    // A secret key that is not the user's.
+    use Style::{Go, Python};
+    let sign =
+        |c: &Creds, target: &str, at: i64, style| subject_token(c, "us-east-2", target, at, style);
+    // A secret key that is not the user's; an access key the emulated AWS never issued.
     let wrong = Creds {
         secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
         ..admin.clone()
     };
-    assert_refused(
-        &f.aws_token(&wrong, "aws-main", Style::Python, CP).await,
-        "invalid_grant",
-        "SignatureDoesNotMatch",
-    );
-
-    // An access key the emulated AWS never issued.
     let unknown = Creds {
         akid: "AKIAIOSFODNN7EXAMPLE".into(),
         ..admin.clone()
     };
-    assert_refused(
-        &f.aws_token(&unknown, "aws-main", Style::Python, CP).await,
-        "invalid_grant",
-        "InvalidClientTokenId",
-    );
-
-    // The target-resource header names another provider than the audience.
+    // The target-resource header names another provider than the audience
+    // (also when the header is signed, as Go signs it).
     let other = audience("aws-pool", "aws-strict");
-    let tok = subject_token(&admin, "us-east-2", &other, NOW, Style::Python);
-    assert_refused(
-        &f.exchange(&aud, &tok, AWS4, CP).await,
-        "invalid_grant",
-        "x-goog-cloud-target-resource",
-    );
-    // ...also when the header is signed (Go).
-    let tok = subject_token(&admin, "us-east-2", &other, NOW, Style::Go);
-    assert_refused(
-        &f.exchange(&aud, &tok, AWS4, CP).await,
-        "invalid_grant",
-        "x-goog-cloud-target-resource",
-    );
+    // A provider that trusts another AWS account.
+    let account = audience("aws-pool", "aws-other");
+    // Not a GetCallerIdentity request, a non-STS host.
+    let signed_go = sign(&admin, &aud, NOW, Go);
+    let assume = signed_go.replace("GetCallerIdentity", "AssumeRole");
+    let evil = signed_go.replace("sts.us-east-2.amazonaws.com", "evil.example.com");
+    let tokens = [
+        sign(&wrong, &aud, NOW, Python),
+        sign(&unknown, &aud, NOW, Python),
+        sign(&admin, &other, NOW, Python),
+        sign(&admin, &other, NOW, Go),
+        sign(&admin, &account, NOW, Python),
+        // Signed more than 15 minutes ago, or 15 minutes ahead.
+        sign(&admin, &aud, NOW - 16 * 60, Python),
+        sign(&admin, &aud, NOW + 16 * 60, Python),
+    ];
+    let target = "x-goog-cloud-target-resource";
+    f.refusals(&[
+        (&aud, &tokens[0], AWS4, GRANT, "SignatureDoesNotMatch"),
+        (&aud, &tokens[1], AWS4, GRANT, "InvalidClientTokenId"),
+        (&aud, &tokens[2], AWS4, GRANT, target),
+        (&aud, &tokens[3], AWS4, GRANT, target),
+        (&account, &tokens[4], AWS4, GRANT, "222222222222"),
+        (&aud, &tokens[5], AWS4, GRANT, "Signature expired"),
+        (&aud, &tokens[6], AWS4, GRANT, "Signature not yet current"),
+        (&aud, &assume, AWS4, REQUEST, "GetCallerIdentity"),
+        (&aud, &evil, AWS4, REQUEST, "STS endpoint"),
+        (
+            &aud,
+            "not-a-token",
+            AWS4,
+            REQUEST,
+            "Invalid AWS subject token",
+        ),
+        (
+            &aud,
+            &sign(&admin, &aud, NOW, Python),
+            JWT,
+            REQUEST,
+            "subject_token_type",
+        ),
+    ])
+    .await;
 
     // An audience that names no provider, a disabled provider, a provider of a disabled pool.
     for a in [
@@ -634,7 +493,7 @@ async fn aws_refusals() {
         audience("off-pool", "aws-in-off"),
         "//iam.googleapis.com/garbage".to_owned(),
     ] {
-        let tok = subject_token(&admin, "us-east-2", &a, NOW, Style::Python);
+        let tok = sign(&admin, &a, NOW, Python);
         let r = f.exchange(&a, &tok, AWS4, CP).await;
         assert_refused(
             &r,
@@ -643,78 +502,29 @@ async fn aws_refusals() {
         );
     }
 
-    // A provider that trusts another AWS account.
-    let r = f.aws_token(&admin, "aws-other", Style::Python, CP).await;
-    assert_refused(&r, "invalid_grant", "222222222222");
-
-    // A request signed more than 15 minutes ago, or 15 minutes ahead.
-    let tok = subject_token(&admin, "us-east-2", &aud, NOW - 16 * 60, Style::Python);
-    assert_refused(
-        &f.exchange(&aud, &tok, AWS4, CP).await,
-        "invalid_grant",
-        "Signature expired",
-    );
-    let tok = subject_token(&admin, "us-east-2", &aud, NOW + 16 * 60, Style::Python);
-    assert_refused(
-        &f.exchange(&aud, &tok, AWS4, CP).await,
-        "invalid_grant",
-        "Signature not yet current",
-    );
     // 14 minutes old is still fine.
-    let tok = subject_token(&admin, "us-east-2", &aud, NOW - 14 * 60, Style::Python);
+    let tok = sign(&admin, &aud, NOW - 14 * 60, Python);
     assert_eq!(f.exchange(&aud, &tok, AWS4, CP).await.0, 200);
 
     // The attribute condition does not hold for this caller.
     let nobody = f.e.user("111111111111", "nobody");
     assert_refused(
-        &f.aws_token(&nobody, "aws-strict", Style::Python, CP).await,
+        &f.aws_token(&nobody, "aws-strict", Python, CP).await,
         "unauthorized_client",
         "The given credential is rejected by the attribute condition.",
     );
-    assert_eq!(
-        f.aws_token(&admin, "aws-strict", Style::Python, CP).await.0,
-        200
-    );
+    assert_eq!(f.aws_token(&admin, "aws-strict", Python, CP).await.0, 200);
 
     // Expired session credentials.
     let session =
         f.e.assume(&admin, "arn:aws:iam::111111111111:role/deployer")
             .await;
     f.e.clock.advance_secs(2 * 3600);
-    let tok = subject_token(&session, "us-east-2", &aud, NOW + 2 * 3600, Style::Python);
-    assert_refused(
-        &f.exchange(&aud, &tok, AWS4, CP).await,
-        "invalid_grant",
-        "ExpiredToken",
-    );
+    let tok = sign(&session, &aud, NOW + 2 * 3600, Python);
+    f.refusals(&[(&aud, &tok, AWS4, GRANT, "ExpiredToken")])
+        .await;
     f.e.clock.set_secs(NOW);
 
-    // Not a GetCallerIdentity request, a non-STS host, garbage, a wrong token type.
-    let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Go)
-        .replace("GetCallerIdentity", "AssumeRole");
-    assert_refused(
-        &f.exchange(&aud, &tok, AWS4, CP).await,
-        "invalid_request",
-        "GetCallerIdentity",
-    );
-    let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Go)
-        .replace("sts.us-east-2.amazonaws.com", "evil.example.com");
-    assert_refused(
-        &f.exchange(&aud, &tok, AWS4, CP).await,
-        "invalid_request",
-        "STS endpoint",
-    );
-    assert_refused(
-        &f.exchange(&aud, "not-a-token", AWS4, CP).await,
-        "invalid_request",
-        "Invalid AWS subject token",
-    );
-    let tok = subject_token(&admin, "us-east-2", &aud, NOW, Style::Python);
-    assert_refused(
-        &f.exchange(&aud, &tok, JWT, CP).await,
-        "invalid_request",
-        "subject_token_type",
-    );
     // Another grant type.
     let r =
         f.e.google
@@ -781,14 +591,8 @@ async fn impersonation_rules() {
     );
 
     // ID tokens, with and without the email.
-    let (s, b) = f
-        .call(
-            "POST",
-            &format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"),
-            &fed,
-            Some(json!({"audience": "https://svc.example.com", "includeEmail": true})),
-        )
-        .await;
+    let with_email = json!({"audience": "https://svc.example.com", "includeEmail": true});
+    let (s, b) = f.id_token(&fed, with_email).await;
     assert_eq!(s, 200, "{b}");
     // Verified against the cloud's published JWKS, as a relying party would.
     let jwks =
@@ -813,20 +617,8 @@ async fn impersonation_rules() {
     assert_eq!(claims["azp"], unique);
     assert_eq!(claims["email"], SA);
     assert_eq!(claims["email_verified"], true);
-    let (_, b) = f
-        .call(
-            "POST",
-            &format!("/v1/projects/-/serviceAccounts/{SA}:generateIdToken"),
-            &fed,
-            Some(json!({"audience": "x"})),
-        )
-        .await;
-    let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(b["token"].as_str().unwrap().split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let (_, b) = f.id_token(&fed, json!({"audience": "x"})).await;
+    let claims = claims_of(b["token"].as_str().unwrap());
     assert!(claims.get("email").is_none());
 }
 
@@ -862,48 +654,36 @@ async fn oidc_subject_tokens() {
     assert_eq!(s, 200, "{b}");
 
     let aud = audience("oidc-pool", "local");
-    let mut wrong_aud = good.clone();
-    wrong_aud["aud"] = "https://someone-else".into();
-    assert_refused(
-        &f.exchange(&aud, &f.e.cloud.sign_id_token(wrong_aud).unwrap(), JWT, CP)
-            .await,
-        "invalid_grant",
-        "The audience in ID Token [https://someone-else] does not match the expected audience.",
-    );
-    let mut expired = good.clone();
-    expired["exp"] = (NOW - 1).into();
-    assert_refused(
-        &f.exchange(&aud, &f.e.cloud.sign_id_token(expired).unwrap(), JWT, CP)
-            .await,
-        "invalid_grant",
-        "expired",
-    );
-    let mut wrong_iss = good.clone();
-    wrong_iss["iss"] = "https://issuer.example.com".into();
-    assert_refused(
-        &f.exchange(&aud, &f.e.cloud.sign_id_token(wrong_iss).unwrap(), JWT, CP)
-            .await,
-        "invalid_grant",
-        "issuer",
-    );
+    let local = |change: &dyn Fn(&mut Value)| {
+        let mut claims = good.clone();
+        change(&mut claims);
+        f.e.cloud.sign_id_token(claims).unwrap()
+    };
+    let wrong_aud = local(&|c| c["aud"] = "https://someone-else".into());
+    let expired = local(&|c| c["exp"] = (NOW - 1).into());
+    let wrong_iss = local(&|c| c["iss"] = "https://issuer.example.com".into());
     // Signed by a key the provider does not trust.
-    assert_refused(
-        &f.exchange(&aud, &ext_jwt(&f.ext_key, good.clone()), JWT, CP)
-            .await,
-        "invalid_grant",
-        "signature",
-    );
+    let untrusted = ext_jwt(&f.ext_key, good.clone());
     // Altered claims.
     let (h, rest) = tok.split_once('.').unwrap();
     let (_, sig) = rest.split_once('.').unwrap();
     let mut more = good.clone();
     more["sub"] = "admin".into();
     let forged = format!("{h}.{}.{sig}", URL_SAFE_NO_PAD.encode(more.to_string()));
-    assert_refused(
-        &f.exchange(&aud, &forged, JWT, CP).await,
-        "invalid_grant",
-        "signature",
-    );
+    f.refusals(&[
+        (
+            &aud,
+            &wrong_aud,
+            JWT,
+            GRANT,
+            "The audience in ID Token [https://someone-else] does not match the expected audience.",
+        ),
+        (&aud, &expired, JWT, GRANT, "expired"),
+        (&aud, &wrong_iss, JWT, GRANT, "issuer"),
+        (&aud, &untrusted, JWT, GRANT, "signature"),
+        (&aud, &forged, JWT, GRANT, "signature"),
+    ])
+    .await;
 
     // The foreign issuer with its inline JWKS and an explicit allowed audience.
     let ext_aud = audience("oidc-pool", "ext-issuer");
@@ -920,43 +700,31 @@ async fn oidc_subject_tokens() {
     // The default audience is not accepted when allowed_audiences is set; the local key is not the issuer's.
     let mut c2 = claims.clone();
     c2["aud"] = format!("https:{ext_aud}").into();
-    assert_refused(
-        &f.exchange(&ext_aud, &ext_jwt(&f.ext_key, c2), JWT, CP)
-            .await,
-        "invalid_grant",
-        "audience",
-    );
-    assert_refused(
-        &f.exchange(&ext_aud, &f.e.cloud.sign_id_token(claims).unwrap(), JWT, CP)
-            .await,
-        "invalid_grant",
-        "signature",
-    );
-    // An AWS token at an OIDC provider.
-    assert_refused(
-        &f.exchange(&ext_aud, "x.y.z", AWS4, CP).await,
-        "invalid_request",
-        "subject_token_type",
-    );
+    let default_audience = ext_jwt(&f.ext_key, c2);
+    let local_key = f.e.cloud.sign_id_token(claims).unwrap();
+    f.refusals(&[
+        (&ext_aud, &default_audience, JWT, GRANT, "audience"),
+        (&ext_aud, &local_key, JWT, GRANT, "signature"),
+        // An AWS token at an OIDC provider.
+        (&ext_aud, "x.y.z", AWS4, REQUEST, "subject_token_type"),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
     let f = start().await;
-    let cfg =
+    let aws = |imdsv2| CredSource::Aws { imds: None, imdsv2 };
+    let file = |path: &str| CredSource::File {
+        path: path.into(),
+        json_field: None,
+    };
+    let base = f.base();
+    let config = |project, pool, provider, sa, source: &CredSource| {
         f.e.cloud
-            .cred_config(
-                &f.base(),
-                "fed-proj",
-                "aws-pool",
-                "aws-main",
-                Some(SA),
-                &CredSource::Aws {
-                    imds: None,
-                    imdsv2: false,
-                },
-            )
-            .unwrap();
+            .cred_config(&base, project, pool, provider, sa, source)
+    };
+    let cfg = config("fed-proj", "aws-pool", "aws-main", Some(SA), &aws(false)).unwrap();
     assert_eq!(
         cfg,
         json!({
@@ -974,53 +742,12 @@ async fn cred_config_is_what_gcloud_writes_and_pools_read_back() {
             },
         })
     );
-    let cfg =
-        f.e.cloud
-            .cred_config(
-                &f.base(),
-                &NUMBER.to_string(),
-                "oidc-pool",
-                "local",
-                None,
-                &CredSource::File {
-                    path: "/tmp/t".into(),
-                    json_field: None,
-                },
-            )
-            .unwrap();
+    let cfg = config(NUMBER, "oidc-pool", "local", None, &file("/tmp/t")).unwrap();
     assert_eq!(cfg["credential_source"], json!({"file": "/tmp/t"}));
     assert_eq!(cfg["subject_token_type"], JWT);
     assert!(cfg.get("service_account_impersonation_url").is_none());
-    assert!(
-        f.e.cloud
-            .cred_config(
-                &f.base(),
-                "fed-proj",
-                "aws-pool",
-                "aws-main",
-                None,
-                &CredSource::File {
-                    path: "/t".into(),
-                    json_field: None
-                }
-            )
-            .is_err()
-    );
-    assert!(
-        f.e.cloud
-            .cred_config(
-                &f.base(),
-                "fed-proj",
-                "aws-pool",
-                "nope",
-                None,
-                &CredSource::Aws {
-                    imds: None,
-                    imdsv2: true
-                }
-            )
-            .is_err()
-    );
+    assert!(config("fed-proj", "aws-pool", "aws-main", None, &file("/t")).is_err());
+    assert!(config("fed-proj", "aws-pool", "nope", None, &aws(true)).is_err());
 
     // The IAM v1 read API, as the owner.
     let (token, _) =

@@ -10,19 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-const WORLD: &str = r#"
-[[project]]
-id = "proj-h"
-number = 3333333333
-
-[[user]]
-email = "owner@example.com"
-
-[[secret]]
-project = "proj-h"
-name = "pin"
-versions = [{ data = "4711" }]
-"#;
+const WORLD: &str = include_str!("worlds/store_hygiene.toml");
 
 fn open(data: &Path) -> Cloud {
     let world = keyway_cloud::world::parse("world.toml", WORLD).unwrap();

@@ -6,68 +6,31 @@
 //! Every case uses the extremes (`i64::MIN`/`i64::MAX`, `exp` before `iat`,
 //! numbers no clock reaches) next to the values that must still pass.
 
+mod common;
+
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{issuer_key, key_from_pem};
+use keyway_testkit::worlds::fill;
 use keyway_testkit::{Api, Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 
 const SA: &str = "signer@jwt-proj.iam.gserviceaccount.com";
-const NUMBER: u64 = 555000000001;
+const NUMBER: &str = "555000000001";
 const ACCOUNT: &str = "111122223333";
 const ISSUER: &str = "https://issuer.example.com";
 const MIN: i64 = i64::MIN;
 const MAX: i64 = i64::MAX;
 
 fn world(jwks: &str) -> String {
-    format!(
-        r#"
-[[project]]
-id = "jwt-proj"
-number = {NUMBER}
-
-[[service_account]]
-project = "jwt-proj"
-name = "signer"
-
-[[secret]]
-project = "jwt-proj"
-name = "s"
-versions = [{{ data = "v" }}]
-
-[[workload_identity_pools]]
-project = "jwt-proj"
-id = "oidc-pool"
-
-[[workload_identity_pool_providers]]
-project = "jwt-proj"
-pool = "oidc-pool"
-id = "ext-oidc"
-oidc = {{ issuer_uri = "{ISSUER}", allowed_audiences = ["my-aud"], jwks_json = '{jwks}' }}
-attribute_mapping = {{ "google.subject" = "assertion.sub" }}
-
-[[aws_account]]
-id = "{ACCOUNT}"
-
-[[aws_oidc_provider]]
-account = "{ACCOUNT}"
-url = "{ISSUER}"
-client_id_list = ["sts.amazonaws.com"]
-jwks = '{jwks}'
-
-[[aws_user]]
-account = "{ACCOUNT}"
-name = "admin"
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}}]}}']
-
-[[aws_role]]
-account = "{ACCOUNT}"
-name = "web"
-max_session_secs = 7200
-trust = '''{{"Statement": [
-  {{"Effect": "Allow", "Principal": {{"Federated": "arn:aws:iam::{ACCOUNT}:oidc-provider/issuer.example.com"}}, "Action": "sts:AssumeRoleWithWebIdentity"}},
-  {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{ACCOUNT}:root"}}, "Action": "sts:AssumeRole"}}]}}'''
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}}]}}']
-"#
+    fill(
+        include_str!("worlds/token_lifetimes.toml"),
+        &[
+            ("NUMBER", NUMBER),
+            ("ISSUER", ISSUER),
+            ("ACCOUNT", ACCOUNT),
+            ("jwks", jwks),
+        ],
     )
 }
 
@@ -79,30 +42,13 @@ struct T {
 }
 
 async fn setup() -> T {
-    use aws_lc_rs::signature::KeyPair;
-    let issuer = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let pk = issuer.public_key();
-    let jwks = json!({"keys": [{
-        "kty": "RSA", "alg": "RS256", "use": "sig", "kid": "iss-1",
-        "n": URL_SAFE_NO_PAD.encode(pk.modulus().big_endian_without_leading_zero()),
-        "e": URL_SAFE_NO_PAD.encode(pk.exponent().big_endian_without_leading_zero()),
-    }]})
-    .to_string();
+    let (issuer, jwks) = issuer_key("iss-1");
     let e = Local::open(&world(&jwks));
     let (_, minted) = e.cloud.mint_key(SA).unwrap().unwrap();
-    let der = STANDARD
-        .decode(
-            minted
-                .private_pem
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect::<String>(),
-        )
-        .unwrap();
     T {
         e,
         issuer,
-        sa_key: aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap(),
+        sa_key: key_from_pem(&minted.private_pem),
         sa_kid: minted.key_id,
     }
 }

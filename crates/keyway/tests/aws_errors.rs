@@ -13,68 +13,26 @@ mod support;
 
 use keyway_core::clock::ManualClock;
 use keyway_testkit::Local;
+use keyway_testkit::worlds::fill;
 use std::collections::BTreeMap;
-use support::{Cloud, assert_no_leak, keyway, one_line, text};
+use support::{Cloud, assert_no_leak, exec_in, keyway, one_line, text};
 
 const ACCOUNT: &str = "210987654321";
 const SA_ID: &str = "110000000000000000042";
 const OTHER_SA_ID: &str = "110000000000000000099";
+/// The `--env` of every run: the secret only the role reads.
+const DB_URL: &str = "DB_URL=aws-sm://reporting/db-url";
 const SECRET_VALUE: &str = "pg://reporting:Wq8-not-for-logs@db.internal/app";
 
 fn world() -> String {
-    format!(
-        r#"
-[[project]]
-id = "etl-prod"
-number = 123456789012
-
-[[service_account]]
-project = "etl-prod"
-name = "etl-runner"
-unique_id = "{SA_ID}"
-
-[[service_account]]
-project = "etl-prod"
-name = "etl-intruder"
-unique_id = "{OTHER_SA_ID}"
-
-[[instance]]
-project = "etl-prod"
-zone = "us-central1-a"
-name = "etl-vm"
-service_account = "etl-runner@etl-prod.iam.gserviceaccount.com"
-scopes = ["cloud-platform"]
-
-[[instance]]
-project = "etl-prod"
-zone = "us-central1-a"
-name = "intruder-vm"
-service_account = "etl-intruder@etl-prod.iam.gserviceaccount.com"
-scopes = ["cloud-platform"]
-
-[[aws_account]]
-id = "{ACCOUNT}"
-
-[[aws_user]]
-account = "{ACCOUNT}"
-name = "dev"
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}}]}}']
-
-[[aws_role]]
-account = "{ACCOUNT}"
-name = "gcp-etl"
-trust = '''{{"Version": "2012-10-17", "Statement": [
-  {{"Effect": "Allow", "Principal": {{"Federated": "accounts.google.com"}}, "Action": "sts:AssumeRoleWithWebIdentity",
-    "Condition": {{"StringEquals": {{"accounts.google.com:aud": "{SA_ID}"}}}}}},
-  {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{ACCOUNT}:root"}}, "Action": "sts:AssumeRole"}}]}}'''
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}}]}}']
-
-[[aws_secret]]
-account = "{ACCOUNT}"
-region = "eu-central-1"
-name = "reporting/db-url"
-versions = [{{ string = "{SECRET_VALUE}" }}]
-"#
+    fill(
+        include_str!("worlds/aws_errors.toml"),
+        &[
+            ("SA_ID", SA_ID),
+            ("OTHER_SA_ID", OTHER_SA_ID),
+            ("ACCOUNT", ACCOUNT),
+            ("SECRET_VALUE", SECRET_VALUE),
+        ],
     )
 }
 
@@ -147,18 +105,7 @@ fn expired_temporary_credentials_are_named_with_their_source() {
         ("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key),
         ("AWS_SESSION_TOKEN", &creds.session_token),
     ]);
-    let out = keyway(
-        &env,
-        &[
-            "exec",
-            "--env",
-            "DB_URL=aws-sm://reporting/db-url",
-            "--",
-            "sh",
-            "-c",
-            "echo started",
-        ],
-    );
+    let out = exec_in(&env, &[DB_URL], &["sh", "-c", "echo started"]);
     assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
     let err = one_line(&out.stderr);
     assert!(
@@ -210,16 +157,7 @@ fn a_clock_far_from_aws_is_reported_as_skew() {
     assert_eq!(text(&out.stdout), SECRET_VALUE);
     // AWS's clock an hour ahead of this machine's: every signature is "expired".
     c.clock.set_secs(now() + 3600);
-    let out = keyway(
-        &env,
-        &[
-            "exec",
-            "--env",
-            "DB_URL=aws-sm://reporting/db-url",
-            "--",
-            "true",
-        ],
-    );
+    let out = exec_in(&env, &[DB_URL], &["true"]);
     assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
     let err = one_line(&out.stderr);
     assert!(
@@ -279,17 +217,10 @@ fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused()
     );
     let mut with_expected = env.clone();
     with_expected.insert("EXPECTED".into(), SECRET_VALUE.into());
-    let out = keyway(
+    let out = exec_in(
         &with_expected,
-        &[
-            "exec",
-            "--env",
-            "DB_URL=aws-sm://reporting/db-url",
-            "--",
-            "sh",
-            "-c",
-            "test \"$DB_URL\" = \"$EXPECTED\"",
-        ],
+        &[DB_URL],
+        &["sh", "-c", "test \"$DB_URL\" = \"$EXPECTED\""],
     );
     assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     let out = keyway(&env, &["whoami", "--output", "json"]);
@@ -304,16 +235,7 @@ fn a_gce_vm_reads_an_aws_secret_through_web_identity_and_a_stranger_is_refused()
 
     // Another VM of the same project: its service account is not the role's condition.
     let env = vm_env(&cloud, "intruder-vm");
-    let out = keyway(
-        &env,
-        &[
-            "exec",
-            "--env",
-            "DB_URL=aws-sm://reporting/db-url",
-            "--",
-            "true",
-        ],
-    );
+    let out = exec_in(&env, &[DB_URL], &["true"]);
     assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
     let err = one_line(&out.stderr);
     assert!(

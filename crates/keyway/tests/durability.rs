@@ -10,23 +10,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-const WORLD: &str = r#"
-[[project]]
-id = "durable-proj"
-number = 2222222222
-
-[[user]]
-email = "owner@example.com"
-
-[[binding]]
-resource = "projects/durable-proj"
-role = "roles/owner"
-members = ["user:owner@example.com"]
-
-[[secret]]
-project = "durable-proj"
-name = "counter"
-"#;
+const WORLD: &str = include_str!("worlds/durability.toml");
 
 fn start(data: &Path, world: &Path) -> (Child, Value) {
     process::start_cloud(

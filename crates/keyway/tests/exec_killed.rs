@@ -154,11 +154,10 @@ fn the_workload_starts_with_sigpipe_at_its_default_action() {
     // keyway (Rust) ignores SIGPIPE for itself; its workload must not inherit that,
     // or `keyway exec -- sh -c 'yes | head -1'` would loop on EPIPE.
     let env = BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]);
-    let out = keyway(
+    let out = exec_in(
         &env,
+        &[],
         &[
-            "exec",
-            "--",
             "sh",
             "-c",
             "exec grep -E '^Sig(Ign|Blk):' /proc/self/status",

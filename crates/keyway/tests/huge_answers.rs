@@ -107,94 +107,85 @@ fn check(what: &str, (code, err, rss): (i32, String, i64), cap: &str, url: &str)
     );
 }
 
-#[test]
-fn secret_manager_answers_are_capped() {
+type Env = BTreeMap<String, String>;
+
+/// For each misbehaviour, a server misbehaving for `target`; `configure`
+/// points the environment at it (the server's `host:port` and a directory of
+/// the run's own) and says what to run and which URL the error must name.
+/// keyway must stop at `cap`, naming it and the URL.
+fn assert_capped(
+    (what, target, cap): (&str, Target, &str),
+    configure: impl Fn(&mut Env, &str, &std::path::Path) -> (&'static [&'static str], String),
+) {
     for how in [Misbehaviour::Endless, Misbehaviour::Declared4GiB] {
         let dir = tempfile::tempdir().unwrap();
-        let addr = evil_server(how, Target::SecretApi);
+        let addr = evil_server(how, target);
         let mut env = base_env(dir.path());
-        env.insert(
-            "GOOGLE_APPLICATION_CREDENTIALS".into(),
-            user_credentials(dir.path(), &format!("http://{addr}/token")),
-        );
-        env.insert(
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER".into(),
-            format!("http://{addr}/"),
-        );
-        let out = run(&env, &["get", "--timeout", "5", "sm://p/s"]);
-        check(
-            &format!("Secret Manager, {how:?}"),
-            out,
-            "192 KiB",
-            &format!("http://{addr}/v1/projects/p/secrets/s/versions/latest:access"),
-        );
+        let (args, url) = configure(&mut env, &addr, dir.path());
+        check(&format!("{what}, {how:?}"), run(&env, args), cap, &url);
     }
+}
+
+fn set(env: &mut Env, vars: &[(&str, &str)]) {
+    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+}
+
+const ADC: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+
+#[test]
+fn secret_manager_answers_are_capped() {
+    let case = ("Secret Manager", Target::SecretApi, "192 KiB");
+    assert_capped(case, |env, addr, dir| {
+        let adc = user_credentials(dir, &format!("http://{addr}/token"));
+        let api = format!("http://{addr}/");
+        let overrides = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER";
+        set(env, &[(ADC, &adc), (overrides, &api)]);
+        let url = format!("{api}v1/projects/p/secrets/s/versions/latest:access");
+        (&["get", "--timeout", "5", "sm://p/s"], url)
+    });
 }
 
 #[test]
 fn secrets_manager_answers_are_capped() {
-    for how in [Misbehaviour::Endless, Misbehaviour::Declared4GiB] {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = evil_server(how, Target::SecretApi);
-        let mut env = base_env(dir.path());
-        for (k, v) in [
-            ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
-            (
-                "AWS_SECRET_ACCESS_KEY",
-                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            ),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            env.insert(k.into(), v.into());
-        }
-        env.insert(
-            "AWS_ENDPOINT_URL_SECRETSMANAGER".into(),
-            format!("http://{addr}"),
+    let case = ("Secrets Manager", Target::SecretApi, "400 KiB");
+    assert_capped(case, |env, addr, _| {
+        let endpoint = format!("http://{addr}");
+        set(
+            env,
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                ),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ENDPOINT_URL_SECRETSMANAGER", &endpoint),
+            ],
         );
-        let out = run(&env, &["get", "--timeout", "5", "aws-sm://app/config"]);
-        check(
-            &format!("Secrets Manager, {how:?}"),
-            out,
-            "400 KiB",
-            &format!("http://{addr}/"),
-        );
-    }
+        (
+            &["get", "--timeout", "5", "aws-sm://app/config"],
+            format!("{endpoint}/"),
+        )
+    });
 }
 
 #[test]
 fn token_endpoint_answers_are_capped() {
-    for how in [Misbehaviour::Endless, Misbehaviour::Declared4GiB] {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = evil_server(how, Target::TokenEndpoint);
-        let mut env = base_env(dir.path());
-        env.insert(
-            "GOOGLE_APPLICATION_CREDENTIALS".into(),
-            user_credentials(dir.path(), &format!("http://{addr}/token?secret-query=1")),
-        );
-        let out = run(&env, &["token"]);
-        check(
-            &format!("token endpoint, {how:?}"),
-            out,
-            "1 MiB",
-            &format!("http://{addr}/token"),
-        );
-    }
+    let case = ("token endpoint", Target::TokenEndpoint, "1 MiB");
+    assert_capped(case, |env, addr, dir| {
+        let token_uri = format!("http://{addr}/token?secret-query=1");
+        set(env, &[(ADC, &user_credentials(dir, &token_uri))]);
+        (&["token"], format!("http://{addr}/token"))
+    });
 }
 
 #[test]
 fn metadata_server_answers_are_capped() {
-    for how in [Misbehaviour::Endless, Misbehaviour::Declared4GiB] {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = evil_server(how, Target::MetadataToken);
-        let mut env = base_env(dir.path());
+    let case = ("metadata server", Target::MetadataToken, "1 MiB");
+    assert_capped(case, |env, addr, _| {
         env.remove("NO_GCE_CHECK");
-        env.insert("GCE_METADATA_HOST".into(), addr.clone());
-        let out = run(&env, &["token"]);
-        check(
-            &format!("metadata server, {how:?}"),
-            out,
-            "1 MiB",
-            &format!("http://{addr}/computeMetadata/v1/instance/service-accounts/default/token"),
-        );
-    }
+        set(env, &[("GCE_METADATA_HOST", addr)]);
+        let token = "computeMetadata/v1/instance/service-accounts/default/token";
+        (&["token"], format!("http://{addr}/{token}"))
+    });
 }

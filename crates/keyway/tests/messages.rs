@@ -7,6 +7,7 @@ mod support;
 
 use keyway_testkit::files;
 use keyway_testkit::servers::closed_port;
+use keyway_testkit::worlds::fill;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -165,20 +166,9 @@ fn google_to_aws_web_identity_works_with_federated_google_credentials() {
             &format!("name = \"rds-to-bigquery\"\nunique_id = \"{SA_ID}\"\ndisplay_name"),
             1,
         )
-        + &format!(
-            r#"
-[[aws_role]]
-account = "538104962771"
-name = "reader-from-google"
-trust = '{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"Federated": "accounts.google.com"}}, "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {{"StringEquals": {{"accounts.google.com:aud": "{SA_ID}"}}}}}}]}}'
-policies = ['{{"Statement": [{{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}}]}}']
-
-[[aws_secret]]
-account = "538104962771"
-region = "ap-northeast-1"
-name = "app/config"
-versions = [{{ string = "via-google-web-identity" }}]
-"#
+        + &fill(
+            include_str!("worlds/messages_google_to_aws.toml"),
+            &[("SA_ID", SA_ID)],
         );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("world.toml");

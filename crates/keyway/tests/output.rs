@@ -110,22 +110,24 @@ fn assert_disk_full(args: &[String], out: &Output) {
     );
 }
 
-#[test]
-fn a_closed_pipe_ends_every_printing_command_quietly() {
+type Run = fn(&BTreeMap<String, String>, &[String]) -> Output;
+
+/// Runs every printing command of [`commands`] so, and checks what it did.
+fn every_printing_command(run: Run, check: fn(&[String], &Output)) {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     for (env, args) in commands(&cloud) {
-        let out = closed_pipe(&env, &args);
-        assert_quiet_sigpipe(&args, &out);
+        check(&args, &run(&env, &args));
     }
 }
 
 #[test]
+fn a_closed_pipe_ends_every_printing_command_quietly() {
+    every_printing_command(closed_pipe, assert_quiet_sigpipe);
+}
+
+#[test]
 fn a_full_disk_is_a_clear_error_for_every_printing_command() {
-    let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
-    for (env, args) in commands(&cloud) {
-        let out = to_dev_full(&env, &args);
-        assert_disk_full(&args, &out);
-    }
+    every_printing_command(to_dev_full, assert_disk_full);
 }
 
 #[test]

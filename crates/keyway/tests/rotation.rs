@@ -14,11 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use support::*;
 
-const OWNER: &str = "kyoto@example.com";
+use support::seed000::{OWNER, SECRET as V1};
+
 const SECRET_PATH: &str = "/v1/projects/kaggle-gpu-lab/secrets/wandb-api-key";
 const REF: &str = "sm://kaggle-gpu-lab/wandb-api-key";
-/// The world's version 1 of `wandb-api-key`.
-const V1: &str = "local-wandb-key-0f3a9c2e71b84d55a6e0c9d13b7f2e48";
 const V2: &str = "rotated-wandb-key-2-9c1d7e0a4b";
 const V3: &str = "rotated-wandb-key-3-5f28a6c03e";
 /// The watch interval of these tests, and how late past it a change may arrive
@@ -353,22 +352,7 @@ fn a_failed_re_resolve_keeps_the_command_running_on_what_it_has() {
 }
 
 /// An AWS-only world: a user who may do anything to Secrets Manager, and one secret.
-const AWS_WORLD: &str = r#"
-[[aws_account]]
-id = "111122223333"
-alias = "rotation"
-
-[[aws_user]]
-account = "111122223333"
-name = "dev"
-policies = ['{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:*", "sts:GetCallerIdentity"], "Resource": "*"}]}']
-
-[[aws_secret]]
-account = "111122223333"
-region = "us-east-1"
-name = "app/token"
-versions = [{ string = "aws-token-value-one" }]
-"#;
+const AWS_WORLD: &str = include_str!("worlds/rotation_aws.toml");
 
 /// PutSecretValue through the local cloud's Secrets Manager API, signed as the
 /// user whose shared credentials file `env` names.

@@ -5,24 +5,21 @@
 //! the highest verbosity, lets the value reach stdout or stderr.
 
 mod support;
+use keyway_testkit::CLOUD_PLATFORM as CP;
+use keyway_testkit::worlds::fill;
+use support::seed000::*;
 use support::*;
 
-const SECRET: &str = "local-wandb-key-0f3a9c2e71b84d55a6e0c9d13b7f2e48";
-const PROJECT: &str = "kaggle-gpu-lab";
-const OWNER: &str = "kyoto@example.com";
 const VM: &str = "kaggle-gpu-vm";
 const ZONE: &str = "asia-northeast1-a";
+/// The VM's service account (the project's default compute account).
 const SA: &str = "482915736104-compute@developer.gserviceaccount.com";
-const CP: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 fn exec_hash(env: &std::collections::BTreeMap<String, String>) -> std::process::Output {
-    keyway(
+    exec_in(
         env,
+        &["WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key"],
         &[
-            "exec",
-            "--env",
-            "WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key",
-            "--",
             "sh",
             "-c",
             "printf %s \"$WANDB_API_KEY\" | sha256sum | cut -d' ' -f1",
@@ -115,17 +112,10 @@ fn files_are_private_on_tmpfs_and_gone_after_the_child() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let user = cloud.env(&["--user", OWNER]);
     let script = "d=$(dirname \"$KEYFILE\"); stat -f -c %T \"$d\"; stat -c %a \"$d\"; stat -c %a \"$KEYFILE\"; basename \"$KEYFILE\"; sha256sum < \"$KEYFILE\" | cut -d' ' -f1; echo \"$KEYFILE\"";
-    let out = keyway(
+    let out = exec_in(
         &user,
-        &[
-            "exec",
-            "--env",
-            "KEYFILE=sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
+        &["KEYFILE=sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key"],
+        &["sh", "-c", script],
     );
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
@@ -149,11 +139,10 @@ fn exit_codes_pass_through_and_inherited_references_resolve() {
         "WANDB_API_KEY".into(),
         "sm://kaggle-gpu-lab/wandb-api-key".into(),
     );
-    let out = keyway(
+    let out = exec_in(
         &user,
+        &[],
         &[
-            "exec",
-            "--",
             "sh",
             "-c",
             "printf %s \"$WANDB_API_KEY\" | sha256sum | cut -d' ' -f1; exit 7",
@@ -173,23 +162,15 @@ fn exit_codes_pass_through_and_inherited_references_resolve() {
 fn fail_closed_names_every_failed_reference() {
     let cloud = Cloud::start(&world_path("examples/seed-000.toml"));
     let user = cloud.env(&["--user", OWNER]);
-    let out = keyway(
+    let out = exec_in(
         &user,
         &[
-            "exec",
-            "--env",
             "GOOD=sm://kaggle-gpu-lab/wandb-api-key",
-            "--env",
             "MISSING=sm://kaggle-gpu-lab/no-such-secret",
-            "--env",
             "BADVER=sm://kaggle-gpu-lab/wandb-api-key#9",
-            "--env",
             "FIELD=sm://kaggle-gpu-lab/wandb-api-key?field=token",
-            "--",
-            "sh",
-            "-c",
-            "echo RAN",
         ],
+        &["sh", "-c", "echo RAN"],
     );
     assert_no_leak(&out, SECRET);
     assert_eq!(out.status.code(), Some(125));
@@ -217,27 +198,12 @@ fn binary_payloads_come_out_byte_for_byte_and_json_fields_resolve() {
     let world = dir.path().join("world.toml");
     std::fs::write(
         &world,
-        format!(
-            r#"
-[[project]]
-id = "bytes-proj"
-number = 7777777777
-[[user]]
-email = "dev@example.com"
-[[binding]]
-resource = "projects/bytes-proj"
-role = "roles/secretmanager.admin"
-members = ["user:dev@example.com"]
-[[secret]]
-project = "bytes-proj"
-name = "blob"
-versions = [{{ data_base64 = "{}" }}]
-[[secret]]
-project = "bytes-proj"
-name = "db"
-versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }}]
-"#,
-            base64::engine::general_purpose::STANDARD.encode(&all_bytes)
+        fill(
+            include_str!("worlds/seed000_bytes.toml"),
+            &[(
+                "BLOB",
+                &base64::engine::general_purpose::STANDARD.encode(&all_bytes),
+            )],
         ),
     )
     .unwrap();
@@ -282,17 +248,10 @@ versions = [{{ data = '{{"user": "app", "password": "pw-Zx81", "port": 5432}}' }
         one_line(&out.stderr)
     );
     // As a file it is delivered intact.
-    let out = keyway(
+    let out = exec_in(
         &user,
-        &[
-            "exec",
-            "--env",
-            "BLOB=sm://bytes-proj/blob?destination=tempfile",
-            "--",
-            "sh",
-            "-c",
-            "cat \"$BLOB\"",
-        ],
+        &["BLOB=sm://bytes-proj/blob?destination=tempfile"],
+        &["sh", "-c", "cat \"$BLOB\""],
     );
     assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(out.stdout, all_bytes);

@@ -28,32 +28,6 @@ fn private_key_line(cloud: &Cloud) -> String {
     line
 }
 
-/// What the task's credentials endpoint serves (the task role's secret key and session token).
-fn task_role_credentials(env: &std::collections::BTreeMap<String, String>) -> (String, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let doc: serde_json::Value = rt.block_on(async {
-        let r = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .get(&env["AWS_CONTAINER_CREDENTIALS_FULL_URI"]);
-        r.header("Authorization", &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
-    (
-        doc["SecretAccessKey"].as_str().unwrap().to_owned(),
-        doc["Token"].as_str().unwrap().to_owned(),
-    )
-}
-
 #[test]
 fn the_key_reaches_the_workload_as_a_private_file_and_is_gone_after() {
     let cloud = Cloud::start(&world_path("examples/seed-001.toml"));

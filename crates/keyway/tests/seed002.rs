@@ -53,6 +53,22 @@ fn cred_config(
     path
 }
 
+/// `keyway exec --env CONFIG=… -- true` in `task`'s environment with a
+/// configuration that impersonates [`SA`]: it must fail before the command
+/// (125); its error, on one line.
+fn refused_in_task(cloud: &Cloud, task: &BTreeMap<String, String>) -> String {
+    let file = cred_config(
+        cloud,
+        task,
+        "cred.json",
+        &["--aws", "--service-account", SA],
+    );
+    let config = format!("CONFIG={CONFIG_REF}");
+    let out = exec_in(&with_credentials(task, &file), &[&config], &["true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
+    one_line(&out.stderr)
+}
+
 fn with_credentials(env: &BTreeMap<String, String>, file: &Path) -> BTreeMap<String, String> {
     let mut env = env.clone();
     env.insert(
@@ -60,32 +76,6 @@ fn with_credentials(env: &BTreeMap<String, String>, file: &Path) -> BTreeMap<Str
         file.display().to_string(),
     );
     env
-}
-
-/// What the task's credentials endpoint serves: the task role's secret key and session token.
-fn task_role_credentials(env: &BTreeMap<String, String>) -> (String, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let doc: Value = rt.block_on(async {
-        let r = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .get(&env["AWS_CONTAINER_CREDENTIALS_FULL_URI"]);
-        r.header("Authorization", &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
-    (
-        doc["SecretAccessKey"].as_str().unwrap().to_owned(),
-        doc["Token"].as_str().unwrap().to_owned(),
-    )
 }
 
 /// Every regular file under `dir` but the store and its master key (sealed bytes).
@@ -162,17 +152,10 @@ fn the_task_reads_its_google_secret_with_no_key_anywhere() {
 
     let env = with_credentials(&task, &file);
     let script = r#"printf '%s\n' "$CONFIG"; env | grep -c '^AWS_ACCESS_KEY_ID=' || true"#;
-    let out = keyway(
+    let out = exec_in(
         &env,
-        &[
-            "exec",
-            "--env",
-            &format!("CONFIG={CONFIG_REF}"),
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
+        &[&format!("CONFIG={CONFIG_REF}")],
+        &["sh", "-c", script],
     );
     assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{CONFIG}\n0\n"));
@@ -246,17 +229,10 @@ fn direct_federated_access_reads_the_secret_bound_to_the_principal_set() {
     std::fs::write(&file, &out.stdout).unwrap();
     let env = with_credentials(&task, &file);
 
-    let out = keyway(
+    let out = exec_in(
         &env,
-        &[
-            "exec",
-            "--env",
-            &format!("DATASET={DIRECT_REF}"),
-            "--",
-            "sh",
-            "-c",
-            r#"printf %s "$DATASET""#,
-        ],
+        &[&format!("DATASET={DIRECT_REF}")],
+        &["sh", "-c", r#"printf %s "$DATASET""#],
     );
     assert_eq!(out.status.code(), Some(0), "{}", one_line(&out.stderr));
     assert_eq!(text(&out.stdout), DIRECT);
@@ -298,24 +274,7 @@ fn direct_federated_access_reads_the_secret_bound_to_the_principal_set() {
 fn the_execution_role_as_task_role_is_refused_by_the_attribute_condition() {
     let cloud = Cloud::start(&world_path("examples/seed-002.toml"));
     let task = cloud.env(&["--task", EXEC_ROLE_TASK]);
-    let file = cred_config(
-        &cloud,
-        &task,
-        "cred.json",
-        &["--aws", "--service-account", SA],
-    );
-    let out = keyway(
-        &with_credentials(&task, &file),
-        &[
-            "exec",
-            "--env",
-            &format!("CONFIG={CONFIG_REF}"),
-            "--",
-            "true",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
-    let err = one_line(&out.stderr);
+    let err = refused_in_task(&cloud, &task);
     assert!(
         err.contains("unauthorized_client") && err.contains("attribute condition"),
         "{err}"
@@ -350,24 +309,7 @@ fn a_task_without_a_task_role_has_nothing_to_sign_with() {
         !task.contains_key("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
         "{task:?}"
     );
-    let file = cred_config(
-        &cloud,
-        &task,
-        "cred.json",
-        &["--aws", "--service-account", SA],
-    );
-    let out = keyway(
-        &with_credentials(&task, &file),
-        &[
-            "exec",
-            "--env",
-            &format!("CONFIG={CONFIG_REF}"),
-            "--",
-            "true",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(125), "{}", one_line(&out.stderr));
-    let err = one_line(&out.stderr);
+    let err = refused_in_task(&cloud, &task);
     assert!(err.contains("getting the subject token from aws1"), "{err}");
     assert!(
         err.contains("no task role")

@@ -12,6 +12,14 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub const KEYWAY: &str = env!("CARGO_BIN_EXE_keyway");
 
+/// What `examples/seed-000.toml` declares that more than one test names.
+pub mod seed000 {
+    pub const OWNER: &str = "kyoto@example.com";
+    pub const PROJECT: &str = "kaggle-gpu-lab";
+    /// Version 1 of `wandb-api-key`.
+    pub const SECRET: &str = "local-wandb-key-0f3a9c2e71b84d55a6e0c9d13b7f2e48";
+}
+
 pub struct Cloud {
     pub dir: tempfile::TempDir,
     pub data: PathBuf,
@@ -131,6 +139,37 @@ pub fn keyway(env: &BTreeMap<String, String>, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `keyway exec` in `env` (as [`keyway`]): each of `vars` (`NAME=REFERENCE`)
+/// given with `--env`, then `command`.
+pub fn exec_in(env: &BTreeMap<String, String>, vars: &[&str], command: &[&str]) -> Output {
+    let mut args = vec!["exec"];
+    for var in vars {
+        args.extend(["--env", var]);
+    }
+    args.push("--");
+    args.extend_from_slice(command);
+    keyway(env, &args)
+}
+
+/// What an ECS task's credentials endpoint serves it (the task's
+/// environment names the endpoint and its token): the task role's secret key
+/// and session token.
+pub fn task_role_credentials(env: &BTreeMap<String, String>) -> (String, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let doc: Value = rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = &env["AWS_CONTAINER_CREDENTIALS_FULL_URI"];
+        let token = &env["AWS_CONTAINER_AUTHORIZATION_TOKEN"];
+        let r = client.get(url).header("Authorization", token).send();
+        r.await.unwrap().json().await.unwrap()
+    });
+    let field = |k: &str| doc[k].as_str().unwrap().to_owned();
+    (field("SecretAccessKey"), field("Token"))
 }
 
 pub fn text(b: &[u8]) -> String {

@@ -9,69 +9,18 @@ use keyway_auth::{AuthContext, AwsChainOptions, AwsSourceKind, ImdsEndpoint, aws
 use keyway_core::{Env, MemFs, SecretRef, SystemClock};
 use keyway_http::RetryPolicy;
 use keyway_secrets::{FetchError, Fetcher};
+use keyway_testkit::servers::{Answer, scripted};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const GET_SECRET_VALUE: &str = r#"{"ARN":"arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/db-AbCdEf","Name":"app/db","VersionId":"v1","SecretString":"value-7","VersionStages":["AWSCURRENT"],"CreatedDate":1.7e9}"#;
 
-/// Reads one HTTP/1.1 request (head and Content-Length body); returns the request line.
-async fn read_request(s: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = s.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return head.lines().next().map(str::to_owned);
-        }
-    }
-}
-
-/// A loopback server answering each request with `answer(request line)`.
-async fn serve(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let answer = Arc::new(answer);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let Some(line) = read_request(&mut s).await else {
-                    return;
-                };
-                let (status, body) = answer(&line);
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
+/// A loopback server answering each request with `answer(method, path)`.
+fn serve(answer: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static) -> String {
+    let addr = scripted(move |h| {
+        let (status, body) = answer(&h.method, &h.path);
+        Answer::Json(status, body)
     });
     format!("http://{addr}")
 }
@@ -80,15 +29,16 @@ async fn serve(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -
 /// refresh them: the cache serves no expired value, even after a failed
 /// refresh) and whose credentials document fails with `fail_status` on the
 /// calls numbered in `fail_on` (from 0).
-async fn imds(calls: Arc<AtomicUsize>, fail_on: &'static [usize], fail_status: u16) -> String {
-    serve(move |line| {
-        if line.starts_with("PUT /latest/api/token") {
+fn imds(calls: Arc<AtomicUsize>, fail_on: &'static [usize], fail_status: u16) -> String {
+    serve(move |method, path| {
+        let creds = "/latest/meta-data/iam/security-credentials/";
+        if (method, path) == ("PUT", "/latest/api/token") {
             return (200, "session-token".into());
         }
-        if line.starts_with("GET /latest/meta-data/iam/security-credentials/ ") {
+        if (method, path) == ("GET", creds) {
             return (200, "node-role".into());
         }
-        if line.starts_with("GET /latest/meta-data/iam/security-credentials/node-role") {
+        if method == "GET" && path == format!("{creds}node-role") {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             if fail_on.contains(&n) {
                 return (fail_status, String::new());
@@ -103,7 +53,6 @@ async fn imds(calls: Arc<AtomicUsize>, fail_on: &'static [usize], fail_status: u
         }
         (404, String::new())
     })
-    .await
 }
 
 async fn fetcher(imds: &str, sm: &str) -> Result<Fetcher, keyway_auth::AwsAuthError> {
@@ -144,8 +93,8 @@ async fn fetcher(imds: &str, sm: &str) -> Result<Fetcher, keyway_auth::AwsAuthEr
 #[tokio::test]
 async fn a_transient_imds_failure_at_refresh_is_retried_by_the_fetch() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let imds = imds(calls.clone(), &[1], 503).await;
-    let sm = serve(|_| (200, GET_SECRET_VALUE.into())).await;
+    let imds = imds(calls.clone(), &[1], 503);
+    let sm = serve(|_, _| (200, GET_SECRET_VALUE.into()));
     let f = fetcher(&imds, &sm).await.unwrap();
     let r = SecretRef::parse("aws-sm://app/db").unwrap();
     let v = f.fetch(&r, None).await.unwrap();
@@ -157,8 +106,8 @@ async fn a_transient_imds_failure_at_refresh_is_retried_by_the_fetch() {
 #[tokio::test]
 async fn a_refusal_at_refresh_is_not_retried() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let imds = imds(calls.clone(), &[1, 2, 3, 4], 404).await;
-    let sm = serve(|_| (200, GET_SECRET_VALUE.into())).await;
+    let imds = imds(calls.clone(), &[1, 2, 3, 4], 404);
+    let sm = serve(|_, _| (200, GET_SECRET_VALUE.into()));
     let f = fetcher(&imds, &sm).await.unwrap();
     let r = SecretRef::parse("aws-sm://app/db").unwrap();
     let e = f.fetch(&r, None).await.unwrap_err();

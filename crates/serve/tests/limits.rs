@@ -79,6 +79,13 @@ async fn start(l: Limits) -> (Server, SocketAddr, Hold) {
     (server, addr, hold)
 }
 
+/// [`start`] with [`limits`] changed as `set` says.
+async fn start_with(set: impl FnOnce(&mut Limits)) -> (Server, SocketAddr, Hold) {
+    let mut l = limits();
+    set(&mut l);
+    start(l).await
+}
+
 /// Reads until the peer closes (or resets) the connection.
 async fn read_all<S: AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
     let mut out = Vec::new();
@@ -137,11 +144,7 @@ async fn closed_by_server(s: &mut TcpStream) -> bool {
 
 #[tokio::test]
 async fn a_slowloris_head_is_cut_off() {
-    let (server, addr, _) = start(Limits {
-        header_read: Duration::from_millis(300),
-        ..limits()
-    })
-    .await;
+    let (server, addr, _) = start_with(|l| l.header_read = Duration::from_millis(300)).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n")
         .await
@@ -180,10 +183,9 @@ async fn a_head_begun_after_a_keep_alive_wait_gets_its_own_full_limit_and_no_mor
     // head limit after its first byte, neither earlier (from the idle
     // phase's start) nor at the idle limit a minute later.
     let head = Duration::from_millis(400);
-    let (server, addr, _) = start(Limits {
-        header_read: head,
-        idle: Duration::from_secs(60),
-        ..limits()
+    let (server, addr, _) = start_with(|l| {
+        l.header_read = head;
+        l.idle = Duration::from_secs(60);
     })
     .await;
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -219,10 +221,9 @@ async fn a_head_begun_after_a_keep_alive_wait_gets_its_own_full_limit_and_no_mor
 async fn an_idle_connection_waits_for_its_request_then_times_out() {
     // Idle time is not head time: a keep-alive connection that is quiet for
     // longer than the head limit is still served.
-    let (_server, addr, _) = start(Limits {
-        header_read: Duration::from_millis(200),
-        idle: Duration::from_secs(60),
-        ..limits()
+    let (_server, addr, _) = start_with(|l| {
+        l.header_read = Duration::from_millis(200);
+        l.idle = Duration::from_secs(60);
     })
     .await;
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -235,11 +236,7 @@ async fn an_idle_connection_waits_for_its_request_then_times_out() {
     assert_eq!(status(&resp), 200);
 
     // Past the idle limit, the server closes a quiet connection.
-    let (server, addr, _) = start(Limits {
-        idle: Duration::from_millis(200),
-        ..limits()
-    })
-    .await;
+    let (server, addr, _) = start_with(|l| l.idle = Duration::from_millis(200)).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     assert!(
         closed_by_server(&mut s).await,
@@ -251,11 +248,7 @@ async fn an_idle_connection_waits_for_its_request_then_times_out() {
 
 #[tokio::test]
 async fn idle_connections_beyond_the_cap_give_way_to_a_request() {
-    let (server, addr, _) = start(Limits {
-        max_connections: 4,
-        ..limits()
-    })
-    .await;
+    let (server, addr, _) = start_with(|l| l.max_connections = 4).await;
     let mut idle = Vec::new();
     for n in 1..=12 {
         idle.push(TcpStream::connect(addr).await.unwrap());
@@ -277,11 +270,7 @@ async fn idle_connections_beyond_the_cap_give_way_to_a_request() {
 
 #[tokio::test]
 async fn past_the_cap_busy_connections_are_answered_503_then_served_below_it() {
-    let (server, addr, hold) = start(Limits {
-        max_connections: 2,
-        ..limits()
-    })
-    .await;
+    let (server, addr, hold) = start_with(|l| l.max_connections = 2).await;
     // Two requests in progress fill the cap; nothing there is idle.
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -317,11 +306,7 @@ async fn past_the_cap_busy_connections_are_answered_503_then_served_below_it() {
 
 #[tokio::test]
 async fn partial_heads_at_the_cap_are_not_evicted_and_newcomers_are_refused() {
-    let (server, addr, _) = start(Limits {
-        max_connections: 3,
-        ..limits()
-    })
-    .await;
+    let (server, addr, _) = start_with(|l| l.max_connections = 3).await;
     let mut partial = Vec::new();
     for n in 1..=3 {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -341,11 +326,7 @@ async fn partial_heads_at_the_cap_are_not_evicted_and_newcomers_are_refused() {
 
 #[tokio::test]
 async fn an_oversized_head_gets_431() {
-    let (_server, addr, _) = start(Limits {
-        max_header_bytes: 4096,
-        ..limits()
-    })
-    .await;
+    let (_server, addr, _) = start_with(|l| l.max_header_bytes = 4096).await;
     let s = TcpStream::connect(addr).await.unwrap();
     let raw = format!(
         "GET /ok HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
@@ -363,11 +344,7 @@ async fn an_oversized_head_gets_431() {
 
 #[tokio::test]
 async fn an_oversized_body_gets_413() {
-    let (_server, addr, _) = start(Limits {
-        max_body_bytes: 1024,
-        ..limits()
-    })
-    .await;
+    let (_server, addr, _) = start_with(|l| l.max_body_bytes = 1024).await;
     // Declared too large: answered before the body is sent.
     let s = TcpStream::connect(addr).await.unwrap();
     let resp = request(
@@ -397,11 +374,7 @@ async fn an_oversized_body_gets_413() {
 
 #[tokio::test]
 async fn a_request_past_its_time_gets_503_or_408() {
-    let (server, addr, _) = start(Limits {
-        request_time: Duration::from_millis(300),
-        ..limits()
-    })
-    .await;
+    let (server, addr, _) = start_with(|l| l.request_time = Duration::from_millis(300)).await;
     // The handler is too slow: the server's fault.
     let resp = get_on(addr, "/sleep").await;
     assert_eq!(status(&resp), 503, "{}", String::from_utf8_lossy(&resp));
@@ -420,10 +393,9 @@ async fn a_request_past_its_time_gets_503_or_408() {
 async fn a_flood_never_holds_more_than_the_cap() {
     const CAP: usize = 32;
     const FLOOD: usize = 2000;
-    let (server, addr, _) = start(Limits {
-        max_connections: CAP,
-        header_read: Duration::from_millis(500),
-        ..limits()
+    let (server, addr, _) = start_with(|l| {
+        l.max_connections = CAP;
+        l.header_read = Duration::from_millis(500);
     })
     .await;
     let watcher = {

@@ -111,6 +111,14 @@ impl Api {
         (r.status, r.json())
     }
 
+    /// This API called with `token` as the bearer.
+    pub fn bearer(&self, token: impl Into<String>) -> Bearer<'_> {
+        Bearer {
+            api: self,
+            token: token.into(),
+        }
+    }
+
     /// A form POST (`application/x-www-form-urlencoded`).
     pub async fn form(&self, path: &str, token: Option<&str>, form: &[(&str, &str)]) -> Reply {
         let mut body = form_urlencoded::Serializer::new(String::new());
@@ -137,12 +145,95 @@ impl Api {
     }
 }
 
+impl Creds {
+    /// The credentials in an IMDS or ECS credentials document
+    /// (`AccessKeyId`, `SecretAccessKey`, `Token`).
+    pub fn from_document(v: &Value) -> Creds {
+        let field = |k: &str| v[k].as_str().map(str::to_owned);
+        Creds {
+            akid: field("AccessKeyId").unwrap_or_else(|| panic!("no AccessKeyId in {v}")),
+            secret: field("SecretAccessKey").unwrap_or_else(|| panic!("no SecretAccessKey in {v}")),
+            token: field("Token"),
+        }
+    }
+}
+
+/// An [`Api`] called as one principal (its bearer token): each call's answer
+/// as JSON (a string when it is not JSON).
+pub struct Bearer<'a> {
+    api: &'a Api,
+    token: String,
+}
+
+/// One call of [`Bearer::expect`]: method, path, JSON body, the status it must get.
+pub type Step = (&'static str, String, Option<Value>, u16);
+
+impl Bearer<'_> {
+    /// `method path` with an optional JSON body.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api.call(method, path, Some(&self.token), body).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body)).await
+    }
+
+    /// Makes each call in order, asserting its status (the answer is in the
+    /// message when it is not).
+    pub async fn expect(&self, steps: &[Step]) {
+        for (method, path, body, status) in steps {
+            let (s, b) = self.call(method, path, body.clone()).await;
+            assert_eq!(s, *status, "{method} {path}: {b}");
+        }
+    }
+}
+
 /// AWS credentials a test signs with.
 #[derive(Clone, Debug)]
 pub struct Creds {
     pub akid: String,
     pub secret: String,
     pub token: Option<String>,
+}
+
+/// AWS calls signed as one principal, in one region.
+pub struct Signed<'a> {
+    local: &'a Local,
+    creds: Creds,
+    region: &'a str,
+}
+
+/// One call of [`Signed::expect`]: a Secrets Manager operation, its body,
+/// and the status and error `__type` it must get (`""`: none).
+pub type SmStep = (&'static str, Value, u16, &'static str);
+
+impl Signed<'_> {
+    /// A Secrets Manager call.
+    pub async fn sm(&self, op: &str, body: Value) -> (u16, Value) {
+        self.local.sm(&self.creds, self.region, op, body).await
+    }
+
+    /// An STS call (always in us-east-1, as STS's global endpoint).
+    pub async fn sts(&self, params: &[(&str, &str)]) -> (u16, String) {
+        self.local.sts(&self.creds, params).await
+    }
+
+    /// Makes each Secrets Manager call in order, asserting its status and
+    /// error type; the answers.
+    pub async fn expect(&self, steps: &[SmStep]) -> Vec<Value> {
+        let mut answers = Vec::new();
+        for (op, body, status, error) in steps {
+            let (s, v) = self.sm(op, body.clone()).await;
+            let ty = v["__type"].as_str().unwrap_or("");
+            assert_eq!((s, ty), (*status, *error), "{op} {body}: {v}");
+            answers.push(v);
+        }
+        answers
+    }
 }
 
 /// A local cloud in this process.
@@ -254,6 +345,27 @@ impl Local {
         self
     }
 
+    /// `method url` over a socket (the listeners of [`Local::start`]) with
+    /// these headers: the status and the body.
+    pub async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut r = self.http.request(method, url);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = r.status().as_u16();
+        (
+            status,
+            r.text().await.unwrap_or_else(|e| panic!("{url}: {e}")),
+        )
+    }
+
     /// Where the listeners are (after [`Local::start`] or [`Local::serve`]).
     pub fn ep(&self) -> &Endpoints {
         match &self.running {
@@ -275,16 +387,12 @@ impl Local {
     /// The first access key of IAM user `name` in `account`.
     pub fn user(&self, account: &str, name: &str) -> Creds {
         let arn = format!("arn:aws:iam::{account}:user/{name}");
-        let akid = self
-            .cloud
-            .store
-            .read()
-            .aws
-            .keys
-            .values()
-            .find(|k| k.user_arn == arn)
+        let store = self.cloud.store.read();
+        let key = store.aws.keys.values().find(|k| k.user_arn == arn);
+        let akid = key
             .map(|k| k.id.clone())
             .unwrap_or_else(|| panic!("{arn} has no access key"));
+        drop(store);
         let secret = self.aws.user_key_secret(&akid).unwrap().to_string();
         Creds {
             akid,
@@ -327,6 +435,15 @@ impl Local {
         }
         let reply = self.aws_api.send(req.body(body).unwrap()).await;
         (reply.status, reply.text())
+    }
+
+    /// Calls signed with `c` in `region`.
+    pub fn signed<'a>(&'a self, c: &Creds, region: &'a str) -> Signed<'a> {
+        Signed {
+            local: self,
+            creds: c.clone(),
+            region,
+        }
     }
 
     /// A Secrets Manager call.

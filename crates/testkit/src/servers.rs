@@ -1,5 +1,7 @@
-//! Loopback servers that misbehave, for the tests of what a client does when
-//! an endpoint does not play by the rules, and a port nothing listens on.
+//! Loopback servers for the tests of what a client does with an endpoint:
+//! scripted ones (each request answered as the test says) and ones that
+//! misbehave (bodies without end, answers that never come), and a port
+//! nothing listens on.
 //!
 //! Each server runs on plain threads (no runtime), so synchronous tests and
 //! tokio tests use it alike; it lives as long as the test process.
@@ -30,38 +32,62 @@ pub struct Head {
     pub path: String,
 }
 
-type Polite = dyn Fn(&Head) -> Option<String> + Send + Sync;
+/// How a scripted server answers one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// This status and JSON body; then the next request on the connection is read.
+    Json(u16, String),
+    /// Misbehaves so, and reads nothing more on the connection.
+    Misbehave(Misbehaviour),
+}
 
-/// Starts a server on `127.0.0.1:0`; returns its `host:port`. A request for
-/// which `polite` gives a body is answered `200` with it (JSON, and on the
-/// same connection the next request is read); any other gets `how`. Every
-/// answer says `Metadata-Flavor: Google`, so the server passes for a
-/// metadata server.
-pub fn misbehaving(
-    how: Misbehaviour,
-    polite: impl Fn(&Head) -> Option<String> + Send + Sync + 'static,
-) -> String {
+type Script = dyn Fn(&Head) -> Answer + Send + Sync;
+
+/// Starts a server on `127.0.0.1:0` that answers each request as `script`
+/// says; returns its `host:port`. Every answer says `Metadata-Flavor:
+/// Google`, so the server passes for a metadata server.
+pub fn scripted(script: impl Fn(&Head) -> Answer + Send + Sync + 'static) -> String {
     let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
     let addr = l.local_addr().expect("the bound address").to_string();
-    let polite: Arc<Polite> = Arc::new(polite);
+    let script: Arc<Script> = Arc::new(script);
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(s) = s else { return };
-            let polite = polite.clone();
-            std::thread::spawn(move || serve(s, how, &*polite));
+            let script = script.clone();
+            std::thread::spawn(move || serve(s, &*script));
         }
     });
     addr
 }
 
-fn serve(mut s: TcpStream, how: Misbehaviour, polite: &Polite) {
+/// A [`scripted`] server: a request for which `polite` gives a body is
+/// answered `200` with it (JSON, and on the same connection the next request
+/// is read); any other gets `how`.
+pub fn misbehaving(
+    how: Misbehaviour,
+    polite: impl Fn(&Head) -> Option<String> + Send + Sync + 'static,
+) -> String {
+    scripted(move |head| match polite(head) {
+        Some(body) => Answer::Json(200, body),
+        None => Answer::Misbehave(how),
+    })
+}
+
+fn serve(mut s: TcpStream, script: &Script) {
     while let Some(head) = read_request(&mut s) {
-        let Some(body) = polite(&head) else {
-            misbehave(&mut s, how);
-            return;
+        let (status, body) = match script(&head) {
+            Answer::Json(status, body) => (status, body),
+            Answer::Misbehave(how) => {
+                misbehave(&mut s, how);
+                return;
+            }
+        };
+        let reason = match status {
+            200 => "OK",
+            _ => "Scripted",
         };
         let answer = format!(
-            "HTTP/1.1 200 OK\r\nmetadata-flavor: Google\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status} {reason}\r\nmetadata-flavor: Google\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
         if s.write_all(answer.as_bytes()).is_err() {

@@ -1,7 +1,7 @@
 //! The misbehaving servers misbehave as they say, and answer politely where
 //! asked: read with a raw socket, so nothing here depends on a client's caps.
 
-use keyway_testkit::servers::{Misbehaviour, closed_port, misbehaving};
+use keyway_testkit::servers::{Answer, Misbehaviour, closed_port, misbehaving, scripted};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -31,24 +31,26 @@ fn polite(h: &keyway_testkit::servers::Head) -> Option<String> {
     (h.path == "/ok").then(|| r#"{"ok":true}"#.to_owned())
 }
 
+/// What a server misbehaving so sends for a request it does not answer
+/// politely, read until `n` bytes came: its head (as text) and how much came.
+fn misbehaviour(how: Misbehaviour, n: usize) -> (String, usize) {
+    let addr = misbehaving(how, polite);
+    let got = read_at_least(&mut ask(&addr, "/secret"), n);
+    (String::from_utf8_lossy(&got[..200]).into_owned(), got.len())
+}
+
 #[test]
 fn endless_bodies_are_chunked_past_any_cap() {
-    let addr = misbehaving(Misbehaviour::Endless, polite);
-    let mut s = ask(&addr, "/secret");
-    let got = read_at_least(&mut s, 3 << 20);
-    let text = String::from_utf8_lossy(&got[..200]);
-    assert!(text.contains("transfer-encoding: chunked"), "{text}");
-    assert!(got.len() >= 3 << 20, "only {} bytes", got.len());
+    let (head, len) = misbehaviour(Misbehaviour::Endless, 3 << 20);
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(len >= 3 << 20, "only {len} bytes");
 }
 
 #[test]
 fn declared_bodies_say_four_gibibytes() {
-    let addr = misbehaving(Misbehaviour::Declared4GiB, polite);
-    let mut s = ask(&addr, "/secret");
-    let got = read_at_least(&mut s, 1 << 20);
-    let text = String::from_utf8_lossy(&got[..200]);
-    assert!(text.contains("content-length: 4294967296"), "{text}");
-    assert!(text.contains("metadata-flavor: Google"), "{text}");
+    let (head, _) = misbehaviour(Misbehaviour::Declared4GiB, 1 << 20);
+    assert!(head.contains("content-length: 4294967296"), "{head}");
+    assert!(head.contains("metadata-flavor: Google"), "{head}");
 }
 
 #[test]
@@ -65,10 +67,10 @@ fn silent_servers_keep_the_connection_and_say_nothing() {
     );
 }
 
-/// Reads one whole polite answer.
-fn answer(s: &mut TcpStream) -> String {
+/// Reads one whole answer, which ends with `body`.
+fn answer_ending(s: &mut TcpStream, body: &str) -> String {
     let mut got = Vec::new();
-    while !got.ends_with(br#"{"ok":true}"#) {
+    while !got.ends_with(body.as_bytes()) {
         let more = read_at_least(s, 1);
         assert!(!more.is_empty(), "the server closed after {got:?}");
         got.extend(more);
@@ -76,16 +78,34 @@ fn answer(s: &mut TcpStream) -> String {
     String::from_utf8(got).unwrap()
 }
 
+/// Asks for `/ok` again on the same connection: a polite answer must come.
+fn ask_again_politely(s: &mut TcpStream) {
+    write!(s, "GET /ok HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let again = answer_ending(s, r#"{"ok":true}"#);
+    assert!(again.starts_with("HTTP/1.1 200 OK\r\n"), "{again}");
+}
+
 #[test]
 fn polite_paths_get_their_answer_then_the_next_request_is_read() {
     let addr = misbehaving(Misbehaviour::Silent, polite);
     let mut s = ask(&addr, "/ok");
-    let first = answer(&mut s);
+    let first = answer_ending(&mut s, r#"{"ok":true}"#);
     assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
     assert!(first.contains("metadata-flavor: Google"), "{first}");
-    write!(s, "GET /ok HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
-    let again = answer(&mut s);
-    assert!(again.starts_with("HTTP/1.1 200 OK\r\n"), "{again}");
+    ask_again_politely(&mut s);
+}
+
+#[test]
+fn scripted_servers_answer_each_request_with_its_status_and_body() {
+    let addr = scripted(|h| match h.path.as_str() {
+        "/ok" => Answer::Json(200, r#"{"ok":true}"#.into()),
+        _ => Answer::Json(503, "{}".into()),
+    });
+    let mut s = ask(&addr, "/busy");
+    let busy = answer_ending(&mut s, "\r\n\r\n{}");
+    assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
+    // The connection stays open for the next request.
+    ask_again_politely(&mut s);
 }
 
 #[test]

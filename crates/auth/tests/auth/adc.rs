@@ -8,11 +8,37 @@ use keyway_core::{Env, MemFs, vars};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The attempts of a chain that found no credentials (any other error fails the test).
+fn not_configured(err: &AuthError) -> &[keyway_auth::Attempt] {
+    let AuthError::NotConfigured { attempts } = err else {
+        panic!("{err}")
+    };
+    attempts
+}
+
 fn outcomes(attempts: &[keyway_auth::Attempt]) -> Vec<(SourceKind, String)> {
     attempts
         .iter()
         .map(|a| (a.source, a.outcome.to_string()))
         .collect()
+}
+
+/// The source of the credential file GOOGLE_APPLICATION_CREDENTIALS names
+/// (or, `gcloud`, of gcloud's well-known file), not an impersonation chain.
+fn file_source(gcloud: bool, path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
+    let (path, chain) = (path.as_ref().to_owned(), None);
+    match gcloud {
+        true => Source::GcloudFile { path, kind, chain },
+        false => Source::EnvFile { path, kind, chain },
+    }
+}
+
+fn env_file(path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
+    file_source(false, path, kind)
+}
+
+fn gcloud_file(path: impl AsRef<std::path::Path>, kind: CredentialKind) -> Source {
+    file_source(true, path, kind)
 }
 
 #[tokio::test]
@@ -27,17 +53,11 @@ async fn env_file_beats_gcloud_file_beats_metadata() {
     let env = base_env()
         .with(vars::GOOGLE_APPLICATION_CREDENTIALS, "/creds/sa.json")
         .with(vars::GCE_METADATA_HOST, &md.host());
-    let creds = google_default(&ctx(env, fs, &clock), &scopes(&[CLOUD_PLATFORM]))
-        .await
-        .unwrap();
+    let creds = adc_for(env, fs, &clock, &[CLOUD_PLATFORM]).await.unwrap();
 
     assert_eq!(
         creds.source(),
-        &Source::EnvFile {
-            path: "/creds/sa.json".into(),
-            kind: CredentialKind::ServiceAccount,
-            chain: None
-        }
+        &env_file("/creds/sa.json", CredentialKind::ServiceAccount)
     );
     assert_eq!(
         creds.source().to_string(),
@@ -70,17 +90,11 @@ async fn gcloud_file_answers_with_user_credentials_and_beats_metadata() {
     let env = base_env()
         .with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2, &oauth.base())
         .with(vars::GCE_METADATA_HOST, &md.host());
-    let creds = google_default(&ctx(env, fs, &clock), &scopes(&[CLOUD_PLATFORM]))
-        .await
-        .unwrap();
+    let creds = adc_for(env, fs, &clock, &[CLOUD_PLATFORM]).await.unwrap();
 
     assert_eq!(
         creds.source(),
-        &Source::GcloudFile {
-            path: GCLOUD_FILE.into(),
-            kind: CredentialKind::AuthorizedUser,
-            chain: None
-        }
+        &gcloud_file(GCLOUD_FILE, CredentialKind::AuthorizedUser)
     );
     assert_eq!(
         creds.source().to_string(),
@@ -114,14 +128,13 @@ async fn cloudsdk_config_moves_the_gcloud_file() {
         )
         .with(GCLOUD_FILE, "{ not even json");
     let env = base_env().with(vars::CLOUDSDK_CONFIG, "/etc/gcloud-alt");
-    let creds = google_default(&ctx(env, fs, &clock), &[]).await.unwrap();
+    let creds = adc(env, fs, &clock).await.unwrap();
     assert_eq!(
         creds.source(),
-        &Source::GcloudFile {
-            path: "/etc/gcloud-alt/application_default_credentials.json".into(),
-            kind: CredentialKind::AuthorizedUser,
-            chain: None
-        }
+        &gcloud_file(
+            "/etc/gcloud-alt/application_default_credentials.json",
+            CredentialKind::AuthorizedUser
+        )
     );
 }
 
@@ -132,12 +145,9 @@ async fn metadata_server_answers_via_gce_metadata_host() {
     let env = Env::new()
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_HOST, &md.host());
-    let creds = google_default(
-        &ctx(env, MemFs::new(), &clock),
-        &scopes(&[CLOUD_PLATFORM, "openid"]),
-    )
-    .await
-    .unwrap();
+    let creds = adc_for(env, MemFs::new(), &clock, &[CLOUD_PLATFORM, "openid"])
+        .await
+        .unwrap();
 
     assert_eq!(
         creds.source(),
@@ -193,9 +203,7 @@ async fn legacy_gce_metadata_root_and_scheme_prefix_work() {
     let md = FakeMetadata::start().await;
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_ROOT, &format!("http://{}/", md.host()));
-    let creds = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap();
+    let creds = adc(env, MemFs::new(), &clock).await.unwrap();
     assert_eq!(creds.source().kind(), SourceKind::MetadataServer);
     creds.access_token().await.unwrap();
     assert_eq!(
@@ -212,9 +220,7 @@ async fn probe_finds_a_metadata_server_at_gce_metadata_ip() {
     let env = Env::new()
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_IP, &md.host());
-    let creds = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap();
+    let creds = adc(env, MemFs::new(), &clock).await.unwrap();
     assert_eq!(
         creds.source(),
         &Source::MetadataServer {
@@ -233,14 +239,10 @@ async fn a_stalling_probe_gives_up_quickly() {
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_IP, &addr.to_string());
     let started = Instant::now();
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1500), "probe took {took:?}");
-    let AuthError::NotConfigured { attempts } = &err else {
-        panic!("{err}")
-    };
+    let attempts = not_configured(&err);
     assert_eq!(
         attempts[2].outcome.to_string(),
         format!(
@@ -266,12 +268,8 @@ async fn nothing_configured_lists_all_three_attempts() {
     let env = Env::new()
         .with(vars::HOME, HOME)
         .with(vars::GCE_METADATA_IP, &nobody.to_string());
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
-    let AuthError::NotConfigured { attempts } = &err else {
-        panic!("{err}")
-    };
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
+    let attempts = not_configured(&err);
     assert_eq!(
         outcomes(attempts),
         vec![
@@ -310,12 +308,8 @@ async fn no_gce_check_skips_the_metadata_server() {
         .with(vars::NO_GCE_CHECK, "1")
         .with(vars::GCE_METADATA_IP, &md.host())
         .with(vars::GOOGLE_APPLICATION_CREDENTIALS, "");
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
-    let AuthError::NotConfigured { attempts } = &err else {
-        panic!("{err}")
-    };
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
+    let attempts = not_configured(&err);
     assert_eq!(
         outcomes(attempts),
         vec![
@@ -341,12 +335,8 @@ async fn an_explicit_metadata_host_that_is_down_is_a_failure_not_silence() {
     let nobody = closed_port().await;
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, &nobody.to_string());
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
-    let AuthError::NotConfigured { attempts } = &err else {
-        panic!("{err}")
-    };
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
+    let attempts = not_configured(&err);
     let Outcome::Failed(why) = &attempts[2].outcome else {
         panic!("{:?}", attempts[2])
     };
@@ -374,9 +364,7 @@ async fn an_explicit_host_that_is_not_a_metadata_server_is_refused() {
     *md.state.ping_flavor.lock().unwrap() = false;
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, &md.host());
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("without the header Metadata-Flavor: Google, so it is not a metadata server"),
@@ -393,9 +381,7 @@ async fn an_explicit_host_that_is_not_a_metadata_server_is_refused() {
 async fn a_bad_gce_metadata_host_value_is_an_error() {
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, "127.0.0.1:80/computeMetadata/v1");
-    let err = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, MemFs::new(), &clock).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -445,9 +431,7 @@ async fn a_bad_env_file_stops_the_chain() {
             .with(vars::GOOGLE_APPLICATION_CREDENTIALS, path)
             .with(vars::GCE_METADATA_HOST, &md.host());
         let clock = ManualClock::at_secs(T0);
-        let err = google_default(&ctx(env, fs, &clock), &[])
-            .await
-            .unwrap_err();
+        let err = adc(env, fs, &clock).await.unwrap_err();
         let msg = err.to_string();
         let AuthError::InvalidConfig {
             path: p,
@@ -484,9 +468,7 @@ async fn a_bad_gcloud_file_stops_the_chain_too() {
     let clock = ManualClock::at_secs(T0);
     let fs = MemFs::new().with(GCLOUD_FILE, "{\"type\":\"authorized_user\"}");
     let env = base_env().with(vars::GCE_METADATA_HOST, &md.host());
-    let err = google_default(&ctx(env, fs, &clock), &[])
-        .await
-        .unwrap_err();
+    let err = adc(env, fs, &clock).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -515,9 +497,7 @@ async fn unsupported_types_say_so() {
             };
             let fs = MemFs::new().with(path, content.clone());
             let clock = ManualClock::at_secs(T0);
-            let err = google_default(&ctx(env, fs, &clock), &[])
-                .await
-                .unwrap_err();
+            let err = adc(env, fs, &clock).await.unwrap_err();
             let msg = err.to_string();
             let AuthError::Unsupported {
                 path: p, kind: k, ..
@@ -552,11 +532,7 @@ async fn real_files_are_read_through_the_fs_seam() {
     let creds = google_default(&c, &[]).await.unwrap();
     assert_eq!(
         creds.source(),
-        &Source::EnvFile {
-            path,
-            kind: CredentialKind::AuthorizedUser,
-            chain: None
-        }
+        &env_file(&path, CredentialKind::AuthorizedUser)
     );
 }
 
@@ -567,9 +543,7 @@ async fn a_metadata_server_that_will_not_name_its_account_is_still_used() {
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, &md.host());
     let started = Instant::now();
-    let creds = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap();
+    let creds = adc(env, MemFs::new(), &clock).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",

@@ -145,7 +145,26 @@ async fn handle(
     StatusCode::NOT_FOUND.into_response()
 }
 
+/// Gets an access token through the ADC chain of `c`: the subject token
+/// `fake`'s STS was given for it.
+async fn token_then_subject(c: &keyway_auth::AuthContext, fake: &Fake) -> String {
+    let creds = google_default(c, &[]).await.unwrap();
+    creds.access_token().await.unwrap();
+    let sts = fake.seen().pop().unwrap();
+    form(&sts.body)["subject_token"].clone()
+}
+
 impl Fake {
+    /// [`Fake::env`] of an ECS task in eu-west-3 whose credentials endpoint
+    /// (and its token) this fake serves.
+    fn ecs_env(&self) -> Env {
+        let endpoint = format!("{}/ecs/creds", self.base());
+        self.env()
+            .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint)
+            .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
+            .with("AWS_REGION", "eu-west-3")
+    }
+
     async fn start() -> Self {
         let state = Arc::new(FedState::default());
         let addr = serve(Router::new().fallback(handle).with_state(state.clone())).await;
@@ -226,21 +245,11 @@ async fn aws1_via_the_ecs_endpoint_then_sts_then_impersonation() {
         Some(SA),
         json!({"subject_token_type": "urn:ietf:params:aws:token-type:aws4_request", "service_account_impersonation": {"token_lifetime_seconds": 1800}}),
     );
-    let env = fake
-        .env()
-        .with(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            &format!("{}/ecs/creds", fake.base()),
-        )
-        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
-        .with("AWS_REGION", "eu-west-3");
+    let env = fake.ecs_env();
     let clock = ManualClock::at_secs(T0);
-    let creds = google_default(
-        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
-        &scopes(&[CLOUD_PLATFORM]),
-    )
-    .await
-    .unwrap();
+    let creds = google_default(&ctx(env, wif(file), &clock), &scopes(&[CLOUD_PLATFORM]))
+        .await
+        .unwrap();
     let source = creds.source();
     assert_eq!(
         source.credential_kind(),
@@ -351,12 +360,9 @@ async fn aws1_from_environment_keys_without_impersonation() {
         .with("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
         .with("AWS_DEFAULT_REGION", "us-east-2");
     let clock = ManualClock::at_secs(T0);
-    let creds = google_default(
-        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
-        &scopes(&["scope1", "scope2"]),
-    )
-    .await
-    .unwrap();
+    let creds = google_default(&ctx(env, wif(file), &clock), &scopes(&["scope1", "scope2"]))
+        .await
+        .unwrap();
     let shown = creds.source().to_string();
     assert!(
         shown.contains(
@@ -393,9 +399,7 @@ async fn file_and_url_sources() {
         "/var/run/oidc/token.json",
         json!({"id_token": SUBJECT}).to_string(),
     );
-    let creds = google_default(&ctx(fake.env(), fs, &clock), &[])
-        .await
-        .unwrap();
+    let creds = adc(fake.env(), fs, &clock).await.unwrap();
     assert!(
         creds
             .source()
@@ -409,16 +413,7 @@ async fn file_and_url_sources() {
 
     // The file is missing: the error names it.
     let file = fake.file(json!({"file": "/nope/token"}), None, json!({}));
-    let creds = google_default(
-        &ctx(
-            fake.env(),
-            MemFs::new().with("/creds/wif.json", file),
-            &clock,
-        ),
-        &[],
-    )
-    .await
-    .unwrap();
+    let creds = adc(fake.env(), wif(file), &clock).await.unwrap();
     let e = creds.access_token().await.unwrap_err();
     assert!(matches!(e, AuthError::SubjectToken { .. }), "{e:?}");
     assert!(
@@ -434,16 +429,7 @@ async fn file_and_url_sources() {
         None,
         json!({}),
     );
-    let creds = google_default(
-        &ctx(
-            fake.env(),
-            MemFs::new().with("/creds/wif.json", file),
-            &clock,
-        ),
-        &[],
-    )
-    .await
-    .unwrap();
+    let creds = adc(fake.env(), wif(file), &clock).await.unwrap();
     assert!(
         creds
             .source()
@@ -459,16 +445,7 @@ async fn file_and_url_sources() {
         None,
         json!({}),
     );
-    let creds = google_default(
-        &ctx(
-            fake.env(),
-            MemFs::new().with("/creds/wif.json", file),
-            &clock,
-        ),
-        &[],
-    )
-    .await
-    .unwrap();
+    let creds = adc(fake.env(), wif(file), &clock).await.unwrap();
     let e = creds.access_token().await.unwrap_err().to_string();
     assert!(
         e.contains(&format!(
@@ -491,13 +468,10 @@ async fn sts_and_iam_errors_carry_googles_words_and_no_token() {
     *fake.state.sts_error.lock().unwrap() = Some(
         json!({"error": "invalid_grant", "error_description": "The audience in ID Token [x] does not match the expected audience."}),
     );
-    let creds = google_default(
-        &ctx(
-            fake.env(),
-            fs(fake.file(json!({"file": "/t"}), Some(SA), json!({}))),
-            &clock,
-        ),
-        &[],
+    let creds = adc(
+        fake.env(),
+        fs(fake.file(json!({"file": "/t"}), Some(SA), json!({}))),
+        &clock,
     )
     .await
     .unwrap();
@@ -512,17 +486,14 @@ async fn sts_and_iam_errors_carry_googles_words_and_no_token() {
     assert!(!format!("{msg} {e:?}").contains("MARKER"), "{msg}");
     *fake.state.sts_error.lock().unwrap() = None;
 
-    let creds = google_default(
-        &ctx(
-            fake.env(),
-            fs(fake.file(
-                json!({"file": "/t"}),
-                Some("denied@my-proj.iam.gserviceaccount.com"),
-                json!({}),
-            )),
-            &clock,
-        ),
-        &[],
+    let creds = adc(
+        fake.env(),
+        fs(fake.file(
+            json!({"file": "/t"}),
+            Some("denied@my-proj.iam.gserviceaccount.com"),
+            json!({}),
+        )),
+        &clock,
     )
     .await
     .unwrap();
@@ -539,16 +510,9 @@ async fn endpoints_outside_google_need_the_override() {
     let clock = ManualClock::at_secs(T0);
     let file = fake.file(json!({"file": "/t"}), Some(SA), json!({}));
     let env = base_env().with(vars::GOOGLE_APPLICATION_CREDENTIALS, "/creds/wif.json");
-    let e = google_default(
-        &ctx(
-            env.clone(),
-            MemFs::new().with("/creds/wif.json", file.clone()),
-            &clock,
-        ),
-        &[],
-    )
-    .await
-    .unwrap_err();
+    let e = adc(env.clone(), wif(file.clone()), &clock)
+        .await
+        .unwrap_err();
     let AuthError::InvalidConfig { field, .. } = &e else {
         panic!("{e}")
     };
@@ -560,12 +524,7 @@ async fn endpoints_outside_google_need_the_override() {
     );
     // The STS override alone does not let the impersonation URL through.
     let env = env.with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS, &fake.base());
-    let e = google_default(
-        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
-        &[],
-    )
-    .await
-    .unwrap_err();
+    let e = adc(env, wif(file), &clock).await.unwrap_err();
     let AuthError::InvalidConfig { field, .. } = &e else {
         panic!("{e}")
     };
@@ -611,7 +570,7 @@ echo '{{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-typ
         if allow {
             env = env.with(vars::GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES, "1");
         }
-        let c = ctx(env, MemFs::new().with("/creds/wif.json", file), &clock);
+        let c = ctx(env, wif(file), &clock);
         async move { google_default(&c, &[]).await.unwrap().access_token().await }
     };
 
@@ -655,29 +614,11 @@ echo '{{"version":1,"success":true,"token_type":"urn:ietf:params:oauth:token-typ
         Arc::new(clock.clone()),
         http_client(),
     );
-    google_default(&c, &[])
-        .await
-        .unwrap()
-        .access_token()
-        .await
-        .unwrap();
-    assert_eq!(
-        form(&fake.seen().pop().unwrap().body)["subject_token"],
-        "cached.jwt.token"
-    );
+    assert_eq!(token_then_subject(&c, &fake).await, "cached.jwt.token");
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
     // Once it has expired, the command runs again and is told the output file.
     clock.advance_secs(60);
-    google_default(&c, &[])
-        .await
-        .unwrap()
-        .access_token()
-        .await
-        .unwrap();
-    assert_eq!(
-        form(&fake.seen().pop().unwrap().body)["subject_token"],
-        SUBJECT
-    );
+    assert_eq!(token_then_subject(&c, &fake).await, SUBJECT);
     let last = std::fs::read_to_string(&log).unwrap();
     assert!(
         last.lines()
@@ -749,11 +690,7 @@ async fn impersonated_service_account_with_delegates() {
     })
     .to_string();
     let creds = google_default(
-        &ctx(
-            fake.env(),
-            MemFs::new().with("/creds/wif.json", file),
-            &clock,
-        ),
+        &ctx(fake.env(), wif(file), &clock),
         &scopes(&[CLOUD_PLATFORM]),
     )
     .await
@@ -786,15 +723,12 @@ async fn impersonated_service_account_with_delegates() {
         "source_credentials": serde_json::from_str::<Value>(&fake.file(json!({"file": "/t"}), None, json!({}))).unwrap(),
     })
     .to_string();
-    let creds = google_default(
-        &ctx(
-            fake.env(),
-            MemFs::new()
-                .with("/creds/wif.json", file)
-                .with("/t", SUBJECT),
-            &clock,
-        ),
-        &[],
+    let creds = adc(
+        fake.env(),
+        MemFs::new()
+            .with("/creds/wif.json", file)
+            .with("/t", SUBJECT),
+        &clock,
     )
     .await
     .unwrap();
@@ -829,20 +763,8 @@ async fn secrets_stay_out_of_debug_and_errors() {
         Some("denied@my-proj.iam.gserviceaccount.com"),
         json!({}),
     );
-    let env = fake
-        .env()
-        .with(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            &format!("{}/ecs/creds", fake.base()),
-        )
-        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
-        .with("AWS_REGION", "eu-west-3");
-    let creds = google_default(
-        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
-        &[],
-    )
-    .await
-    .unwrap();
+    let env = fake.ecs_env();
+    let creds = adc(env, wif(file), &clock).await.unwrap();
     let e = creds.access_token().await.unwrap_err();
     let text = format!(
         "{creds:?} {} {:?} {e} {e:?} {:?}",
@@ -863,12 +785,7 @@ async fn secrets_stay_out_of_debug_and_errors() {
         .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", "WRONG-MARKER")
         .with("AWS_REGION", "eu-west-3");
     let file = fake.file(json!({"environment_id": "aws1", "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"}), None, json!({}));
-    let e = google_default(
-        &ctx(env, MemFs::new().with("/creds/wif.json", file), &clock),
-        &[],
-    )
-    .await
-    .unwrap_err();
+    let e = adc(env, wif(file), &clock).await.unwrap_err();
     let msg = format!("{e} {e:?}");
     assert!(
         msg.contains("ECS container credentials endpoint") && msg.contains("403"),

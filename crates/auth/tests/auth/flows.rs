@@ -110,9 +110,7 @@ async fn user_credentials_refresh_and_learn_the_email_from_the_id_token() {
     let clock = ManualClock::at_secs(T0);
     let fs = MemFs::new().with(GCLOUD_FILE, data("authorized_user.json"));
     let env = base_env().with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2, &oauth.base());
-    let creds = google_default(&ctx(env, fs, &clock), &scopes(&[CLOUD_PLATFORM]))
-        .await
-        .unwrap();
+    let creds = adc_for(env, fs, &clock, &[CLOUD_PLATFORM]).await.unwrap();
     let id = creds.identity().await.unwrap();
     assert_eq!(id.email.as_deref(), Some("alice@example.com"));
     assert_eq!(id.scopes.as_ref().map(|s| s.len()), Some(3));
@@ -136,7 +134,7 @@ async fn user_credentials_prefer_the_files_account_and_honour_token_uri() {
         vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2,
         "http://127.0.0.1:1/",
     );
-    let creds = google_default(&ctx(env, fs, &clock), &[]).await.unwrap();
+    let creds = adc(env, fs, &clock).await.unwrap();
     let id = creds.identity().await.unwrap();
     assert_eq!(id.email.as_deref(), Some("bob@example.com"));
     assert_eq!(id.scopes, None, "the endpoint named no scopes");
@@ -158,7 +156,7 @@ async fn user_credentials_without_account_or_id_token_have_no_email() {
     let clock = ManualClock::at_secs(T0);
     let fs = MemFs::new().with(GCLOUD_FILE, data("authorized_user.json"));
     let env = base_env().with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2, &oauth.base());
-    let creds = google_default(&ctx(env, fs, &clock), &[]).await.unwrap();
+    let creds = adc(env, fs, &clock).await.unwrap();
     assert_eq!(creds.identity().await.unwrap().email, None);
 }
 
@@ -174,7 +172,7 @@ async fn a_token_cached_in_the_gcloud_file_is_used_until_due() {
     let clock = ManualClock::at_secs(T0);
     let fs = MemFs::new().with(GCLOUD_FILE, file.to_string());
     let env = base_env().with(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_OAUTH2, &oauth.base());
-    let creds = google_default(&ctx(env, fs, &clock), &[]).await.unwrap();
+    let creds = adc(env, fs, &clock).await.unwrap();
     let tok = creds.access_token().await.unwrap();
     assert_eq!(
         (tok.token.expose().as_str(), tok.expires_at),
@@ -194,9 +192,7 @@ async fn metadata_id_tokens_ask_for_the_full_format() {
     let md = FakeMetadata::start().await;
     let clock = ManualClock::at_secs(T0);
     let env = base_env().with(vars::GCE_METADATA_HOST, &md.host());
-    let creds = google_default(&ctx(env, MemFs::new(), &clock), &[])
-        .await
-        .unwrap();
+    let creds = adc(env, MemFs::new(), &clock).await.unwrap();
     let id = creds.id_token("https://svc.example.com/a?b").await.unwrap();
     assert_eq!(id.expose(), &md.state.id_token);
     let q = md

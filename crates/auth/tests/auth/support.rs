@@ -54,6 +54,30 @@ pub fn ctx(env: Env, fs: MemFs, clock: &ManualClock) -> AuthContext {
 }
 
 /// A context whose requests give up fast (for failure tests).
+/// The ADC chain (no scopes asked) in `env`, over the files of `fs`.
+pub async fn adc(
+    env: Env,
+    fs: MemFs,
+    clock: &ManualClock,
+) -> Result<keyway_auth::GoogleCredentials, keyway_auth::AuthError> {
+    keyway_auth::google_default(&ctx(env, fs, clock), &[]).await
+}
+
+/// The ADC chain in `env`, over the files of `fs`, asking for the scopes `asked`.
+pub async fn adc_for(
+    env: Env,
+    fs: MemFs,
+    clock: &ManualClock,
+    asked: &[&str],
+) -> Result<keyway_auth::GoogleCredentials, keyway_auth::AuthError> {
+    keyway_auth::google_default(&ctx(env, fs, clock), &scopes(asked)).await
+}
+
+/// Files holding only a credential configuration, at `/creds/wif.json`.
+pub fn wif(file: String) -> MemFs {
+    MemFs::new().with("/creds/wif.json", file)
+}
+
 pub fn ctx_quick(env: Env, fs: MemFs, clock: &ManualClock, deadline: Duration) -> AuthContext {
     let mut c = ctx(env, fs, clock);
     c.retry = RetryPolicy {

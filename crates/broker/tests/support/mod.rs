@@ -80,6 +80,11 @@ impl Knobs {
         self.hits.load(Ordering::SeqCst)
     }
 
+    /// How long the upstream takes to answer from now on.
+    pub fn set_delay_ms(&self, ms: i64) {
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
