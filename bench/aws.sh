@@ -39,8 +39,8 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_
 
 KW="$PWD/target/release/keyway"
 # Other work on this small machine moves req/s a lot: record how busy it was.
-LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 source bench/lib.sh
+LOAD=$(load_now)
 PY="$PWD/.venv/bin/python"
 scratch
 
@@ -71,10 +71,10 @@ KW_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["aws"])
 case "$KW_URL" in http://127.0.0.1:*) ;; *) echo "refusing: AWS endpoint $KW_URL is not loopback" >&2; exit 1 ;; esac
 
 # --- moto_server with the same secret ---------------------------------------------------------------
-MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+MOTO_PORT=$(free_port)
 .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" > "$WORK/moto.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 200); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $MOTO_PORT), 0.2)" 2>/dev/null && break; sleep 0.05; done
+wait_port "$MOTO_PORT"
 MOTO_URL="http://127.0.0.1:$MOTO_PORT"
 "$PY" - "$MOTO_URL" <<'PY'
 import sys, boto3

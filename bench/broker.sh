@@ -28,9 +28,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-AGENT=${AGENT:-$PWD/../shared/peers/aws-secretsmanager-agent/aws_secretsmanager_agent}
-[ -x "$AGENT" ] || AGENT=/work/shared/peers/aws-secretsmanager-agent/aws_secretsmanager_agent
-[ -x "$AGENT" ] || { echo "the Secrets Manager Agent build is not at $AGENT (set AGENT=...)" >&2; exit 1; }
+source bench/lib.sh
+find_agent
 
 if [ -z "${INSIDE:-}" ]; then
   command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -38,93 +37,31 @@ if [ -z "${INSIDE:-}" ]; then
   exec env AGENT="$AGENT" KW="${KW:-}" bash scripts/netns.sh bash bench/broker.sh --inside --rounds "$ROUNDS" --seconds "$SECONDS_PER" --connections "$CONNS" --burst "$BURST"
 fi
 
-# Nothing below may look for real clouds: explicit endpoints only.
-export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null NO_GCE_CHECK=true
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL \
-  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_WEB_IDENTITY_TOKEN_FILE \
-  GOOGLE_APPLICATION_CREDENTIALS GCE_METADATA_HOST GCE_METADATA_IP
+no_real_clouds
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 KW=${KW:-$PWD/target/release/keyway}
-LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-source bench/lib.sh
+LOAD=$(load_now)
 scratch
 export HOME="$WORK/home"; mkdir -p "$HOME"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- the world: a VM with a service account (the broker's Google side), an IAM user and a secret
-cat > "$WORK/world.toml" <<'T'
-[settings]
-token_lifetime_secs = 20
-
-[[project]]
-id = "bench-proj"
-number = 210000000001
-
-[[service_account]]
-project = "bench-proj"
-name = "bench-runner"
-
-[[instance]]
-project = "bench-proj"
-zone = "us-central1-a"
-name = "bench-vm"
-service_account = "bench-runner@bench-proj.iam.gserviceaccount.com"
-scopes = ["cloud-platform"]
-
-[[aws_account]]
-id = "111122223333"
-
-[[aws_user]]
-account = "111122223333"
-name = "bench"
-policies = ['{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "sts:GetCallerIdentity"], "Resource": "*"}]}']
-
-[[aws_secret]]
-account = "111122223333"
-region = "us-west-2"
-name = "bench-secret"
-versions = [{ string = "a-32-byte-benchmark-secret-value" }]
-T
+broker_world "$WORK/world.toml"
 KEYWAY_LOG=warn,keyway_cloud::metadata=debug "$KW" cloud up --world "$WORK/world.toml" --data "$WORK/kw" > /dev/null 2> "$WORK/cloud.log" &
 PIDS+=($!)
 wait_file "$WORK/kw/endpoints.json"
-"$KW" cloud env --data "$WORK/kw" --aws-user bench > "$WORK/user.env"
-"$KW" cloud env --data "$WORK/kw" --instance bench-vm | grep -E '^export GCE_METADATA_(HOST|IP)=' > "$WORK/vm.env"
-# shellcheck disable=SC1091
-. "$WORK/user.env"
-case "$AWS_ENDPOINT_URL_SECRETSMANAGER" in http://127.0.0.1:*) ;; *) echo "refusing: $AWS_ENDPOINT_URL_SECRETSMANAGER is not loopback" >&2; exit 1 ;; esac
-KEY_ID=$(awk -F' *= *' '/aws_access_key_id/{print $2}' "$AWS_SHARED_CREDENTIALS_FILE")
-KEY_SECRET=$(awk -F' *= *' '/aws_secret_access_key/{print $2}' "$AWS_SHARED_CREDENTIALS_FILE")
+vm_env "$KW" "$WORK/kw"
+bench_user_env "$KW" "$WORK/kw"
 
-# --- the agent, as its README runs it against the local cloud -------------------------------------
-AGENT_PORT=$(free_port)
-head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1 > "$WORK/agent.token"
-cat > "$WORK/agent.toml" <<T
-log_level = "WARN"
-log_to_file = false
-http_port = "$AGENT_PORT"
-ttl_seconds = "3600"
-cache_size = "1000"
-region = "us-west-2"
-validate_credentials = true
-T
-(cd "$WORK" && AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL_SECRETSMANAGER" AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$KEY_SECRET" \
-  AWS_TOKEN="file://$WORK/agent.token" exec "$AGENT" --config "$WORK/agent.toml") > "$WORK/agent.log" 2>&1 &
-PIDS+=($!); AGENT_PID=$!
-
-# --- the broker --------------------------------------------------------------------------------------
-BROKER_PORT=$(free_port)
-(. "$WORK/vm.env"; exec "$KW" -q serve --apis gce,secrets --listen "127.0.0.1:$BROKER_PORT" \
-  --token-file "$WORK/broker.token" --env-file "$WORK/broker.env" --secrets-ttl 3600) > /dev/null 2> "$WORK/broker.log" &
-PIDS+=($!); BROKER_PID=$!
-wait_file "$WORK/broker.env"
+# --- the agent, as its README runs it against the local cloud, and the broker -------------------------
+start_agent
+start_broker "$KW" broker gce,secrets "$WORK/vm.env"
+BROKER_PID=$(cat "$WORK/broker.pid") BROKER_PORT=$(cat "$WORK/broker.port")
 
 AGENT_URL="http://127.0.0.1:$AGENT_PORT/secretsmanager/get?secretId=bench-secret"
 BROKER_URL="http://127.0.0.1:$BROKER_PORT/secretsmanager/get?secretId=bench-secret"
 TOKEN_URL="http://127.0.0.1:$BROKER_PORT/computeMetadata/v1/instance/service-accounts/default/token"
 AH="X-Aws-Parameters-Secrets-Token: $(cat "$WORK/agent.token")"
 BH="X-Aws-Parameters-Secrets-Token: $(cat "$WORK/broker.token")"
-for _ in $(seq 100); do curl -sf -H "$AH" "$AGENT_URL" > "$WORK/agent.json" 2>/dev/null && break; sleep 0.1; done
 curl -sf -H "$BH" "$BROKER_URL" > "$WORK/broker.json"
 curl -sf -H "Metadata-Flavor: Google" "$TOKEN_URL" > /dev/null
 python3 - "$WORK/agent.json" "$WORK/broker.json" <<'PY'
@@ -135,8 +72,6 @@ assert a["SecretString"] == "a-32-byte-benchmark-secret-value"
 PY
 
 : > "$WORK/agent.txt"; : > "$WORK/broker.txt"; : > "$WORK/gce.txt"
-# CPU time (user + system, clock ticks) of process $1 so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # bench PID HEADER URL -> "rps p50 p99 server_us wrk_us": wrk's figures, then the CPU time
 # (user + system) the server and wrk each spent per request during the run.

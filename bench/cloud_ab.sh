@@ -10,49 +10,29 @@ OLD=$1 NEW=$2 ROUNDS=${3:-3} SECS=${4:-5} CONNS=${5:-32}
 if [ -z "${INSIDE:-}" ]; then exec env INSIDE=1 bash scripts/netns.sh bash bench/cloud_ab.sh "$@"; fi
 source bench/lib.sh
 scratch
-cat > "$WORK/world.toml" <<'TOML'
-[[project]]
-id = "bench-proj"
-number = 3333333333
-[[user]]
-email = "bench@example.com"
-[[binding]]
-resource = "projects/bench-proj"
-role = "roles/owner"
-members = ["user:bench@example.com"]
-[[secret]]
-project = "bench-proj"
-name = "bench-secret"
-versions = [{ data = "a-32-byte-benchmark-secret-value" }]
-TOML
+google_world "$WORK/world.toml"
 up() { # NAME BIN
   "$2" -q cloud up --world "$WORK/world.toml" --data "$WORK/$1" > /dev/null &
   PIDS+=($!); echo $! > "$WORK/$1.pid"
   wait_file "$WORK/$1/endpoints.json"
-  python3 - "$WORK/$1" > "$WORK/$1.req" <<'PY'
-import json, sys, urllib.parse, urllib.request
-d = sys.argv[1]
-base = json.load(open(f"{d}/endpoints.json"))["google"]
-a = json.load(open(f"{d}/users/bench@example.com/gcloud/application_default_credentials.json"))
-body = urllib.parse.urlencode({"grant_type": "refresh_token", "client_id": a["client_id"], "client_secret": a["client_secret"], "refresh_token": a["refresh_token"]}).encode()
-tok = json.load(urllib.request.urlopen(a["token_uri"], body))["access_token"]
-url = f"{base}/v1/projects/bench-proj/secrets/bench-secret/versions/latest:access"
-urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": "Bearer " + tok})).read()
-print(url); print(tok)
-PY
+  local tok url
+  tok=$(user_token "$WORK/$1" bench@example.com)
+  url="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["google"])' "$WORK/$1/endpoints.json")/v1/projects/bench-proj/secrets/bench-secret/versions/latest:access"
+  curl -sf -H "Authorization: Bearer $tok" "$url" > /dev/null || { echo "$2: :access failed" >&2; exit 1; }
+  printf '%s\n%s\n' "$url" "$tok" > "$WORK/$1.req"
 }
 up old "$OLD"; up new "$NEW"
 : > "$WORK/rows"
 for _ in $(seq "$ROUNDS"); do
   for n in old new; do
     pid=$(cat "$WORK/$n.pid"); url=$(sed -n 1p "$WORK/$n.req"); tok=$(sed -n 2p "$WORK/$n.req")
-    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    t0=$(ticks "$pid")
     out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $tok" "$url" | parse)
-    t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    t1=$(ticks "$pid")
     echo "$n $out $((t1 - t0))" >> "$WORK/rows"
   done
 done
-python3 - "$WORK/rows" "$SECS" "$(getconf CLK_TCK)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+python3 - "$WORK/rows" "$SECS" "$(getconf CLK_TCK)" "$(load_now)" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 secs, hz = float(sys.argv[2]), float(sys.argv[3])

@@ -33,32 +33,12 @@ scratch
 
 
 # --- keyway cloud with one secret and an owner -------------------------------------------------
-cat > "$WORK/world.toml" <<'TOML'
-[[project]]
-id = "bench-proj"
-number = 3333333333
-[[user]]
-email = "bench@example.com"
-[[binding]]
-resource = "projects/bench-proj"
-role = "roles/owner"
-members = ["user:bench@example.com"]
-[[secret]]
-project = "bench-proj"
-name = "bench-secret"
-versions = [{ data = "a-32-byte-benchmark-secret-value" }]
-TOML
+google_world "$WORK/world.toml"
 "$KW" -q cloud up --world "$WORK/world.toml" --data "$WORK/kw" > /dev/null &
 PIDS+=($!); KWPID=$!
 wait_file "$WORK/kw/endpoints.json"
 BASE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["google"])' "$WORK/kw/endpoints.json")
-TOKEN=$(python3 - "$WORK/kw/users/bench@example.com/gcloud/application_default_credentials.json" <<'PY'
-import json, sys, urllib.parse, urllib.request
-a = json.load(open(sys.argv[1]))
-body = urllib.parse.urlencode({"grant_type": "refresh_token", "client_id": a["client_id"], "client_secret": a["client_secret"], "refresh_token": a["refresh_token"]}).encode()
-print(json.load(urllib.request.urlopen(a["token_uri"], body))["access_token"])
-PY
-)
+TOKEN=$(user_token "$WORK/kw" bench@example.com)
 KW_URL="$BASE/v1/projects/bench-proj/secrets/bench-secret/versions/latest:access"
 # The request must succeed before it is worth timing.
 python3 - "$KW_URL" "$TOKEN" <<'PY'
@@ -68,10 +48,10 @@ assert base64.b64decode(json.load(r)["payload"]["data"]) == b"a-32-byte-benchmar
 PY
 
 # --- moto_server with the same secret -------------------------------------------------------------
-MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+MOTO_PORT=$(free_port)
 .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" > "$WORK/moto.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 200); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $MOTO_PORT), 0.2)" 2>/dev/null && break; sleep 0.05; done
+wait_port "$MOTO_PORT"
 AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=x AWS_EC2_METADATA_DISABLED=true .venv/bin/python - "$MOTO_PORT" <<'PY'
 import sys, boto3
 c = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}")
@@ -106,13 +86,7 @@ kill "$BIGPID"; wait "$BIGPID" 2>/dev/null || true
 PIDS+=($!); BIGPID=$!
 wait_file "$WORK/big/endpoints.json"
 BIGBASE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["google"])' "$WORK/big/endpoints.json")
-BIGTOKEN=$(python3 - "$WORK/big/users/m@example.com/gcloud/application_default_credentials.json" <<'PY'
-import json, sys, urllib.parse, urllib.request
-a = json.load(open(sys.argv[1]))
-body = urllib.parse.urlencode({"grant_type": "refresh_token", "client_id": a["client_id"], "client_secret": a["client_secret"], "refresh_token": a["refresh_token"]}).encode()
-print(json.load(urllib.request.urlopen(a["token_uri"], body))["access_token"])
-PY
-)
+BIGTOKEN=$(user_token "$WORK/big" m@example.com)
 # Touch every secret once (list all pages, access a tenth of them) so memory reflects use, not just load.
 python3 - "$BIGBASE" "$BIGTOKEN" <<'PY'
 import json, sys, urllib.request
