@@ -28,6 +28,10 @@ pub const SCHEMA: &str = "keyway.doctor/v1";
 /// Exit status when a step failed (0 when none did; warnings do not count).
 pub const EXIT_PROBLEMS: u8 = 1;
 
+/// Exit status for a usage error: an unknown option (clap's) or an argument
+/// that is not a secret reference.
+pub const EXIT_USAGE: u8 = 2;
+
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -132,7 +136,17 @@ pub struct Report {
 pub fn run(a: DoctorArgs, env: Env) -> anyhow::Result<ExitCode> {
     let mut refs = Vec::new();
     for r in &a.references {
-        refs.push(SecretRef::parse(r).with_context(|| format!("reading the reference {r:?}"))?);
+        match SecretRef::parse(r) {
+            Ok(p) => refs.push(p),
+            Err(e) => {
+                let m = format!("{r:?} is not a secret reference: {e}");
+                return Err(crate::Failed {
+                    message: format!("error: {}", wrap(&m, 7, 4, WIDTH)),
+                    status: Some(EXIT_USAGE),
+                }
+                .into());
+            }
+        }
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
