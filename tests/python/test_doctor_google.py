@@ -407,6 +407,33 @@ def test_credentials_file_that_is_not_valid(cloud, tmp_path, name, text, line):
     assert doctor(env, REF, secrets=(refresh,)).rc == 0
 
 
+def test_user_credentials_revoked(cloud):
+    """gcloud's user credentials revoked (as `gcloud auth application-default
+    revoke` does from another machine, or a password change): the refresh
+    grant answers invalid_grant. The fix, `gcloud auth application-default
+    login`, opens a browser to sign in: it cannot run unattended, so this test
+    checks the diagnosis and the command, and does not run it."""
+    owner = cli_env(cloud, "--user", OWNER)
+    adc = json.loads(cloud.adc_file(OWNER).read_text())
+    secrets = (adc["refresh_token"], owner_token(owner))
+    assert doctor(owner, REF, secrets=secrets).rc == 0
+    # What gcloud sends to revoke: the token in the query, an empty form body.
+    r = requests.post(f"{cloud.google}/revoke", params={"token": adc["refresh_token"]},
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    assert r.status_code == 200, r.text
+
+    d = doctor(owner, REF, secrets=secrets)
+    assert d.rc == 1
+    assert d.step("credentials")["status"] == "ok"
+    tok = d.step("token")
+    assert tok["status"] == "failed" and d.code("token") == "google_user_credentials_expired", d.text
+    assert "invalid_grant" in tok["problem"]["cause"]
+    assert d.lines("token") == ["gcloud auth application-default login"]
+    assert d.step("reference")["status"] == "skipped"
+    # The access token cached in the ADC file went with the refresh token.
+    assert keyway(owner, "get", REF, ok=False).returncode != 0
+
+
 # --------------------------------------------------------- exit and output
 
 

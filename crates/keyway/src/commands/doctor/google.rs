@@ -78,7 +78,10 @@ pub async fn walk(
         }
         steps.push(s);
     }
-    // 3. A token.
+    // 3. A token, fetched now: not one cached in the credentials file (an
+    // authorized_user file may carry one), which would hide a refresh token
+    // that was revoked or has expired until the cached token runs out.
+    let creds = creds.with_scopes(creds.requested_scopes());
     let tok = Step::new(G, "token", "an access token").looked_in(creds.source().to_string());
     let token = match tokio::time::timeout(timeout, creds.access_token()).await {
         Ok(Ok(t)) => {

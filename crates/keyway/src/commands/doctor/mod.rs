@@ -139,9 +139,9 @@ pub fn run(a: DoctorArgs, env: Env) -> anyhow::Result<ExitCode> {
         match SecretRef::parse(r) {
             Ok(p) => refs.push(p),
             Err(e) => {
-                let m = format!("{r:?} is not a secret reference: {e}");
+                // `e` names the argument and says what a reference looks like.
                 return Err(crate::Failed {
-                    message: format!("error: {}", wrap(&m, 7, 4, WIDTH)),
+                    message: format!("error: {}", wrap(&e.to_string(), 7, 4, WIDTH)),
                     status: Some(EXIT_USAGE),
                 }
                 .into());
