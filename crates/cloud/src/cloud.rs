@@ -671,6 +671,17 @@ impl Cloud {
         !revoked.is_empty() && revoked.contains(&crypto::hex(&crypto::sha256(token.as_bytes())))
     }
 
+    /// The user whose refresh token this is, unless it was revoked.
+    pub fn live_user_with_refresh_token(&self, refresh: &str) -> Option<User> {
+        let hash = crypto::hex(&crypto::sha256(refresh.as_bytes()));
+        self.store
+            .read()
+            .users
+            .values()
+            .find(|u| u.refresh_token_sha256 == hash && u.revoked_ms.is_none())
+            .cloned()
+    }
+
     /// Google's token revocation (`POST /revoke`). A user's refresh token, or
     /// an access token minted from it, revokes the grant: the refresh token
     /// answers invalid_grant from now on and every access token the user held
@@ -679,13 +690,7 @@ impl Cloud {
     /// issue, or one already revoked or expired (Google's `invalid_token`).
     pub fn revoke_token(&self, token: &str) -> Result<bool, CloudError> {
         let hash = crypto::hex(&crypto::sha256(token.as_bytes()));
-        let by_refresh = self
-            .store
-            .read()
-            .users
-            .values()
-            .find(|u| u.refresh_token_sha256 == hash && u.revoked_ms.is_none())
-            .map(|u| u.email.clone());
+        let by_refresh = self.live_user_with_refresh_token(token).map(|u| u.email);
         let email = match by_refresh {
             Some(e) => e,
             None => {

@@ -107,15 +107,10 @@ fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     if !cloud.oauth_client_secret_matches(field(f, "client_secret").unwrap_or("")) {
         return oauth_error(401, "invalid_client", "Unauthorized");
     }
-    let hash = crypto::hex(&crypto::sha256(refresh.as_bytes()));
     let user = cloud
-        .store
-        .read()
-        .users
-        .values()
-        .find(|u| u.refresh_token_sha256 == hash && u.client_id == client_id)
-        .cloned();
-    let Some(user) = user.filter(|u| u.revoked_ms.is_none()) else {
+        .live_user_with_refresh_token(refresh)
+        .filter(|u| u.client_id == client_id);
+    let Some(user) = user else {
         return oauth_error(400, "invalid_grant", "Token has been expired or revoked.");
     };
     let granted: Vec<String> = USER_SCOPES.iter().map(|s| s.to_string()).collect();
