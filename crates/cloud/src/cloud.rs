@@ -88,7 +88,13 @@ pub struct Cloud {
     /// Other APIs' long-running operations (`google.longrunning.Operation`,
     /// e.g. a provider update), by name; in memory, all done when returned.
     pub long_running: Mutex<HashMap<String, serde_json::Value>>,
+    /// Access tokens revoked one by one (`POST /revoke`), by SHA-256 (hex);
+    /// kept in the store's meta rows too, so a restart does not revive them.
+    revoked_tokens: Mutex<std::collections::HashSet<String>>,
 }
+
+/// The meta rows of access tokens revoked one by one.
+const REVOKED_TOKEN: &str = "revoked_token:";
 
 impl Cloud {
     /// Opens the store in `data_dir`, creating keys on first use, and seeds it
@@ -145,6 +151,11 @@ impl Cloud {
                 s
             }
         };
+        let revoked_tokens = store
+            .meta_keys_with_prefix(REVOKED_TOKEN)?
+            .into_iter()
+            .map(|k| k[REVOKED_TOKEN.len()..].to_owned())
+            .collect();
         let cloud = Cloud {
             store,
             tokens,
@@ -154,6 +165,7 @@ impl Cloud {
             settings,
             operations: Mutex::new(HashMap::new()),
             long_running: Mutex::new(HashMap::new()),
+            revoked_tokens: Mutex::new(revoked_tokens),
         };
         let mut seeded = false;
         if !seeded_before {
@@ -246,6 +258,7 @@ impl Cloud {
                 email: u.email.clone(),
                 client_id: self.settings.oauth_client_id.clone(),
                 refresh_token_sha256: crypto::hex(&crypto::sha256(refresh.as_bytes())),
+                revoked_ms: None,
             }));
             self.store.meta_put(
                 &format!("refresh:{}", u.email),
@@ -431,14 +444,21 @@ impl Cloud {
             // refreshes at oauth2.googleapis.com. A cached token (valid 12 hours)
             // in the file lets unmodified clients work against this cloud without
             // refreshing; keyway's own client honours token_uri.
-            let scopes: Vec<String> = USER_SCOPES.iter().map(|s| s.to_string()).collect();
-            let (token, life) = self.mint_access_token_with_lifetime(
-                &format!("user:{}", u.email),
-                &scopes,
-                &u.client_id,
-                ADC_TOKEN_LIFETIME,
-            );
-            let expiry = crate::time::rfc3339_seconds((self.clock.now_secs() + life) * 1000);
+            // A revoked user's file keeps its (dead) refresh token and no
+            // cached token: a client must refresh, and is told invalid_grant.
+            let (token, expiry) = if u.revoked_ms.is_some() {
+                (None, None)
+            } else {
+                let scopes: Vec<String> = USER_SCOPES.iter().map(|s| s.to_string()).collect();
+                let (token, life) = self.mint_access_token_with_lifetime(
+                    &format!("user:{}", u.email),
+                    &scopes,
+                    &u.client_id,
+                    ADC_TOKEN_LIFETIME,
+                );
+                let expiry = crate::time::rfc3339_seconds((self.clock.now_secs() + life) * 1000);
+                (Some(token), Some(expiry))
+            };
             let file = AuthorizedUserFile {
                 type_: "authorized_user".into(),
                 client_id: self.settings.oauth_client_id.clone(),
@@ -448,8 +468,8 @@ impl Cloud {
                 token_uri: Some(token_uri.to_owned()),
                 universe_domain: Some("googleapis.com".into()),
                 account: Some(u.email.clone()),
-                token: Some(token),
-                expiry: Some(expiry),
+                token,
+                expiry,
             };
             let dir = self.user_config_dir(&u.email);
             crate::datadir::private_dir(&dir).map_err(io(&dir))?;
@@ -593,12 +613,91 @@ impl Cloud {
         if c.exp <= self.clock.now_secs() {
             return Err(TokenProblem::Expired);
         }
+        if self.is_revoked(token, &c) {
+            return Err(TokenProblem::Invalid);
+        }
         Ok(Caller {
             member: c.sub,
             scopes: c.scp,
             expires_at: c.exp,
             federated: c.fed,
         })
+    }
+
+    /// Whether a token that verifies was revoked: one by one, or as a user's
+    /// token minted before the user's refresh token was revoked.
+    fn is_revoked(&self, token: &str, c: &TokenClaims) -> bool {
+        if let Some(email) = c.sub.strip_prefix("user:")
+            && let Some(at) = self
+                .store
+                .read()
+                .users
+                .get(email)
+                .and_then(|u| u.revoked_ms)
+            && c.iat * 1000 <= at
+        {
+            return true;
+        }
+        let revoked = self
+            .revoked_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        !revoked.is_empty() && revoked.contains(&crypto::hex(&crypto::sha256(token.as_bytes())))
+    }
+
+    /// The user whose refresh token this is, unless it was revoked.
+    pub fn live_user_with_refresh_token(&self, refresh: &str) -> Option<User> {
+        let hash = crypto::hex(&crypto::sha256(refresh.as_bytes()));
+        self.store
+            .read()
+            .users
+            .values()
+            .find(|u| u.refresh_token_sha256 == hash && u.revoked_ms.is_none())
+            .cloned()
+    }
+
+    /// Google's token revocation (`POST /revoke`). A user's refresh token, or
+    /// an access token minted from it, revokes the grant: the refresh token
+    /// answers invalid_grant from now on and every access token the user held
+    /// is refused. Any other access token (a service account's, a federated
+    /// one) is refused from now on. `Ok(false)` for a token this cloud did not
+    /// issue, or one already revoked or expired (Google's `invalid_token`).
+    pub fn revoke_token(&self, token: &str) -> Result<bool, CloudError> {
+        let hash = crypto::hex(&crypto::sha256(token.as_bytes()));
+        let by_refresh = self.live_user_with_refresh_token(token).map(|u| u.email);
+        let email = match by_refresh {
+            Some(e) => e,
+            None => {
+                let Ok(caller) = self.verify_access_token(token) else {
+                    return Ok(false);
+                };
+                let azp = self.tokens.verify(token).map(|c| c.azp).unwrap_or_default();
+                match caller.member.strip_prefix("user:") {
+                    Some(e) if azp == self.settings.oauth_client_id => e.to_owned(),
+                    _ => {
+                        self.store
+                            .meta_put(&format!("{REVOKED_TOKEN}{hash}"), b"")?;
+                        self.revoked_tokens
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(hash);
+                        return Ok(true);
+                    }
+                }
+            }
+        };
+        let now = self.clock.now_millis();
+        self.store.write(|st| {
+            let changes = match st.users.get(&email) {
+                Some(u) if u.revoked_ms.is_none() => vec![Change::PutUser(User {
+                    revoked_ms: Some(now),
+                    ..u.clone()
+                })],
+                _ => Vec::new(),
+            };
+            Ok::<_, StoreError>((changes, ()))
+        })?;
+        Ok(true)
     }
 
     /// Signs an ID token.

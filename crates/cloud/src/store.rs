@@ -76,6 +76,11 @@ pub struct User {
     /// SHA-256 (hex) of the refresh token; the token itself lives only in the
     /// user's ADC file.
     pub refresh_token_sha256: String,
+    /// When the refresh token was revoked (`POST /revoke`): from then on the
+    /// refresh grant answers invalid_grant, and the access tokens minted for
+    /// the user before it are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

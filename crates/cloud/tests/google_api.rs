@@ -477,6 +477,130 @@ async fn oauth2_refresh_grant_and_tokeninfo() {
     assert_eq!(r.status, 400);
 }
 
+/// `POST /revoke` as `gcloud auth application-default revoke` sends it (the
+/// token in the query, an empty form body), with Google's semantics: a
+/// revoked refresh token answers invalid_grant, the access tokens minted from
+/// it are refused too, a second revocation is invalid_token, and the revocation
+/// survives a restart (the rewritten ADC file carries no cached token).
+#[tokio::test]
+async fn revoked_refresh_tokens_and_their_access_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let adc_path = |e: &Local| {
+        e.cloud
+            .user_config_dir("owner@example.com")
+            .join("application_default_credentials.json")
+    };
+    let read = |e: &Local| -> Value {
+        e.cloud
+            .write_credential_files("http://127.0.0.1:0/token")
+            .unwrap();
+        serde_json::from_slice(&std::fs::read(adc_path(e)).unwrap()).unwrap()
+    };
+    let e = Local::open_at(dir.path(), WORLD);
+    let adc = read(&e);
+    let refresh = adc["refresh_token"].as_str().unwrap().to_owned();
+    let cached = adc["token"].as_str().unwrap().to_owned();
+    let refresh_grant = |e: &Local| {
+        let adc = adc.clone();
+        let refresh = refresh.clone();
+        let google = e.google.clone();
+        async move {
+            google
+                .form(
+                    "/token",
+                    None,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", adc["client_id"].as_str().unwrap()),
+                        ("client_secret", adc["client_secret"].as_str().unwrap()),
+                        ("refresh_token", &refresh),
+                    ],
+                )
+                .await
+        }
+    };
+    let fresh = refresh_grant(&e).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = "/v1/projects/proj-alpha/secrets/db-pass/versions/latest:access";
+    assert_eq!(
+        e.google.call("GET", secret, Some(&fresh), None).await.0,
+        200
+    );
+    // Another user's token, and a service account's, are not touched.
+    let reader = e.token("user:reader@example.com", &[CP]);
+
+    // No token, or a GET: refused as Google does.
+    let r = e.google.form("/revoke", None, &[]).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert_eq!(e.google.get("/revoke?token=x", &[]).await.status, 405);
+
+    let query = format!(
+        "/revoke?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", &refresh)
+            .finish()
+    );
+    let r = e.google.form(&query, None, &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json(), json!({}));
+
+    let r = refresh_grant(&e).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "invalid_grant");
+    for t in [&fresh, &cached] {
+        let (s, b) = e.google.call("GET", secret, Some(t), None).await;
+        assert_eq!(s, 401, "{b}");
+        let info = e
+            .google
+            .get(&format!("/tokeninfo?access_token={t}"), &[])
+            .await;
+        assert_eq!(info.status, 400);
+    }
+    assert_eq!(
+        e.google.call("GET", secret, Some(&reader), None).await.0,
+        200
+    );
+    // Once revoked, the token is unknown.
+    let r = e.google.form("/revoke", None, &[("token", &refresh)]).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (400, Some("invalid_token"))
+    );
+    let r = e
+        .google
+        .form("/revoke", None, &[("token", "1//never-issued")])
+        .await;
+    assert_eq!(r.status, 400);
+
+    // A service account's access token, in the form body: that token only.
+    let sa = "serviceAccount:1111111111-compute@developer.gserviceaccount.com";
+    let (one, two) = (e.token(sa, &[CP]), e.token(sa, &[CP, "openid"]));
+    let tokeninfo = |t: &str| format!("/tokeninfo?access_token={t}");
+    assert_eq!(e.google.get(&tokeninfo(&one), &[]).await.status, 200);
+    let r = e.google.form("/revoke", None, &[("token", &one)]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(e.google.get(&tokeninfo(&one), &[]).await.status, 400);
+    assert_eq!(e.google.get(&tokeninfo(&two), &[]).await.status, 200);
+    drop(e);
+
+    // After a restart: still revoked, and the ADC file has no cached token to fall back on.
+    let e = Local::open_at(dir.path(), WORLD);
+    let adc = read(&e);
+    assert_eq!(adc["refresh_token"].as_str(), Some(refresh.as_str()));
+    assert!(
+        adc.get("token").is_none() && adc.get("expiry").is_none(),
+        "{adc}"
+    );
+    assert_eq!(refresh_grant(&e).await.json()["error"], "invalid_grant");
+    assert_eq!(e.google.get(&tokeninfo(&one), &[]).await.status, 400);
+    assert_eq!(e.google.get(&tokeninfo(&two), &[]).await.status, 200);
+}
+
 #[tokio::test]
 async fn minted_service_account_keys_sign_in_with_jwt_bearer() {
     let e = env();

@@ -383,7 +383,14 @@ pub fn configuration_problem(e: &AuthError) -> Option<Problem> {
                     service.name(),
                     service.override_var()
                 ),
-                other => format!("fix it: {other}"),
+                ConfigProblem::NotJson(parser) => format!(
+                    "make it valid JSON (the parser said: {parser}; it notices a missing or extra comma only at the next token)"
+                ),
+                ConfigProblem::MissingField(field) => format!("add the field \"{field}\""),
+                ConfigProblem::WrongType { field, expected } => {
+                    format!("make the field \"{field}\" {expected}")
+                }
+                other => other.to_string(),
             };
             Some(
                 Problem::new(

@@ -138,7 +138,12 @@ pub fn wrap(text: &str, first: usize, indent: usize, width: usize) -> String {
         // Room kept at the end of each line for the continuation mark.
         let limit = width.saturating_sub(cont.len());
         let mut line_start = true;
-        for word in body.split(' ').filter(|w| !w.is_empty()) {
+        let words = if cont.is_empty() {
+            body.split(' ').filter(|w| !w.is_empty()).collect()
+        } else {
+            shell_words(body)
+        };
+        for word in words {
             let len = word.chars().count();
             if !line_start && col + 1 + len > limit {
                 out.push_str(cont);
@@ -157,6 +162,31 @@ pub fn wrap(text: &str, first: usize, indent: usize, width: usize) -> String {
         }
     }
     out
+}
+
+/// A command line's words, split at the spaces outside single quotes (the
+/// only quoting [`crate::fixes::sh_quote`] writes): a quoted argument with
+/// spaces in it is one word, never broken by a ` \` continuation, which the
+/// shell would take literally inside the quotes.
+fn shell_words(line: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if i > start {
+                    words.push(&line[start..i]);
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < line.len() {
+        words.push(&line[start..]);
+    }
+    words
 }
 
 #[cfg(test)]
@@ -196,6 +226,30 @@ mod tests {
         assert_eq!(
             wrap(t, 6, 4, 40),
             "As the owner:\n      gcloud secrets \\\n        add-iam-policy-binding s \\\n        --member=m --role=r"
+        );
+    }
+
+    #[test]
+    fn a_quoted_argument_is_never_broken() {
+        let cmd = crate::fixes::Cmd::new([
+            "gcloud",
+            "x",
+            "--attribute-condition=attribute.aws_role in ['a',  'b'] && true",
+            "--project=p",
+        ]);
+        let wrapped = wrap(&format!("$ {cmd}"), 0, 0, 30);
+        // Joined as a shell joins ` \` continuations, it is the command again.
+        let joined: Vec<&str> = wrapped
+            .lines()
+            .map(|l| l.trim().trim_end_matches(" \\"))
+            .collect();
+        assert_eq!(joined.join(" "), cmd.to_string(), "{wrapped}");
+        assert!(
+            wrapped
+                .lines()
+                .any(|l| l.trim_start().starts_with("--attribute-condition='")
+                    && l.contains("&& true'")),
+            "{wrapped}"
         );
     }
 }

@@ -92,11 +92,39 @@ pub(crate) fn line_of_key(doc: &[u8], key: &str) -> Option<usize> {
     None
 }
 
-/// The line of the first JSON syntax error in a document, if it is not JSON.
+/// The line to edit to fix the first JSON syntax error in a document, if it
+/// is not JSON: where the parser stopped, except for the two slips it only
+/// notices on a later line, which are fixed on the line of the last token
+/// before it: a missing comma (a value, then a new member's `"`) and a
+/// trailing comma (`,` then `}` or `]`).
 pub(crate) fn json_error_line(bytes: &Secret<Vec<u8>>) -> Option<usize> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes.expose())
-        .err()
-        .map(|e| e.line())
+    let doc = bytes.expose();
+    let e = serde_json::from_slice::<serde::de::IgnoredAny>(doc).err()?;
+    let (line, column) = (e.line(), e.column());
+    // The byte the parser stopped at (its column counts bytes from 1).
+    let line_start = if line <= 1 {
+        0
+    } else {
+        doc.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map(|(i, _)| i + 1)?
+    };
+    let at = (line_start + column.saturating_sub(1)).min(doc.len().saturating_sub(1));
+    let Some(prev) = doc[..at].iter().rposition(|b| !b.is_ascii_whitespace()) else {
+        return Some(line);
+    };
+    let ends_a_value = |b: u8| matches!(b, b'"' | b'}' | b']' | b'e' | b'l') || b.is_ascii_digit();
+    let slip = match (doc[prev], doc.get(at)) {
+        (p, Some(b'"')) if ends_a_value(p) => true,
+        (b',', Some(b'}' | b']')) => true,
+        _ => false,
+    };
+    if !slip {
+        return Some(line);
+    }
+    Some(1 + doc[..prev].iter().filter(|b| **b == b'\n').count())
 }
 
 /// Parses a credentials file. `env` supplies the token endpoint override for
@@ -369,10 +397,16 @@ mod tests {
         assert_eq!(line_of_key(doc, "url"), Some(5));
         assert_eq!(line_of_key(doc, "type"), Some(2));
         assert_eq!(line_of_key(doc, "nope"), None);
-        assert_eq!(
-            json_error_line(&Secret::new(b"{\n\"a\": 1,\n}".to_vec())),
-            Some(3)
-        );
+        let line = |doc: &str| json_error_line(&Secret::new(doc.as_bytes().to_vec()));
+        // A trailing comma is removed on its own line, not where `}` is.
+        assert_eq!(line("{\n\"a\": 1,\n}"), Some(2));
+        // A missing comma goes at the end of the line before the next member.
+        assert_eq!(line("{\n  \"a\": \"x\"\n  \"b\": 2\n}"), Some(2));
+        assert_eq!(line("{\n  \"a\": {\"c\": true}\n\n  \"b\": 2\n}"), Some(2));
+        // Anything else: where the parser stopped.
+        assert_eq!(line("{\n  \"a\": 1,\n  \"b\": [1 2]\n}"), Some(3));
+        assert_eq!(line("{\n  \"a\": 1,\n  b: 2\n}"), Some(3));
+        assert_eq!(line("{\"a\": 1}"), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Google's REST APIs, served on one loopback port (their paths do not collide):
-//! OAuth2 (`/token`, `/tokeninfo`, `/oauth2/v3/certs`), Secret Manager v1,
+//! OAuth2 (`/token`, `/tokeninfo`, `/revoke`, `/oauth2/v3/certs`), Secret Manager v1,
 //! Cloud Resource Manager v1 (project IAM), IAM v1 (service-account keys,
 //! workload identity pools), Compute v1 (instances), and Workload Identity
 //! Federation's STS (`/v1/token`) and IAM Credentials (`:generateAccessToken`,
@@ -415,6 +415,7 @@ fn dispatch(cloud: &Arc<Cloud>, req: &Req) -> Reply {
         ] => wip::dispatch(cloud, req),
         ["token"] | ["oauth2", "v4", "token"] => oauth2::token(cloud, req),
         ["tokeninfo"] | ["oauth2", "v3", "tokeninfo"] => oauth2::tokeninfo(cloud, req),
+        ["revoke"] | ["o", "oauth2", "revoke"] => oauth2::revoke(cloud, req),
         ["oauth2", "v3", "certs"] => oauth2::certs(cloud),
         ["v1", "projects", _, "secrets", ..] => secretmanager::dispatch(cloud, req),
         ["v1", "projects", _, "serviceAccounts", ..] => iamapi::dispatch(cloud, req),

@@ -1,5 +1,6 @@
 //! OAuth 2.0: the token endpoint (refresh_token grant for users, jwt-bearer grant
-//! for service-account keys), tokeninfo, and the ID-token signing keys (JWKS).
+//! for service-account keys), token revocation (`/revoke`), tokeninfo, and the
+//! ID-token signing keys (JWKS).
 //! Errors use RFC 6749's body (`{"error": "invalid_grant", ...}`), not the
 //! `google.rpc.Status` envelope, as Google's token endpoint does.
 
@@ -106,14 +107,9 @@ fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
     if !cloud.oauth_client_secret_matches(field(f, "client_secret").unwrap_or("")) {
         return oauth_error(401, "invalid_client", "Unauthorized");
     }
-    let hash = crypto::hex(&crypto::sha256(refresh.as_bytes()));
     let user = cloud
-        .store
-        .read()
-        .users
-        .values()
-        .find(|u| u.refresh_token_sha256 == hash && u.client_id == client_id)
-        .cloned();
+        .live_user_with_refresh_token(refresh)
+        .filter(|u| u.client_id == client_id);
     let Some(user) = user else {
         return oauth_error(400, "invalid_grant", "Token has been expired or revoked.");
     };
@@ -156,6 +152,35 @@ fn refresh_grant(cloud: &Cloud, f: &[(String, String)]) -> Response {
         },
         false,
     )
+}
+
+/// Google's revocation endpoint (`POST https://oauth2.googleapis.com/revoke`),
+/// with the token in the query or the form body: `gcloud auth
+/// application-default revoke` sends `?token=REFRESH_TOKEN` with an empty
+/// form body. 200 `{}` once revoked (see [`Cloud::revoke_token`] for what a
+/// revocation reaches); 400 `invalid_token` for a token this cloud did not
+/// issue, or one already revoked or expired.
+pub fn revoke(cloud: &Cloud, req: &Req) -> Reply {
+    if req.method != axum::http::Method::POST {
+        return Ok(oauth_error(
+            405,
+            "invalid_request",
+            "The revocation endpoint takes POST.",
+        ));
+    }
+    let f = fields(req);
+    let Some(token) = field(&f, "token").filter(|t| !t.is_empty()) else {
+        return Ok(oauth_error(
+            400,
+            "invalid_request",
+            "Missing required parameter: token",
+        ));
+    };
+    Ok(if cloud.revoke_token(token)? {
+        ok_json(&serde_json::json!({}), false)
+    } else {
+        oauth_error(400, "invalid_token", "Token expired or revoked")
+    })
 }
 
 /// A stable numeric subject for a user.

@@ -78,7 +78,10 @@ pub async fn walk(
         }
         steps.push(s);
     }
-    // 3. A token.
+    // 3. A token, fetched now: not one cached in the credentials file (an
+    // authorized_user file may carry one), which would hide a refresh token
+    // that was revoked or has expired until the cached token runs out.
+    let creds = creds.with_scopes(creds.requested_scopes());
     let tok = Step::new(G, "token", "an access token").looked_in(creds.source().to_string());
     let token = match tokio::time::timeout(timeout, creds.access_token()).await {
         Ok(Ok(t)) => {
@@ -336,12 +339,24 @@ async fn diagnose(
             }
         }
         FetchError::NotEnabled { .. } => {
-            match api.version_state(token, project, secret, version).await.as_deref() {
+            // The version's own number: `latest` is an alias that access and
+            // get take, but enable, disable and destroy do not.
+            let found = api.version_state(token, project, secret, version).await;
+            let (state, number) = match &found {
+                Some((state, number)) => (Some(state.as_str()), number.as_str()),
+                None => (None, version.as_str()),
+            };
+            let which = if number == version {
+                format!("version {version}")
+            } else {
+                format!("version {number} ({version})")
+            };
+            match state {
                 Some("DESTROYED") => Some(
                     Problem::new(
                         Code::GoogleVersionDestroyed,
                         format!(
-                            "version {version} of secret {secret} was destroyed: its data is gone and cannot come back. \
+                            "{which} of secret {secret} was destroyed: its data is gone and cannot come back. \
                              Add a new version (the value on stdin) and refer to it, or to latest:"
                         ),
                     )
@@ -350,9 +365,9 @@ async fn diagnose(
                 _ => Some(
                     Problem::new(
                         Code::GoogleVersionDisabled,
-                        format!("version {version} of secret {secret} is disabled; enable it:"),
+                        format!("{which} of secret {secret} is disabled; enable it:"),
                     )
-                    .fix(Fix::run(fixes::enable_version(project, secret, version))),
+                    .fix(Fix::run(fixes::enable_version(project, secret, number))),
                 ),
             }
         }
@@ -573,14 +588,15 @@ impl<'a> SecretManager<'a> {
         }
     }
 
-    /// A version's state (`ENABLED`, `DISABLED`, `DESTROYED`).
+    /// A version's state (`ENABLED`, `DISABLED`, `DESTROYED`) and its number
+    /// (what `latest` stands for).
     async fn version_state(
         &self,
         token: &Secret<String>,
         project: &str,
         secret: &str,
         version: &str,
-    ) -> Option<String> {
+    ) -> Option<(String, String)> {
         let (status, v) = self
             .call(
                 token,
@@ -588,6 +604,16 @@ impl<'a> SecretManager<'a> {
                 None,
             )
             .await?;
-        (status == 200).then(|| v["state"].as_str().map(str::to_owned))?
+        if status != 200 {
+            return None;
+        }
+        let state = v["state"].as_str()?.to_owned();
+        let number = v["name"]
+            .as_str()
+            .and_then(|n| n.rsplit_once("/versions/"))
+            .map(|(_, n)| n.to_owned())
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            .unwrap_or_else(|| version.to_owned());
+        Some((state, number))
     }
 }

@@ -243,15 +243,22 @@ pub fn render(r: &Report, colour: bool) -> String {
                 "         cause: {}\n",
                 wrap(&p.cause, 16, 11, WIDTH)
             ));
+            // Commands run one after the other by the same person share one header.
+            let mut header: Option<&Option<String>> = None;
             for fix in &p.fixes {
                 match fix {
                     Fix::Run { line, who, .. } => {
-                        let by = who
-                            .as_deref()
-                            .map(|w| format!(" (as {w})"))
-                            .unwrap_or_default();
+                        if header != Some(who) {
+                            let by = who
+                                .as_deref()
+                                .map(|w| format!(" (as {w})"))
+                                .unwrap_or_default();
+                            let n = if p.fixes.len() > 1 { "es" } else { "" };
+                            t.push_str(&format!("         fix{n}{by}:\n"));
+                            header = Some(who);
+                        }
                         t.push_str(&format!(
-                            "         fix{by}:\n           $ {}\n",
+                            "           $ {}\n",
                             wrap(&format!("$ {line}"), 13, 9, WIDTH)
                         ));
                     }
@@ -264,6 +271,7 @@ pub fn render(r: &Report, colour: bool) -> String {
                             "         fix: {}\n",
                             wrap(&format!("in {at}: {change}"), 14, 11, WIDTH)
                         ));
+                        header = None;
                     }
                 }
             }
