@@ -71,8 +71,14 @@ pub fn up(a: UpArgs, env: &Env) -> anyhow::Result<ExitCode> {
             data.display()
         );
     }
-    let (cloud, seeded) = match Cloud::open(&data, &key_file, world.as_ref(), Arc::new(SystemClock))
-    {
+    let clock: Arc<dyn keyway_core::Clock> = match a.clock_offset {
+        Some(off) => Arc::new(keyway_cloud::time::OffsetClock::new(
+            Arc::new(SystemClock),
+            off.as_millis() as i64,
+        )),
+        None => Arc::new(SystemClock),
+    };
+    let (cloud, seeded) = match Cloud::open(&data, &key_file, world.as_ref(), clock) {
         Err(keyway_cloud::cloud::CloudError::WorldDiffers { .. }) => {
             let w = absolute(a.world.as_deref().unwrap_or(std::path::Path::new("")))?;
             bail!(
