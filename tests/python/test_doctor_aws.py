@@ -306,6 +306,23 @@ def test_clock_too_far_off(tmp_path):
         assert doctor(cli_env(cloud, "--aws-user", "admin"), DOCTOR_SECRET).rc == 0
 
 
+# ------------------------------------- 7. ECS on EC2, falling back to the node
+
+
+def test_ecs_task_on_ec2_falls_back_to_the_instance_role(start_cloud):
+    cloud = start_cloud(WORLD)
+    task = task_env(cloud, "batch-on-ec2")
+    assert task["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2" and "AWS_CONTAINER_CREDENTIALS_FULL_URI" not in task
+    d = doctor(task, DOCTOR_SECRET)
+    # It works (the node's role may read the secret), so it is a warning, not a failure.
+    assert d.rc == 0, d
+    p = d.problem("aws_ecs_uses_instance_role", status="warning")
+    assert "taskRoleArn" in p["cause"] and "instance" in p["cause"], p
+    [creds] = [s for s in d.report["steps"] if s["check"] == "credentials"]
+    assert "role ecs-node" in creds["found"], creds
+    assert "no failure, 1 warning(s)" in d.text, d
+
+
 # ------------------------------------------------ 8. federation settings, endpoints
 
 

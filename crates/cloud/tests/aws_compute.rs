@@ -415,6 +415,23 @@ fn world_errors_name_the_table_and_key() {
     );
     let e = keyway_cloud::world::parse("w.toml", &bad).unwrap_err();
     assert!(e.to_string().contains("key `trust`"), "{e}");
+    // The EC2 launch type: the instance must be in the task's account and region.
+    let on = |instance: &str| {
+        WORLD.replace(
+            "name = \"no-role\"\nregion = \"us-east-1\"\n",
+            &format!("name = \"no-role\"\nregion = \"us-east-1\"\ninstance = \"{instance}\"\n"),
+        )
+    };
+    let w = keyway_cloud::world::parse("w.toml", &on("bare-1")).unwrap();
+    let t = w.aws.tasks.iter().find(|t| t.name == "no-role").unwrap();
+    assert_eq!(t.instance.as_deref(), Some("bare-1"));
+    let e = keyway_cloud::world::parse("w.toml", &on("web-2")).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "[[ecs_task]] 'no-role' key `instance`: no [[ec2_instance]] 'web-2' in account 111111111111 and region us-east-1"
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -121,6 +121,7 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
                 .execution_role
                 .as_ref()
                 .map(|r| super::model::role_arn(&t.account, r)),
+            instance: t.instance.clone(),
             secrets: t
                 .secrets
                 .iter()
