@@ -169,7 +169,8 @@ async fn condition_refused(
     let assertion = serde_json::json!({"arn": id.arn, "account": id.account, "userid": id.user_id});
     let ecs = if crate::aws::in_ecs(env) {
         format!(
-            " Inside an ECS task the identity presented is the task ROLE (here {}); the task EXECUTION role is used by ECS only before the container starts and is never seen by it.",
+            " Inside an ECS task the identity presented is the task ROLE (here {}); the task EXECUTION role is used by ECS only before the container starts and is never seen by it: \
+             set taskRoleArn in the task definition to a role the condition admits.",
             id.role_name().unwrap_or(&role)
         )
     } else {
@@ -224,12 +225,7 @@ async fn condition_refused(
     let other_fix = match admitted.as_slice() {
         [] => "Run with a role the condition admits".to_owned(),
         roles => format!(
-            "Run with a role the condition admits ({}{})",
-            if ecs.is_empty() {
-                ""
-            } else {
-                "in ECS: set taskRoleArn in the task definition to "
-            },
+            "Run with a role the condition admits ({})",
             roles.join(" or ")
         ),
     };
