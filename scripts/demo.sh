@@ -65,6 +65,8 @@ if [ "$SEED" = 002 ]; then
     sh -c 'printf "workload started; CONFIG sha256: "; printf %s "$CONFIG" | sha256sum | cut -c1-16'
   say "5. The trap: the same job run with the execution role as its task role"
   task rds-to-bigquery-exec-role get sm://curucuru-logs/rds-to-bigquery-config || echo "(keyway exit $?)"
+  say "   keyway doctor, in that task: every step, and why STS refused (task role vs execution role)"
+  task rds-to-bigquery-exec-role doctor sm://curucuru-logs/rds-to-bigquery-config || echo "(doctor exit $?)"
   say "6. An unmodified Google client through keyway's broker: google-auth + google-cloud-secret-manager,"
   echo "   with no credential file and no exported variable (keyway exec --broker gives it GCE_METADATA_HOST)"
   task rds-to-bigquery exec --broker -- "$PWD/.venv/bin/python" -c '
@@ -105,6 +107,9 @@ vm whoami
 say "   keyway exec --env WANDB_API_KEY=sm://kaggle-gpu-lab/wandb-api-key -- <workload>"
 run_workload
 
+say "   keyway doctor on the VM: which step fails, why, and the commands that fix it"
+vm doctor sm://kaggle-gpu-lab/wandb-api-key || echo "(doctor exit $?)"
+
 say "2. The owner widens the scopes with gcloud: stop the VM, set cloud-platform, start it"
 echo "\$ gcloud compute instances set-service-account kaggle-gpu-vm --zone=$ZONE --service-account=$SA --scopes=cloud-platform   (while it runs)"
 owner gcloud compute instances set-service-account kaggle-gpu-vm --zone=$ZONE --service-account=$SA --scopes=cloud-platform 2>&1 | sed 's/^/  /' || true
@@ -119,12 +124,23 @@ done
 say "3. The VM tries again: the scope is right now, but the service account has no role"
 run_workload
 
+say "   keyway doctor, with the owner's gcloud identity on the VM too (gcloud auth login there):"
+echo "   the owner holds the role; the VM's service account does not (why Colab, running as the owner, just worked)"
+(
+  eval "$("$KW" cloud env --data "$DATA" --user kyoto@example.com)"
+  account=$CLOUDSDK_CORE_ACCOUNT token_file=$CLOUDSDK_AUTH_ACCESS_TOKEN_FILE
+  eval "$("$KW" cloud env --data "$DATA" --instance kaggle-gpu-vm)"
+  CLOUDSDK_CORE_ACCOUNT=$account CLOUDSDK_AUTH_ACCESS_TOKEN_FILE=$token_file \
+    "$KW" doctor sm://kaggle-gpu-lab/wandb-api-key || echo "(doctor exit $?)"
+)
+
 say "4. The owner grants roles/secretmanager.secretAccessor to the VM's service account (on the secret)"
 echo "\$ gcloud secrets add-iam-policy-binding wandb-api-key --member=serviceAccount:$SA --role=roles/secretmanager.secretAccessor"
 owner gcloud secrets add-iam-policy-binding wandb-api-key --member="serviceAccount:$SA" --role=roles/secretmanager.secretAccessor 2>&1 | sed 's/^/  /'
 
 say "5. The VM runs the workload again: it starts, with the key in its environment"
 run_workload
+vm doctor sm://kaggle-gpu-lab/wandb-api-key | tail -1
 say "6. The same secret as a private file (0400, on tmpfs, gone when the workload exits)"
 vm exec --env WANDB_KEY_FILE='sm://kaggle-gpu-lab/wandb-api-key?filename=wandb.key' -- sh -c 'ls -l "$WANDB_KEY_FILE"; echo "$WANDB_KEY_FILE" > '"$DATA"'/path'
 [ -e "$(cat "$DATA/path")" ] && echo "file still there (bug)" || echo "after exit: $(cat "$DATA/path") no longer exists"

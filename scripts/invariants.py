@@ -129,10 +129,25 @@ for crate in crate_dirs():
         if BIND.search(line) and not str(path).startswith("crates/serve/src/"):
             fail("a socket bound outside keyway-serve", f"{path}:{n}", line)
 
+# 6. Decisions and diagnoses are matches on typed errors, never on the text of
+#    a message: no library code tests what an error's Display, a message or a
+#    reason says.
+TEXT_MATCH = re.compile(
+    r"(to_string\(\)|\bmessage|\breason|\bmsg|\berror)\s*\.\s*(contains|starts_with|ends_with|find)\(|"
+    r"format!\(\s*\"\{[a-z_]*:?#?\}\"\s*,\s*[a-z_]+\s*\)\s*\.\s*contains\("
+)
+for crate in crate_dirs():
+    if crate == "cloud":
+        continue  # the local cloud parses requests, not errors; its texts are its own answers
+    for path, n, line in library_lines(crate):
+        if TEXT_MATCH.search(line) and "invariant-exempt:" not in line:
+            fail("a decision made on the text of a message (match the typed error)", f"{path}:{n}", line)
+
 if violations:
     print(f"{len(violations)} invariant violation(s) (ARCHITECTURE.md, Invariants):")
     for v in violations:
         print("  " + v)
     sys.exit(1)
 print("invariants hold: crate graph, environment read once, variables registered, "
-      "core/wire without IO or clock, real seams built by entry points, loopback listeners")
+      "core/wire without IO or clock, real seams built by entry points, loopback listeners, "
+      "no decision on a message's text")

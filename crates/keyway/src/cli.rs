@@ -73,8 +73,9 @@ pub enum Command {
     /// service account does not).
     ///
     /// Exit status: 0 when every step checks out (warnings included), 1 when a
-    /// step failed, 2 for a usage error. `--output json` prints the report in the
-    /// schema keyway.doctor/v1 (see the README).
+    /// step failed, 2 for a usage error (a reference that does not parse
+    /// included). `--output json` prints the report in the schema
+    /// keyway.doctor/v1 (see the README).
     Doctor(DoctorArgs),
     /// Print a credential on stdout for scripts and other tools: a Google access
     /// token (default), a Google ID token (--audience), or AWS credentials (--aws).

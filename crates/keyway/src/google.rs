@@ -131,6 +131,16 @@ pub async fn who(creds: &GoogleCredentials, http: &reqwest::Client) -> Who {
     }
 }
 
+/// Who the credentials are, with the member a federated token used
+/// directly acts as (it has no email).
+pub async fn caller(env: &Env, http: &reqwest::Client, creds: &GoogleCredentials) -> Who {
+    let mut who = who(creds, http).await;
+    if who.email.is_empty() {
+        who.principal = federated_member(env, http, creds).await;
+    }
+    who
+}
+
 /// The largest metadata value `vm_of` reads (a name, a zone, a project id).
 const METADATA_VALUE: Cap = Cap::kib(64);
 

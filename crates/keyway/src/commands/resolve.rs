@@ -176,34 +176,22 @@ impl Resolver {
         fetcher.aws = aws_provider.clone();
         let refs: Vec<SecretRef> = wanted.iter().map(|w| w.reference.clone()).collect();
         let results = fetcher.fetch_all_versioned(&refs, token.as_ref()).await;
-        // Who the credentials are matters only for hints: ask only when something failed.
+        // Who the credentials are matters only for hints: ask only when a
+        // reference of that cloud failed.
+        let failed = |google: bool| {
+            self.hints
+                && results.iter().zip(wanted).any(|(r, w)| {
+                    r.is_err()
+                        && matches!(w.reference.source, Reference::GcpSecretManager { .. })
+                            == google
+                })
+        };
         let who: Option<Who> = match &self.google {
-            Some(c)
-                if self.hints
-                    && results.iter().zip(wanted).any(|(r, w)| {
-                        r.is_err()
-                            && matches!(w.reference.source, Reference::GcpSecretManager { .. })
-                    }) =>
-            {
-                let mut who = google::who(c, http).await;
-                if who.email.is_empty() {
-                    who.principal = google::federated_member(env, http, c).await;
-                }
-                Some(who)
-            }
+            Some(c) if failed(true) => Some(google::caller(env, http, c).await),
             _ => None,
         };
-        // The same for AWS: who the credentials are, asked only when an AWS reference failed.
         let aws_facts = match aws_provider {
-            Some(p)
-                if self.hints
-                    && results.iter().zip(wanted).any(|(r, w)| {
-                        r.is_err()
-                            && matches!(w.reference.source, Reference::AwsSecretsManager { .. })
-                    }) =>
-            {
-                aws::facts(p).await
-            }
+            Some(p) if failed(false) => aws::facts(p).await,
             _ => aws::Facts::default(),
         };
         let mut values = Vec::with_capacity(results.len());

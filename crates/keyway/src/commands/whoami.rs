@@ -126,11 +126,8 @@ async fn google_part(
         .await
         .with_context(|| format!("getting an access token from {}", creds.source()))?;
     let id = creds.identity().await.ok();
-    let mut who = google::who(&creds, http).await;
-    if who.email.is_empty() {
-        // A federated token used directly has no email: it acts as the pool's principal.
-        who.principal = google::federated_member(env, http, &creds).await;
-    }
+    // A federated token used directly has no email: it acts as the pool's principal.
+    let who = google::caller(env, http, &creds).await;
     let scopes: Vec<String> = token
         .scopes
         .clone()
@@ -188,18 +185,12 @@ async fn google_part(
         line("                 (no cloud-platform scope: Secret Manager and most Google APIs will refuse this token)".into());
     }
     line(format!("token expires    {expires}"));
-    for (i, a) in creds.attempts().iter().enumerate() {
-        line(format!(
-            "{}{}: {}",
-            if i == 0 {
-                "checked          "
-            } else {
-                "                 "
-            },
-            a.source,
-            a.outcome
-        ));
-    }
+    t.push_str(&checked(
+        creds
+            .attempts()
+            .iter()
+            .map(|a| format!("{}: {}", a.source, a.outcome)),
+    ));
     Ok((v, t))
 }
 
@@ -252,19 +243,23 @@ async fn aws_part(
     if let Some(e) = expires {
         t.push_str(&format!("credentials exp. {e}\n"));
     }
-    for (i, a) in p.attempts().iter().enumerate() {
-        t.push_str(&format!(
-            "{}{}: {}\n",
-            if i == 0 {
-                "checked          "
-            } else {
-                "                 "
-            },
-            a.source,
-            a.outcome
-        ));
-    }
+    t.push_str(&checked(
+        p.attempts()
+            .iter()
+            .map(|a| format!("{}: {}", a.source, a.outcome)),
+    ));
     Ok((v, t))
+}
+
+/// The `checked` lines: each source tried and what came of it, one a line.
+fn checked(attempts: impl Iterator<Item = String>) -> String {
+    attempts
+        .enumerate()
+        .map(|(i, a)| {
+            let label = if i == 0 { "checked" } else { "" };
+            format!("{label:<17}{a}\n")
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@ mod google;
 
 pub use federation::problem as federation_problem;
 
-use crate::WIDTH;
 use crate::cli::{DoctorArgs, Output};
 use crate::context;
 use crate::diagnosis::{Fix, Problem};
 use crate::output::{out, wrap};
+use crate::{Failed, WIDTH};
 use anyhow::Context;
 use keyway_core::{Env, Reference, SecretRef};
 use serde::Serialize;
@@ -30,6 +30,9 @@ pub const SCHEMA: &str = "keyway.doctor/v1";
 
 /// Exit status when a step failed (0 when none did; warnings do not count).
 pub const EXIT_PROBLEMS: u8 = 1;
+
+/// Exit status for a usage error (clap's, and a reference that does not parse).
+pub const EXIT_USAGE: u8 = 2;
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,7 +138,20 @@ pub struct Report {
 pub fn run(a: DoctorArgs, env: Env) -> anyhow::Result<ExitCode> {
     let mut refs = Vec::new();
     for r in &a.references {
-        refs.push(SecretRef::parse(r).with_context(|| format!("reading the reference {r:?}"))?);
+        // A reference that does not parse is a usage error (2), like a bad option.
+        let parsed = SecretRef::parse(r).map_err(|e| Failed {
+            message: format!(
+                "error: {}",
+                wrap(
+                    &format!("the reference {r:?} is not valid: {e}"),
+                    7,
+                    4,
+                    WIDTH
+                )
+            ),
+            status: Some(EXIT_USAGE),
+        })?;
+        refs.push(parsed);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
