@@ -4,7 +4,7 @@
 //! execution role, and seed 001's world end to end on the cloud side.
 
 use keyway_cloud::aws::compute;
-use keyway_testkit::{Creds, Local, xml};
+use keyway_testkit::{Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 
 const WORLD: &str = r#"
@@ -497,4 +497,51 @@ async fn seed_001_world_loads_and_the_key_reaches_the_task() {
     );
     let s2 = compute::start_task(&e.aws, "wevox-batch-no-task-role").unwrap();
     assert!(s2.auth_token.is_none() && s2.secrets.len() == 1);
+}
+
+#[tokio::test]
+async fn short_token_worlds_shorten_aws_sessions_and_ec2_tasks_reach_their_node() {
+    let world = format!(
+        "[settings]\ntoken_lifetime_secs = 60\n{}",
+        WORLD.replace(
+            "name = \"no-role\"\nregion = \"us-east-1\"\n",
+            "name = \"no-role\"\nregion = \"us-east-1\"\ninstance = \"web-1\"\n",
+        )
+    );
+    let e = Local::start(&world).await;
+    let imds = e.ep().ec2["web-1"].imds.clone();
+    // The EC2 launch type: the task's containers reach the node's IMDS; Fargate's do not.
+    assert_eq!(
+        e.ep().tasks["no-role"].node_imds.as_deref(),
+        Some(imds.as_str())
+    );
+    assert_eq!(e.ep().tasks["api"].node_imds, None);
+    // The instance role's session lives as long as the world's tokens.
+    let token = e
+        .http
+        .put(format!("{imds}latest/api/token"))
+        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: Value = e
+        .http
+        .get(format!(
+            "{imds}latest/meta-data/iam/security-credentials/web-role"
+        ))
+        .header("x-aws-ec2-metadata-token", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["Expiration"],
+        keyway_cloud::time::rfc3339_seconds((NOW + 60) * 1000),
+        "{v}"
+    );
 }
