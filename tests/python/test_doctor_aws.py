@@ -5,6 +5,14 @@ report prints it, continuation lines joined, which must equal the JSON report's
 `line`) with `sh -c` as the admin, with the real gcloud or aws CLI, and checks
 that doctor then passes.
 
+Some diagnoses have no command to run: a task without a task role (the fix is a
+task definition revision, test_cli_fixes.py runs it), expired session
+credentials (fresh ones), a clock off (NTP on this machine; here the cloud's
+clock is set off with `keyway cloud up --clock-offset`, and doctor passes once
+they agree), an ECS task on EC2 using its node's role (a warning: it works), and
+a credential configuration to edit (the fix names the file and line). Those
+check the diagnosis and what the fix names.
+
 The helpers (`cli_env`, `run`, `keyway`, `wif_task`) are test_cli_fixes.py's:
 the CLIs run in a child whose environment is exactly what `keyway cloud env`
 printed. Network safety is conftest's: a loopback-only namespace, every
@@ -20,22 +28,18 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
-from conftest import DEAD_METADATA, KEYWAY_BIN, REPO, WORLDS, running_cloud, task_env
+from conftest import DEAD_METADATA, KEYWAY_BIN, WORLDS, running_cloud, task_env
 from test_cli_fixes import (
     ACCOUNT,
     AWS,
     EXEC_ROLE,
     KEY_ARN_PREFIX,
-    PROVIDER,
     SEED001,
     SEED002,
     TASK_ROLE,
     WIF_SA,
     cli_env,
     clis,  # noqa: F401  (the autouse fixture: the real CLIs, or a loud failure)
-    cli_path,
     err,
     keyway,
     out,
@@ -81,9 +85,6 @@ class Doctor:
                 assert s["status"] == status, (s, self)
                 return p
         raise AssertionError(f"no step diagnosed {code}:\n{self!r}")
-
-    def codes(self) -> list[str]:
-        return [s["problem"]["code"] for s in self.report["steps"] if s.get("problem")]
 
     def commands(self) -> list[str]:
         """The `$ …` lines of the text report, each with its ` \\` continuations joined."""
