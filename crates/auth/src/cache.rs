@@ -277,6 +277,16 @@ mod tests {
         }
     }
 
+    /// A cache (refreshing 225 s ahead) that fetched "old", valid until 4600, at 1000.
+    async fn holding_old() -> TokenCache {
+        let cache = TokenCache::new(Duration::from_secs(225));
+        cache
+            .get(|| 1000, || async { Ok(token("old", 4600)) })
+            .await
+            .unwrap();
+        cache
+    }
+
     fn err() -> AuthError {
         AuthError::Rejected(Box::new(crate::error::Rejection {
             call: crate::error::GoogleCall::RefreshUser,
@@ -327,11 +337,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_refresh_keeps_a_still_valid_token() {
-        let cache = TokenCache::new(Duration::from_secs(225));
-        cache
-            .get(|| 1000, || async { Ok(token("old", 4600)) })
-            .await
-            .unwrap();
+        let cache = holding_old().await;
         let t = cache.get(|| 4500, || async { Err(err()) }).await.unwrap();
         assert_eq!(t.token.expose(), "old");
         assert_eq!(cache.status().unwrap().failing_since, Some(4500));
@@ -347,11 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn during_an_outage_upstream_is_asked_at_most_once_per_cooldown() {
-        let cache = TokenCache::new(Duration::from_secs(225));
-        cache
-            .get(|| 1000, || async { Ok(token("old", 4600)) })
-            .await
-            .unwrap();
+        let cache = holding_old().await;
         let calls = AtomicUsize::new(0);
         let failing = || async {
             calls.fetch_add(1, Ordering::SeqCst);

@@ -11,7 +11,8 @@
 //! as plain strings.
 
 use crate::aws::{AwsAuthError, SigningError};
-use crate::google::{Attempt, GoogleService, SourceKind};
+use crate::google::service::Service as GoogleService;
+use crate::google::source::SourceKind;
 use keyway_http::google::GoogleErrorBody;
 use keyway_http::is_transient_status;
 use std::fmt;
@@ -369,6 +370,100 @@ impl keyway_http::Transient for AuthError {
 }
 
 /// ` (line N)`, unless the problem already says where (a JSON syntax error).
+/// What happened when one source of a chain was tried: Google's
+/// ([`Outcome`]) and AWS's ([`AwsOutcome`](crate::AwsOutcome)), each with its
+/// own reasons `A` for "not configured" and its own error `E`.
+#[derive(Debug, Clone)]
+pub enum ChainOutcome<A, E> {
+    /// The source does not apply here (variable unset, no file, no metadata server).
+    NotConfigured(A),
+    /// The source was configured but could not be used.
+    Failed(Box<E>),
+    /// This source provided the credentials.
+    Answered,
+}
+
+/// What happened when one source of Google's chain was tried.
+pub type Outcome = ChainOutcome<Absent, AuthError>;
+
+impl<A, E> ChainOutcome<A, E> {
+    /// The failure, for [`ChainOutcome::Failed`].
+    pub fn failure(&self) -> Option<&E> {
+        match self {
+            ChainOutcome::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<A: fmt::Display, E: fmt::Display> fmt::Display for ChainOutcome<A, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainOutcome::NotConfigured(why) => write!(f, "not configured: {why}"),
+            ChainOutcome::Failed(why) => write!(f, "failed: {why}"),
+            ChainOutcome::Answered => f.write_str("answered"),
+        }
+    }
+}
+
+/// Why a source does not apply here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Absent {
+    /// The variable is not set.
+    Unset { var: &'static str },
+    /// The variable is set but empty.
+    Empty { var: &'static str },
+    /// Neither CLOUDSDK_CONFIG nor HOME is set.
+    NoConfigDir,
+    /// No file at the path.
+    NoFile(PathBuf),
+    /// NO_GCE_CHECK is set.
+    NoGceCheck,
+    /// Nothing answered the probe at `host` within `waited`.
+    NoMetadataServer {
+        host: String,
+        /// GCE_METADATA_IP, when it named the address.
+        var: Option<&'static str>,
+        waited: std::time::Duration,
+    },
+}
+
+impl fmt::Display for Absent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Absent::Unset { var } => write!(f, "{var} is not set"),
+            Absent::Empty { var } => write!(f, "{var} is set but empty"),
+            Absent::NoConfigDir => write!(
+                f,
+                "neither {} nor {} is set, so there is no gcloud configuration directory",
+                keyway_core::vars::CLOUDSDK_CONFIG,
+                keyway_core::vars::HOME
+            ),
+            Absent::NoFile(p) => write!(f, "no file at {}", p.display()),
+            Absent::NoGceCheck => write!(
+                f,
+                "{} is set, so no metadata server was looked for",
+                keyway_core::vars::NO_GCE_CHECK
+            ),
+            Absent::NoMetadataServer { host, var, waited } => {
+                write!(f, "no metadata server answered at {host}")?;
+                if let Some(v) = var {
+                    write!(f, " (from {v})")?;
+                }
+                write!(f, " within {waited:?} (not on Google Cloud?)")
+            }
+        }
+    }
+}
+
+/// One source tried, and its outcome.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub source: SourceKind,
+    pub outcome: Outcome,
+}
+
 struct Line<'a>(Option<usize>, &'a ConfigProblem);
 
 impl fmt::Display for Line<'_> {

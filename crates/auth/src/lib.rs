@@ -38,7 +38,9 @@ pub use aws::{
 pub use context::{
     AuthContext, DEFAULT_METADATA_PROBE_TIMEOUT, DEFAULT_REFRESH_AHEAD, RetryPolicy,
 };
-pub use error::{AuthError, ConfigProblem, GoogleCall, Rejection, SubjectCause, SubjectFrom};
+pub use error::{
+    AuthError, ChainOutcome, ConfigProblem, GoogleCall, Rejection, SubjectCause, SubjectFrom,
+};
 pub use google::{
     Absent, AccessToken, Attempt, CredentialFile, CredentialKind, Federation, GoogleCredentials,
     Identity, Outcome, Source, SourceKind, SubjectSourceKind, WorkloadProvider, credential_file,

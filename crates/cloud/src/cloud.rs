@@ -5,6 +5,7 @@
 //! service accounts declared in the world), since those embed the live endpoint.
 
 use crate::crypto::{self, JwtSigner, MintedKey, TokenClaims, TokenKey};
+pub use crate::error::CloudError;
 use crate::iam;
 use crate::store::{
     Change, Instance, Project, SecretMeta, ServiceAccount, ServiceAccountKey, Store, StoreError,
@@ -38,23 +39,6 @@ pub const USER_SCOPES: &[&str] = &[
     "https://www.googleapis.com/auth/cloud-platform",
     "https://www.googleapis.com/auth/sqlservice.login",
 ];
-
-#[derive(Debug, thiserror::Error)]
-pub enum CloudError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Crypto(#[from] crypto::CryptoError),
-    #[error(
-        "the store was seeded from a different world file (sha256 {seeded}, this one is {given}); the store keeps its world until --reset"
-    )]
-    WorldDiffers { seeded: String, given: String },
-    #[error("writing {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Settings {
@@ -423,7 +407,7 @@ impl Cloud {
                 });
             }
         }
-        changes.extend(crate::aws::seed::changes(self, &w.aws)?);
+        changes.extend(crate::aws::seed::changes(&self.store, now, &w.aws)?);
         self.store.write(|_| Ok::<_, StoreError>((changes, ())))?;
         Ok(())
     }
@@ -473,36 +457,22 @@ impl Cloud {
             crypto::write_private(&path, &pretty_json(&file)).map_err(io(&path))?;
         }
         let keys_dir = self.data_dir.join("keys");
+        // Each world-declared key's file by name (the first service account
+        // declaring a name keeps it), for the AWS secrets that hold one.
+        let mut world_keys = BTreeMap::new();
         for sa in self.service_accounts() {
             let names = self.world_key_names(&sa.email)?;
             for (name, key_id, pem) in names {
                 crate::datadir::private_dir(&keys_dir).map_err(io(&keys_dir))?;
-                let file = self.key_file(&sa, &key_id, &pem, token_uri);
+                let file = pretty_json(&self.key_file(&sa, &key_id, &pem, token_uri));
                 let path = keys_dir.join(format!("{name}.json"));
-                crypto::write_private(&path, &pretty_json(&file)).map_err(io(&path))?;
+                crypto::write_private(&path, &file).map_err(io(&path))?;
+                world_keys.entry(name).or_insert(file);
             }
         }
         // AWS secrets holding a world-declared key, and IAM users' credentials files.
-        crate::aws::seed::refresh(self, token_uri)?;
+        crate::aws::seed::refresh(&self.store, &self.data_dir, &world_keys)?;
         Ok(())
-    }
-
-    /// The JSON key file of the world-declared key `name` (as written to
-    /// `DATA/keys/NAME.json`), embedding `token_uri`.
-    pub fn world_key_json(
-        &self,
-        name: &str,
-        token_uri: &str,
-    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, CloudError> {
-        for sa in self.service_accounts() {
-            for (n, key_id, pem) in self.world_key_names(&sa.email)? {
-                if n == name {
-                    let file = self.key_file(&sa, &key_id, &pem, token_uri);
-                    return Ok(Some(pretty_json(&file)));
-                }
-            }
-        }
-        Ok(None)
     }
 
     /// Every service account, as the store holds them now.
@@ -581,16 +551,8 @@ impl Cloud {
         azp: &str,
         life: i64,
     ) -> (String, i64) {
-        let now = self.clock.now_secs();
-        let claims = TokenClaims {
-            sub: member.to_owned(),
-            scp: scopes.to_vec(),
-            iat: now,
-            exp: now + life,
-            azp: azp.to_owned(),
-            fed: None,
-        };
-        (self.tokens.mint(&claims), life)
+        let token = self.mint(member.to_owned(), scopes, azp.to_owned(), None, life);
+        (token, life)
     }
 
     /// Mints a federated access token (STS token exchange) for the workload
@@ -601,16 +563,28 @@ impl Cloud {
         scopes: &[String],
         life: i64,
     ) -> String {
+        self.mint(fed.member(), scopes, String::new(), Some(fed.clone()), life)
+    }
+
+    /// An access token of `sub` (for the client `azp`; a federated workload's
+    /// pool context in `fed`), issued now and valid `life` seconds.
+    fn mint(
+        &self,
+        sub: String,
+        scopes: &[String],
+        azp: String,
+        fed: Option<iam::Federated>,
+        life: i64,
+    ) -> String {
         let now = self.clock.now_secs();
-        let claims = TokenClaims {
-            sub: fed.member(),
+        self.tokens.mint(&TokenClaims {
+            sub,
             scp: scopes.to_vec(),
             iat: now,
             exp: now + life,
-            azp: String::new(),
-            fed: Some(fed.clone()),
-        };
-        self.tokens.mint(&claims)
+            azp,
+            fed,
+        })
     }
 
     /// Verifies a bearer token.

@@ -424,6 +424,11 @@ pub fn add_binding(policy: &mut Policy, role: &str, member: &str) {
 mod tests {
     use super::*;
 
+    /// Whether `p` grants `perm` to the plain member `member`.
+    fn member_may(p: &Policy, member: &str, perm: &str) -> bool {
+        grants(p, &Principal::member(member), perm)
+    }
+
     fn policy(role: &str, member: &str) -> Policy {
         let mut p = Policy::default();
         add_binding(&mut p, role, member);
@@ -436,19 +441,19 @@ mod tests {
             "roles/secretmanager.secretAccessor",
             "serviceAccount:vm@p.iam.gserviceaccount.com",
         );
-        assert!(grants(
+        assert!(member_may(
             &p,
-            &Principal::member("serviceAccount:vm@p.iam.gserviceaccount.com"),
+            "serviceAccount:vm@p.iam.gserviceaccount.com",
             "secretmanager.versions.access"
         ));
-        assert!(!grants(
+        assert!(!member_may(
             &p,
-            &Principal::member("serviceAccount:vm@p.iam.gserviceaccount.com"),
+            "serviceAccount:vm@p.iam.gserviceaccount.com",
             "secretmanager.versions.add"
         ));
-        assert!(!grants(
+        assert!(!member_may(
             &p,
-            &Principal::member("user:vm@p.iam.gserviceaccount.com"),
+            "user:vm@p.iam.gserviceaccount.com",
             "secretmanager.versions.access"
         ));
     }
@@ -456,14 +461,14 @@ mod tests {
     #[test]
     fn owner_is_not_viewer_and_viewer_cannot_read_payloads() {
         let p = policy("roles/viewer", "user:a@example.com");
-        assert!(grants(
+        assert!(member_may(
             &p,
-            &Principal::member("user:a@example.com"),
+            "user:a@example.com",
             "secretmanager.secrets.get"
         ));
-        assert!(!grants(
+        assert!(!member_may(
             &p,
-            &Principal::member("user:a@example.com"),
+            "user:a@example.com",
             "secretmanager.versions.access"
         ));
     }
@@ -494,9 +499,9 @@ mod tests {
             title: None,
             description: None,
         });
-        assert!(!grants(
+        assert!(!member_may(
             &p,
-            &Principal::member("user:a@b.c"),
+            "user:a@b.c",
             "secretmanager.versions.access"
         ));
     }
@@ -518,47 +523,21 @@ mod tests {
             member: &member,
             federated: Some(&f),
         };
-        assert!(member_matches(
-            &format!(
-                "principal://iam.googleapis.com/{pool}/subject/arn:aws:sts::111122223333:assumed-role/build/s1"
-            ),
-            &who
-        ));
-        assert!(!member_matches(
-            &format!("principal://iam.googleapis.com/{pool}/subject/other"),
-            &who
-        ));
-        assert!(member_matches(
-            &format!("principalSet://iam.googleapis.com/{pool}/*"),
-            &who
-        ));
-        assert!(member_matches(
-            &format!("principalSet://iam.googleapis.com/{pool}/group/deployers"),
-            &who
-        ));
-        assert!(!member_matches(
-            &format!("principalSet://iam.googleapis.com/{pool}/group/admins"),
-            &who
-        ));
-        assert!(member_matches(
-            &format!(
-                "principalSet://iam.googleapis.com/{pool}/attribute.aws_role/arn:aws:sts::111122223333:assumed-role/build"
-            ),
-            &who
-        ));
-        assert!(!member_matches(
-            &format!("principalSet://iam.googleapis.com/{pool}/attribute.aws_role/x"),
-            &who
-        ));
-        // Another pool (even one whose name extends this one's) is another set.
-        assert!(!member_matches(
-            &format!("principalSet://iam.googleapis.com/{pool}2/*"),
-            &who
-        ));
-        assert!(!member_matches(
-            "principalSet://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/other/*",
-            &who
-        ));
+        // Its own subject and sets of its pool match; another pool (even one
+        // whose name extends this one's) is another set.
+        for (set, matches) in [
+            (format!("principal://iam.googleapis.com/{pool}/subject/arn:aws:sts::111122223333:assumed-role/build/s1"), true),
+            (format!("principal://iam.googleapis.com/{pool}/subject/other"), false),
+            (format!("principalSet://iam.googleapis.com/{pool}/*"), true),
+            (format!("principalSet://iam.googleapis.com/{pool}/group/deployers"), true),
+            (format!("principalSet://iam.googleapis.com/{pool}/group/admins"), false),
+            (format!("principalSet://iam.googleapis.com/{pool}/attribute.aws_role/arn:aws:sts::111122223333:assumed-role/build"), true),
+            (format!("principalSet://iam.googleapis.com/{pool}/attribute.aws_role/x"), false),
+            (format!("principalSet://iam.googleapis.com/{pool}2/*"), false),
+            ("principalSet://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/other/*".to_owned(), false),
+        ] {
+            assert_eq!(member_matches(&set, &who), matches, "{set}");
+        }
         // A non-federated principal is in no pool.
         assert!(!member_matches(
             &format!("principalSet://iam.googleapis.com/{pool}/*"),

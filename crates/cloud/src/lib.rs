@@ -15,6 +15,7 @@ pub mod cloud;
 pub mod crypto;
 pub mod datadir;
 pub mod endpoints;
+pub mod error;
 pub mod google;
 pub mod iam;
 pub mod jwt;

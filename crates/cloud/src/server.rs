@@ -103,14 +103,15 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
             st.aws.tasks.values().cloned().collect::<Vec<_>>(),
         )
     };
+    // One IMDS per instance and one agent per task, each on a port of its own.
+    let bind = |app| server.bind(any(), app);
     let mut ec2 = BTreeMap::new();
     for i in ec2_list {
-        let a = server
-            .bind(
-                any(),
-                crate::aws::compute::imds_router(aws.clone(), i.name.clone()),
-            )
-            .await?;
+        let a = bind(crate::aws::compute::imds_router(
+            aws.clone(),
+            i.name.clone(),
+        ))
+        .await?;
         ec2.insert(
             i.name.clone(),
             Ec2Endpoint {
@@ -123,12 +124,7 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
     }
     let mut ecs = BTreeMap::new();
     for t in task_list {
-        let a = server
-            .bind(
-                any(),
-                crate::aws::compute::ecs_router(aws.clone(), t.name.clone()),
-            )
-            .await?;
+        let a = bind(crate::aws::compute::ecs_router(aws.clone(), t.name.clone())).await?;
         ecs.insert(
             t.name.clone(),
             TaskEndpoint {
@@ -152,26 +148,13 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
     {
         let st = cloud.store.read();
         for u in st.aws.users.values() {
-            let region = st
-                .aws
-                .secrets
-                .values()
-                .filter(|s| s.account == u.account)
-                .map(|s| s.region.clone())
-                .chain(
-                    st.aws
-                        .tasks
-                        .values()
-                        .filter(|t| t.account == u.account)
-                        .map(|t| t.region.clone()),
-                )
-                .chain(
-                    st.aws
-                        .ec2
-                        .values()
-                        .filter(|i| i.account == u.account)
-                        .map(|i| i.region.clone()),
-                )
+            // The region of the account's first secret, else task, else instance.
+            let placed = (st.aws.secrets.values().map(|s| (&s.account, &s.region)))
+                .chain(st.aws.tasks.values().map(|t| (&t.account, &t.region)))
+                .chain(st.aws.ec2.values().map(|i| (&i.account, &i.region)));
+            let region = placed
+                .filter(|(account, _)| **account == u.account)
+                .map(|(_, region)| region.clone())
                 .next()
                 .unwrap_or_else(|| "us-east-1".into());
             let file = cloud

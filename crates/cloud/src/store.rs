@@ -417,25 +417,32 @@ impl Store {
         }
     }
 
+    /// Every row `sql` selects with `params`, as `row` reads it.
+    fn rows<T>(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut q = conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = q.query_map(params, row).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     fn load(&self) -> Result<(), StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = State::default();
         let mut secrets: Vec<(String, SecretMeta)> = Vec::new();
         {
-            let mut q = conn
-                .prepare("SELECT kind, key, body FROM docs")
-                .map_err(|e| self.err(e))?;
-            let rows = q
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (kind, key, body) = row.map_err(|e| self.err(e))?;
+            let docs = self.rows(&conn, "SELECT kind, key, body FROM docs", [], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            for (kind, key, body) in docs {
                 let bad = |e: serde_json::Error| self.corrupt(&kind, &key, e);
                 match kind.as_str() {
                     "project" => {
@@ -495,11 +502,11 @@ impl Store {
                 },
             );
         }
-        let mut q = conn
-            .prepare("SELECT project, secret, number, create_ms, state, destroy_ms, crc32c, client_checksum, sealed FROM versions ORDER BY project, secret, number")
-            .map_err(|e| self.err(e))?;
-        let rows = q
-            .query_map([], |r| {
+        let versions = self.rows(
+            &conn,
+            "SELECT project, secret, number, create_ms, state, destroy_ms, crc32c, client_checksum, sealed FROM versions ORDER BY project, secret, number",
+            [],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -515,10 +522,9 @@ impl Store {
                         sealed: r.get(8)?,
                     },
                 ))
-            })
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (project, secret, crc, mut v) = row.map_err(|e| self.err(e))?;
+            },
+        )?;
+        for (project, secret, crc, mut v) in versions {
             v.crc32c = open_crc(&self.master, &project, &secret, v.number, &crc)?;
             let entry = st
                 .projects
@@ -540,7 +546,6 @@ impl Store {
             }
             entry.versions.push(v);
         }
-        drop(q);
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = st;
         Ok(())
     }
@@ -635,13 +640,12 @@ impl Store {
     /// Keys of the meta table that start with `prefix`.
     pub fn meta_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let mut q = conn
-            .prepare("SELECT k FROM meta WHERE substr(k, 1, length(?1)) = ?1 ORDER BY k")
-            .map_err(|e| self.err(e))?;
-        let rows = q
-            .query_map(params![prefix], |r| r.get::<_, String>(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        self.rows(
+            &conn,
+            "SELECT k FROM meta WHERE substr(k, 1, length(?1)) = ?1 ORDER BY k",
+            params![prefix],
+            |r| r.get::<_, String>(0),
+        )
     }
 
     /// A meta value sealed under its own key name (see [`Store::meta_put_sealed`]).

@@ -425,18 +425,25 @@ mod tests {
 
     #[test]
     fn implicit_only_for_prefixed_forms() {
-        assert!(
-            SecretRef::parse_implicit("projects/p-1/secrets/x")
-                .unwrap()
-                .is_none()
-        );
-        assert!(SecretRef::parse_implicit("hello").unwrap().is_none());
-        assert!(SecretRef::parse_implicit("sm://p-1/x").unwrap().is_some());
-        assert!(
-            SecretRef::parse_implicit("gcp:secretmanager:projects/p-1/secrets/x")
-                .unwrap()
-                .is_some()
-        );
+        for (s, prefixed) in [
+            ("projects/p-1/secrets/x", false),
+            ("hello", false),
+            ("sm://p-1/x", true),
+            ("gcp:secretmanager:projects/p-1/secrets/x", true),
+            ("aws-sm://x", true),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
+                true,
+            ),
+            ("arn:aws:iam::123456789012:role/x", false),
+        ] {
+            assert_eq!(
+                SecretRef::parse_implicit(s).unwrap().is_some(),
+                prefixed,
+                "{s}"
+            );
+        }
         assert!(SecretRef::parse_implicit("sm://nope").is_err());
+        assert!(SecretRef::parse_implicit("arn:aws:secretsmanager:nope").is_err());
     }
 }

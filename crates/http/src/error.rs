@@ -3,7 +3,7 @@
 //! is always shown without its query, fragment or userinfo (a query can carry
 //! an audience or scopes and, in other protocols, credentials).
 
-use crate::exchange::Cap;
+use crate::cap::Cap;
 use std::fmt;
 use std::time::Duration;
 

@@ -7,43 +7,11 @@
 //! connection, so an endless or huge body costs at most the cap plus one chunk
 //! of memory and never more time than the attempt's timeout.
 
+use crate::cap::Cap;
 use crate::error::{HttpError, Seen, describe, redact_url};
 use keyway_core::Secret;
 use std::fmt;
 use std::time::Duration;
-
-/// The largest response body a call reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cap(usize);
-
-impl Cap {
-    /// A cap of `n` KiB.
-    pub const fn kib(n: usize) -> Cap {
-        Cap(n << 10)
-    }
-
-    /// A cap of `n` MiB.
-    pub const fn mib(n: usize) -> Cap {
-        Cap(n << 20)
-    }
-
-    pub const fn bytes(self) -> usize {
-        self.0
-    }
-}
-
-impl fmt::Display for Cap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0;
-        if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-            write!(f, "{} MiB", n >> 20)
-        } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-            write!(f, "{} KiB", n >> 10)
-        } else {
-            write!(f, "{n} bytes")
-        }
-    }
-}
 
 /// What one call is, for its errors and logs: what keyway was doing, where,
 /// and how much of an answer it reads.
@@ -179,13 +147,6 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;
-
-    #[test]
-    fn caps_read_well() {
-        assert_eq!(Cap::mib(1).to_string(), "1 MiB");
-        assert_eq!(Cap::kib(192).to_string(), "192 KiB");
-        assert_eq!(Cap(100).to_string(), "100 bytes");
-    }
 
     /// A loopback server that answers every connection with `head` and then
     /// `body_chunks` chunks of 64 KiB (chunked encoding), or forever when `None`.

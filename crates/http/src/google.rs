@@ -13,192 +13,114 @@ use keyway_wire::google::oauth2::OAuthError;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// An RFC 6749 (section 5.2) error code, as token endpoints and Google STS
-/// (RFC 8693) send them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OAuthErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    /// The grant (refresh token, assertion, subject token) is invalid,
-    /// expired or revoked.
-    InvalidGrant,
-    /// The client may not use this grant; Google STS: the credential is
-    /// refused by the provider's attribute condition.
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    InvalidScope,
-    /// RFC 8693: the audience (the workload identity provider) is not valid.
-    InvalidTarget,
-    AccessDenied,
-    /// Any other code, as sent.
-    Other(String),
-}
-
-impl OAuthErrorCode {
-    pub fn parse(code: &str) -> OAuthErrorCode {
-        use OAuthErrorCode::*;
-        match code {
-            "invalid_request" => InvalidRequest,
-            "invalid_client" => InvalidClient,
-            "invalid_grant" => InvalidGrant,
-            "unauthorized_client" => UnauthorizedClient,
-            "unsupported_grant_type" => UnsupportedGrantType,
-            "invalid_scope" => InvalidScope,
-            "invalid_target" => InvalidTarget,
-            "access_denied" => AccessDenied,
-            other => Other(other.to_owned()),
+/// An enum of the names a Google server sends, each variant written once with
+/// its name: `parse` and `as_str` (and `Display`) come from that one list, and
+/// any other name is kept, as sent, in `Other` (written first, so the list
+/// reads unambiguously).
+macro_rules! names {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident {
+            $(#[$ometa:meta])* Other(String),
+            $($(#[$vmeta:meta])* $variant:ident = $name:literal,)*
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        use OAuthErrorCode::*;
-        match self {
-            InvalidRequest => "invalid_request",
-            InvalidClient => "invalid_client",
-            InvalidGrant => "invalid_grant",
-            UnauthorizedClient => "unauthorized_client",
-            UnsupportedGrantType => "unsupported_grant_type",
-            InvalidScope => "invalid_scope",
-            InvalidTarget => "invalid_target",
-            AccessDenied => "access_denied",
-            Other(c) => c,
+    ) => {
+        $(#[$meta])*
+        pub enum $ty {
+            $($(#[$vmeta])* $variant,)*
+            $(#[$ometa])* Other(String),
         }
-    }
-}
 
-impl fmt::Display for OAuthErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+        impl $ty {
+            pub fn parse(s: &str) -> $ty {
+                match s {
+                    $($name => $ty::$variant,)*
+                    other => $ty::Other(other.to_owned()),
+                }
+            }
 
-/// A `google.rpc.Code`, by the name Google sends in `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RpcStatus {
-    InvalidArgument,
-    FailedPrecondition,
-    OutOfRange,
-    Unauthenticated,
-    PermissionDenied,
-    NotFound,
-    AlreadyExists,
-    Aborted,
-    ResourceExhausted,
-    Cancelled,
-    DataLoss,
-    Unknown,
-    Internal,
-    Unimplemented,
-    Unavailable,
-    DeadlineExceeded,
-    /// Any other name, as sent (empty when the body named none).
-    Other(String),
-}
-
-impl RpcStatus {
-    pub fn parse(s: &str) -> RpcStatus {
-        use RpcStatus::*;
-        match s {
-            "INVALID_ARGUMENT" => InvalidArgument,
-            "FAILED_PRECONDITION" => FailedPrecondition,
-            "OUT_OF_RANGE" => OutOfRange,
-            "UNAUTHENTICATED" => Unauthenticated,
-            "PERMISSION_DENIED" => PermissionDenied,
-            "NOT_FOUND" => NotFound,
-            "ALREADY_EXISTS" => AlreadyExists,
-            "ABORTED" => Aborted,
-            "RESOURCE_EXHAUSTED" => ResourceExhausted,
-            "CANCELLED" => Cancelled,
-            "DATA_LOSS" => DataLoss,
-            "UNKNOWN" => Unknown,
-            "INTERNAL" => Internal,
-            "UNIMPLEMENTED" => Unimplemented,
-            "UNAVAILABLE" => Unavailable,
-            "DEADLINE_EXCEEDED" => DeadlineExceeded,
-            other => Other(other.to_owned()),
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($ty::$variant => $name,)*
+                    $ty::Other(s) => s,
+                }
+            }
         }
-    }
 
-    pub fn as_str(&self) -> &str {
-        use RpcStatus::*;
-        match self {
-            InvalidArgument => "INVALID_ARGUMENT",
-            FailedPrecondition => "FAILED_PRECONDITION",
-            OutOfRange => "OUT_OF_RANGE",
-            Unauthenticated => "UNAUTHENTICATED",
-            PermissionDenied => "PERMISSION_DENIED",
-            NotFound => "NOT_FOUND",
-            AlreadyExists => "ALREADY_EXISTS",
-            Aborted => "ABORTED",
-            ResourceExhausted => "RESOURCE_EXHAUSTED",
-            Cancelled => "CANCELLED",
-            DataLoss => "DATA_LOSS",
-            Unknown => "UNKNOWN",
-            Internal => "INTERNAL",
-            Unimplemented => "UNIMPLEMENTED",
-            Unavailable => "UNAVAILABLE",
-            DeadlineExceeded => "DEADLINE_EXCEEDED",
-            Other(s) => s,
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
         }
+    };
+}
+
+names! {
+    /// An RFC 6749 (section 5.2) error code, as token endpoints and Google STS
+    /// (RFC 8693) send them.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum OAuthErrorCode {
+        /// Any other code, as sent.
+        Other(String),
+        InvalidRequest = "invalid_request",
+        InvalidClient = "invalid_client",
+        /// The grant (refresh token, assertion, subject token) is invalid,
+        /// expired or revoked.
+        InvalidGrant = "invalid_grant",
+        /// The client may not use this grant; Google STS: the credential is
+        /// refused by the provider's attribute condition.
+        UnauthorizedClient = "unauthorized_client",
+        UnsupportedGrantType = "unsupported_grant_type",
+        InvalidScope = "invalid_scope",
+        /// RFC 8693: the audience (the workload identity provider) is not valid.
+        InvalidTarget = "invalid_target",
+        AccessDenied = "access_denied",
     }
 }
 
-impl fmt::Display for RpcStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+names! {
+    /// A `google.rpc.Code`, by the name Google sends in `status`.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum RpcStatus {
+        /// Any other name, as sent (empty when the body named none).
+        Other(String),
+        InvalidArgument = "INVALID_ARGUMENT",
+        FailedPrecondition = "FAILED_PRECONDITION",
+        OutOfRange = "OUT_OF_RANGE",
+        Unauthenticated = "UNAUTHENTICATED",
+        PermissionDenied = "PERMISSION_DENIED",
+        NotFound = "NOT_FOUND",
+        AlreadyExists = "ALREADY_EXISTS",
+        Aborted = "ABORTED",
+        ResourceExhausted = "RESOURCE_EXHAUSTED",
+        Cancelled = "CANCELLED",
+        DataLoss = "DATA_LOSS",
+        Unknown = "UNKNOWN",
+        Internal = "INTERNAL",
+        Unimplemented = "UNIMPLEMENTED",
+        Unavailable = "UNAVAILABLE",
+        DeadlineExceeded = "DEADLINE_EXCEEDED",
     }
 }
 
-/// The `ErrorInfo.reason` values keyway acts on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorReason {
-    /// The token's OAuth scopes do not cover the API.
-    AccessTokenScopeInsufficient,
-    /// IAM refused the permission (the resource may also not exist).
-    IamPermissionDenied,
-    CredentialsMissing,
-    AccessTokenExpired,
-    AccessTokenTypeUnsupported,
-    /// The API is not enabled in the project.
-    ServiceDisabled,
-    /// Any other reason, as sent.
-    Other(String),
-}
-
-impl ErrorReason {
-    pub fn parse(s: &str) -> ErrorReason {
-        use ErrorReason::*;
-        match s {
-            "ACCESS_TOKEN_SCOPE_INSUFFICIENT" => AccessTokenScopeInsufficient,
-            "IAM_PERMISSION_DENIED" => IamPermissionDenied,
-            "CREDENTIALS_MISSING" => CredentialsMissing,
-            "ACCESS_TOKEN_EXPIRED" => AccessTokenExpired,
-            "ACCESS_TOKEN_TYPE_UNSUPPORTED" => AccessTokenTypeUnsupported,
-            "SERVICE_DISABLED" => ServiceDisabled,
-            other => Other(other.to_owned()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        use ErrorReason::*;
-        match self {
-            AccessTokenScopeInsufficient => "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
-            IamPermissionDenied => "IAM_PERMISSION_DENIED",
-            CredentialsMissing => "CREDENTIALS_MISSING",
-            AccessTokenExpired => "ACCESS_TOKEN_EXPIRED",
-            AccessTokenTypeUnsupported => "ACCESS_TOKEN_TYPE_UNSUPPORTED",
-            ServiceDisabled => "SERVICE_DISABLED",
-            Other(s) => s,
-        }
-    }
-}
-
-impl fmt::Display for ErrorReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+names! {
+    /// The `ErrorInfo.reason` values keyway acts on.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum ErrorReason {
+        /// Any other reason, as sent.
+        Other(String),
+        /// The token's OAuth scopes do not cover the API.
+        AccessTokenScopeInsufficient = "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        /// IAM refused the permission (the resource may also not exist).
+        IamPermissionDenied = "IAM_PERMISSION_DENIED",
+        CredentialsMissing = "CREDENTIALS_MISSING",
+        AccessTokenExpired = "ACCESS_TOKEN_EXPIRED",
+        AccessTokenTypeUnsupported = "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+        /// The API is not enabled in the project.
+        ServiceDisabled = "SERVICE_DISABLED",
     }
 }
 

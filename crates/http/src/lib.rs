@@ -22,13 +22,15 @@
 //! The local cloud does not use this crate: it must not share a client's bugs.
 
 pub mod aws;
+mod cap;
 mod client;
 mod error;
 mod exchange;
 pub mod google;
 mod retry;
 
+pub use cap::Cap;
 pub use client::{client, proxies};
 pub use error::{HttpError, Seen, describe, redact_url};
-pub use exchange::{Call, Cap, Reply, exchange};
+pub use exchange::{Call, Reply, exchange};
 pub use retry::{RetryPolicy, Transient, is_transient_status, with_retries};

@@ -155,21 +155,15 @@ mod tests {
             base_delay: Duration::from_millis(1),
             ..RetryPolicy::default()
         };
-        let mut n = 0;
-        let r: Result<(), E> = with_retries(&p, "t", "u", |_, _| {
-            n += 1;
-            async { Err(E(true)) }
-        })
-        .await;
-        assert!(r.is_err());
-        assert_eq!(n, p.max_attempts);
-        let mut n = 0;
-        let r: Result<(), E> = with_retries(&p, "t", "u", |_, _| {
-            n += 1;
-            async { Err(E(false)) }
-        })
-        .await;
-        assert!(r.is_err());
-        assert_eq!(n, 1);
+        for (transient, attempts) in [(true, p.max_attempts), (false, 1)] {
+            let mut n = 0;
+            let r: Result<(), E> = with_retries(&p, "t", "u", |_, _| {
+                n += 1;
+                async move { Err(E(transient)) }
+            })
+            .await;
+            assert!(r.is_err());
+            assert_eq!(n, attempts, "transient: {transient}");
+        }
     }
 }

@@ -311,13 +311,7 @@ impl Local {
     ) -> (u16, String) {
         let mut hs = vec![("host".to_owned(), self.host())];
         hs.extend(headers);
-        let r = sigv4::Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &hs,
-            body: &body,
-        };
+        let r = sigv4::Request::post(&hs, &body);
         let add = sigv4::sign(
             &r,
             &c.akid,

@@ -1,15 +1,33 @@
-//! One way every AWS source calls its endpoint (the ECS agent, IMDS, STS):
-//! through keyway-http (retries inside the policy's deadline, the answer
+//! One way every AWS source calls its endpoint (the ECS agent, IMDS, STS;
+//! and where STS is, for the two STS calls): through keyway-http (retries inside the policy's deadline, the answer
 //! capped), with a non-2xx answer read by keyway-http's AWS error reader into
 //! a typed [`Rejection`] that keeps AWS's `Date` beside the time keyway signed
 //! at. Transient refusals (5xx, 429, throttling codes) are retried; the rest
 //! return at once.
 
-use super::AwsSourceKind;
 use super::error::{AwsAuthError, AwsService, Rejection};
-use crate::context::RetryPolicy;
+use super::source::AwsSourceKind;
+use crate::context::{AuthContext, RetryPolicy};
 use crate::http::{Call, Cap, Reply, redact_url};
+use keyway_core::vars;
 use keyway_http::aws::{AwsError, AwsErrorCode};
+
+/// STS's base URL (AssumeRoleWithWebIdentity, GetCallerIdentity) as the SDKs
+/// find it: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the regional endpoint,
+/// else the global one. No trailing '/'.
+pub(super) fn sts_endpoint(ctx: &AuthContext, region: Option<&str>) -> String {
+    if let Some(u) = ctx
+        .env
+        .non_empty(vars::AWS_ENDPOINT_URL_STS)
+        .or(ctx.env.non_empty(vars::AWS_ENDPOINT_URL))
+    {
+        return u.trim_end_matches('/').to_owned();
+    }
+    match region {
+        Some(r) => format!("https://sts.{r}.amazonaws.com"),
+        None => "https://sts.amazonaws.com".to_owned(),
+    }
+}
 
 /// One call to an AWS endpoint, for its errors.
 #[derive(Clone, Copy)]

@@ -3,13 +3,13 @@
 //! chain (as the SDKs do). Then the region: AWS_REGION, AWS_DEFAULT_REGION,
 //! the profile's, IMDS placement.
 
-use super::error::{AwsAuthError, AwsConfigProblem};
+use super::credentials::AwsCredentials;
+use super::error::{AwsAbsent, AwsAttempt, AwsAuthError, AwsOutcome};
+use super::options::{AwsChainOptions, ImdsEndpoint};
+use super::source::{AwsLocation, AwsSource, AwsSourceKind};
 use super::web_identity::{self, TokenSource, WebIdentity};
-use super::{
-    AwsAbsent, AwsAttempt, AwsChainOptions, AwsCredentials, AwsLocation, AwsOutcome, AwsSource,
-    AwsSourceKind, ImdsEndpoint, ecs, environment, imds, profile, sts,
-};
-use crate::AuthContext;
+use super::{ecs, environment, imds, profile};
+use crate::context::AuthContext;
 use crate::http::redact_url;
 use keyway_core::vars;
 
@@ -62,6 +62,8 @@ pub(super) async fn run(
         .ok()
         .and_then(|p| p.get("region").cloned())
         .map(|r| (r, "profile region"));
+    // Where STS is for a web identity (of the profile or the environment).
+    let sts_region = configured_region(ctx, &profile_region).map(|(r, _)| r);
     let answered = |attempts: &mut Vec<AwsAttempt>, source: AwsSource, creds, fetch| {
         record(attempts, source.kind, AwsOutcome::Answered);
         Found {
@@ -112,34 +114,15 @@ pub(super) async fn run(
                 role_arn,
                 session_name,
             }) => {
-                let region = env
-                    .non_empty(vars::AWS_REGION)
-                    .or(env.non_empty(vars::AWS_DEFAULT_REGION))
-                    .or(profile_region.as_ref().map(|(r, _)| r.as_str()));
-                let wi = WebIdentity {
-                    kind,
-                    token: TokenSource::File(token_file.clone()),
-                    role_arn: role_arn.clone(),
-                    session_name: session_name
-                        .unwrap_or_else(|| web_identity::generated_session(ctx)),
-                    endpoint: sts::endpoint(ctx, region),
-                };
-                let creds = web_identity::assume_role(ctx, &wi)
+                let detail = format!(
+                    "profile {profile_name}: web_identity_token_file {}, role {role_arn}",
+                    token_file.display()
+                );
+                let token = TokenSource::File(token_file);
+                let wi = WebIdentity::new(ctx, kind, token, role_arn, session_name, sts_region);
+                let (source, creds, fetch) = assume(ctx, wi, Some(profile_name.clone()), detail)
                     .await
                     .map_err(|e| stop(attempts, kind, e))?;
-                let source = AwsSource {
-                    kind,
-                    detail: format!(
-                        "profile {profile_name}: web_identity_token_file {}, role {role_arn}",
-                        token_file.display()
-                    ),
-                    location: AwsLocation::WebIdentity {
-                        profile: Some(profile_name.clone()),
-                        role_arn,
-                        token: wi.token.describe(),
-                    },
-                };
-                let fetch = Refetch::WebIdentity(Box::new(wi));
                 return Ok(answered(attempts, source, creds, fetch));
             }
         }
@@ -148,38 +131,18 @@ pub(super) async fn run(
     // 3. Web identity: keyway's Google → AWS source when asked for, else the SDKs' token file.
     let kind = AwsSourceKind::WebIdentity;
     if opts.consults(kind) {
-        let region = env
-            .non_empty(vars::AWS_REGION)
-            .or(env.non_empty(vars::AWS_DEFAULT_REGION))
-            .or(profile_region.as_ref().map(|(r, _)| r.as_str()));
         match web_identity::from_env(ctx)
             .await
             .map_err(|e| stop(attempts, kind, e))?
         {
             Some((token, role_arn, detail)) => {
-                let wi = WebIdentity {
-                    kind,
-                    token,
-                    role_arn: role_arn.clone(),
-                    session_name: env
-                        .non_empty(vars::AWS_ROLE_SESSION_NAME)
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| web_identity::generated_session(ctx)),
-                    endpoint: sts::endpoint(ctx, region),
-                };
-                let creds = web_identity::assume_role(ctx, &wi)
+                let session = env
+                    .non_empty(vars::AWS_ROLE_SESSION_NAME)
+                    .map(str::to_owned);
+                let wi = WebIdentity::new(ctx, kind, token, role_arn, session, sts_region);
+                let (source, creds, fetch) = assume(ctx, wi, None, detail)
                     .await
                     .map_err(|e| stop(attempts, kind, e))?;
-                let source = AwsSource {
-                    kind,
-                    detail,
-                    location: AwsLocation::WebIdentity {
-                        profile: None,
-                        role_arn,
-                        token: wi.token.describe(),
-                    },
-                };
-                let fetch = Refetch::WebIdentity(Box::new(wi));
                 return Ok(answered(attempts, source, creds, fetch));
             }
             None => not_configured(attempts, kind, AwsAbsent::NoWebIdentity),
@@ -267,16 +230,37 @@ pub(super) async fn run(
     }
 }
 
-/// An RFC 3339 `Expiration`, in unix seconds.
-pub(super) fn expiry(source: AwsSourceKind, s: &str) -> Result<i64, AwsAuthError> {
-    s.parse::<jiff::Timestamp>()
-        .map(|t| t.as_second())
-        .map_err(|_| AwsAuthError::Config {
-            kind: source,
-            problem: AwsConfigProblem::BadExpiration {
-                value: s.chars().take(40).collect(),
-            },
-        })
+/// Assumes a web identity's role; `profile` and `detail` say where the
+/// identity was configured (a profile, or the environment).
+async fn assume(
+    ctx: &AuthContext,
+    wi: WebIdentity,
+    profile: Option<String>,
+    detail: String,
+) -> Result<(AwsSource, AwsCredentials, Refetch), AwsAuthError> {
+    let creds = web_identity::assume_role(ctx, &wi).await?;
+    let source = AwsSource {
+        kind: wi.kind,
+        detail,
+        location: AwsLocation::WebIdentity {
+            profile,
+            role_arn: wi.role_arn.clone(),
+            token: wi.token.describe(),
+        },
+    };
+    Ok((source, creds, Refetch::WebIdentity(Box::new(wi))))
+}
+
+/// AWS_REGION, AWS_DEFAULT_REGION, then the profile's region: the region and
+/// where it came from.
+fn configured_region<'a>(
+    ctx: &'a AuthContext,
+    profile: &'a Option<(String, &'static str)>,
+) -> Option<(&'a str, &'static str)> {
+    [vars::AWS_REGION, vars::AWS_DEFAULT_REGION]
+        .into_iter()
+        .find_map(|var| ctx.env.non_empty(var).map(|r| (r, var)))
+        .or(profile.as_ref().map(|(r, from)| (r.as_str(), *from)))
 }
 
 /// Fresh credentials from the source that answered (static ones never need it).
@@ -310,20 +294,8 @@ pub(super) async fn region(
     profile: Option<(String, &'static str)>,
     fetch: &Refetch,
 ) -> Option<(String, &'static str)> {
-    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
-        if let Some(r) = ctx.env.non_empty(var) {
-            return Some((
-                r.to_owned(),
-                if var == "AWS_REGION" {
-                    "AWS_REGION"
-                } else {
-                    "AWS_DEFAULT_REGION"
-                },
-            ));
-        }
-    }
-    if profile.is_some() {
-        return profile;
+    if let Some((r, from)) = configured_region(ctx, &profile) {
+        return Some((r.to_owned(), from));
     }
     if let Refetch::Imds { endpoint } = fetch {
         let policy = imds::policy(ctx, opts, endpoint);

@@ -6,8 +6,9 @@
 //! never reaches the container.
 
 use super::call::{self, Attempt, AwsCall, sensitive};
+use super::credentials::{AwsCredentials, expiry};
 use super::error::{AwsAuthError, AwsConfigProblem, AwsService};
-use super::{AwsCredentials, AwsSourceKind};
+use super::source::AwsSourceKind;
 use crate::AuthContext;
 use crate::http::{self, redact_url};
 use keyway_core::Secret;
@@ -125,6 +126,6 @@ pub(super) async fn credentials(
         access_key_id: c.access_key_id.clone(),
         secret_access_key: Secret::new(std::mem::take(&mut c.secret_access_key)),
         session_token: Some(Secret::new(std::mem::take(&mut c.token))),
-        expires_at: Some(super::chain::expiry(KIND, &c.expiration)?),
+        expires_at: Some(expiry(KIND, &c.expiration)?),
     })
 }

@@ -2,8 +2,9 @@
 //! (and `AWS_SESSION_TOKEN` for temporary credentials), as every SDK reads
 //! them first. Nothing refreshes them: temporary ones expire where they are.
 
+use super::credentials::AwsCredentials;
 use super::error::{AwsAuthError, AwsConfigProblem};
-use super::{AwsCredentials, AwsSourceKind};
+use super::source::AwsSourceKind;
 use crate::AuthContext;
 use keyway_core::Secret;
 use keyway_core::vars;

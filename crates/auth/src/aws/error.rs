@@ -4,12 +4,12 @@
 //! HTTP status, and the two clocks (when keyway signed, what AWS's `Date`
 //! said), so a clock far off is a fact, not a reading of "Signature expired".
 
-use super::{AwsAttempt, AwsSourceKind};
+use super::source::AwsSourceKind;
 use crate::AuthError;
 use keyway_http::HttpError;
 use keyway_http::aws::AwsErrorCode;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// SigV4 allows this much difference between the signer's clock and AWS's.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
@@ -262,12 +262,7 @@ impl fmt::Display for AwsConfigProblem {
                 profile,
                 credentials_file,
                 config_file,
-            } => write!(
-                f,
-                "no profile '{profile}' in {} or {}",
-                credentials_file.display(),
-                config_file.display()
-            ),
+            } => no_profile(f, profile, credentials_file, config_file),
             ProfileWithoutKeys { profile } => write!(
                 f,
                 "profile '{profile}' has no aws_access_key_id/aws_secret_access_key"
@@ -341,6 +336,89 @@ impl keyway_http::Transient for AwsAuthError {
     fn is_transient(&self) -> bool {
         AwsAuthError::is_transient(self)
     }
+}
+
+/// What trying one source of the AWS chain gave.
+pub type AwsOutcome = crate::error::ChainOutcome<AwsAbsent, AwsAuthError>;
+
+/// Why a source does not apply here.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AwsAbsent {
+    /// `AWS_ACCESS_KEY_ID` is not set.
+    NoAccessKeyVariable,
+    /// No profile of that name in either shared file (the default profile,
+    /// not named by the user).
+    NoProfile {
+        profile: String,
+        credentials_file: PathBuf,
+        config_file: PathBuf,
+    },
+    /// The (default) profile holds no keys.
+    ProfileWithoutKeys { profile: String },
+    /// Neither AWS_WEB_IDENTITY_TOKEN_FILE nor KEYWAY_AWS_WEB_IDENTITY is set.
+    NoWebIdentity,
+    /// Neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor _FULL_URI is set.
+    NoContainerEndpoint,
+    /// AWS_EC2_METADATA_DISABLED=true.
+    ImdsDisabled,
+    /// IMDS was not probed (no endpoint set, and this does not look like EC2).
+    ImdsNotProbed,
+    /// The chain's options say IMDS is not available, and why.
+    ImdsUnavailable(String),
+    /// Nothing answered at IMDS's default address (not on EC2).
+    NoImds(Box<AwsAuthError>),
+}
+
+impl fmt::Display for AwsAbsent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AwsAbsent::NoAccessKeyVariable => f.write_str("AWS_ACCESS_KEY_ID is not set"),
+            AwsAbsent::NoProfile {
+                profile,
+                credentials_file,
+                config_file,
+            } => no_profile(f, profile, credentials_file, config_file),
+            AwsAbsent::ProfileWithoutKeys { profile } => {
+                write!(f, "profile '{profile}' holds no keys")
+            }
+            AwsAbsent::NoWebIdentity => {
+                f.write_str("AWS_WEB_IDENTITY_TOKEN_FILE (or KEYWAY_AWS_WEB_IDENTITY) is not set")
+            }
+            AwsAbsent::NoContainerEndpoint => {
+                f.write_str("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI are not set")
+            }
+            AwsAbsent::ImdsDisabled => f.write_str("AWS_EC2_METADATA_DISABLED=true"),
+            AwsAbsent::ImdsNotProbed => f.write_str(
+                "not probed (no AWS_EC2_METADATA_SERVICE_ENDPOINT, and this does not look like EC2)",
+            ),
+            AwsAbsent::ImdsUnavailable(why) => f.write_str(why),
+            AwsAbsent::NoImds(e) => write!(f, "no instance metadata service ({e})"),
+        }
+    }
+}
+
+/// One source tried, and its outcome.
+#[derive(Debug, Clone)]
+pub struct AwsAttempt {
+    pub source: AwsSourceKind,
+    pub outcome: AwsOutcome,
+}
+
+/// A profile in neither shared file: the default one ([`AwsAbsent::NoProfile`])
+/// or one the user named ([`AwsConfigProblem::NoSuchProfile`]).
+fn no_profile(
+    f: &mut fmt::Formatter<'_>,
+    profile: &str,
+    credentials_file: &Path,
+    config_file: &Path,
+) -> fmt::Result {
+    write!(
+        f,
+        "no profile '{profile}' in {} or {}",
+        credentials_file.display(),
+        config_file.display()
+    )
 }
 
 struct List<'a>(&'a [AwsAttempt]);

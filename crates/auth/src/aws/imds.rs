@@ -4,8 +4,10 @@
 //! region from `placement/region` (or an availability zone URL, for aws1).
 
 use super::call::{self, Attempt, AwsCall, sensitive};
+use super::credentials::{AwsCredentials, expiry};
 use super::error::{AwsAuthError, AwsService};
-use super::{AwsChainOptions, AwsCredentials, AwsSourceKind};
+use super::options::AwsChainOptions;
+use super::source::AwsSourceKind;
 use crate::AuthContext;
 use crate::context::RetryPolicy;
 use crate::http::{self, Cap, redact_url};
@@ -145,7 +147,7 @@ pub(super) async fn credentials(
         access_key_id: c.access_key_id.clone(),
         secret_access_key: Secret::new(std::mem::take(&mut c.secret_access_key)),
         session_token: Some(Secret::new(std::mem::take(&mut c.token))),
-        expires_at: Some(super::chain::expiry(KIND, &c.expiration)?),
+        expires_at: Some(expiry(KIND, &c.expiration)?),
     };
     Ok((role, creds))
 }

@@ -4,8 +4,9 @@
 //! with static keys or a `web_identity_token_file` and `role_arn`. The
 //! credentials file wins over the config file for the same key, as in the SDKs.
 
-use super::error::{AwsAuthError, AwsConfigProblem};
-use super::{AwsAbsent, AwsCredentials, AwsSourceKind};
+use super::credentials::AwsCredentials;
+use super::error::{AwsAbsent, AwsAuthError, AwsConfigProblem};
+use super::source::AwsSourceKind;
 use crate::AuthContext;
 use keyway_core::Secret;
 use keyway_core::vars;

@@ -2,10 +2,9 @@
 //! signing routine for Secrets Manager calls and for the aws1 subject token of
 //! Workload Identity Federation.
 
-use super::AwsCredentials;
+use super::credentials::AwsCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use std::fmt;
 use std::time::SystemTime;
 
 /// The headers SigV4 adds to a request given as parts, and the signature.
@@ -67,32 +66,18 @@ pub fn signature(
 
 /// Why a request could not be signed (a request keyway built that aws-sigv4
 /// does not accept: never expected, never transient).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigningError {
+    #[error("signing parameters: {0}")]
     Parameters(String),
     /// The URI has no host and no Host header was given (aws-sigv4 would panic).
-    NoHost {
-        uri: String,
-    },
+    #[error("the request cannot be signed: {uri:?} names no host and there is no Host header")]
+    NoHost { uri: String },
+    #[error("the request cannot be signed: {0}")]
     Request(String),
+    #[error("signing: {0}")]
     Signing(String),
 }
-
-impl fmt::Display for SigningError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SigningError::Parameters(e) => write!(f, "signing parameters: {e}"),
-            SigningError::NoHost { uri } => write!(
-                f,
-                "the request cannot be signed: {uri:?} names no host and there is no Host header"
-            ),
-            SigningError::Request(e) => write!(f, "the request cannot be signed: {e}"),
-            SigningError::Signing(e) => write!(f, "signing: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for SigningError {}
 
 #[cfg(test)]
 mod tests {

@@ -1,37 +1,18 @@
-//! STS: where it is (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the regional
-//! endpoint, else the global one, as the SDKs find it), and
-//! `GetCallerIdentity`, the one call that says who a set of credentials is
+//! STS `GetCallerIdentity`, the one call that says who a set of credentials is
 //! (account, ARN, user id). It needs no permission, so it tells "AWS does
 //! not accept these credentials" (expired, unknown key, a clock far off)
 //! apart from "these credentials may not do that".
 
-use super::call::{self, Attempt, AwsCall};
+use super::call::{self, Attempt, AwsCall, sts_endpoint};
 use super::error::{AwsAuthError, AwsService};
-use super::{AwsCredentialsProvider, sign};
-use crate::AuthContext;
+use super::provider::AwsCredentialsProvider;
+use super::sign;
 use crate::http::{Cap, redact_url};
 use aws_sigv4::http_request::SigningSettings;
-use keyway_core::vars;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The largest GetCallerIdentity answer read (an ARN, an account, a user id).
 const CALLER_IDENTITY_CAP: Cap = Cap::kib(64);
-
-/// STS's base URL as the SDKs find it: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL,
-/// the regional endpoint, else the global one. No trailing '/'.
-pub(super) fn endpoint(ctx: &AuthContext, region: Option<&str>) -> String {
-    if let Some(u) = ctx
-        .env
-        .non_empty(vars::AWS_ENDPOINT_URL_STS)
-        .or(ctx.env.non_empty(vars::AWS_ENDPOINT_URL))
-    {
-        return u.trim_end_matches('/').to_owned();
-    }
-    match region {
-        Some(r) => format!("https://sts.{r}.amazonaws.com"),
-        None => "https://sts.amazonaws.com".to_owned(),
-    }
-}
 
 /// Who a set of AWS credentials is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -88,7 +69,7 @@ pub async fn caller_identity(
         .region()
         .map(|(r, _)| r.to_owned())
         .unwrap_or_else(|| "us-east-1".into());
-    let url = format!("{}/", endpoint(ctx, Some(&region)));
+    let url = format!("{}/", sts_endpoint(ctx, Some(&region)));
     let body: &[u8] = b"Action=GetCallerIdentity&Version=2011-06-15";
     let host = url::Url::parse(&url)
         .ok()

@@ -3,7 +3,9 @@
 //! endpoint is exercised through the binary against the local cloud).
 
 use super::*;
+use crate::AuthContext;
 use keyway_core::{Env, MemFs, SystemClock};
+use std::sync::Arc;
 
 fn ctx(env: Env, fs: MemFs) -> AuthContext {
     AuthContext::new(
@@ -567,20 +569,20 @@ mod web_identity {
             )
         };
         assert_eq!(
-            super::super::sts::endpoint(&c(Env::new()), None),
+            super::super::call::sts_endpoint(&c(Env::new()), None),
             "https://sts.amazonaws.com"
         );
         assert_eq!(
-            super::super::sts::endpoint(&c(Env::new()), Some("ap-northeast-1")),
+            super::super::call::sts_endpoint(&c(Env::new()), Some("ap-northeast-1")),
             "https://sts.ap-northeast-1.amazonaws.com"
         );
         let env = Env::new().with("AWS_ENDPOINT_URL", "http://127.0.0.1:1/");
         assert_eq!(
-            super::super::sts::endpoint(&c(env.clone()), Some("x")),
+            super::super::call::sts_endpoint(&c(env.clone()), Some("x")),
             "http://127.0.0.1:1"
         );
         assert_eq!(
-            super::super::sts::endpoint(
+            super::super::call::sts_endpoint(
                 &c(env.with("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:2")),
                 None
             ),

@@ -4,9 +4,10 @@
 //! projected tokens), or, keyway's own, a Google ID token of keyway's Google
 //! credentials (KEYWAY_AWS_WEB_IDENTITY=google).
 
-use super::call::{self, Attempt, AwsCall};
+use super::call::{self, Attempt, AwsCall, sts_endpoint};
+use super::credentials::{AwsCredentials, expiry};
 use super::error::{AwsAuthError, AwsConfigProblem, AwsService};
-use super::{AwsCredentials, AwsSourceKind, WebIdentityToken};
+use super::source::{AwsSourceKind, WebIdentityToken};
 use crate::AuthContext;
 use crate::http;
 use keyway_core::{Secret, vars};
@@ -54,9 +55,27 @@ impl TokenSource {
     }
 }
 
-/// `keyway-UNIXTIME`, when no session name is configured (the SDKs generate one too).
-pub(super) fn generated_session(ctx: &AuthContext) -> String {
-    format!("keyway-{}", ctx.clock.now_secs())
+impl WebIdentity {
+    /// A web identity that the source `kind` configures: the session name when
+    /// one is set, else `keyway-UNIXTIME` (the SDKs generate one too); STS as
+    /// the SDKs find it for `region`.
+    pub(super) fn new(
+        ctx: &AuthContext,
+        kind: AwsSourceKind,
+        token: TokenSource,
+        role_arn: String,
+        session_name: Option<String>,
+        region: Option<&str>,
+    ) -> Self {
+        WebIdentity {
+            kind,
+            token,
+            role_arn,
+            session_name: session_name
+                .unwrap_or_else(|| format!("keyway-{}", ctx.clock.now_secs())),
+            endpoint: sts_endpoint(ctx, region),
+        }
+    }
 }
 
 /// What the environment configures: the token source, the role and a
@@ -247,7 +266,7 @@ pub(super) async fn assume_role(
         access_key_id: field("AccessKeyId")?,
         secret_access_key: Secret::new(field("SecretAccessKey")?),
         session_token: Some(Secret::new(field("SessionToken")?)),
-        expires_at: Some(super::chain::expiry(kind, &field("Expiration")?)?),
+        expires_at: Some(expiry(kind, &field("Expiration")?)?),
     })
 }
 

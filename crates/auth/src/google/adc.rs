@@ -4,18 +4,19 @@
 //! a configured source that is broken stops it (a bad file named by the user
 //! must not be silently replaced by whatever comes next).
 
-use super::TokenCache;
+use super::authorized_user::AuthorizedUser;
+use super::credentials::{GoogleCredentials, Provider, TokenCache};
+use super::describe::CredentialFile;
+use super::doc::FileError;
 use super::external::External;
-use super::file::{self, CredentialsFile, FileError};
+use super::file::{self, CredentialsFile};
 use super::impersonated::Impersonated;
 use super::metadata::{self, Detection, Metadata};
-use super::{
-    Absent, AccessToken, Attempt, CredentialFile, CredentialKind, GoogleCredentials, Outcome,
-    Provider, Source, SourceKind,
-};
-use super::{authorized_user::AuthorizedUser, service_account::ServiceAccount};
+use super::service_account::ServiceAccount;
+use super::source::{CredentialKind, Source, SourceKind};
+use super::token::AccessToken;
 use crate::context::{AuthContext, RetryPolicy};
-use crate::error::{AuthError, ConfigProblem};
+use crate::error::{Absent, Attempt, AuthError, ConfigProblem, Outcome};
 use keyway_core::{Secret, vars};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -254,17 +255,8 @@ async fn from_file(
     let parsed = parse(&ctx.env, &path, origin, bytes)?;
     let described = CredentialFile::of(&path, origin, &parsed);
     let creds = match parsed {
-        CredentialsFile::Impersonated(mut cfg) => {
+        CredentialsFile::Impersonated(cfg, inner) => {
             // The source credentials need a cloud-platform token to call IAM Credentials.
-            let inner = cfg.source.take().ok_or_else(|| {
-                invalid(
-                    &path,
-                    origin,
-                    Some("source_credentials"),
-                    None,
-                    ConfigProblem::MissingField("source_credentials"),
-                )
-            })?;
             let source = build(
                 ctx,
                 &path,
@@ -274,8 +266,8 @@ async fn from_file(
                 &[CLOUD_PLATFORM.to_owned()],
             )
             .await?;
-            let provider = Impersonated::new(cfg, source);
-            let chain = provider.chain();
+            let target = Impersonated::new(cfg);
+            let chain = target.chain(source.source());
             GoogleCredentials::new(
                 ctx,
                 source_of(
@@ -286,7 +278,10 @@ async fn from_file(
                 ),
                 attempts,
                 scopes,
-                Provider::Impersonated(Box::new(provider)),
+                Provider::Impersonated {
+                    target: Box::new(target),
+                    source,
+                },
                 TokenCache::new(ctx.refresh_ahead),
             )
         }
@@ -366,7 +361,7 @@ async fn build(
                 TokenCache::new(ctx.refresh_ahead),
             )
         }
-        CredentialsFile::Impersonated(_) => {
+        CredentialsFile::Impersonated(..) => {
             return Err(invalid(
                 path,
                 origin,

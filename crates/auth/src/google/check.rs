@@ -5,7 +5,7 @@
 //! would for a GOOGLE_APPLICATION_CREDENTIALS file at `path`.
 
 use super::file::CredentialsFile;
-use super::{CredentialKind, SourceKind};
+use super::source::{CredentialKind, SourceKind};
 use crate::error::AuthError;
 use keyway_core::{Env, Secret};
 use std::path::Path;
@@ -23,7 +23,7 @@ pub fn check_credentials_file(
         CredentialsFile::AuthorizedUser(_) => CredentialKind::AuthorizedUser,
         CredentialsFile::ServiceAccount(_) => CredentialKind::ServiceAccount,
         CredentialsFile::ExternalAccount(_) => CredentialKind::ExternalAccount,
-        CredentialsFile::Impersonated(_) => CredentialKind::ImpersonatedServiceAccount,
+        CredentialsFile::Impersonated(..) => CredentialKind::ImpersonatedServiceAccount,
     })
 }
 

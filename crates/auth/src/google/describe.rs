@@ -6,7 +6,8 @@
 
 use super::external::{ExternalAccountConfig, SubjectSource};
 use super::file::CredentialsFile;
-use super::{CredentialKind, SourceKind, sts};
+use super::source::{CredentialKind, SourceKind};
+use super::sts;
 use crate::http::redact_url;
 use std::path::{Path, PathBuf};
 
@@ -155,7 +156,7 @@ impl CredentialFile {
                 federation: Some(federation(c)),
                 ..base(CredentialKind::ExternalAccount)
             },
-            CredentialsFile::Impersonated(c) => CredentialFile {
+            CredentialsFile::Impersonated(c, _) => CredentialFile {
                 account: Some(c.email.clone()),
                 project: c.quota_project_id.clone(),
                 ..base(CredentialKind::ImpersonatedServiceAccount)

@@ -193,7 +193,7 @@ fn parse_response(
         )
     })?;
     let result = read_response(&mut v, now, need_expiry);
-    super::file::wipe(&mut v);
+    super::doc::wipe(&mut v);
     result
 }
 
@@ -265,7 +265,7 @@ fn read_response(
     match obj.remove(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(Some(Secret::new(s))),
         Some(mut other) => {
-            super::file::wipe(&mut other);
+            super::doc::wipe(&mut other);
             Err(format!(
                 "the response's \"{field}\" is empty or not a string"
             ))

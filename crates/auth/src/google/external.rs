@@ -9,10 +9,11 @@
 //! shown; the resulting token is cached by the credentials' [`Cache`](crate::cache).
 
 use super::aws_source::{AwsConfig, AwsSubject};
+use super::doc::{Doc, FileError, invalid, missing, wipe};
 use super::executable::{self, ExecutableConfig};
-use super::file::{Doc, FileError, invalid};
-use super::sts::{self, Service};
-use super::{AccessToken, Minted};
+use super::service::Service;
+use super::sts;
+use super::token::{AccessToken, Minted};
 use crate::context::AuthContext;
 use crate::error::{AuthError, GoogleCall, SubjectCause, SubjectFrom};
 use crate::http;
@@ -119,7 +120,7 @@ pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ExternalAccountConfig, F
     let quota_project_id = doc.string("quota_project_id")?;
     let mut src = doc
         .take_doc("credential_source")?
-        .ok_or_else(|| super::file::missing("credential_source"))?;
+        .ok_or_else(|| missing("credential_source"))?;
     let source = parse_source(&mut src)?;
     Ok(ExternalAccountConfig {
         audience,
@@ -259,7 +260,7 @@ fn extract(content: Secret<Vec<u8>>, format: &Format) -> Result<Secret<String>, 
             let token = match v.as_object_mut().and_then(|o| o.remove(field)) {
                 Some(Value::String(s)) if !s.is_empty() => Ok(Secret::new(s)),
                 Some(mut other) => {
-                    super::file::wipe(&mut other);
+                    wipe(&mut other);
                     Err(format!(
                         "the JSON field \"{field}\" is empty or not a string"
                     ))
@@ -268,7 +269,7 @@ fn extract(content: Secret<Vec<u8>>, format: &Format) -> Result<Secret<String>, 
                     "the JSON has no field \"{field}\" (subject_token_field_name)"
                 )),
             };
-            super::file::wipe(&mut v);
+            wipe(&mut v);
             token
         }
     }
@@ -560,34 +561,33 @@ mod tests {
         ));
         assert_eq!(f, Some("token_lifetime_seconds"));
         assert!(r.contains("between 600 and 43200"), "{r}");
-        let (f, _) = field_of(parse(
-            &with(r#","workforce_pool_user_project":"p""#, file),
-            &env,
-        ));
-        assert_eq!(f, Some("workforce_pool_user_project"));
-        let (f, _) = field_of(parse(
-            &with(
+        // What else is wrong, and the field each file names.
+        for (extra, source, field) in [
+            (
+                r#","workforce_pool_user_project":"p""#,
+                file,
+                "workforce_pool_user_project",
+            ),
+            (
                 "",
                 r#"{"executable":{"command":"x","timeout_millis":121000}}"#,
+                "timeout_millis",
             ),
-            &env,
-        ));
-        assert_eq!(f, Some("timeout_millis"));
-        let (f, _) = field_of(parse(
-            &with(
+            (
                 "",
                 r#"{"environment_id":"aws2","regional_cred_verification_url":"x"}"#,
+                "environment_id",
             ),
-            &env,
-        ));
-        assert_eq!(f, Some("environment_id"));
-        let (f, _) = field_of(parse(
-            &with("", r#"{"url":"http://x","format":{"type":"json"}}"#),
-            &env,
-        ));
-        assert_eq!(f, Some("subject_token_field_name"));
-        let (f, _) = field_of(parse(&with("", "{}"), &env));
-        assert_eq!(f, Some("credential_source"));
+            (
+                "",
+                r#"{"url":"http://x","format":{"type":"json"}}"#,
+                "subject_token_field_name",
+            ),
+            ("", "{}", "credential_source"),
+        ] {
+            let (f, _) = field_of(parse(&with(extra, source), &env));
+            assert_eq!(f, Some(field), "{extra} {source}");
+        }
         // The override opens exactly its origin.
         let env = Env::new().with(
             vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS,

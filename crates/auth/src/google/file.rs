@@ -9,12 +9,12 @@
 //! The `wire` crate's file structs are not used here: they require fields Google's
 //! libraries treat as optional, and their plain `String`s would hold secrets.
 
+use super::doc::{Doc, FileError, invalid, unsupported, wipe};
 use super::jwt;
 use crate::error::ConfigProblem;
 use aws_lc_rs::signature::RsaKeyPair;
 use keyway_core::{Env, Secret, vars};
-use serde_json::{Map, Value};
-use zeroize::Zeroize;
+use serde_json::Value;
 
 /// Google's token endpoint, and the audience of every JWT-bearer assertion.
 pub(crate) const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -24,7 +24,11 @@ pub(crate) enum CredentialsFile {
     AuthorizedUser(AuthorizedUserConfig),
     ServiceAccount(ServiceAccountConfig),
     ExternalAccount(super::external::ExternalAccountConfig),
-    Impersonated(super::impersonated::ImpersonatedConfig),
+    /// With its `source_credentials`, a file of their own.
+    Impersonated(
+        super::impersonated::ImpersonatedConfig,
+        Box<CredentialsFile>,
+    ),
 }
 
 pub(crate) struct AuthorizedUserConfig {
@@ -46,43 +50,6 @@ pub(crate) struct ServiceAccountConfig {
     pub key: RsaKeyPair,
     pub token_uri: String,
     pub project_id: Option<String>,
-}
-
-/// Why a file could not be used.
-#[derive(Debug)]
-pub(crate) enum FileError {
-    Invalid {
-        field: Option<&'static str>,
-        problem: ConfigProblem,
-    },
-    Unsupported {
-        kind: String,
-        detail: String,
-    },
-}
-
-/// `field` has an invalid value, described by `reason`.
-pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> FileError {
-    FileError::Invalid {
-        field: Some(field),
-        problem: ConfigProblem::Invalid(reason.into()),
-    }
-}
-
-/// `field` is required and absent.
-pub(super) fn missing(field: &'static str) -> FileError {
-    FileError::Invalid {
-        field: Some(field),
-        problem: ConfigProblem::MissingField(field),
-    }
-}
-
-/// `field` is not of the JSON type `expected` (e.g. "a string").
-pub(super) fn wrong_type(field: &'static str, expected: &'static str) -> FileError {
-    FileError::Invalid {
-        field: Some(field),
-        problem: ConfigProblem::WrongType { field, expected },
-    }
 }
 
 /// The line (from 1) where the object key `"key"` first appears in a JSON
@@ -132,145 +99,6 @@ pub(crate) fn json_error_line(bytes: &Secret<Vec<u8>>) -> Option<usize> {
         .map(|e| e.line())
 }
 
-/// A parsed JSON object whose string values are wiped when it is dropped.
-pub(super) struct Doc(Map<String, Value>);
-
-impl Drop for Doc {
-    fn drop(&mut self) {
-        self.0.values_mut().for_each(wipe);
-    }
-}
-
-/// Overwrites every string inside `v`.
-pub(super) fn wipe(v: &mut Value) {
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(a) => a.iter_mut().for_each(wipe),
-        Value::Object(o) => o.values_mut().for_each(wipe),
-        _ => {}
-    }
-}
-
-impl Doc {
-    /// A string field; absent, null and empty all count as missing.
-    pub(super) fn string(&mut self, field: &'static str) -> Result<Option<String>, FileError> {
-        match self.0.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(mut other) => {
-                wipe(&mut other);
-                Err(wrong_type(field, "a string"))
-            }
-        }
-    }
-
-    pub(super) fn required(&mut self, field: &'static str) -> Result<String, FileError> {
-        self.string(field)?.ok_or_else(|| missing(field))
-    }
-
-    pub(super) fn secret(
-        &mut self,
-        field: &'static str,
-    ) -> Result<Option<Secret<String>>, FileError> {
-        Ok(self.string(field)?.map(Secret::new))
-    }
-
-    fn required_secret(&mut self, field: &'static str) -> Result<Secret<String>, FileError> {
-        self.required(field).map(Secret::new)
-    }
-
-    fn peek(&self, field: &str) -> Option<&str> {
-        self.0.get(field).and_then(Value::as_str)
-    }
-
-    pub(super) fn has(&self, field: &str) -> bool {
-        self.0.get(field).is_some_and(|v| !v.is_null())
-    }
-
-    /// A nested object, taken out as a document of its own.
-    pub(super) fn take_doc(&mut self, field: &'static str) -> Result<Option<Doc>, FileError> {
-        match self.0.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(Doc(m))),
-            Some(mut other) => {
-                wipe(&mut other);
-                Err(wrong_type(field, "a JSON object"))
-            }
-        }
-    }
-
-    /// A list of strings; absent and null are empty.
-    pub(super) fn string_list(&mut self, field: &'static str) -> Result<Vec<String>, FileError> {
-        match self.0.remove(field) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    match item {
-                        Value::String(s) => out.push(s),
-                        mut other => {
-                            wipe(&mut other);
-                            return Err(wrong_type(field, "a list of strings"));
-                        }
-                    }
-                }
-                Ok(out)
-            }
-            Some(mut other) => {
-                wipe(&mut other);
-                Err(wrong_type(field, "a list of strings"))
-            }
-        }
-    }
-
-    /// An integer field (a JSON number, or a string of digits as some tools write).
-    pub(super) fn integer(&mut self, field: &'static str) -> Result<Option<i64>, FileError> {
-        match self.0.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| wrong_type(field, "an integer")),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
-                invalid(
-                    field,
-                    format!("field \"{field}\" must be an integer, not {s:?}"),
-                )
-            }),
-            Some(mut other) => {
-                wipe(&mut other);
-                Err(wrong_type(field, "an integer"))
-            }
-        }
-    }
-
-    /// The string entries of an object field (e.g. HTTP headers), as secrets:
-    /// a header can carry a credential.
-    pub(super) fn string_map(
-        &mut self,
-        field: &'static str,
-    ) -> Result<Vec<(String, Secret<String>)>, FileError> {
-        let Some(mut d) = self.take_doc(field)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for (k, v) in std::mem::take(&mut d.0) {
-            match v {
-                Value::String(s) => out.push((k, Secret::new(s))),
-                mut other => {
-                    wipe(&mut other);
-                    return Err(invalid(
-                        field,
-                        format!("field \"{field}\": the value of \"{k}\" must be a string"),
-                    ));
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
 /// Parses a credentials file. `env` supplies the token endpoint override for
 /// files without a `token_uri`.
 pub(crate) fn parse(bytes: &Secret<Vec<u8>>, env: &Env) -> Result<CredentialsFile, FileError> {
@@ -293,11 +121,7 @@ pub(crate) fn parse(bytes: &Secret<Vec<u8>>, env: &Env) -> Result<CredentialsFil
 }
 
 /// A credentials document; `nested` for an impersonated file's `source_credentials`.
-pub(super) fn parse_doc(
-    doc: &mut Doc,
-    env: &Env,
-    nested: bool,
-) -> Result<CredentialsFile, FileError> {
+fn parse_doc(doc: &mut Doc, env: &Env, nested: bool) -> Result<CredentialsFile, FileError> {
     let kind = doc.required("type")?;
     match kind.as_str() {
         "authorized_user" => authorized_user(doc, env).map(CredentialsFile::AuthorizedUser),
@@ -310,7 +134,9 @@ pub(super) fn parse_doc(
             "the source credentials of an impersonated_service_account file cannot themselves be impersonated_service_account credentials",
         )),
         "impersonated_service_account" => {
-            super::impersonated::parse(doc, env).map(CredentialsFile::Impersonated)
+            let (cfg, mut source) = super::impersonated::parse(doc, env)?;
+            let source = parse_doc(&mut source, env, true).map_err(in_source_credentials)?;
+            Ok(CredentialsFile::Impersonated(cfg, Box::new(source)))
         }
         "external_account_authorized_user" => {
             let audience = doc
@@ -335,8 +161,18 @@ pub(super) fn parse_doc(
     }
 }
 
-fn unsupported(kind: String, detail: String) -> FileError {
-    FileError::Unsupported { kind, detail }
+/// A problem in an impersonated file's `source_credentials`, said so.
+fn in_source_credentials(e: FileError) -> FileError {
+    match e {
+        FileError::Invalid { field, problem } => FileError::Invalid {
+            field,
+            problem: ConfigProblem::InSourceCredentials(Box::new(problem)),
+        },
+        FileError::Unsupported { kind, detail } => FileError::Unsupported {
+            kind,
+            detail: format!("{detail} (as source_credentials)"),
+        },
+    }
 }
 
 /// The token endpoint: the file's `token_uri`, else gcloud's OAuth2 endpoint

@@ -4,9 +4,11 @@
 //! account) whose token calls IAM Credentials `generateAccessToken` on the
 //! target service account, through a chain of `delegates` when given.
 
-use super::file::{CredentialsFile, Doc, FileError, invalid, parse_doc};
-use super::sts::{self, Service};
-use super::{GoogleCredentials, Minted};
+use super::doc::{Doc, FileError, invalid, missing};
+use super::service::Service;
+use super::source::Source;
+use super::sts;
+use super::token::Minted;
 use crate::context::AuthContext;
 use crate::error::AuthError;
 use keyway_core::{Env, Secret};
@@ -21,11 +23,11 @@ pub(crate) struct ImpersonatedConfig {
     pub delegates: Vec<String>,
     pub scopes: Vec<String>,
     pub quota_project_id: Option<String>,
-    /// Taken out when the credentials are built.
-    pub source: Option<Box<CredentialsFile>>,
 }
 
-pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ImpersonatedConfig, FileError> {
+/// The file's own fields, and its `source_credentials` document for the
+/// caller to read as a credentials file of its own.
+pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<(ImpersonatedConfig, Doc), FileError> {
     let url = doc.required("service_account_impersonation_url")?;
     sts::check_url(Service::IamCredentials, &url, env)
         .map_err(|p| sts::url_error("service_account_impersonation_url", p))?;
@@ -38,64 +40,40 @@ pub(crate) fn parse(doc: &mut Doc, env: &Env) -> Result<ImpersonatedConfig, File
     let delegates = doc.string_list("delegates")?;
     let scopes = doc.string_list("scopes")?;
     let quota_project_id = doc.string("quota_project_id")?;
-    let mut src = doc
+    let source = doc
         .take_doc("source_credentials")?
-        .ok_or_else(|| super::file::missing("source_credentials"))?;
-    let source = parse_doc(&mut src, env, true).map_err(|e| match e {
-        FileError::Invalid { field, problem } => FileError::Invalid {
-            field,
-            problem: crate::error::ConfigProblem::InSourceCredentials(Box::new(problem)),
-        },
-        FileError::Unsupported { kind, detail } => FileError::Unsupported {
-            kind,
-            detail: format!("{detail} (as source_credentials)"),
-        },
-    })?;
-    Ok(ImpersonatedConfig {
+        .ok_or_else(|| missing("source_credentials"))?;
+    let cfg = ImpersonatedConfig {
         url,
         email,
         delegates,
         scopes,
         quota_project_id,
-        source: Some(Box::new(source)),
-    })
+    };
+    Ok((cfg, source))
 }
 
-pub(crate) struct Impersonated {
-    url: String,
-    email: String,
-    delegates: Vec<String>,
-    scopes: Vec<String>,
-    quota_project_id: Option<String>,
-    source: GoogleCredentials,
-}
+/// The target of the impersonation. The source credentials are the caller's:
+/// it hands their token to each call.
+pub(crate) struct Impersonated(ImpersonatedConfig);
 
 impl Impersonated {
-    /// `source` are the ready source credentials built from the config's `source`.
-    pub(crate) fn new(cfg: ImpersonatedConfig, source: GoogleCredentials) -> Self {
-        Impersonated {
-            url: cfg.url,
-            email: cfg.email,
-            delegates: cfg.delegates,
-            scopes: cfg.scopes,
-            quota_project_id: cfg.quota_project_id,
-            source,
-        }
+    pub(crate) fn new(cfg: ImpersonatedConfig) -> Self {
+        Impersonated(cfg)
     }
 
     pub(crate) fn email(&self) -> &str {
-        &self.email
+        &self.0.email
     }
 
+    /// The file's own `quota_project_id` (the caller falls back on the source's).
     pub(crate) fn quota_project_id(&self) -> Option<&str> {
-        self.quota_project_id
-            .as_deref()
-            .or_else(|| self.source.project_hint())
+        self.0.quota_project_id.as_deref()
     }
 
-    /// "authorized_user source credentials → impersonating sa@… (delegates …)".
-    pub(crate) fn chain(&self) -> String {
-        let src = self.source.source();
+    /// "authorized_user source credentials → impersonating sa@… (delegates …)",
+    /// where `src` is where the source credentials came from.
+    pub(crate) fn chain(&self, src: &Source) -> String {
         let kind = src
             .credential_kind()
             .map(|k| k.to_string())
@@ -104,51 +82,53 @@ impl Impersonated {
             Some(c) => format!("{kind} source credentials ({c})"),
             None => format!("{kind} source credentials"),
         };
-        let delegates = if self.delegates.is_empty() {
+        let delegates = if self.0.delegates.is_empty() {
             String::new()
         } else {
-            format!(" via delegates {}", self.delegates.join(", "))
+            format!(" via delegates {}", self.0.delegates.join(", "))
         };
-        format!("{via} → impersonating {}{delegates}", self.email)
+        format!("{via} → impersonating {}{delegates}", self.0.email)
     }
 
     fn delegates(&self) -> Option<&[String]> {
-        (!self.delegates.is_empty()).then_some(self.delegates.as_slice())
+        (!self.0.delegates.is_empty()).then_some(self.0.delegates.as_slice())
     }
 
+    /// An access token of the target, asked for with `source`, a
+    /// cloud-platform token of the source credentials.
     pub(crate) async fn fetch_token(
         &self,
         ctx: &AuthContext,
+        source: &Secret<String>,
         requested: &[String],
     ) -> Result<Minted, AuthError> {
         let scopes: Vec<String> = if !requested.is_empty() {
             requested.to_vec()
-        } else if !self.scopes.is_empty() {
-            self.scopes.clone()
+        } else if !self.0.scopes.is_empty() {
+            self.0.scopes.clone()
         } else {
             vec![CLOUD_PLATFORM.to_owned()]
         };
-        // Boxed: the source is itself a GoogleCredentials (one level deep).
-        let source = Box::pin(self.source.access_token()).await?;
         let token = sts::generate_access_token(
             ctx,
-            &self.url,
-            &source.token,
+            &self.0.url,
+            source,
             &scopes,
             self.delegates(),
             LIFETIME_SECS,
-            self.quota_project_id.as_deref(),
+            self.quota_project_id(),
         )
         .await?;
         Ok(Minted { token, email: None })
     }
 
+    /// An ID token of the target, asked for with a token of the source.
     pub(crate) async fn id_token(
         &self,
         ctx: &AuthContext,
+        source: &Secret<String>,
         audience: &str,
     ) -> Result<Secret<String>, AuthError> {
-        let source = Box::pin(self.source.access_token()).await?;
-        sts::generate_id_token(ctx, &self.url, &source.token, audience, self.delegates()).await
+        sts::generate_id_token(ctx, &self.0.url, source, audience, self.delegates()).await
     }
 }

@@ -9,9 +9,9 @@
 //! Every request sends `Metadata-Flavor: Google` and every answer must carry it
 //! back: a captive portal or a stray web server is not a metadata server.
 
-use super::{Absent, Minted};
+use super::token::{Minted, token_from_reply};
 use crate::context::{AuthContext, RetryPolicy};
-use crate::error::{AuthError, GoogleCall};
+use crate::error::{Absent, AuthError, GoogleCall};
 use crate::http::{self, Call};
 use keyway_core::{Secret, vars};
 use std::time::Duration;
@@ -213,7 +213,7 @@ impl Metadata {
             )
             .await?;
         // The response names no scopes; `identity()` asks the server for them.
-        super::token_from_reply(&reply, DOING, &url, now, None)
+        token_from_reply(&reply, DOING, &url, now, None)
     }
 
     /// `GET …/default/email`, retried per `policy`.

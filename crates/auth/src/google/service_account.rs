@@ -6,9 +6,9 @@
 //! `token_uri` says: that is what Google's own libraries send, and what a
 //! server emulating Google checks.
 
-use super::Minted;
 use super::file::{GOOGLE_TOKEN_URI, ServiceAccountConfig};
 use super::jwt;
+use super::token::{Minted, token_from_reply};
 use crate::context::AuthContext;
 use crate::error::{AuthError, GoogleCall};
 use crate::http;
@@ -93,7 +93,7 @@ impl ServiceAccount {
         let assertion = self.assertion(now, scope)?;
         let reply = self.exchange(ctx, CALL, &assertion).await?;
         let mut minted =
-            super::token_from_reply(&reply, CALL.doing(), &self.cfg.token_uri, now, Some(scopes))?;
+            token_from_reply(&reply, CALL.doing(), &self.cfg.token_uri, now, Some(scopes))?;
         // The id_token's email is the account's own; no need to learn it.
         minted.email = None;
         Ok(minted)

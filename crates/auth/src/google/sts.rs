@@ -13,12 +13,13 @@
 //! `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS` (for impersonation) is
 //! accepted too; that is how the local cloud is reached.
 
-use super::file::FileError;
-use super::{AccessToken, Minted};
+use super::doc::FileError;
+use super::service::Service;
+use super::token::{AccessToken, Minted};
 use crate::context::AuthContext;
 use crate::error::{AuthError, ConfigProblem, GoogleCall};
 use crate::http;
-use keyway_core::{Env, Secret, vars};
+use keyway_core::{Env, Secret};
 use serde_json::json;
 
 pub(crate) const DEFAULT_TOKEN_URL: &str = "https://sts.googleapis.com/v1/token";
@@ -27,31 +28,6 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// What STS is asked for when the federated token only serves to impersonate
 /// (what google-auth sends).
 pub(crate) const IAM_SCOPE: &str = "https://www.googleapis.com/auth/iam";
-
-/// Which Google service a credential file's URL must belong to.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Service {
-    Sts,
-    IamCredentials,
-}
-
-impl Service {
-    /// The service's host prefix: `sts`, `iamcredentials`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Sts => "sts",
-            Service::IamCredentials => "iamcredentials",
-        }
-    }
-
-    /// The endpoint override that makes another origin acceptable.
-    pub fn override_var(self) -> &'static str {
-        match self {
-            Service::Sts => vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_STS,
-            Service::IamCredentials => vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS,
-        }
-    }
-}
 
 /// One DNS label: not empty, no dot (the URL parser already refused spaces,
 /// slashes and backslashes in a host).
@@ -199,7 +175,7 @@ pub(crate) async fn exchange(ctx: &AuthContext, x: &Exchange<'_>) -> Result<Mint
         }
     })
     .await?;
-    let mut minted = super::token_from_reply(&reply, DOING, url, now, Some(x.scopes))?;
+    let mut minted = super::token::token_from_reply(&reply, DOING, url, now, Some(x.scopes))?;
     minted.email = None;
     Ok(minted)
 }
@@ -342,6 +318,7 @@ pub(crate) fn target_email(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyway_core::vars;
 
     fn constants() -> serde_json::Value {
         serde_json::from_str(include_str!(

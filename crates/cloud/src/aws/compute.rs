@@ -35,6 +35,15 @@ struct Machine {
 }
 
 impl Machine {
+    /// The instance or task `name`, with nothing cached yet.
+    fn new(aws: Arc<Aws>, name: String) -> Arc<Machine> {
+        Arc::new(Machine {
+            aws,
+            name,
+            cache: Mutex::new(None),
+        })
+    }
+
     fn credentials(&self, role_arn: &str, session: &str) -> Result<TempCredentials, String> {
         let now = self.aws.cloud.clock.now_secs();
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,12 +79,9 @@ fn json(v: &impl Serialize) -> Response {
 }
 
 pub fn imds_router(aws: Arc<Aws>, instance: String) -> axum::Router {
-    let m = Arc::new(Machine {
-        aws,
-        name: instance,
-        cache: Mutex::new(None),
-    });
-    axum::Router::new().fallback(imds).with_state(m)
+    axum::Router::new()
+        .fallback(imds)
+        .with_state(Machine::new(aws, instance))
 }
 
 async fn imds(
@@ -207,12 +213,9 @@ fn identity_document(i: &Ec2Instance) -> serde_json::Value {
 }
 
 pub fn ecs_router(aws: Arc<Aws>, task: String) -> axum::Router {
-    let m = Arc::new(Machine {
-        aws,
-        name: task,
-        cache: Mutex::new(None),
-    });
-    axum::Router::new().fallback(ecs).with_state(m)
+    axum::Router::new()
+        .fallback(ecs)
+        .with_state(Machine::new(aws, task))
 }
 
 /// The value of AWS_CONTAINER_AUTHORIZATION_TOKEN for a task.

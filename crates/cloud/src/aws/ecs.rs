@@ -100,15 +100,7 @@ pub fn dispatch(aws: &Aws, r: &Received, op: &str) -> Result<Response, AwsError>
 
 /// The IAM decision for `action` on `resource`, with AWS's AccessDeniedException wording.
 fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), AwsError> {
-    let d = policy::decide(
-        &caller.who,
-        &caller.identity_policies,
-        None,
-        &caller.who.account,
-        action,
-        resource,
-        &BTreeMap::new(),
-    );
+    let d = caller.decide_own(action, resource, &BTreeMap::new());
     if d == policy::Decision::Allow {
         return Ok(());
     }

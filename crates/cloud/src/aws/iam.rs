@@ -181,6 +181,16 @@ pub fn dispatch(aws: &Aws, r: &Received) -> Result<Response, AwsError> {
             format!("The {} with name {name} cannot be found.", kind.word()),
         )
     };
+    let no_policy = |pname: &str| {
+        err(
+            404,
+            "NoSuchEntity",
+            format!(
+                "The {} policy with name {pname} cannot be found.",
+                kind.word()
+            ),
+        )
+    };
     match op {
         "Get" => {
             let st = aws.cloud.store.read();
@@ -206,16 +216,7 @@ pub fn dispatch(aws: &Aws, r: &Received) -> Result<Response, AwsError> {
             }
             let pname = get("PolicyName").unwrap_or("");
             check_name(pname, "policyName", 128)?;
-            let doc = policies.0.get(pname).ok_or_else(|| {
-                err(
-                    404,
-                    "NoSuchEntity",
-                    format!(
-                        "The {} policy with name {pname} cannot be found.",
-                        kind.word()
-                    ),
-                )
-            })?;
+            let doc = policies.0.get(pname).ok_or_else(|| no_policy(pname))?;
             Ok(ok(action, true, |x| {
                 x.leaf(&format!("{}Name", capital(kind.word())), &name);
                 x.leaf("PolicyName", pname);
@@ -259,16 +260,7 @@ pub fn dispatch(aws: &Aws, r: &Received) -> Result<Response, AwsError> {
         _ => {
             let pname = get("PolicyName").unwrap_or("").to_owned();
             check_name(&pname, "policyName", 128)?;
-            let gone = || {
-                err(
-                    404,
-                    "NoSuchEntity",
-                    format!(
-                        "The {} policy with name {pname} cannot be found.",
-                        kind.word()
-                    ),
-                )
-            };
+            let gone = || no_policy(&pname);
             aws.cloud.store.write(|st| {
                 let change = match kind {
                     Kind::Role => {
@@ -359,15 +351,7 @@ fn authorize(
     if caller.identity_policies.iter().any(policy::has_conditions) {
         caller.add_principal_keys(&mut ctx);
     }
-    let d = policy::decide(
-        &caller.who,
-        &caller.identity_policies,
-        None,
-        &caller.who.account,
-        action,
-        arn,
-        &ctx,
-    );
+    let d = caller.decide_own(action, arn, &ctx);
     if d == policy::Decision::Allow {
         return Ok(());
     }
@@ -419,13 +403,19 @@ fn list(
     }))
 }
 
+/// What IAM's `Role` and `User` elements begin with: the path, the `KIND`
+/// name and id, the ARN and the creation date.
+fn principal_head(x: &mut Xml, kind: &str, name: &str, id: &str, arn: &str, create_ms: i64) {
+    x.leaf("Path", "/");
+    x.leaf(&format!("{kind}Name"), name);
+    x.leaf(&format!("{kind}Id"), id);
+    x.leaf("Arn", arn);
+    x.leaf("CreateDate", &crate::time::rfc3339_seconds(create_ms));
+}
+
 fn role_xml(x: &mut Xml, r: &Role) {
     x.open("Role");
-    x.leaf("Path", "/");
-    x.leaf("RoleName", &r.name);
-    x.leaf("RoleId", &r.id);
-    x.leaf("Arn", &r.arn);
-    x.leaf("CreateDate", &crate::time::rfc3339_seconds(r.create_ms));
+    principal_head(x, "Role", &r.name, &r.id, &r.arn, r.create_ms);
     x.leaf("AssumeRolePolicyDocument", &encoded(&r.trust));
     x.leaf("MaxSessionDuration", &r.max_session_secs.to_string());
     x.open("RoleLastUsed");
@@ -435,11 +425,7 @@ fn role_xml(x: &mut Xml, r: &Role) {
 
 fn user_xml(x: &mut Xml, u: &IamUser) {
     x.open("User");
-    x.leaf("Path", "/");
-    x.leaf("UserName", &u.name);
-    x.leaf("UserId", &u.id);
-    x.leaf("Arn", &u.arn);
-    x.leaf("CreateDate", &crate::time::rfc3339_seconds(u.create_ms));
+    principal_head(x, "User", &u.name, &u.id, &u.arn, u.create_ms);
     x.close("User");
 }
 

@@ -29,8 +29,9 @@ pub mod xml;
 
 pub use error::{AwsError, Proto};
 
-use crate::cloud::{Cloud, CloudError};
+use crate::cloud::Cloud;
 use crate::crypto;
+use crate::error::CloudError;
 use aws_lc_rs::hmac;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -322,6 +323,25 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The decision of the caller's identity policies alone (no resource
+    /// policy), on a resource of the caller's own account.
+    pub fn decide_own(
+        &self,
+        action: &str,
+        resource: &str,
+        ctx: &BTreeMap<String, String>,
+    ) -> policy::Decision {
+        policy::decide(
+            &self.who,
+            &self.identity_policies,
+            None,
+            &self.who.account,
+            action,
+            resource,
+            ctx,
+        )
+    }
+
     /// Adds the global condition keys that name the caller
     /// (`aws:PrincipalArn`, `aws:PrincipalAccount`) to a request's context.
     pub fn add_principal_keys(&self, ctx: &mut BTreeMap<String, String>) {
@@ -652,13 +672,7 @@ mod tests {
             ),
         ];
         let body = br#"{"SecretId":"s"}"#.to_vec();
-        let r = sigv4::Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: &body,
-        };
+        let r = sigv4::Request::post(&headers, &body);
         let add = sigv4::sign(
             &r,
             "AKIAEXAMPLE",
@@ -676,35 +690,21 @@ mod tests {
     fn cached_signing_keys_still_verify_every_signature_and_follow_the_secret() {
         let cache = KeyCache::default();
         let (headers, body) = signed("right-secret");
-        let r = sigv4::Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: &body,
-        };
+        let r = sigv4::Request::post(&headers, &body);
         let c = sigv4::parse(&r).unwrap();
-        assert!(sigv4::verify_with_key(
-            &r,
-            &c,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        // Whether `claimed` verifies on `req` with the (cached) key of `c`'s scope and `secret`.
+        let verifies = |req: &sigv4::Request, claimed: &sigv4::Claimed, secret: &str| {
+            sigv4::verify_with_key(req, claimed, &cache.signing_key(&c, secret))
+        };
+        assert!(verifies(&r, &c, "right-secret"));
         // The same scope again: the cached key, and still a real check of each request.
-        assert!(sigv4::verify_with_key(
-            &r,
-            &c,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        assert!(verifies(&r, &c, "right-secret"));
         let tampered_body = br#"{"SecretId":"t"}"#;
         let t = sigv4::Request {
             body: tampered_body,
             ..r
         };
-        assert!(!sigv4::verify_with_key(
-            &t,
-            &c,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        assert!(!verifies(&t, &c, "right-secret"));
         let mut bad = c.clone();
         bad.signature.replace_range(
             ..1,
@@ -714,22 +714,10 @@ mod tests {
                 "0"
             },
         );
-        assert!(!sigv4::verify_with_key(
-            &r,
-            &bad,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        assert!(!verifies(&r, &bad, "right-secret"));
         // Another secret for the same key id and scope never meets the cached key.
-        assert!(!sigv4::verify_with_key(
-            &r,
-            &c,
-            &cache.signing_key(&c, "other-secret")
-        ));
-        assert!(sigv4::verify_with_key(
-            &r,
-            &c,
-            &cache.signing_key(&c, "right-secret")
-        ));
+        assert!(!verifies(&r, &c, "other-secret"));
+        assert!(verifies(&r, &c, "right-secret"));
         assert_eq!(lock(&cache.signing).len(), 1);
     }
 
@@ -737,13 +725,7 @@ mod tests {
     fn the_signing_key_cache_is_bounded() {
         let cache = KeyCache::default();
         let (headers, body) = signed("s");
-        let r = sigv4::Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: &body,
-        };
+        let r = sigv4::Request::post(&headers, &body);
         let mut c = sigv4::parse(&r).unwrap();
         for i in 0..KEY_CACHE_MAX + 10 {
             c.access_key = format!("AKIA{i:016}");

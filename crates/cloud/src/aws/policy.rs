@@ -524,70 +524,32 @@ mod tests {
         let ctx = BTreeMap::new();
         let allow = json!({"Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]});
         let deny = json!({"Statement": {"Effect": "Deny", "Action": "secretsmanager:GetSecretValue", "Resource": "arn:s:*"}});
+        let not = json!({"Statement": [{"Effect": "Allow", "NotAction": "secretsmanager:Delete*", "NotResource": "arn:s:y"}]});
         let w = who("111111111111");
+        // The identity policies alone, in the caller's account, on `arn:s:x`.
+        let decide_on = |identity: &[Value], action: &str| {
+            decide(&w, identity, None, "111111111111", action, "arn:s:x", &ctx)
+        };
+        let get = "secretsmanager:GetSecretValue";
         assert_eq!(
-            decide(
-                &w,
-                std::slice::from_ref(&allow),
-                None,
-                "111111111111",
-                "secretsmanager:GetSecretValue",
-                "arn:s:x",
-                &ctx
-            ),
+            decide_on(std::slice::from_ref(&allow), get),
             Decision::Allow
         );
         assert_eq!(
-            decide(
-                &w,
-                &[allow.clone(), deny],
-                None,
-                "111111111111",
-                "secretsmanager:GetSecretValue",
-                "arn:s:x",
-                &ctx
-            ),
+            decide_on(&[allow.clone(), deny], get),
             Decision::ExplicitDeny {
                 in_resource_policy: false
             }
         );
         assert_eq!(
-            decide(
-                &w,
-                &[],
-                None,
-                "111111111111",
-                "secretsmanager:GetSecretValue",
-                "arn:s:x",
-                &ctx
-            ),
+            decide_on(&[], get),
             Decision::ImplicitDeny {
                 resource_needed: false
             }
         );
-        let not = json!({"Statement": [{"Effect": "Allow", "NotAction": "secretsmanager:Delete*", "NotResource": "arn:s:y"}]});
-        assert_eq!(
-            decide(
-                &w,
-                std::slice::from_ref(&not),
-                None,
-                "111111111111",
-                "secretsmanager:GetSecretValue",
-                "arn:s:x",
-                &ctx
-            ),
-            Decision::Allow
-        );
+        assert_eq!(decide_on(std::slice::from_ref(&not), get), Decision::Allow);
         assert_ne!(
-            decide(
-                &w,
-                &[not],
-                None,
-                "111111111111",
-                "secretsmanager:DeleteSecret",
-                "arn:s:x",
-                &ctx
-            ),
+            decide_on(&[not], "secretsmanager:DeleteSecret"),
             Decision::Allow
         );
     }
@@ -656,32 +618,21 @@ mod tests {
         let trust = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:user/dev"}, "Action": "sts:AssumeRole",
             "Condition": {"StringEquals": {"sts:ExternalId": "xyz"}}}]});
         let w = who("111111111111");
+        let assume = |ctx: &BTreeMap<String, String>| {
+            decide(
+                &w,
+                &[],
+                Some(&trust),
+                "111111111111",
+                "sts:AssumeRole",
+                "r",
+                ctx,
+            )
+        };
         let mut ctx = BTreeMap::new();
-        assert_ne!(
-            decide(
-                &w,
-                &[],
-                Some(&trust),
-                "111111111111",
-                "sts:AssumeRole",
-                "r",
-                &ctx
-            ),
-            Decision::Allow
-        );
+        assert_ne!(assume(&ctx), Decision::Allow);
         ctx.insert("sts:ExternalId".into(), "xyz".into());
-        assert_eq!(
-            decide(
-                &w,
-                &[],
-                Some(&trust),
-                "111111111111",
-                "sts:AssumeRole",
-                "r",
-                &ctx
-            ),
-            Decision::Allow
-        );
+        assert_eq!(assume(&ctx), Decision::Allow);
         assert!(validate(&json!({"Statement": [{"Effect": "Allow", "Action": "*", "Condition": {"Weird": {}}}]}), false).is_err());
     }
 }

@@ -16,16 +16,17 @@ use super::model::{
 };
 use super::secretsmanager::{CURRENT, PREVIOUS, seal};
 use super::world::AwsWorld;
-use crate::cloud::{Cloud, CloudError};
 use crate::crypto;
-use crate::store::{Change, StoreError};
+use crate::error::CloudError;
+use crate::store::{Change, Store, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 /// The documents the world declares.
-pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
-    let now = cloud.clock.now_millis();
-    let store = &cloud.store;
+pub fn changes(store: &Store, now: i64, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
     let mut out = Vec::new();
     for a in &w.accounts {
         out.push(Change::PutAws(AwsDoc::Account(Account {
@@ -196,10 +197,15 @@ pub fn changes(cloud: &Cloud, w: &AwsWorld) -> Result<Vec<Change>, CloudError> {
 
 /// Rewrites what embeds the live endpoints: versions holding a world-declared
 /// Google key (re-sealed with `token_uri`), and each IAM user's credentials
-/// file at `DATA/aws/users/ACCOUNT/NAME/credentials`.
-pub fn refresh(cloud: &Cloud, token_uri: &str) -> Result<(), CloudError> {
-    let secrets: Vec<AwsSecret> = cloud
-        .store
+/// file at `DATA/aws/users/ACCOUNT/NAME/credentials`. `world_keys` holds
+/// each world-declared key's JSON file by name, as the cloud wrote it with
+/// the live `token_uri`.
+pub fn refresh(
+    store: &Store,
+    data_dir: &Path,
+    world_keys: &BTreeMap<String, Zeroizing<Vec<u8>>>,
+) -> Result<(), CloudError> {
+    let secrets: Vec<AwsSecret> = store
         .read()
         .aws
         .secrets
@@ -211,17 +217,17 @@ pub fn refresh(cloud: &Cloud, token_uri: &str) -> Result<(), CloudError> {
     for mut s in secrets {
         for v in &mut s.versions {
             let Some(name) = &v.key_ref else { continue };
-            if let Some(json) = cloud.world_key_json(name, token_uri)? {
-                v.sealed = seal(&cloud.store, &s.arn, &v.id, &json)?;
+            if let Some(json) = world_keys.get(name) {
+                v.sealed = seal(store, &s.arn, &v.id, json)?;
             }
         }
         ch.push(Change::PutAws(AwsDoc::Secret(s)));
     }
     if !ch.is_empty() {
-        cloud.store.write(|_| Ok::<_, StoreError>((ch, ())))?;
+        store.write(|_| Ok::<_, StoreError>((ch, ())))?;
     }
     let keys: Vec<(AccessKey, String, String)> = {
-        let st = cloud.store.read();
+        let st = store.read();
         st.aws
             .keys
             .values()
@@ -233,17 +239,15 @@ pub fn refresh(cloud: &Cloud, token_uri: &str) -> Result<(), CloudError> {
             })
             .collect()
     };
-    let mut files: std::collections::BTreeMap<std::path::PathBuf, String> = Default::default();
+    let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
     for (k, account, name) in keys {
         let raw = STANDARD
             .decode(&k.sealed_secret)
             .map_err(|e| crypto::CryptoError::BadKey(e.to_string()))?;
-        let secret = cloud
-            .store
+        let secret = store
             .master
             .open(format!("aws-key:{}", k.id).as_bytes(), &raw)?;
-        let path = cloud
-            .data_dir
+        let path = data_dir
             .join("aws")
             .join("users")
             .join(&account)
@@ -263,7 +267,7 @@ pub fn refresh(cloud: &Cloud, token_uri: &str) -> Result<(), CloudError> {
         ));
     }
     for (path, text) in files {
-        let text = zeroize::Zeroizing::new(text);
+        let text = Zeroizing::new(text);
         if let Some(dir) = path.parent() {
             crate::datadir::private_dir(dir).map_err(|source| CloudError::Io {
                 path: dir.display().to_string(),

@@ -44,6 +44,19 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> Request<'a> {
+    /// `POST /` with no query: how the JSON and query protocols send every request.
+    pub fn post(headers: &'a [(String, String)], body: &'a [u8]) -> Self {
+        Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body,
+        }
+    }
+}
+
 /// What the signature claims.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -672,13 +685,7 @@ mod tests {
     #[test]
     fn sign_then_verify() {
         let headers = vec![("host".to_owned(), "127.0.0.1:1".to_owned())];
-        let r = Request {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: b"Action=GetCallerIdentity",
-        };
+        let r = Request::post(&headers, b"Action=GetCallerIdentity");
         let add = sign(
             &r,
             "AKIDEXAMPLE",

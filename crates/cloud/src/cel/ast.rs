@@ -26,6 +26,26 @@ pub(super) enum BinOp {
     Rem,
 }
 
+impl BinOp {
+    /// The operator as written in an expression.
+    pub(super) fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::In => "in",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+        }
+    }
+}
+
 /// A comprehension macro.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Macro {

@@ -283,12 +283,7 @@ fn binary(op: BinOp, x: Value, y: Value, pos: usize) -> Result<Value, Fail> {
         BinOp::Eq => Ok(Value::Bool(equals(&x, &y))),
         BinOp::Ne => Ok(Value::Bool(!equals(&x, &y))),
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let sym = match op {
-                BinOp::Lt => "<",
-                BinOp::Le => "<=",
-                BinOp::Gt => ">",
-                _ => ">=",
-            };
+            let sym = op.symbol();
             let ord: Option<Ordering> = match (&x, &y) {
                 (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
                 (Value::Double(a), Value::Double(b)) => a.partial_cmp(b),
@@ -345,12 +340,7 @@ fn binary(op: BinOp, x: Value, y: Value, pos: usize) -> Result<Value, Fail> {
             _ => overload(&x, &y, "+"),
         },
         BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
-            let sym = match op {
-                BinOp::Sub => "-",
-                BinOp::Mul => "*",
-                BinOp::Div => "/",
-                _ => "%",
-            };
+            let sym = op.symbol();
             match (&x, &y) {
                 (Value::Int(a), Value::Int(b)) => {
                     if matches!(op, BinOp::Div | BinOp::Rem) && *b == 0 {
@@ -489,8 +479,12 @@ mod tests {
     #[test]
     fn logical_operators_absorb_errors_like_cel() {
         let a = json!({"a": "x"});
-        assert!(holds("true || assertion.missing == 'y'", a.clone()).unwrap());
-        assert!(holds("assertion.missing == 'y' || true", a.clone()).unwrap());
+        for expr in [
+            "true || assertion.missing == 'y'",
+            "assertion.missing == 'y' || true",
+        ] {
+            assert!(holds(expr, a.clone()).unwrap(), "{expr}");
+        }
         assert!(!holds("assertion.missing == 'y' && false", a.clone()).unwrap());
         assert!(!holds("false && assertion.missing", a.clone()).unwrap());
         let e = holds("assertion.missing == 'y' || false", a.clone()).unwrap_err();
@@ -499,42 +493,16 @@ mod tests {
             e.to_string(),
             "no such key: `missing` at column 11 in `assertion.missing == 'y' || false`"
         );
-        assert!(
-            holds(
-                "[1, 2].exists(x, x == 2) && ['a'].all(x, x == 'a')",
-                a.clone()
-            )
-            .unwrap()
-        );
-        assert!(
-            holds(
-                "{'k': 1}.k == 1 && [1,2][1] == 2 && (1 + 2) * 3 == 9 && 7 % 4 == 3",
-                a.clone()
-            )
-            .unwrap()
-        );
-        assert!(holds("true ? 'a' + \"b\" == 'ab' : false", a.clone()).unwrap());
-        assert!(
-            holds(
-                "[1] + [2] == [1, 2] && -3 < 0 && 1 == 1.0 && 'a' < 'b'",
-                a.clone()
-            )
-            .unwrap()
-        );
-        assert!(
-            holds(
-                "[1,2,3].filter(x, x > 1) == [2,3] && [1,2].map(x, x * 2) == [2,4]",
-                a.clone()
-            )
-            .unwrap()
-        );
-        assert!(
-            holds(
-                "[1,2,3].exists_one(x, x == 2) && int('12') == 12 && string(true) == 'true'",
-                a
-            )
-            .unwrap()
-        );
+        for expr in [
+            "[1, 2].exists(x, x == 2) && ['a'].all(x, x == 'a')",
+            "{'k': 1}.k == 1 && [1,2][1] == 2 && (1 + 2) * 3 == 9 && 7 % 4 == 3",
+            "true ? 'a' + \"b\" == 'ab' : false",
+            "[1] + [2] == [1, 2] && -3 < 0 && 1 == 1.0 && 'a' < 'b'",
+            "[1,2,3].filter(x, x > 1) == [2,3] && [1,2].map(x, x * 2) == [2,4]",
+            "[1,2,3].exists_one(x, x == 2) && int('12') == 12 && string(true) == 'true'",
+        ] {
+            assert!(holds(expr, a.clone()).unwrap(), "{expr}");
+        }
     }
 
     #[test]

@@ -37,6 +37,23 @@ struct Parser {
     nest: u32,
 }
 
+/// Recognises the operators `ops` by their symbols (`in` is a word).
+fn binary(ops: &'static [BinOp]) -> impl Fn(&Tok) -> Option<BinOp> {
+    move |t| {
+        let word = match t {
+            Tok::Punct(p) => *p,
+            Tok::Ident(w) => w.as_str(),
+            _ => return None,
+        };
+        ops.iter().copied().find(|o| o.symbol() == word)
+    }
+}
+
+/// Recognises the one operator `p`.
+fn punct(p: &'static str) -> impl Fn(&Tok) -> Option<()> {
+    move |t| matches!(t, Tok::Punct(q) if *q == p).then_some(())
+}
+
 impl Parser {
     fn peek(&self) -> &Tok {
         &self.toks[self.at.min(self.toks.len() - 1)].tok
@@ -99,72 +116,51 @@ impl Parser {
         r
     }
 
-    fn or(&mut self) -> Result<Node, Fail> {
-        let mut left = self.and()?;
-        while matches!(self.peek(), Tok::Punct("||")) {
+    /// A left-associative chain of what `operand` parses, joined by the
+    /// operators `op` recognises, each built into a node by `join`.
+    fn chain<O>(
+        &mut self,
+        operand: fn(&mut Self) -> Result<Node, Fail>,
+        op: impl Fn(&Tok) -> Option<O>,
+        join: fn(O, Box<Node>, Box<Node>) -> Kind,
+    ) -> Result<Node, Fail> {
+        let mut left = operand(self)?;
+        while let Some(o) = op(self.peek()) {
             let (_, pos) = self.bump();
-            let right = self.and()?;
-            left = Node::new(Kind::Or(Box::new(left), Box::new(right)), pos)?;
+            let right = operand(self)?;
+            left = Node::new(join(o, Box::new(left), Box::new(right)), pos)?;
         }
         Ok(left)
+    }
+
+    fn or(&mut self) -> Result<Node, Fail> {
+        self.chain(Self::and, punct("||"), |_, l, r| Kind::Or(l, r))
     }
 
     fn and(&mut self) -> Result<Node, Fail> {
-        let mut left = self.relation()?;
-        while matches!(self.peek(), Tok::Punct("&&")) {
-            let (_, pos) = self.bump();
-            let right = self.relation()?;
-            left = Node::new(Kind::And(Box::new(left), Box::new(right)), pos)?;
-        }
-        Ok(left)
+        self.chain(Self::relation, punct("&&"), |_, l, r| Kind::And(l, r))
     }
 
     fn relation(&mut self) -> Result<Node, Fail> {
-        let mut left = self.addition()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("==") => BinOp::Eq,
-                Tok::Punct("!=") => BinOp::Ne,
-                Tok::Punct("<") => BinOp::Lt,
-                Tok::Punct("<=") => BinOp::Le,
-                Tok::Punct(">") => BinOp::Gt,
-                Tok::Punct(">=") => BinOp::Ge,
-                Tok::Ident(w) if w == "in" => BinOp::In,
-                _ => return Ok(left),
-            };
-            let (_, pos) = self.bump();
-            let right = self.addition()?;
-            left = Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), pos)?;
-        }
+        use BinOp::*;
+        self.chain(
+            Self::addition,
+            binary(&[Eq, Ne, Lt, Le, Gt, Ge, In]),
+            Kind::Binary,
+        )
     }
 
     fn addition(&mut self) -> Result<Node, Fail> {
-        let mut left = self.multiplication()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("+") => BinOp::Add,
-                Tok::Punct("-") => BinOp::Sub,
-                _ => return Ok(left),
-            };
-            let (_, pos) = self.bump();
-            let right = self.multiplication()?;
-            left = Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), pos)?;
-        }
+        self.chain(
+            Self::multiplication,
+            binary(&[BinOp::Add, BinOp::Sub]),
+            Kind::Binary,
+        )
     }
 
     fn multiplication(&mut self) -> Result<Node, Fail> {
-        let mut left = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("*") => BinOp::Mul,
-                Tok::Punct("/") => BinOp::Div,
-                Tok::Punct("%") => BinOp::Rem,
-                _ => return Ok(left),
-            };
-            let (_, pos) = self.bump();
-            let right = self.unary()?;
-            left = Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), pos)?;
-        }
+        use BinOp::*;
+        self.chain(Self::unary, binary(&[Mul, Div, Rem]), Kind::Binary)
     }
 
     fn unary(&mut self) -> Result<Node, Fail> {

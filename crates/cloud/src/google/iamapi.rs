@@ -149,18 +149,12 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     match op {
         Op::Get => {
             let st = cloud.store.read();
-            let sa = st
-                .service_accounts
-                .get(&email)
-                .ok_or_else(|| unknown(&resource))?;
+            let sa = account(&st, &email, &resource)?;
             Ok(ok_json(&render(sa), false))
         }
         Op::GetIamPolicy => {
             let st = cloud.store.read();
-            let sa = st
-                .service_accounts
-                .get(&email)
-                .ok_or_else(|| unknown(&resource))?;
+            let sa = account(&st, &email, &resource)?;
             Ok(ok_json(&with_etag(&sa.iam), false))
         }
         Op::SetIamPolicy => {
@@ -181,10 +175,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         }
         Op::ListKeys => {
             let st = cloud.store.read();
-            let sa = st
-                .service_accounts
-                .get(&email)
-                .ok_or_else(|| unknown(&resource))?;
+            let sa = account(&st, &email, &resource)?;
             let keys: Vec<serde_json::Value> = sa
                 .keys
                 .iter()
@@ -208,6 +199,13 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
 /// Google's answer for an account that does not exist (to a caller who may know).
 fn unknown(resource: &str) -> ApiError {
     ApiError::not_found(format!("Unknown service account ({resource})."))
+}
+
+/// The account of a request whose permission was checked, by email.
+fn account<'s>(st: &'s State, email: &str, resource: &str) -> Result<&'s ServiceAccount, ApiError> {
+    st.service_accounts
+        .get(email)
+        .ok_or_else(|| unknown(resource))
 }
 
 /// The account a path names: by email or unique id, under its own project or `-`.

@@ -14,12 +14,11 @@ use super::{ApiError, CLOUD_PLATFORM, Reply, Req, authenticate, ok_json, require
 use crate::cloud::{Caller, Cloud};
 use crate::iam::{self, Principal};
 use crate::store::{ServiceAccount, State};
-use keyway_wire::google::error::{ErrorDetail, reason};
+use keyway_wire::google::error::reason;
 use keyway_wire::google::sts::{
     GenerateAccessTokenRequest, GenerateAccessTokenResponse, GenerateIdTokenRequest,
     GenerateIdTokenResponse,
 };
-use std::collections::BTreeMap;
 
 pub const SERVICE: &str = "iamcredentials.googleapis.com";
 const IAM_SCOPE: &str = "https://www.googleapis.com/auth/iam";
@@ -45,17 +44,16 @@ pub fn handles(req: &Req) -> bool {
 
 /// Google's denial for this API.
 pub fn denied(permission: &str) -> ApiError {
-    let mut e = ApiError::new(
+    ApiError::new(
         403,
         "PERMISSION_DENIED",
         format!("Permission '{permission}' denied on resource (or it may not exist)."),
-    );
-    e.body = e.body.with_detail(ErrorDetail::ErrorInfo {
-        reason: reason::IAM_PERMISSION_DENIED.into(),
-        domain: "iam.googleapis.com".into(),
-        metadata: BTreeMap::from([("permission".into(), permission.into())]),
-    });
-    e
+    )
+    .with_info(
+        reason::IAM_PERMISSION_DENIED,
+        "iam.googleapis.com",
+        &[("permission", permission)],
+    )
 }
 
 pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
@@ -72,15 +70,19 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
     let caller = authenticate(cloud, req, SERVICE, &method)?;
     require_scope(&caller, &[CLOUD_PLATFORM, IAM_SCOPE], SERVICE, &method)?;
     let target = req.seg(4).to_owned();
-    if id_token {
-        let body: GenerateIdTokenRequest = req.json()?;
-        let sa = authorize(
+    // Both requests name the chain of delegates the caller goes through.
+    let authorize_for = |delegates: &Option<Vec<String>>| {
+        authorize(
             cloud,
             &caller,
             &target,
-            body.delegates.as_deref().unwrap_or_default(),
+            delegates.as_deref().unwrap_or_default(),
             perm,
-        )?;
+        )
+    };
+    if id_token {
+        let body: GenerateIdTokenRequest = req.json()?;
+        let sa = authorize_for(&body.delegates)?;
         let audience = body.audience.filter(|a| !a.is_empty()).ok_or_else(|| {
             ApiError::invalid_argument("Invalid value for audience: the audience is required.")
         })?;
@@ -99,13 +101,7 @@ pub fn dispatch(cloud: &Cloud, req: &Req) -> Reply {
         return Ok(ok_json(&GenerateIdTokenResponse { token }, false));
     }
     let body: GenerateAccessTokenRequest = req.json()?;
-    let sa = authorize(
-        cloud,
-        &caller,
-        &target,
-        body.delegates.as_deref().unwrap_or_default(),
-        perm,
-    )?;
+    let sa = authorize_for(&body.delegates)?;
     let scopes: Vec<String> = body
         .scope
         .unwrap_or_default()

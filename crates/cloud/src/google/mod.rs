@@ -30,7 +30,6 @@ use axum::response::{IntoResponse, Response};
 use keyway_wire::google::error::{ErrorDetail, GoogleError, LegacyError, reason};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -91,53 +90,54 @@ impl ApiError {
 
     /// IAM said no (or the resource does not exist and the caller may not know).
     pub fn permission_denied(permission: &str, resource: &str) -> Self {
-        let mut e = Self::new(
+        Self::new(
             403,
             "PERMISSION_DENIED",
             format!(
                 "Permission '{permission}' denied for resource '{resource}' (or it may not exist)."
             ),
-        );
-        e.body = e.body.with_detail(ErrorDetail::ErrorInfo {
-            reason: reason::IAM_PERMISSION_DENIED.into(),
-            domain: "iam.googleapis.com".into(),
-            metadata: BTreeMap::from([
-                ("permission".into(), permission.into()),
-                ("resource".into(), resource.into()),
-            ]),
-        });
-        e
+        )
+        .with_info(
+            reason::IAM_PERMISSION_DENIED,
+            "iam.googleapis.com",
+            &[("permission", permission), ("resource", resource)],
+        )
     }
 
     pub fn scope_insufficient(service: &str, method: &str) -> Self {
-        let mut e = Self::new(
+        Self::new(
             403,
             "PERMISSION_DENIED",
             "Request had insufficient authentication scopes.",
-        );
-        e.body = e.body.with_detail(ErrorDetail::ErrorInfo {
-            reason: reason::SCOPE_INSUFFICIENT.into(),
-            domain: "googleapis.com".into(),
-            metadata: BTreeMap::from([
-                ("service".into(), service.into()),
-                ("method".into(), method.into()),
-            ]),
-        });
-        e
+        )
+        .with_info(
+            reason::SCOPE_INSUFFICIENT,
+            "googleapis.com",
+            &[("service", service), ("method", method)],
+        )
     }
 
     fn unauthenticated(message: &str, why: &str, service: &str, method: &str) -> Self {
-        let mut e = Self::new(401, "UNAUTHENTICATED", message);
+        let mut e = Self::new(401, "UNAUTHENTICATED", message).with_info(
+            why,
+            "googleapis.com",
+            &[("service", service), ("method", method)],
+        );
         e.www_authenticate = true;
-        e.body = e.body.with_detail(ErrorDetail::ErrorInfo {
-            reason: why.into(),
-            domain: "googleapis.com".into(),
-            metadata: BTreeMap::from([
-                ("service".into(), service.into()),
-                ("method".into(), method.into()),
-            ]),
-        });
         e
+    }
+
+    /// Adds Google's `ErrorInfo`: why, the domain that says so, and its metadata.
+    pub fn with_info(mut self, reason: &str, domain: &str, metadata: &[(&str, &str)]) -> Self {
+        self.body = self.body.with_detail(ErrorDetail::ErrorInfo {
+            reason: reason.into(),
+            domain: domain.into(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        });
+        self
     }
 
     /// Adds Compute Engine's legacy `errors` entry.
@@ -177,8 +177,8 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::cloud::CloudError> for ApiError {
-    fn from(e: crate::cloud::CloudError) -> Self {
+impl From<crate::error::CloudError> for ApiError {
+    fn from(e: crate::error::CloudError) -> Self {
         ApiError::internal(&e)
     }
 }

@@ -194,6 +194,30 @@ fn page_size(req: &Req) -> Result<usize, ApiError> {
     }
 }
 
+/// One page of `matching`, in listing order: at most `size` of the items
+/// past the page token (those `past` accepts), and the next page's token
+/// (`token` of the page's last item) when more follow, else empty.
+fn one_page<T>(
+    matching: Vec<T>,
+    size: usize,
+    past: impl Fn(&T) -> bool,
+    token: impl Fn(&T) -> String,
+) -> (Vec<T>, String) {
+    let mut page: Vec<T> = matching
+        .into_iter()
+        .filter(|x| past(x))
+        .take(size + 1)
+        .collect();
+    let more = page.len() > size;
+    page.truncate(size);
+    let next = if more {
+        page.last().map(token).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (page, next)
+}
+
 fn page_start(req: &Req) -> Result<Option<String>, ApiError> {
     match req.q("pageToken").filter(|t| !t.is_empty()) {
         None => Ok(None),
@@ -303,26 +327,19 @@ impl Ctx<'_> {
             .filter(|s| filter.matches(&s.meta.id, None, &s.meta.labels))
             .collect();
         let total = matching.len();
-        let page: Vec<&SecretEntry> = matching
-            .into_iter()
-            .filter(|s| {
+        let (page, next_page_token) = one_page(
+            matching,
+            size,
+            |s| {
                 start
                     .as_ref()
                     .is_none_or(|a| s.meta.id.as_str() > a.as_str())
-            })
-            .take(size + 1)
-            .collect();
-        let more = page.len() > size;
-        let page = &page[..page.len().min(size)];
+            },
+            |s| URL_SAFE_NO_PAD.encode(&s.meta.id),
+        );
         let resp = sm::ListSecretsResponse {
             secrets: page.iter().map(|s| render_secret(p, &s.meta)).collect(),
-            next_page_token: if more {
-                page.last()
-                    .map(|s| URL_SAFE_NO_PAD.encode(&s.meta.id))
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            },
+            next_page_token,
             total_size: total as i32,
         };
         Ok(ok_json(&resp, self.req.enums_as_ints()))
@@ -437,14 +454,7 @@ impl Ctx<'_> {
                     .store
                     .seal_payload(&p.id, &s.meta.id, number, &data)?,
             };
-            Ok((
-                vec![Change::PutVersion {
-                    project: p.id.clone(),
-                    secret: s.meta.id.clone(),
-                    version: v.clone(),
-                }],
-                (p.clone(), s.meta.id.clone(), v),
-            ))
+            Ok(put_version(p, s, v))
         })?;
         Ok(ok_json(
             &render_version(&p, &id, &v),
@@ -535,25 +545,18 @@ impl Ctx<'_> {
             })
             .collect();
         let total = matching.len();
-        let page: Vec<&Version> = matching
-            .into_iter()
-            .filter(|v| start.is_none_or(|a| v.number < a))
-            .take(size + 1)
-            .collect();
-        let more = page.len() > size;
-        let page = &page[..page.len().min(size)];
+        let (page, next_page_token) = one_page(
+            matching,
+            size,
+            |v| start.is_none_or(|a| v.number < a),
+            |v| URL_SAFE_NO_PAD.encode(v.number.to_string()),
+        );
         let resp = sm::ListSecretVersionsResponse {
             versions: page
                 .iter()
                 .map(|v| render_version(p, &s.meta.id, v))
                 .collect(),
-            next_page_token: if more {
-                page.last()
-                    .map(|v| URL_SAFE_NO_PAD.encode(v.number.to_string()))
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            },
+            next_page_token,
             total_size: total as i32,
         };
         Ok(ok_json(&resp, self.req.enums_as_ints()))
@@ -621,14 +624,7 @@ impl Ctx<'_> {
                 nv.destroy_ms = Some(now);
                 nv.sealed = Vec::new();
             }
-            Ok((
-                vec![Change::PutVersion {
-                    project: p.id.clone(),
-                    secret: s.meta.id.clone(),
-                    version: nv.clone(),
-                }],
-                (p.clone(), s.meta.id.clone(), nv),
-            ))
+            Ok(put_version(p, s, nv))
         })?;
         Ok(ok_json(
             &render_version(&p, &id, &v),
@@ -872,6 +868,21 @@ pub fn checked_policy_update(current: &Policy, mut new: Policy) -> Result<Policy
     iam::validate_policy(&new).map_err(ApiError::invalid_argument)?;
     new.etag.clear();
     Ok(new)
+}
+
+/// The store's change that puts `v` as a version of the secret `s` of `p`,
+/// and what the answer renders: the project, the secret id and the version.
+fn put_version(
+    p: &Project,
+    s: &SecretEntry,
+    v: Version,
+) -> (Vec<Change>, (Project, String, Version)) {
+    let change = Change::PutVersion {
+        project: p.id.clone(),
+        secret: s.meta.id.clone(),
+        version: v.clone(),
+    };
+    (vec![change], (p.clone(), s.meta.id.clone(), v))
 }
 
 #[cfg(test)]

@@ -427,20 +427,4 @@ mod tests {
                 .is_none()
         );
     }
-
-    #[test]
-    fn implicit_aws_prefixes() {
-        assert!(SecretRef::parse_implicit("aws-sm://x").unwrap().is_some());
-        assert!(
-            SecretRef::parse_implicit("arn:aws:secretsmanager:us-east-1:123456789012:secret:x")
-                .unwrap()
-                .is_some()
-        );
-        assert!(SecretRef::parse_implicit("arn:aws:secretsmanager:nope").is_err());
-        assert!(
-            SecretRef::parse_implicit("arn:aws:iam::123456789012:role/x")
-                .unwrap()
-                .is_none()
-        );
-    }
 }

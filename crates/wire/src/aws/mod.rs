@@ -18,35 +18,27 @@ pub struct JsonError {
 
 /// `GET $AWS_CONTAINER_CREDENTIALS_FULL_URI` (ECS task role credentials).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
 pub struct ContainerCredentials {
-    #[serde(rename = "AccessKeyId")]
     pub access_key_id: String,
-    #[serde(rename = "SecretAccessKey")]
     pub secret_access_key: String,
-    #[serde(rename = "Token")]
     pub token: String,
     /// RFC 3339, UTC (`2026-11-23T19:28:37Z`).
-    #[serde(rename = "Expiration")]
     pub expiration: String,
-    #[serde(rename = "RoleArn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
 }
 
 /// `GET /latest/meta-data/iam/security-credentials/ROLE` (IMDS).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
 pub struct ImdsCredentials {
-    #[serde(rename = "Code")]
     pub code: String,
-    #[serde(rename = "LastUpdated")]
     pub last_updated: String,
     #[serde(rename = "Type")]
     pub type_: String,
-    #[serde(rename = "AccessKeyId")]
     pub access_key_id: String,
-    #[serde(rename = "SecretAccessKey")]
     pub secret_access_key: String,
-    #[serde(rename = "Token")]
     pub token: String,
-    #[serde(rename = "Expiration")]
     pub expiration: String,
 }
