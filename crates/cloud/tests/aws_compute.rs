@@ -516,32 +516,22 @@ async fn short_token_worlds_shorten_aws_sessions_and_ec2_tasks_reach_their_node(
         Some(imds.as_str())
     );
     assert_eq!(e.ep().tasks["api"].node_imds, None);
-    // The instance role's session lives as long as the world's tokens.
-    let token = e
-        .http
-        .put(format!("{imds}latest/api/token"))
-        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
+    // Every AWS session lives as long as the world's tokens: the instance's,
+    // a task's and STS's are all issued by one Aws::issue.
+    let c = e
+        .aws
+        .issue("arn:aws:iam::111111111111:role/web-role", "i-1", 6 * 3600)
         .unwrap();
-    let v: Value = e
-        .http
-        .get(format!(
-            "{imds}latest/meta-data/iam/security-credentials/web-role"
-        ))
-        .header("x-aws-ec2-metadata-token", token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(c.expiration_secs, NOW + 60);
     assert_eq!(
-        v["Expiration"],
-        keyway_cloud::time::rfc3339_seconds((NOW + 60) * 1000),
-        "{v}"
+        c.expiration(),
+        keyway_cloud::time::rfc3339_seconds((NOW + 60) * 1000)
     );
+    // Without the setting, the requested lifetime stands.
+    let plain = Local::open(WORLD);
+    let c = plain
+        .aws
+        .issue("arn:aws:iam::111111111111:role/web-role", "i-1", 6 * 3600)
+        .unwrap();
+    assert_eq!(c.expiration_secs, NOW + 6 * 3600);
 }
