@@ -293,15 +293,15 @@ class Cloud:
 
 
 @contextlib.contextmanager
-def running_cloud(world: Path, root: Path):
-    """Starts `keyway cloud up --world WORLD --data ROOT/data`, waits for
-    endpoints.json (STARTUP_TIMEOUT), yields a Cloud, SIGTERMs it after."""
+def running_cloud(world: Path, root: Path, *up_args: str):
+    """Starts `keyway cloud up --world WORLD --data ROOT/data [UP_ARGS...]`, waits
+    for endpoints.json (STARTUP_TIMEOUT), yields a Cloud, SIGTERMs it after."""
     root.mkdir(parents=True, exist_ok=True)
     data = root / "data"
     log = root / "cloud.stderr"
     with open(log, "wb") as err:
         proc = subprocess.Popen(
-            [str(KEYWAY_BIN), "cloud", "up", "--world", str(world), "--data", str(data)],
+            [str(KEYWAY_BIN), "cloud", "up", "--world", str(world), "--data", str(data), *up_args],
             stdout=subprocess.PIPE,
             stderr=err,
             stdin=subprocess.DEVNULL,

@@ -64,6 +64,10 @@ pub struct TaskEndpoint {
     pub credentials_path: Option<String>,
     /// The task metadata path (`/v4/TASK_ID`).
     pub metadata_path: String,
+    /// For the EC2 launch type: the IMDS of the instance the task runs on
+    /// (`http://127.0.0.1:PORT/`), which its containers reach too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_imds: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -136,6 +136,11 @@ pub async fn start(cloud: Arc<Cloud>, google: LoopbackAddr) -> std::io::Result<R
                     .as_ref()
                     .map(|_| format!("/v2/credentials/{}", t.credentials_id)),
                 metadata_path: format!("/v4/{}", t.task_id),
+                node_imds: t
+                    .instance
+                    .as_ref()
+                    .and_then(|n| ec2.get(n))
+                    .map(|e| e.imds.clone()),
             },
         );
     }

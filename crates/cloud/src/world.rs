@@ -62,7 +62,8 @@ struct Raw {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Lifetime of access and ID tokens the cloud mints, in seconds (Google: 3599).
+    /// Lifetime of access and ID tokens the cloud mints, in seconds (Google: 3599);
+    /// below that, AWS sessions (STS, ECS, EC2 credentials) are shortened to it too.
     #[serde(default)]
     pub token_lifetime_secs: Option<i64>,
 }

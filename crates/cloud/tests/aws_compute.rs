@@ -4,7 +4,7 @@
 //! execution role, and seed 001's world end to end on the cloud side.
 
 use keyway_cloud::aws::compute;
-use keyway_testkit::{Creds, Local, xml};
+use keyway_testkit::{Creds, Local, NOW, xml};
 use serde_json::{Value, json};
 
 const WORLD: &str = include_str!("worlds/aws_compute.toml");
@@ -238,6 +238,23 @@ fn world_errors_name_the_table_and_key() {
             assert_eq!(e.line, line, "{e}");
         }
     }
+    // The EC2 launch type: the instance must be in the task's account and region.
+    let on = |instance: &str| {
+        WORLD.replace(
+            "name = \"no-role\"\nregion = \"us-east-1\"\n",
+            &format!("name = \"no-role\"\nregion = \"us-east-1\"\ninstance = \"{instance}\"\n"),
+        )
+    };
+    let w = keyway_cloud::world::parse("w.toml", &on("bare-1")).unwrap();
+    let t = w.aws.tasks.iter().find(|t| t.name == "no-role").unwrap();
+    assert_eq!(t.instance.as_deref(), Some("bare-1"));
+    let e = keyway_cloud::world::parse("w.toml", &on("web-2")).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "[[ecs_task]] 'no-role' key `instance`: no [[ec2_instance]] 'web-2' in account 111111111111 and region us-east-1"
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -286,4 +303,41 @@ async fn seed_001_world_loads_and_the_key_reaches_the_task() {
     assert!(no_task_role.credentials_path.is_none());
     let s2 = compute::start_task(&e.aws, "wevox-batch-no-task-role").unwrap();
     assert!(s2.auth_token.is_none() && s2.secrets.len() == 1);
+}
+
+#[tokio::test]
+async fn short_token_worlds_shorten_aws_sessions_and_ec2_tasks_reach_their_node() {
+    let world = format!(
+        "[settings]\ntoken_lifetime_secs = 60\n{}",
+        WORLD.replace(
+            "name = \"no-role\"\nregion = \"us-east-1\"\n",
+            "name = \"no-role\"\nregion = \"us-east-1\"\ninstance = \"web-1\"\n",
+        )
+    );
+    let e = Local::start(&world).await;
+    let imds = e.ep().ec2["web-1"].imds.clone();
+    // The EC2 launch type: the task's containers reach the node's IMDS; Fargate's do not.
+    assert_eq!(
+        e.ep().tasks["no-role"].node_imds.as_deref(),
+        Some(imds.as_str())
+    );
+    assert_eq!(e.ep().tasks["api"].node_imds, None);
+    // Every AWS session lives as long as the world's tokens: the instance's,
+    // a task's and STS's are all issued by one Aws::issue.
+    let c = e
+        .aws
+        .issue("arn:aws:iam::111111111111:role/web-role", "i-1", 6 * 3600)
+        .unwrap();
+    assert_eq!(c.expiration_secs, NOW + 60);
+    assert_eq!(
+        c.expiration(),
+        keyway_cloud::time::rfc3339_seconds((NOW + 60) * 1000)
+    );
+    // Without the setting, the requested lifetime stands.
+    let plain = Local::open(WORLD);
+    let c = plain
+        .aws
+        .issue("arn:aws:iam::111111111111:role/web-role", "i-1", 6 * 3600)
+        .unwrap();
+    assert_eq!(c.expiration_secs, NOW + 6 * 3600);
 }

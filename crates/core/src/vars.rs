@@ -27,6 +27,9 @@ pub const CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: &str = "CLOUDSDK_AUTH_ACCESS_TOKEN_FI
 /// Base URL of Secret Manager (gcloud's override convention, with a trailing slash).
 pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER: &str =
     "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER";
+/// Base URL of IAM v1 (workload identity pools; `keyway doctor` reads a
+/// provider's attribute condition there).
+pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM";
 /// Base URL of IAM Credentials.
 pub const CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS: &str =
     "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS";

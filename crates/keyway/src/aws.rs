@@ -67,11 +67,29 @@ pub fn credentials_problem(env: &Env, e: &AwsAuthError) -> Option<Problem> {
         AwsAuthError::Transport {
             kind: AwsSourceKind::EcsContainer,
             ..
-        } => Some(Problem::new(
-            Code::AwsEcsEndpointUnreachable,
-            "the ECS container credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI) did not answer: \
-             outside ECS, unset those variables; inside, check that the task's network mode reaches 169.254.170.2, or the broker that _FULL_URI names is running",
-        )),
+        } => {
+            // The SDKs' order: the relative URI (on ECS's link-local address) first.
+            let named = match (
+                env.non_empty(vars::AWS_CONTAINER_CREDENTIALS_RELATIVE_URI),
+                env.non_empty(vars::AWS_CONTAINER_CREDENTIALS_FULL_URI),
+            ) {
+                (Some(rel), _) => format!(
+                    "{} is {rel} (so http://169.254.170.2{rel})",
+                    vars::AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+                ),
+                (None, Some(full)) => {
+                    format!("{} is {full}", vars::AWS_CONTAINER_CREDENTIALS_FULL_URI)
+                }
+                (None, None) => "the ECS container credentials endpoint".to_owned(),
+            };
+            Some(Problem::new(
+                Code::AwsEcsEndpointUnreachable,
+                format!(
+                    "{named}, but nothing there answers: outside ECS, unset the variable; inside, check that the task's network mode \
+                     reaches 169.254.170.2, or that the broker a _FULL_URI names is running"
+                ),
+            ))
+        }
         AwsAuthError::Rejected(r)
             if r.service == AwsService::StsAssumeRoleWithWebIdentity
                 && r.code.kind() == AwsErrorKind::AccessDenied =>
@@ -136,20 +154,25 @@ pub fn problem(
             let doc = fixes::allow_policy(action, &resource);
             let principal = AwsPrincipal::of(id);
             let fix = fixes::put_policy(&principal, "keyway-read-secret", &doc).map(Fix::run);
-            let cause = match (source, in_ecs(env), &principal) {
+            let denied = format!(
+                "{} may not {action} on {resource}: no statement of its policies (nor the secret's resource policy) allows it.",
+                id.arn
+            );
+            let whose = match (source, in_ecs(env), &principal) {
                 (Some(AwsSourceKind::EcsContainer), _, AwsPrincipal::Role(role))
                 | (_, true, AwsPrincipal::Role(role)) => format!(
-                    "inside an ECS task keyway acts as the task ROLE ({role}); allow {action} on {resource} in its policy (or the secret's resource policy). \
+                    "Inside an ECS task keyway acts as the task ROLE ({role}): the statement belongs in its policy. \
                      The task EXECUTION role is not involved: it only resolves `secrets: valueFrom` when the task starts."
                 ),
                 (Some(AwsSourceKind::Imds), _, AwsPrincipal::Role(role)) => format!(
-                    "allow {action} on {resource} in the policy of the instance profile's role ({role})"
+                    "The statement belongs in the policy of the instance profile's role ({role})."
                 ),
-                _ => format!(
-                    "allow {action} on {resource} for {} (an identity policy, or the secret's resource policy)",
-                    id.arn
-                ),
+                _ => "The statement belongs in an identity policy of the caller, or in the secret's resource policy.".to_owned(),
             };
+            let cause = format!(
+                "{denied} {whose} The statement to add: {}",
+                fixes::allow_statement(action, &resource)
+            );
             Some(Problem::new(Code::AwsAccessDenied, cause).fixes(fix))
         }
         FetchError::NotFound { .. } => Some(
@@ -227,8 +250,17 @@ pub fn refused_problem(r: &Rejection, facts: Option<&Facts>) -> Option<Problem> 
                 Code::AwsStaleSessionToken,
                 format!(
                     "the {source} holds a long-term access key (AKIA…) and a session token beside it: AWS refuses a long-term key sent with any session token. \
-             The session token is left over from earlier temporary credentials:\n$ unset AWS_SESSION_TOKEN"
+             The session token is left over from earlier temporary credentials{}",
+                    if source == AwsSourceKind::Environment {
+                        "; in the shell that runs keyway:"
+                    } else {
+                        ": remove aws_session_token from the profile"
+                    }
                 ),
+            )
+            .fixes(
+                (source == AwsSourceKind::Environment)
+                    .then(|| Fix::run(Cmd::new(["unset", vars::AWS_SESSION_TOKEN]))),
             )
         }
         AwsErrorKind::UnknownCredentials => Problem::new(

@@ -411,6 +411,11 @@ pub struct UpArgs {
     /// Address of the Google API server; must be loopback. Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: String,
+    /// Run the cloud's clock this far from this machine's (e.g. 1h, -20m, 90):
+    /// the clouds as a machine with a clock that far off sees them (AWS refuses
+    /// SigV4 signatures more than 15 minutes off). At most a year either way.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_offset)]
+    pub clock_offset: Option<jiff::SignedDuration>,
 }
 
 #[derive(Debug, Args)]
@@ -472,6 +477,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| "not a duration; expected e.g. 30s, 5m, 1h30m or plain seconds".to_owned())?;
     Duration::try_from(d).map_err(|_| "a duration cannot be negative".to_owned())
+}
+
+/// A signed duration (`1h`, `-20m`, `-90`: plain seconds), within a year.
+fn parse_offset(s: &str) -> Result<jiff::SignedDuration, String> {
+    let t = s.trim();
+    let (negative, magnitude) = match t.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let d = parse_duration(magnitude)?;
+    if d > Duration::from_secs(366 * 24 * 3600) {
+        return Err("too far: at most a year either way".into());
+    }
+    let d = jiff::SignedDuration::try_from(d).map_err(|_| "out of range".to_owned())?;
+    Ok(if negative { -d } else { d })
 }
 
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -633,6 +653,17 @@ mod tests {
             let e = parse_interval(bad).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn clock_offsets_either_way() {
+        let s = jiff::SignedDuration::from_secs;
+        assert_eq!(parse_offset("1h"), Ok(s(3600)));
+        assert_eq!(parse_offset("-20m"), Ok(s(-1200)));
+        assert_eq!(parse_offset("+90"), Ok(s(90)));
+        assert_eq!(parse_offset("-90"), Ok(s(-90)));
+        assert!(parse_offset("9000h").unwrap_err().contains("a year"));
+        assert!(parse_offset("--1h").is_err() && parse_offset("-").is_err());
     }
 
     #[test]

@@ -152,8 +152,11 @@ pub fn enable_version(project: &str, secret: &str, version: &str) -> Cmd {
     ])
 }
 
-/// Shows a workload identity pool provider's attribute condition.
-pub fn describe_provider(project: &str, pool: &str, provider: &str, location: &str) -> Cmd {
+/// Shows a workload identity pool provider's attribute condition. The
+/// provider is named in full (`projects/NUMBER/locations/L/workloadIdentityPools/P/providers/R`),
+/// as a credential configuration's audience names it: gcloud refuses a
+/// project number in `--project`, but takes it in a full resource name.
+pub fn describe_provider(provider: &str) -> Cmd {
     Cmd::new([
         "gcloud",
         "iam",
@@ -161,23 +164,13 @@ pub fn describe_provider(project: &str, pool: &str, provider: &str, location: &s
         "providers",
         "describe",
         provider,
-        &format!("--workload-identity-pool={pool}"),
-        &format!("--location={location}"),
-        &format!("--project={project}"),
         "--format=value(attributeCondition)",
     ])
 }
 
-/// Sets an AWS provider's attribute condition.
-#[cfg_attr(not(test), allow(dead_code))] // for `keyway doctor`'s federation checks
-pub fn set_provider_condition(
-    project: &str,
-    pool: &str,
-    provider: &str,
-    location: &str,
-    aws: bool,
-    condition: &str,
-) -> Cmd {
+/// Sets a provider's attribute condition (`provider` named in full, as for
+/// [`describe_provider`]).
+pub fn set_provider_condition(provider: &str, aws: bool, condition: &str) -> Cmd {
     Cmd::new([
         "gcloud",
         "iam",
@@ -185,18 +178,20 @@ pub fn set_provider_condition(
         "providers",
         if aws { "update-aws" } else { "update-oidc" },
         provider,
-        &format!("--workload-identity-pool={pool}"),
-        &format!("--location={location}"),
-        &format!("--project={project}"),
         &format!("--attribute-condition={condition}"),
     ])
+}
+
+/// The IAM policy statement allowing `action` on `resource`.
+pub fn allow_statement(action: &str, resource: &str) -> serde_json::Value {
+    serde_json::json!({"Effect": "Allow", "Action": action, "Resource": resource})
 }
 
 /// An IAM policy document allowing `action` on `resource`.
 pub fn allow_policy(action: &str, resource: &str) -> String {
     serde_json::json!({
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}],
+        "Statement": [allow_statement(action, resource)],
     })
     .to_string()
 }
@@ -265,17 +260,14 @@ mod tests {
     #[test]
     fn commands_quote_only_what_a_shell_needs() {
         let c = set_provider_condition(
-            "curucuru-logs",
-            "bq-pool",
-            "aws-provider",
-            "global",
+            "projects/4/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider",
             true,
             "attribute.aws_role in ['a', 'b']",
         );
         assert_eq!(
             c.to_string(),
-            "gcloud iam workload-identity-pools providers update-aws aws-provider --workload-identity-pool=bq-pool \
-             --location=global --project=curucuru-logs --attribute-condition='attribute.aws_role in ['\\''a'\\'', '\\''b'\\'']'"
+            "gcloud iam workload-identity-pools providers update-aws projects/4/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider \
+             --attribute-condition='attribute.aws_role in ['\\''a'\\'', '\\''b'\\'']'"
         );
         let g = grant_on_secret(
             "p",

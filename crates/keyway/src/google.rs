@@ -1,8 +1,8 @@
 //! The binary's one doorway to keyway-auth: build the context from the captured
 //! environment, run Application Default Credentials, describe who answered
-//! (for hints and `whoami`), and explain why Workload Identity Federation
-//! refused (the attribute condition, a missing workloadIdentityUser binding,
-//! an ECS task without a task role). Every explanation is chosen by matching
+//! (for hints and `whoami`), and explain why the credentials failed (why
+//! Workload Identity Federation refused is told by `commands/doctor/federation.rs`).
+//! Every explanation is chosen by matching
 //! the typed error (the call, the OAuth code, the rpc status), and what the
 //! credentials file says comes from keyway-auth ([`keyway_auth::credential_file`]):
 //! the binary never reads or parses a credentials file itself.
@@ -11,11 +11,11 @@ use crate::context::context;
 use crate::diagnosis::{Code, Fix, Problem};
 use crate::fixes;
 use keyway_auth::{
-    AuthError, AwsAuthError, ConfigProblem, CredentialKind, Federation, GoogleCall,
-    GoogleCredentials, Source, SubjectCause, SubjectFrom, SubjectSourceKind,
+    AuthError, ConfigProblem, CredentialKind, Federation, GoogleCall, GoogleCredentials, Source,
+    SubjectSourceKind,
 };
 use keyway_core::{Env, Secret};
-use keyway_http::google::{OAuthErrorCode, RpcStatus};
+use keyway_http::google::OAuthErrorCode;
 use keyway_http::{Call, Cap};
 use std::time::Duration;
 
@@ -249,102 +249,22 @@ pub async fn credentials_problem(
     if let Some(p) = configuration_problem(e) {
         return Some(p);
     }
+    // No source answered, but one was named and failed (a metadata server
+    // GCE_METADATA_HOST names that does not answer): that one's diagnosis.
+    if let AuthError::NotConfigured { attempts } = e
+        && let Some(p) = attempts
+            .iter()
+            .filter_map(|a| a.outcome.failure())
+            .find_map(configuration_problem)
+    {
+        return Some(p);
+    }
     let Some(f) = federation(env, http) else {
         return Some(no_credentials(e));
     };
-    let provider = f.provider.as_ref();
-    let aws = f.subject == SubjectSourceKind::Aws1;
-    match e {
-        AuthError::SubjectToken {
-            from: SubjectFrom::Aws1,
-            cause: SubjectCause::Aws(inner),
-        } if matches!(**inner, AwsAuthError::NotConfigured { .. }) => {
-            Some(if crate::aws::in_ecs(env) {
-                Problem::new(
-                    Code::FederationNoAwsCredentials,
-                    format!(
-                        "this ECS task has no task role, so its containers get no AWS credentials (no AWS_CONTAINER_CREDENTIALS_* variable) to sign the subject token with. \
-                     The task execution role does not help: ECS uses it only to pull images and resolve `secrets: valueFrom` before the container starts. \
-                     Set taskRoleArn in the task definition to the role that provider {} of pool {} admits; no need to fetch and export AWS_* variables by hand",
-                        provider.map(|p| p.provider.as_str()).unwrap_or("?"),
-                        provider.map(|p| p.pool.as_str()).unwrap_or("?"),
-                    ),
-                )
-            } else {
-                Problem::new(
-                    Code::FederationNoAwsCredentials,
-                    "aws1 signs the subject token with the workload's AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or run on ECS with a task role or on EC2 with an instance profile",
-                )
-            })
-        }
-        AuthError::Rejected(r)
-            if r.call == GoogleCall::StsExchange
-                && r.body.oauth_code() == Some(&OAuthErrorCode::InvalidTarget) =>
-        {
-            Some(Problem::new(
-                Code::FederationAudienceMismatch,
-                format!(
-                    "Google STS does not know the audience {} (no such pool or provider, a disabled one, or a provider of another project number): \
-                     the credential configuration must name the provider as `gcloud iam workload-identity-pools create-cred-config` writes it",
-                    f.audience
-                ),
-            ))
-        }
-        AuthError::Rejected(r)
-            if r.call == GoogleCall::StsExchange
-                && r.body.oauth_code() == Some(&OAuthErrorCode::UnauthorizedClient) =>
-        {
-            let p = provider?;
-            let presented = if aws {
-                aws_presented(env, http).await
-            } else {
-                None
-            };
-            let describe =
-                fixes::describe_provider(&p.project_number, &p.pool, &p.provider, &p.location);
-            Some(match presented {
-                Some(id) => {
-                    let role = id.assumed_role();
-                    let ecs = if crate::aws::in_ecs(env) {
-                        format!(
-                            " Inside an ECS task the identity presented is the task ROLE (here {}); the task EXECUTION role is used by ECS only before the container starts and is never seen by it: set taskRoleArn to the role the condition admits.",
-                            id.role_name().unwrap_or(&role)
-                        )
-                    } else {
-                        String::new()
-                    };
-                    Problem::new(Code::FederationConditionRefused, format!(
-                        "Google STS refused the AWS identity this workload presented, {} (attribute.aws_role = {role}): the attribute condition of provider {} in pool {} does not admit it.{ecs} \
-                         Run with the role the condition admits, or change the condition (`keyway doctor` prints the condition that admits this role). See it:",
-                        id.arn, p.provider, p.pool
-                    )).fix(Fix::run(describe))
-                }
-                None => Problem::new(Code::FederationConditionRefused, format!(
-                    "the attribute condition of provider {} in pool {} rejects this workload's identity. See the condition:",
-                    p.provider, p.pool
-                )).fix(Fix::run(describe)),
-            })
-        }
-        AuthError::Rejected(r)
-            if r.call == GoogleCall::GenerateAccessToken
-                && r.body.rpc().map(|r| &r.status) == Some(&RpcStatus::PermissionDenied) =>
-        {
-            let sa = f
-                .service_account
-                .clone()
-                .unwrap_or_else(|| "SERVICE_ACCOUNT".into());
-            let role = if aws {
-                aws_presented(env, http).await.map(|id| id.assumed_role())
-            } else {
-                None
-            };
-            let member = member_for(&f, role.as_deref())?;
-            let fix = fixes::grant_on_service_account(&sa, &member, fixes::WORKLOAD_IDENTITY_USER);
-            Some(Problem::new(Code::FederationMissingWorkloadIdentityUser, format!(
-                "the federated identity may not impersonate {sa} (or the account does not exist): it needs roles/iam.workloadIdentityUser on the service account."
-            )).fix(Fix::run_as("the project owner", fix)))
-        }
-        _ => Some(no_credentials(e)),
+    match crate::commands::federation_problem(env, http, &f, e).await {
+        Some(p) => Some(p),
+        None => Some(no_credentials(e)),
     }
 }
 

@@ -138,12 +138,12 @@ pub fn wrap(text: &str, first: usize, indent: usize, width: usize) -> String {
         // Room kept at the end of each line for the continuation mark.
         let limit = width.saturating_sub(cont.len());
         let mut line_start = true;
-        let words = if cont.is_empty() {
-            body.split(' ').filter(|w| !w.is_empty()).collect()
+        let words: Vec<&str> = if cont.is_empty() {
+            body.split(' ').collect()
         } else {
             shell_words(body)
         };
-        for word in words {
+        for word in words.into_iter().filter(|w| !w.is_empty()) {
             let len = word.chars().count();
             if !line_start && col + 1 + len > limit {
                 out.push_str(cont);
@@ -164,28 +164,29 @@ pub fn wrap(text: &str, first: usize, indent: usize, width: usize) -> String {
     out
 }
 
-/// A command line's words, split at the spaces outside single quotes (the
-/// only quoting [`crate::fixes::sh_quote`] writes): a quoted argument with
-/// spaces in it is one word, never broken by a ` \` continuation, which the
-/// shell would take literally inside the quotes.
+/// A command line cut at the spaces a shell splits words at: never inside
+/// '…' or "…", where a ` \` continuation would become part of the argument.
 fn shell_words(line: &str) -> Vec<&str> {
     let mut words = Vec::new();
-    let (mut start, mut quoted) = (0, false);
+    let (mut start, mut quote, mut escaped) = (0, None, false);
     for (i, c) in line.char_indices() {
-        match c {
-            '\'' => quoted = !quoted,
-            ' ' if !quoted => {
-                if i > start {
-                    words.push(&line[start..i]);
-                }
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            // A backslash quotes the next character, outside '…'.
+            (None | Some('"'), '\\') => escaped = true,
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') => {
+                words.push(&line[start..i]);
                 start = i + 1;
             }
             _ => {}
         }
     }
-    if start < line.len() {
-        words.push(&line[start..]);
-    }
+    words.push(&line[start..]);
     words
 }
 
@@ -202,6 +203,16 @@ mod tests {
             source: e,
         };
         assert_eq!(w.to_string(), "writing to stdout: No space left on device");
+    }
+
+    #[test]
+    fn a_command_is_never_broken_inside_quotes() {
+        let cmd = "$ gcloud update --attribute-condition='attribute.aws_role in ['\\''a'\\'', '\\''b'\\'']' --project=p";
+        let w = wrap(cmd, 0, 0, 30);
+        assert_eq!(
+            w,
+            "gcloud update \\\n    --attribute-condition='attribute.aws_role in ['\\''a'\\'', '\\''b'\\'']' \\\n    --project=p"
+        );
     }
 
     #[test]

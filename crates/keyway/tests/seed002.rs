@@ -279,10 +279,12 @@ fn the_execution_role_as_task_role_is_refused_by_the_attribute_condition() {
         err.contains("unauthorized_client") && err.contains("attribute condition"),
         "{err}"
     );
-    // The hint names the role presented, that it is the task role, and how to see the condition.
+    // The hint names the role presented, that it is the task role, what to add to the
+    // condition, and how to see it (gcloud takes the provider's full name, never a
+    // project number in --project).
     assert!(
         err.contains(
-            "attribute.aws_role = arn:aws:sts::538104962771:assumed-role/ecsTaskExecutionRole)"
+            "attribute.aws_role = arn:aws:sts::538104962771:assumed-role/ecsTaskExecutionRole."
         ),
         "{err}"
     );
@@ -291,7 +293,7 @@ fn the_execution_role_as_task_role_is_refused_by_the_attribute_condition() {
         "{err}"
     );
     assert!(
-        err.contains("gcloud iam workload-identity-pools providers describe aws-provider --workload-identity-pool=bq-pool --location=global --project=402718395026"),
+        err.contains("gcloud iam workload-identity-pools providers describe projects/402718395026/locations/global/workloadIdentityPools/bq-pool/providers/aws-provider"),
         "{err}"
     );
     let (secret_key, session_token) = task_role_credentials(&task);

@@ -49,7 +49,7 @@ pub fn world_definition(t: &EcsTask) -> TaskDefinition {
     let mut d = json!({
         "containerDefinitions": [container],
         "networkMode": "awsvpc",
-        "requiresCompatibilities": ["FARGATE"],
+        "requiresCompatibilities": [if t.instance.is_some() { "EC2" } else { "FARGATE" }],
         "cpu": "256",
         "memory": "512",
     });

@@ -212,7 +212,9 @@ impl Aws {
         lifetime_secs: i64,
     ) -> Result<TempCredentials, CloudError> {
         let now = self.cloud.clock.now_secs();
-        // Callers bound the lifetime (STS: 900..=43200); a clock at the end of time saturates.
+        // Callers bound the lifetime (STS: 900..=43200); a world with short
+        // tokens shortens it; a clock at the end of time saturates.
+        let lifetime_secs = self.cloud.cap_lifetime(lifetime_secs);
         let exp = now.saturating_add(lifetime_secs.max(0));
         let k = format!("ASIA{}", ids::random_upper(16)?);
         let claims = SessionClaims {

@@ -135,6 +135,9 @@ pub struct EcsTask {
     pub credentials_id: String,
     pub task_role_arn: Option<String>,
     pub execution_role_arn: Option<String>,
+    /// The EC2 instance the task runs on (the EC2 launch type); `None`: Fargate.
+    #[serde(default)]
+    pub instance: Option<String>,
     #[serde(default)]
     pub secrets: Vec<TaskSecret>,
     #[serde(default)]

@@ -122,6 +122,7 @@ pub fn changes(store: &Store, now: i64, w: &AwsWorld) -> Result<Vec<Change>, Clo
                 .execution_role
                 .as_ref()
                 .map(|r| super::model::role_arn(&t.account, r)),
+            instance: t.instance.clone(),
             secrets: t
                 .secrets
                 .iter()

@@ -108,6 +108,12 @@ pub struct TaskDecl {
     /// The execution role: what ECS uses to pull `secrets` at start.
     #[serde(default)]
     pub execution_role: Option<String>,
+    /// The EC2 launch type: the `[[ec2_instance]]` (same account and region)
+    /// the task runs on. Its containers also reach the node's IMDS, so a task
+    /// without a task role gets the instance profile's role from the SDKs.
+    /// Absent: Fargate.
+    #[serde(default)]
+    pub instance: Option<String>,
     #[serde(default)]
     pub secrets: Vec<TaskSecretDecl>,
     #[serde(default)]
@@ -593,6 +599,20 @@ pub fn validate<E>(raw: Raw, key_names: &[String], err: Err<'_, E>) -> Result<Aw
                     ),
                 ));
             }
+        }
+        if let Some(n) = &t.instance
+            && !w
+                .ec2
+                .iter()
+                .any(|i| &i.name == n && i.account == t.account && i.region == t.region)
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[[ecs_task]] '{}' key `instance`: no [[ec2_instance]] '{n}' in account {} and region {}",
+                    t.name, t.account, t.region
+                ),
+            ));
         }
         for s in &t.secrets {
             if s.name.is_empty()

@@ -71,8 +71,14 @@ pub fn up(a: UpArgs, env: &Env) -> anyhow::Result<ExitCode> {
             data.display()
         );
     }
-    let (cloud, seeded) = match Cloud::open(&data, &key_file, world.as_ref(), Arc::new(SystemClock))
-    {
+    let clock: Arc<dyn keyway_core::Clock> = match a.clock_offset {
+        Some(off) => Arc::new(keyway_cloud::time::OffsetClock::new(
+            Arc::new(SystemClock),
+            off.as_millis() as i64,
+        )),
+        None => Arc::new(SystemClock),
+    };
+    let (cloud, seeded) = match Cloud::open(&data, &key_file, world.as_ref(), clock) {
         Err(keyway_cloud::cloud::CloudError::WorldDiffers { .. }) => {
             let w = absolute(a.world.as_deref().unwrap_or(std::path::Path::new("")))?;
             bail!(
@@ -438,12 +444,26 @@ fn aws_env(
             let start = start_task(ep, name)?;
             export("AWS_REGION", &t.region);
             export("AWS_DEFAULT_REGION", &t.region);
-            export("AWS_EXECUTION_ENV", "AWS_ECS_FARGATE");
             export(
                 "ECS_CONTAINER_METADATA_URI_V4",
                 &format!("{}{}", t.agent, t.metadata_path),
             );
-            export("AWS_EC2_METADATA_DISABLED", "true");
+            match &t.node_imds {
+                // The EC2 launch type: the node's IMDS answers the containers too
+                // (nothing blocks it here), as on an instance without
+                // ECS_AWSVPC_BLOCK_IMDS or a hop limit of 1.
+                Some(imds) => {
+                    export("AWS_EXECUTION_ENV", "AWS_ECS_EC2");
+                    export("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds);
+                    export("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4");
+                    unset.push("AWS_EC2_METADATA_DISABLED");
+                }
+                None => {
+                    export("AWS_EXECUTION_ENV", "AWS_ECS_FARGATE");
+                    export("AWS_EC2_METADATA_DISABLED", "true");
+                    unset.push("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+                }
+            }
             // The revision started decides (a new one may have added a task role).
             match (&start.credentials_path, &start.auth_token) {
                 (Some(p), Some(tok)) => {
@@ -462,7 +482,6 @@ fn aws_env(
             // A container has no ~/.aws: keep the developer's files out of it.
             export("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
             export("AWS_CONFIG_FILE", "/dev/null");
-            unset.push("AWS_EC2_METADATA_SERVICE_ENDPOINT");
             for (k, v) in &start.secrets {
                 export(k, v);
             }

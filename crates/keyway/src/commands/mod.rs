@@ -11,6 +11,7 @@ mod token;
 mod watch;
 mod whoami;
 
+pub use doctor::federation_problem;
 pub use exec::EXIT_KEYWAY_FAILED;
 
 use crate::cli::{Cli, CloudCommand, Command};
