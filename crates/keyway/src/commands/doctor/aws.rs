@@ -5,7 +5,7 @@
 //! session token), and each Secrets Manager reference (AccessDenied with the
 //! principal, the action, the resource and the statement to add).
 
-use super::{Cloud, Step};
+use super::{Cloud, Step, skipped_references, tried};
 use crate::aws;
 use crate::diagnosis::{Code, Problem};
 use keyway_auth::{AwsAuthError, AwsOutcome, AwsSourceKind};
@@ -24,15 +24,6 @@ pub async fn walk(
     no_refs: bool,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
-    let skip_refs = |steps: &mut Vec<Step>, why: &str| {
-        for r in refs {
-            steps.push(
-                Step::new(A, "reference", "the secret's value")
-                    .reference(r)
-                    .skipped(why),
-            );
-        }
-    };
     // 1. The chain. IMDS at its default address only where this is EC2 (as whoami).
     let chain = Step::new(A, "credentials", "AWS credentials (the SDKs' chain)");
     let probe_imds = aws::looks_like_ec2();
@@ -42,7 +33,7 @@ pub async fn walk(
             let problem = aws::credentials_problem(env, &e);
             let mut s = chain.found(e.to_string());
             if let AwsAuthError::NotConfigured { attempts } = &e {
-                s = s.looked_in(tried(attempts));
+                s = s.looked_in(tried(attempts.iter().map(|a| (&a.source, &a.outcome))));
                 // Nothing configured and no reference asked for AWS: not a failure of this machine.
                 if no_refs
                     && !aws::in_ecs(env)
@@ -55,7 +46,7 @@ pub async fn walk(
                 }
             }
             steps.push(s.failed(problem));
-            skip_refs(&mut steps, "no AWS credentials");
+            steps.extend(skipped_references(A, refs, "no AWS credentials"));
             return steps;
         }
         Err(_) => {
@@ -66,7 +57,7 @@ pub async fn walk(
                     timeout.as_secs()
                 ),
             ))));
-            skip_refs(&mut steps, "no AWS credentials");
+            steps.extend(skipped_references(A, refs, "no AWS credentials"));
             return steps;
         }
     };
@@ -74,7 +65,11 @@ pub async fn walk(
     if let Some((r, from)) = provider.region() {
         found.push_str(&format!("; region {r} (from {from})"));
     }
-    let s = chain.looked_in(tried(provider.attempts())).found(found);
+    let s = chain
+        .looked_in(tried(
+            provider.attempts().iter().map(|a| (&a.source, &a.outcome)),
+        ))
+        .found(found);
     // An ECS task whose credentials came from the node (EC2 launch type, no task role).
     steps.push(
         if aws::in_ecs(env) && provider.source().kind == AwsSourceKind::Imds {
@@ -107,7 +102,7 @@ pub async fn walk(
                 other => aws::credentials_problem(env, other),
             };
             steps.push(id_step.found(e.to_string()).failed(problem));
-            skip_refs(&mut steps, "AWS refuses the credentials");
+            steps.extend(skipped_references(A, refs, "AWS refuses the credentials"));
             return steps;
         }
     }
@@ -138,17 +133,4 @@ pub async fn walk(
         }
     }
     steps
-}
-
-/// Where the chain looked, in its order, and why each source that did not
-/// answer did not: "environment (AWS_ACCESS_KEY_ID is not set), …".
-fn tried(attempts: &[keyway_auth::AwsAttempt]) -> String {
-    attempts
-        .iter()
-        .map(|a| match &a.outcome {
-            AwsOutcome::NotConfigured(why) => format!("{} ({why})", a.source),
-            _ => a.source.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

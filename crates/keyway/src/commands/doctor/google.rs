@@ -7,12 +7,12 @@
 //! the VM's service account does not" (seed 000) and "the secret does not
 //! exist" apart from a plain denial.
 
-use super::{Cloud, Step};
+use super::{Cloud, Step, skipped_references, tried};
 use crate::commands::resolve;
 use crate::diagnosis::{Code, Fix, Problem};
 use crate::fixes::{self, Cmd};
 use crate::google::{self, Who};
-use keyway_auth::{AuthError, GoogleCredentials, Outcome, SourceKind};
+use keyway_auth::{AuthError, GoogleCredentials, SourceKind};
 use keyway_core::{Env, Reference, Secret, SecretRef, SystemClock, vars};
 use keyway_http::{Call, Cap};
 use keyway_secrets::{FetchError, Fetcher};
@@ -29,21 +29,12 @@ pub async fn walk(
     timeout: Duration,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
-    let skip_refs = |steps: &mut Vec<Step>, why: &str| {
-        for r in refs {
-            steps.push(
-                Step::new(G, "reference", "the secret's value")
-                    .reference(r)
-                    .skipped(why),
-            );
-        }
-    };
     // 1. Which source answers.
     let adc = Step::new(G, "credentials", "Application Default Credentials");
     let creds = match tokio::time::timeout(timeout, google::credentials(env, http)).await {
         Ok(Ok(c)) => {
             steps.push(
-                adc.looked_in(tried(c.attempts()))
+                adc.looked_in(tried(c.attempts().iter().map(|a| (&a.source, &a.outcome))))
                     .found(c.source().to_string()),
             );
             c
@@ -52,15 +43,15 @@ pub async fn walk(
             let p = google::credentials_problem(env, http, &e).await;
             let mut s = adc.found(e.to_string());
             if let AuthError::NotConfigured { attempts } = &e {
-                s = s.looked_in(tried(attempts));
+                s = s.looked_in(tried(attempts.iter().map(|a| (&a.source, &a.outcome))));
             }
             steps.push(s.failed(p));
-            skip_refs(&mut steps, "no Google credentials");
+            steps.extend(skipped_references(G, refs, "no Google credentials"));
             return steps;
         }
         Err(_) => {
             steps.push(adc.failed(Some(took_too_long(timeout))));
-            skip_refs(&mut steps, "no Google credentials");
+            steps.extend(skipped_references(G, refs, "no Google credentials"));
             return steps;
         }
     };
@@ -94,12 +85,12 @@ pub async fn walk(
         Ok(Err(e)) => {
             let p = google::credentials_problem(env, http, &e).await;
             steps.push(tok.found(e.to_string()).failed(p));
-            skip_refs(&mut steps, "no Google access token");
+            steps.extend(skipped_references(G, refs, "no Google access token"));
             return steps;
         }
         Err(_) => {
             steps.push(tok.failed(Some(took_too_long(timeout))));
-            skip_refs(&mut steps, "no Google access token");
+            steps.extend(skipped_references(G, refs, "no Google access token"));
             return steps;
         }
     };
@@ -167,20 +158,6 @@ pub async fn walk(
         }
     }
     steps
-}
-
-/// Where ADC looked, in its order, and why each source that did not answer
-/// did not: "GOOGLE_APPLICATION_CREDENTIALS (… is not set), gcloud's
-/// well-known file (no file at …), metadata server".
-fn tried(attempts: &[keyway_auth::Attempt]) -> String {
-    attempts
-        .iter()
-        .map(|a| match &a.outcome {
-            Outcome::NotConfigured(why) => format!("{} ({why})", a.source),
-            _ => a.source.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn took_too_long(timeout: Duration) -> Problem {

@@ -126,6 +126,39 @@ impl Step {
     }
 }
 
+/// Where a credential chain looked, in its order, and why each source that
+/// did not answer did not: "GOOGLE_APPLICATION_CREDENTIALS (… is not set),
+/// gcloud's well-known file (no file at …), metadata server".
+pub fn tried<'a, S, A, E>(
+    attempts: impl IntoIterator<Item = (&'a S, &'a keyway_auth::ChainOutcome<A, E>)>,
+) -> String
+where
+    S: std::fmt::Display + 'a,
+    A: std::fmt::Display + 'a,
+    E: 'a,
+{
+    attempts
+        .into_iter()
+        .map(|(source, outcome)| match outcome {
+            keyway_auth::ChainOutcome::NotConfigured(why) => format!("{source} ({why})"),
+            _ => source.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A `reference` step for each of `refs`, skipped because `why` (a step
+/// they need failed).
+pub fn skipped_references(cloud: Cloud, refs: &[&SecretRef], why: &str) -> Vec<Step> {
+    refs.iter()
+        .map(|r| {
+            Step::new(cloud, "reference", "the secret's value")
+                .reference(r)
+                .skipped(why)
+        })
+        .collect()
+}
+
 /// The whole report.
 #[derive(Debug, Serialize)]
 pub struct Report {
