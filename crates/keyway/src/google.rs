@@ -1,21 +1,16 @@
 //! The binary's one doorway to keyway-auth: build the context from the captured
-//! environment, run Application Default Credentials, describe who answered
-//! (for hints and `whoami`), and explain why the credentials failed (why
-//! Workload Identity Federation refused is told by `commands/doctor/federation.rs`).
-//! Every explanation is chosen by matching
-//! the typed error (the call, the OAuth code, the rpc status), and what the
-//! credentials file says comes from keyway-auth ([`keyway_auth::credential_file`]):
-//! the binary never reads or parses a credentials file itself.
+//! environment, run Application Default Credentials, and describe who answered
+//! (for diagnoses and `whoami`): the VM, the federated member, the AWS identity
+//! an aws1 configuration presents. Why credentials failed is told by
+//! `google_failure.rs` and `federation.rs`; what the credentials file says comes
+//! from keyway-auth ([`keyway_auth::credential_file`]): the binary never reads or
+//! parses a credentials file itself.
 
 use crate::context::context;
-use crate::diagnosis::{Code, Fix, Problem};
-use crate::fixes;
 use keyway_auth::{
-    AuthError, ConfigProblem, CredentialKind, Federation, GoogleCall, GoogleCredentials, Source,
-    SubjectSourceKind,
+    AuthError, CredentialKind, Federation, GoogleCredentials, Source, SubjectSourceKind,
 };
 use keyway_core::{Env, Secret};
-use keyway_http::google::OAuthErrorCode;
 use keyway_http::{Call, Cap};
 use std::time::Duration;
 
@@ -176,9 +171,6 @@ pub async fn vm_of(http: &reqwest::Client, host: &str) -> Option<Vm> {
     })
 }
 
-/// Where to look when no Google credentials were found.
-pub const CREDENTIALS_HINT: &str = "set GOOGLE_APPLICATION_CREDENTIALS to a credentials file, run `gcloud auth application-default login`, or run on a VM with a service account";
-
 /// The federation settings of the credentials file ADC reads, if it is an
 /// `external_account` file (as keyway-auth parsed it).
 pub fn federation(env: &Env, http: &reqwest::Client) -> Option<Federation> {
@@ -235,127 +227,4 @@ pub async fn federated_member(
         None
     };
     member_for(&f, role.as_deref())
-}
-
-/// The diagnosis when Google credentials could not be had: the credentials
-/// file itself (missing, invalid at a line, a URL that is not Google's), user
-/// credentials expired or revoked, a metadata server that does not answer,
-/// and for Workload Identity Federation why STS or IAM Credentials refused.
-pub async fn credentials_problem(
-    env: &Env,
-    http: &reqwest::Client,
-    e: &AuthError,
-) -> Option<Problem> {
-    if let Some(p) = configuration_problem(e) {
-        return Some(p);
-    }
-    // No source answered, but one was named and failed (a metadata server
-    // GCE_METADATA_HOST names that does not answer): that one's diagnosis.
-    if let AuthError::NotConfigured { attempts } = e
-        && let Some(p) = attempts
-            .iter()
-            .filter_map(|a| a.outcome.failure())
-            .find_map(configuration_problem)
-    {
-        return Some(p);
-    }
-    let Some(f) = federation(env, http) else {
-        return Some(no_credentials(e));
-    };
-    match crate::commands::federation_problem(env, http, &f, e).await {
-        Some(p) => Some(p),
-        None => Some(no_credentials(e)),
-    }
-}
-
-/// Problems of the configuration itself, whatever the credentials' type: a
-/// file that is missing or invalid (at its line), user credentials Google no
-/// longer accepts, a metadata server named but silent.
-pub fn configuration_problem(e: &AuthError) -> Option<Problem> {
-    match e {
-        AuthError::InvalidConfig {
-            path,
-            origin,
-            problem: ConfigProblem::Missing,
-            ..
-        } => Some(Problem::new(
-            Code::GoogleCredentialsFileMissing,
-            format!(
-                "{} names {}, which does not exist: point it at the credentials file, or unset it so that ADC looks at gcloud's file and the metadata server",
-                origin,
-                path.display()
-            ),
-        )),
-        AuthError::InvalidConfig {
-            path,
-            line,
-            problem,
-            ..
-        } => {
-            let code = match problem {
-                ConfigProblem::NotGoogleEndpoint { .. } => Code::FederationBadUrl,
-                _ => Code::GoogleCredentialsFileInvalid,
-            };
-            let change = match problem {
-                ConfigProblem::NotGoogleEndpoint { field, service, .. } => format!(
-                    "set {field} to a https://{}.googleapis.com URL (Google's libraries refuse any other host before they send anything; \
-                     {} points keyway at another one), or regenerate the file with `gcloud iam workload-identity-pools create-cred-config`",
-                    service.name(),
-                    service.override_var()
-                ),
-                ConfigProblem::NotJson(parser) => format!(
-                    "make it valid JSON (the parser said: {parser}; it notices a missing or extra comma only at the next token)"
-                ),
-                ConfigProblem::MissingField(field) => format!("add the field \"{field}\""),
-                ConfigProblem::WrongType { field, expected } => {
-                    format!("make the field \"{field}\" {expected}")
-                }
-                other => other.to_string(),
-            };
-            Some(
-                Problem::new(
-                    code,
-                    format!("the credentials file {} is not valid.", path.display()),
-                )
-                .fix(Fix::Edit {
-                    file: path.clone(),
-                    line: *line,
-                    change,
-                }),
-            )
-        }
-        AuthError::Rejected(r)
-            if r.call == GoogleCall::RefreshUser
-                && r.body.oauth_code() == Some(&OAuthErrorCode::InvalidGrant) =>
-        {
-            Some(
-                Problem::new(
-                    Code::GoogleUserCredentialsExpired,
-                    "Google refused the user credentials' refresh token (invalid_grant): it has expired or was revoked \
-                     (a password change, `gcloud auth application-default revoke`, or an organisation's session length). Log in again:",
-                )
-                .fix(Fix::run(fixes::Cmd::new([
-                    "gcloud",
-                    "auth",
-                    "application-default",
-                    "login",
-                ]))),
-            )
-        }
-        AuthError::MetadataUnreachable { var, host, .. } => Some(Problem::new(
-            Code::GoogleMetadataUnreachable,
-            format!(
-                "{var} is {host}, but nothing there answers as a metadata server: start what it names (`keyway serve`, or run under `keyway exec --broker`), or unset {var}"
-            ),
-        )),
-        _ => None,
-    }
-}
-
-fn no_credentials(e: &AuthError) -> Problem {
-    let code = match e {
-        AuthError::NotConfigured { .. } => Code::GoogleNoCredentials,
-        _ => Code::Other,
-    };
-    Problem::new(code, CREDENTIALS_HINT)
 }

@@ -8,8 +8,10 @@ mod cli;
 mod commands;
 mod context;
 mod diagnosis;
+mod federation;
 mod fixes;
 mod google;
+mod google_failure;
 mod logging;
 mod output;
 

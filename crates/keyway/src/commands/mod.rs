@@ -11,7 +11,6 @@ mod token;
 mod watch;
 mod whoami;
 
-pub use doctor::federation_problem;
 pub use exec::EXIT_KEYWAY_FAILED;
 
 use crate::cli::{Cli, CloudCommand, Command};

@@ -123,7 +123,8 @@ impl Resolver {
                     }
                     Ok(Err(e)) => {
                         let transient = e.auth().is_transient();
-                        let hint = google::credentials_problem(env, http, e.auth()).await;
+                        let hint =
+                            crate::google_failure::credentials_problem(env, http, e.auth()).await;
                         return Err(all_fail(
                             wanted,
                             &format!("no Google credentials: {e:#}"),

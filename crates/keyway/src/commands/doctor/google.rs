@@ -40,7 +40,7 @@ pub async fn walk(
             c
         }
         Ok(Err(e)) => {
-            let p = google::credentials_problem(env, http, &e).await;
+            let p = crate::google_failure::credentials_problem(env, http, &e).await;
             let mut s = adc.found(e.to_string());
             if let AuthError::NotConfigured { attempts } = &e {
                 s = s.looked_in(tried(attempts.iter().map(|a| (&a.source, &a.outcome))));
@@ -83,7 +83,7 @@ pub async fn walk(
             t
         }
         Ok(Err(e)) => {
-            let p = google::credentials_problem(env, http, &e).await;
+            let p = crate::google_failure::credentials_problem(env, http, &e).await;
             steps.push(tok.found(e.to_string()).failed(p));
             steps.extend(skipped_references(G, refs, "no Google access token"));
             return steps;

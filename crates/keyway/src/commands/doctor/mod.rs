@@ -9,10 +9,7 @@
 //! its version), the text rendering and the exit status.
 
 mod aws;
-mod federation;
 mod google;
-
-pub use federation::problem as federation_problem;
 
 use crate::cli::{DoctorArgs, Output};
 use crate::context;
