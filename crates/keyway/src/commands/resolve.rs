@@ -348,6 +348,15 @@ pub fn google_problem(e: &FetchError, r: &SecretRef, who: Option<&Who>) -> Optio
             )
             .fix(Fix::run(fixes::list_versions(project, secret))),
         ),
+        // `enable` takes a version's number, not the `latest` alias: list them.
+        FetchError::NotEnabled { .. } if version == "latest" => Some(
+            Problem::new(
+                Code::GoogleVersionDisabled,
+                "the latest version is disabled or destroyed; find its number (a destroyed version cannot come back) \
+                 and enable it with `gcloud secrets versions enable NUMBER`, or add a new version:",
+            )
+            .fix(Fix::run(fixes::list_versions(project, secret))),
+        ),
         FetchError::NotEnabled { .. } => Some(
             Problem::new(
                 Code::GoogleVersionDisabled,
@@ -386,4 +395,39 @@ pub fn unresolved(failures: &[Failure]) -> anyhow::Error {
         m.push_str(&format!("\n  {f}"));
     }
     Failed::error(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disabled(r: &str) -> Problem {
+        let r = SecretRef::parse(r).unwrap();
+        let e = FetchError::NotEnabled {
+            reference: r.to_string(),
+            message: "is in DISABLED state".into(),
+        };
+        google_problem(&e, &r, None).unwrap()
+    }
+
+    #[test]
+    fn a_disabled_version_is_enabled_by_its_number_never_by_the_latest_alias() {
+        let pinned = disabled("sm://p/s#3");
+        assert_eq!(pinned.code, Code::GoogleVersionDisabled);
+        assert!(
+            pinned
+                .to_string()
+                .ends_with("$ gcloud secrets versions enable 3 --secret=s --project=p"),
+            "{pinned}"
+        );
+        let latest = disabled("sm://p/s");
+        assert_eq!(latest.code, Code::GoogleVersionDisabled);
+        assert!(
+            latest
+                .to_string()
+                .ends_with("$ gcloud secrets versions list s --project=p"),
+            "{latest}"
+        );
+        assert!(!latest.to_string().contains("enable latest"), "{latest}");
+    }
 }
