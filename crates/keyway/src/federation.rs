@@ -21,7 +21,7 @@ use keyway_auth::{
     SubjectSourceKind, WorkloadProvider,
 };
 use keyway_cloud::google::attributes::{self, Mapped};
-use keyway_core::{Env, Secret, vars};
+use keyway_core::{Env, vars};
 use keyway_http::google::{OAuthErrorCode, RpcStatus};
 use keyway_http::{Call, Cap};
 use std::collections::BTreeMap;
@@ -31,7 +31,6 @@ const OWNER: &str = "the project owner";
 /// IAM v1 (workload identity pools), unless CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM says otherwise.
 const IAM_DEFAULT: &str = "https://iam.googleapis.com/";
 const PROVIDER_CAP: Cap = Cap::kib(256);
-const TOKEN_FILE_CAP: u64 = 64 * 1024;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The diagnosis of a federated workload's failure, when it is one of
@@ -336,7 +335,7 @@ async fn read_provider(
     http: &reqwest::Client,
     p: &WorkloadProvider,
 ) -> Result<ProviderView, Unread> {
-    let token = person_token(env).ok_or(Unread::NoPerson)?;
+    let (_, token) = crate::google::gcloud_person(env).ok_or(Unread::NoPerson)?;
     let mut base = env
         .non_empty(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM)
         .unwrap_or(IAM_DEFAULT)
@@ -377,20 +376,6 @@ async fn read_provider(
         condition: v["attributeCondition"].as_str().map(str::to_owned),
         mapping,
     })
-}
-
-/// The access token of gcloud's active account, from the file gcloud is told
-/// to use (CLOUDSDK_AUTH_ACCESS_TOKEN_FILE) when CLOUDSDK_CORE_ACCOUNT names the account.
-fn person_token(env: &Env) -> Option<Secret<String>> {
-    use std::io::Read;
-    env.non_empty(vars::CLOUDSDK_CORE_ACCOUNT)?;
-    let path = env.non_empty(vars::CLOUDSDK_AUTH_ACCESS_TOKEN_FILE)?;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(TOKEN_FILE_CAP).read_to_string(&mut text))
-        .ok()?;
-    let t = text.trim();
-    (!t.is_empty()).then(|| Secret::new(t.to_owned()))
 }
 
 #[cfg(test)]

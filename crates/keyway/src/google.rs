@@ -10,7 +10,7 @@ use crate::context::context;
 use keyway_auth::{
     AuthError, CredentialKind, Federation, GoogleCredentials, Source, SubjectSourceKind,
 };
-use keyway_core::{Env, Secret};
+use keyway_core::{Env, Secret, vars};
 use keyway_http::{Call, Cap};
 use std::time::Duration;
 
@@ -227,4 +227,21 @@ pub async fn federated_member(
         None
     };
     member_for(&f, role.as_deref())
+}
+
+/// The person at this machine as gcloud holds them: gcloud's active account
+/// (CLOUDSDK_CORE_ACCOUNT) and the access token gcloud is told to use
+/// (CLOUDSDK_AUTH_ACCESS_TOKEN_FILE, one line, at most 64 KiB). `keyway
+/// doctor` asks with it what the workload itself may not (a provider's
+/// condition, the person's own permissions).
+pub fn gcloud_person(env: &Env) -> Option<(String, Secret<String>)> {
+    use std::io::Read;
+    let account = env.non_empty(vars::CLOUDSDK_CORE_ACCOUNT)?;
+    let path = env.non_empty(vars::CLOUDSDK_AUTH_ACCESS_TOKEN_FILE)?;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+        .ok()?;
+    let token = text.trim();
+    (!token.is_empty()).then(|| (account.to_owned(), Secret::new(token.to_owned())))
 }

@@ -73,20 +73,26 @@ pub struct Fetched {
 
 pub const SECRETMANAGER_DEFAULT: &str = "https://secretmanager.googleapis.com/";
 
+/// Secret Manager's base URL for `env`: gcloud's endpoint override, else
+/// Google's; always ending in `/` (paths follow as `v1/projects/…`).
+pub fn secretmanager_base(env: &keyway_core::Env) -> String {
+    let mut base = env
+        .non_empty(keyway_core::vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER)
+        .unwrap_or(SECRETMANAGER_DEFAULT)
+        .to_owned();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    base
+}
+
 impl Fetcher {
     /// A fetcher for `env`'s endpoints; `clock` signs AWS requests (the binary
     /// passes the system clock, tests a manual one).
     pub fn new(http: reqwest::Client, env: &keyway_core::Env, clock: Arc<dyn Clock>) -> Fetcher {
-        let mut base = env
-            .non_empty(keyway_core::vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER)
-            .unwrap_or(SECRETMANAGER_DEFAULT)
-            .to_owned();
-        if !base.ends_with('/') {
-            base.push('/');
-        }
         Fetcher {
             http,
-            secretmanager: base,
+            secretmanager: secretmanager_base(env),
             concurrency: 16,
             retry: retry_within(Duration::from_secs(30)),
             aws: None,

@@ -442,12 +442,8 @@ async fn user_token(
     http: &reqwest::Client,
     creds: &GoogleCredentials,
 ) -> Option<(String, Secret<String>)> {
-    if let (Some(account), Some(path)) = (
-        env.non_empty(vars::CLOUDSDK_CORE_ACCOUNT),
-        env.non_empty(vars::CLOUDSDK_AUTH_ACCESS_TOKEN_FILE),
-    ) {
-        let token = read_token_file(std::path::Path::new(path))?;
-        return Some((account.to_owned(), token));
+    if let Some(person) = google::gcloud_person(env) {
+        return Some(person);
     }
     if creds.source().kind() == SourceKind::GcloudFile {
         return None;
@@ -466,19 +462,6 @@ async fn user_token(
     Some((email, token.token))
 }
 
-/// An access token file (gcloud's `--access-token-file`): one line, at most 64 KiB.
-fn read_token_file(path: &std::path::Path) -> Option<Secret<String>> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(64 * 1024)
-        .read_to_string(&mut text)
-        .ok()?;
-    let token = text.trim();
-    (!token.is_empty()).then(|| Secret::new(token.to_owned()))
-}
-
 /// The few Secret Manager calls the diagnosis makes (a diagnosis is best
 /// effort: `None` when the answer does not tell).
 struct SecretManager<'a> {
@@ -491,14 +474,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl<'a> SecretManager<'a> {
     fn new(env: &Env, http: &'a reqwest::Client) -> SecretManager<'a> {
-        let mut base = env
-            .non_empty(vars::CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER)
-            .unwrap_or(keyway_secrets::SECRETMANAGER_DEFAULT)
-            .to_owned();
-        if !base.ends_with('/') {
-            base.push('/');
+        SecretManager {
+            http,
+            base: keyway_secrets::secretmanager_base(env),
         }
-        SecretManager { http, base }
     }
 
     async fn call(
